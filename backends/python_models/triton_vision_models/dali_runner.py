@@ -1,0 +1,124 @@
+"""Run a DALI pipeline defined in a model's ``dali.py`` for a list of requests.
+
+The pipeline file follows the DALI backend's autoserialization convention: exactly one
+``@autoserialize``-decorated ``@pipeline_def`` whose external sources are named after the
+config's inputs and whose outputs are returned in the order of the config's outputs. Here the
+pipeline is built in-process (``device_id=None`` without a GPU) and fed a batch made of the
+samples of all requests in one execution.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import inspect
+import sys
+from pathlib import Path
+from types import ModuleType
+from typing import Callable, Sequence
+
+import numpy as np
+
+from .errors import ConfigError, InferenceError, ModelFileError
+from .spec import ModelSpec, RequestData
+
+DEFAULT_PIPELINE_FILENAME = "dali.py"
+
+
+def load_pipeline_module(path: Path, module_name: str) -> ModuleType:
+    if not path.is_file():
+        raise ModelFileError(f"DALI pipeline file {path} does not exist")
+    module_spec = importlib.util.spec_from_file_location(module_name, path)
+    if module_spec is None or module_spec.loader is None:
+        raise ModelFileError(f"cannot import DALI pipeline file {path}")
+    module = importlib.util.module_from_spec(module_spec)
+    sys.modules[module_name] = module
+    module_spec.loader.exec_module(module)
+    return module
+
+
+def find_autoserialized(module: ModuleType, path: Path) -> Callable:
+    found = [
+        obj
+        for _, obj in inspect.getmembers(module, inspect.isfunction)
+        if getattr(obj, "_is_autoserialize", False)
+    ]
+    if len(found) != 1:
+        raise ModelFileError(
+            f"{path}: expected exactly one @autoserialize pipeline_def, found {len(found)}"
+        )
+    return found[0]
+
+
+class DaliRunner:
+    """A pure runner (see :mod:`triton_adapter`) around one built DALI pipeline."""
+
+    def __init__(self, spec: ModelSpec, pipeline) -> None:
+        if not spec.batched:
+            raise ConfigError(f"model '{spec.name}': a DALI model needs max_batch_size > 0")
+        self.spec = spec
+        self.pipeline = pipeline
+        self.input_names = [tensor.name for tensor in spec.inputs]
+        self.output_names = [tensor.name for tensor in spec.outputs]
+
+    @classmethod
+    def from_spec(cls, spec: ModelSpec) -> "DaliRunner":
+        """Build the version folder's pipeline; ``num_threads`` comes from the config's parameters."""
+        num_threads = spec.int_parameter("num_threads", 2)
+        path = spec.version_dir / (spec.default_model_filename or DEFAULT_PIPELINE_FILENAME)
+        module = load_pipeline_module(path, f"triton_vision_dali_{spec.name}")
+        pipeline_fn = find_autoserialized(module, path)
+        pipeline = pipeline_fn(
+            batch_size=spec.max_batch_size,
+            num_threads=num_threads,
+            device_id=spec.device_id,
+            prefetch_queue_depth=1,
+            exec_async=False,
+            exec_pipelined=False,
+        )
+        pipeline.build()
+        return cls(spec, pipeline)
+
+    def run_samples(self, samples: dict[str, list[np.ndarray]]) -> list[list[np.ndarray]]:
+        """Run one batch; ``samples`` maps input name to per-sample arrays."""
+        for name in self.input_names:
+            self.pipeline.feed_input(name, samples[name])
+        outputs = self.pipeline.run()
+        if len(outputs) != len(self.output_names):
+            raise ConfigError(
+                f"model '{self.spec.name}': pipeline returns {len(outputs)} outputs, "
+                f"config declares {len(self.output_names)} ({self.output_names})"
+            )
+        per_output = []
+        for tensor_list in outputs:
+            if hasattr(tensor_list, "as_cpu"):
+                tensor_list = tensor_list.as_cpu()
+            per_output.append([np.array(tensor_list.at(i)) for i in range(len(tensor_list))])
+        return per_output
+
+    def __call__(self, requests: Sequence[RequestData]) -> list[dict[str, np.ndarray]]:
+        sizes = [request.batch_size(self.spec) for request in requests]
+        samples = {
+            name: [row for request in requests for row in request.inputs[name]] for name in self.input_names
+        }
+        total = sum(sizes)
+        produced: list[list[np.ndarray]] = [[] for _ in self.output_names]
+        for start in range(0, total, self.spec.max_batch_size):
+            chunk = {name: rows[start : start + self.spec.max_batch_size] for name, rows in samples.items()}
+            for slot, values in enumerate(self.run_samples(chunk)):
+                produced[slot].extend(values)
+        results = []
+        offset = 0
+        for size in sizes:
+            outputs = {}
+            for name, values in zip(self.output_names, produced):
+                mine = values[offset : offset + size]
+                shapes = {v.shape for v in mine}
+                if len(shapes) != 1:
+                    raise InferenceError(
+                        f"model '{self.spec.name}': output '{name}' has different shapes within one "
+                        f"request ({sorted(shapes)}); the pipeline must give uniform shapes"
+                    )
+                outputs[name] = np.stack(mine)
+            results.append(outputs)
+            offset += size
+        return results

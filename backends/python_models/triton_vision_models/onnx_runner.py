@@ -1,0 +1,86 @@
+"""Run an ONNX model for a list of requests, batching those whose shapes agree."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import numpy as np
+
+from .errors import ModelFileError
+from .spec import ModelSpec, RequestData
+
+DEFAULT_MODEL_FILENAME = "model.onnx"
+
+
+def model_path(spec: ModelSpec) -> Path:
+    return spec.version_dir / (spec.default_model_filename or DEFAULT_MODEL_FILENAME)
+
+
+class OnnxRunner:
+    """A pure runner (see :mod:`triton_adapter`) around one ONNX Runtime session."""
+
+    def __init__(self, spec: ModelSpec, session) -> None:  # session: onnxruntime.InferenceSession
+        self.spec = spec
+        self.session = session
+        model_inputs = {i.name for i in session.get_inputs()}
+        model_outputs = {o.name for o in session.get_outputs()}
+        for tensor in spec.inputs:
+            if tensor.name not in model_inputs:
+                raise ModelFileError(
+                    f"model '{spec.name}': config input '{tensor.name}' is not an input of the ONNX file "
+                    f"(it has {sorted(model_inputs)})"
+                )
+        for tensor in spec.outputs:
+            if tensor.name not in model_outputs:
+                raise ModelFileError(
+                    f"model '{spec.name}': config output '{tensor.name}' is not an output of the ONNX file "
+                    f"(it has {sorted(model_outputs)})"
+                )
+        self.output_names = [tensor.name for tensor in spec.outputs]
+
+    @classmethod
+    def from_spec(cls, spec: ModelSpec) -> "OnnxRunner":
+        """Load the version folder's ONNX file; honours ``intra_op_thread_count`` like the native backend."""
+        import onnxruntime as ort
+
+        intra_op_threads = spec.int_parameter("intra_op_thread_count", 0)
+
+        path = model_path(spec)
+        if not path.is_file():
+            raise ModelFileError(
+                f"model '{spec.name}': {path.name} is missing from {path.parent}; "
+                "run `triton-vision models prepare` first"
+            )
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = intra_op_threads
+        providers: list = ["CPUExecutionProvider"]
+        if spec.instance_kind == "KIND_GPU" and "CUDAExecutionProvider" in ort.get_available_providers():
+            providers.insert(0, ("CUDAExecutionProvider", {"device_id": spec.device_id or 0}))
+        session = ort.InferenceSession(str(path), sess_options=options, providers=providers)
+        return cls(spec, session)
+
+    def run_batch(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        results = self.session.run(self.output_names, dict(inputs))
+        return dict(zip(self.output_names, results))
+
+    def __call__(self, requests: Sequence[RequestData]) -> list[dict[str, np.ndarray]]:
+        if not self.spec.batched:
+            return [self.run_batch(request.inputs) for request in requests]
+        # Requests whose non-batch shapes agree run as one batch.
+        groups: dict[tuple, list[int]] = defaultdict(list)
+        for index, request in enumerate(requests):
+            key = tuple((name, array.shape[1:]) for name, array in sorted(request.inputs.items()))
+            groups[key].append(index)
+        results: list[dict[str, np.ndarray]] = [{} for _ in requests]
+        for members in groups.values():
+            names = list(requests[members[0]].inputs)
+            batch = {name: np.concatenate([requests[i].inputs[name] for i in members]) for name in names}
+            outputs = self.run_batch(batch)
+            sizes = [requests[i].batch_size(self.spec) for i in members]
+            offsets = np.cumsum([0, *sizes])
+            for slot, index in enumerate(members):
+                start, stop = offsets[slot], offsets[slot + 1]
+                results[index] = {name: value[start:stop] for name, value in outputs.items()}
+        return results

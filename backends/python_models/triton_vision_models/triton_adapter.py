@@ -1,0 +1,117 @@
+"""The one place that speaks Triton's Python backend API.
+
+It turns requests into :class:`RequestData`, hands them to a pure *runner* (a callable
+from a list of requests to a list of output dicts), turns results into responses and
+project errors into per-request ``TritonError``s. When a batch made of several requests
+fails, each request is run again on its own, so one bad request fails alone.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+import triton_python_backend_utils as pb_utils
+
+from .errors import InvalidInputError, TritonVisionError
+from .spec import ModelSpec, RequestData, check_input
+
+Runner = Callable[[Sequence[RequestData]], Sequence[Mapping[str, np.ndarray]]]
+
+
+def request_parameters(request: Any) -> dict[str, Any]:
+    raw = request.parameters()
+    if not raw:
+        return {}
+    parsed = json.loads(raw) if isinstance(raw, str) else dict(raw)
+    return parsed if isinstance(parsed, dict) else {}
+
+
+class TritonModelAdapter:
+    """Maps Triton requests to a pure runner and back, one response per request."""
+
+    def __init__(self, spec: ModelSpec, runner: Runner, *, validate_inputs: bool = True) -> None:
+        self.spec = spec
+        self.runner = runner
+        self.validate_inputs = validate_inputs
+        self.logger = pb_utils.Logger
+        self._output_dtypes = {out.name: out.dtype for out in spec.outputs}
+
+    # -- requests -> RequestData ------------------------------------------------------
+    def read(self, request: Any) -> RequestData:
+        inputs: dict[str, np.ndarray] = {}
+        for tensor in self.spec.inputs:
+            value = pb_utils.get_input_tensor_by_name(request, tensor.name)
+            if value is None:
+                raise InvalidInputError(f"model '{self.spec.name}': request has no input '{tensor.name}'")
+            array = value.as_numpy()
+            if self.validate_inputs:
+                check_input(self.spec, tensor, array)
+            inputs[tensor.name] = array
+        return RequestData(inputs=inputs, parameters=request_parameters(request))
+
+    # -- outputs -> responses ---------------------------------------------------------
+    def respond(self, outputs: Mapping[str, np.ndarray]) -> Any:
+        tensors = []
+        for name, array in outputs.items():
+            dtype = self._output_dtypes.get(name)
+            if dtype is not None and dtype != np.dtype(np.object_) and array.dtype != dtype:
+                array = array.astype(dtype)
+            tensors.append(pb_utils.Tensor(name, np.ascontiguousarray(array)))
+        return pb_utils.InferenceResponse(output_tensors=tensors)
+
+    def error(self, exc: BaseException) -> Any:
+        if isinstance(exc, InvalidInputError):
+            code = pb_utils.TritonError.INVALID_ARG
+            message = str(exc)
+        elif isinstance(exc, TritonVisionError):
+            code = pb_utils.TritonError.INTERNAL
+            message = str(exc)
+        else:
+            code = pb_utils.TritonError.INTERNAL
+            message = f"model '{self.spec.name}': {type(exc).__name__}: {exc}"
+            self.logger.log_error(message)
+        return pb_utils.InferenceResponse(output_tensors=[], error=pb_utils.TritonError(message, code))
+
+    # -- execute ----------------------------------------------------------------------
+    def execute(self, requests: Sequence[Any]) -> list[Any]:
+        responses: list[Any] = [None] * len(requests)
+        ready: list[tuple[int, RequestData]] = []
+        for index, request in enumerate(requests):
+            try:
+                ready.append((index, self.read(request)))
+            except TritonVisionError as exc:
+                responses[index] = self.error(exc)
+        self._run(ready, responses)
+        return responses
+
+    def _run(self, items: list[tuple[int, RequestData]], responses: list[Any]) -> None:
+        if not items:
+            return
+        try:
+            results = self.runner([data for _, data in items])
+        except Exception as exc:  # noqa: BLE001 - every failure becomes a response, never a crash
+            if len(items) > 1:
+                # Isolate: a batch that fails is retried request by request.
+                for item in items:
+                    self._run([item], responses)
+                return
+            responses[items[0][0]] = self.error(exc)
+            return
+        for (index, _), outputs in zip(items, results):
+            responses[index] = self.respond(outputs)
+
+
+def python_model(load_runner: Callable[[ModelSpec], Runner]) -> type:
+    """A ``TritonPythonModel`` class whose runner ``load_runner(spec)`` builds in ``initialize``."""
+
+    class TritonPythonModel:
+        def initialize(self, args: Mapping[str, str]) -> None:
+            spec = ModelSpec.from_triton_args(args)
+            self.adapter = TritonModelAdapter(spec, load_runner(spec))
+
+        def execute(self, requests: Sequence[Any]) -> list[Any]:
+            return self.adapter.execute(requests)
+
+    return TritonPythonModel

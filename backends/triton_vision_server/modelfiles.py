@@ -1,0 +1,243 @@
+"""Produce the ONNX files the model repository serves; they are never committed.
+
+For each ONNX model of the repository there are three sources, tried in this order by
+``prepare`` unless one is asked for:
+
+1. ``--from PATH``: a local ``.onnx`` file, checked against the config's tensor contract. A
+   file with one input and one output named otherwise (e.g. ``input``/``output``) has them
+   renamed to the contract's names.
+2. a download with a pinned sha256 (where the network allows);
+3. a stand-in: the real architecture and tensor contract with random weights, clearly marked.
+
+Next to each ``model.onnx`` a ``model.source.json`` records where it came from.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import tempfile
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import onnx
+
+from triton_vision_models import tensors as t
+from triton_vision_models.errors import ModelFileError
+
+from . import standins
+
+SOURCE_FILENAME = "model.source.json"
+MODEL_FILENAME = "model.onnx"
+
+
+@dataclass(frozen=True)
+class Contract:
+    """Tensor names (and non-batch shapes, -1 free) a model file must have."""
+
+    inputs: dict[str, tuple[int, ...]]
+    outputs: dict[str, tuple[int, ...]]
+
+
+@dataclass(frozen=True)
+class Download:
+    url: str
+    sha256: str
+    size: int
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    name: str  # model directory in model_repository/
+    description: str
+    contract: Contract
+    build_stand_in: Callable[[], onnx.ModelProto]
+    downloads: tuple[Download, ...] = field(default_factory=tuple)
+
+
+CATALOGUE: dict[str, ModelEntry] = {
+    t.CLASSIFIER: ModelEntry(
+        name=t.CLASSIFIER,
+        description="ResNet-18 v1 (ONNX model zoo resnet18-v1-7)",
+        contract=Contract(
+            inputs={t.CLASSIFIER_INPUT: (3, t.CLASSIFIER_INPUT_SIZE, t.CLASSIFIER_INPUT_SIZE)},
+            outputs={t.CLASSIFIER_OUTPUT: (1000,)},
+        ),
+        build_stand_in=lambda: standins.resnet18_model(t.CLASSIFIER_INPUT, t.CLASSIFIER_OUTPUT),
+        downloads=(
+            Download(
+                url="https://github.com/onnx/models/raw/main/validated/vision/classification/resnet/model/resnet18-v1-7.onnx",
+                sha256="4e8f8653e7a2222b3904cc3fe8e304cd8b339ce1d05fd24688162f86fb6df52c",
+                size=46_820_737,
+            ),
+        ),
+    ),
+}
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    """What ``model.source.json`` says about a prepared model file."""
+
+    kind: str  # "download" | "local" | "stand-in"
+    origin: str
+    sha256: str
+
+    @property
+    def is_stand_in(self) -> bool:
+        return self.kind == "stand-in"
+
+    def describe(self) -> str:
+        if self.is_stand_in:
+            return "STAND-IN with random weights (not pretrained: its labels are meaningless)"
+        return f"{self.kind} from {self.origin} (sha256 {self.sha256[:12]}...)"
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def version_dir(repository: Path, name: str) -> Path:
+    return repository / name / "1"
+
+
+def read_source(repository: Path, name: str) -> ModelSource | None:
+    """The recorded source of a prepared model, or None if it is not prepared."""
+    folder = version_dir(repository, name)
+    if not (folder / MODEL_FILENAME).is_file() or not (folder / SOURCE_FILENAME).is_file():
+        return None
+    data = json.loads((folder / SOURCE_FILENAME).read_text())
+    return ModelSource(kind=data["kind"], origin=data["origin"], sha256=data["sha256"])
+
+
+def _shape(value_info: onnx.ValueInfoProto) -> tuple[int, ...]:
+    dims = value_info.type.tensor_type.shape.dim
+    return tuple(d.dim_value if d.HasField("dim_value") else -1 for d in dims)
+
+
+def conform(model: onnx.ModelProto, entry: ModelEntry, origin: str) -> onnx.ModelProto:
+    """Check ``model`` against the entry's contract, renaming a lone input/output if needed."""
+    graph = model.graph
+    initializer_names = {init.name for init in graph.initializer}
+    inputs = [i for i in graph.input if i.name not in initializer_names]
+    renames: dict[str, str] = {}
+    for kind, actual, wanted in (("input", inputs, entry.contract.inputs), ("output", list(graph.output), entry.contract.outputs)):
+        names = {v.name for v in actual}
+        if names == set(wanted):
+            continue
+        if len(actual) == 1 and len(wanted) == 1:
+            renames[actual[0].name] = next(iter(wanted))
+            continue
+        raise ModelFileError(
+            f"{origin}: {kind}s {sorted(names)} do not match model '{entry.name}' contract {sorted(wanted)}"
+        )
+    if renames:
+        for value in list(graph.input) + list(graph.output):
+            if value.name in renames:
+                value.name = renames[value.name]
+        for node in graph.node:
+            node.input[:] = [renames.get(n, n) for n in node.input]
+            node.output[:] = [renames.get(n, n) for n in node.output]
+    for value in list(graph.input) + list(graph.output):
+        wanted = {**entry.contract.inputs, **entry.contract.outputs}.get(value.name)
+        if wanted is None:
+            continue
+        shape = _shape(value)
+        if len(shape) != len(wanted) + 1 or shape[0] not in (-1, 0):
+            raise ModelFileError(
+                f"{origin}: tensor '{value.name}' has shape {list(shape)}; model '{entry.name}' needs "
+                f"[batch, {', '.join(map(str, wanted))}] with a dynamic batch dimension"
+            )
+        for got, want in zip(shape[1:], wanted):
+            if want != -1 and got not in (-1, 0, want):
+                raise ModelFileError(
+                    f"{origin}: tensor '{value.name}' has shape {list(shape)}; model '{entry.name}' needs "
+                    f"[batch, {', '.join(map(str, wanted))}]"
+                )
+    return model
+
+
+def _install(model_or_file: onnx.ModelProto | Path, repository: Path, entry: ModelEntry, kind: str, origin: str) -> ModelSource:
+    folder = version_dir(repository, entry.name)
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / MODEL_FILENAME
+    with tempfile.NamedTemporaryFile(dir=folder, suffix=".onnx.partial", delete=False) as tmp:
+        tmp_path = Path(tmp.name)
+    try:
+        if isinstance(model_or_file, Path):
+            shutil.copyfile(model_or_file, tmp_path)
+        else:
+            onnx.save(model_or_file, str(tmp_path))
+        tmp_path.replace(target)
+    finally:
+        tmp_path.unlink(missing_ok=True)
+    source = ModelSource(kind=kind, origin=origin, sha256=sha256_of(target))
+    (folder / SOURCE_FILENAME).write_text(
+        json.dumps({"kind": source.kind, "origin": source.origin, "sha256": source.sha256}, indent=2) + "\n"
+    )
+    return source
+
+
+def import_local(path: Path, repository: Path, entry: ModelEntry) -> ModelSource:
+    if not path.is_file():
+        raise ModelFileError(f"--from {path}: no such file")
+    model = onnx.load(str(path))
+    original = onnx.load(str(path))
+    conformed = conform(model, entry, str(path))
+    unchanged = conformed.SerializeToString() == original.SerializeToString()
+    return _install(path if unchanged else conformed, repository, entry, "local", str(path.resolve()))
+
+
+def download(entry: ModelEntry, repository: Path, *, timeout: float = 30.0) -> ModelSource:
+    errors = []
+    for item in entry.downloads:
+        try:
+            with tempfile.TemporaryDirectory() as tmp:
+                partial = Path(tmp) / MODEL_FILENAME
+                with urllib.request.urlopen(item.url, timeout=timeout) as response, partial.open("wb") as out:
+                    shutil.copyfileobj(response, out, 1 << 20)
+                digest = sha256_of(partial)
+                if digest != item.sha256:
+                    raise ModelFileError(f"{item.url}: sha256 {digest} differs from the pinned {item.sha256}")
+                conform(onnx.load(str(partial), load_external_data=False), entry, item.url)
+                return _install(partial, repository, entry, "download", item.url)
+        except (OSError, ModelFileError) as exc:
+            errors.append(f"{item.url}: {exc}")
+    raise ModelFileError(f"model '{entry.name}': no download succeeded ({'; '.join(errors) or 'none known'})")
+
+
+def make_stand_in(repository: Path, entry: ModelEntry) -> ModelSource:
+    return _install(entry.build_stand_in(), repository, entry, "stand-in", "random weights, seed 0")
+
+
+def prepare(
+    repository: Path,
+    entry: ModelEntry,
+    *,
+    from_path: Path | None = None,
+    stand_in: bool = False,
+    force: bool = False,
+    report: Callable[[str], None] = print,
+) -> ModelSource:
+    """Put a model file in place, by the first source that works (see the module docstring)."""
+    if from_path is not None:
+        return import_local(from_path, repository, entry)
+    if stand_in:
+        return make_stand_in(repository, entry)
+    current = read_source(repository, entry.name)
+    if current is not None and not force:
+        if sha256_of(version_dir(repository, entry.name) / MODEL_FILENAME) == current.sha256:
+            return current
+    if entry.downloads:
+        try:
+            return download(entry, repository)
+        except ModelFileError as exc:
+            report(f"{entry.name}: download failed ({exc}); making a stand-in instead")
+    return make_stand_in(repository, entry)

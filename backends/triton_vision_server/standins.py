@@ -1,0 +1,111 @@
+"""Stand-in ONNX models: the real architecture and tensor contract, random weights.
+
+They are NOT pretrained: their answers are meaningless, their timings are not. Every stand-in
+carries ``metadata_props`` ``triton_vision.stand_in = "true"`` so tools can say so.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+STAND_IN_KEY = "triton_vision.stand_in"
+OPSET = 17
+
+
+class _GraphBuilder:
+    def __init__(self, seed: int) -> None:
+        self.rng = np.random.default_rng(seed)
+        self.nodes: list[onnx.NodeProto] = []
+        self.initializers: list[onnx.TensorProto] = []
+        self.count = 0
+
+    def name(self, prefix: str) -> str:
+        self.count += 1
+        return f"{prefix}{self.count}"
+
+    def weight(self, prefix: str, array: np.ndarray) -> str:
+        name = self.name(prefix)
+        self.initializers.append(numpy_helper.from_array(array.astype(np.float32), name))
+        return name
+
+    def conv(self, x: str, c_in: int, c_out: int, kernel: int, stride: int, relu: bool) -> str:
+        fan_in = c_in * kernel * kernel
+        w = self.rng.normal(0.0, np.sqrt(2.0 / fan_in), (c_out, c_in, kernel, kernel))
+        b = np.zeros(c_out)
+        out = self.name("conv")
+        pad = kernel // 2
+        self.nodes.append(
+            helper.make_node(
+                "Conv",
+                [x, self.weight("w", w), self.weight("b", b)],
+                [out],
+                kernel_shape=[kernel, kernel],
+                strides=[stride, stride],
+                pads=[pad, pad, pad, pad],
+            )
+        )
+        return self.relu(out) if relu else out
+
+    def relu(self, x: str) -> str:
+        out = self.name("relu")
+        self.nodes.append(helper.make_node("Relu", [x], [out]))
+        return out
+
+    def add(self, a: str, b: str) -> str:
+        out = self.name("add")
+        self.nodes.append(helper.make_node("Add", [a, b], [out]))
+        return out
+
+    def basic_block(self, x: str, c_in: int, c_out: int, stride: int) -> str:
+        y = self.conv(x, c_in, c_out, 3, stride, relu=True)
+        y = self.conv(y, c_out, c_out, 3, 1, relu=False)
+        shortcut = x if (stride == 1 and c_in == c_out) else self.conv(x, c_in, c_out, 1, stride, relu=False)
+        return self.relu(self.add(y, shortcut))
+
+
+def resnet18_model(input_name: str, output_name: str, *, num_classes: int = 1000, seed: int = 0) -> onnx.ModelProto:
+    """ResNet-18 (v1.5: stride on the 3x3 conv) with batch-norm folded into conv biases."""
+    g = _GraphBuilder(seed)
+    x = g.conv(input_name, 3, 64, 7, 2, relu=True)
+    pooled = g.name("pool")
+    g.nodes.append(helper.make_node("MaxPool", [x], [pooled], kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1]))
+    x, channels = pooled, 64
+    for width, stride in ((64, 1), (128, 2), (256, 2), (512, 2)):
+        x = g.basic_block(x, channels, width, stride)
+        x = g.basic_block(x, width, width, 1)
+        channels = width
+    gap, flat = g.name("gap"), g.name("flatten")
+    g.nodes.append(helper.make_node("GlobalAveragePool", [x], [gap]))
+    g.nodes.append(helper.make_node("Flatten", [gap], [flat], axis=1))
+    fc_w = g.rng.normal(0.0, np.sqrt(1.0 / channels), (num_classes, channels))
+    g.nodes.append(
+        helper.make_node(
+            "Gemm", [flat, g.weight("fc_w", fc_w), g.weight("fc_b", np.zeros(num_classes))], [output_name], transB=1
+        )
+    )
+    graph = helper.make_graph(
+        g.nodes,
+        "resnet18_stand_in",
+        [helper.make_tensor_value_info(input_name, TensorProto.FLOAT, ["N", 3, 224, 224])],
+        [helper.make_tensor_value_info(output_name, TensorProto.FLOAT, ["N", num_classes])],
+        initializer=g.initializers,
+    )
+    return mark_stand_in(helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)]))
+
+
+def mark_stand_in(model: onnx.ModelProto) -> onnx.ModelProto:
+    model.doc_string = "triton-vision stand-in: real architecture and tensor contract, RANDOM weights (not pretrained)"
+    entry = model.metadata_props.add()
+    entry.key, entry.value = STAND_IN_KEY, "true"
+    model.producer_name = "triton-vision"
+    onnx.checker.check_model(model)
+    return model
+
+
+def is_stand_in(path: Path) -> bool:
+    model = onnx.load(str(path), load_external_data=False)
+    return any(p.key == STAND_IN_KEY and p.value == "true" for p in model.metadata_props)

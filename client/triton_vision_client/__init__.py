@@ -1,0 +1,1 @@
+"""Thin client for the triton-vision ensembles: encoded bytes in, answers out."""
