@@ -15,7 +15,6 @@ Next to each ``model.onnx`` a ``model.source.json`` records where it came from.
 from __future__ import annotations
 
 import hashlib
-import json
 import shutil
 import tempfile
 import urllib.request
@@ -27,10 +26,10 @@ import onnx
 
 from triton_vision_models import tensors as t
 from triton_vision_models.errors import ModelFileError
+from triton_vision_models.provenance import ModelSource
 
 from . import standins
 
-SOURCE_FILENAME = "model.source.json"
 MODEL_FILENAME = "model.onnx"
 
 
@@ -78,24 +77,6 @@ CATALOGUE: dict[str, ModelEntry] = {
 }
 
 
-@dataclass(frozen=True)
-class ModelSource:
-    """What ``model.source.json`` says about a prepared model file."""
-
-    kind: str  # "download" | "local" | "stand-in"
-    origin: str
-    sha256: str
-
-    @property
-    def is_stand_in(self) -> bool:
-        return self.kind == "stand-in"
-
-    def describe(self) -> str:
-        if self.is_stand_in:
-            return "STAND-IN with random weights (not pretrained: its labels are meaningless)"
-        return f"{self.kind} from {self.origin} (sha256 {self.sha256[:12]}...)"
-
-
 def sha256_of(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as handle:
@@ -111,10 +92,7 @@ def version_dir(repository: Path, name: str) -> Path:
 def read_source(repository: Path, name: str) -> ModelSource | None:
     """The recorded source of a prepared model, or None if it is not prepared."""
     folder = version_dir(repository, name)
-    if not (folder / MODEL_FILENAME).is_file() or not (folder / SOURCE_FILENAME).is_file():
-        return None
-    data = json.loads((folder / SOURCE_FILENAME).read_text())
-    return ModelSource(kind=data["kind"], origin=data["origin"], sha256=data["sha256"])
+    return ModelSource.read(folder) if (folder / MODEL_FILENAME).is_file() else None
 
 
 def _shape(value_info: onnx.ValueInfoProto) -> tuple[int, ...]:
@@ -179,9 +157,7 @@ def _install(model_or_file: onnx.ModelProto | Path, repository: Path, entry: Mod
     finally:
         tmp_path.unlink(missing_ok=True)
     source = ModelSource(kind=kind, origin=origin, sha256=sha256_of(target))
-    (folder / SOURCE_FILENAME).write_text(
-        json.dumps({"kind": source.kind, "origin": source.origin, "sha256": source.sha256}, indent=2) + "\n"
-    )
+    source.write(folder)
     return source
 
 

@@ -25,3 +25,9 @@ CLASSIFIER_INPUT_SIZE = 224
 CLASSIFIER_RESIZE_SHORTER = 256
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+
+# model_info: what the repository's ONNX files are (downloaded, imported or stand-in).
+MODEL_INFO = "model_info"
+INFO_QUERY = "QUERY"  # BYTES [1], ignored for now ("sources")
+INFO_JSON = "INFO"  # BYTES [1]: JSON {model name: {"kind": ..., "origin": ..., "sha256": ...}}
+SOURCE_FILENAME = "model.source.json"  # written next to each model.onnx

@@ -1,0 +1,65 @@
+"""Where each served ONNX file came from: ``model.source.json`` next to ``model.onnx``."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from . import tensors as t
+from .spec import ModelSpec, RequestData
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    kind: str  # "download" | "local" | "stand-in"
+    origin: str
+    sha256: str
+
+    @property
+    def is_stand_in(self) -> bool:
+        return self.kind == "stand-in"
+
+    def describe(self) -> str:
+        if self.is_stand_in:
+            return "STAND-IN with random weights (not pretrained: its answers are meaningless)"
+        return f"{self.kind} from {self.origin} (sha256 {self.sha256[:12]}...)"
+
+    def write(self, version_dir: Path) -> None:
+        (version_dir / t.SOURCE_FILENAME).write_text(json.dumps(asdict(self), indent=2) + "\n")
+
+    @classmethod
+    def read(cls, version_dir: Path) -> "ModelSource | None":
+        path = version_dir / t.SOURCE_FILENAME
+        if not path.is_file():
+            return None
+        data = json.loads(path.read_text())
+        return cls(kind=data["kind"], origin=data["origin"], sha256=data["sha256"])
+
+
+def collect_sources(repository: Path) -> dict[str, dict[str, str]]:
+    """{model name: source} for every prepared model of a repository (version folders)."""
+    found: dict[str, dict[str, str]] = {}
+    for path in sorted(repository.glob(f"*/*/{t.SOURCE_FILENAME}")):
+        source = ModelSource.read(path.parent)
+        if source is not None:
+            found[path.parent.parent.name] = asdict(source)
+    return found
+
+
+class ModelInfo:
+    """Runner of the ``model_info`` model: answers with the repository's model sources as JSON."""
+
+    def __init__(self, repository: Path) -> None:
+        self.repository = repository
+
+    @classmethod
+    def from_spec(cls, spec: ModelSpec) -> "ModelInfo":
+        return cls(spec.repository_dir.parent)
+
+    def __call__(self, requests: Sequence[RequestData]) -> list[dict[str, np.ndarray]]:
+        answer = json.dumps(collect_sources(self.repository)).encode("utf-8")
+        return [{t.INFO_JSON: np.array([answer], dtype=np.object_)} for _ in requests]

@@ -1,0 +1,116 @@
+"""A thin client for the triton-vision ensembles over gRPC or HTTP (``tritonclient``)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+from triton_vision_models import tensors as t
+
+from .images import pack_images
+
+PROTOCOLS = ("grpc", "http")
+DEFAULT_URLS = {"grpc": "127.0.0.1:8001", "http": "127.0.0.1:8000"}
+
+
+class ClientError(RuntimeError):
+    """The server refused or failed a request; the message is the server's."""
+
+
+@dataclass(frozen=True)
+class Classification:
+    """Top-k answer for one image, best first."""
+
+    class_ids: tuple[int, ...]
+    scores: tuple[float, ...]
+    labels: tuple[str, ...]
+
+
+def _decode(value: Any) -> str:
+    return value.decode("utf-8") if isinstance(value, bytes) else str(value)
+
+
+class VisionClient:
+    """Sends encoded image bytes to an ensemble and returns its outputs as NumPy arrays."""
+
+    def __init__(self, url: str | None = None, protocol: str = "grpc", *, timeout_s: float = 120.0) -> None:
+        if protocol not in PROTOCOLS:
+            raise ValueError(f"protocol must be one of {PROTOCOLS}, got '{protocol}'")
+        self.protocol = protocol
+        self.url = url or DEFAULT_URLS[protocol]
+        self.timeout_s = timeout_s
+        if protocol == "grpc":
+            import tritonclient.grpc as module
+        else:
+            import tritonclient.http as module
+        self._module = module
+        self._client = module.InferenceServerClient(self.url)
+
+    def close(self) -> None:
+        self._client.close()
+
+    def __enter__(self) -> "VisionClient":
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.close()
+
+    def infer(
+        self,
+        model: str,
+        images: Sequence[bytes],
+        outputs: Sequence[str],
+        parameters: Mapping[str, Any] | None = None,
+    ) -> dict[str, np.ndarray]:
+        """One request: ``images`` travel as one padded UINT8 batch on input IMAGE."""
+        from tritonclient.utils import InferenceServerException
+
+        batch = pack_images(images)
+        tensor = self._module.InferInput(t.IMAGE, list(batch.shape), "UINT8")
+        tensor.set_data_from_numpy(batch)
+        requested = [self._module.InferRequestedOutput(name) for name in outputs]
+        kwargs: dict[str, Any] = {"parameters": dict(parameters)} if parameters else {}
+        if self.protocol == "grpc":
+            kwargs["client_timeout"] = self.timeout_s
+        try:
+            result = self._client.infer(model, [tensor], outputs=requested, **kwargs)
+        except InferenceServerException as exc:
+            raise ClientError(exc.message() or str(exc)) from None
+        return {name: result.as_numpy(name) for name in outputs}
+
+    def classify(self, images: Sequence[bytes], top_k: int | None = None) -> list[Classification]:
+        parameters = {t.TOP_K: int(top_k)} if top_k is not None else None
+        out = self.infer(t.CLASSIFICATION, images, (t.CLASS_IDS, t.SCORES, t.LABELS), parameters)
+        return [
+            Classification(
+                class_ids=tuple(int(i) for i in ids),
+                scores=tuple(float(s) for s in scores),
+                labels=tuple(_decode(label) for label in labels),
+            )
+            for ids, scores, labels in zip(out[t.CLASS_IDS], out[t.SCORES], out[t.LABELS])
+        ]
+
+    def model_sources(self) -> dict[str, dict[str, str]]:
+        """What the server's ``model_info`` model says about its ONNX files ({} if it has none)."""
+        from tritonclient.utils import InferenceServerException
+
+        try:
+            if not self._client.is_model_ready(t.MODEL_INFO):
+                return {}
+            query = np.array([b"sources"], dtype=np.object_)
+            tensor = self._module.InferInput(t.INFO_QUERY, [1], "BYTES")
+            tensor.set_data_from_numpy(query)
+            result = self._client.infer(t.MODEL_INFO, [tensor])
+            return json.loads(_decode(result.as_numpy(t.INFO_JSON)[0]))
+        except InferenceServerException:
+            return {}
+
+    def stand_in_warnings(self, models: Sequence[str]) -> list[str]:
+        sources = self.model_sources()
+        return [
+            f"WARNING: the served '{name}' is a stand-in with random weights: its answers are meaningless"
+            for name in models
+            if sources.get(name, {}).get("kind") == "stand-in"
+        ]

@@ -1,0 +1,46 @@
+"""Shared fixtures: paths, real photos, and model repositories served by the real tritonserver."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Callable, Iterator, Mapping
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+MODEL_REPOSITORY = ROOT / "model_repository"
+SHARED = ROOT.parent / "shared"
+
+
+def shared_path(relative: str) -> Path:
+    """A file under ../shared, or a clean skip naming it when absent."""
+    path = SHARED / relative
+    if not path.exists():
+        pytest.skip(f"{path} is not available (../shared is absent)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def kitten_jpeg() -> bytes:
+    return shared_path("images/kitten.jpg").read_bytes()
+
+
+@pytest.fixture(scope="session")
+def chelsea_rgb():
+    """scikit-image's chelsea: a real photo of a tabby cat, RGB uint8 (451x300)."""
+    from skimage import data
+
+    return data.chelsea()
+
+
+def copy_model_dirs(target: Path, names: list[str]) -> Path:
+    """Copy model directories (configs, code, labels; no ONNX files) into a new repository."""
+    target.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        shutil.copytree(
+            MODEL_REPOSITORY / name,
+            target / name,
+            ignore=shutil.ignore_patterns("*.onnx", "model.source.json", "__pycache__"),
+        )
+    return target
