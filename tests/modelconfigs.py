@@ -1,0 +1,31 @@
+"""Read the repository's config.pbtxt files with Triton's own protobuf (tests only)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from google.protobuf import json_format, text_format
+from tritonclient.grpc import model_config_pb2
+
+from triton_vision_models.spec import ModelSpec
+
+
+def load_config(model_dir: Path) -> model_config_pb2.ModelConfig:
+    config = model_config_pb2.ModelConfig()
+    text_format.Parse((model_dir / "config.pbtxt").read_text(), config)
+    return config
+
+
+def spec_for(model_dir: Path, version: str = "1", **args: str) -> ModelSpec:
+    """The ModelSpec a Python model in ``model_dir`` gets from Triton's ``args``."""
+    config = json_format.MessageToDict(load_config(model_dir), preserving_proto_field_name=True)
+    return ModelSpec.from_triton_args(
+        {
+            "model_config": json.dumps(config),
+            "model_repository": str(model_dir),
+            "model_version": version,
+            "model_instance_kind": "CPU",
+            **args,
+        }
+    )

@@ -1,0 +1,113 @@
+"""Every config.pbtxt parses with Triton's protobuf, and every ensemble is wired consistently."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from tritonclient.grpc import model_config_pb2
+
+from tests.conftest import MODEL_REPOSITORY
+from tests.modelconfigs import load_config
+from triton_vision_models import tensors as t
+
+MODEL_DIRS = sorted(p.parent for p in MODEL_REPOSITORY.glob("*/config.pbtxt"))
+CONFIGS = {d.name: load_config(d) for d in MODEL_DIRS}
+ENSEMBLES = [name for name, c in CONFIGS.items() if c.platform == "ensemble"]
+
+
+def tensors_of(config) -> tuple[dict, dict]:
+    return {i.name: i for i in config.input}, {o.name: o for o in config.output}
+
+
+def full_shape(config, tensor) -> tuple[int, ...]:
+    dims = tuple(tensor.dims)
+    return ((-1,) + dims) if config.max_batch_size > 0 else dims
+
+
+def shapes_compatible(a: tuple[int, ...], b: tuple[int, ...]) -> bool:
+    return len(a) == len(b) and all(x == y or x == -1 or y == -1 for x, y in zip(a, b))
+
+
+@pytest.mark.parametrize("model_dir", MODEL_DIRS, ids=lambda p: p.name)
+def test_config_parses_and_is_named_after_its_directory(model_dir: Path):
+    config = CONFIGS[model_dir.name]
+    assert config.name == model_dir.name
+    assert (model_dir / "1").is_dir(), "version folder 1/ must exist (tracked with a .gitkeep if empty)"
+
+
+@pytest.mark.parametrize("model_dir", MODEL_DIRS, ids=lambda p: p.name)
+def test_config_has_no_absolute_paths(model_dir: Path):
+    config = CONFIGS[model_dir.name]
+    for key, value in config.parameters.items():
+        assert not value.string_value.startswith("/"), f"{model_dir.name}: parameter {key} is absolute"
+    for output in config.output:
+        if output.label_filename:
+            assert not output.label_filename.startswith("/")
+            assert (model_dir / output.label_filename).is_file(), output.label_filename
+
+
+@pytest.mark.parametrize("model_dir", MODEL_DIRS, ids=lambda p: p.name)
+def test_python_models_have_model_py_and_label_files(model_dir: Path):
+    config = CONFIGS[model_dir.name]
+    if config.backend == "python":
+        assert (model_dir / "1" / "model.py").is_file()
+    if config.backend == "dali":
+        assert (model_dir / "1" / "dali.py").is_file()
+    labels = config.parameters.get("labels")
+    if labels is not None:
+        assert (MODEL_REPOSITORY / labels.string_value).is_file(), labels.string_value
+
+
+@pytest.mark.parametrize("name", ENSEMBLES)
+def test_ensemble_steps_are_wired_with_matching_names_dtypes_and_shapes(name: str):
+    ensemble = CONFIGS[name]
+    ens_inputs, ens_outputs = tensors_of(ensemble)
+    # name -> (dtype, full shape) of every tensor available so far
+    available = {n: (i.data_type, full_shape(ensemble, i)) for n, i in ens_inputs.items()}
+    for step in ensemble.ensemble_scheduling.step:
+        assert step.model_name in CONFIGS, f"{name}: step model '{step.model_name}' is not in the repository"
+        model = CONFIGS[step.model_name]
+        if ensemble.max_batch_size > 0:
+            assert model.max_batch_size >= ensemble.max_batch_size, (
+                f"{name}: max_batch_size {ensemble.max_batch_size} above {step.model_name}'s {model.max_batch_size}"
+            )
+        inputs, outputs = tensors_of(model)
+        assert set(step.input_map) == set(inputs), f"{name}/{step.model_name}: inputs {set(inputs)} vs map {set(step.input_map)}"
+        for model_input, ensemble_tensor in step.input_map.items():
+            assert ensemble_tensor in available, f"{name}: '{ensemble_tensor}' used before it is produced"
+            dtype, shape = available[ensemble_tensor]
+            wanted = inputs[model_input]
+            assert dtype == wanted.data_type, f"{name}: {ensemble_tensor} dtype feeds {step.model_name}.{model_input}"
+            assert shapes_compatible(shape, full_shape(model, wanted)), (
+                f"{name}: {ensemble_tensor} shape {shape} vs {step.model_name}.{model_input} {full_shape(model, wanted)}"
+            )
+        for model_output, ensemble_tensor in step.output_map.items():
+            assert model_output in outputs, f"{name}: {step.model_name} has no output '{model_output}'"
+            out = outputs[model_output]
+            available[ensemble_tensor] = (out.data_type, full_shape(model, out))
+    for out_name, out in ens_outputs.items():
+        assert out_name in available, f"{name}: output '{out_name}' is never produced"
+        dtype, shape = available[out_name]
+        assert dtype == out.data_type
+        assert shapes_compatible(shape, full_shape(ensemble, out))
+
+
+@pytest.mark.parametrize("name", ENSEMBLES)
+def test_every_ensemble_takes_one_encoded_image_per_batch_element(name: str):
+    (image,) = CONFIGS[name].input
+    assert image.name == t.IMAGE
+    assert image.data_type == model_config_pb2.TYPE_UINT8
+    assert list(image.dims) == [-1]
+
+
+def test_classification_names_agree_with_the_tensors_module():
+    ens = CONFIGS[t.CLASSIFICATION]
+    assert [o.name for o in ens.output] == [t.CLASS_IDS, t.SCORES, t.LABELS]
+    classifier = CONFIGS[t.CLASSIFIER]
+    assert classifier.platform == "onnxruntime_onnx"
+    assert [i.name for i in classifier.input] == [t.CLASSIFIER_INPUT]
+    assert [o.name for o in classifier.output] == [t.CLASSIFIER_OUTPUT]
+    assert list(classifier.input[0].dims) == [3, t.CLASSIFIER_INPUT_SIZE, t.CLASSIFIER_INPUT_SIZE]
+    assert [o.name for o in CONFIGS[t.CLASSIFICATION_PREPROCESS].output] == [t.PIXELS]
+    assert [i.name for i in CONFIGS[t.CLASSIFICATION_POSTPROCESS].input] == [t.LOGITS]
