@@ -1,6 +1,7 @@
 """Classification preprocessing, as the ONNX model zoo's ResNet-18 expects it.
 
-Encoded JPEG/PNG -> RGB -> shorter side 256 (linear, antialiased) -> centre crop 224x224 ->
+Encoded JPEG/PNG -> RGB -> shorter side 256 (linear, antialiased, whole-pixel output size as
+Pillow and torchvision make it) -> centre crop 224x224 ->
 (x/255 - mean) / std -> CHW float32. Decodes on "mixed" (nvJPEG) when the pipeline has a
 GPU, on "cpu" otherwise. Follows the DALI backend's autoserialization convention.
 """
@@ -18,7 +19,7 @@ def classification_preprocess():
     encoded = fn.external_source(device="cpu", name="IMAGE", dtype=types.UINT8, ndim=1)
     decoder = "mixed" if Pipeline.current().device_id is not None else "cpu"
     images = fn.decoders.image(encoded, device=decoder, output_type=types.RGB)
-    images = fn.resize(images, resize_shorter=256, interp_type=types.INTERP_LINEAR, antialias=True)
+    images = fn.resize(images, resize_shorter=256, interp_type=types.INTERP_LINEAR, antialias=True, subpixel_scale=False)
     return fn.crop_mirror_normalize(
         images,
         crop=(224, 224),
