@@ -51,6 +51,64 @@ def cmd_classify(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- detect -------------------------------------------------------------------------------
+def print_detections(paths: Sequence[str], results) -> None:
+    for path, result in zip(paths, results):
+        print(f"{path}: {len(result)} detection{'' if len(result) == 1 else 's'}")
+        for box, score, class_id, label in zip(result.boxes, result.scores, result.class_ids, result.labels):
+            x1, y1, x2, y2 = box
+            print(f"  {score:6.3f}  {class_id:3d} {label:<16s} [{x1:7.1f} {y1:7.1f} {x2:7.1f} {y2:7.1f}]")
+
+
+def write_annotated(paths: Sequence[str], encoded: Sequence[bytes], results, out_dir: Path) -> list[Path]:
+    """Each image with its boxes and labels drawn, as out_dir/<name>.detections.jpg."""
+    import cv2
+
+    from .annotate import annotate_file
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for path, data, result in zip(paths, encoded, results):
+        target = out_dir / f"{Path(path).stem}.detections.jpg"
+        if not cv2.imwrite(str(target), annotate_file(data, result)):
+            raise OSError(f"cannot write {target}")
+        written.append(target)
+    return written
+
+
+def cmd_detect(args: argparse.Namespace) -> int:
+    encoded = read_images(args.images)
+    with _client(args) as client:
+        _warn_stand_ins(client, [t.DETECTOR])
+        results = client.detect(encoded, score_threshold=args.threshold, max_detections=args.max_detections)
+    print_detections(args.images, results)
+    for target in write_annotated(args.images, encoded, results, args.out):
+        print(f"wrote {target}")
+    return 0
+
+
+# -- segment ------------------------------------------------------------------------------
+def report_segmentations(paths: Sequence[str], results, out_dir: Path) -> None:
+    """Print the classes present in each mask; write <stem>_mask.png and <stem>_overlay.png."""
+    from .segmentation import describe, write_files
+
+    for path, result in zip(paths, results):
+        height, width = result.mask.shape
+        print(f"{path}: {width}x{height} mask, classes present:")
+        for line in describe(result):
+            print(line)
+        for target in write_files(result, out_dir, Path(path).stem):
+            print(f"  wrote {target}")
+
+
+def cmd_segment(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        _warn_stand_ins(client, [t.SEGMENTER])
+        results = client.segment(read_images(args.images), overlay=not args.no_overlay)
+    report_segmentations(args.images, results, args.out)
+    return 0
+
+
 # -- serve / models / demo (server extra) ---------------------------------------------------
 def _server_options(args: argparse.Namespace):
     from triton_vision_server.runtime import ServerOptions
@@ -166,7 +224,50 @@ def cmd_demo(args: argparse.Namespace) -> int:
         print(f"tritonserver ready: gRPC {options.grpc_url}, HTTP {options.http_url}")
         _warn_stand_ins(client, [t.CLASSIFIER])
         print_classifications(images, client.classify(read_images(images), top_k=args.top_k))
+        if (args.model_repository / t.SEGMENTATION).is_dir():
+            people = [str(p) for p in args.images] or [str(default_detection_image())]
+            _warn_stand_ins(client, [t.SEGMENTER])
+            report_segmentations(people, client.segment(read_images(people), overlay=True), Path("out"))
+        if (args.model_repository / t.DETECTION).is_dir():
+            detection_images = [str(p) for p in args.images] or [str(default_detection_image())]
+            encoded = read_images(detection_images)
+            _warn_stand_ins(client, [t.DETECTOR])
+            results = client.detect(encoded)
+            print_detections(detection_images, results)
+            for target in write_annotated(detection_images, encoded, results, Path("out")):
+                print(f"wrote {target}")
     return 0
+
+
+def default_detection_image() -> Path:
+    """A real photo of people: ../shared/images/persons.jpg if present, else scikit-image's astronaut."""
+    persons = Path("../shared/images/persons.jpg")
+    if persons.is_file():
+        return persons
+    import cv2
+    from skimage import data
+
+    path = Path("out") / "astronaut.png"
+    path.parent.mkdir(exist_ok=True)
+    cv2.imwrite(str(path), cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR))
+    return path
+
+
+def cmd_perf(args: argparse.Namespace) -> int:
+    """perf_analyzer against a running server, fed a real encoded image."""
+    import subprocess
+    import tempfile
+
+    from triton_vision_server.perf import perf_analyzer_command, perf_analyzer_env
+
+    url = args.url or ("127.0.0.1:8001" if args.protocol == "grpc" else "127.0.0.1:8000")
+    with tempfile.TemporaryDirectory() as data_dir:
+        command = perf_analyzer_command(
+            Path(args.image), Path(data_dir), model=args.model, url=url, protocol=args.protocol,
+            concurrency=args.concurrency, measurement_ms=args.measurement_ms,
+        )
+        print(" ".join(command), flush=True)
+        return subprocess.call(command, env=perf_analyzer_env())
 
 
 def default_demo_images() -> list[Path]:
@@ -194,6 +295,25 @@ def build_parser() -> argparse.ArgumentParser:
     _add_connection(p)
     p.set_defaults(func=cmd_classify)
 
+    p = sub.add_parser("segment", help="Pascal VOC class masks for image files: indexed PNG mask and overlay")
+    p.add_argument("images", nargs="+")
+    p.add_argument("--out", type=Path, default=Path("out"), help="where <stem>_mask.png and <stem>_overlay.png go")
+    p.add_argument("--no-overlay", action="store_true", help="write the mask only")
+    _add_connection(p)
+    p.set_defaults(func=cmd_segment)
+
+    p = sub.add_parser("detect", help="COCO detections for image files, printed and drawn")
+    p.add_argument("images", nargs="+")
+    p.add_argument(
+        "--threshold", type=float, default=None, help=f"minimum score (server default {t.DEFAULT_SCORE_THRESHOLD})"
+    )
+    p.add_argument(
+        "--max-detections", type=int, default=None, help=f"per image (server default {t.DEFAULT_MAX_DETECTIONS})"
+    )
+    p.add_argument("--out", type=Path, default=Path("out"), help="where annotated images go (default out/)")
+    _add_connection(p)
+    p.set_defaults(func=cmd_detect)
+
     p = sub.add_parser("serve", help="run the local tritonserver on model_repository/")
     _add_server_options(p, ports=(8000, 8001, 8002))
     p.set_defaults(func=cmd_serve)
@@ -206,6 +326,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="replace a model that is already prepared")
     p.add_argument("--model-repository", type=Path, default=DEFAULT_REPOSITORY)
     p.set_defaults(func=cmd_models)
+
+    p = sub.add_parser("perf", help="run perf_analyzer against an ensemble with a real image")
+    p.add_argument("image")
+    p.add_argument("--model", default=t.CLASSIFICATION)
+    p.add_argument("--concurrency", default="1:4", help="perf_analyzer --concurrency-range (start:end:step)")
+    p.add_argument("--measurement-ms", type=int, default=5000)
+    _add_connection(p)
+    p.set_defaults(func=cmd_perf)
 
     p = sub.add_parser("demo", help="prepare, serve, and answer real photos, then stop")
     p.add_argument("images", nargs="*")

@@ -1,0 +1,42 @@
+# The README's two commands: `make demo` (set up, serve locally, answer real photos) and
+# `make test`. Everything else here is what those two need on a fresh machine.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+PYVER  := $(shell $(PYTHON) -c 'import sys; print(f"{sys.version_info[0]}.{sys.version_info[1]}")')
+# Debian packages: the Python backend stub links the system libpython; perf_analyzer links libb64.
+SYSTEM_LIBS := libpython$(PYVER).so.1.0:libpython$(PYVER) libb64.so.0d:libb64-0d
+
+.PHONY: demo test setup system-deps clean
+
+demo: setup
+	$(BIN)/triton-vision demo
+
+test: setup
+	@$(BIN)/python -m pytest -q; status=$$?; \
+	if [ $$status -eq 5 ]; then echo "pytest collected no tests: that is a failure here"; fi; exit $$status
+
+setup: system-deps $(VENV)/.installed
+
+system-deps:
+	@missing=""; for pair in $(SYSTEM_LIBS); do \
+	  lib=$${pair%%:*}; pkg=$${pair##*:}; \
+	  ldconfig -p | grep -q "$$lib" || missing="$$missing $$pkg"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get install -y -q $$missing >/dev/null 2>&1 || \
+	  { $$SUDO apt-get update -q >/dev/null && $$SUDO apt-get install -y -q $$missing >/dev/null; } || \
+	  { echo "could not install$$missing: install them with apt-get"; exit 1; }; \
+	fi
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e ".[dev,export]"
+	touch $@
+
+clean:
+	rm -rf $(VENV) out
+	find model_repository -name model.onnx -delete -o -name model.source.json -delete
