@@ -41,7 +41,7 @@ def classification_repository(tmp_path_factory) -> Path:
 
     repository = copy_model_dirs(
         tmp_path_factory.mktemp("classification_repo"),
-        [t.CLASSIFICATION, t.CLASSIFICATION_PREPROCESS, t.CLASSIFIER, t.CLASSIFICATION_POSTPROCESS, t.MODEL_INFO],
+        [t.CLASSIFICATION, t.IMAGE_GUARD, t.CLASSIFICATION_PREPROCESS, t.CLASSIFIER, t.CLASSIFICATION_POSTPROCESS, t.MODEL_INFO],
     )
     modelfiles.prepare(repository, modelfiles.CATALOGUE[t.CLASSIFIER], stand_in=True)
     return repository
@@ -50,4 +50,89 @@ def classification_repository(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def classification_server(classification_repository):
     with running_server(classification_repository) as server:
+        yield server
+
+
+# -- segmentation -----------------------------------------------------------------------------
+SEGMENTATION_MODELS = ["segmentation", "segmentation_preprocess", "fcn_resnet50", "segmentation_postprocess"]
+
+
+@pytest.fixture(scope="session")
+def segmentation_known_answer_server(tmp_path_factory):
+    """The segmentation ensemble with the colour-rule FCN (red -> person, green -> cat)."""
+    import onnx
+
+    from tests.segmentation_support import colour_rule_fcn
+
+    repository = copy_model_dirs(tmp_path_factory.mktemp("segmentation_colour_repo"), SEGMENTATION_MODELS)
+    onnx.save(colour_rule_fcn(), str(repository / "fcn_resnet50" / "1" / "model.onnx"))
+    with running_server(repository) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def segmentation_fcn_repository(tmp_path_factory) -> Path:
+    """The segmentation ensemble with the catalogue's FCN-ResNet50 stand-in (torchvision, random weights)."""
+    from triton_vision_server import modelfiles
+    from triton_vision_models import tensors as t
+
+    repository = copy_model_dirs(tmp_path_factory.mktemp("segmentation_fcn_repo"), SEGMENTATION_MODELS + [t.MODEL_INFO])
+    modelfiles.prepare(repository, modelfiles.CATALOGUE[t.SEGMENTER], stand_in=True)
+    return repository
+
+
+@pytest.fixture(scope="session")
+def segmentation_fcn_server(segmentation_fcn_repository):
+    with running_server(segmentation_fcn_repository) as server:
+        yield server
+
+
+# -- detection ------------------------------------------------------------------------------
+
+
+def _detection_repository(target: Path) -> Path:
+    from triton_vision_models import tensors as t
+
+    return copy_model_dirs(target, [t.DETECTION, t.DETECTION_PREPROCESS, t.DETECTOR, t.DETECTION_POSTPROCESS, t.MODEL_INFO])
+
+
+@pytest.fixture(scope="session")
+def bright_box_detection_repository(tmp_path_factory) -> Path:
+    """The detection ensemble with the known-answer stand-in (box = bright pixels' bounding box)."""
+    import onnx
+
+    from tests.detection_helpers import bright_box_detector
+    from triton_vision_models import tensors as t
+    from triton_vision_server import modelfiles
+
+    repository = _detection_repository(tmp_path_factory.mktemp("detection_bright_box_repo"))
+    path = tmp_path_factory.mktemp("bright_box") / "bright_box.onnx"
+    onnx.save(bright_box_detector(), str(path))
+    modelfiles.prepare(repository, modelfiles.CATALOGUE[t.DETECTOR], from_path=path)
+    return repository
+
+
+@pytest.fixture(scope="session")
+def bright_box_detection_server(bright_box_detection_repository):
+    with running_server(bright_box_detection_repository) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def mobilenet_detection_repository(tmp_path_factory) -> Path:
+    """The detection ensemble with a seeded random MobileNetV3 Faster R-CNN (export extra needed)."""
+    pytest.importorskip("torchvision")
+    from tests.detection_helpers import lively_random_state_dict
+    from triton_vision_models import tensors as t
+    from triton_vision_server import modelfiles
+
+    repository = _detection_repository(tmp_path_factory.mktemp("detection_mobilenet_repo"))
+    weights = lively_random_state_dict(tmp_path_factory.mktemp("mobilenet_weights") / "mobilenet_v3.pth")
+    modelfiles.prepare(repository, modelfiles.CATALOGUE[t.DETECTOR_MOBILENET], from_path=weights)
+    return repository
+
+
+@pytest.fixture(scope="session")
+def mobilenet_detection_server(mobilenet_detection_repository):
+    with running_server(mobilenet_detection_repository) as server:
         yield server

@@ -148,7 +148,7 @@ def real_classifier_server(tmp_path_factory):
     source = shared_path("models/mobilenetv2-12-int8.onnx")
     repository = copy_model_dirs(
         tmp_path_factory.mktemp("real_classifier_repo"),
-        [t.CLASSIFICATION, t.CLASSIFICATION_PREPROCESS, t.CLASSIFIER, t.CLASSIFICATION_POSTPROCESS, t.MODEL_INFO],
+        [t.CLASSIFICATION, t.IMAGE_GUARD, t.CLASSIFICATION_PREPROCESS, t.CLASSIFIER, t.CLASSIFICATION_POSTPROCESS, t.MODEL_INFO],
     )
     imported = modelfiles.prepare(repository, modelfiles.CATALOGUE[t.CLASSIFIER], from_path=source)
     assert imported.kind == "local"

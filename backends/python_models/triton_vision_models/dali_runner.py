@@ -18,7 +18,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from .errors import ConfigError, InferenceError, ModelFileError
+from .errors import ConfigError, ImageRejectedError, InferenceError, ModelFileError
 from .spec import ModelSpec, RequestData
 
 DEFAULT_PIPELINE_FILENAME = "dali.py"
@@ -49,14 +49,28 @@ def find_autoserialized(module: ModuleType, path: Path) -> Callable:
     return found[0]
 
 
+def decoder_message(exc: BaseException) -> str:
+    """DALI's errors carry the pipeline's traceback; keep what the operator itself said."""
+    text = str(exc)
+    if "encountered:" in text:
+        text = text.split("encountered:", 1)[1]
+    lines = [
+        line.strip().rstrip(" :")
+        for line in text.splitlines()
+        if line.strip() and "no longer valid" not in line
+    ]
+    return "; ".join(lines) or type(exc).__name__
+
+
 class DaliRunner:
     """A pure runner (see :mod:`triton_adapter`) around one built DALI pipeline."""
 
-    def __init__(self, spec: ModelSpec, pipeline) -> None:
+    def __init__(self, spec: ModelSpec, build_pipeline: Callable[[], object]) -> None:
         if not spec.batched:
             raise ConfigError(f"model '{spec.name}': a DALI model needs max_batch_size > 0")
         self.spec = spec
-        self.pipeline = pipeline
+        self.build_pipeline = build_pipeline
+        self.pipeline = build_pipeline()
         self.input_names = [tensor.name for tensor in spec.inputs]
         self.output_names = [tensor.name for tensor in spec.outputs]
 
@@ -67,22 +81,31 @@ class DaliRunner:
         path = spec.version_dir / (spec.default_model_filename or DEFAULT_PIPELINE_FILENAME)
         module = load_pipeline_module(path, f"triton_vision_dali_{spec.name}")
         pipeline_fn = find_autoserialized(module, path)
-        pipeline = pipeline_fn(
-            batch_size=spec.max_batch_size,
-            num_threads=num_threads,
-            device_id=spec.device_id,
-            prefetch_queue_depth=1,
-            exec_async=False,
-            exec_pipelined=False,
-        )
-        pipeline.build()
-        return cls(spec, pipeline)
+
+        def build():
+            pipeline = pipeline_fn(
+                batch_size=spec.max_batch_size,
+                num_threads=num_threads,
+                device_id=spec.device_id,
+                prefetch_queue_depth=1,
+                exec_async=False,
+                exec_pipelined=False,
+            )
+            pipeline.build()
+            return pipeline
+
+        return cls(spec, build)
 
     def run_samples(self, samples: dict[str, list[np.ndarray]]) -> list[list[np.ndarray]]:
         """Run one batch; ``samples`` maps input name to per-sample arrays."""
-        for name in self.input_names:
-            self.pipeline.feed_input(name, samples[name])
-        outputs = self.pipeline.run()
+        try:
+            for name in self.input_names:
+                self.pipeline.feed_input(name, samples[name])
+            outputs = self.pipeline.run()
+        except Exception:
+            # A DALI pipeline is unusable after a critical error (e.g. a corrupt image): rebuild.
+            self.pipeline = self.build_pipeline()
+            raise
         if len(outputs) != len(self.output_names):
             raise ConfigError(
                 f"model '{self.spec.name}': pipeline returns {len(outputs)} outputs, "
@@ -95,7 +118,29 @@ class DaliRunner:
             per_output.append([np.array(tensor_list.at(i)) for i in range(len(tensor_list))])
         return per_output
 
-    def __call__(self, requests: Sequence[RequestData]) -> list[dict[str, np.ndarray]]:
+    def __call__(self, requests: Sequence[RequestData]) -> list[dict[str, np.ndarray] | Exception]:
+        """All requests as one batch; if decoding fails, each request alone, so only bad ones fail."""
+        try:
+            return self.run_requests(requests)
+        except Exception:  # noqa: BLE001 - isolated below, sample by sample
+            return [self.run_isolated(request) for request in requests]
+
+    def run_isolated(self, request: RequestData) -> dict[str, np.ndarray] | Exception:
+        try:
+            return self.run_requests([request])[0]
+        except Exception as batch_error:  # noqa: BLE001
+            for index in range(request.batch_size(self.spec)):
+                single = RequestData({name: value[index : index + 1] for name, value in request.inputs.items()})
+                try:
+                    self.run_requests([single])
+                except Exception as exc:  # noqa: BLE001
+                    return ImageRejectedError(
+                        f"model '{self.spec.name}': image {index} is corrupt or truncated: "
+                        f"the decoder failed ({decoder_message(exc)})"
+                    )
+            return InferenceError(f"model '{self.spec.name}': {decoder_message(batch_error)}")
+
+    def run_requests(self, requests: Sequence[RequestData]) -> list[dict[str, np.ndarray]]:
         sizes = [request.batch_size(self.spec) for request in requests]
         samples = {
             name: [row for request in requests for row in request.inputs[name]] for name in self.input_names

@@ -1,8 +1,8 @@
 """The one place that speaks Triton's Python backend API.
 
 It turns requests into :class:`RequestData`, hands them to a pure *runner* (a callable
-from a list of requests to a list of output dicts), turns results into responses and
-project errors into per-request ``TritonError``s. When a batch made of several requests
+from a list of requests to a list of output dicts, or of exceptions for requests it refuses),
+turns results into responses and project errors into per-request ``TritonError``s. When a batch made of several requests
 fails, each request is run again on its own, so one bad request fails alone.
 """
 
@@ -17,7 +17,7 @@ import triton_python_backend_utils as pb_utils
 from .errors import InvalidInputError, TritonVisionError
 from .spec import ModelSpec, RequestData, check_input
 
-Runner = Callable[[Sequence[RequestData]], Sequence[Mapping[str, np.ndarray]]]
+Runner = Callable[[Sequence[RequestData]], Sequence["Mapping[str, np.ndarray] | Exception"]]
 
 
 def request_parameters(request: Any) -> dict[str, Any]:
@@ -100,16 +100,20 @@ class TritonModelAdapter:
             responses[items[0][0]] = self.error(exc)
             return
         for (index, _), outputs in zip(items, results):
-            responses[index] = self.respond(outputs)
+            responses[index] = self.error(outputs) if isinstance(outputs, Exception) else self.respond(outputs)
 
 
-def python_model(load_runner: Callable[[ModelSpec], Runner]) -> type:
-    """A ``TritonPythonModel`` class whose runner ``load_runner(spec)`` builds in ``initialize``."""
+def python_model(load_runner: Callable[[ModelSpec], Runner], *, validate_inputs: bool = True) -> type:
+    """A ``TritonPythonModel`` class whose runner ``load_runner(spec)`` builds in ``initialize``.
+
+    ``validate_inputs=False`` is for runners that check their inputs themselves (e.g. ones that
+    accept legitimately empty tensors, such as zero detections).
+    """
 
     class TritonPythonModel:
         def initialize(self, args: Mapping[str, str]) -> None:
             spec = ModelSpec.from_triton_args(args)
-            self.adapter = TritonModelAdapter(spec, load_runner(spec))
+            self.adapter = TritonModelAdapter(spec, load_runner(spec), validate_inputs=validate_inputs)
 
         def execute(self, requests: Sequence[Any]) -> list[Any]:
             return self.adapter.execute(requests)

@@ -1,0 +1,194 @@
+"""A cheap check of each encoded image before any decoder sees it (pure Python/NumPy).
+
+Reads only the header: the format signature, the declared width/height, the JPEG frame type
+and PNG bit depth/colour type. Refuses anything that is not a JPEG or PNG the decoders handle,
+and anything whose declared pixel count is above the limit, so a decompression bomb is
+refused before a single pixel is allocated.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+
+from . import tensors as t
+from .errors import ImageRejectedError
+from .spec import ModelSpec, RequestData
+
+# Signatures of formats we refuse, so the message can name them.
+OTHER_FORMATS: tuple[tuple[bytes, str], ...] = (
+    (b"GIF87a", "GIF"),
+    (b"GIF89a", "GIF"),
+    (b"BM", "BMP"),
+    (b"II*\x00", "TIFF"),
+    (b"MM\x00*", "TIFF"),
+    (b"\x00\x00\x01\x00", "ICO"),
+    (b"\xff\x0a", "JPEG XL"),
+    (b"\x00\x00\x00\x0cjP  ", "JPEG 2000"),
+    (b"%PDF", "PDF"),
+    (b"<svg", "SVG"),
+    (b"<?xml", "XML/SVG"),
+)
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+# JPEG start-of-frame markers the decoders (libjpeg-turbo, nvJPEG) handle: baseline,
+# extended sequential, progressive. Lossless, hierarchical and arithmetic-coded frames are refused.
+JPEG_SUPPORTED_SOF = {0xC0: "baseline", 0xC1: "extended", 0xC2: "progressive"}
+JPEG_REFUSED_SOF = {
+    0xC3: "lossless",
+    0xC5: "hierarchical",
+    0xC6: "hierarchical progressive",
+    0xC7: "hierarchical lossless",
+    0xC9: "arithmetic-coded",
+    0xCA: "arithmetic-coded progressive",
+    0xCB: "arithmetic-coded lossless",
+    0xCD: "arithmetic-coded hierarchical",
+    0xCE: "arithmetic-coded hierarchical progressive",
+    0xCF: "arithmetic-coded hierarchical lossless",
+}
+PNG_VALID_DEPTHS = {0: {1, 2, 4, 8, 16}, 2: {8, 16}, 3: {1, 2, 4, 8}, 4: {8, 16}, 6: {8, 16}}
+PNG_COLOUR = {0: "grayscale", 2: "RGB", 3: "palette", 4: "grayscale+alpha", 6: "RGBA"}
+
+
+@dataclass(frozen=True)
+class ImageLimits:
+    max_bytes: int = 32 * 1024 * 1024
+    max_pixels: int = 50_000_000  # e.g. 8660 x 5773
+    max_side: int = 16_384  # nvJPEG's and many decoders' limit per side
+
+    @classmethod
+    def from_spec(cls, spec: ModelSpec) -> "ImageLimits":
+        defaults = cls()
+        return cls(
+            max_bytes=spec.int_parameter("max_bytes", defaults.max_bytes),
+            max_pixels=spec.int_parameter("max_pixels", defaults.max_pixels),
+            max_side=spec.int_parameter("max_side", defaults.max_side),
+        )
+
+
+@dataclass(frozen=True)
+class ImageHeader:
+    format: str  # "JPEG" | "PNG"
+    width: int
+    height: int
+    detail: str  # e.g. "progressive, 3 components" or "RGBA, 16-bit"
+
+
+def encoded_length(row: np.ndarray) -> int:
+    """Length of the file in a zero-padded row (valid JPEG and PNG files end in non-zero bytes)."""
+    nonzero = np.flatnonzero(row)
+    return int(nonzero[-1]) + 1 if nonzero.size else 0
+
+
+def _jpeg_header(data: bytes) -> ImageHeader:
+    pos = 2
+    size = len(data)
+    while pos + 4 <= size:
+        if data[pos] != 0xFF:
+            raise ImageRejectedError("corrupt JPEG: expected a marker at byte %d" % pos)
+        marker = data[pos + 1]
+        if marker == 0xFF:  # fill byte
+            pos += 1
+            continue
+        if marker in (0x01,) or 0xD0 <= marker <= 0xD7:
+            pos += 2
+            continue
+        if marker in (0xD9, 0xDA):  # end of image / start of scan before any frame header
+            break
+        (length,) = struct.unpack(">H", data[pos + 2 : pos + 4])
+        if length < 2 or pos + 2 + length > size:
+            raise ImageRejectedError("truncated JPEG: a header segment runs past the end of the data")
+        if marker in JPEG_REFUSED_SOF:
+            raise ImageRejectedError(f"{JPEG_REFUSED_SOF[marker]} JPEG is not supported (baseline and progressive are)")
+        if marker in JPEG_SUPPORTED_SOF:
+            if length < 8:
+                raise ImageRejectedError("corrupt JPEG: frame header too short")
+            precision, height, width, components = struct.unpack(">BHHB", data[pos + 4 : pos + 10])
+            if precision != 8:
+                raise ImageRejectedError(f"{precision}-bit JPEG is not supported (8-bit is)")
+            if components not in (1, 3, 4):
+                raise ImageRejectedError(f"JPEG with {components} colour components is not supported (1, 3 or 4)")
+            kind = {1: "grayscale", 3: "colour", 4: "CMYK/YCCK"}[components]
+            return ImageHeader("JPEG", width, height, f"{JPEG_SUPPORTED_SOF[marker]}, {kind}")
+        pos += 2 + length
+    raise ImageRejectedError("corrupt or truncated JPEG: no frame header (SOF) before the image data")
+
+
+def _png_header(data: bytes) -> ImageHeader:
+    if len(data) < 33 or data[12:16] != b"IHDR":
+        raise ImageRejectedError("corrupt or truncated PNG: no IHDR header")
+    width, height, depth, colour = struct.unpack(">IIBB", data[16:26])
+    if colour not in PNG_VALID_DEPTHS or depth not in PNG_VALID_DEPTHS[colour]:
+        raise ImageRejectedError(f"corrupt PNG: bit depth {depth} with colour type {colour} is invalid")
+    return ImageHeader("PNG", width, height, f"{PNG_COLOUR[colour]}, {depth}-bit")
+
+
+def read_header(data: bytes) -> ImageHeader:
+    """The header of a JPEG or PNG file; :class:`ImageRejectedError` for anything else."""
+    if data[:3] == b"\xff\xd8\xff":
+        return _jpeg_header(data)
+    if data[:8] == PNG_SIGNATURE:
+        return _png_header(data)
+    for signature, name in OTHER_FORMATS:
+        if data.startswith(signature):
+            raise ImageRejectedError(f"{name} is not supported (JPEG and PNG are)")
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        raise ImageRejectedError("WebP is not supported (JPEG and PNG are)")
+    if data[4:8] == b"ftyp":
+        raise ImageRejectedError("HEIF/AVIF is not supported (JPEG and PNG are)")
+    raise ImageRejectedError(f"not a JPEG or PNG file (starts with {data[:8].hex(' ')})")
+
+
+def check_image(data: bytes, limits: ImageLimits) -> ImageHeader:
+    if not data:
+        raise ImageRejectedError("empty (0 bytes, or only zero padding)")
+    if len(data) > limits.max_bytes:
+        raise ImageRejectedError(f"{len(data)} bytes is above the limit of {limits.max_bytes}")
+    header = read_header(data)
+    if header.width == 0 or header.height == 0:
+        raise ImageRejectedError(f"{header.format} declares {header.width}x{header.height} pixels")
+    if max(header.width, header.height) > limits.max_side:
+        raise ImageRejectedError(
+            f"{header.format} of {header.width}x{header.height} has a side above the limit of {limits.max_side}"
+        )
+    if header.width * header.height > limits.max_pixels:
+        raise ImageRejectedError(
+            f"{header.format} of {header.width}x{header.height} = {header.width * header.height} pixels "
+            f"is above the limit of {limits.max_pixels}"
+        )
+    return header
+
+
+class ImageGuard:
+    """Runner of the ``image_guard`` model: passes IMAGE through when every image is acceptable."""
+
+    def __init__(self, limits: ImageLimits) -> None:
+        self.limits = limits
+
+    @classmethod
+    def from_spec(cls, spec: ModelSpec) -> "ImageGuard":
+        return cls(ImageLimits.from_spec(spec))
+
+    def check_batch(self, batch: np.ndarray) -> list[ImageHeader]:
+        headers = []
+        for index, row in enumerate(batch):
+            data = row[: encoded_length(row)].tobytes()
+            try:
+                headers.append(check_image(data, self.limits))
+            except ImageRejectedError as exc:
+                raise ImageRejectedError(f"input '{t.IMAGE}', image {index}: {exc}") from None
+        return headers
+
+    def __call__(self, requests: Sequence[RequestData]) -> list[dict[str, np.ndarray] | ImageRejectedError]:
+        """Each request passes whole or is refused alone, naming its first bad image."""
+        results: list[dict[str, np.ndarray] | ImageRejectedError] = []
+        for request in requests:
+            batch = request.inputs[t.IMAGE]
+            try:
+                self.check_batch(batch)
+                results.append({t.CHECKED_IMAGE: batch})
+            except ImageRejectedError as exc:
+                results.append(exc)
+        return results
