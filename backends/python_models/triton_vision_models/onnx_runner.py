@@ -74,7 +74,7 @@ class OnnxRunner:
             key = tuple((name, array.shape[1:]) for name, array in sorted(request.inputs.items()))
             groups[key].append(index)
         results: list[dict[str, np.ndarray]] = [{} for _ in requests]
-        for members in groups.values():
+        for members in self._chunks(requests, groups.values()):
             names = list(requests[members[0]].inputs)
             batch = {name: np.concatenate([requests[i].inputs[name] for i in members]) for name in names}
             outputs = self.run_batch(batch)
@@ -84,3 +84,19 @@ class OnnxRunner:
                 start, stop = offsets[slot], offsets[slot + 1]
                 results[index] = {name: value[start:stop] for name, value in outputs.items()}
         return results
+
+    def _chunks(self, requests: Sequence[RequestData], groups) -> list[list[int]]:
+        """Split each group so that no batch exceeds max_batch_size (e.g. 1 for a traced detector)."""
+        chunks: list[list[int]] = []
+        for members in groups:
+            current: list[int] = []
+            size = 0
+            for index in members:
+                rows = requests[index].batch_size(self.spec)
+                if current and size + rows > self.spec.max_batch_size:
+                    chunks.append(current)
+                    current, size = [], 0
+                current.append(index)
+                size += rows
+            chunks.append(current)
+        return chunks

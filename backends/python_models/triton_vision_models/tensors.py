@@ -31,3 +31,58 @@ MODEL_INFO = "model_info"
 INFO_QUERY = "QUERY"  # BYTES [1], ignored for now ("sources")
 INFO_JSON = "INFO"  # BYTES [1]: JSON {model name: {"kind": ..., "origin": ..., "sha256": ...}}
 SOURCE_FILENAME = "model.source.json"  # written next to each model.onnx
+
+# Segmentation ensemble.
+SEGMENTATION = "segmentation"
+SEGMENTATION_PREPROCESS = "segmentation_preprocess"
+SEGMENTER = "fcn_resnet50"
+SEGMENTATION_POSTPROCESS = "segmentation_postprocess"
+SEGMENTER_INPUT = "input"  # the ONNX model zoo's fcn-resnet50-11 contract: FP32 [N, 3, H, W]
+SEGMENTER_OUTPUT = "out"  # FP32 [N, 21, H, W] logits
+SEGMENTER_AUX = "aux"  # FP32 [N, 21, H, W] auxiliary head (not used by the ensemble)
+# preprocess outputs: PIXELS FP32 [3, 520, 520] (letterboxed: resized so the longer side is
+# 520, zero-padded bottom/right after normalisation), and two INT32 [2] sizes (height, width):
+ORIGINAL_SIZE = "ORIGINAL_SIZE"  # of the decoded image
+RESIZED_SIZE = "RESIZED_SIZE"  # of the image inside the canvas (the unpadded region)
+SEGMENTATION_CANVAS = 520  # working resolution: the longer side, and the square canvas
+# postprocess input LOGITS: FP32 [21, 520, 520]; ensemble outputs per image:
+MASK = "MASK"  # UINT8 [H, W] class ids, padded with MASK_PAD to the request's largest H and W
+MASK_SIZE = "MASK_SIZE"  # INT32 [2]: the image's own (height, width); crop MASK[:h, :w]
+MASK_PAD = 255  # VOC's "void" label: never a class id
+CLASS_FRACTIONS = "CLASS_FRACTIONS"  # FP32 [21]: fraction of the image's pixels per class
+OVERLAY = "OVERLAY"  # BYTES [1]: PNG, image blended 50/50 with the coloured mask; b"" unless asked
+OVERLAY_PARAMETER = "overlay"  # request parameter: bool or "true"/"false" (default false)
+VOC_CLASSES = 21
+
+# Detection ensemble (Faster R-CNN). One image per request: the detector's traced graph
+# handles exactly one image, so `detection` and `faster_rcnn` have max_batch_size 1.
+DETECTION = "detection"
+DETECTION_PREPROCESS = "detection_preprocess"
+DETECTOR = "faster_rcnn"
+DETECTOR_MOBILENET = "faster_rcnn_mobilenet_v3"  # catalogue option: same directory, MobileNetV3 weights
+DETECTION_POSTPROCESS = "detection_postprocess"
+# preprocess outputs: PIXELS FP32 [3, H, W] (resized, ImageNet mean/std) and the sizes below
+ORIGINAL_SIZE = "ORIGINAL_SIZE"  # INT64 [2]: height, width of the decoded image the client sent
+RESIZED_SIZE = "RESIZED_SIZE"  # INT64 [2]: height, width of the detector input (before padding)
+DETECTOR_INPUT = "images"  # FP32 [3, H, W]
+DETECTOR_BOXES = "boxes"  # FP32 [N, 4], x1 y1 x2 y2 in detector-input pixels
+DETECTOR_SCORES = "scores"  # FP32 [N]
+DETECTOR_LABELS = "labels"  # INT64 [N], COCO category ids (91-id numbering)
+# postprocess inputs (the detector's outputs under these names)
+RAW_BOXES = "RAW_BOXES"
+RAW_SCORES = "RAW_SCORES"
+RAW_LABELS = "RAW_LABELS"
+# ensemble outputs: BOXES FP32 [K, 4] (x1 y1 x2 y2, original pixels), SCORES FP32 [K],
+# CLASS_IDS INT32 [K] (COCO ids), LABELS BYTES [K], COUNT INT32 [1] (= K)
+BOXES = "BOXES"
+COUNT = "COUNT"
+SCORE_THRESHOLD = "score_threshold"  # request parameter, float in [0, 1]
+MAX_DETECTIONS = "max_detections"  # request parameter, int >= 1
+DEFAULT_SCORE_THRESHOLD = 0.5
+DEFAULT_MAX_DETECTIONS = 100
+DETECTOR_MIN_SIZE = 800  # torchvision's resize rule: scale = min(800 / shorter, 1333 / longer)
+DETECTOR_MAX_SIZE = 1333
+
+# image_guard: every ensemble's first step; checks headers and limits, passes IMAGE through.
+IMAGE_GUARD = "image_guard"
+CHECKED_IMAGE = "CHECKED_IMAGE"
