@@ -66,16 +66,22 @@ def refused_images(rgb: np.ndarray) -> dict[str, tuple[bytes, str]]:
         "PNG with zero width": (png_header_only(0, 10), "declares 0x10"),
         "PNG with a side over the limit": (png_header_only(20_000, 10), "side above the limit"),
         "PNG with an invalid bit depth": (png_header_only(10, 10, depth=7), "bit depth 7"),
+        "truncated JPEG": (jpeg[: len(jpeg) // 3], "truncated JPEG: no end-of-image marker"),
+        "truncated PNG": (encode(image, "PNG")[:5000], "truncated PNG: no IEND chunk"),
     }
 
 
 def corrupt_images(rgb: np.ndarray) -> dict[str, bytes]:
-    """Headers that pass the guard; the decoder fails on the data."""
+    """Headers that pass the guard; the decoder fails on the data.
+
+    (A JPEG whose scan data is cut short but still ends with an end-of-image marker is decoded
+    by libjpeg-turbo with grey filling, as most viewers do, so it is not among these.)"""
     image = Image.fromarray(rgb)
-    jpeg, png = encode(image, "JPEG"), encode(image, "PNG")
-    noise = np.random.default_rng(0).integers(1, 255, 6000, dtype=np.uint8).tobytes()
+    png = encode(image, "PNG")
+    middle = len(png) // 2
+    flipped = png[:middle] + bytes(b ^ 0xFF for b in png[middle : middle + 64]) + png[middle + 64 :]
+    bad_crc = png[:29] + bytes([png[29] ^ 0xFF]) + png[30:]  # IHDR's CRC
     return {
-        "truncated JPEG": jpeg[: len(jpeg) // 3],
-        "truncated PNG": png[: len(png) // 3],
-        "JPEG with noise after its header": jpeg[:700] + noise,
+        "PNG with corrupted image data": flipped,
+        "PNG with a bad header checksum": bad_crc,
     }

@@ -111,6 +111,11 @@ def _jpeg_header(data: bytes) -> ImageHeader:
             if components not in (1, 3, 4):
                 raise ImageRejectedError(f"JPEG with {components} colour components is not supported (1, 3 or 4)")
             kind = {1: "grayscale", 3: "colour", 4: "CMYK/YCCK"}[components]
+            # Entropy-coded data never contains FF D9, so an end-of-image marker after the frame
+            # header means the image data is complete; a truncated upload has none (and zero
+            # padding would otherwise let the decoder "finish" it with grey).
+            if data.rfind(b"\xff\xd9") < pos:
+                raise ImageRejectedError("truncated JPEG: no end-of-image marker after the image data")
             return ImageHeader("JPEG", width, height, f"{JPEG_SUPPORTED_SOF[marker]}, {kind}")
         pos += 2 + length
     raise ImageRejectedError("corrupt or truncated JPEG: no frame header (SOF) before the image data")
@@ -120,6 +125,8 @@ def _png_header(data: bytes) -> ImageHeader:
     if len(data) < 33 or data[12:16] != b"IHDR":
         raise ImageRejectedError("corrupt or truncated PNG: no IHDR header")
     width, height, depth, colour = struct.unpack(">IIBB", data[16:26])
+    if data.rfind(b"IEND") < 33:
+        raise ImageRejectedError("truncated PNG: no IEND chunk after the image data")
     if colour not in PNG_VALID_DEPTHS or depth not in PNG_VALID_DEPTHS[colour]:
         raise ImageRejectedError(f"corrupt PNG: bit depth {depth} with colour type {colour} is invalid")
     return ImageHeader("PNG", width, height, f"{PNG_COLOUR[colour]}, {depth}-bit")
