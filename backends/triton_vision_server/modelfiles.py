@@ -55,6 +55,8 @@ class ModelEntry:
     contract: Contract
     build_stand_in: Callable[[], onnx.ModelProto]
     downloads: tuple[Download, ...] = field(default_factory=tuple)
+    # Turns a non-ONNX weights file (a torchvision .pth state dict) into the ONNX model; None: ONNX only.
+    convert: Callable[[Path], onnx.ModelProto] | None = None
 
 
 CATALOGUE: dict[str, ModelEntry] = {
@@ -75,6 +77,78 @@ CATALOGUE: dict[str, ModelEntry] = {
         ),
     ),
 }
+
+
+def _fcn_stand_in() -> onnx.ModelProto:
+    from .segmentation_export import fcn_stand_in
+
+    return fcn_stand_in()
+
+
+CATALOGUE[t.SEGMENTER] = ModelEntry(
+    name=t.SEGMENTER,
+    description="FCN-ResNet50 (ONNX model zoo fcn-resnet50-11, 21 Pascal VOC classes)",
+    contract=Contract(
+        inputs={t.SEGMENTER_INPUT: (3, -1, -1)},
+        outputs={t.SEGMENTER_OUTPUT: (t.VOC_CLASSES, -1, -1), t.SEGMENTER_AUX: (t.VOC_CLASSES, -1, -1)},
+    ),
+    build_stand_in=_fcn_stand_in,
+    downloads=(
+        Download(
+            url="https://github.com/onnx/models/raw/main/validated/vision/object_detection_segmentation/fcn/model/fcn-resnet50-11.onnx",
+            sha256="8abd3ae6c258e6fd210d8fb296261ea5c0603c6cc2f568db6097f6fbaaeff0d5",
+            size=141_193_553,
+        ),
+    ),
+)
+
+
+# -- detection: torchvision Faster R-CNN, exported (export extra) --------------------------------
+def _faster_rcnn_entry(arch: str, description: str, download: Download) -> ModelEntry:
+    def stand_in() -> onnx.ModelProto:
+        from .detection_export import export_faster_rcnn
+
+        return export_faster_rcnn(arch)
+
+    def convert(path: Path) -> onnx.ModelProto:
+        from .detection_export import export_faster_rcnn
+
+        return export_faster_rcnn(arch, path)
+
+    return ModelEntry(
+        name=t.DETECTOR,  # both architectures serve from model_repository/faster_rcnn
+        description=description,
+        contract=Contract(
+            inputs={t.DETECTOR_INPUT: (3, -1, -1)},
+            outputs={t.DETECTOR_BOXES: (-1, 4), t.DETECTOR_SCORES: (-1,), t.DETECTOR_LABELS: (-1,)},
+        ),
+        build_stand_in=stand_in,
+        downloads=(download,),
+        convert=convert,
+    )
+
+
+# `models prepare` (and demo) use the key of a directory that exists: faster_rcnn (ResNet-50-FPN v2).
+# `models prepare --model faster_rcnn_mobilenet_v3 [--force]` puts MobileNetV3 there instead.
+# Downloads are torchvision's COCO_V1 state dicts (sizes approximate), exported on arrival.
+CATALOGUE[t.DETECTOR] = _faster_rcnn_entry(
+    "resnet50_fpn_v2",
+    "Faster R-CNN ResNet-50-FPN v2 (torchvision COCO_V1, box mAP 46.7), exported to ONNX",
+    Download(
+        url="https://download.pytorch.org/models/fasterrcnn_resnet50_fpn_v2_coco-dd69338a.pth",
+        sha256="dd69338a24b8d7381807e247652bdc356325bcbaf1cd3e092e00e0a1a58706bf",
+        size=175_222_000,
+    ),
+)
+CATALOGUE[t.DETECTOR_MOBILENET] = _faster_rcnn_entry(
+    "mobilenet_v3",
+    "Faster R-CNN MobileNetV3-Large-FPN (torchvision COCO_V1, box mAP 32.8; CPU-friendly), exported to ONNX",
+    Download(
+        url="https://download.pytorch.org/models/fasterrcnn_mobilenet_v3_large_fpn-fb6a3cc7.pth",
+        sha256="fb6a3cc702b1df54c18a44b26708cd083614211062d0c36d2ca7bf9270df3533",
+        size=77_845_000,
+    ),
+)
 
 
 def sha256_of(path: Path) -> str:
@@ -164,6 +238,9 @@ def _install(model_or_file: onnx.ModelProto | Path, repository: Path, entry: Mod
 def import_local(path: Path, repository: Path, entry: ModelEntry) -> ModelSource:
     if not path.is_file():
         raise ModelFileError(f"--from {path}: no such file")
+    if path.suffix.lower() != ".onnx" and entry.convert is not None:
+        converted = conform(entry.convert(path), entry, str(path))
+        return _install(converted, repository, entry, "local", str(path.resolve()))
     model = onnx.load(str(path))
     original = onnx.load(str(path))
     conformed = conform(model, entry, str(path))
@@ -182,6 +259,9 @@ def download(entry: ModelEntry, repository: Path, *, timeout: float = 30.0) -> M
                 digest = sha256_of(partial)
                 if digest != item.sha256:
                     raise ModelFileError(f"{item.url}: sha256 {digest} differs from the pinned {item.sha256}")
+                if not item.url.endswith(".onnx") and entry.convert is not None:
+                    converted = conform(entry.convert(partial), entry, item.url)
+                    return _install(converted, repository, entry, "download", item.url)
                 conform(onnx.load(str(partial), load_external_data=False), entry, item.url)
                 return _install(partial, repository, entry, "download", item.url)
         except (OSError, ModelFileError) as exc:

@@ -10,6 +10,7 @@ import numpy as np
 from triton_vision_models import tensors as t
 
 from .images import pack_images
+from .segmentation import Segmentation, split_outputs
 
 PROTOCOLS = ("grpc", "http")
 DEFAULT_URLS = {"grpc": "127.0.0.1:8001", "http": "127.0.0.1:8000"}
@@ -26,6 +27,19 @@ class Classification:
     class_ids: tuple[int, ...]
     scores: tuple[float, ...]
     labels: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Detections:
+    """COCO detections for one image, best first; boxes are x1, y1, x2, y2 in the image's pixels."""
+
+    boxes: tuple[tuple[float, float, float, float], ...]
+    scores: tuple[float, ...]
+    class_ids: tuple[int, ...]  # COCO category ids, 91-id numbering (1 = person)
+    labels: tuple[str, ...]
+
+    def __len__(self) -> int:
+        return len(self.scores)
 
 
 def _decode(value: Any) -> str:
@@ -91,6 +105,56 @@ class VisionClient:
             )
             for ids, scores, labels in zip(out[t.CLASS_IDS], out[t.SCORES], out[t.LABELS])
         ]
+
+    def detect(
+        self,
+        images: Sequence[bytes],
+        score_threshold: float | None = None,
+        max_detections: int | None = None,
+        *,
+        concurrency: int = 4,
+    ) -> list[Detections]:
+        """One :class:`Detections` per image; each image is its own request (the detector takes one).
+
+        Over gRPC the requests run concurrently (``concurrency`` at a time); over HTTP one after another.
+        """
+        from concurrent.futures import ThreadPoolExecutor
+
+        if not images:
+            raise ValueError("no images to send")
+        parameters: dict[str, Any] = {}
+        if score_threshold is not None:
+            parameters[t.SCORE_THRESHOLD] = float(score_threshold)
+        if max_detections is not None:
+            parameters[t.MAX_DETECTIONS] = int(max_detections)
+
+        def one(image: bytes) -> Detections:
+            out = self.infer(t.DETECTION, [image], (t.BOXES, t.SCORES, t.CLASS_IDS, t.LABELS, t.COUNT), parameters)
+            count = int(out[t.COUNT].reshape(-1)[0])
+            boxes = out[t.BOXES].reshape(-1, 4)[:count]
+            return Detections(
+                boxes=tuple(tuple(float(v) for v in box) for box in boxes),
+                scores=tuple(float(s) for s in out[t.SCORES].reshape(-1)[:count]),
+                class_ids=tuple(int(i) for i in out[t.CLASS_IDS].reshape(-1)[:count]),
+                labels=tuple(_decode(label) for label in out[t.LABELS].reshape(-1)[:count]),
+            )
+
+        workers = max(1, min(concurrency, len(images))) if self.protocol == "grpc" else 1
+        if workers == 1:
+            return [one(image) for image in images]
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            return list(pool.map(one, images))
+
+    def segment(self, images: Sequence[bytes], overlay: bool = False, *, batch: int = 4) -> list[Segmentation]:
+        """One :class:`Segmentation` per image (mask at the image's own size); ``batch`` images a request."""
+        if not images:
+            raise ValueError("no images to send")
+        names = (t.MASK, t.MASK_SIZE, t.CLASS_FRACTIONS, t.LABELS, t.OVERLAY)
+        results = []
+        for start in range(0, len(images), batch):
+            out = self.infer(t.SEGMENTATION, images[start : start + batch], names, {t.OVERLAY_PARAMETER: bool(overlay)})
+            results.extend(split_outputs(out))
+        return results
 
     def model_sources(self) -> dict[str, dict[str, str]]:
         """What the server's ``model_info`` model says about its ONNX files ({} if it has none)."""

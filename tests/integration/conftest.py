@@ -54,7 +54,7 @@ def classification_server(classification_repository):
 
 
 # -- segmentation -----------------------------------------------------------------------------
-SEGMENTATION_MODELS = ["segmentation", "segmentation_preprocess", "fcn_resnet50", "segmentation_postprocess"]
+SEGMENTATION_MODELS = ["segmentation", "image_guard", "segmentation_preprocess", "fcn_resnet50", "segmentation_postprocess"]
 
 
 @pytest.fixture(scope="session")
@@ -93,7 +93,7 @@ def segmentation_fcn_server(segmentation_fcn_repository):
 def _detection_repository(target: Path) -> Path:
     from triton_vision_models import tensors as t
 
-    return copy_model_dirs(target, [t.DETECTION, t.DETECTION_PREPROCESS, t.DETECTOR, t.DETECTION_POSTPROCESS, t.MODEL_INFO])
+    return copy_model_dirs(target, [t.DETECTION, t.IMAGE_GUARD, t.DETECTION_PREPROCESS, t.DETECTOR, t.DETECTION_POSTPROCESS, t.MODEL_INFO])
 
 
 @pytest.fixture(scope="session")

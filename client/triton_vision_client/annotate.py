@@ -1,0 +1,72 @@
+"""Draw detections on an image with OpenCV: one colour per class, labels on filled backgrounds."""
+
+from __future__ import annotations
+
+import colorsys
+from typing import Sequence
+
+import numpy as np
+
+GOLDEN_RATIO = 0.618033988749895
+
+
+def class_colour(class_id: int) -> tuple[int, int, int]:
+    """A distinct, saturated BGR colour per class id (hues spread by the golden ratio)."""
+    hue = (int(class_id) * GOLDEN_RATIO) % 1.0
+    r, g, b = colorsys.hsv_to_rgb(hue, 0.85, 0.95)
+    return int(b * 255), int(g * 255), int(r * 255)
+
+
+def text_colour(background_bgr: tuple[int, int, int]) -> tuple[int, int, int]:
+    """Black on light backgrounds, white on dark ones (ITU-R BT.601 luma)."""
+    b, g, r = background_bgr
+    return (0, 0, 0) if 0.299 * r + 0.587 * g + 0.114 * b > 140 else (255, 255, 255)
+
+
+def draw_detections(
+    image_bgr: np.ndarray,
+    boxes: Sequence[Sequence[float]],
+    labels: Sequence[str],
+    scores: Sequence[float],
+    class_ids: Sequence[int],
+) -> np.ndarray:
+    """A copy of ``image_bgr`` (H x W x 3 uint8) with each box and a "label score" tag drawn on it."""
+    import cv2
+
+    canvas = np.ascontiguousarray(image_bgr.copy())
+    height, width = canvas.shape[:2]
+    scale = max(0.4, min(height, width) / 900.0)
+    thickness = max(1, round(2 * scale))
+    font = cv2.FONT_HERSHEY_SIMPLEX
+    for box, label, score, class_id in zip(boxes, labels, scores, class_ids):
+        colour = class_colour(class_id)
+        x1, y1, x2, y2 = (int(round(v)) for v in box)
+        cv2.rectangle(canvas, (x1, y1), (x2, y2), colour, thickness, cv2.LINE_8)
+        text = f"{label} {score:.2f}"
+        (text_w, text_h), baseline = cv2.getTextSize(text, font, scale, max(1, thickness - 1))
+        tag_h = text_h + baseline + 2 * thickness
+        # Above the box when there is room, else just inside its top edge; never off the image.
+        top = y1 - tag_h if y1 - tag_h >= 0 else min(max(y1, 0), max(height - tag_h, 0))
+        left = min(max(x1, 0), max(width - text_w - 2 * thickness, 0))
+        cv2.rectangle(canvas, (left, top), (left + text_w + 2 * thickness, top + tag_h), colour, cv2.FILLED)
+        cv2.putText(
+            canvas,
+            text,
+            (left + thickness, top + text_h + thickness),
+            font,
+            scale,
+            text_colour(colour),
+            max(1, thickness - 1),
+            cv2.LINE_AA,
+        )
+    return canvas
+
+
+def annotate_file(encoded: bytes, detections) -> np.ndarray:
+    """Decode ``encoded`` (EXIF orientation applied, like the server's decoder) and draw ``detections``."""
+    import cv2
+
+    image = cv2.imdecode(np.frombuffer(encoded, dtype=np.uint8), cv2.IMREAD_COLOR)
+    if image is None:
+        raise ValueError("cannot decode the image to annotate it")
+    return draw_detections(image, detections.boxes, detections.labels, detections.scores, detections.class_ids)

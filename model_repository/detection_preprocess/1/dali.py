@@ -1,0 +1,45 @@
+"""Detection preprocessing, exactly as torchvision's Faster R-CNN transform does it.
+
+Encoded JPEG/PNG -> RGB -> resize by scale = min(800 / shorter, 1333 / longer), output size
+floor(side * scale) computed in float64 (torchvision's GeneralizedRCNNTransform rule), bilinear
+without antialiasing, kept in float -> (x/255 - mean) / std -> CHW float32. The detector pads
+to a multiple of 32 itself. Also returns the decoded (original) and the resized height/width, so
+that the post-processing can map boxes back to the pixels of the image the client sent.
+Decodes on "mixed" (nvJPEG) when the pipeline has a GPU, on "cpu" otherwise. Follows the DALI
+backend's autoserialization convention; self-contained (the native DALI backend runs it).
+"""
+
+from nvidia.dali import Pipeline, fn, math, pipeline_def, types
+from nvidia.dali.plugin.triton import autoserialize
+
+MIN_SIZE = 800.0
+MAX_SIZE = 1333.0
+MEAN = [0.485 * 255, 0.456 * 255, 0.406 * 255]
+STD = [0.229 * 255, 0.224 * 255, 0.225 * 255]
+
+
+@autoserialize
+@pipeline_def(batch_size=8, num_threads=2, device_id=0)
+def detection_preprocess():
+    encoded = fn.external_source(device="cpu", name="IMAGE", dtype=types.UINT8, ndim=1)
+    decoder = "mixed" if Pipeline.current().device_id is not None else "cpu"
+    images = fn.decoders.image(encoded, device=decoder, output_type=types.RGB)
+    shape = fn.shapes(images, dtype=types.INT64)  # [H, W, C]
+    height = fn.cast(shape[0], dtype=types.FLOAT64)
+    width = fn.cast(shape[1], dtype=types.FLOAT64)
+    min_size = types.Constant(MIN_SIZE, dtype=types.FLOAT64)
+    max_size = types.Constant(MAX_SIZE, dtype=types.FLOAT64)
+    scale = math.min(min_size / math.min(height, width), max_size / math.max(height, width))
+    out_height = fn.cast(math.floor(height * scale), dtype=types.FLOAT)
+    out_width = fn.cast(math.floor(width * scale), dtype=types.FLOAT)
+    resized = fn.resize(
+        images,
+        size=fn.stack(out_height, out_width),
+        interp_type=types.INTERP_LINEAR,
+        antialias=False,
+        dtype=types.FLOAT,
+    )
+    pixels = fn.crop_mirror_normalize(resized, mean=MEAN, std=STD, dtype=types.FLOAT, output_layout="CHW")
+    original_size = shape[0:2]
+    resized_size = fn.shapes(resized, dtype=types.INT64)[0:2]
+    return pixels, original_size, resized_size

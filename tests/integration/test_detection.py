@@ -1,0 +1,145 @@
+"""The detection ensemble through the real tritonserver.
+
+1. Known answer: a stand-in detector whose one detection is the bounding box of the bright
+   pixels it sees; a synthetic image of odd size with a white rectangle at a known place must
+   come back with that rectangle, in the pixels of the image that was sent.
+2. Same model, same answer: a seeded random MobileNetV3 Faster R-CNN served by Triton (DALI
+   preprocessing) against the same model.onnx run in-process on the OpenCV reference input.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+
+import cv2
+import numpy as np
+import onnxruntime as ort
+import pytest
+
+from tests.conftest import ROOT, shared_path
+from tests.detection_helpers import (
+    PERSON,
+    STAND_IN_SCORE,
+    bright_rectangle_image,
+    encode,
+    exif_rotated_jpeg,
+    reference_preprocess,
+)
+from triton_vision_client.client import ClientError, VisionClient
+from triton_vision_models import tensors as t
+
+pytestmark = pytest.mark.integration
+
+# (height, width, rectangle x1, y1, x2 (exclusive), y2 (exclusive))
+UPSCALED = (389, 517, (101, 57, 333, 290))  # scale 800/389: 2.06
+DOWNSCALED = (601, 1999, (1203, 13, 1871, 400))  # scale 1333/1999: 0.667 (the longer side limits)
+BOX_TOLERANCE_PX = 2.0
+
+
+@pytest.fixture(scope="module")
+def bright_client(bright_box_detection_server):
+    with VisionClient(bright_box_detection_server.options.grpc_url, "grpc") as client:
+        yield client
+
+
+@pytest.mark.parametrize("case", [UPSCALED, DOWNSCALED], ids=["517x389", "1999x601"])
+@pytest.mark.parametrize("ext", [".jpg", ".png"])
+def test_box_lands_on_the_rectangle_in_original_pixels(bright_client, case, ext):
+    height, width, rectangle = case
+    data = encode(bright_rectangle_image(height, width, rectangle), ext)
+    (result,) = bright_client.detect([data])
+    assert result.class_ids == (PERSON,) and result.labels == ("person",)
+    assert result.scores == pytest.approx((STAND_IN_SCORE,))
+    np.testing.assert_allclose(result.boxes[0], rectangle, atol=BOX_TOLERANCE_PX)
+
+
+def test_several_images_come_back_one_result_each_in_order(bright_client):
+    rectangles = [(10, 20, 60, 90), (200, 100, 500, 380), (0, 0, 517, 389)]
+    images = [encode(bright_rectangle_image(389, 517, r), ".png") for r in rectangles]
+    results = bright_client.detect(images)
+    assert len(results) == 3
+    for result, rectangle in zip(results, rectangles):
+        np.testing.assert_allclose(result.boxes[0], rectangle, atol=BOX_TOLERANCE_PX)
+
+
+def test_exif_rotated_jpeg_answers_in_the_upright_image(bright_client):
+    upright = bright_rectangle_image(389, 517, UPSCALED[2])
+    data = exif_rotated_jpeg(upright)
+    decoded = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    assert decoded.shape[:2] == (389, 517), "the test image itself must display upright"
+    (result,) = bright_client.detect([data])
+    np.testing.assert_allclose(result.boxes[0], UPSCALED[2], atol=BOX_TOLERANCE_PX)
+
+
+def test_threshold_above_every_score_answers_nothing(bright_client):
+    data = encode(bright_rectangle_image(*UPSCALED), ".png")
+    (result,) = bright_client.detect([data], score_threshold=0.995)
+    assert len(result) == 0 and result.boxes == () and result.labels == ()
+    out = bright_client.infer(t.DETECTION, [data], (t.BOXES, t.COUNT), {t.SCORE_THRESHOLD: 0.995})
+    assert out[t.BOXES].shape == (1, 0, 4) and out[t.COUNT].tolist() == [[0]]
+
+
+def test_bad_parameter_is_refused_naming_it(bright_client):
+    data = encode(bright_rectangle_image(*UPSCALED), ".png")
+    with pytest.raises(ClientError, match="score_threshold.*1.5"):
+        bright_client.detect([data], score_threshold=1.5)
+    with pytest.raises(ClientError, match="max_detections.*0"):
+        bright_client.detect([data], max_detections=0)
+
+
+def test_two_images_in_one_request_are_refused(bright_client):
+    data = encode(bright_rectangle_image(*UPSCALED), ".png")
+    with pytest.raises(ClientError) as info:
+        bright_client.infer(t.DETECTION, [data, data], (t.BOXES,))
+    message = str(info.value)
+    assert "batch" in message and "1" in message, message
+
+
+def test_detect_cli_prints_and_writes_annotated_images(bright_box_detection_server, tmp_path):
+    image = tmp_path / "rect.png"
+    image.write_bytes(encode(bright_rectangle_image(*UPSCALED), ".png"))
+    out_dir = tmp_path / "annotated"
+    result = subprocess.run(
+        [sys.executable, "-m", "triton_vision_client.cli", "detect", str(image), "--out", str(out_dir),
+         "--url", bright_box_detection_server.options.grpc_url],
+        capture_output=True, text=True, cwd=ROOT, timeout=120, check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "1 detection" in result.stdout and "person" in result.stdout
+    annotated = cv2.imread(str(out_dir / "rect.detections.jpg"))
+    assert annotated is not None and annotated.shape[:2] == (389, 517)
+
+
+# -- a real exported Faster R-CNN (random weights), served vs in-process -------------------------
+def test_served_mobilenet_equals_in_process_onnx_on_a_real_photo(mobilenet_detection_server, mobilenet_detection_repository):
+    data = shared_path("images/persons.jpg").read_bytes()
+    with VisionClient(mobilenet_detection_server.options.grpc_url, "grpc") as client:
+        started = time.perf_counter()
+        (served,) = client.detect([data], score_threshold=0.3, max_detections=20)
+        elapsed = time.perf_counter() - started
+    print(f"served detection of persons.jpg (MobileNetV3, CPU): {elapsed:.2f} s")
+
+    rgb = cv2.cvtColor(cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+    pixels, (height, width) = reference_preprocess(rgb)
+    session = ort.InferenceSession(
+        str(mobilenet_detection_repository / t.DETECTOR / "1" / "model.onnx"), providers=["CPUExecutionProvider"]
+    )
+    boxes, scores, labels = session.run(None, {t.DETECTOR_INPUT: pixels})
+    keep = scores[0] >= 0.3
+    # Back to the 640 x 491 original by hand: x * 640 / width, y * 491 / height.
+    expected_boxes = boxes[0][keep][:20] * np.array([640 / width, 491 / height] * 2)
+    expected_scores, expected_ids = scores[0][keep][:20], labels[0][keep][:20]
+
+    assert len(served) >= 5, "the lively random weights give detections above 0.3"
+    top = 5  # DALI's and OpenCV's decoders differ slightly; the confident top is stable
+    np.testing.assert_allclose(served.scores[:top], expected_scores[:top], atol=0.02)
+    assert list(served.class_ids[:top]) == expected_ids[:top].tolist()
+    np.testing.assert_allclose(np.array(served.boxes[:top]), expected_boxes[:top], atol=3.0)
+    assert all(0 <= x1 <= x2 <= 640 and 0 <= y1 <= y2 <= 491 for x1, y1, x2, y2 in served.boxes)
+
+
+def test_a_file_that_is_not_an_image_is_refused_before_decoding(bright_client):
+    with pytest.raises(ClientError, match="(?i)jpeg|png|image"):
+        bright_client.detect([b"GIF89a" + b"\x00" * 64])

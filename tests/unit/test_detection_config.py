@@ -1,0 +1,74 @@
+"""The detection configs agree with the tensors module and the one-image contract."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+
+from tests.conftest import MODEL_REPOSITORY
+from tests.modelconfigs import load_config, spec_for
+from triton_vision_models import tensors as t
+from triton_vision_models.onnx_runner import OnnxRunner
+from triton_vision_models.spec import RequestData
+from triton_vision_server import modelfiles
+
+
+def test_detection_names_agree_with_the_tensors_module():
+    ensemble = load_config(MODEL_REPOSITORY / t.DETECTION)
+    assert [o.name for o in ensemble.output] == [t.BOXES, t.SCORES, t.CLASS_IDS, t.LABELS, t.COUNT]
+    assert [s.model_name for s in ensemble.ensemble_scheduling.step] == [
+        t.IMAGE_GUARD, t.DETECTION_PREPROCESS, t.DETECTOR, t.DETECTION_POSTPROCESS,
+    ]
+    detector = load_config(MODEL_REPOSITORY / t.DETECTOR)
+    assert detector.platform == "onnxruntime_onnx"
+    assert [i.name for i in detector.input] == [t.DETECTOR_INPUT]
+    assert [o.name for o in detector.output] == [t.DETECTOR_BOXES, t.DETECTOR_SCORES, t.DETECTOR_LABELS]
+    assert [o.name for o in load_config(MODEL_REPOSITORY / t.DETECTION_PREPROCESS).output] == [
+        t.PIXELS, t.ORIGINAL_SIZE, t.RESIZED_SIZE,
+    ]
+    assert [i.name for i in load_config(MODEL_REPOSITORY / t.DETECTION_POSTPROCESS).input] == [
+        t.RAW_BOXES, t.RAW_SCORES, t.RAW_LABELS, t.ORIGINAL_SIZE, t.RESIZED_SIZE,
+    ]
+
+
+def test_the_traced_detector_and_its_ensemble_take_one_image_per_request():
+    assert load_config(MODEL_REPOSITORY / t.DETECTOR).max_batch_size == 1
+    assert load_config(MODEL_REPOSITORY / t.DETECTION).max_batch_size == 1
+
+
+def test_both_catalogue_architectures_serve_from_the_faster_rcnn_directory():
+    for key in (t.DETECTOR, t.DETECTOR_MOBILENET):
+        entry = modelfiles.CATALOGUE[key]
+        assert entry.name == t.DETECTOR and entry.convert is not None
+        (download,) = entry.downloads
+        assert download.url.endswith(".pth") and len(download.sha256) == 64
+        # torchvision names its weight files <name>-<first 8 hex digits of the sha256>.pth
+        assert download.url.rsplit("-", 1)[1] == download.sha256[:8] + ".pth"
+
+
+class RecordingSession:
+    """Stands in for an onnxruntime session; records the batch sizes it is given."""
+
+    def __init__(self) -> None:
+        self.batches: list[int] = []
+
+    def get_inputs(self):
+        return [SimpleNamespace(name=t.DETECTOR_INPUT)]
+
+    def get_outputs(self):
+        return [SimpleNamespace(name=n) for n in (t.DETECTOR_BOXES, t.DETECTOR_SCORES, t.DETECTOR_LABELS)]
+
+    def run(self, names, inputs):
+        n = inputs[t.DETECTOR_INPUT].shape[0]
+        self.batches.append(n)
+        return [np.zeros((n, 0, 4), np.float32), np.zeros((n, 0), np.float32), np.zeros((n, 0), np.int64)]
+
+
+def test_onnx_runner_never_batches_beyond_max_batch_size():
+    session = RecordingSession()
+    runner = OnnxRunner(spec_for(MODEL_REPOSITORY / t.DETECTOR), session)
+    same_shape = [RequestData(inputs={t.DETECTOR_INPUT: np.zeros((1, 3, 32, 48), np.float32)}) for _ in range(3)]
+    results = runner(same_shape)
+    assert session.batches == [1, 1, 1]
+    assert [r[t.DETECTOR_BOXES].shape for r in results] == [(1, 0, 4)] * 3

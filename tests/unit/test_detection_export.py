@@ -1,0 +1,80 @@
+"""The Faster R-CNN exporter (export extra): contract, stand-in marking, and faithfulness to torchvision.
+
+The faithfulness test needs no DALI and no server: torchvision's own eager model (its own
+normalise, resize and box rescaling) and the exported graph fed by the OpenCV reference
+preprocessing, with boxes scaled back by hand, must give the same detections.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import pytest
+
+from tests.conftest import shared_path
+from tests.detection_helpers import lively_random_state_dict, reference_preprocess
+from triton_vision_models import tensors as t
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("torchvision")
+
+
+@pytest.fixture(scope="module")
+def state_dict(tmp_path_factory):
+    return lively_random_state_dict(tmp_path_factory.mktemp("frcnn") / "mobilenet_v3.pth")
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory, state_dict):
+    """The .pth imported the way `triton-vision models prepare --model faster_rcnn_mobilenet_v3 --from` does."""
+    from triton_vision_server import modelfiles
+
+    repository = tmp_path_factory.mktemp("repo")
+    source = modelfiles.prepare(repository, modelfiles.CATALOGUE[t.DETECTOR_MOBILENET], from_path=state_dict)
+    return repository / t.DETECTOR / "1" / "model.onnx", source
+
+
+def test_imported_state_dict_is_exported_with_the_contract(prepared, state_dict):
+    path, source = prepared
+    assert source.kind == "local" and source.origin.endswith("mobilenet_v3.pth")
+    model = onnx.load(str(path))
+    assert [i.name for i in model.graph.input] == [t.DETECTOR_INPUT]
+    assert [o.name for o in model.graph.output] == [t.DETECTOR_BOXES, t.DETECTOR_SCORES, t.DETECTOR_LABELS]
+    for value in list(model.graph.input) + list(model.graph.output):
+        assert value.type.tensor_type.shape.dim[0].dim_param == "batch"
+    assert not any(p.key == "triton_vision.stand_in" for p in model.metadata_props)
+
+
+def test_exported_graph_with_reference_preprocessing_matches_torchvision_eager(prepared, state_dict):
+    import cv2
+    import onnxruntime as ort
+    from torchvision.models.detection import fasterrcnn_mobilenet_v3_large_fpn
+
+    data = shared_path("images/persons.jpg").read_bytes()
+    rgb = cv2.cvtColor(cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+
+    eager = fasterrcnn_mobilenet_v3_large_fpn(weights=None, weights_backbone=None, num_classes=91).eval()
+    eager.load_state_dict(torch.load(str(state_dict), weights_only=True))
+    with torch.no_grad():
+        expected = eager([torch.from_numpy(rgb).permute(2, 0, 1).float() / 255.0])[0]
+
+    pixels, (height, width) = reference_preprocess(rgb)
+    session = ort.InferenceSession(str(prepared[0]), providers=["CPUExecutionProvider"])
+    boxes, scores, labels = session.run(None, {t.DETECTOR_INPUT: pixels})
+    assert boxes.shape[0] == 1 and boxes.shape[2] == 4
+    assert boxes[0, :, 2].max() <= width + 1e-3 and boxes[0, :, 3].max() <= height + 1e-3  # input pixels
+    back = boxes[0] * np.array([640 / width, 491 / height] * 2, dtype=np.float32)
+
+    assert len(expected["scores"]) >= 10, "the lively random weights must detect something"
+    top = 10
+    np.testing.assert_allclose(scores[0, :top], expected["scores"][:top].numpy(), atol=2e-3)
+    np.testing.assert_array_equal(labels[0, :top], expected["labels"][:top].numpy())
+    np.testing.assert_allclose(back[:top], expected["boxes"][:top].numpy(), atol=1.0)
+
+
+def test_random_weight_export_is_marked_as_a_stand_in():
+    from triton_vision_server.detection_export import export_faster_rcnn
+    from triton_vision_server.standins import STAND_IN_KEY
+
+    model = export_faster_rcnn("mobilenet_v3")
+    assert any(p.key == STAND_IN_KEY and p.value == "true" for p in model.metadata_props)
