@@ -8,7 +8,7 @@ from typing import Iterator
 
 import pytest
 
-from tests.conftest import MODEL_REPOSITORY, copy_model_dirs
+from tests.conftest import copy_model_dirs
 
 SERVER_START_TIMEOUT_S = 240.0
 

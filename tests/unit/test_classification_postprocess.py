@@ -82,3 +82,12 @@ def test_postprocessor_refuses_a_label_file_of_the_wrong_length(tmp_path):
     spec = type(spec)(**{**spec.__dict__, "repository_dir": tmp_path / "post", "parameters": {"labels": "labels.txt"}})
     with pytest.raises(ConfigError, match="1000 classes, label file has 2"):
         ClassificationPostprocessor.from_spec(spec)
+
+
+def test_parameters_sent_as_strings_by_string_only_clients_are_accepted():
+    from triton_vision_models.parameters import bool_parameter, float_parameter
+
+    assert float_parameter({"p": "0.25"}, "p", 0.5, minimum=0.0, maximum=1.0) == 0.25
+    assert bool_parameter({"p": "TRUE"}, "p", False) is True
+    with pytest.raises(InvalidParameterError, match=r"'p' must be a number in \[0, 1\], got 2"):
+        float_parameter({"p": 2}, "p", 0.5, minimum=0.0, maximum=1.0)

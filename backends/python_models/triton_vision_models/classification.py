@@ -8,7 +8,8 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from . import tensors as t
-from .errors import ConfigError, InvalidParameterError
+from .errors import ConfigError
+from .parameters import int_parameter
 from .spec import ModelSpec, RequestData
 
 
@@ -27,19 +28,7 @@ def top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
 
 def parse_top_k(parameters: Mapping[str, Any], num_classes: int, default: int = t.DEFAULT_TOP_K) -> int:
     """The request's ``top_k`` parameter, checked: an integer in 1..num_classes."""
-    raw = parameters.get(t.TOP_K, default)
-    if isinstance(raw, bool):
-        raise InvalidParameterError(f"parameter '{t.TOP_K}' must be an integer, got a boolean")
-    if isinstance(raw, str):
-        try:
-            raw = int(raw.strip())
-        except ValueError:
-            raise InvalidParameterError(f"parameter '{t.TOP_K}' must be an integer, got '{raw}'") from None
-    if not isinstance(raw, int):
-        raise InvalidParameterError(f"parameter '{t.TOP_K}' must be an integer, got {type(raw).__name__}")
-    if not 1 <= raw <= num_classes:
-        raise InvalidParameterError(f"parameter '{t.TOP_K}' must be in 1..{num_classes}, got {raw}")
-    return raw
+    return int_parameter(parameters, t.TOP_K, default, minimum=1, maximum=num_classes)
 
 
 def load_labels(path: Path) -> tuple[str, ...]:

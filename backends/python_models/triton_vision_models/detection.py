@@ -7,8 +7,6 @@ x * (W0 / W1), y * (H0 / H1) (the inverse of the resize) and is clipped to [0, W
 
 from __future__ import annotations
 
-import math
-from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import numpy as np
@@ -16,6 +14,7 @@ import numpy as np
 from . import tensors as t
 from .classification import load_labels
 from .errors import ConfigError, InferenceError, InvalidInputError, InvalidParameterError
+from .parameters import float_parameter, int_parameter
 from .spec import ModelSpec, RequestData
 
 COCO_ID_COUNT = 91  # torchvision/COCO category ids 0..90; 0 is the background, 11 ids are unused
@@ -23,39 +22,12 @@ COCO_ID_COUNT = 91  # torchvision/COCO category ids 0..90; 0 is the background, 
 
 def parse_score_threshold(parameters: Mapping[str, Any], default: float = t.DEFAULT_SCORE_THRESHOLD) -> float:
     """The request's ``score_threshold`` parameter, checked: a number in [0, 1]."""
-    name = t.SCORE_THRESHOLD
-    raw = parameters.get(name, default)
-    if isinstance(raw, bool):
-        raise InvalidParameterError(f"parameter '{name}' must be a number in [0, 1], got a boolean")
-    if isinstance(raw, str):
-        try:
-            raw = float(raw.strip())
-        except ValueError:
-            raise InvalidParameterError(f"parameter '{name}' must be a number in [0, 1], got '{raw}'") from None
-    if not isinstance(raw, (int, float)):
-        raise InvalidParameterError(f"parameter '{name}' must be a number in [0, 1], got {type(raw).__name__}")
-    value = float(raw)
-    if math.isnan(value) or not 0.0 <= value <= 1.0:
-        raise InvalidParameterError(f"parameter '{name}' must be a number in [0, 1], got {raw}")
-    return value
+    return float_parameter(parameters, t.SCORE_THRESHOLD, default, minimum=0.0, maximum=1.0)
 
 
 def parse_max_detections(parameters: Mapping[str, Any], default: int = t.DEFAULT_MAX_DETECTIONS) -> int:
     """The request's ``max_detections`` parameter, checked: an integer >= 1."""
-    name = t.MAX_DETECTIONS
-    raw = parameters.get(name, default)
-    if isinstance(raw, bool):
-        raise InvalidParameterError(f"parameter '{name}' must be an integer >= 1, got a boolean")
-    if isinstance(raw, str):
-        try:
-            raw = int(raw.strip())
-        except ValueError:
-            raise InvalidParameterError(f"parameter '{name}' must be an integer >= 1, got '{raw}'") from None
-    if not isinstance(raw, int):
-        raise InvalidParameterError(f"parameter '{name}' must be an integer >= 1, got {type(raw).__name__}")
-    if raw < 1:
-        raise InvalidParameterError(f"parameter '{name}' must be an integer >= 1, got {raw}")
-    return raw
+    return int_parameter(parameters, t.MAX_DETECTIONS, default, minimum=1)
 
 
 def select_detections(scores: np.ndarray, threshold: float, max_detections: int) -> np.ndarray:

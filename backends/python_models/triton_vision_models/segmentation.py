@@ -23,7 +23,8 @@ import numpy as np
 
 from . import tensors as t
 from .classification import load_labels
-from .errors import ConfigError, InferenceError, InvalidInputError, InvalidParameterError
+from .errors import ConfigError, InferenceError, InvalidInputError
+from .parameters import bool_parameter
 from .spec import ModelSpec, RequestData
 
 
@@ -43,14 +44,7 @@ def voc_palette(size: int = 256) -> np.ndarray:
 
 def parse_overlay(parameters: Mapping[str, Any]) -> bool:
     """The request's ``overlay`` parameter: a boolean, or the strings "true"/"false" (default false)."""
-    raw = parameters.get(t.OVERLAY_PARAMETER, False)
-    if isinstance(raw, bool):
-        return raw
-    if isinstance(raw, str) and raw.strip().lower() in ("true", "false"):
-        return raw.strip().lower() == "true"
-    raise InvalidParameterError(
-        f"parameter '{t.OVERLAY_PARAMETER}' must be a boolean or 'true'/'false', got {raw!r}"
-    )
+    return bool_parameter(parameters, t.OVERLAY_PARAMETER, False)
 
 
 def class_ids(logits: np.ndarray, valid_size: Sequence[int]) -> np.ndarray:

@@ -1,0 +1,66 @@
+"""Request parameters, checked: each error names the parameter, what it must be, and what came.
+
+Triton hands a Python model its request parameters as JSON values (bool, int, str); clients
+that can only send strings (e.g. perf_analyzer, curl) send "5" or "true", which are accepted.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Mapping
+
+from .errors import InvalidParameterError
+
+
+def _range_text(kind: str, minimum: float, maximum: float | None) -> str:
+    if maximum is None:
+        return f"{kind} >= {minimum}"
+    return f"{kind} in {minimum}..{maximum}" if kind == "an integer" else f"{kind} in [{minimum:g}, {maximum:g}]"
+
+
+def int_parameter(
+    parameters: Mapping[str, Any], name: str, default: int, *, minimum: int, maximum: int | None = None
+) -> int:
+    wanted = _range_text("an integer", minimum, maximum)
+    raw = parameters.get(name, default)
+    if isinstance(raw, bool):
+        raise InvalidParameterError(f"parameter '{name}' must be {wanted}, got a boolean")
+    if isinstance(raw, str):
+        try:
+            raw = int(raw.strip())
+        except ValueError:
+            raise InvalidParameterError(f"parameter '{name}' must be {wanted}, got '{raw}'") from None
+    if not isinstance(raw, int):
+        raise InvalidParameterError(f"parameter '{name}' must be {wanted}, got {type(raw).__name__}")
+    if raw < minimum or (maximum is not None and raw > maximum):
+        raise InvalidParameterError(f"parameter '{name}' must be {wanted}, got {raw}")
+    return raw
+
+
+def float_parameter(
+    parameters: Mapping[str, Any], name: str, default: float, *, minimum: float, maximum: float
+) -> float:
+    wanted = _range_text("a number", minimum, maximum)
+    raw = parameters.get(name, default)
+    if isinstance(raw, bool):
+        raise InvalidParameterError(f"parameter '{name}' must be {wanted}, got a boolean")
+    if isinstance(raw, str):
+        try:
+            raw = float(raw.strip())
+        except ValueError:
+            raise InvalidParameterError(f"parameter '{name}' must be {wanted}, got '{raw}'") from None
+    if not isinstance(raw, (int, float)):
+        raise InvalidParameterError(f"parameter '{name}' must be {wanted}, got {type(raw).__name__}")
+    value = float(raw)
+    if math.isnan(value) or not minimum <= value <= maximum:
+        raise InvalidParameterError(f"parameter '{name}' must be {wanted}, got {raw}")
+    return value
+
+
+def bool_parameter(parameters: Mapping[str, Any], name: str, default: bool) -> bool:
+    raw = parameters.get(name, default)
+    if isinstance(raw, bool):
+        return raw
+    if isinstance(raw, str) and raw.strip().lower() in ("true", "false"):
+        return raw.strip().lower() == "true"
+    raise InvalidParameterError(f"parameter '{name}' must be a boolean or 'true'/'false', got {raw!r}")
