@@ -52,12 +52,15 @@ def cmd_classify(args: argparse.Namespace) -> int:
 
 
 # -- detect -------------------------------------------------------------------------------
-def print_detections(paths: Sequence[str], results) -> None:
+def print_detections(paths: Sequence[str], results, limit: int | None = None) -> None:
     for path, result in zip(paths, results):
         print(f"{path}: {len(result)} detection{'' if len(result) == 1 else 's'}")
-        for box, score, class_id, label in zip(result.boxes, result.scores, result.class_ids, result.labels):
+        rows = list(zip(result.boxes, result.scores, result.class_ids, result.labels))
+        for box, score, class_id, label in rows[:limit]:
             x1, y1, x2, y2 = box
             print(f"  {score:6.3f}  {class_id:3d} {label:<16s} [{x1:7.1f} {y1:7.1f} {x2:7.1f} {y2:7.1f}]")
+        if limit is not None and len(rows) > limit:
+            print(f"  ... and {len(rows) - limit} more (all of them are drawn in the annotated image)")
 
 
 def write_annotated(paths: Sequence[str], encoded: Sequence[bytes], results, out_dir: Path) -> list[Path]:
@@ -233,7 +236,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
             encoded = read_images(detection_images)
             _warn_stand_ins(client, [t.DETECTOR])
             results = client.detect(encoded)
-            print_detections(detection_images, results)
+            print_detections(detection_images, results, limit=10)
             for target in write_annotated(detection_images, encoded, results, Path("out")):
                 print(f"wrote {target}")
     return 0

@@ -240,3 +240,70 @@ def test_bounded_soak_keeps_memory_flat_and_answers_every_request(classification
     assert growth < SOAK_ALLOWED_GROWTH_MB, f"memory grew {growth:.1f} MB after warm-up: {report['samples']}"
     assert late_growth < SOAK_ALLOWED_LATE_GROWTH_MB, f"memory still growing: {late_growth:.1f} MB: {report['samples']}"
     assert classification_server.is_ready()
+
+
+# -- local server safety ----------------------------------------------------------------------------
+def test_server_listens_on_loopback_only_by_default(classification_server):
+    command = " ".join(classification_server.command(Path("/backends")))
+    for flag in ("--http-address=127.0.0.1", "--grpc-address=127.0.0.1", "--metrics-address=127.0.0.1"):
+        assert flag in command
+    assert "--model-control-mode=none" in command
+
+
+def test_remote_model_unload_is_refused(classification_server):
+    import urllib.error
+    import urllib.request
+
+    request = urllib.request.Request(
+        f"http://{classification_server.options.http_url}/v2/repository/models/{t.CLASSIFICATION}/unload", method="POST", data=b"{}"
+    )
+    with pytest.raises(urllib.error.HTTPError) as info:
+        urllib.request.urlopen(request, timeout=10)
+    assert info.value.code >= 400
+    assert classification_server.is_ready()
+
+
+def test_serve_exits_non_zero_with_the_log_tail_when_tritonserver_dies(classification_repository):
+    import signal
+    import subprocess
+    import sys
+
+    from triton_vision_server.runtime import free_port
+
+    ports = [str(free_port()) for _ in range(3)]
+    serve = subprocess.Popen(
+        [sys.executable, "-m", "triton_vision_client.cli", "serve", "--model-repository", str(classification_repository),
+         "--http-port", ports[0], "--grpc-port", ports[1], "--metrics-port", ports[2]],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        deadline = time.monotonic() + 180
+        server_pid = None
+        while time.monotonic() < deadline and server_pid is None:
+            time.sleep(0.5)
+            assert serve.poll() is None, serve.communicate()
+            for stat in Path("/proc").glob("[0-9]*/stat"):
+                try:
+                    fields = stat.read_text().rsplit(")", 1)[1].split()
+                    cmdline = (stat.parent / "cmdline").read_text()
+                except (OSError, IndexError):
+                    continue
+                if int(fields[1]) == serve.pid and "tritonserver" in cmdline:
+                    server_pid = int(stat.parent.name)
+        assert server_pid is not None
+        while time.monotonic() < deadline:
+            try:
+                with VisionClient(f"127.0.0.1:{ports[1]}", "grpc") as probe:
+                    if probe._client.is_server_ready():
+                        break
+            except Exception:  # noqa: BLE001 - not up yet
+                pass
+            time.sleep(0.5)
+        os.kill(server_pid, signal.SIGKILL)
+        stdout, stderr = serve.communicate(timeout=60)
+    finally:
+        if serve.poll() is None:
+            serve.kill()
+    assert serve.returncode != 0
+    assert "tritonserver exited with code" in stderr
+    assert "ready:" in stdout
