@@ -14,6 +14,9 @@ from onnx import TensorProto, helper, numpy_helper
 
 STAND_IN_KEY = "triton_vision.stand_in"
 OPSET = 17
+# IR version 8 is what opset 17 needs; newer onnx packages write newer IR versions that older
+# ONNX Runtime builds (e.g. the one in Triton 24.10) refuse to load.
+IR_VERSION = 8
 
 
 class _GraphBuilder:
@@ -102,6 +105,7 @@ def mark_stand_in(model: onnx.ModelProto) -> onnx.ModelProto:
     entry = model.metadata_props.add()
     entry.key, entry.value = STAND_IN_KEY, "true"
     model.producer_name = "triton-vision"
+    model.ir_version = min(model.ir_version, IR_VERSION)
     onnx.checker.check_model(model)
     return model
 

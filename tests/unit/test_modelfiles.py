@@ -89,3 +89,7 @@ def test_resnet18_stand_in_has_the_model_zoo_contract_and_a_dynamic_batch():
     assert inp.shape[1:] == [3, 224, 224] and isinstance(inp.shape[0], str)
     (logits,) = session.run(None, {inp.name: np.zeros((3, 3, 224, 224), np.float32)})
     assert logits.shape == (3, 1000) and logits.dtype == np.float32
+
+
+def test_stand_ins_use_an_ir_version_older_onnx_runtime_builds_can_load():
+    assert ENTRY.build_stand_in().ir_version <= standins.IR_VERSION == 8

@@ -24,7 +24,9 @@ def detection_preprocess():
     encoded = fn.external_source(device="cpu", name="IMAGE", dtype=types.UINT8, ndim=1)
     decoder = "mixed" if Pipeline.current().device_id is not None else "cpu"
     images = fn.decoders.image(encoded, device=decoder, output_type=types.RGB)
-    shape = fn.shapes(images, dtype=types.INT64)  # [H, W, C]
+    # The decoded shape [H, W, C] (EXIF orientation applied), read from the encoded bytes on the
+    # CPU: resize's size argument must live on the CPU even when the images are on the GPU.
+    shape = fn.peek_image_shape(encoded, dtype=types.INT64)
     height = fn.cast(shape[0], dtype=types.FLOAT64)
     width = fn.cast(shape[1], dtype=types.FLOAT64)
     min_size = types.Constant(MIN_SIZE, dtype=types.FLOAT64)
