@@ -63,6 +63,18 @@ class TritonInstall:
                 raise RuntimeMissingError(f"{path} is missing from the nvidia-pytriton wheel (Python {version})")
         return install
 
+    @staticmethod
+    def check_numpy() -> None:
+        """The stub's tensor conversion predates NumPy 2's ABI: with NumPy 2 installed, Python
+        models receive corrupted input arrays (seen: every byte 0xFF). Refuse to start instead."""
+        import numpy
+
+        if int(numpy.__version__.split(".")[0]) >= 2:
+            raise RuntimeMissingError(
+                f"NumPy {numpy.__version__} is installed; the Python backend of tritonserver 2.51 needs "
+                "NumPy < 2 (pip install 'numpy<2')"
+            )
+
     def check_stub_libraries(self) -> None:
         """The stub links the system's libpython; say plainly when it is missing."""
         env = dict(os.environ, LD_LIBRARY_PATH=str(self.libs))
@@ -163,6 +175,7 @@ class LocalTritonServer:
         return env
 
     def start(self) -> "LocalTritonServer":
+        self.install.check_numpy()
         self.install.check_stub_libraries()
         if not self.options.model_repository.is_dir():
             raise RuntimeMissingError(f"model repository {self.options.model_repository} does not exist")

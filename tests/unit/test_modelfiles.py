@@ -32,7 +32,7 @@ def classifier(input_name: str, output_name: str, shape=("batch", 3, 224, 224)) 
         [helper.make_tensor_value_info(output_name, TensorProto.FLOAT, [shape[0], 1000])],
         initializer=[weights],
     )
-    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
 
 
 def test_import_renames_a_lone_input_and_output_to_the_contract(tmp_path):
@@ -93,3 +93,4 @@ def test_resnet18_stand_in_has_the_model_zoo_contract_and_a_dynamic_batch():
 
 def test_stand_ins_use_an_ir_version_older_onnx_runtime_builds_can_load():
     assert ENTRY.build_stand_in().ir_version <= standins.IR_VERSION == 8
+

@@ -22,7 +22,7 @@ def doubling_model(path: Path) -> None:
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", "L"])],
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", "L"])],
     )
-    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8), str(path))
 
 
 def spec_in(folder: Path, *, max_batch_size: int = 8, output: str = "y") -> ModelSpec:
