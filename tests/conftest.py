@@ -33,6 +33,15 @@ def chelsea_rgb():
     return data.chelsea()
 
 
+def ensemble_repository(target: Path, ensemble: str) -> Path:
+    """A new repository with an ensemble, the models its steps name, and model_info."""
+    from tests.modelconfigs import load_config
+    from triton_vision_models import tensors as t
+
+    steps = load_config(MODEL_REPOSITORY / ensemble).ensemble_scheduling.step
+    return copy_model_dirs(target, list(dict.fromkeys([ensemble, *(s.model_name for s in steps), t.MODEL_INFO])))
+
+
 def copy_model_dirs(target: Path, names: list[str]) -> Path:
     """Copy model directories (configs, code, labels; no ONNX files) into a new repository."""
     target.mkdir(parents=True, exist_ok=True)

@@ -47,15 +47,12 @@ def test_mixed_decoding_runs_on_the_gpu_and_matches_cpu_decoding(model):
 
 
 def test_served_classification_with_gpu_decoding_answers_like_the_cpu_reference(tmp_path):
-    from tests.conftest import copy_model_dirs
+    from tests.conftest import ensemble_repository
     from tests.integration.conftest import running_server
     from triton_vision_client.client import VisionClient
     from triton_vision_server import modelfiles
 
-    repository = copy_model_dirs(
-        tmp_path / "repo",
-        [t.CLASSIFICATION, t.IMAGE_GUARD, t.CLASSIFICATION_PREPROCESS, t.CLASSIFIER, t.CLASSIFICATION_POSTPROCESS, t.MODEL_INFO],
-    )
+    repository = ensemble_repository(tmp_path / "repo", t.CLASSIFICATION)
     modelfiles.prepare(repository, modelfiles.CATALOGUE[t.CLASSIFIER], stand_in=True)
     photos = jpeg_photos()
     with running_server(repository) as server:

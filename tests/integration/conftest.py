@@ -8,7 +8,7 @@ from typing import Iterator
 
 import pytest
 
-from tests.conftest import copy_model_dirs
+from tests.conftest import ensemble_repository
 
 SERVER_START_TIMEOUT_S = 240.0
 
@@ -33,69 +33,54 @@ def running_server(repository: Path) -> Iterator["object"]:
         server.stop()
 
 
+def serve_fixture(repository_fixture: str):
+    """A session fixture serving the repository that ``repository_fixture`` builds."""
+
+    @pytest.fixture(scope="session")
+    def server(request):
+        with running_server(request.getfixturevalue(repository_fixture)) as running:
+            yield running
+
+    return server
+
+
 @pytest.fixture(scope="session")
 def classification_repository(tmp_path_factory) -> Path:
     """The classification ensemble with a ResNet-18 stand-in (random weights)."""
-    from triton_vision_server import modelfiles
     from triton_vision_models import tensors as t
+    from triton_vision_server import modelfiles
 
-    repository = copy_model_dirs(
-        tmp_path_factory.mktemp("classification_repo"),
-        [t.CLASSIFICATION, t.IMAGE_GUARD, t.CLASSIFICATION_PREPROCESS, t.CLASSIFIER, t.CLASSIFICATION_POSTPROCESS, t.MODEL_INFO],
-    )
+    repository = ensemble_repository(tmp_path_factory.mktemp("classification_repo"), t.CLASSIFICATION)
     modelfiles.prepare(repository, modelfiles.CATALOGUE[t.CLASSIFIER], stand_in=True)
     return repository
 
 
-@pytest.fixture(scope="session")
-def classification_server(classification_repository):
-    with running_server(classification_repository) as server:
-        yield server
-
-
 # -- segmentation -----------------------------------------------------------------------------
-SEGMENTATION_MODELS = ["segmentation", "image_guard", "segmentation_preprocess", "fcn_resnet50", "segmentation_postprocess"]
-
-
 @pytest.fixture(scope="session")
-def segmentation_known_answer_server(tmp_path_factory):
+def segmentation_known_answer_repository(tmp_path_factory) -> Path:
     """The segmentation ensemble with the colour-rule FCN (red -> person, green -> cat)."""
     import onnx
 
     from tests.segmentation_support import colour_rule_fcn
+    from triton_vision_models import tensors as t
 
-    repository = copy_model_dirs(tmp_path_factory.mktemp("segmentation_colour_repo"), SEGMENTATION_MODELS)
-    onnx.save(colour_rule_fcn(), str(repository / "fcn_resnet50" / "1" / "model.onnx"))
-    with running_server(repository) as server:
-        yield server
+    repository = ensemble_repository(tmp_path_factory.mktemp("segmentation_colour_repo"), t.SEGMENTATION)
+    onnx.save(colour_rule_fcn(), str(repository / t.SEGMENTER / "1" / "model.onnx"))
+    return repository
 
 
 @pytest.fixture(scope="session")
 def segmentation_fcn_repository(tmp_path_factory) -> Path:
     """The segmentation ensemble with the catalogue's FCN-ResNet50 stand-in (torchvision, random weights)."""
-    from triton_vision_server import modelfiles
     from triton_vision_models import tensors as t
+    from triton_vision_server import modelfiles
 
-    repository = copy_model_dirs(tmp_path_factory.mktemp("segmentation_fcn_repo"), SEGMENTATION_MODELS + [t.MODEL_INFO])
+    repository = ensemble_repository(tmp_path_factory.mktemp("segmentation_fcn_repo"), t.SEGMENTATION)
     modelfiles.prepare(repository, modelfiles.CATALOGUE[t.SEGMENTER], stand_in=True)
     return repository
 
 
-@pytest.fixture(scope="session")
-def segmentation_fcn_server(segmentation_fcn_repository):
-    with running_server(segmentation_fcn_repository) as server:
-        yield server
-
-
 # -- detection ------------------------------------------------------------------------------
-
-
-def _detection_repository(target: Path) -> Path:
-    from triton_vision_models import tensors as t
-
-    return copy_model_dirs(target, [t.DETECTION, t.IMAGE_GUARD, t.DETECTION_PREPROCESS, t.DETECTOR, t.DETECTION_POSTPROCESS, t.MODEL_INFO])
-
-
 @pytest.fixture(scope="session")
 def bright_box_detection_repository(tmp_path_factory) -> Path:
     """The detection ensemble with the known-answer stand-in (box = bright pixels' bounding box)."""
@@ -105,17 +90,11 @@ def bright_box_detection_repository(tmp_path_factory) -> Path:
     from triton_vision_models import tensors as t
     from triton_vision_server import modelfiles
 
-    repository = _detection_repository(tmp_path_factory.mktemp("detection_bright_box_repo"))
+    repository = ensemble_repository(tmp_path_factory.mktemp("detection_bright_box_repo"), t.DETECTION)
     path = tmp_path_factory.mktemp("bright_box") / "bright_box.onnx"
     onnx.save(bright_box_detector(), str(path))
     modelfiles.prepare(repository, modelfiles.CATALOGUE[t.DETECTOR], from_path=path)
     return repository
-
-
-@pytest.fixture(scope="session")
-def bright_box_detection_server(bright_box_detection_repository):
-    with running_server(bright_box_detection_repository) as server:
-        yield server
 
 
 @pytest.fixture(scope="session")
@@ -126,13 +105,14 @@ def mobilenet_detection_repository(tmp_path_factory) -> Path:
     from triton_vision_models import tensors as t
     from triton_vision_server import modelfiles
 
-    repository = _detection_repository(tmp_path_factory.mktemp("detection_mobilenet_repo"))
+    repository = ensemble_repository(tmp_path_factory.mktemp("detection_mobilenet_repo"), t.DETECTION)
     weights = lively_random_state_dict(tmp_path_factory.mktemp("mobilenet_weights") / "mobilenet_v3.pth")
     modelfiles.prepare(repository, modelfiles.CATALOGUE[t.DETECTOR_MOBILENET], from_path=weights)
     return repository
 
 
-@pytest.fixture(scope="session")
-def mobilenet_detection_server(mobilenet_detection_repository):
-    with running_server(mobilenet_detection_repository) as server:
-        yield server
+classification_server = serve_fixture("classification_repository")
+segmentation_known_answer_server = serve_fixture("segmentation_known_answer_repository")
+segmentation_fcn_server = serve_fixture("segmentation_fcn_repository")
+bright_box_detection_server = serve_fixture("bright_box_detection_repository")
+mobilenet_detection_server = serve_fixture("mobilenet_detection_repository")

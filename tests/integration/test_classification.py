@@ -10,7 +10,7 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
-from tests.conftest import copy_model_dirs, shared_path
+from tests.conftest import ensemble_repository, shared_path
 from tests.integration.conftest import running_server
 from tests.reference import classification_input, softmax
 from triton_vision_client.client import ClientError, VisionClient
@@ -145,10 +145,7 @@ def real_classifier_server(tmp_path_factory):
     from triton_vision_server import modelfiles
 
     source = shared_path("models/mobilenetv2-12-int8.onnx")
-    repository = copy_model_dirs(
-        tmp_path_factory.mktemp("real_classifier_repo"),
-        [t.CLASSIFICATION, t.IMAGE_GUARD, t.CLASSIFICATION_PREPROCESS, t.CLASSIFIER, t.CLASSIFICATION_POSTPROCESS, t.MODEL_INFO],
-    )
+    repository = ensemble_repository(tmp_path_factory.mktemp("real_classifier_repo"), t.CLASSIFICATION)
     imported = modelfiles.prepare(repository, modelfiles.CATALOGUE[t.CLASSIFIER], from_path=source)
     assert imported.kind == "local"
     with running_server(repository) as server:
