@@ -18,8 +18,7 @@ import sys
 import tempfile
 import time
 import urllib.request
-from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from triton_vision_models.errors import TritonVisionError
@@ -117,7 +116,6 @@ class ServerOptions:
     metrics_port: int = 8002
     log_verbose: int = 0
     allow_model_control: bool = False
-    extra_args: list[str] = field(default_factory=list)
 
     @property
     def http_url(self) -> str:
@@ -140,7 +138,6 @@ class LocalTritonServer:
         self.install = install or TritonInstall.locate()
         self.process: subprocess.Popen | None = None
         self._workdir: tempfile.TemporaryDirectory | None = None
-        self._log: deque[str] = deque(maxlen=400)
         self.log_path: Path | None = None
 
     def command(self, backend_dir: Path) -> list[str]:
@@ -162,7 +159,7 @@ class LocalTritonServer:
         ]
         if o.allow_model_control:
             args.append("--load-model=*")
-        return args + list(o.extra_args)
+        return args
 
     def environment(self) -> dict[str, str]:
         env = dict(os.environ)
