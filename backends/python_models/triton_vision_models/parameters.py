@@ -18,43 +18,36 @@ def _range_text(kind: str, minimum: float, maximum: float | None) -> str:
     return f"{kind} in {minimum}..{maximum}" if kind == "an integer" else f"{kind} in [{minimum:g}, {maximum:g}]"
 
 
-def int_parameter(
-    parameters: Mapping[str, Any], name: str, default: int, *, minimum: int, maximum: int | None = None
-) -> int:
-    wanted = _range_text("an integer", minimum, maximum)
+def _number_parameter(
+    parameters: Mapping[str, Any], name: str, default: Any, *, integer: bool, minimum: Any, maximum: Any
+) -> Any:
+    wanted = _range_text("an integer" if integer else "a number", minimum, maximum)
     raw = parameters.get(name, default)
     if isinstance(raw, bool):
         raise InvalidParameterError(f"parameter '{name}' must be {wanted}, got a boolean")
     if isinstance(raw, str):
         try:
-            raw = int(raw.strip())
+            raw = int(raw.strip()) if integer else float(raw.strip())
         except ValueError:
             raise InvalidParameterError(f"parameter '{name}' must be {wanted}, got '{raw}'") from None
-    if not isinstance(raw, int):
+    if not isinstance(raw, int if integer else (int, float)):
         raise InvalidParameterError(f"parameter '{name}' must be {wanted}, got {type(raw).__name__}")
-    if raw < minimum or (maximum is not None and raw > maximum):
+    value = raw if integer else float(raw)
+    if math.isnan(value) or value < minimum or (maximum is not None and value > maximum):
         raise InvalidParameterError(f"parameter '{name}' must be {wanted}, got {raw}")
-    return raw
+    return value
+
+
+def int_parameter(
+    parameters: Mapping[str, Any], name: str, default: int, *, minimum: int, maximum: int | None = None
+) -> int:
+    return _number_parameter(parameters, name, default, integer=True, minimum=minimum, maximum=maximum)
 
 
 def float_parameter(
     parameters: Mapping[str, Any], name: str, default: float, *, minimum: float, maximum: float
 ) -> float:
-    wanted = _range_text("a number", minimum, maximum)
-    raw = parameters.get(name, default)
-    if isinstance(raw, bool):
-        raise InvalidParameterError(f"parameter '{name}' must be {wanted}, got a boolean")
-    if isinstance(raw, str):
-        try:
-            raw = float(raw.strip())
-        except ValueError:
-            raise InvalidParameterError(f"parameter '{name}' must be {wanted}, got '{raw}'") from None
-    if not isinstance(raw, (int, float)):
-        raise InvalidParameterError(f"parameter '{name}' must be {wanted}, got {type(raw).__name__}")
-    value = float(raw)
-    if math.isnan(value) or not minimum <= value <= maximum:
-        raise InvalidParameterError(f"parameter '{name}' must be {wanted}, got {raw}")
-    return value
+    return _number_parameter(parameters, name, default, integer=False, minimum=minimum, maximum=maximum)
 
 
 def bool_parameter(parameters: Mapping[str, Any], name: str, default: bool) -> bool:
