@@ -52,11 +52,16 @@ def map_boxes_to_original(boxes: np.ndarray, resized_hw: Sequence[int], original
     return np.clip(mapped, 0.0, limit).astype(np.float32)
 
 
-def label_names(class_ids: np.ndarray, labels: Sequence[str]) -> np.ndarray:
+def label_table(labels: Sequence[str]) -> np.ndarray:
+    """Labels as the BYTES array a response carries, built once."""
+    return np.array([label.encode("utf-8") for label in labels], dtype=np.object_)
+
+
+def label_names(class_ids: np.ndarray, labels: Sequence[str] | np.ndarray) -> np.ndarray:
     """COCO names for category ids (91-id numbering: index = id)."""
     if class_ids.size and (class_ids.min() < 0 or class_ids.max() >= len(labels)):
         raise InferenceError(f"class ids must be in 0..{len(labels) - 1}, got {class_ids.tolist()}")
-    table = np.array([label.encode("utf-8") for label in labels], dtype=np.object_)
+    table = labels if isinstance(labels, np.ndarray) else label_table(labels)
     return table[class_ids.astype(np.int64)]
 
 
@@ -72,7 +77,7 @@ class DetectionPostprocessor:
     ) -> None:
         if len(labels) != COCO_ID_COUNT:
             raise ConfigError(f"the COCO label file must have {COCO_ID_COUNT} lines (ids 0..90), got {len(labels)}")
-        self.labels = tuple(labels)
+        self.labels = label_table(labels)
         self.default_score_threshold = default_score_threshold
         self.default_max_detections = default_max_detections
 

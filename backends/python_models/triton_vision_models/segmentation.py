@@ -91,7 +91,7 @@ def blend(image_rgb: np.ndarray, mask: np.ndarray, palette: np.ndarray | None = 
     return ((image_rgb.astype(np.uint16) + colours.astype(np.uint16) + 1) // 2).astype(np.uint8)
 
 
-def overlay_png(encoded: np.ndarray, mask: np.ndarray) -> bytes:
+def overlay_png(encoded: np.ndarray, mask: np.ndarray, palette: np.ndarray | None = None) -> bytes:
     """PNG bytes of the encoded image (UINT8 [-1], zero padding allowed) blended with ``mask``."""
     import cv2
 
@@ -103,7 +103,7 @@ def overlay_png(encoded: np.ndarray, mask: np.ndarray) -> bytes:
             f"overlay: OpenCV decodes {bgr.shape[1]}x{bgr.shape[0]}, the preprocessing "
             f"{mask.shape[1]}x{mask.shape[0]}"
         )
-    blended = blend(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), mask)
+    blended = blend(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), mask, palette)
     ok, data = cv2.imencode(".png", cv2.cvtColor(blended, cv2.COLOR_RGB2BGR))
     if not ok:
         raise InferenceError("overlay: PNG encoding failed")
@@ -157,7 +157,7 @@ class SegmentationPostprocessor:
             if want_overlay:
                 if images is None:
                     raise InvalidInputError(f"an overlay needs the input '{t.IMAGE}'")
-                overlays.append(overlay_png(images[index], mask))
+                overlays.append(overlay_png(images[index], mask, self.palette))
             else:
                 overlays.append(b"")
         count = len(masks)
