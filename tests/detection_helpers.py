@@ -1,8 +1,9 @@
 """Known-answer material for the detection tests (independent of the code under test).
 
 - :func:`bright_box_detector`: an ONNX graph with the ``faster_rcnn`` tensor contract whose one
-  "detection" is the bounding box of the bright pixels of its (normalised) input, score 0.99,
-  COCO id 1 (person), in input pixels, x2/y2 exclusive (torchvision's continuous convention).
+  "detection" per image of the batch is the bounding box of the bright pixels of that image's
+  (normalised) input inside its ``image_sizes``, score 0.99, COCO id 1 (person), in input
+  pixels, x2/y2 exclusive (torchvision's continuous convention).
 - :func:`bright_rectangle_image`: a dark RGB image of any size with a white rectangle at a
   known place, so the right answer in original pixels is known before anything runs.
 - :func:`lively_random_state_dict`: a seeded random MobileNetV3 Faster R-CNN state dict whose
@@ -27,49 +28,79 @@ PERSON = 1
 
 
 def bright_box_detector() -> onnx.ModelProto:
+    """Per image of the batch, the bounding box of its bright red-channel pixels (see module doc).
+
+    Only pixels inside the image's ``image_sizes`` count (the batch padding is not image, as for
+    the real detector). Every image gets exactly one detection: ``count`` is 1.
+    """
     const = lambda name, value, dtype=np.float32: numpy_helper.from_array(np.array(value, dtype=dtype), name)  # noqa: E731
     nodes = [
-        helper.make_node("Gather", ["images", "zero"], ["first"], axis=0),  # [3, H, W]
-        helper.make_node("Gather", ["first", "zero"], ["red"], axis=0),  # [H, W]
+        helper.make_node("Gather", ["images", "zero"], ["red"], axis=1),  # [N, H, W]
         helper.make_node("Greater", ["red", "threshold"], ["bright"]),
         helper.make_node("Cast", ["bright"], ["brightf"], to=TensorProto.FLOAT),
-        helper.make_node("ReduceMax", ["brightf"], ["rows"], axes=[1], keepdims=0),  # [H]
-        helper.make_node("ReduceMax", ["brightf"], ["cols"], axes=[0], keepdims=0),  # [W]
-        helper.make_node("NonZero", ["rows"], ["row_idx"]),
-        helper.make_node("NonZero", ["cols"], ["col_idx"]),
-        helper.make_node("ReduceMin", ["row_idx"], ["y1i"], keepdims=0),
-        helper.make_node("ReduceMax", ["row_idx"], ["y2m"], keepdims=0),
-        helper.make_node("ReduceMin", ["col_idx"], ["x1i"], keepdims=0),
-        helper.make_node("ReduceMax", ["col_idx"], ["x2m"], keepdims=0),
-        helper.make_node("Add", ["y2m", "one"], ["y2i"]),
-        helper.make_node("Add", ["x2m", "one"], ["x2i"]),
-        helper.make_node("Reshape", ["x1i", "shape1"], ["x1r"]),
-        helper.make_node("Reshape", ["y1i", "shape1"], ["y1r"]),
-        helper.make_node("Reshape", ["x2i", "shape1"], ["x2r"]),
-        helper.make_node("Reshape", ["y2i", "shape1"], ["y2r"]),
-        helper.make_node("Concat", ["x1r", "y1r", "x2r", "y2r"], ["box_i"], axis=0),
-        helper.make_node("Cast", ["box_i"], ["box_f"], to=TensorProto.FLOAT),
-        helper.make_node("Reshape", ["box_f", "shape114"], ["boxes"]),
-        helper.make_node("Identity", ["score"], ["scores"]),
-        helper.make_node("Identity", ["label"], ["labels"]),
+        helper.make_node("Shape", ["images"], ["shape"]),
+        helper.make_node("Shape", ["image_sizes"], ["sizes_shape"]),
+        helper.make_node("Gather", ["sizes_shape", "zero1"], ["n"], axis=0),  # [1]
+        helper.make_node("Concat", ["n", "one1"], ["n_by_1"], axis=0),  # [N, 1] as a shape
+        helper.make_node("Cast", ["image_sizes"], ["sizes_f"], to=TensorProto.FLOAT),
+    ]
+    ends = {}
+    for axis_name, dim, reduce_axis, size_index in (("y", 2, 2, 0), ("x", 3, 1, 1)):
+        a = axis_name
+        nodes += [
+            # any bright pixel per row (y) or column (x): [N, H] or [N, W]
+            helper.make_node("ReduceMax", ["brightf"], [f"{a}_any"], axes=[reduce_axis], keepdims=0),
+            helper.make_node("Gather", ["shape", f"dim{dim}"], [f"{a}_len"], axis=0),
+            helper.make_node("Cast", [f"{a}_len"], [f"{a}_lenf"], to=TensorProto.FLOAT),
+            helper.make_node("Range", ["zerof", f"{a}_lenf", "onef"], [f"{a}_idx"]),  # [H] or [W]
+            helper.make_node("Gather", ["sizes_f", f"size{size_index}"], [f"{a}_limit"], axis=1),  # [N, 1]
+            helper.make_node("Less", [f"{a}_idx", f"{a}_limit"], [f"{a}_inside"]),  # [N, H]
+            helper.make_node("Greater", [f"{a}_any", "half"], [f"{a}_bright"]),
+            helper.make_node("And", [f"{a}_bright", f"{a}_inside"], [f"{a}_hit"]),
+            helper.make_node("Where", [f"{a}_hit", f"{a}_idx", "big"], [f"{a}_lo_c"]),
+            helper.make_node("Where", [f"{a}_hit", f"{a}_idx", "minus_one"], [f"{a}_hi_c"]),
+            helper.make_node("ReduceMin", [f"{a}_lo_c"], [f"{a}1"], axes=[1], keepdims=1),  # [N, 1]
+            helper.make_node("ReduceMax", [f"{a}_hi_c"], [f"{a}_last"], axes=[1], keepdims=1),
+            helper.make_node("Add", [f"{a}_last", "onef"], [f"{a}2"]),  # exclusive edge
+        ]
+        ends[a] = (f"{a}1", f"{a}2")
+    nodes += [
+        helper.make_node("Concat", [ends["x"][0], ends["y"][0], ends["x"][1], ends["y"][1]], ["box"], axis=1),
+        helper.make_node("Unsqueeze", ["box", "one1"], ["boxes"]),  # [N, 1, 4]
+        helper.make_node("Expand", ["score", "n_by_1"], ["scores"]),
+        helper.make_node("Expand", ["label", "n_by_1"], ["labels"]),
+        helper.make_node("Expand", ["one_count", "n_by_1"], ["count"]),
     ]
     initializers = [
         const("zero", 0, np.int64),
-        const("one", 1, np.int64),
+        const("zero1", [0], np.int64),
+        const("one1", [1], np.int64),
+        const("dim2", 2, np.int64),
+        const("dim3", 3, np.int64),
+        const("size0", [0], np.int64),
+        const("size1", [1], np.int64),
+        const("zerof", 0.0),
+        const("onef", 1.0),
+        const("half", 0.5),
+        const("big", 1e9),
+        const("minus_one", -1.0),
         const("threshold", BRIGHT_THRESHOLD),
-        const("shape1", [1], np.int64),
-        const("shape114", [1, 1, 4], np.int64),
         const("score", [[STAND_IN_SCORE]]),
         const("label", [[PERSON]], np.int64),
+        const("one_count", [[1]], np.int64),
     ]
     graph = helper.make_graph(
         nodes,
         "bright_box_detector",
-        [helper.make_tensor_value_info("images", TensorProto.FLOAT, ["batch", 3, "height", "width"])],
+        [
+            helper.make_tensor_value_info("images", TensorProto.FLOAT, ["batch", 3, "height", "width"]),
+            helper.make_tensor_value_info("image_sizes", TensorProto.INT64, ["batch", 2]),
+        ],
         [
             helper.make_tensor_value_info("boxes", TensorProto.FLOAT, ["batch", "detections", 4]),
             helper.make_tensor_value_info("scores", TensorProto.FLOAT, ["batch", "detections"]),
             helper.make_tensor_value_info("labels", TensorProto.INT64, ["batch", "detections"]),
+            helper.make_tensor_value_info("count", TensorProto.INT64, ["batch", 1]),
         ],
         initializer=initializers,
     )

@@ -6,13 +6,15 @@ The exported graph is the detector *without* torchvision's own pre- and post-pro
 ``GeneralizedRCNNTransform`` keeps only its padding to a multiple of 32; normalisation and the
 resize (scale = min(800/shorter, 1333/longer)) happen in DALI (``detection_preprocess``), and
 boxes come out in the pixels of the resized model input; ``detection_postprocess`` maps them
-back to the original image. Contract (batch axis dynamic in the file, but the traced graph
-handles exactly one image, hence ``max_batch_size: 1`` in the config):
+back to the original image. Contract (B images per call, any B; see :func:`export_model`):
 
-- input ``images``  FP32 [1, 3, H, W] (RGB, ImageNet mean/std, already resized)
-- output ``boxes``  FP32 [1, N, 4] (x1, y1, x2, y2 in model-input pixels, clipped to H x W)
-- output ``scores`` FP32 [1, N] (descending, >= 0.05: torchvision's box_score_thresh)
-- output ``labels`` INT64 [1, N] (COCO category ids, 91-id numbering, 1 = person)
+- input ``images``      FP32 [B, 3, H, W] (RGB, ImageNet mean/std, already resized; each image
+  top-left, zero-padded to the batch's largest height and width)
+- input ``image_sizes`` INT64 [B, 2] (each image's height, width before padding)
+- output ``boxes``  FP32 [B, 100, 4] (x1, y1, x2, y2 in model-input pixels, clipped to the image)
+- output ``scores`` FP32 [B, 100] (descending, >= 0.05: torchvision's box_score_thresh)
+- output ``labels`` INT64 [B, 100] (COCO category ids, 91-id numbering, 1 = person)
+- output ``count``  INT64 [B, 1] (detections per image; rows beyond it are zero padding)
 """
 
 from __future__ import annotations
@@ -91,52 +93,81 @@ def _input_pixels_transform(transform):
 
 
 def export_model(model, *, description: str) -> onnx.ModelProto:
-    """Trace ``model`` (eval mode) to ONNX with the ``faster_rcnn`` contract."""
+    """Export ``model`` (eval mode) to ONNX with the batched ``faster_rcnn`` contract.
+
+    torchvision's detector loops over images in Python, so a trace fixes the image count. The
+    single-image detector is traced once; a scripted wrapper loops over the batch (an ONNX
+    ``Loop``), crops each image to its ``image_sizes`` (dropping the batch padding, so an image's
+    answer does not depend on the images it travels with) and pads each image's detections to
+    ``DETECTOR_MAX_DETECTIONS`` rows, with their number in ``count``.
+    """
     torch = _torch()
+    max_detections = t.DETECTOR_MAX_DETECTIONS
 
     class SingleImageDetector(torch.nn.Module):
         def __init__(self, detector) -> None:
             super().__init__()
             detector.transform = _input_pixels_transform(detector.transform)
+            detector.roi_heads.detections_per_img = max_detections
             self.detector = detector
 
-        def forward(self, images):
-            detections = self.detector([images[0]])[0]
-            return (
-                detections["boxes"].unsqueeze(0),
-                detections["scores"].unsqueeze(0),
-                detections["labels"].unsqueeze(0),
-            )
+        def forward(self, image):
+            detections = self.detector([image[0]])[0]
+            return detections["boxes"], detections["scores"], detections["labels"]
 
-    wrapper = SingleImageDetector(model).eval()
-    example = torch.rand(1, 3, *EXPORT_SIZE)
-    names_out = [t.DETECTOR_BOXES, t.DETECTOR_SCORES, t.DETECTOR_LABELS]
+    class BatchedDetector(torch.nn.Module):
+        def __init__(self, single, rows: int) -> None:
+            super().__init__()
+            self.single = single
+            self.rows = rows  # an int attribute: a constant in the scripted graph
+
+        def forward(self, images: torch.Tensor, image_sizes: torch.Tensor):
+            boxes_out = []
+            scores_out = []
+            labels_out = []
+            counts = []
+            for i in range(images.shape[0]):
+                image = images[i : i + 1, :, : image_sizes[i, 0], : image_sizes[i, 1]]
+                boxes, scores, labels = self.single(image)
+                n = scores.shape[0]
+                pad = self.rows - n
+                boxes_out.append(torch.cat([boxes, torch.zeros(pad, 4, dtype=boxes.dtype)], 0))
+                scores_out.append(torch.cat([scores, torch.zeros(pad, dtype=scores.dtype)], 0))
+                labels_out.append(torch.cat([labels, torch.zeros(pad, dtype=labels.dtype)], 0))
+                counts.append(torch.full([1], n, dtype=torch.int64))
+            return torch.stack(boxes_out), torch.stack(scores_out), torch.stack(labels_out), torch.stack(counts)
+
+    names_out = [t.DETECTOR_BOXES, t.DETECTOR_SCORES, t.DETECTOR_LABELS, t.DETECTOR_COUNT]
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "model.onnx"
         with torch.no_grad(), warnings.catch_warnings():
             # The tracer warns about every Python-side shape computation in torchvision's detection
-            # code; the graph is checked against torchvision's eager model by the tests instead.
+            # code (and torch.jit.script about its deprecation); the graph is checked against
+            # torchvision's eager model and against itself image by image by the tests instead.
             warnings.simplefilter("ignore")
+            single = torch.jit.trace(
+                SingleImageDetector(model).eval(), (torch.rand(1, 3, *EXPORT_SIZE),), check_trace=False
+            )
+            batched = torch.jit.script(BatchedDetector(single, max_detections).eval())
+            example = (torch.rand(2, 3, *EXPORT_SIZE), torch.tensor([list(EXPORT_SIZE)] * 2, dtype=torch.int64))
             torch.onnx.export(
-                wrapper,
-                (example,),
+                batched,
+                example,
                 str(path),
                 dynamo=False,
                 opset_version=OPSET,
-                input_names=[t.DETECTOR_INPUT],
+                input_names=[t.DETECTOR_INPUT, t.DETECTOR_IMAGE_SIZES],
                 output_names=names_out,
                 dynamic_axes={
                     t.DETECTOR_INPUT: {0: "batch", 2: "height", 3: "width"},
-                    t.DETECTOR_BOXES: {0: "batch", 1: "detections"},
-                    t.DETECTOR_SCORES: {0: "batch", 1: "detections"},
-                    t.DETECTOR_LABELS: {0: "batch", 1: "detections"},
+                    t.DETECTOR_IMAGE_SIZES: {0: "batch"},
+                    **{name: {0: "batch"} for name in names_out},
                 },
             )
         exported = onnx.load(str(path))
-    for output in exported.graph.output:  # the traced unsqueeze(0) says 1; the contract says batch
-        output.type.tensor_type.shape.dim[0].dim_param = "batch"
     exported.producer_name = "triton-vision"
     exported.doc_string = description
+    exported.ir_version = min(exported.ir_version, standins.IR_VERSION)
     return exported
 
 

@@ -119,8 +119,13 @@ def _faster_rcnn_entry(arch: str, description: str, download: Download) -> Model
         name=t.DETECTOR,  # both architectures serve from model_repository/faster_rcnn
         description=description,
         contract=Contract(
-            inputs={t.DETECTOR_INPUT: (3, -1, -1)},
-            outputs={t.DETECTOR_BOXES: (-1, 4), t.DETECTOR_SCORES: (-1,), t.DETECTOR_LABELS: (-1,)},
+            inputs={t.DETECTOR_INPUT: (3, -1, -1), t.DETECTOR_IMAGE_SIZES: (2,)},
+            outputs={
+                t.DETECTOR_BOXES: (-1, 4),
+                t.DETECTOR_SCORES: (-1,),
+                t.DETECTOR_LABELS: (-1,),
+                t.DETECTOR_COUNT: (1,),
+            },
         ),
         build_stand_in=stand_in,
         downloads=(download,),

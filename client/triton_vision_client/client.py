@@ -46,6 +46,22 @@ def _decode(value: Any) -> str:
     return value.decode("utf-8") if isinstance(value, bytes) else str(value)
 
 
+def split_detections(out: Mapping[str, np.ndarray]) -> list[Detections]:
+    """A detection response (B images, rows padded to the largest COUNT) as B :class:`Detections`."""
+    results = []
+    for row, count in enumerate(out[t.COUNT].reshape(-1)):
+        n = int(count)
+        results.append(
+            Detections(
+                boxes=tuple(tuple(float(v) for v in box) for box in out[t.BOXES][row].reshape(-1, 4)[:n]),
+                scores=tuple(float(s) for s in out[t.SCORES][row][:n]),
+                class_ids=tuple(int(i) for i in out[t.CLASS_IDS][row][:n]),
+                labels=tuple(_decode(label) for label in out[t.LABELS][row][:n]),
+            )
+        )
+    return results
+
+
 class VisionClient:
     """Sends encoded image bytes to an ensemble and returns its outputs as NumPy arrays."""
 
@@ -112,38 +128,38 @@ class VisionClient:
         score_threshold: float | None = None,
         max_detections: int | None = None,
         *,
-        concurrency: int = 4,
+        batch: int = t.DETECTION_MAX_BATCH,
+        concurrency: int = 2,
     ) -> list[Detections]:
-        """One :class:`Detections` per image; each image is its own request (the detector takes one).
+        """One :class:`Detections` per image, in order; ``batch`` images per request.
 
-        Over gRPC the requests run concurrently (``concurrency`` at a time); over HTTP one after another.
+        Over gRPC up to ``concurrency`` requests run at once; over HTTP one after another. Each
+        image's rows are cut to its COUNT (the server pads a request to its largest COUNT).
         """
         from concurrent.futures import ThreadPoolExecutor
 
         if not images:
             raise ValueError("no images to send")
+        if batch < 1:
+            raise ValueError(f"batch must be >= 1, got {batch}")
         parameters: dict[str, Any] = {}
         if score_threshold is not None:
             parameters[t.SCORE_THRESHOLD] = float(score_threshold)
         if max_detections is not None:
             parameters[t.MAX_DETECTIONS] = int(max_detections)
 
-        def one(image: bytes) -> Detections:
-            out = self.infer(t.DETECTION, [image], (t.BOXES, t.SCORES, t.CLASS_IDS, t.LABELS, t.COUNT), parameters)
-            count = int(out[t.COUNT].reshape(-1)[0])
-            boxes = out[t.BOXES].reshape(-1, 4)[:count]
-            return Detections(
-                boxes=tuple(tuple(float(v) for v in box) for box in boxes),
-                scores=tuple(float(s) for s in out[t.SCORES].reshape(-1)[:count]),
-                class_ids=tuple(int(i) for i in out[t.CLASS_IDS].reshape(-1)[:count]),
-                labels=tuple(_decode(label) for label in out[t.LABELS].reshape(-1)[:count]),
-            )
+        def one_request(chunk: Sequence[bytes]) -> list[Detections]:
+            out = self.infer(t.DETECTION, chunk, (t.BOXES, t.SCORES, t.CLASS_IDS, t.LABELS, t.COUNT), parameters)
+            return split_detections(out)
 
-        workers = max(1, min(concurrency, len(images))) if self.protocol == "grpc" else 1
+        chunks = [images[start : start + batch] for start in range(0, len(images), batch)]
+        workers = max(1, min(concurrency, len(chunks))) if self.protocol == "grpc" else 1
         if workers == 1:
-            return [one(image) for image in images]
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            return list(pool.map(one, images))
+            answers = [one_request(chunk) for chunk in chunks]
+        else:
+            with ThreadPoolExecutor(max_workers=workers) as pool:
+                answers = list(pool.map(one_request, chunks))
+        return [result for answer in answers for result in answer]
 
     def segment(self, images: Sequence[bytes], overlay: bool = False, *, batch: int = 4) -> list[Segmentation]:
         """One :class:`Segmentation` per image (mask at the image's own size); ``batch`` images a request."""

@@ -5,6 +5,7 @@
    come back with that rectangle, in the pixels of the image that was sent.
 2. Same model, same answer: a seeded random MobileNetV3 Faster R-CNN served by Triton (DALI
    preprocessing) against the same model.onnx run in-process on the OpenCV reference input.
+3. Batches: differently sized images in one request answer as each does alone.
 """
 
 from __future__ import annotations
@@ -56,10 +57,10 @@ def test_box_lands_on_the_rectangle_in_original_pixels(bright_client, case, ext)
 
 
 def test_several_images_come_back_one_result_each_in_order(bright_client):
-    rectangles = [(10, 20, 60, 90), (200, 100, 500, 380), (0, 0, 517, 389)]
+    rectangles = [(10, 20, 60, 90), (200, 100, 500, 380), (0, 0, 517, 389), (5, 6, 7, 8), (300, 1, 517, 30), (1, 2, 3, 4)]
     images = [encode(bright_rectangle_image(389, 517, r), ".png") for r in rectangles]
-    results = bright_client.detect(images)
-    assert len(results) == 3
+    results = bright_client.detect(images)  # two requests: 4 images, then 2
+    assert len(results) == 6
     for result, rectangle in zip(results, rectangles):
         np.testing.assert_allclose(result.boxes[0], rectangle, atol=BOX_TOLERANCE_PX)
 
@@ -89,12 +90,36 @@ def test_bad_parameter_is_refused_naming_it(bright_client):
         bright_client.detect([data], max_detections=0)
 
 
-def test_two_images_in_one_request_are_refused(bright_client):
+def test_differently_sized_jpeg_and_png_in_one_request_answer_each_in_its_own_pixels(bright_client):
+    # Odd sizes on purpose: the two images resize to 800 x 1063 and 400 x 1333, so each is padded
+    # in the batch tensor along a different axis.
+    first = encode(bright_rectangle_image(*UPSCALED), ".jpg")
+    second = encode(bright_rectangle_image(*DOWNSCALED), ".png")
+    out = bright_client.infer(t.DETECTION, [first, second], (t.BOXES, t.SCORES, t.CLASS_IDS, t.LABELS, t.COUNT))
+    assert out[t.COUNT].tolist() == [[1], [1]] and out[t.BOXES].shape == (2, 1, 4)
+    np.testing.assert_allclose(out[t.BOXES][0, 0], UPSCALED[2], atol=BOX_TOLERANCE_PX)
+    np.testing.assert_allclose(out[t.BOXES][1, 0], DOWNSCALED[2], atol=BOX_TOLERANCE_PX)
+    assert out[t.LABELS].tolist() == [[b"person"], [b"person"]]
+
+    together = bright_client.detect([first, second])  # one request of two images
+    alone = [bright_client.detect([image])[0] for image in (first, second)]
+    assert together == alone
+
+
+def test_a_batch_with_nothing_above_the_threshold_answers_empty_rows(bright_client):
+    data = encode(bright_rectangle_image(*UPSCALED), ".png")
+    results = bright_client.detect([data, data, data, data, data], score_threshold=0.995)  # 4 + 1 requests
+    assert [len(r) for r in results] == [0] * 5
+    out = bright_client.infer(t.DETECTION, [data, data], (t.BOXES, t.COUNT), {t.SCORE_THRESHOLD: 0.995})
+    assert out[t.BOXES].shape == (2, 0, 4) and out[t.COUNT].tolist() == [[0], [0]]
+
+
+def test_more_images_than_max_batch_size_in_one_request_are_refused(bright_client):
     data = encode(bright_rectangle_image(*UPSCALED), ".png")
     with pytest.raises(ClientError) as info:
-        bright_client.infer(t.DETECTION, [data, data], (t.BOXES,))
+        bright_client.infer(t.DETECTION, [data] * (t.DETECTION_MAX_BATCH + 1), (t.BOXES,))
     message = str(info.value)
-    assert "batch" in message and "1" in message, message
+    assert "batch" in message and str(t.DETECTION_MAX_BATCH) in message, message
 
 
 def test_detect_cli_prints_and_writes_annotated_images(bright_box_detection_server, tmp_path):
@@ -126,7 +151,10 @@ def test_served_mobilenet_equals_in_process_onnx_on_a_real_photo(mobilenet_detec
     session = ort.InferenceSession(
         str(mobilenet_detection_repository / t.DETECTOR / "1" / "model.onnx"), providers=["CPUExecutionProvider"]
     )
-    boxes, scores, labels = session.run(None, {t.DETECTOR_INPUT: pixels})
+    sizes = np.array([[height, width]], dtype=np.int64)
+    boxes, scores, labels, count = session.run(None, {t.DETECTOR_INPUT: pixels, t.DETECTOR_IMAGE_SIZES: sizes})
+    n = int(count[0, 0])
+    boxes, scores, labels = boxes[:, :n], scores[:, :n], labels[:, :n]
     keep = scores[0] >= 0.3
     # Back to the 640 x 491 original by hand: x * 640 / width, y * 491 / height.
     expected_boxes = boxes[0][keep][:20] * np.array([640 / width, 491 / height] * 2)
@@ -138,6 +166,25 @@ def test_served_mobilenet_equals_in_process_onnx_on_a_real_photo(mobilenet_detec
     assert list(served.class_ids[:top]) == expected_ids[:top].tolist()
     np.testing.assert_allclose(np.array(served.boxes[:top]), expected_boxes[:top], atol=3.0)
     assert all(0 <= x1 <= x2 <= 640 and 0 <= y1 <= y2 <= 491 for x1, y1, x2, y2 in served.boxes)
+
+
+def test_served_mobilenet_answers_a_batch_image_by_image_as_alone(mobilenet_detection_server):
+    """A real detector with differently sized images in one request: the padding changes nothing."""
+    photo = shared_path("images/persons.jpg").read_bytes()
+    rgb = cv2.imdecode(np.frombuffer(photo, np.uint8), cv2.IMREAD_COLOR)
+    crop = encode(cv2.cvtColor(np.ascontiguousarray(rgb[40:441, 100:403]), cv2.COLOR_BGR2RGB), ".png")  # 303 x 401 portrait
+    with VisionClient(mobilenet_detection_server.options.grpc_url, "grpc") as client:
+        started = time.perf_counter()
+        together = client.detect([photo, crop], score_threshold=0.3, max_detections=20)
+        elapsed = time.perf_counter() - started
+        alone = [client.detect([image], score_threshold=0.3, max_detections=20)[0] for image in (photo, crop)]
+    print(f"served detection of 2 images in one request (MobileNetV3, CPU): {elapsed:.2f} s")
+    assert len(together[0]) >= 5 and len(together[1]) >= 1
+    for batched, single in zip(together, alone):
+        assert batched.class_ids == single.class_ids
+        np.testing.assert_allclose(batched.scores, single.scores, atol=1e-4)
+        np.testing.assert_allclose(np.array(batched.boxes), np.array(single.boxes), atol=0.05)
+    assert all(0 <= x1 <= x2 <= 303 and 0 <= y1 <= y2 <= 401 for x1, y1, x2, y2 in together[1].boxes)
 
 
 def test_a_file_that_is_not_an_image_is_refused_before_decoding(bright_client):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from triton_vision_client.annotate import class_colour, draw_detections, text_colour
 from triton_vision_client.cli import build_parser, print_detections
@@ -49,3 +50,20 @@ def test_print_detections_lists_score_id_label_and_box(capsys):
 def test_detect_subcommand_parses_threshold_and_output_folder():
     args = build_parser().parse_args(["detect", "x.jpg", "y.png", "--threshold", "0.3", "--out", "annotated"])
     assert args.images == ["x.jpg", "y.png"] and args.threshold == 0.3 and str(args.out) == "annotated"
+
+
+def test_a_padded_batch_response_splits_into_one_result_per_image_cut_to_its_count():
+    from triton_vision_client.client import split_detections
+    from triton_vision_models import tensors as t
+
+    out = {
+        t.BOXES: np.array([[[1, 2, 3, 4], [5, 6, 7, 8]], [[9, 9, 9, 9], [0, 0, 0, 0]], [[0] * 4, [0] * 4]], np.float32),
+        t.SCORES: np.array([[0.9, 0.8], [0.7, 0.0], [0.0, 0.0]], np.float32),
+        t.CLASS_IDS: np.array([[1, 18], [44, 0], [0, 0]], np.int32),
+        t.LABELS: np.array([[b"person", b"dog"], [b"bottle", b""], [b"", b""]], dtype=np.object_),
+        t.COUNT: np.array([[2], [1], [0]], np.int32),
+    }
+    first, second, third = split_detections(out)
+    assert first.boxes == ((1, 2, 3, 4), (5, 6, 7, 8)) and first.labels == ("person", "dog")
+    assert second == Detections(boxes=((9, 9, 9, 9),), scores=(pytest.approx(0.7),), class_ids=(44,), labels=("bottle",))
+    assert len(third) == 0 and third.boxes == ()

@@ -1,4 +1,4 @@
-"""The detection configs agree with the tensors module and the one-image contract."""
+"""The detection configs agree with the tensors module and the batched contract."""
 
 from __future__ import annotations
 
@@ -22,19 +22,25 @@ def test_detection_names_agree_with_the_tensors_module():
     ]
     detector = load_config(MODEL_REPOSITORY / t.DETECTOR)
     assert detector.platform == "onnxruntime_onnx"
-    assert [i.name for i in detector.input] == [t.DETECTOR_INPUT]
-    assert [o.name for o in detector.output] == [t.DETECTOR_BOXES, t.DETECTOR_SCORES, t.DETECTOR_LABELS]
+    assert [i.name for i in detector.input] == [t.DETECTOR_INPUT, t.DETECTOR_IMAGE_SIZES]
+    assert [o.name for o in detector.output] == [
+        t.DETECTOR_BOXES, t.DETECTOR_SCORES, t.DETECTOR_LABELS, t.DETECTOR_COUNT,
+    ]
     assert [o.name for o in load_config(MODEL_REPOSITORY / t.DETECTION_PREPROCESS).output] == [
         t.PIXELS, t.ORIGINAL_SIZE, t.RESIZED_SIZE,
     ]
     assert [i.name for i in load_config(MODEL_REPOSITORY / t.DETECTION_POSTPROCESS).input] == [
-        t.RAW_BOXES, t.RAW_SCORES, t.RAW_LABELS, t.ORIGINAL_SIZE, t.RESIZED_SIZE,
+        t.RAW_BOXES, t.RAW_SCORES, t.RAW_LABELS, t.RAW_COUNT, t.ORIGINAL_SIZE, t.RESIZED_SIZE,
     ]
 
 
-def test_the_traced_detector_and_its_ensemble_take_one_image_per_request():
-    assert load_config(MODEL_REPOSITORY / t.DETECTOR).max_batch_size == 1
-    assert load_config(MODEL_REPOSITORY / t.DETECTION).max_batch_size == 1
+def test_the_detector_and_its_ensemble_take_a_batch_and_the_detector_gets_the_resized_sizes():
+    assert load_config(MODEL_REPOSITORY / t.DETECTOR).max_batch_size == t.DETECTION_MAX_BATCH == 4
+    ensemble = load_config(MODEL_REPOSITORY / t.DETECTION)
+    assert ensemble.max_batch_size == t.DETECTION_MAX_BATCH
+    (detector_step,) = [s for s in ensemble.ensemble_scheduling.step if s.model_name == t.DETECTOR]
+    (preprocess_step,) = [s for s in ensemble.ensemble_scheduling.step if s.model_name == t.DETECTION_PREPROCESS]
+    assert detector_step.input_map[t.DETECTOR_IMAGE_SIZES] == preprocess_step.output_map[t.RESIZED_SIZE]
 
 
 def test_both_catalogue_architectures_serve_from_the_faster_rcnn_directory():
@@ -54,21 +60,29 @@ class RecordingSession:
         self.batches: list[int] = []
 
     def get_inputs(self):
-        return [SimpleNamespace(name=t.DETECTOR_INPUT)]
+        return [SimpleNamespace(name=n) for n in (t.DETECTOR_INPUT, t.DETECTOR_IMAGE_SIZES)]
 
     def get_outputs(self):
-        return [SimpleNamespace(name=n) for n in (t.DETECTOR_BOXES, t.DETECTOR_SCORES, t.DETECTOR_LABELS)]
+        names = (t.DETECTOR_BOXES, t.DETECTOR_SCORES, t.DETECTOR_LABELS, t.DETECTOR_COUNT)
+        return [SimpleNamespace(name=n) for n in names]
 
     def run(self, names, inputs):
         n = inputs[t.DETECTOR_INPUT].shape[0]
         self.batches.append(n)
-        return [np.zeros((n, 0, 4), np.float32), np.zeros((n, 0), np.float32), np.zeros((n, 0), np.int64)]
+        return [np.zeros((n, 100, 4), np.float32), np.zeros((n, 100), np.float32), np.zeros((n, 100), np.int64),
+                np.zeros((n, 1), np.int64)]
 
 
 def test_onnx_runner_never_batches_beyond_max_batch_size():
     session = RecordingSession()
     runner = OnnxRunner(spec_for(MODEL_REPOSITORY / t.DETECTOR), session)
-    same_shape = [RequestData(inputs={t.DETECTOR_INPUT: np.zeros((1, 3, 32, 48), np.float32)}) for _ in range(3)]
-    results = runner(same_shape)
-    assert session.batches == [1, 1, 1]
-    assert [r[t.DETECTOR_BOXES].shape for r in results] == [(1, 0, 4)] * 3
+
+    def request(images: int) -> RequestData:
+        return RequestData(inputs={
+            t.DETECTOR_INPUT: np.zeros((images, 3, 32, 48), np.float32),
+            t.DETECTOR_IMAGE_SIZES: np.tile(np.array([[32, 48]], np.int64), (images, 1)),
+        })
+
+    results = runner([request(3), request(2), request(1), request(4)])
+    assert all(size <= 4 for size in session.batches) and sum(session.batches) == 10
+    assert [r[t.DETECTOR_BOXES].shape for r in results] == [(3, 100, 4), (2, 100, 4), (1, 100, 4), (4, 100, 4)]

@@ -134,12 +134,18 @@ def postprocessor() -> DetectionPostprocessor:
     return DetectionPostprocessor.from_spec(spec_for(MODEL_REPOSITORY / t.DETECTION_POSTPROCESS))
 
 
-def request(boxes, scores, ids, resized, original, **parameters) -> RequestData:
+def request(boxes, scores, ids, resized, original, count=None, **parameters) -> RequestData:
+    """One image's detector output, padded with junk rows to 100 as the exported detector does."""
+    count = len(scores) if count is None else count
+    padded = lambda values, shape, fill: np.concatenate(  # noqa: E731
+        [np.array(values, dtype=np.float64).reshape(shape), np.full((100 - count, *shape[1:]), fill)]
+    )
     return RequestData(
         inputs={
-            t.RAW_BOXES: np.array(boxes, dtype=np.float32).reshape(1, -1, 4),
-            t.RAW_SCORES: np.array(scores, dtype=np.float32).reshape(1, -1),
-            t.RAW_LABELS: np.array(ids, dtype=np.int64).reshape(1, -1),
+            t.RAW_BOXES: padded(boxes, (-1, 4), 7.0).astype(np.float32)[None],
+            t.RAW_SCORES: padded(scores, (-1,), 0.9).astype(np.float32)[None],  # junk above any threshold
+            t.RAW_LABELS: padded(ids, (-1,), 5).astype(np.int64)[None],
+            t.RAW_COUNT: np.array([[count]], dtype=np.int64),
             t.ORIGINAL_SIZE: np.array([original], dtype=np.int64),
             t.RESIZED_SIZE: np.array([resized], dtype=np.int64),
         },
@@ -180,9 +186,40 @@ def test_runner_answers_zero_detections_with_empty_outputs(postprocessor):
 
 
 def test_runner_rejects_inconsistent_inputs(postprocessor):
-    req = request([[0, 0, 8, 8]], [0.9, 0.8], [1, 1], (600, 800), (300, 400))
+    req = request([[0, 0, 8, 8]], [0.9], [1], (600, 800), (300, 400))
+    req.inputs[t.RAW_SCORES] = req.inputs[t.RAW_SCORES][:, :50]
     with pytest.raises(InvalidInputError, match="inconsistent"):
         postprocessor([req])
+    too_many = request([[0, 0, 8, 8]], [0.9], [1], (600, 800), (300, 400))
+    too_many.inputs[t.RAW_COUNT] = np.array([[101]], dtype=np.int64)
+    with pytest.raises(InvalidInputError, match="inconsistent"):
+        postprocessor([too_many])
+
+
+def batch_request(*images: RequestData, **parameters) -> RequestData:
+    names = images[0].inputs
+    return RequestData(inputs={n: np.concatenate([i.inputs[n] for i in images]) for n in names}, parameters=parameters)
+
+
+def test_a_batch_answers_per_image_padded_to_the_largest_count(postprocessor):
+    first = request([[100, 50, 300, 250], [10, 10, 20, 20]], [0.95, 0.6], [1, 18], resized=(600, 800), original=(300, 400))
+    second = request([[0, 0, 40, 80]], [0.3], [3], resized=(800, 400), original=(400, 200))  # below 0.5
+    third = request([[80, 40, 120, 80]], [0.7], [44], resized=(800, 800), original=(80, 80))
+    (out,) = postprocessor([batch_request(first, second, third)])
+    assert out[t.COUNT].tolist() == [[2], [0], [1]]
+    assert out[t.BOXES].shape == (3, 2, 4) and out[t.LABELS].shape == (3, 2)
+    np.testing.assert_allclose(out[t.BOXES][0], [[50, 25, 150, 125], [5, 5, 10, 10]])
+    np.testing.assert_allclose(out[t.BOXES][2][:1], [[8, 4, 12, 8]])
+    assert out[t.CLASS_IDS].tolist() == [[1, 18], [0, 0], [44, 0]]
+    assert out[t.LABELS].tolist() == [[b"person", b"dog"], [b"", b""], [b"bottle", b""]]
+    np.testing.assert_allclose(out[t.SCORES], [[0.95, 0.6], [0, 0], [0.7, 0]])
+    np.testing.assert_array_equal(out[t.BOXES][1], 0)
+
+
+def test_a_batch_where_no_image_has_detections_answers_empty_rows(postprocessor):
+    empty = request(np.zeros((0, 4)), [], [], (600, 800), (300, 400))
+    (out,) = postprocessor([batch_request(empty, empty)])
+    assert out[t.BOXES].shape == (2, 0, 4) and out[t.COUNT].tolist() == [[0], [0]]
 
 
 def test_runner_rejects_a_bad_parameter_per_request(postprocessor):

@@ -65,8 +65,19 @@ def label_names(class_ids: np.ndarray, labels: Sequence[str] | np.ndarray) -> np
     return table[class_ids.astype(np.int64)]
 
 
+PADDING = {np.dtype(np.object_): b""}
+
+
+def pad_rows(values: np.ndarray, rows: int) -> np.ndarray:
+    """``values`` with zero rows (b"" for BYTES) appended up to ``rows`` along the first axis."""
+    if values.shape[0] >= rows:
+        return values
+    padding = np.full((rows - values.shape[0], *values.shape[1:]), PADDING.get(values.dtype, 0), dtype=values.dtype)
+    return np.concatenate([values, padding])
+
+
 class DetectionPostprocessor:
-    """Runner: detector output for one image -> thresholded detections in original pixels."""
+    """Runner: detector output for a batch of images -> thresholded detections in original pixels."""
 
     def __init__(
         self,
@@ -97,36 +108,39 @@ class DetectionPostprocessor:
         return [self.run_one(request) for request in requests]
 
     def run_one(self, request: RequestData) -> dict[str, np.ndarray]:
+        """A request of B images: per image its COUNT detections, padded to the request's largest COUNT."""
         threshold = parse_score_threshold(request.parameters, self.default_score_threshold)
         max_detections = parse_max_detections(request.parameters, self.default_max_detections)
         inputs = request.inputs
         boxes, scores, ids = inputs[t.RAW_BOXES], inputs[t.RAW_SCORES], inputs[t.RAW_LABELS]
-        original, resized = inputs[t.ORIGINAL_SIZE], inputs[t.RESIZED_SIZE]
+        counts, original, resized = inputs[t.RAW_COUNT], inputs[t.ORIGINAL_SIZE], inputs[t.RESIZED_SIZE]
         batch = boxes.shape[0]
         if (
             boxes.ndim != 3
             or boxes.shape[2] != 4
             or scores.shape != boxes.shape[:2]
             or ids.shape != boxes.shape[:2]
+            or counts.shape != (batch, 1)
             or original.shape != (batch, 2)
             or resized.shape != (batch, 2)
+            or (batch and (counts.min() < 0 or counts.max() > boxes.shape[1]))
         ):
             raise InvalidInputError(
                 "detection_postprocess: inconsistent inputs "
                 f"(boxes {list(boxes.shape)}, scores {list(scores.shape)}, labels {list(ids.shape)}, "
-                f"sizes {list(original.shape)} {list(resized.shape)})"
+                f"counts {counts.reshape(-1).tolist()}, sizes {list(original.shape)} {list(resized.shape)})"
             )
-        results = [
-            self.one_image(boxes[i], scores[i], ids[i], resized[i], original[i], threshold, max_detections)
-            for i in range(batch)
-        ]
+        results = []
+        for i in range(batch):
+            n = int(counts[i, 0])
+            results.append(
+                self.one_image(boxes[i, :n], scores[i, :n], ids[i, :n], resized[i], original[i], threshold, max_detections)
+            )
         width = max((len(r[t.SCORES]) for r in results), default=0)
-        if batch > 1 and any(len(r[t.SCORES]) != width for r in results):
-            raise InvalidInputError(
-                f"detection_postprocess answers one image per request; got a batch of {batch} "
-                "(send images as separate requests)"
-            )
-        return {name: np.stack([r[name] for r in results]) for name in results[0]} if results else {}
+        return {
+            name: np.stack([r[name] if name == t.COUNT else pad_rows(r[name], width) for r in results])
+            for name in (results[0] if results else ())
+        }
 
     def one_image(self, boxes, scores, ids, resized_hw, original_hw, threshold, max_detections) -> dict[str, np.ndarray]:
         keep = select_detections(scores, threshold, max_detections)

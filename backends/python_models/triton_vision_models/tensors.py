@@ -54,8 +54,8 @@ OVERLAY = "OVERLAY"  # BYTES [1]: PNG, image blended 50/50 with the coloured mas
 OVERLAY_PARAMETER = "overlay"  # request parameter: bool or "true"/"false" (default false)
 VOC_CLASSES = 21
 
-# Detection ensemble (Faster R-CNN). One image per request: the detector's traced graph
-# handles exactly one image, so `detection` and `faster_rcnn` have max_batch_size 1.
+# Detection ensemble (Faster R-CNN). Up to DETECTION_MAX_BATCH images per request: the exported
+# detector loops over the batch (an ONNX Loop around the traced single-image graph).
 DETECTION = "detection"
 DETECTION_PREPROCESS = "detection_preprocess"
 DETECTOR = "faster_rcnn"
@@ -64,16 +64,22 @@ DETECTION_POSTPROCESS = "detection_postprocess"
 # preprocess outputs: PIXELS FP32 [3, H, W] (resized, ImageNet mean/std) and the sizes below
 ORIGINAL_SIZE = "ORIGINAL_SIZE"  # INT64 [2]: height, width of the decoded image the client sent
 RESIZED_SIZE = "RESIZED_SIZE"  # INT64 [2]: height, width of the detector input (before padding)
-DETECTOR_INPUT = "images"  # FP32 [3, H, W]
-DETECTOR_BOXES = "boxes"  # FP32 [N, 4], x1 y1 x2 y2 in detector-input pixels
-DETECTOR_SCORES = "scores"  # FP32 [N]
-DETECTOR_LABELS = "labels"  # INT64 [N], COCO category ids (91-id numbering)
+DETECTION_MAX_BATCH = 4  # images per request (max_batch_size of detection and faster_rcnn)
+DETECTOR_INPUT = "images"  # FP32 [3, H, W], zero-padded to the batch's largest H and W
+DETECTOR_IMAGE_SIZES = "image_sizes"  # INT64 [2]: the image's height, width before padding
+DETECTOR_MAX_DETECTIONS = 100  # torchvision's detections_per_img: rows per image below
+DETECTOR_BOXES = "boxes"  # FP32 [100, 4], x1 y1 x2 y2 in detector-input pixels
+DETECTOR_SCORES = "scores"  # FP32 [100]
+DETECTOR_LABELS = "labels"  # INT64 [100], COCO category ids (91-id numbering)
+DETECTOR_COUNT = "count"  # INT64 [1]: how many of the rows above are detections
 # postprocess inputs (the detector's outputs under these names)
 RAW_BOXES = "RAW_BOXES"
 RAW_SCORES = "RAW_SCORES"
 RAW_LABELS = "RAW_LABELS"
-# ensemble outputs: BOXES FP32 [K, 4] (x1 y1 x2 y2, original pixels), SCORES FP32 [K],
-# CLASS_IDS INT32 [K] (COCO ids), LABELS BYTES [K], COUNT INT32 [1] (= K)
+RAW_COUNT = "RAW_COUNT"
+# ensemble outputs, per image, padded to the request's largest K: BOXES FP32 [K, 4] (x1 y1 x2 y2,
+# original pixels), SCORES FP32 [K], CLASS_IDS INT32 [K] (COCO ids), LABELS BYTES [K],
+# COUNT INT32 [1] (this image's K; rows beyond it are padding)
 BOXES = "BOXES"
 COUNT = "COUNT"
 SCORE_THRESHOLD = "score_threshold"  # request parameter, float in [0, 1]

@@ -2,8 +2,10 @@
 
 Encoded JPEG/PNG -> RGB -> resize by scale = min(800 / shorter, 1333 / longer), output size
 floor(side * scale) computed in float64 (torchvision's GeneralizedRCNNTransform rule), bilinear
-without antialiasing, kept in float -> (x/255 - mean) / std -> CHW float32. The detector pads
-to a multiple of 32 itself. Also returns the decoded (original) and the resized height/width, so
+without antialiasing, kept in float -> (x/255 - mean) / std -> CHW float32, zero-padded at the
+bottom/right to the largest height and width of the batch (so that differently sized images form
+one batch tensor; the detector crops each image back to its resized size and pads to a multiple
+of 32 itself). Also returns the decoded (original) and the resized height/width, so
 that the post-processing can map boxes back to the pixels of the image the client sent.
 Decodes on "mixed" (nvJPEG) when the pipeline has a GPU, on "cpu" otherwise. Follows the DALI
 backend's autoserialization convention; self-contained (the native DALI backend runs it).
@@ -42,6 +44,9 @@ def detection_preprocess():
         dtype=types.FLOAT,
     )
     pixels = fn.crop_mirror_normalize(resized, mean=MEAN, std=STD, dtype=types.FLOAT, output_layout="CHW")
+    # Zero after normalisation, as torchvision's own batching pads; the sizes say what is image.
+    pixels = fn.pad(pixels, axis_names="HW", fill_value=0.0)
     original_size = shape[0:2]
-    resized_size = fn.shapes(resized, dtype=types.INT64)[0:2]
+    # Computed on the CPU like resize's size (not fn.shapes of GPU data), equal to the resized shape.
+    resized_size = fn.cast(fn.stack(out_height, out_width), dtype=types.INT64)
     return pixels, original_size, resized_size
