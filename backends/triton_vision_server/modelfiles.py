@@ -179,8 +179,9 @@ def _shape(value_info: onnx.ValueInfoProto) -> tuple[int, ...]:
     return tuple(d.dim_value if d.HasField("dim_value") else -1 for d in dims)
 
 
-def conform(model: onnx.ModelProto, entry: ModelEntry, origin: str) -> onnx.ModelProto:
-    """Check ``model`` against the entry's contract, renaming a lone input/output if needed."""
+def conform(model: onnx.ModelProto, entry: ModelEntry, origin: str, *, rename: bool = True) -> onnx.ModelProto:
+    """Check ``model`` against the entry's contract, renaming a lone input/output if needed
+    (and allowed: a file already in the repository must match by name)."""
     graph = model.graph
     initializer_names = {init.name for init in graph.initializer}
     inputs = [i for i in graph.input if i.name not in initializer_names]
@@ -189,7 +190,7 @@ def conform(model: onnx.ModelProto, entry: ModelEntry, origin: str) -> onnx.Mode
         names = {v.name for v in actual}
         if names == set(wanted):
             continue
-        if len(actual) == 1 and len(wanted) == 1:
+        if rename and len(actual) == 1 and len(wanted) == 1:
             renames[actual[0].name] = next(iter(wanted))
             continue
         raise ModelFileError(
@@ -294,8 +295,13 @@ def prepare(
         return make_stand_in(repository, entry)
     current = read_source(repository, entry.name)
     if current is not None and not force:
-        if sha256_of(version_dir(repository, entry.name) / MODEL_FILENAME) == current.sha256:
-            return current
+        path = version_dir(repository, entry.name) / MODEL_FILENAME
+        if sha256_of(path) == current.sha256:
+            try:
+                conform(onnx.load(str(path), load_external_data=False), entry, str(path), rename=False)
+                return current
+            except ModelFileError as exc:
+                report(f"{entry.name}: the prepared file no longer fits the contract ({exc}); replacing it")
     if entry.downloads:
         try:
             return download(entry, repository)

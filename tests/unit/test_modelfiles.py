@@ -94,3 +94,15 @@ def test_resnet18_stand_in_has_the_model_zoo_contract_and_a_dynamic_batch():
 def test_stand_ins_use_an_ir_version_older_onnx_runtime_builds_can_load():
     assert ENTRY.build_stand_in().ir_version <= standins.IR_VERSION == 8
 
+
+
+def test_prepare_replaces_a_prepared_file_that_no_longer_fits_the_contract(tmp_path):
+    old = tmp_path / "old.onnx"
+    onnx.save(classifier("data", "logits"), str(old))
+    modelfiles.prepare(tmp_path / "repo", ENTRY, from_path=old)  # renamed to the contract: fits
+    outdated = replace(ENTRY, contract=modelfiles.Contract(inputs={"data": (3, 224, 224)}, outputs={"other": (1000,)}))
+    messages: list[str] = []
+    unreachable = replace(outdated, downloads=())
+    source = modelfiles.prepare(tmp_path / "repo", unreachable, report=messages.append)
+    assert "no longer fits the contract" in messages[0]
+    assert source.is_stand_in
