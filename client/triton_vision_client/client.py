@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 from triton_vision_models import tensors as t
@@ -62,6 +63,17 @@ def split_detections(out: Mapping[str, np.ndarray]) -> list[Detections]:
     return results
 
 
+def split_classifications(out: Mapping[str, np.ndarray]) -> list[Classification]:
+    return [
+        Classification(
+            class_ids=tuple(int(i) for i in ids),
+            scores=tuple(float(s) for s in scores),
+            labels=tuple(_decode(label) for label in labels),
+        )
+        for ids, scores, labels in zip(out[t.CLASS_IDS], out[t.SCORES], out[t.LABELS])
+    ]
+
+
 class VisionClient:
     """Sends encoded image bytes to an ensemble and returns its outputs as NumPy arrays."""
 
@@ -110,17 +122,43 @@ class VisionClient:
             raise ClientError(exc.message() or str(exc)) from None
         return {name: result.as_numpy(name) for name in outputs}
 
-    def classify(self, images: Sequence[bytes], top_k: int | None = None) -> list[Classification]:
+    def infer_in_batches(
+        self,
+        model: str,
+        images: Sequence[bytes],
+        outputs: Sequence[str],
+        parameters: Mapping[str, Any] | None,
+        split: Callable[[Mapping[str, np.ndarray]], list],
+        *,
+        batch: int,
+        concurrency: int = 1,
+    ) -> list:
+        """``images`` in requests of at most ``batch`` (the ensemble's max_batch_size), one result
+        per image in order; over gRPC up to ``concurrency`` requests at once, over HTTP one by one."""
+        if not images:
+            raise ValueError("no images to send")
+        if batch < 1:
+            raise ValueError(f"batch must be >= 1, got {batch}")
+
+        def one_request(chunk: Sequence[bytes]) -> list:
+            return split(self.infer(model, chunk, outputs, parameters))
+
+        chunks = [images[start : start + batch] for start in range(0, len(images), batch)]
+        workers = max(1, min(concurrency, len(chunks))) if self.protocol == "grpc" else 1
+        if workers == 1:
+            answers = [one_request(chunk) for chunk in chunks]
+        else:
+            with ThreadPoolExecutor(max_workers=workers) as pool:
+                answers = list(pool.map(one_request, chunks))
+        return [result for answer in answers for result in answer]
+
+    def classify(
+        self, images: Sequence[bytes], top_k: int | None = None, *, batch: int = t.CLASSIFICATION_MAX_BATCH
+    ) -> list[Classification]:
         parameters = {t.TOP_K: int(top_k)} if top_k is not None else None
-        out = self.infer(t.CLASSIFICATION, images, (t.CLASS_IDS, t.SCORES, t.LABELS), parameters)
-        return [
-            Classification(
-                class_ids=tuple(int(i) for i in ids),
-                scores=tuple(float(s) for s in scores),
-                labels=tuple(_decode(label) for label in labels),
-            )
-            for ids, scores, labels in zip(out[t.CLASS_IDS], out[t.SCORES], out[t.LABELS])
-        ]
+        return self.infer_in_batches(
+            t.CLASSIFICATION, images, (t.CLASS_IDS, t.SCORES, t.LABELS), parameters, split_classifications, batch=batch
+        )
 
     def detect(
         self,
@@ -136,41 +174,24 @@ class VisionClient:
         Over gRPC up to ``concurrency`` requests run at once; over HTTP one after another. Each
         image's rows are cut to its COUNT (the server pads a request to its largest COUNT).
         """
-        from concurrent.futures import ThreadPoolExecutor
-
-        if not images:
-            raise ValueError("no images to send")
-        if batch < 1:
-            raise ValueError(f"batch must be >= 1, got {batch}")
         parameters: dict[str, Any] = {}
         if score_threshold is not None:
             parameters[t.SCORE_THRESHOLD] = float(score_threshold)
         if max_detections is not None:
             parameters[t.MAX_DETECTIONS] = int(max_detections)
+        outputs = (t.BOXES, t.SCORES, t.CLASS_IDS, t.LABELS, t.COUNT)
+        return self.infer_in_batches(
+            t.DETECTION, images, outputs, parameters, split_detections, batch=batch, concurrency=concurrency
+        )
 
-        def one_request(chunk: Sequence[bytes]) -> list[Detections]:
-            out = self.infer(t.DETECTION, chunk, (t.BOXES, t.SCORES, t.CLASS_IDS, t.LABELS, t.COUNT), parameters)
-            return split_detections(out)
-
-        chunks = [images[start : start + batch] for start in range(0, len(images), batch)]
-        workers = max(1, min(concurrency, len(chunks))) if self.protocol == "grpc" else 1
-        if workers == 1:
-            answers = [one_request(chunk) for chunk in chunks]
-        else:
-            with ThreadPoolExecutor(max_workers=workers) as pool:
-                answers = list(pool.map(one_request, chunks))
-        return [result for answer in answers for result in answer]
-
-    def segment(self, images: Sequence[bytes], overlay: bool = False, *, batch: int = 4) -> list[Segmentation]:
+    def segment(
+        self, images: Sequence[bytes], overlay: bool = False, *, batch: int = t.SEGMENTATION_MAX_BATCH
+    ) -> list[Segmentation]:
         """One :class:`Segmentation` per image (mask at the image's own size); ``batch`` images a request."""
-        if not images:
-            raise ValueError("no images to send")
-        names = (t.MASK, t.MASK_SIZE, t.CLASS_FRACTIONS, t.LABELS, t.OVERLAY)
-        results = []
-        for start in range(0, len(images), batch):
-            out = self.infer(t.SEGMENTATION, images[start : start + batch], names, {t.OVERLAY_PARAMETER: bool(overlay)})
-            results.extend(split_outputs(out))
-        return results
+        outputs = (t.MASK, t.MASK_SIZE, t.CLASS_FRACTIONS, t.LABELS, t.OVERLAY)
+        return self.infer_in_batches(
+            t.SEGMENTATION, images, outputs, {t.OVERLAY_PARAMETER: bool(overlay)}, split_outputs, batch=batch
+        )
 
     def model_sources(self) -> dict[str, dict[str, str]]:
         """What the server's ``model_info`` model says about its ONNX files ({} if it has none)."""

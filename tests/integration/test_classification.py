@@ -187,3 +187,12 @@ def test_real_classifier_gives_other_answers_for_bgr_input(real_classifier_serve
     with VisionClient(server.options.grpc_url, "grpc") as client:
         (normal,), (bgr,) = client.classify([data]), client.classify([swapped])
     assert normal.scores[0] != pytest.approx(bgr.scores[0], abs=0.02) or normal.class_ids[0] != bgr.class_ids[0]
+
+
+def test_more_images_than_max_batch_size_are_sent_in_several_requests(client, photos):
+    images = [photos["chelsea.png"], photos["chelsea.jpg"]] * 20  # 40 > max_batch_size 32
+    results = client.classify(images, top_k=2)
+    assert len(results) == 40
+    (png,), (jpg,) = client.classify([photos["chelsea.png"]], top_k=2), client.classify([photos["chelsea.jpg"]], top_k=2)
+    for index, result in enumerate(results):
+        assert result.class_ids == (png if index % 2 == 0 else jpg).class_ids

@@ -111,3 +111,9 @@ def test_classification_names_agree_with_the_tensors_module():
     assert list(classifier.input[0].dims) == [3, t.CLASSIFIER_INPUT_SIZE, t.CLASSIFIER_INPUT_SIZE]
     assert [o.name for o in CONFIGS[t.CLASSIFICATION_PREPROCESS].output] == [t.PIXELS]
     assert [i.name for i in CONFIGS[t.CLASSIFICATION_POSTPROCESS].input] == [t.LOGITS]
+
+
+def test_client_batch_sizes_equal_the_ensembles_max_batch_size():
+    assert CONFIGS[t.CLASSIFICATION].max_batch_size == t.CLASSIFICATION_MAX_BATCH
+    assert CONFIGS[t.SEGMENTATION].max_batch_size == t.SEGMENTATION_MAX_BATCH
+    assert CONFIGS[t.DETECTION].max_batch_size == t.DETECTION_MAX_BATCH

@@ -21,6 +21,7 @@ SCORES = "SCORES"  # FP32 [k], softmax probabilities
 LABELS = "LABELS"  # BYTES [k]
 TOP_K = "top_k"  # request parameter
 DEFAULT_TOP_K = 5
+CLASSIFICATION_MAX_BATCH = 32  # images per request (max_batch_size of classification)
 CLASSIFIER_INPUT_SIZE = 224
 CLASSIFIER_RESIZE_SHORTER = 256
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -53,6 +54,7 @@ CLASS_FRACTIONS = "CLASS_FRACTIONS"  # FP32 [21]: fraction of the image's pixels
 OVERLAY = "OVERLAY"  # BYTES [1]: PNG, image blended 50/50 with the coloured mask; b"" unless asked
 OVERLAY_PARAMETER = "overlay"  # request parameter: bool or "true"/"false" (default false)
 VOC_CLASSES = 21
+SEGMENTATION_MAX_BATCH = 4  # images per request (max_batch_size of segmentation)
 
 # Detection ensemble (Faster R-CNN). Up to DETECTION_MAX_BATCH images per request: the exported
 # detector loops over the batch (an ONNX Loop around the traced single-image graph).
