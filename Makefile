@@ -7,16 +7,20 @@ PYVER  := $(shell $(PYTHON) -c 'import sys; print(f"{sys.version_info[0]}.{sys.v
 # Debian packages: the Python backend stub links the system libpython; perf_analyzer links libb64.
 SYSTEM_LIBS := libpython$(PYVER).so.1.0:libpython$(PYVER) libb64.so.0d:libb64-0d
 
-.PHONY: demo test setup system-deps clean
+.PHONY: demo test lint setup system-deps clean
 
 demo: setup
 	$(BIN)/triton-vision demo
 
-test: setup
+test: setup lint
 	@$(BIN)/python -m pytest -q; status=$$?; \
 	if [ $$status -eq 5 ]; then echo "pytest collected no tests: that is a failure here"; fi; exit $$status
 
 setup: system-deps $(VENV)/.installed
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 system-deps:
 	@missing=""; for pair in $(SYSTEM_LIBS); do \

@@ -123,7 +123,9 @@ def letterbox_size(height: int, width: int, canvas: int = t.SEGMENTATION_CANVAS)
     return max(1, int(np.floor(height * scale + 0.5))), max(1, int(np.floor(width * scale + 0.5)))
 
 
-def reference_input(data: bytes, canvas: int = t.SEGMENTATION_CANVAS) -> tuple[np.ndarray, tuple[int, int], tuple[int, int]]:
+def reference_input(
+    data: bytes, canvas: int = t.SEGMENTATION_CANVAS
+) -> tuple[np.ndarray, tuple[int, int], tuple[int, int]]:
     """OpenCV/NumPy letterbox: FP32 [3, canvas, canvas], original (H, W), resized (h, w)."""
     bgr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
     rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)

@@ -18,9 +18,9 @@ import hashlib
 import shutil
 import tempfile
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import onnx
 
@@ -186,7 +186,10 @@ def conform(model: onnx.ModelProto, entry: ModelEntry, origin: str, *, rename: b
     initializer_names = {init.name for init in graph.initializer}
     inputs = [i for i in graph.input if i.name not in initializer_names]
     renames: dict[str, str] = {}
-    for kind, actual, wanted in (("input", inputs, entry.contract.inputs), ("output", list(graph.output), entry.contract.outputs)):
+    for kind, actual, wanted in (
+        ("input", inputs, entry.contract.inputs),
+        ("output", list(graph.output), entry.contract.outputs),
+    ):
         names = {v.name for v in actual}
         if names == set(wanted):
             continue
@@ -213,7 +216,7 @@ def conform(model: onnx.ModelProto, entry: ModelEntry, origin: str, *, rename: b
                 f"{origin}: tensor '{value.name}' has shape {list(shape)}; model '{entry.name}' needs "
                 f"[batch, {', '.join(map(str, wanted))}] with a dynamic batch dimension"
             )
-        for got, want in zip(shape[1:], wanted):
+        for got, want in zip(shape[1:], wanted, strict=True):
             if want != -1 and got not in (-1, 0, want):
                 raise ModelFileError(
                     f"{origin}: tensor '{value.name}' has shape {list(shape)}; model '{entry.name}' needs "
@@ -222,7 +225,9 @@ def conform(model: onnx.ModelProto, entry: ModelEntry, origin: str, *, rename: b
     return model
 
 
-def _install(model_or_file: onnx.ModelProto | Path, repository: Path, entry: ModelEntry, kind: str, origin: str) -> ModelSource:
+def _install(
+    model_or_file: onnx.ModelProto | Path, repository: Path, entry: ModelEntry, kind: str, origin: str
+) -> ModelSource:
     folder = version_dir(repository, entry.name)
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / MODEL_FILENAME

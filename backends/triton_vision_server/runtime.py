@@ -43,11 +43,12 @@ class TritonInstall:
     stub: Path
 
     @classmethod
-    def locate(cls) -> "TritonInstall":
+    def locate(cls) -> TritonInstall:
         spec = importlib.util.find_spec("pytriton")
         if spec is None or spec.origin is None:
             raise RuntimeMissingError(
-                "the nvidia-pytriton wheel is not installed (it ships tritonserver): pip install 'triton-vision[server]'"
+                "the nvidia-pytriton wheel is not installed (it ships tritonserver): "
+                "pip install 'triton-vision[server]'"
             )
         root = Path(spec.origin).parent / "tritonserver"
         version = f"{sys.version_info.major}.{sys.version_info.minor}"
@@ -171,7 +172,7 @@ class LocalTritonServer:
         env.setdefault("OMP_NUM_THREADS", "1")
         return env
 
-    def start(self) -> "LocalTritonServer":
+    def start(self) -> LocalTritonServer:
         self.install.check_numpy()
         self.install.check_stub_libraries()
         if not self.options.model_repository.is_dir():
@@ -240,7 +241,7 @@ class LocalTritonServer:
             shutil.copyfile(self.log_path, kept)
             self.log_path = kept
 
-    def __enter__(self) -> "LocalTritonServer":
+    def __enter__(self) -> LocalTritonServer:
         self.start()
         try:
             self.wait_ready()

@@ -34,7 +34,9 @@ def torchvision_fcn(state_dict_path: Path | None = None, *, seed: int = 0) -> on
         import torch
         from torchvision.models.segmentation import fcn_resnet50
     except ImportError as exc:
-        raise ModelFileError("exporting FCN-ResNet50 needs torch and torchvision: pip install 'triton-vision[export]'") from exc
+        raise ModelFileError(
+            "exporting FCN-ResNet50 needs torch and torchvision: pip install 'triton-vision[export]'"
+        ) from exc
 
     torch.manual_seed(seed)
     model = fcn_resnet50(weights=None, weights_backbone=None, aux_loss=True, num_classes=t.VOC_CLASSES)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import colorsys
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -38,7 +38,7 @@ def draw_detections(
     scale = max(0.4, min(height, width) / 900.0)
     thickness = max(1, round(2 * scale))
     font = cv2.FONT_HERSHEY_SIMPLEX
-    for box, label, score, class_id in zip(boxes, labels, scores, class_ids):
+    for box, label, score, class_id in zip(boxes, labels, scores, class_ids, strict=True):
         colour = class_colour(class_id)
         x1, y1, x2, y2 = (int(round(v)) for v in box)
         cv2.rectangle(canvas, (x1, y1), (x2, y2), colour, thickness, cv2.LINE_8)

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
-from triton_vision_models import tensors as t
+
+import triton_vision_contract as t
 
 from .images import pack_images
 from .segmentation import Segmentation, split_outputs
@@ -70,7 +72,7 @@ def split_classifications(out: Mapping[str, np.ndarray]) -> list[Classification]
             scores=tuple(float(s) for s in scores),
             labels=tuple(_decode(label) for label in labels),
         )
-        for ids, scores, labels in zip(out[t.CLASS_IDS], out[t.SCORES], out[t.LABELS])
+        for ids, scores, labels in zip(out[t.CLASS_IDS], out[t.SCORES], out[t.LABELS], strict=True)
     ]
 
 
@@ -93,7 +95,7 @@ class VisionClient:
     def close(self) -> None:
         self._client.close()
 
-    def __enter__(self) -> "VisionClient":
+    def __enter__(self) -> VisionClient:
         return self
 
     def __exit__(self, *exc_info: Any) -> None:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import io
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
-from triton_vision_models import tensors as t
-from triton_vision_models.segmentation import voc_palette
+
+import triton_vision_contract as t
 
 
 @dataclass(frozen=True, eq=False)
@@ -52,7 +53,7 @@ def mask_png(mask: np.ndarray) -> bytes:
     from PIL import Image
 
     image = Image.fromarray(np.ascontiguousarray(mask, dtype=np.uint8))  # mode "L"
-    image.putpalette(voc_palette().ravel().tolist())  # "L" + palette -> "P", values kept
+    image.putpalette(np.array(t.voc_palette(), dtype=np.uint8).ravel().tolist())  # "L" + palette -> "P", values kept
     buffer = io.BytesIO()
     image.save(buffer, format="PNG")
     return buffer.getvalue()

@@ -62,6 +62,6 @@ def test_served_classification_with_gpu_decoding_answers_like_the_cpu_reference(
     assert re.search(r"classification_preprocess_0(_0)? \(GPU device 0\)", log), "DALI model not on a GPU instance"
     session = ort.InferenceSession(str(repository / t.CLASSIFIER / "1" / "model.onnx"))
     (logits,) = session.run(None, {t.CLASSIFIER_INPUT: np.stack([classification_input(d) for d in photos.values()])})
-    for result, probs in zip(results, softmax(logits.astype(np.float64))):
-        for class_id, score in zip(result.class_ids, result.scores):
+    for result, probs in zip(results, softmax(logits.astype(np.float64)), strict=True):
+        for class_id, score in zip(result.class_ids, result.scores, strict=True):
             assert score == pytest.approx(probs[class_id], abs=0.05)

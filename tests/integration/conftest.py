@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
@@ -14,7 +14,7 @@ SERVER_START_TIMEOUT_S = 240.0
 
 
 @contextlib.contextmanager
-def running_server(repository: Path) -> Iterator["object"]:
+def running_server(repository: Path) -> Iterator[object]:
     """A LocalTritonServer on free loopback ports, ready, stopped afterwards."""
     from triton_vision_server.runtime import LocalTritonServer, ServerOptions, free_port
 

@@ -58,8 +58,8 @@ def photos(chelsea_rgb) -> dict[str, bytes]:
 
 
 def assert_matches_reference(results, expected: np.ndarray) -> None:
-    for result, probs in zip(results, expected):
-        served = dict(zip(result.class_ids, result.scores))
+    for result, probs in zip(results, expected, strict=True):
+        served = dict(zip(result.class_ids, result.scores, strict=True))
         for class_id, score in served.items():
             assert score == pytest.approx(probs[class_id], abs=SCORE_TOLERANCE), (class_id, score, probs[class_id])
         assert result.class_ids[0] == int(np.argmax(probs)) or probs[result.class_ids[0]] == pytest.approx(
@@ -77,7 +77,7 @@ def test_served_scores_equal_in_process_onnx_with_reference_preprocessing(client
 def test_a_batch_of_differently_sized_images_answers_each_image(client, photos):
     names = list(photos)
     batch = client.classify([photos[n] for n in names], top_k=3)
-    for name, result in zip(names, batch):
+    for name, result in zip(names, batch, strict=True):
         (alone,) = client.classify([photos[name]], top_k=3)
         assert result.class_ids == alone.class_ids, name
         np.testing.assert_allclose(result.scores, alone.scores, rtol=1e-5)
@@ -95,7 +95,9 @@ def test_top_k_is_honoured(client, photos, k):
 def test_default_top_k_is_five_and_labels_come_from_the_label_file(client, photos):
     (result,) = client.classify([photos["chelsea.png"]])
     assert len(result.class_ids) == t.DEFAULT_TOP_K
-    labels = (Path(__file__).resolve().parents[2] / "model_repository/resnet18/imagenet_labels.txt").read_text().splitlines()
+    labels = (
+        (Path(__file__).resolve().parents[2] / "model_repository/resnet18/imagenet_labels.txt").read_text().splitlines()
+    )
     assert list(result.labels) == [labels[i] for i in result.class_ids]
 
 
@@ -171,10 +173,10 @@ def test_real_classifier_calls_a_tabby_a_cat_with_the_in_process_scores(real_cla
         assert result.class_ids[0] in CAT_CLASSES, result
         assert "cat" in result.labels[0] or result.labels[0].startswith("tabby")
     expected = in_process_probabilities(served_onnx(repository), images)
-    for result, probs in zip(results, expected):
+    for result, probs in zip(results, expected, strict=True):
         assert int(np.argmax(probs)) in result.class_ids[:2]
         assert set(np.argsort(-probs)[:3]) <= set(result.class_ids)
-        for class_id, score in zip(result.class_ids, result.scores):
+        for class_id, score in zip(result.class_ids, result.scores, strict=True):
             assert score == pytest.approx(probs[class_id], abs=REAL_SCORE_TOLERANCE)
 
 
@@ -193,6 +195,9 @@ def test_more_images_than_max_batch_size_are_sent_in_several_requests(client, ph
     images = [photos["chelsea.png"], photos["chelsea.jpg"]] * 20  # 40 > max_batch_size 32
     results = client.classify(images, top_k=2)
     assert len(results) == 40
-    (png,), (jpg,) = client.classify([photos["chelsea.png"]], top_k=2), client.classify([photos["chelsea.jpg"]], top_k=2)
+    (png,), (jpg,) = (
+        client.classify([photos["chelsea.png"]], top_k=2),
+        client.classify([photos["chelsea.jpg"]], top_k=2),
+    )
     for index, result in enumerate(results):
         assert result.class_ids == (png if index % 2 == 0 else jpg).class_ids

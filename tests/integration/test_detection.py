@@ -57,11 +57,18 @@ def test_box_lands_on_the_rectangle_in_original_pixels(bright_client, case, ext)
 
 
 def test_several_images_come_back_one_result_each_in_order(bright_client):
-    rectangles = [(10, 20, 60, 90), (200, 100, 500, 380), (0, 0, 517, 389), (5, 6, 7, 8), (300, 1, 517, 30), (1, 2, 3, 4)]
+    rectangles = [
+        (10, 20, 60, 90),
+        (200, 100, 500, 380),
+        (0, 0, 517, 389),
+        (5, 6, 7, 8),
+        (300, 1, 517, 30),
+        (1, 2, 3, 4),
+    ]
     images = [encode(bright_rectangle_image(389, 517, r), ".png") for r in rectangles]
     results = bright_client.detect(images)  # two requests: 4 images, then 2
     assert len(results) == 6
-    for result, rectangle in zip(results, rectangles):
+    for result, rectangle in zip(results, rectangles, strict=True):
         np.testing.assert_allclose(result.boxes[0], rectangle, atol=BOX_TOLERANCE_PX)
 
 
@@ -127,9 +134,22 @@ def test_detect_cli_prints_and_writes_annotated_images(bright_box_detection_serv
     image.write_bytes(encode(bright_rectangle_image(*UPSCALED), ".png"))
     out_dir = tmp_path / "annotated"
     result = subprocess.run(
-        [sys.executable, "-m", "triton_vision_client.cli", "detect", str(image), "--out", str(out_dir),
-         "--url", bright_box_detection_server.options.grpc_url],
-        capture_output=True, text=True, cwd=ROOT, timeout=120, check=False,
+        [
+            sys.executable,
+            "-m",
+            "triton_vision_client.cli",
+            "detect",
+            str(image),
+            "--out",
+            str(out_dir),
+            "--url",
+            bright_box_detection_server.options.grpc_url,
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+        check=False,
     )
     assert result.returncode == 0, result.stderr
     assert "1 detection" in result.stdout and "person" in result.stdout
@@ -138,7 +158,9 @@ def test_detect_cli_prints_and_writes_annotated_images(bright_box_detection_serv
 
 
 # -- a real exported Faster R-CNN (random weights), served vs in-process -------------------------
-def test_served_mobilenet_equals_in_process_onnx_on_a_real_photo(mobilenet_detection_server, mobilenet_detection_repository):
+def test_served_mobilenet_equals_in_process_onnx_on_a_real_photo(
+    mobilenet_detection_server, mobilenet_detection_repository
+):
     data = shared_path("images/persons.jpg").read_bytes()
     with VisionClient(mobilenet_detection_server.options.grpc_url, "grpc") as client:
         started = time.perf_counter()
@@ -172,7 +194,9 @@ def test_served_mobilenet_answers_a_batch_image_by_image_as_alone(mobilenet_dete
     """A real detector with differently sized images in one request: the padding changes nothing."""
     photo = shared_path("images/persons.jpg").read_bytes()
     rgb = cv2.imdecode(np.frombuffer(photo, np.uint8), cv2.IMREAD_COLOR)
-    crop = encode(cv2.cvtColor(np.ascontiguousarray(rgb[40:441, 100:403]), cv2.COLOR_BGR2RGB), ".png")  # 303 x 401 portrait
+    crop = encode(
+        cv2.cvtColor(np.ascontiguousarray(rgb[40:441, 100:403]), cv2.COLOR_BGR2RGB), ".png"
+    )  # 303 x 401 portrait
     with VisionClient(mobilenet_detection_server.options.grpc_url, "grpc") as client:
         started = time.perf_counter()
         together = client.detect([photo, crop], score_threshold=0.3, max_detections=20)
@@ -180,7 +204,7 @@ def test_served_mobilenet_answers_a_batch_image_by_image_as_alone(mobilenet_dete
         alone = [client.detect([image], score_threshold=0.3, max_detections=20)[0] for image in (photo, crop)]
     print(f"served detection of 2 images in one request (MobileNetV3, CPU): {elapsed:.2f} s")
     assert len(together[0]) >= 5 and len(together[1]) >= 1
-    for batched, single in zip(together, alone):
+    for batched, single in zip(together, alone, strict=True):
         assert batched.class_ids == single.class_ids
         np.testing.assert_allclose(batched.scores, single.scores, atol=1e-4)
         np.testing.assert_allclose(np.array(batched.boxes), np.array(single.boxes), atol=0.05)

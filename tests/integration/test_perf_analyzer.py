@@ -21,8 +21,12 @@ def test_perf_analyzer_drives_the_classification_ensemble_with_a_jpeg(classifica
     try:
         env = perf_analyzer_env()
         command = perf_analyzer_command(
-            image, tmp_path / "data", model=t.CLASSIFICATION, url=classification_server.options.grpc_url,
-            concurrency="2", measurement_ms=1500,
+            image,
+            tmp_path / "data",
+            model=t.CLASSIFICATION,
+            url=classification_server.options.grpc_url,
+            concurrency="2",
+            measurement_ms=1500,
         )
     except RuntimeMissingError as exc:
         pytest.fail(f"perf_analyzer cannot run: {exc}")

@@ -101,7 +101,9 @@ def test_batch_above_max_batch_size_is_refused(url, good):
         raw_infer(url, np.tile(data, (33, 1)))
 
 
-@pytest.mark.parametrize(("value", "phrase"), [(0, "1..1000, got 0"), (5000, "got 5000"), ("x", "got 'x'"), (True, "boolean")])
+@pytest.mark.parametrize(
+    ("value", "phrase"), [(0, "1..1000, got 0"), (5000, "got 5000"), ("x", "got 'x'"), (True, "boolean")]
+)
 def test_bad_top_k_is_refused(url, good, value, phrase):
     with pytest.raises(InferenceServerException, match="top_k") as info:
         raw_infer(url, np.frombuffer(good["RGB PNG"], np.uint8)[None], parameters={t.TOP_K: value})
@@ -179,8 +181,16 @@ def memory(pid: int) -> dict[str, float]:
 
 
 def classify_error(message: str) -> str:
-    for phrase in ("is corrupt or truncated", "truncated", "corrupt", "is not supported", "above the limit",
-                   "not a JPEG or PNG", "declares", "empty"):
+    for phrase in (
+        "is corrupt or truncated",
+        "truncated",
+        "corrupt",
+        "is not supported",
+        "above the limit",
+        "not a JPEG or PNG",
+        "declares",
+        "empty",
+    ):
         if phrase in message:
             return phrase
     return "other: " + message[:80]
@@ -191,7 +201,9 @@ def test_bounded_soak_keeps_memory_flat_and_answers_every_request(classification
     bad = [v[0] for v in refused_images(chelsea_rgb).values()] + list(corrupt_images(chelsea_rgb).values())
     goods = list(good.values())
     rng = random.Random(11)
-    plan = [("bad", rng.choice(bad)) if rng.random() < 0.1 else ("good", rng.choice(goods)) for _ in range(SOAK_REQUESTS)]
+    plan = [
+        ("bad", rng.choice(bad)) if rng.random() < 0.1 else ("good", rng.choice(goods)) for _ in range(SOAK_REQUESTS)
+    ]
     deadline = time.monotonic() + SOAK_TIME_LIMIT_S
     counts: Counter = Counter()
     samples: list[tuple[int, dict[str, float]]] = []
@@ -255,7 +267,9 @@ def test_remote_model_unload_is_refused(classification_server):
     import urllib.request
 
     request = urllib.request.Request(
-        f"http://{classification_server.options.http_url}/v2/repository/models/{t.CLASSIFICATION}/unload", method="POST", data=b"{}"
+        f"http://{classification_server.options.http_url}/v2/repository/models/{t.CLASSIFICATION}/unload",
+        method="POST",
+        data=b"{}",
     )
     with pytest.raises(urllib.error.HTTPError) as info:
         urllib.request.urlopen(request, timeout=10)
@@ -272,9 +286,23 @@ def test_serve_exits_non_zero_with_the_log_tail_when_tritonserver_dies(classific
 
     ports = [str(free_port()) for _ in range(3)]
     serve = subprocess.Popen(
-        [sys.executable, "-m", "triton_vision_client.cli", "serve", "--model-repository", str(classification_repository),
-         "--http-port", ports[0], "--grpc-port", ports[1], "--metrics-port", ports[2]],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-m",
+            "triton_vision_client.cli",
+            "serve",
+            "--model-repository",
+            str(classification_repository),
+            "--http-port",
+            ports[0],
+            "--grpc-port",
+            ports[1],
+            "--metrics-port",
+            ports[2],
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         # Kill tritonserver only once serve itself has reported it ready (its "ready:" line),

@@ -62,11 +62,13 @@ def test_downscaled_image_keeps_its_regions_and_gets_an_overlay(known_answer_cli
     for rows, cols in region_offsets(result.mask, expected):
         # one working pixel is 2.5 original pixels: boundaries move by at most half of it
         assert abs(rows) <= 1.25 and abs(cols) <= 1.25
-    overlay = cv2.cvtColor(cv2.imdecode(np.frombuffer(result.overlay_png, np.uint8), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+    overlay = cv2.cvtColor(
+        cv2.imdecode(np.frombuffer(result.overlay_png, np.uint8), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB
+    )
     assert overlay.shape == (1301, 999, 3)
     inside_red = (int(0.2 * 1301), int(0.3 * 999))
     person_rgb = (192, 128, 128)
-    assert tuple(overlay[inside_red]) == tuple((c + p + 1) // 2 for c, p in zip(RED, person_rgb))
+    assert tuple(overlay[inside_red]) == tuple((c + p + 1) // 2 for c, p in zip(RED, person_rgb, strict=True))
 
 
 def test_an_invalid_overlay_parameter_is_refused(known_answer_client):
@@ -92,7 +94,9 @@ def test_cli_segment_writes_an_indexed_mask_and_an_overlay(segmentation_known_an
     assert overlay.size == (520, 389)
 
 
-def test_served_mask_equals_an_in_process_onnx_run_on_a_real_photo(segmentation_fcn_server, segmentation_fcn_repository):
+def test_served_mask_equals_an_in_process_onnx_run_on_a_real_photo(
+    segmentation_fcn_server, segmentation_fcn_repository
+):
     import onnxruntime as ort
 
     data = shared_path("images/persons.jpg").read_bytes()

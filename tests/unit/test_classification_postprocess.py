@@ -53,7 +53,14 @@ def test_parse_top_k_accepts_integers_in_range(raw, expected):
 
 @pytest.mark.parametrize(
     ("raw", "message"),
-    [(0, "1..1000, got 0"), (1001, "1..1000, got 1001"), (-3, "got -3"), ("five", "got 'five'"), (True, "boolean"), (2.5, "float")],
+    [
+        (0, "1..1000, got 0"),
+        (1001, "1..1000, got 1001"),
+        (-3, "got -3"),
+        ("five", "got 'five'"),
+        (True, "boolean"),
+        (2.5, "float"),
+    ],
 )
 def test_parse_top_k_rejects_bad_values_with_a_message_naming_them(raw, message):
     with pytest.raises(InvalidParameterError, match="top_k") as info:

@@ -26,7 +26,7 @@ def full_shape(config, tensor) -> tuple[int, ...]:
 
 
 def shapes_compatible(a: tuple[int, ...], b: tuple[int, ...]) -> bool:
-    return len(a) == len(b) and all(x == y or x == -1 or y == -1 for x, y in zip(a, b))
+    return len(a) == len(b) and all(x == y or x == -1 or y == -1 for x, y in zip(a, b, strict=True))
 
 
 @pytest.mark.parametrize("model_dir", MODEL_DIRS, ids=lambda p: p.name)
@@ -73,14 +73,17 @@ def test_ensemble_steps_are_wired_with_matching_names_dtypes_and_shapes(name: st
                 f"{name}: max_batch_size {ensemble.max_batch_size} above {step.model_name}'s {model.max_batch_size}"
             )
         inputs, outputs = tensors_of(model)
-        assert set(step.input_map) == set(inputs), f"{name}/{step.model_name}: inputs {set(inputs)} vs map {set(step.input_map)}"
+        assert set(step.input_map) == set(inputs), (
+            f"{name}/{step.model_name}: inputs {set(inputs)} vs map {set(step.input_map)}"
+        )
         for model_input, ensemble_tensor in step.input_map.items():
             assert ensemble_tensor in available, f"{name}: '{ensemble_tensor}' used before it is produced"
             dtype, shape = available[ensemble_tensor]
             wanted = inputs[model_input]
             assert dtype == wanted.data_type, f"{name}: {ensemble_tensor} dtype feeds {step.model_name}.{model_input}"
             assert shapes_compatible(shape, full_shape(model, wanted)), (
-                f"{name}: {ensemble_tensor} shape {shape} vs {step.model_name}.{model_input} {full_shape(model, wanted)}"
+                f"{name}: {ensemble_tensor} shape {shape} vs "
+                f"{step.model_name}.{model_input} {full_shape(model, wanted)}"
             )
         for model_output, ensemble_tensor in step.output_map.items():
             assert model_output in outputs, f"{name}: {step.model_name} has no output '{model_output}'"

@@ -65,5 +65,7 @@ def test_a_padded_batch_response_splits_into_one_result_per_image_cut_to_its_cou
     }
     first, second, third = split_detections(out)
     assert first.boxes == ((1, 2, 3, 4), (5, 6, 7, 8)) and first.labels == ("person", "dog")
-    assert second == Detections(boxes=((9, 9, 9, 9),), scores=(pytest.approx(0.7),), class_ids=(44,), labels=("bottle",))
+    assert second == Detections(
+        boxes=((9, 9, 9, 9),), scores=(pytest.approx(0.7),), class_ids=(44,), labels=("bottle",)
+    )
     assert len(third) == 0 and third.boxes == ()

@@ -18,19 +18,32 @@ def test_detection_names_agree_with_the_tensors_module():
     ensemble = load_config(MODEL_REPOSITORY / t.DETECTION)
     assert [o.name for o in ensemble.output] == [t.BOXES, t.SCORES, t.CLASS_IDS, t.LABELS, t.COUNT]
     assert [s.model_name for s in ensemble.ensemble_scheduling.step] == [
-        t.IMAGE_GUARD, t.DETECTION_PREPROCESS, t.DETECTOR, t.DETECTION_POSTPROCESS,
+        t.IMAGE_GUARD,
+        t.DETECTION_PREPROCESS,
+        t.DETECTOR,
+        t.DETECTION_POSTPROCESS,
     ]
     detector = load_config(MODEL_REPOSITORY / t.DETECTOR)
     assert detector.platform == "onnxruntime_onnx"
     assert [i.name for i in detector.input] == [t.DETECTOR_INPUT, t.DETECTOR_IMAGE_SIZES]
     assert [o.name for o in detector.output] == [
-        t.DETECTOR_BOXES, t.DETECTOR_SCORES, t.DETECTOR_LABELS, t.DETECTOR_COUNT,
+        t.DETECTOR_BOXES,
+        t.DETECTOR_SCORES,
+        t.DETECTOR_LABELS,
+        t.DETECTOR_COUNT,
     ]
     assert [o.name for o in load_config(MODEL_REPOSITORY / t.DETECTION_PREPROCESS).output] == [
-        t.PIXELS, t.ORIGINAL_SIZE, t.RESIZED_SIZE,
+        t.PIXELS,
+        t.ORIGINAL_SIZE,
+        t.RESIZED_SIZE,
     ]
     assert [i.name for i in load_config(MODEL_REPOSITORY / t.DETECTION_POSTPROCESS).input] == [
-        t.RAW_BOXES, t.RAW_SCORES, t.RAW_LABELS, t.RAW_COUNT, t.ORIGINAL_SIZE, t.RESIZED_SIZE,
+        t.RAW_BOXES,
+        t.RAW_SCORES,
+        t.RAW_LABELS,
+        t.RAW_COUNT,
+        t.ORIGINAL_SIZE,
+        t.RESIZED_SIZE,
     ]
 
 
@@ -69,8 +82,12 @@ class RecordingSession:
     def run(self, names, inputs):
         n = inputs[t.DETECTOR_INPUT].shape[0]
         self.batches.append(n)
-        return [np.zeros((n, 100, 4), np.float32), np.zeros((n, 100), np.float32), np.zeros((n, 100), np.int64),
-                np.zeros((n, 1), np.int64)]
+        return [
+            np.zeros((n, 100, 4), np.float32),
+            np.zeros((n, 100), np.float32),
+            np.zeros((n, 100), np.int64),
+            np.zeros((n, 1), np.int64),
+        ]
 
 
 def test_onnx_runner_never_batches_beyond_max_batch_size():
@@ -78,10 +95,12 @@ def test_onnx_runner_never_batches_beyond_max_batch_size():
     runner = OnnxRunner(spec_for(MODEL_REPOSITORY / t.DETECTOR), session)
 
     def request(images: int) -> RequestData:
-        return RequestData(inputs={
-            t.DETECTOR_INPUT: np.zeros((images, 3, 32, 48), np.float32),
-            t.DETECTOR_IMAGE_SIZES: np.tile(np.array([[32, 48]], np.int64), (images, 1)),
-        })
+        return RequestData(
+            inputs={
+                t.DETECTOR_INPUT: np.zeros((images, 3, 32, 48), np.float32),
+                t.DETECTOR_IMAGE_SIZES: np.tile(np.array([[32, 48]], np.int64), (images, 1)),
+            }
+        )
 
     results = runner([request(3), request(2), request(1), request(4)])
     assert all(size <= 4 for size in session.batches) and sum(session.batches) == 10

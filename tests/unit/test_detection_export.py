@@ -40,7 +40,10 @@ def test_imported_state_dict_is_exported_with_the_contract(prepared, state_dict)
     model = onnx.load(str(path))
     assert [i.name for i in model.graph.input] == [t.DETECTOR_INPUT, t.DETECTOR_IMAGE_SIZES]
     assert [o.name for o in model.graph.output] == [
-        t.DETECTOR_BOXES, t.DETECTOR_SCORES, t.DETECTOR_LABELS, t.DETECTOR_COUNT,
+        t.DETECTOR_BOXES,
+        t.DETECTOR_SCORES,
+        t.DETECTOR_LABELS,
+        t.DETECTOR_COUNT,
     ]
     for value in list(model.graph.input) + list(model.graph.output):
         assert value.type.tensor_type.shape.dim[0].dim_param == "batch"

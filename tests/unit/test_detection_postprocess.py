@@ -137,9 +137,12 @@ def postprocessor() -> DetectionPostprocessor:
 def request(boxes, scores, ids, resized, original, count=None, **parameters) -> RequestData:
     """One image's detector output, padded with junk rows to 100 as the exported detector does."""
     count = len(scores) if count is None else count
-    padded = lambda values, shape, fill: np.concatenate(  # noqa: E731
-        [np.array(values, dtype=np.float64).reshape(shape), np.full((100 - count, *shape[1:]), fill)]
-    )
+
+    def padded(values, shape, fill):
+        return np.concatenate(
+            [np.array(values, dtype=np.float64).reshape(shape), np.full((100 - count, *shape[1:]), fill)]
+        )
+
     return RequestData(
         inputs={
             t.RAW_BOXES: padded(boxes, (-1, 4), 7.0).astype(np.float32)[None],
@@ -171,8 +174,13 @@ def test_runner_answers_original_pixels_names_and_count(postprocessor):
 
 def test_runner_honours_request_parameters(postprocessor):
     req = request(
-        [[0, 0, 8, 8], [0, 0, 4, 4], [0, 0, 2, 2]], [0.9, 0.3, 0.2], [1, 1, 1], (600, 800), (300, 400),
-        score_threshold=0.25, max_detections=1,
+        [[0, 0, 8, 8], [0, 0, 4, 4], [0, 0, 2, 2]],
+        [0.9, 0.3, 0.2],
+        [1, 1, 1],
+        (600, 800),
+        (300, 400),
+        score_threshold=0.25,
+        max_detections=1,
     )
     (out,) = postprocessor([req])
     assert out[t.COUNT].tolist() == [[1]]
@@ -202,7 +210,9 @@ def batch_request(*images: RequestData, **parameters) -> RequestData:
 
 
 def test_a_batch_answers_per_image_padded_to_the_largest_count(postprocessor):
-    first = request([[100, 50, 300, 250], [10, 10, 20, 20]], [0.95, 0.6], [1, 18], resized=(600, 800), original=(300, 400))
+    first = request(
+        [[100, 50, 300, 250], [10, 10, 20, 20]], [0.95, 0.6], [1, 18], resized=(600, 800), original=(300, 400)
+    )
     second = request([[0, 0, 40, 80]], [0.3], [3], resized=(800, 400), original=(400, 200))  # below 0.5
     third = request([[80, 40, 120, 80]], [0.7], [44], resized=(800, 800), original=(80, 80))
     (out,) = postprocessor([batch_request(first, second, third)])

@@ -95,7 +95,6 @@ def test_stand_ins_use_an_ir_version_older_onnx_runtime_builds_can_load():
     assert ENTRY.build_stand_in().ir_version <= standins.IR_VERSION == 8
 
 
-
 def test_prepare_replaces_a_prepared_file_that_no_longer_fits_the_contract(tmp_path):
     old = tmp_path / "old.onnx"
     onnx.save(classifier("data", "logits"), str(old))

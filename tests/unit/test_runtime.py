@@ -17,7 +17,9 @@ from triton_vision_server.runtime import (
 
 
 def test_command_binds_loopback_and_keeps_model_control_off_by_default(tmp_path):
-    fake = TritonInstall(binary=Path("/x/tritonserver"), libs=Path("/x/libs"), python_backend=Path("/x/py"), stub=Path("/x/stub"))
+    fake = TritonInstall(
+        binary=Path("/x/tritonserver"), libs=Path("/x/libs"), python_backend=Path("/x/py"), stub=Path("/x/stub")
+    )
     command = LocalTritonServer(ServerOptions(tmp_path), install=fake).command(tmp_path / "backends")
     assert "--http-address=127.0.0.1" in command and "--grpc-address=127.0.0.1" in command
     assert "--metrics-address=127.0.0.1" in command

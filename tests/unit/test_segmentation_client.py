@@ -10,8 +10,29 @@ from PIL import Image
 from triton_vision_client.segmentation import Segmentation, describe, mask_png, split_outputs, write_files
 from triton_vision_models import tensors as t
 
-NAMES = ["background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
-         "diningtable", "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa", "train", "tvmonitor"]
+NAMES = [
+    "background",
+    "aeroplane",
+    "bicycle",
+    "bird",
+    "boat",
+    "bottle",
+    "bus",
+    "car",
+    "cat",
+    "chair",
+    "cow",
+    "diningtable",
+    "dog",
+    "horse",
+    "motorbike",
+    "person",
+    "pottedplant",
+    "sheep",
+    "sofa",
+    "train",
+    "tvmonitor",
+]
 
 
 def outputs() -> dict[str, np.ndarray]:
@@ -54,8 +75,9 @@ def test_mask_png_is_indexed_with_the_voc_palette_and_keeps_the_ids():
 
 
 def test_write_files_names_mask_and_overlay_after_the_image(tmp_path):
-    result = Segmentation(mask=np.zeros((3, 5), np.uint8), fractions=(1.0,) + (0.0,) * 20,
-                          labels=tuple(NAMES), overlay_png=b"\x89PNG...")
+    result = Segmentation(
+        mask=np.zeros((3, 5), np.uint8), fractions=(1.0,) + (0.0,) * 20, labels=tuple(NAMES), overlay_png=b"\x89PNG..."
+    )
     written = write_files(result, tmp_path / "out", "persons")
     assert [p.name for p in written] == ["persons_mask.png", "persons_overlay.png"]
     assert Image.open(written[0]).size == (5, 3)

@@ -40,8 +40,16 @@ def logits_with_region(canvas: int, label: int, rows: slice, cols: slice) -> np.
 def test_voc_palette_has_the_published_colours():
     palette = voc_palette()
     assert palette.shape == (256, 3) and palette.dtype == np.uint8
-    known = {0: (0, 0, 0), 1: (128, 0, 0), 2: (0, 128, 0), 3: (128, 128, 0), 8: (64, 0, 0),
-             15: (192, 128, 128), 20: (0, 64, 128), 255: (224, 224, 192)}
+    known = {
+        0: (0, 0, 0),
+        1: (128, 0, 0),
+        2: (0, 128, 0),
+        3: (128, 128, 0),
+        8: (64, 0, 0),
+        15: (192, 128, 128),
+        20: (0, 64, 128),
+        255: (224, 224, 192),
+    }
     for class_id, rgb in known.items():
         assert tuple(palette[class_id]) == rgb, class_id
 
@@ -68,11 +76,17 @@ def test_mask_has_original_shape_when_image_is_odd_sized(postprocessor):
     canvas = 16
     # a 33x23 image letterboxed into 16: resized to 16x11
     logits = logits_with_region(canvas, 15, slice(0, 16), slice(0, 11))
-    (out,) = postprocessor([RequestData({
-        t.LOGITS: logits[None],
-        t.ORIGINAL_SIZE: np.array([[33, 23]], np.int32),
-        t.RESIZED_SIZE: np.array([[16, 11]], np.int32),
-    })])
+    (out,) = postprocessor(
+        [
+            RequestData(
+                {
+                    t.LOGITS: logits[None],
+                    t.ORIGINAL_SIZE: np.array([[33, 23]], np.int64),
+                    t.RESIZED_SIZE: np.array([[16, 11]], np.int64),
+                }
+            )
+        ]
+    )
     assert out[t.MASK].shape == (1, 33, 23)
     np.testing.assert_array_equal(out[t.MASK_SIZE], [[33, 23]])
     assert (out[t.MASK] == 15).all()
@@ -98,7 +112,9 @@ def test_upscaled_region_lands_at_the_right_original_pixels():
     np.testing.assert_array_equal(mask, [[0, 0, 0, 0, 0], [0, 0, 9, 9, 0], [0, 0, 0, 0, 0]])
 
 
-@pytest.mark.parametrize("source,target", [((7, 5), (517, 389)), ((520, 391), (517, 389)), ((399, 520), (491, 640)), ((300, 400), (31, 17))])
+@pytest.mark.parametrize(
+    "source,target", [((7, 5), (517, 389)), ((520, 391), (517, 389)), ((399, 520), (491, 640)), ((300, 400), (31, 17))]
+)
 def test_resize_labels_equals_pillow_nearest(source, target):
     # Pillow's NEAREST samples at pixel centres too. (OpenCV's INTER_NEAREST_EXACT is off by one
     # at about one row in 500 from fixed-point rounding: 7 -> 517 rows, row 295 reads 3, not 4.)
@@ -145,13 +161,23 @@ def test_blend_is_the_rounded_mean_of_image_and_class_colour():
 
 def test_a_batch_of_two_sizes_answers_each_image_at_its_own_size(postprocessor):
     canvas = 12
-    logits = np.stack([logits_with_region(canvas, 15, slice(0, 3), slice(0, 12)),
-                       logits_with_region(canvas, 8, slice(0, 12), slice(0, 2))])
-    (out,) = postprocessor([RequestData({
-        t.LOGITS: logits,
-        t.ORIGINAL_SIZE: np.array([[9, 12], [24, 7]], np.int32),
-        t.RESIZED_SIZE: np.array([[9, 12], [12, 4]], np.int32),
-    })])
+    logits = np.stack(
+        [
+            logits_with_region(canvas, 15, slice(0, 3), slice(0, 12)),
+            logits_with_region(canvas, 8, slice(0, 12), slice(0, 2)),
+        ]
+    )
+    (out,) = postprocessor(
+        [
+            RequestData(
+                {
+                    t.LOGITS: logits,
+                    t.ORIGINAL_SIZE: np.array([[9, 12], [24, 7]], np.int64),
+                    t.RESIZED_SIZE: np.array([[9, 12], [12, 4]], np.int64),
+                }
+            )
+        ]
+    )
     assert out[t.MASK].shape == (2, 24, 12)
     np.testing.assert_array_equal(out[t.MASK_SIZE], [[9, 12], [24, 7]])
     first, second = out[t.MASK][0], out[t.MASK][1]
@@ -169,12 +195,22 @@ def test_overlay_is_a_png_of_the_original_blended_with_the_mask(postprocessor):
     ok, encoded = cv2.imencode(".png", cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
     row = np.concatenate([encoded.ravel(), np.zeros(7, np.uint8)])[None]  # zero padding allowed
     logits = logits_with_region(12, 15, slice(0, 3), slice(0, 12))
-    (out,) = postprocessor([RequestData(
-        {t.LOGITS: logits[None], t.ORIGINAL_SIZE: np.array([[9, 12]], np.int32),
-         t.RESIZED_SIZE: np.array([[9, 12]], np.int32), t.IMAGE: row},
-        {t.OVERLAY_PARAMETER: True},
-    )])
-    overlay = cv2.cvtColor(cv2.imdecode(np.frombuffer(out[t.OVERLAY][0][0], np.uint8), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+    (out,) = postprocessor(
+        [
+            RequestData(
+                {
+                    t.LOGITS: logits[None],
+                    t.ORIGINAL_SIZE: np.array([[9, 12]], np.int64),
+                    t.RESIZED_SIZE: np.array([[9, 12]], np.int64),
+                    t.IMAGE: row,
+                },
+                {t.OVERLAY_PARAMETER: True},
+            )
+        ]
+    )
+    overlay = cv2.cvtColor(
+        cv2.imdecode(np.frombuffer(out[t.OVERLAY][0][0], np.uint8), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB
+    )
     assert overlay.shape == (9, 12, 3)
     assert tuple(overlay[0, 0]) == (196, 64, 64)  # ((200 + 192 + 1) // 2, (0 + 128 + 1) // 2, ...)
     assert tuple(overlay[8, 11]) == (100, 0, 0)  # background (0, 0, 0)
@@ -182,8 +218,13 @@ def test_overlay_is_a_png_of_the_original_blended_with_the_mask(postprocessor):
 
 def test_sizes_outside_the_canvas_are_refused(postprocessor):
     logits = logits_with_region(8, 1, slice(0, 1), slice(0, 1))
-    request = RequestData({t.LOGITS: logits[None], t.ORIGINAL_SIZE: np.array([[9, 9]], np.int32),
-                           t.RESIZED_SIZE: np.array([[9, 8]], np.int32)})
+    request = RequestData(
+        {
+            t.LOGITS: logits[None],
+            t.ORIGINAL_SIZE: np.array([[9, 9]], np.int64),
+            t.RESIZED_SIZE: np.array([[9, 8]], np.int64),
+        }
+    )
     with pytest.raises(InvalidInputError, match="out of range"):
         postprocessor([request])
 

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -49,13 +50,12 @@ class ClassificationPostprocessor:
         self.default_top_k = default_top_k
 
     @classmethod
-    def from_spec(cls, spec: ModelSpec) -> "ClassificationPostprocessor":
+    def from_spec(cls, spec: ModelSpec) -> ClassificationPostprocessor:
         labels = load_labels(spec.repository_dir.parent / spec.parameter("labels", ""))
         logits = spec.input(t.LOGITS)
         if logits.dims and logits.dims[-1] > 0 and logits.dims[-1] != len(labels):
             raise ConfigError(
-                f"model '{spec.name}': input '{t.LOGITS}' has {logits.dims[-1]} classes, "
-                f"label file has {len(labels)}"
+                f"model '{spec.name}': input '{t.LOGITS}' has {logits.dims[-1]} classes, label file has {len(labels)}"
             )
         return cls(labels, default_top_k=spec.int_parameter("default_top_k", t.DEFAULT_TOP_K))
 

@@ -12,9 +12,9 @@ from __future__ import annotations
 import importlib.util
 import inspect
 import sys
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import ModuleType
-from typing import Callable, Sequence
 
 import numpy as np
 
@@ -38,14 +38,10 @@ def load_pipeline_module(path: Path, module_name: str) -> ModuleType:
 
 def find_autoserialized(module: ModuleType, path: Path) -> Callable:
     found = [
-        obj
-        for _, obj in inspect.getmembers(module, inspect.isfunction)
-        if getattr(obj, "_is_autoserialize", False)
+        obj for _, obj in inspect.getmembers(module, inspect.isfunction) if getattr(obj, "_is_autoserialize", False)
     ]
     if len(found) != 1:
-        raise ModelFileError(
-            f"{path}: expected exactly one @autoserialize pipeline_def, found {len(found)}"
-        )
+        raise ModelFileError(f"{path}: expected exactly one @autoserialize pipeline_def, found {len(found)}")
     return found[0]
 
 
@@ -54,11 +50,7 @@ def decoder_message(exc: BaseException) -> str:
     text = str(exc)
     if "encountered:" in text:
         text = text.split("encountered:", 1)[1]
-    lines = [
-        line.strip().rstrip(" :")
-        for line in text.splitlines()
-        if line.strip() and "no longer valid" not in line
-    ]
+    lines = [line.strip().rstrip(" :") for line in text.splitlines() if line.strip() and "no longer valid" not in line]
     return "; ".join(lines) or type(exc).__name__
 
 
@@ -75,7 +67,7 @@ class DaliRunner:
         self.output_names = [tensor.name for tensor in spec.outputs]
 
     @classmethod
-    def from_spec(cls, spec: ModelSpec) -> "DaliRunner":
+    def from_spec(cls, spec: ModelSpec) -> DaliRunner:
         """Build the version folder's pipeline; ``num_threads`` comes from the config's parameters."""
         num_threads = spec.int_parameter("num_threads", 2)
         path = spec.version_dir / (spec.default_model_filename or DEFAULT_PIPELINE_FILENAME)
@@ -142,9 +134,7 @@ class DaliRunner:
 
     def run_requests(self, requests: Sequence[RequestData]) -> list[dict[str, np.ndarray]]:
         sizes = [request.batch_size(self.spec) for request in requests]
-        samples = {
-            name: [row for request in requests for row in request.inputs[name]] for name in self.input_names
-        }
+        samples = {name: [row for request in requests for row in request.inputs[name]] for name in self.input_names}
         total = sum(sizes)
         produced: list[list[np.ndarray]] = [[] for _ in self.output_names]
         for start in range(0, total, self.spec.max_batch_size):
@@ -155,7 +145,7 @@ class DaliRunner:
         offset = 0
         for size in sizes:
             outputs = {}
-            for name, values in zip(self.output_names, produced):
+            for name, values in zip(self.output_names, produced, strict=True):
                 mine = values[offset : offset + size]
                 shapes = {v.shape for v in mine}
                 if len(shapes) != 1:

@@ -7,7 +7,8 @@ x * (W0 / W1), y * (H0 / H1) (the inverse of the resize) and is clipped to [0, W
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -45,7 +46,9 @@ def map_boxes_to_original(boxes: np.ndarray, resized_hw: Sequence[int], original
     resized_h, resized_w = (float(v) for v in resized_hw)
     original_h, original_w = (float(v) for v in original_hw)
     if min(resized_h, resized_w, original_h, original_w) <= 0:
-        raise InferenceError(f"image sizes must be positive, got resized {list(resized_hw)} original {list(original_hw)}")
+        raise InferenceError(
+            f"image sizes must be positive, got resized {list(resized_hw)} original {list(original_hw)}"
+        )
     scale = np.array([original_w / resized_w, original_h / resized_h] * 2, dtype=np.float64)
     limit = np.array([original_w, original_h] * 2, dtype=np.float64)
     mapped = boxes.astype(np.float64).reshape(-1, 4) * scale
@@ -93,10 +96,12 @@ class DetectionPostprocessor:
         self.default_max_detections = default_max_detections
 
     @classmethod
-    def from_spec(cls, spec: ModelSpec) -> "DetectionPostprocessor":
+    def from_spec(cls, spec: ModelSpec) -> DetectionPostprocessor:
         labels = load_labels(spec.repository_dir.parent / spec.parameter("labels", ""))
-        defaults = {t.SCORE_THRESHOLD: spec.parameter("default_score_threshold", str(t.DEFAULT_SCORE_THRESHOLD)),
-                    t.MAX_DETECTIONS: spec.parameter("default_max_detections", str(t.DEFAULT_MAX_DETECTIONS))}
+        defaults = {
+            t.SCORE_THRESHOLD: spec.parameter("default_score_threshold", str(t.DEFAULT_SCORE_THRESHOLD)),
+            t.MAX_DETECTIONS: spec.parameter("default_max_detections", str(t.DEFAULT_MAX_DETECTIONS)),
+        }
         try:
             threshold = parse_score_threshold(defaults)
             max_detections = parse_max_detections(defaults)
@@ -134,7 +139,9 @@ class DetectionPostprocessor:
         for i in range(batch):
             n = int(counts[i, 0])
             results.append(
-                self.one_image(boxes[i, :n], scores[i, :n], ids[i, :n], resized[i], original[i], threshold, max_detections)
+                self.one_image(
+                    boxes[i, :n], scores[i, :n], ids[i, :n], resized[i], original[i], threshold, max_detections
+                )
             )
         width = max((len(r[t.SCORES]) for r in results), default=0)
         return {
@@ -142,7 +149,9 @@ class DetectionPostprocessor:
             for name in (results[0] if results else ())
         }
 
-    def one_image(self, boxes, scores, ids, resized_hw, original_hw, threshold, max_detections) -> dict[str, np.ndarray]:
+    def one_image(
+        self, boxes, scores, ids, resized_hw, original_hw, threshold, max_detections
+    ) -> dict[str, np.ndarray]:
         keep = select_detections(scores, threshold, max_detections)
         class_ids = ids[keep].astype(np.int32)
         return {

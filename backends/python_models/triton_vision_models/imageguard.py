@@ -9,8 +9,8 @@ refused before a single pixel is allocated.
 from __future__ import annotations
 
 import struct
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 
@@ -59,7 +59,7 @@ class ImageLimits:
     max_side: int = 16_384  # nvJPEG's and many decoders' limit per side
 
     @classmethod
-    def from_spec(cls, spec: ModelSpec) -> "ImageLimits":
+    def from_spec(cls, spec: ModelSpec) -> ImageLimits:
         defaults = cls()
         return cls(
             max_bytes=spec.int_parameter("max_bytes", defaults.max_bytes),
@@ -87,7 +87,7 @@ def _jpeg_header(data: bytes) -> ImageHeader:
     size = len(data)
     while pos + 4 <= size:
         if data[pos] != 0xFF:
-            raise ImageRejectedError("corrupt JPEG: expected a marker at byte %d" % pos)
+            raise ImageRejectedError(f"corrupt JPEG: expected a marker at byte {pos}")
         marker = data[pos + 1]
         if marker == 0xFF:  # fill byte
             pos += 1
@@ -175,7 +175,7 @@ class ImageGuard:
         self.limits = limits
 
     @classmethod
-    def from_spec(cls, spec: ModelSpec) -> "ImageGuard":
+    def from_spec(cls, spec: ModelSpec) -> ImageGuard:
         return cls(ImageLimits.from_spec(spec))
 
     def check_batch(self, batch: np.ndarray) -> list[ImageHeader]:

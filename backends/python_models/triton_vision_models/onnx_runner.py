@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Mapping, Sequence
 
 import numpy as np
 
@@ -41,7 +41,7 @@ class OnnxRunner:
         self.output_names = [tensor.name for tensor in spec.outputs]
 
     @classmethod
-    def from_spec(cls, spec: ModelSpec) -> "OnnxRunner":
+    def from_spec(cls, spec: ModelSpec) -> OnnxRunner:
         """Load the version folder's ONNX file; honours ``intra_op_thread_count`` like the native backend."""
         import onnxruntime as ort
 
@@ -63,7 +63,7 @@ class OnnxRunner:
 
     def run_batch(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         results = self.session.run(self.output_names, dict(inputs))
-        return dict(zip(self.output_names, results))
+        return dict(zip(self.output_names, results, strict=True))
 
     def __call__(self, requests: Sequence[RequestData]) -> list[dict[str, np.ndarray]]:
         if not self.spec.batched:

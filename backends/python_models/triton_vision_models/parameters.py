@@ -7,7 +7,8 @@ that can only send strings (e.g. perf_analyzer, curl) send "5" or "true", which 
 from __future__ import annotations
 
 import math
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from .errors import InvalidParameterError
 

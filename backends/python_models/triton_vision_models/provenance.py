@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -32,7 +32,7 @@ class ModelSource:
         (version_dir / t.SOURCE_FILENAME).write_text(json.dumps(asdict(self), indent=2) + "\n")
 
     @classmethod
-    def read(cls, version_dir: Path) -> "ModelSource | None":
+    def read(cls, version_dir: Path) -> ModelSource | None:
         path = version_dir / t.SOURCE_FILENAME
         if not path.is_file():
             return None
@@ -57,7 +57,7 @@ class ModelInfo:
         self.repository = repository
 
     @classmethod
-    def from_spec(cls, spec: ModelSpec) -> "ModelInfo":
+    def from_spec(cls, spec: ModelSpec) -> ModelInfo:
         return cls(spec.repository_dir.parent)
 
     def __call__(self, requests: Sequence[RequestData]) -> list[dict[str, np.ndarray]]:

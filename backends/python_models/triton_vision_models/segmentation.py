@@ -12,14 +12,17 @@ so that its longer side fills the canvas, sits at the top-left corner; the rest 
    the uint8 label map is 12 MB and one gather; the boundaries are as precise as the working
    resolution allows either way.
 
-OpenCV is imported only to draw an overlay, so the client can reuse the palette without it.
+OpenCV is imported only to draw an overlay.
 """
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
+
+import triton_vision_contract as contract
 
 from . import tensors as t
 from .classification import load_labels
@@ -29,17 +32,8 @@ from .spec import ModelSpec, RequestData
 
 
 def voc_palette(size: int = 256) -> np.ndarray:
-    """The Pascal VOC colour map, RGB uint8 [size, 3]: the bits of each class id, interleaved.
-
-    Bit ``3j`` of the id sets bit ``7 - j`` of red, bit ``3j + 1`` of green, bit ``3j + 2`` of blue.
-    """
-    ids = np.arange(size)
-    palette = np.zeros((size, 3), dtype=np.uint8)
-    for j in range(8):
-        for channel in range(3):
-            bit = (ids >> (3 * j + channel)) & 1
-            palette[:, channel] |= (bit << (7 - j)).astype(np.uint8)
-    return palette
+    """The Pascal VOC colour map (:func:`triton_vision_contract.voc_palette`), RGB uint8 [size, 3]."""
+    return np.array(contract.voc_palette(size), dtype=np.uint8)
 
 
 def parse_overlay(parameters: Mapping[str, Any]) -> bool:
@@ -100,8 +94,7 @@ def overlay_png(encoded: np.ndarray, mask: np.ndarray, palette: np.ndarray | Non
         raise InferenceError("overlay: OpenCV cannot decode the image the preprocessing decoded")
     if bgr.shape[:2] != mask.shape:
         raise InferenceError(
-            f"overlay: OpenCV decodes {bgr.shape[1]}x{bgr.shape[0]}, the preprocessing "
-            f"{mask.shape[1]}x{mask.shape[0]}"
+            f"overlay: OpenCV decodes {bgr.shape[1]}x{bgr.shape[0]}, the preprocessing {mask.shape[1]}x{mask.shape[0]}"
         )
     blended = blend(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), mask, palette)
     ok, data = cv2.imencode(".png", cv2.cvtColor(blended, cv2.COLOR_RGB2BGR))
@@ -127,13 +120,12 @@ class SegmentationPostprocessor:
         self.palette = voc_palette()
 
     @classmethod
-    def from_spec(cls, spec: ModelSpec) -> "SegmentationPostprocessor":
+    def from_spec(cls, spec: ModelSpec) -> SegmentationPostprocessor:
         labels = load_labels(spec.repository_dir.parent / spec.parameter("labels", ""))
         logits = spec.input(t.LOGITS)
         if logits.dims and logits.dims[0] > 0 and logits.dims[0] != len(labels):
             raise ConfigError(
-                f"model '{spec.name}': input '{t.LOGITS}' has {logits.dims[0]} classes, "
-                f"label file has {len(labels)}"
+                f"model '{spec.name}': input '{t.LOGITS}' has {logits.dims[0]} classes, label file has {len(labels)}"
             )
         return cls(labels)
 

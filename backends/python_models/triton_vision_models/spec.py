@@ -6,9 +6,10 @@ Built from ``args`` in ``initialize`` once; pure Python/NumPy, no Triton import.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -41,7 +42,7 @@ class TensorSpec:
     dims: tuple[int, ...]
 
     @classmethod
-    def from_config(cls, model: str, entry: Mapping[str, Any]) -> "TensorSpec":
+    def from_config(cls, model: str, entry: Mapping[str, Any]) -> TensorSpec:
         type_name = entry.get("data_type", "")
         if type_name not in TRITON_TO_NUMPY:
             raise ConfigError(f"model '{model}': tensor '{entry.get('name')}' has unsupported data_type '{type_name}'")
@@ -67,7 +68,7 @@ class ModelSpec:
     default_model_filename: str = ""
 
     @classmethod
-    def from_triton_args(cls, args: Mapping[str, str]) -> "ModelSpec":
+    def from_triton_args(cls, args: Mapping[str, str]) -> ModelSpec:
         config = json.loads(args["model_config"])
         name = config.get("name") or args.get("model_name", "")
         model_dir = Path(args["model_repository"])
@@ -148,10 +149,8 @@ def check_input(spec: ModelSpec, tensor: TensorSpec, array: np.ndarray) -> None:
     if array.size == 0:
         raise InvalidInputError(f"{where}: empty tensor (shape {list(array.shape)})")
     if spec.batched and array.shape[0] > spec.max_batch_size:
-        raise InvalidInputError(
-            f"{where}: batch of {array.shape[0]} is above max_batch_size {spec.max_batch_size}"
-        )
+        raise InvalidInputError(f"{where}: batch of {array.shape[0]} is above max_batch_size {spec.max_batch_size}")
     inner = array.shape[1:] if spec.batched else array.shape
-    for axis, (want, got) in enumerate(zip(tensor.dims, inner)):
+    for axis, (want, got) in enumerate(zip(tensor.dims, inner, strict=True)):
         if want >= 0 and want != got:
             raise InvalidInputError(f"{where}: expected dims {list(tensor.dims)}, got {list(inner)} (axis {axis})")

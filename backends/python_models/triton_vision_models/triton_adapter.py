@@ -9,7 +9,8 @@ fails, each request is run again on its own, so one bad request fails alone.
 from __future__ import annotations
 
 import json
-from typing import Any, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import triton_python_backend_utils as pb_utils
@@ -99,7 +100,7 @@ class TritonModelAdapter:
                 return
             responses[items[0][0]] = self.error(exc)
             return
-        for (index, _), outputs in zip(items, results):
+        for (index, _), outputs in zip(items, results, strict=True):
             responses[index] = self.error(outputs) if isinstance(outputs, Exception) else self.respond(outputs)
 
 

@@ -19,7 +19,9 @@ def classification_preprocess():
     encoded = fn.external_source(device="cpu", name="IMAGE", dtype=types.UINT8, ndim=1)
     decoder = "mixed" if Pipeline.current().device_id is not None else "cpu"
     images = fn.decoders.image(encoded, device=decoder, output_type=types.RGB)
-    images = fn.resize(images, resize_shorter=256, interp_type=types.INTERP_LINEAR, antialias=True, subpixel_scale=False)
+    images = fn.resize(
+        images, resize_shorter=256, interp_type=types.INTERP_LINEAR, antialias=True, subpixel_scale=False
+    )
     return fn.crop_mirror_normalize(
         images,
         crop=(224, 224),

@@ -3,7 +3,7 @@
 Encoded JPEG/PNG -> RGB -> resized (linear, antialiased, aspect kept) so that the longer side is
 520 (each side rounded to the nearest pixel) -> (x/255 - mean) / std -> zero-padded at the bottom
 and right to 520x520 -> CHW float32. Also returns the decoded image's (height, width) and the
-resized image's (height, width), the unpadded region of the canvas, as INT32 [2] each.
+resized image's (height, width), the unpadded region of the canvas, as INT64 [2] each.
 Decodes on "mixed" (nvJPEG) when the pipeline has a GPU, on "cpu" otherwise. Follows the DALI
 backend's autoserialization convention.
 """
@@ -22,7 +22,7 @@ def segmentation_preprocess():
     encoded = fn.external_source(device="cpu", name="IMAGE", dtype=types.UINT8, ndim=1)
     decoder = "mixed" if Pipeline.current().device_id is not None else "cpu"
     images = fn.decoders.image(encoded, device=decoder, output_type=types.RGB)
-    original_size = fn.slice(fn.shapes(images, dtype=types.INT32), 0, 2, axes=[0])
+    original_size = fn.slice(fn.shapes(images, dtype=types.INT64), 0, 2, axes=[0])
     images = fn.resize(
         images,
         size=[CANVAS, CANVAS],
@@ -30,7 +30,7 @@ def segmentation_preprocess():
         interp_type=types.INTERP_LINEAR,
         antialias=True,
     )
-    resized_size = fn.slice(fn.shapes(images, dtype=types.INT32), 0, 2, axes=[0])
+    resized_size = fn.slice(fn.shapes(images, dtype=types.INT64), 0, 2, axes=[0])
     pixels = fn.crop_mirror_normalize(
         images,
         crop=(CANVAS, CANVAS),

@@ -1,0 +1,291 @@
+"""The server side of ``triton-vision``: ``serve``, ``models``, ``demo`` and ``perf``.
+
+The ``triton-vision`` entry point (:mod:`triton_vision_client.cli`) finds these commands through
+the ``triton_vision.commands`` entry-point group and calls :func:`register`. The client package
+never imports this one: with only the ``client`` extra installed, these commands say which
+packages they need instead of failing on an import.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import importlib.util
+import signal
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import triton_vision_contract as t
+from triton_vision_client.cli import (
+    add_connection,
+    print_classifications,
+    print_detections,
+    report_segmentations,
+    warn_stand_ins,
+    write_annotated,
+)
+from triton_vision_client.client import VisionClient
+from triton_vision_client.images import read_images
+
+DEFAULT_REPOSITORY = Path("model_repository")
+# Importable modules the server commands need (the ``server`` extra), and their PyPI names.
+SERVER_MODULES = {
+    "pytriton": "nvidia-pytriton",
+    "onnxruntime": "onnxruntime",
+    "onnx": "onnx",
+    "nvidia.dali": "nvidia-dali-cuda120",
+}
+
+
+def missing_server_packages() -> list[str]:
+    """PyPI names of the server extra's packages that this Python cannot import."""
+    missing = []
+    for module, package in SERVER_MODULES.items():
+        try:
+            found = importlib.util.find_spec(module) is not None
+        except ModuleNotFoundError:  # a parent package (``nvidia``) is missing
+            found = False
+        if not found:
+            missing.append(package)
+    return missing
+
+
+def _server_options(args: argparse.Namespace):
+    from triton_vision_server.runtime import ServerOptions
+
+    return ServerOptions(
+        model_repository=args.model_repository,
+        host=args.host,
+        http_port=args.http_port,
+        grpc_port=args.grpc_port,
+        metrics_port=args.metrics_port,
+        log_verbose=args.log_verbose,
+        allow_model_control=args.allow_model_control,
+    )
+
+
+def _add_server_options(parser: argparse.ArgumentParser, *, ports: tuple[int, int, int]) -> None:
+    parser.add_argument("--model-repository", type=Path, default=DEFAULT_REPOSITORY)
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    parser.add_argument("--http-port", type=int, default=ports[0])
+    parser.add_argument("--grpc-port", type=int, default=ports[1])
+    parser.add_argument("--metrics-port", type=int, default=ports[2])
+    parser.add_argument("--log-verbose", type=int, default=0)
+    parser.add_argument(
+        "--allow-model-control",
+        action="store_true",
+        help="let clients load/unload models (off by default)",
+    )
+
+
+def _report_sources(repository: Path) -> None:
+    from triton_vision_server.modelfiles import CATALOGUE, read_source
+
+    for name in CATALOGUE:
+        if not (repository / name).is_dir():
+            continue
+        source = read_source(repository, name)
+        if source is None:
+            print(f"  {name}: NOT PREPARED (run `triton-vision models prepare`)", file=sys.stderr)
+        elif source.is_stand_in:
+            print(f"  WARNING: {name} is a {source.describe()}", file=sys.stderr)
+        else:
+            print(f"  {name}: {source.describe()}")
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from triton_vision_server.runtime import LocalTritonServer
+
+    options = _server_options(args)
+    print(f"model repository: {options.model_repository.resolve()}")
+    _report_sources(options.model_repository)
+    server = LocalTritonServer(options)
+    stop = {"requested": False}
+
+    def request_stop(signum, _frame) -> None:
+        stop["requested"] = True
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
+    with server:
+        print(
+            f"ready: HTTP {options.http_url}  gRPC {options.grpc_url}  metrics http://{options.client_host}:{options.metrics_port}/metrics"
+        )
+        print("Ctrl-C stops the server.", flush=True)
+        while not stop["requested"]:
+            if server.process is None or server.process.poll() is not None:
+                code = server.process.returncode if server.process else -1
+                print(f"tritonserver exited with code {code}:\n{server.log_tail()}", file=sys.stderr)
+                return code or 1
+            time.sleep(0.5)
+        print("stopping tritonserver ...", flush=True)
+    return 0
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from triton_vision_server import modelfiles
+
+    names = args.model or [name for name in modelfiles.CATALOGUE if (args.model_repository / name).is_dir()]
+    if args.action == "status":
+        _report_sources(args.model_repository)
+        return 0
+    if args.from_path is not None and len(names) != 1:
+        print("--from needs exactly one --model", file=sys.stderr)
+        return 2
+    for name in names:
+        entry = modelfiles.CATALOGUE.get(name)
+        if entry is None:
+            print(f"unknown model '{name}' (known: {', '.join(modelfiles.CATALOGUE)})", file=sys.stderr)
+            return 2
+        source = modelfiles.prepare(
+            args.model_repository,
+            entry,
+            from_path=args.from_path,
+            stand_in=args.stand_in,
+            force=args.force,
+            report=lambda message: print(message, file=sys.stderr),
+        )
+        line = f"{name}: {source.describe()}"
+        print(
+            ("WARNING: " + line) if source.is_stand_in else line, file=sys.stderr if source.is_stand_in else sys.stdout
+        )
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """Prepare models, serve them, answer real photos, stop."""
+    from triton_vision_server import modelfiles
+    from triton_vision_server.runtime import LocalTritonServer, free_port
+
+    for name, entry in modelfiles.CATALOGUE.items():
+        if (args.model_repository / name).is_dir():
+            source = modelfiles.prepare(args.model_repository, entry, report=lambda m: print(m, file=sys.stderr))
+            print(f"{name}: {source.describe()}")
+    args.http_port, args.grpc_port, args.metrics_port = free_port(), free_port(), free_port()
+    options = _server_options(args)
+    images = [str(p) for p in args.images] or [str(p) for p in default_demo_images()]
+    with LocalTritonServer(options), VisionClient(options.grpc_url, "grpc") as client:
+        print(f"tritonserver ready: gRPC {options.grpc_url}, HTTP {options.http_url}")
+        warn_stand_ins(client, [t.CLASSIFIER])
+        print_classifications(images, client.classify(read_images(images), top_k=args.top_k))
+        if (args.model_repository / t.SEGMENTATION).is_dir():
+            people = [str(p) for p in args.images] or [str(default_detection_image())]
+            warn_stand_ins(client, [t.SEGMENTER])
+            report_segmentations(people, client.segment(read_images(people), overlay=True), Path("out"))
+        if (args.model_repository / t.DETECTION).is_dir():
+            detection_images = [str(p) for p in args.images] or [str(default_detection_image())]
+            encoded = read_images(detection_images)
+            warn_stand_ins(client, [t.DETECTOR])
+            results = client.detect(encoded)
+            print_detections(detection_images, results, limit=10)
+            for target in write_annotated(detection_images, encoded, results, Path("out")):
+                print(f"wrote {target}")
+    return 0
+
+
+def default_detection_image() -> Path:
+    """A real photo of people: ../shared/images/persons.jpg if present, else scikit-image's astronaut."""
+    persons = Path("../shared/images/persons.jpg")
+    if persons.is_file():
+        return persons
+    import cv2
+    from skimage import data
+
+    path = Path("out") / "astronaut.png"
+    path.parent.mkdir(exist_ok=True)
+    cv2.imwrite(str(path), cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR))
+    return path
+
+
+def cmd_perf(args: argparse.Namespace) -> int:
+    """perf_analyzer against a running server, fed a real encoded image."""
+    import subprocess
+    import tempfile
+
+    from triton_vision_server.perf import perf_analyzer_command, perf_analyzer_env
+
+    url = args.url or ("127.0.0.1:8001" if args.protocol == "grpc" else "127.0.0.1:8000")
+    with tempfile.TemporaryDirectory() as data_dir:
+        command = perf_analyzer_command(
+            Path(args.image),
+            Path(data_dir),
+            model=args.model,
+            url=url,
+            protocol=args.protocol,
+            concurrency=args.concurrency,
+            measurement_ms=args.measurement_ms,
+        )
+        print(" ".join(command), flush=True)
+        return subprocess.call(command, env=perf_analyzer_env())
+
+
+def default_demo_images() -> list[Path]:
+    """Real photos: ../shared/images if present, else scikit-image's chelsea (a tabby cat)."""
+    shared = Path("../shared/images")
+    found = sorted(shared.glob("*.jpg")) if shared.is_dir() else []
+    if found:
+        return found
+    import cv2
+    from skimage import data
+
+    path = Path("out") / "chelsea.png"
+    path.parent.mkdir(exist_ok=True)
+    cv2.imwrite(str(path), cv2.cvtColor(data.chelsea(), cv2.COLOR_RGB2BGR))
+    return [path]
+
+
+def _server_command(func: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    """Runs ``func`` if the server extra is installed; project errors become one line and exit 1."""
+
+    @functools.wraps(func)
+    def run(args: argparse.Namespace) -> int:
+        missing = missing_server_packages()
+        if missing:
+            print(
+                f"error: 'triton-vision {args.command}' needs the server extra "
+                f"(missing: {', '.join(missing)}): pip install 'triton-vision[server]'",
+                file=sys.stderr,
+            )
+            return 2
+        from triton_vision_models.errors import TritonVisionError
+
+        try:
+            return func(args)
+        except TritonVisionError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+
+    return run
+
+
+def register(sub: Any) -> None:
+    """Adds the server commands to the ``triton-vision`` sub-command parser ``sub``."""
+    p = sub.add_parser("serve", help="run the local tritonserver on model_repository/")
+    _add_server_options(p, ports=(8000, 8001, 8002))
+    p.set_defaults(func=_server_command(cmd_serve))
+
+    p = sub.add_parser("models", help="produce the ONNX files the repository serves")
+    p.add_argument("action", choices=("prepare", "status"))
+    p.add_argument("--model", action="append", help="model directory name (repeatable; default: all)")
+    p.add_argument("--from", dest="from_path", type=Path, default=None, help="import a local .onnx file")
+    p.add_argument("--stand-in", action="store_true", help="random-weight stand-in with the same tensor contract")
+    p.add_argument("--force", action="store_true", help="replace a model that is already prepared")
+    p.add_argument("--model-repository", type=Path, default=DEFAULT_REPOSITORY)
+    p.set_defaults(func=_server_command(cmd_models))
+
+    p = sub.add_parser("perf", help="run perf_analyzer against an ensemble with a real image")
+    p.add_argument("image")
+    p.add_argument("--model", default=t.CLASSIFICATION)
+    p.add_argument("--concurrency", default="1:4", help="perf_analyzer --concurrency-range (start:end:step)")
+    p.add_argument("--measurement-ms", type=int, default=5000)
+    add_connection(p)
+    p.set_defaults(func=_server_command(cmd_perf))
+
+    p = sub.add_parser("demo", help="prepare, serve, and answer real photos, then stop")
+    p.add_argument("images", nargs="*")
+    p.add_argument("--top-k", type=int, default=3)
+    _add_server_options(p, ports=(0, 0, 0))
+    p.set_defaults(func=_server_command(cmd_demo))

@@ -1,0 +1,72 @@
+"""The wire contract of triton-vision's ensembles: what a client sends and gets back.
+
+Dependency-free (the standard library only), so the thin client and the server's models import
+the same facts. The ``config.pbtxt`` files repeat these names (Triton reads them there); the
+offline config tests check every config against this module and
+``triton_vision_models.tensors`` (the server-internal names).
+"""
+
+from __future__ import annotations
+
+# -- every ensemble ------------------------------------------------------------------------
+IMAGE = "IMAGE"  # UINT8 [batch, bytes]: one encoded JPEG/PNG per row, zero-padded to the longest
+
+# -- classification --------------------------------------------------------------------------
+CLASSIFICATION = "classification"
+CLASSIFIER = "resnet18"  # the ensemble's ONNX model (named in stand-in warnings)
+CLASS_IDS = "CLASS_IDS"  # INT32 [k]: ImageNet class ids, best first
+SCORES = "SCORES"  # FP32 [k]: softmax probabilities (detection: FP32 [K] scores)
+LABELS = "LABELS"  # BYTES [k]: class names (detection: [K]; segmentation: the 21 VOC names)
+TOP_K = "top_k"  # request parameter, integer 1..1000
+DEFAULT_TOP_K = 5
+CLASSIFICATION_MAX_BATCH = 32  # images per request (max_batch_size of classification)
+
+# -- detection ---------------------------------------------------------------------------
+DETECTION = "detection"
+DETECTOR = "faster_rcnn"
+BOXES = "BOXES"  # FP32 [K, 4]: x1 y1 x2 y2 in the original image's pixels
+COUNT = "COUNT"  # INT32 [1]: this image's number of detections (rows beyond it are padding)
+SCORE_THRESHOLD = "score_threshold"  # request parameter, float in [0, 1]
+MAX_DETECTIONS = "max_detections"  # request parameter, int >= 1
+DEFAULT_SCORE_THRESHOLD = 0.5
+DEFAULT_MAX_DETECTIONS = 100
+DETECTION_MAX_BATCH = 4  # images per request (max_batch_size of detection and faster_rcnn)
+
+# -- segmentation ------------------------------------------------------------------------
+SEGMENTATION = "segmentation"
+SEGMENTER = "fcn_resnet50"
+MASK = "MASK"  # UINT8 [H, W] class ids, padded with MASK_PAD to the request's largest H and W
+MASK_SIZE = "MASK_SIZE"  # INT32 [2]: the image's own (height, width); crop MASK[:h, :w]
+MASK_PAD = 255  # VOC's "void" label: never a class id
+CLASS_FRACTIONS = "CLASS_FRACTIONS"  # FP32 [21]: fraction of the image's pixels per class
+OVERLAY = "OVERLAY"  # BYTES [1]: PNG, image blended 50/50 with the coloured mask; b"" unless asked
+OVERLAY_PARAMETER = "overlay"  # request parameter: bool or "true"/"false" (default false)
+VOC_CLASSES = 21
+SEGMENTATION_MAX_BATCH = 4  # images per request (max_batch_size of segmentation)
+
+# -- model_info: what the repository's ONNX files are (downloaded, imported or stand-in) ----
+MODEL_INFO = "model_info"
+INFO_QUERY = "QUERY"  # BYTES [1], ignored for now ("sources")
+INFO_JSON = "INFO"  # BYTES [1]: JSON {model name: {"kind": ..., "origin": ..., "sha256": ...}}
+
+# Each ensemble's images per request, by ensemble name.
+MAX_BATCH = {
+    CLASSIFICATION: CLASSIFICATION_MAX_BATCH,
+    DETECTION: DETECTION_MAX_BATCH,
+    SEGMENTATION: SEGMENTATION_MAX_BATCH,
+}
+
+
+def voc_palette(size: int = 256) -> list[tuple[int, int, int]]:
+    """The Pascal VOC colour map as ``size`` RGB triples: the bits of each class id, interleaved.
+
+    Bit ``3j`` of the id sets bit ``7 - j`` of red, bit ``3j + 1`` of green, bit ``3j + 2`` of blue.
+    """
+    palette = []
+    for class_id in range(size):
+        rgb = [0, 0, 0]
+        for j in range(8):
+            for channel in range(3):
+                rgb[channel] |= ((class_id >> (3 * j + channel)) & 1) << (7 - j)
+        palette.append((rgb[0], rgb[1], rgb[2]))
+    return palette
