@@ -21,6 +21,7 @@ setup: system-deps $(VENV)/.installed
 lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 system-deps:
 	@missing=""; for pair in $(SYSTEM_LIBS); do \

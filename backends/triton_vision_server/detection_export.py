@@ -22,6 +22,7 @@ from __future__ import annotations
 import tempfile
 import warnings
 from pathlib import Path
+from typing import Any
 
 import onnx
 
@@ -38,7 +39,7 @@ OPSET = 17
 EXPORT_SIZE = (800, 1066)  # a typical resized 4:3 photo; H and W stay dynamic in the file
 
 
-def _torch():
+def _torch() -> Any:
     try:
         import torch
         import torchvision  # noqa: F401
@@ -104,7 +105,7 @@ def export_model(model, *, description: str) -> onnx.ModelProto:
     torch = _torch()
     max_detections = t.DETECTOR_MAX_DETECTIONS
 
-    class SingleImageDetector(torch.nn.Module):
+    class SingleImageDetector(torch.nn.Module):  # type: ignore[name-defined]  # torch: a local module
         def __init__(self, detector) -> None:
             super().__init__()
             detector.transform = _input_pixels_transform(detector.transform)
@@ -115,13 +116,13 @@ def export_model(model, *, description: str) -> onnx.ModelProto:
             detections = self.detector([image[0]])[0]
             return detections["boxes"], detections["scores"], detections["labels"]
 
-    class BatchedDetector(torch.nn.Module):
+    class BatchedDetector(torch.nn.Module):  # type: ignore[name-defined]
         def __init__(self, single, rows: int) -> None:
             super().__init__()
             self.single = single
             self.rows = rows  # an int attribute: a constant in the scripted graph
 
-        def forward(self, images: torch.Tensor, image_sizes: torch.Tensor):
+        def forward(self, images: torch.Tensor, image_sizes: torch.Tensor):  # type: ignore[name-defined]
             boxes_out = []
             scores_out = []
             labels_out = []

@@ -182,7 +182,15 @@ def _shape(value_info: onnx.ValueInfoProto) -> tuple[int, ...]:
 def conform(model: onnx.ModelProto, entry: ModelEntry, origin: str, *, rename: bool = True) -> onnx.ModelProto:
     """Check ``model`` against the entry's contract, renaming a lone input/output if needed
     (and allowed: a file already in the repository must match by name)."""
-    graph = model.graph
+    renames = _contract_renames(model.graph, entry, origin, rename=rename)
+    if renames:
+        _rename_tensors(model.graph, renames)
+    _check_shapes(model.graph, entry, origin)
+    return model
+
+
+def _contract_renames(graph: onnx.GraphProto, entry: ModelEntry, origin: str, *, rename: bool) -> dict[str, str]:
+    """Old -> new names that make the graph's inputs and outputs the contract's (a lone tensor only)."""
     initializer_names = {init.name for init in graph.initializer}
     inputs = [i for i in graph.input if i.name not in initializer_names]
     renames: dict[str, str] = {}
@@ -199,30 +207,34 @@ def conform(model: onnx.ModelProto, entry: ModelEntry, origin: str, *, rename: b
         raise ModelFileError(
             f"{origin}: {kind}s {sorted(names)} do not match model '{entry.name}' contract {sorted(wanted)}"
         )
-    if renames:
-        for value in list(graph.input) + list(graph.output):
-            if value.name in renames:
-                value.name = renames[value.name]
-        for node in graph.node:
-            node.input[:] = [renames.get(n, n) for n in node.input]
-            node.output[:] = [renames.get(n, n) for n in node.output]
+    return renames
+
+
+def _rename_tensors(graph: onnx.GraphProto, renames: dict[str, str]) -> None:
     for value in list(graph.input) + list(graph.output):
-        wanted = {**entry.contract.inputs, **entry.contract.outputs}.get(value.name)
+        if value.name in renames:
+            value.name = renames[value.name]
+    for node in graph.node:
+        node.input[:] = [renames.get(n, n) for n in node.input]
+        node.output[:] = [renames.get(n, n) for n in node.output]
+
+
+def _check_shapes(graph: onnx.GraphProto, entry: ModelEntry, origin: str) -> None:
+    """Every contract tensor has a dynamic batch dimension and the contract's other dimensions."""
+    contract = {**entry.contract.inputs, **entry.contract.outputs}
+    for value in list(graph.input) + list(graph.output):
+        wanted = contract.get(value.name)
         if wanted is None:
             continue
         shape = _shape(value)
+        needs = f"model '{entry.name}' needs [batch, {', '.join(map(str, wanted))}]"
         if len(shape) != len(wanted) + 1 or shape[0] not in (-1, 0):
             raise ModelFileError(
-                f"{origin}: tensor '{value.name}' has shape {list(shape)}; model '{entry.name}' needs "
-                f"[batch, {', '.join(map(str, wanted))}] with a dynamic batch dimension"
+                f"{origin}: tensor '{value.name}' has shape {list(shape)}; {needs} with a dynamic batch dimension"
             )
         for got, want in zip(shape[1:], wanted, strict=True):
             if want != -1 and got not in (-1, 0, want):
-                raise ModelFileError(
-                    f"{origin}: tensor '{value.name}' has shape {list(shape)}; model '{entry.name}' needs "
-                    f"[batch, {', '.join(map(str, wanted))}]"
-                )
-    return model
+                raise ModelFileError(f"{origin}: tensor '{value.name}' has shape {list(shape)}; {needs}")
 
 
 def _install(

@@ -56,7 +56,10 @@ def split_detections(out: Mapping[str, np.ndarray]) -> list[Detections]:
         n = int(count)
         results.append(
             Detections(
-                boxes=tuple(tuple(float(v) for v in box) for box in out[t.BOXES][row].reshape(-1, 4)[:n]),
+                boxes=tuple(
+                    (float(x1), float(y1), float(x2), float(y2))
+                    for x1, y1, x2, y2 in out[t.BOXES][row].reshape(-1, 4)[:n]
+                ),
                 scores=tuple(float(s) for s in out[t.SCORES][row][:n]),
                 class_ids=tuple(int(i) for i in out[t.CLASS_IDS][row][:n]),
                 labels=tuple(_decode(label) for label in out[t.LABELS][row][:n]),

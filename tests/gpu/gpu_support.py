@@ -12,9 +12,9 @@ from triton_vision_models.dali_runner import DaliRunner
 
 def cuda_device_count() -> int:
     try:
-        from nvidia.dali.backend import GetCUDADeviceCount
+        from nvidia.dali import backend
 
-        return int(GetCUDADeviceCount())
+        return int(backend.GetCUDADeviceCount())  # type: ignore[attr-defined]  # compiled, not in its stub
     except Exception:  # noqa: BLE001 - no DALI or no driver: no GPU tier
         return 0
 

@@ -8,7 +8,7 @@ import os
 import random
 import threading
 import time
-from collections import Counter
+from collections import Counter, defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -171,7 +171,7 @@ def server_processes(pid: int) -> dict[int, str]:
 
 
 def memory(pid: int) -> dict[str, float]:
-    totals: Counter = Counter()
+    totals: dict[str, float] = defaultdict(float)
     for child, kind in server_processes(pid).items():
         try:
             totals[kind] += rss_mb(child)

@@ -9,6 +9,7 @@ import pytest
 from tests.conftest import MODEL_REPOSITORY, shared_path
 from tests.modelconfigs import spec_for
 from tests.reference import classification_input
+from tests.runners import run_request
 from triton_vision_models import tensors as t
 from triton_vision_models.dali_runner import DaliRunner
 from triton_vision_models.spec import RequestData
@@ -33,8 +34,7 @@ def encode(rgb: np.ndarray, ext: str) -> bytes:
 
 def run_one(runner: DaliRunner, data: bytes, padding: int = 0) -> np.ndarray:
     row = np.frombuffer(data + b"\x00" * padding, dtype=np.uint8)[None]
-    (out,) = runner([RequestData(inputs={t.IMAGE: row})])
-    return out[t.PIXELS][0]
+    return run_request(runner, {t.IMAGE: row})[t.PIXELS][0]
 
 
 def pixel_error(a: np.ndarray, b: np.ndarray) -> np.ndarray:

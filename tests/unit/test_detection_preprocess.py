@@ -10,9 +10,9 @@ import pytest
 from tests.conftest import MODEL_REPOSITORY, shared_path
 from tests.detection_helpers import bright_rectangle_image, encode, reference_preprocess
 from tests.modelconfigs import spec_for
+from tests.runners import run_request
 from triton_vision_models import tensors as t
 from triton_vision_models.dali_runner import DaliRunner
-from triton_vision_models.spec import RequestData
 
 STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)[:, None, None] * 255
 
@@ -23,7 +23,7 @@ def runner() -> DaliRunner:
 
 
 def run_one(runner: DaliRunner, data: bytes) -> dict[str, np.ndarray]:
-    (out,) = runner([RequestData(inputs={t.IMAGE: np.frombuffer(data, dtype=np.uint8)[None]})])
+    out = run_request(runner, {t.IMAGE: np.frombuffer(data, dtype=np.uint8)[None]})
     return {name: value[0] for name, value in out.items()}
 
 

@@ -7,11 +7,11 @@ import pytest
 
 from tests.conftest import MODEL_REPOSITORY, shared_path
 from tests.modelconfigs import spec_for
+from tests.runners import Outputs, run_request
 from tests.segmentation_support import png, reference_input, synthetic
 from triton_vision_client.images import pack_images
 from triton_vision_models import tensors as t
 from triton_vision_models.dali_runner import DaliRunner
-from triton_vision_models.spec import RequestData
 
 STD_255 = np.array([0.229, 0.224, 0.225], dtype=np.float32)[:, None, None] * 255.0
 
@@ -21,9 +21,8 @@ def runner() -> DaliRunner:
     return DaliRunner.from_spec(spec_for(MODEL_REPOSITORY / t.SEGMENTATION_PREPROCESS))
 
 
-def run(runner: DaliRunner, images: list[bytes]) -> dict[str, np.ndarray]:
-    (out,) = runner([RequestData(inputs={t.IMAGE: pack_images(images)})])
-    return out
+def run(runner: DaliRunner, images: list[bytes]) -> Outputs:
+    return run_request(runner, {t.IMAGE: pack_images(images)})
 
 
 def test_sizes_are_the_letterbox_rule_for_odd_and_huge_images(runner):

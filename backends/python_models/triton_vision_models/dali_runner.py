@@ -15,6 +15,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import numpy as np
 
@@ -57,7 +58,7 @@ def decoder_message(exc: BaseException) -> str:
 class DaliRunner:
     """A pure runner (see :mod:`triton_adapter`) around one built DALI pipeline."""
 
-    def __init__(self, spec: ModelSpec, build_pipeline: Callable[[], object]) -> None:
+    def __init__(self, spec: ModelSpec, build_pipeline: Callable[[], Any]) -> None:
         if not spec.batched:
             raise ConfigError(f"model '{spec.name}': a DALI model needs max_batch_size > 0")
         self.spec = spec
@@ -113,7 +114,7 @@ class DaliRunner:
     def __call__(self, requests: Sequence[RequestData]) -> list[dict[str, np.ndarray] | Exception]:
         """All requests as one batch; if decoding fails, each request alone, so only bad ones fail."""
         try:
-            return self.run_requests(requests)
+            return list(self.run_requests(requests))
         except Exception:  # noqa: BLE001 - isolated below, sample by sample
             return [self.run_isolated(request) for request in requests]
 

@@ -103,7 +103,7 @@ def overlay_png(encoded: np.ndarray, mask: np.ndarray, palette: np.ndarray | Non
     return data.tobytes()
 
 
-def check_sizes(original: np.ndarray, resized: np.ndarray, canvas: tuple[int, int]) -> None:
+def check_sizes(original: np.ndarray, resized: np.ndarray, canvas: tuple[int, ...]) -> None:
     if original.shape != (2,) or resized.shape != (2,):
         raise InvalidInputError(f"sizes must be (height, width), got {original.tolist()} and {resized.tolist()}")
     if min(original) < 1 or min(resized) < 1 or resized[0] > canvas[0] or resized[1] > canvas[1]:
