@@ -82,7 +82,7 @@ class TritonModelAdapter:
         for index, request in enumerate(requests):
             try:
                 ready.append((index, self.read(request)))
-            except TritonVisionError as exc:
+            except Exception as exc:  # noqa: BLE001 - a request that cannot be read fails alone
                 responses[index] = self.error(exc)
         self._run(ready, responses)
         return responses
