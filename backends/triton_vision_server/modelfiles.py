@@ -45,7 +45,6 @@ class Contract:
 class Download:
     url: str
     sha256: str
-    size: int
 
 
 @dataclass(frozen=True)
@@ -72,7 +71,6 @@ CATALOGUE: dict[str, ModelEntry] = {
             Download(
                 url="https://github.com/onnx/models/raw/main/validated/vision/classification/resnet/model/resnet18-v1-7.onnx",
                 sha256="4e8f8653e7a2222b3904cc3fe8e304cd8b339ce1d05fd24688162f86fb6df52c",
-                size=46_820_737,
             ),
         ),
     ),
@@ -97,7 +95,6 @@ CATALOGUE[t.SEGMENTER] = ModelEntry(
         Download(
             url="https://github.com/onnx/models/raw/main/validated/vision/object_detection_segmentation/fcn/model/fcn-resnet50-11.onnx",
             sha256="8abd3ae6c258e6fd210d8fb296261ea5c0603c6cc2f568db6097f6fbaaeff0d5",
-            size=141_193_553,
         ),
     ),
 )
@@ -142,7 +139,6 @@ CATALOGUE[t.DETECTOR] = _faster_rcnn_entry(
     Download(
         url="https://download.pytorch.org/models/fasterrcnn_resnet50_fpn_v2_coco-dd69338a.pth",
         sha256="dd69338a24b8d7381807e247652bdc356325bcbaf1cd3e092e00e0a1a58706bf",
-        size=175_222_000,
     ),
 )
 CATALOGUE[t.DETECTOR_MOBILENET] = _faster_rcnn_entry(
@@ -151,7 +147,6 @@ CATALOGUE[t.DETECTOR_MOBILENET] = _faster_rcnn_entry(
     Download(
         url="https://download.pytorch.org/models/fasterrcnn_mobilenet_v3_large_fpn-fb6a3cc7.pth",
         sha256="fb6a3cc702b1df54c18a44b26708cd083614211062d0c36d2ca7bf9270df3533",
-        size=77_845_000,
     ),
 )
 

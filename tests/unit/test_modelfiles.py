@@ -64,16 +64,16 @@ def test_download_checks_the_pinned_sha256(tmp_path):
     payload = tmp_path / "resnet.onnx"
     onnx.save(classifier(t.CLASSIFIER_INPUT, t.CLASSIFIER_OUTPUT), str(payload))
     digest = hashlib.sha256(payload.read_bytes()).hexdigest()
-    good = replace(ENTRY, downloads=(modelfiles.Download(payload.as_uri(), digest, payload.stat().st_size),))
+    good = replace(ENTRY, downloads=(modelfiles.Download(payload.as_uri(), digest),))
     assert modelfiles.prepare(tmp_path / "repo", good).kind == "download"
 
-    bad = replace(ENTRY, downloads=(modelfiles.Download(payload.as_uri(), "0" * 64, 1),))
+    bad = replace(ENTRY, downloads=(modelfiles.Download(payload.as_uri(), "0" * 64),))
     with pytest.raises(ModelFileError, match="differs from the pinned"):
         modelfiles.download(bad, tmp_path / "repo2")
 
 
 def test_prepare_falls_back_to_a_marked_stand_in_when_no_download_works(tmp_path):
-    unreachable = replace(ENTRY, downloads=(modelfiles.Download((tmp_path / "absent.onnx").as_uri(), "0" * 64, 1),))
+    unreachable = replace(ENTRY, downloads=(modelfiles.Download((tmp_path / "absent.onnx").as_uri(), "0" * 64),))
     messages: list[str] = []
     source = modelfiles.prepare(tmp_path / "repo", unreachable, report=messages.append)
     assert source.is_stand_in

@@ -9,6 +9,8 @@ GPU, on "cpu" otherwise. Follows the DALI backend's autoserialization convention
 from nvidia.dali import Pipeline, fn, pipeline_def, types
 from nvidia.dali.plugin.triton import autoserialize
 
+RESIZE_SHORTER = 256
+CROP = 224
 MEAN = [0.485 * 255, 0.456 * 255, 0.406 * 255]
 STD = [0.229 * 255, 0.224 * 255, 0.225 * 255]
 
@@ -20,11 +22,11 @@ def classification_preprocess():
     decoder = "mixed" if Pipeline.current().device_id is not None else "cpu"
     images = fn.decoders.image(encoded, device=decoder, output_type=types.RGB)
     images = fn.resize(
-        images, resize_shorter=256, interp_type=types.INTERP_LINEAR, antialias=True, subpixel_scale=False
+        images, resize_shorter=RESIZE_SHORTER, interp_type=types.INTERP_LINEAR, antialias=True, subpixel_scale=False
     )
     return fn.crop_mirror_normalize(
         images,
-        crop=(224, 224),
+        crop=(CROP, CROP),
         mean=MEAN,
         std=STD,
         dtype=types.FLOAT,
