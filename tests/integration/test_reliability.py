@@ -3,9 +3,12 @@ problem; good requests batched with bad ones keep their answers; memory does not
 
 from __future__ import annotations
 
+import contextlib
+import ipaddress
 import json
 import os
 import random
+import socket
 import threading
 import time
 from collections import Counter, defaultdict
@@ -42,10 +45,10 @@ def good(chelsea_rgb) -> dict[str, bytes]:
 
 
 def raw_infer(url: str, array: np.ndarray, datatype: str = "UINT8", parameters=None):
-    client = grpcclient.InferenceServerClient(url)
     tensor = grpcclient.InferInput(t.IMAGE, list(array.shape), datatype)
     tensor.set_data_from_numpy(array)
-    return client.infer(t.CLASSIFICATION, [tensor], parameters=parameters)
+    with grpcclient.InferenceServerClient(url) as client:
+        return client.infer(t.CLASSIFICATION, [tensor], parameters=parameters)
 
 
 # -- table: images the guard refuses, and images only the decoder can find corrupt ----------------
@@ -72,17 +75,17 @@ def test_supported_kinds_are_answered(client, good, name):
 
 # -- request validation ---------------------------------------------------------------------------
 def test_wrong_dtype_is_refused(url, good):
-    with pytest.raises(InferenceServerException, match="(?i)datatype|data type|UINT8"):
+    with pytest.raises(InferenceServerException, match="'IMAGE' data-type is 'FP32', but model .* expects 'UINT8'"):
         raw_infer(url, np.frombuffer(good["RGB PNG"], np.uint8).astype(np.float32)[None], "FP32")
 
 
 def test_wrong_rank_is_refused(url, good):
-    with pytest.raises(InferenceServerException, match="(?i)shape|dims"):
+    with pytest.raises(InferenceServerException, match=r"unexpected shape for input 'IMAGE' .* Expected \[-1,-1\]"):
         raw_infer(url, np.frombuffer(good["RGB PNG"], np.uint8)[None, None])
 
 
 def test_empty_tensor_is_refused(url):
-    with pytest.raises(InferenceServerException, match="(?i)empty|0 bytes|shape"):
+    with pytest.raises(InferenceServerException, match=r"input 'IMAGE': empty tensor \(shape \[1, 0\]\)"):
         raw_infer(url, np.zeros((1, 0), np.uint8))
 
 
@@ -97,7 +100,7 @@ def test_zero_length_element_in_a_batch_is_refused_naming_it(url, good):
 
 def test_batch_above_max_batch_size_is_refused(url, good):
     data = np.frombuffer(good["baseline JPEG"], np.uint8)
-    with pytest.raises(InferenceServerException, match="(?i)batch.size|max"):
+    with pytest.raises(InferenceServerException, match="batch-size must be <= 32"):
         raw_infer(url, np.tile(data, (33, 1)))
 
 
@@ -139,7 +142,8 @@ def test_bad_and_good_images_sent_concurrently_each_get_their_own_answer(url, cl
             np.testing.assert_allclose(answer.scores, baseline[name].scores, rtol=1e-4)
         else:
             assert isinstance(answer, ClientError), name
-    assert client.classify([good["RGB PNG"]])[0].class_ids == client.classify([good["RGB PNG"]])[0].class_ids
+    # and the server still answers like before the storm
+    assert client.classify([good["RGB PNG"]], top_k=3)[0].class_ids == baseline["RGB PNG"].class_ids
 
 
 # -- bounded soak -----------------------------------------------------------------------------------
@@ -255,11 +259,42 @@ def test_bounded_soak_keeps_memory_flat_and_answers_every_request(classification
 
 
 # -- local server safety ----------------------------------------------------------------------------
+def listening_addresses(pid: int) -> set[tuple[str, int]]:
+    """(address, port) of every TCP socket process ``pid`` listens on, read from /proc/net/tcp{,6}."""
+    inodes = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        with contextlib.suppress(OSError):
+            target = os.readlink(fd)
+            if target.startswith("socket:["):
+                inodes.add(target[len("socket:[") : -1])
+    found = set()
+    for table, family in (("/proc/net/tcp", socket.AF_INET), ("/proc/net/tcp6", socket.AF_INET6)):
+        if not Path(table).is_file():
+            continue
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            local, state, inode = fields[1], fields[3], fields[9]
+            if state != "0A" or inode not in inodes:  # 0A: LISTEN
+                continue
+            address_hex, port_hex = local.split(":")
+            raw = bytes.fromhex(address_hex)
+            # /proc prints each 32-bit word of the address in host (little-endian) order
+            raw = b"".join(raw[i : i + 4][::-1] for i in range(0, len(raw), 4))
+            found.add((socket.inet_ntop(family, raw), int(port_hex, 16)))
+    return found
+
+
 def test_server_listens_on_loopback_only_by_default(classification_server):
-    command = " ".join(classification_server.command(Path("/backends")))
-    for flag in ("--http-address=127.0.0.1", "--grpc-address=127.0.0.1", "--metrics-address=127.0.0.1"):
-        assert flag in command
-    assert "--model-control-mode=none" in command
+    options = classification_server.options
+    listening = listening_addresses(classification_server.process.pid)
+    assert {port for _, port in listening} >= {options.http_port, options.grpc_port, options.metrics_port}
+    assert all(is_loopback(address) for address, _ in listening), listening
+
+
+def is_loopback(address: str) -> bool:
+    ip = ipaddress.ip_address(address)
+    mapped = getattr(ip, "ipv4_mapped", None)  # gRPC listens on ::ffff:127.0.0.1 (tcp6)
+    return ip.is_loopback or (mapped is not None and mapped.is_loopback)
 
 
 def test_remote_model_unload_is_refused(classification_server):
