@@ -103,26 +103,39 @@ def export_model(model, *, description: str) -> onnx.ModelProto:
     ``DETECTOR_MAX_DETECTIONS`` rows, with their number in ``count``.
     """
     torch = _torch()
-    max_detections = t.DETECTOR_MAX_DETECTIONS
+    with torch.no_grad(), warnings.catch_warnings():
+        # The tracer warns about every Python-side shape computation in torchvision's detection
+        # code (and torch.jit.script about its deprecation); the graph is checked against
+        # torchvision's eager model and against itself image by image by the tests instead.
+        warnings.simplefilter("ignore")
+        exported = _onnx_export(torch, _batched_detector(torch, model))
+    exported.producer_name = "triton-vision"
+    exported.doc_string = description
+    exported.ir_version = min(exported.ir_version, standins.IR_VERSION)
+    return exported
 
-    class SingleImageDetector(torch.nn.Module):  # type: ignore[name-defined]  # torch: a local module
-        def __init__(self, detector) -> None:
+
+def _detector_modules(torch: Any) -> tuple[type, type]:
+    """The single-image detector (torchvision's, without its own transform) and the batch loop."""
+
+    class SingleImageDetector(torch.nn.Module):
+        def __init__(self, detector, rows: int) -> None:
             super().__init__()
             detector.transform = _input_pixels_transform(detector.transform)
-            detector.roi_heads.detections_per_img = max_detections
+            detector.roi_heads.detections_per_img = rows
             self.detector = detector
 
         def forward(self, image):
             detections = self.detector([image[0]])[0]
             return detections["boxes"], detections["scores"], detections["labels"]
 
-    class BatchedDetector(torch.nn.Module):  # type: ignore[name-defined]
+    class BatchedDetector(torch.nn.Module):
         def __init__(self, single, rows: int) -> None:
             super().__init__()
             self.single = single
             self.rows = rows  # an int attribute: a constant in the scripted graph
 
-        def forward(self, images: torch.Tensor, image_sizes: torch.Tensor):  # type: ignore[name-defined]
+        def forward(self, images: torch.Tensor, image_sizes: torch.Tensor):
             boxes_out = []
             scores_out = []
             labels_out = []
@@ -138,38 +151,38 @@ def export_model(model, *, description: str) -> onnx.ModelProto:
                 counts.append(torch.full([1], n, dtype=torch.int64))
             return torch.stack(boxes_out), torch.stack(scores_out), torch.stack(labels_out), torch.stack(counts)
 
+    return SingleImageDetector, BatchedDetector
+
+
+def _batched_detector(torch: Any, model: Any) -> Any:
+    """The single-image detector traced once, inside the scripted loop over the batch."""
+    single_class, batched_class = _detector_modules(torch)
+    rows = t.DETECTOR_MAX_DETECTIONS
+    single = torch.jit.trace(single_class(model, rows).eval(), (torch.rand(1, 3, *EXPORT_SIZE),), check_trace=False)
+    return torch.jit.script(batched_class(single, rows).eval())
+
+
+def _onnx_export(torch: Any, batched: Any) -> onnx.ModelProto:
+    """``batched`` as an ONNX graph with the contract's names and dynamic batch/height/width."""
     names_out = [t.DETECTOR_BOXES, t.DETECTOR_SCORES, t.DETECTOR_LABELS, t.DETECTOR_COUNT]
+    example = (torch.rand(2, 3, *EXPORT_SIZE), torch.tensor([list(EXPORT_SIZE)] * 2, dtype=torch.int64))
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "model.onnx"
-        with torch.no_grad(), warnings.catch_warnings():
-            # The tracer warns about every Python-side shape computation in torchvision's detection
-            # code (and torch.jit.script about its deprecation); the graph is checked against
-            # torchvision's eager model and against itself image by image by the tests instead.
-            warnings.simplefilter("ignore")
-            single = torch.jit.trace(
-                SingleImageDetector(model).eval(), (torch.rand(1, 3, *EXPORT_SIZE),), check_trace=False
-            )
-            batched = torch.jit.script(BatchedDetector(single, max_detections).eval())
-            example = (torch.rand(2, 3, *EXPORT_SIZE), torch.tensor([list(EXPORT_SIZE)] * 2, dtype=torch.int64))
-            torch.onnx.export(
-                batched,
-                example,
-                str(path),
-                dynamo=False,
-                opset_version=OPSET,
-                input_names=[t.DETECTOR_INPUT, t.DETECTOR_IMAGE_SIZES],
-                output_names=names_out,
-                dynamic_axes={
-                    t.DETECTOR_INPUT: {0: "batch", 2: "height", 3: "width"},
-                    t.DETECTOR_IMAGE_SIZES: {0: "batch"},
-                    **{name: {0: "batch"} for name in names_out},
-                },
-            )
-        exported = onnx.load(str(path))
-    exported.producer_name = "triton-vision"
-    exported.doc_string = description
-    exported.ir_version = min(exported.ir_version, standins.IR_VERSION)
-    return exported
+        torch.onnx.export(
+            batched,
+            example,
+            str(path),
+            dynamo=False,
+            opset_version=OPSET,
+            input_names=[t.DETECTOR_INPUT, t.DETECTOR_IMAGE_SIZES],
+            output_names=names_out,
+            dynamic_axes={
+                t.DETECTOR_INPUT: {0: "batch", 2: "height", 3: "width"},
+                t.DETECTOR_IMAGE_SIZES: {0: "batch"},
+                **{name: {0: "batch"} for name in names_out},
+            },
+        )
+        return onnx.load(str(path))
 
 
 def export_faster_rcnn(arch: str, state_dict_path: Path | None = None) -> onnx.ModelProto:

@@ -181,14 +181,14 @@ class LocalTritonServer:
         workdir = Path(self._workdir.name)
         backend_dir = assemble_backend_dir(self.install, workdir / "backends")
         self.log_path = workdir / "tritonserver.log"
-        log = self.log_path.open("w")
-        self.process = subprocess.Popen(
-            self.command(backend_dir),
-            env=self.environment(),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+        with self.log_path.open("w") as log:  # the child keeps its own descriptor
+            self.process = subprocess.Popen(
+                self.command(backend_dir),
+                env=self.environment(),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         return self
 
     def log_tail(self, lines: int = 40) -> str:

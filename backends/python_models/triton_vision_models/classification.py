@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from . import tensors as t
 from .errors import ConfigError
+from .labels import labels_of
 from .parameters import int_parameter
 from .spec import ModelSpec, RequestData
 
@@ -32,16 +32,6 @@ def parse_top_k(parameters: Mapping[str, Any], num_classes: int, default: int = 
     return int_parameter(parameters, t.TOP_K, default, minimum=1, maximum=num_classes)
 
 
-def load_labels(path: Path) -> tuple[str, ...]:
-    """One label per line (Triton's label_filename format)."""
-    if not path.is_file():
-        raise ConfigError(f"label file {path} does not exist")
-    labels = tuple(line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip())
-    if not labels:
-        raise ConfigError(f"label file {path} is empty")
-    return labels
-
-
 class ClassificationPostprocessor:
     """Runner: logits [B, C] -> top-k class ids, probabilities and labels per image."""
 
@@ -51,7 +41,7 @@ class ClassificationPostprocessor:
 
     @classmethod
     def from_spec(cls, spec: ModelSpec) -> ClassificationPostprocessor:
-        labels = load_labels(spec.repository_dir.parent / spec.parameter("labels", ""))
+        labels = labels_of(spec)
         logits = spec.input(t.LOGITS)
         if logits.dims and logits.dims[-1] > 0 and logits.dims[-1] != len(labels):
             raise ConfigError(

@@ -13,8 +13,8 @@ from typing import Any
 import numpy as np
 
 from . import tensors as t
-from .classification import load_labels
 from .errors import ConfigError, InferenceError, InvalidInputError, InvalidParameterError
+from .labels import labels_of
 from .parameters import float_parameter, int_parameter
 from .spec import ModelSpec, RequestData
 
@@ -97,7 +97,7 @@ class DetectionPostprocessor:
 
     @classmethod
     def from_spec(cls, spec: ModelSpec) -> DetectionPostprocessor:
-        labels = load_labels(spec.repository_dir.parent / spec.parameter("labels", ""))
+        labels = labels_of(spec)
         defaults = {
             t.SCORE_THRESHOLD: spec.parameter("default_score_threshold", str(t.DEFAULT_SCORE_THRESHOLD)),
             t.MAX_DETECTIONS: spec.parameter("default_max_detections", str(t.DEFAULT_MAX_DETECTIONS)),

@@ -25,8 +25,8 @@ import numpy as np
 import triton_vision_contract as contract
 
 from . import tensors as t
-from .classification import load_labels
 from .errors import ConfigError, InferenceError, InvalidInputError
+from .labels import labels_of
 from .parameters import bool_parameter
 from .spec import ModelSpec, RequestData
 
@@ -121,7 +121,7 @@ class SegmentationPostprocessor:
 
     @classmethod
     def from_spec(cls, spec: ModelSpec) -> SegmentationPostprocessor:
-        labels = load_labels(spec.repository_dir.parent / spec.parameter("labels", ""))
+        labels = labels_of(spec)
         logits = spec.input(t.LOGITS)
         if logits.dims and logits.dims[0] > 0 and logits.dims[0] != len(labels):
             raise ConfigError(
