@@ -1,0 +1,74 @@
+"""The client extra alone, in a fresh virtual environment, classifies through a served ensemble."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import venv
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from tests.conftest import ROOT
+
+INSTALL_TIMEOUT_S = 600
+
+
+@pytest.fixture(scope="module")
+def client_venv(tmp_path_factory) -> Path:
+    """A new virtual environment with `pip install .[client]` and nothing else."""
+    home = tmp_path_factory.mktemp("client_only") / "venv"
+    venv.EnvBuilder(with_pip=True).create(home)
+    python = home / "bin" / "python"
+    install = subprocess.run(
+        [str(python), "-m", "pip", "install", "-q", f"{ROOT}[client]"],
+        capture_output=True,
+        text=True,
+        timeout=INSTALL_TIMEOUT_S,
+    )
+    if install.returncode != 0:
+        pytest.fail(f"pip install .[client] failed:\n{install.stdout[-2000:]}\n{install.stderr[-4000:]}")
+    return home
+
+
+def run(venv_home: Path, *args: str) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    return subprocess.run(
+        [str(venv_home / "bin" / "triton-vision"), *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        cwd=venv_home,
+    )
+
+
+def test_client_extra_has_no_server_packages(client_venv):
+    python = str(client_venv / "bin" / "python")
+    for module in ("onnxruntime", "nvidia.dali", "pytriton"):
+        probe = subprocess.run([python, "-c", f"import {module}"], capture_output=True, text=True, timeout=60)
+        assert probe.returncode != 0, f"{module} is importable in the client-only environment"
+
+
+def test_client_commands_work_and_server_commands_name_the_missing_extra(client_venv):
+    help_run = run(client_venv, "classify", "--help")
+    assert help_run.returncode == 0, help_run.stderr
+    assert "--top-k" in help_run.stdout
+    serve = run(client_venv, "serve")
+    assert serve.returncode == 2
+    assert "needs the server extra" in serve.stderr and "onnxruntime" in serve.stderr
+    assert "Traceback" not in serve.stderr
+
+
+def test_client_only_install_classifies_through_the_served_ensemble(client_venv, classification_server, tmp_path):
+    image = tmp_path / "gradient.png"
+    ramp = np.linspace(0, 255, 96, dtype=np.uint8)
+    cv2.imwrite(str(image), np.dstack([np.tile(ramp, (64, 1))] * 3))
+    result = run(client_venv, "classify", str(image), "--top-k", "2", "--url", classification_server.options.grpc_url)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == f"{image}:"
+    assert len(lines) == 3  # the path, then two labels with scores
+    assert "stand-in" in result.stderr  # the served ResNet-18 is one, and the client asks model_info
