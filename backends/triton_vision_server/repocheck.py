@@ -207,20 +207,29 @@ def check_accelerators(config: ModelConfig) -> list[str]:
 
 
 # -- ensembles --------------------------------------------------------------------------------
-def check_ensemble(name: str, configs: dict[str, ModelConfig]) -> list[str]:
-    """The wiring of one ensemble against the configs of the models its steps name."""
+def check_ensemble(name: str, configs: dict[str, ModelConfig], unreadable: Iterable[str] = ()) -> list[str]:
+    """The wiring of one ensemble against the configs of the models its steps name.
+
+    A step naming a model that is missing (or whose config is ``unreadable``, reported on its own)
+    stops the wiring checks: every tensor after it would be reported again.
+    """
     ensemble = configs[name]
     problems: list[str] = []
     ens_inputs, ens_outputs = tensors_of(ensemble)
     steps = list(ensemble.ensemble_scheduling.step)
     if not steps:
         return ["platform 'ensemble' without ensemble_scheduling steps"]
+    absent = [(n, s.model_name) for n, s in enumerate(steps, start=1) if s.model_name not in configs]
+    if absent:
+        return [
+            f"step {number} names model '{model}', which is not in the repository"
+            for number, model in absent
+            if model not in set(unreadable)
+        ]
     # Ensemble tensor -> (dtype, shape, where it comes from); inputs first, then every step output.
     available = {n: (i.data_type, full_shape(ensemble, i), f"ensemble input '{n}'") for n, i in ens_inputs.items()}
     for step in steps:
-        model = configs.get(step.model_name)
-        if model is None:
-            continue
+        model = configs[step.model_name]
         _, outputs = tensors_of(model)
         for model_output, tensor in step.output_map.items():
             if model_output not in outputs:
@@ -233,10 +242,7 @@ def check_ensemble(name: str, configs: dict[str, ModelConfig]) -> list[str]:
             available[tensor] = (out.data_type, full_shape(model, out), where)
     for number, step in enumerate(steps, start=1):
         label = f"step {number} ({step.model_name})"
-        model = configs.get(step.model_name)
-        if model is None:
-            problems.append(f"step {number} names model '{step.model_name}', which is not in the repository")
-            continue
+        model = configs[step.model_name]
         if model.platform == "ensemble" and step.model_name == name:
             problems.append(f"{label}: an ensemble cannot call itself")
             continue
@@ -477,7 +483,7 @@ def check_repository(repository: Path, models: Iterable[str] | None = None) -> R
         problems, notes = check_model_files(name, config, repository)
         kind = kind_of(config)
         if kind == ENSEMBLE:
-            problems += check_ensemble(name, configs)
+            problems += check_ensemble(name, configs, unreadable={f.model for f in parse_problems})
         elif kind == DALI:
             problems += check_dali(name, config, repository / name)
         elif kind == ONNXRUNTIME:
