@@ -18,10 +18,20 @@ test: setup lint
 
 setup: system-deps $(VENV)/.installed
 
+# Deployment files are checked offline (no Docker engine, no cluster): the model repository with
+# `triton-vision check`, the Dockerfile with hadolint, the compose file against the Compose
+# specification's schema, the Kubernetes manifests against the pinned Kubernetes version's schemas.
+K8S_VERSION   ?= 1.30.0
+K8S_MANIFESTS := docker/kubernetes/deployment.yaml docker/kubernetes/service.yaml docker/kubernetes/hpa.yaml
+
 lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/triton-vision check model_repository
+	$(BIN)/hadolint docker/Dockerfile
+	$(BIN)/check-jsonschema --builtin-schema vendor.compose-spec docker/compose.yaml
+	$(BIN)/kubernetes-validate --strict --kubernetes-version $(K8S_VERSION) $(K8S_MANIFESTS)
 
 system-deps:
 	@missing=""; for pair in $(SYSTEM_LIBS); do \

@@ -1,20 +1,16 @@
-"""Read the repository's config.pbtxt files with Triton's own protobuf (tests only)."""
+"""Read the repository's config.pbtxt files with Triton's own protobuf (the ``check`` command's reader)."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
-from google.protobuf import json_format, text_format
-from tritonclient.grpc import model_config_pb2
+from google.protobuf import json_format
 
 from triton_vision_models.spec import ModelSpec
+from triton_vision_server.repocheck import load_config
 
-
-def load_config(model_dir: Path) -> model_config_pb2.ModelConfig:
-    config = model_config_pb2.ModelConfig()
-    text_format.Parse((model_dir / "config.pbtxt").read_text(), config)
-    return config
+__all__ = ["load_config", "spec_for"]
 
 
 def spec_for(model_dir: Path, version: str = "1", **args: str) -> ModelSpec:

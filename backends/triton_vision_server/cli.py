@@ -1,4 +1,4 @@
-"""The server side of ``triton-vision``: ``serve``, ``models``, ``demo`` and ``perf``.
+"""The server side of ``triton-vision``: ``serve``, ``models``, ``demo``, ``perf``, ``check`` and ``export-repo``.
 
 The ``triton-vision`` entry point (:mod:`triton_vision_client.cli`) finds these commands through
 the ``triton_vision.commands`` entry-point group and calls :func:`register`. The client package
@@ -237,6 +237,56 @@ def default_demo_images() -> list[Path]:
     return [path]
 
 
+def _print_report(report, *, as_json: bool) -> None:
+    import json
+
+    if as_json:
+        print(json.dumps(report.as_dict(), indent=2))
+        return
+    for note in report.notes:
+        print(f"note: {note}")
+    for problem in report.problems:
+        print(f"PROBLEM: {problem}")
+    verdict = "ok" if report.ok else f"{len(report.problems)} problem{'' if len(report.problems) == 1 else 's'}"
+    print(f"{report.repository}: {len(report.models)} models checked, {verdict}")
+
+
+def _quiet_check(repository: Path, models=None):
+    """check_repository without the deprecation warnings DALI prints while serializing pipelines."""
+    import warnings
+
+    from triton_vision_server.repocheck import check_repository
+
+    with warnings.catch_warnings(record=True):  # recorded, not shown (DALI forces its own filter)
+        return check_repository(repository, models)
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    """Validate a model repository offline; exit 0 when it has no problems, 1 otherwise."""
+    report = _quiet_check(args.repository)
+    _print_report(report, as_json=args.json)
+    return 0 if report.ok else 1
+
+
+def cmd_export_repo(args: argparse.Namespace) -> int:
+    """Copy the repository with every model renamed <prefix><name>, then check the copy."""
+    from triton_vision_server.export import export_repository
+
+    exported = export_repository(
+        args.model_repository, args.dest, prefix=args.prefix, models=args.models, force=args.force
+    )
+    for model in exported:
+        print(f"{model.source} -> {args.dest / model.name}")
+    report = _quiet_check(args.dest, [m.name for m in exported])
+    _print_report(report, as_json=False)
+    if args.prefix:
+        print(
+            f"clients call the ensembles by their new names ({args.prefix}{t.CLASSIFICATION}, ...): "
+            f"triton-vision classify IMAGE --model-prefix {args.prefix}"
+        )
+    return 0 if report.ok else 1
+
+
 def _server_command(func: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
     """Runs ``func`` if the server extra is installed; project errors become one line and exit 1."""
 
@@ -283,6 +333,21 @@ def register(sub: Any) -> None:
     p.add_argument("--measurement-ms", type=int, default=5000)
     add_connection(p)
     p.set_defaults(func=_server_command(cmd_perf))
+
+    p = sub.add_parser("check", help="validate a model repository offline (exit 1 on any problem)")
+    p.add_argument("repository", nargs="?", type=Path, default=DEFAULT_REPOSITORY)
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.set_defaults(func=_server_command(cmd_check))
+
+    p = sub.add_parser("export-repo", help="copy the repository with every model renamed <prefix><name>")
+    p.add_argument("dest", type=Path, help="target model repository (created; may be an existing one)")
+    p.add_argument("--prefix", default="", help="prepended to every model name, e.g. tv_")
+    p.add_argument(
+        "--models", nargs="+", default=None, help="models to export (default: all); what they need comes along"
+    )
+    p.add_argument("--force", action="store_true", help="replace models of the same name in DEST")
+    p.add_argument("--model-repository", type=Path, default=DEFAULT_REPOSITORY)
+    p.set_defaults(func=_server_command(cmd_export_repo))
 
     p = sub.add_parser("demo", help="prepare, serve, and answer real photos, then stop")
     p.add_argument("images", nargs="*")

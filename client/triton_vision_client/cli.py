@@ -25,10 +25,15 @@ COMMAND_PLUGINS = "triton_vision.commands"  # entry-point group of packages that
 def add_connection(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--url", default=None, help="server address (default 127.0.0.1:8001 for gRPC, :8000 for HTTP)")
     parser.add_argument("--protocol", choices=PROTOCOLS, default="grpc")
+    parser.add_argument(
+        "--model-prefix",
+        default="",
+        help="prefix of a repository exported with `export-repo --prefix` (calls <prefix>classification, ...)",
+    )
 
 
 def _client(args: argparse.Namespace) -> VisionClient:
-    return VisionClient(args.url, args.protocol)
+    return VisionClient(args.url, args.protocol, model_prefix=getattr(args, "model_prefix", ""))
 
 
 def warn_stand_ins(client: VisionClient, models: Sequence[str]) -> None:

@@ -82,12 +82,17 @@ def split_classifications(out: Mapping[str, np.ndarray]) -> list[Classification]
 class VisionClient:
     """Sends encoded image bytes to an ensemble and returns its outputs as NumPy arrays."""
 
-    def __init__(self, url: str | None = None, protocol: str = "grpc", *, timeout_s: float = 120.0) -> None:
+    def __init__(
+        self, url: str | None = None, protocol: str = "grpc", *, timeout_s: float = 120.0, model_prefix: str = ""
+    ) -> None:
+        """``model_prefix``: the prefix of a repository from ``triton-vision export-repo --prefix``;
+        the ensembles and ``model_info`` are then called ``<prefix><name>``."""
         if protocol not in PROTOCOLS:
             raise ValueError(f"protocol must be one of {PROTOCOLS}, got '{protocol}'")
         self.protocol = protocol
         self.url = url or DEFAULT_URLS[protocol]
         self.timeout_s = timeout_s
+        self.model_prefix = model_prefix
         if protocol == "grpc":
             import tritonclient.grpc as module
         else:
@@ -162,7 +167,12 @@ class VisionClient:
     ) -> list[Classification]:
         parameters = {t.TOP_K: int(top_k)} if top_k is not None else None
         return self.infer_in_batches(
-            t.CLASSIFICATION, images, (t.CLASS_IDS, t.SCORES, t.LABELS), parameters, split_classifications, batch=batch
+            self.model_prefix + t.CLASSIFICATION,
+            images,
+            (t.CLASS_IDS, t.SCORES, t.LABELS),
+            parameters,
+            split_classifications,
+            batch=batch,
         )
 
     def detect(
@@ -186,7 +196,13 @@ class VisionClient:
             parameters[t.MAX_DETECTIONS] = int(max_detections)
         outputs = (t.BOXES, t.SCORES, t.CLASS_IDS, t.LABELS, t.COUNT)
         return self.infer_in_batches(
-            t.DETECTION, images, outputs, parameters, split_detections, batch=batch, concurrency=concurrency
+            self.model_prefix + t.DETECTION,
+            images,
+            outputs,
+            parameters,
+            split_detections,
+            batch=batch,
+            concurrency=concurrency,
         )
 
     def segment(
@@ -195,7 +211,12 @@ class VisionClient:
         """One :class:`Segmentation` per image (mask at the image's own size); ``batch`` images a request."""
         outputs = (t.MASK, t.MASK_SIZE, t.CLASS_FRACTIONS, t.LABELS, t.OVERLAY)
         return self.infer_in_batches(
-            t.SEGMENTATION, images, outputs, {t.OVERLAY_PARAMETER: bool(overlay)}, split_outputs, batch=batch
+            self.model_prefix + t.SEGMENTATION,
+            images,
+            outputs,
+            {t.OVERLAY_PARAMETER: bool(overlay)},
+            split_outputs,
+            batch=batch,
         )
 
     def model_sources(self) -> dict[str, dict[str, str]]:
@@ -203,12 +224,13 @@ class VisionClient:
         from tritonclient.utils import InferenceServerException
 
         try:
-            if not self._client.is_model_ready(t.MODEL_INFO):
+            model_info = self.model_prefix + t.MODEL_INFO
+            if not self._client.is_model_ready(model_info):
                 return {}
             query = np.array([b"sources"], dtype=np.object_)
             tensor = self._module.InferInput(t.INFO_QUERY, [1], "BYTES")
             tensor.set_data_from_numpy(query)
-            result = self._client.infer(t.MODEL_INFO, [tensor])
+            result = self._client.infer(model_info, [tensor])
             return json.loads(_decode(result.as_numpy(t.INFO_JSON)[0]))
         except InferenceServerException:
             return {}
@@ -216,7 +238,8 @@ class VisionClient:
     def stand_in_warnings(self, models: Sequence[str]) -> list[str]:
         sources = self.model_sources()
         return [
-            f"WARNING: the served '{name}' is a stand-in with random weights: its answers are meaningless"
+            f"WARNING: the served '{self.model_prefix}{name}' is a stand-in with random weights: "
+            "its answers are meaningless"
             for name in models
-            if sources.get(name, {}).get("kind") == "stand-in"
+            if sources.get(self.model_prefix + name, {}).get("kind") == "stand-in"
         ]

@@ -10,23 +10,11 @@ from tritonclient.grpc import model_config_pb2
 from tests.conftest import MODEL_REPOSITORY
 from tests.modelconfigs import load_config
 from triton_vision_models import tensors as t
+from triton_vision_server import repocheck
 
 MODEL_DIRS = sorted(p.parent for p in MODEL_REPOSITORY.glob("*/config.pbtxt"))
 CONFIGS = {d.name: load_config(d) for d in MODEL_DIRS}
 ENSEMBLES = [name for name, c in CONFIGS.items() if c.platform == "ensemble"]
-
-
-def tensors_of(config) -> tuple[dict, dict]:
-    return {i.name: i for i in config.input}, {o.name: o for o in config.output}
-
-
-def full_shape(config, tensor) -> tuple[int, ...]:
-    dims = tuple(tensor.dims)
-    return ((-1,) + dims) if config.max_batch_size > 0 else dims
-
-
-def shapes_compatible(a: tuple[int, ...], b: tuple[int, ...]) -> bool:
-    return len(a) == len(b) and all(x == y or x == -1 or y == -1 for x, y in zip(a, b, strict=True))
 
 
 @pytest.mark.parametrize("model_dir", MODEL_DIRS, ids=lambda p: p.name)
@@ -61,39 +49,15 @@ def test_python_models_have_model_py_and_label_files(model_dir: Path):
 
 @pytest.mark.parametrize("name", ENSEMBLES)
 def test_ensemble_steps_are_wired_with_matching_names_dtypes_and_shapes(name: str):
-    ensemble = CONFIGS[name]
-    ens_inputs, ens_outputs = tensors_of(ensemble)
-    # name -> (dtype, full shape) of every tensor available so far
-    available = {n: (i.data_type, full_shape(ensemble, i)) for n, i in ens_inputs.items()}
-    for step in ensemble.ensemble_scheduling.step:
-        assert step.model_name in CONFIGS, f"{name}: step model '{step.model_name}' is not in the repository"
-        model = CONFIGS[step.model_name]
-        if ensemble.max_batch_size > 0:
-            assert model.max_batch_size >= ensemble.max_batch_size, (
-                f"{name}: max_batch_size {ensemble.max_batch_size} above {step.model_name}'s {model.max_batch_size}"
-            )
-        inputs, outputs = tensors_of(model)
-        assert set(step.input_map) == set(inputs), (
-            f"{name}/{step.model_name}: inputs {set(inputs)} vs map {set(step.input_map)}"
-        )
-        for model_input, ensemble_tensor in step.input_map.items():
-            assert ensemble_tensor in available, f"{name}: '{ensemble_tensor}' used before it is produced"
-            dtype, shape = available[ensemble_tensor]
-            wanted = inputs[model_input]
-            assert dtype == wanted.data_type, f"{name}: {ensemble_tensor} dtype feeds {step.model_name}.{model_input}"
-            assert shapes_compatible(shape, full_shape(model, wanted)), (
-                f"{name}: {ensemble_tensor} shape {shape} vs "
-                f"{step.model_name}.{model_input} {full_shape(model, wanted)}"
-            )
-        for model_output, ensemble_tensor in step.output_map.items():
-            assert model_output in outputs, f"{name}: {step.model_name} has no output '{model_output}'"
-            out = outputs[model_output]
-            available[ensemble_tensor] = (out.data_type, full_shape(model, out))
-    for out_name, out in ens_outputs.items():
-        assert out_name in available, f"{name}: output '{out_name}' is never produced"
-        dtype, shape = available[out_name]
-        assert dtype == out.data_type
-        assert shapes_compatible(shape, full_shape(ensemble, out))
+    # The wiring rules live in the `check` command (one implementation); tests/unit/test_repocheck.py
+    # shows that each rule fails on a repository broken that way.
+    assert repocheck.check_ensemble(name, CONFIGS) == []
+
+
+def test_model_repository_passes_check_including_dali_pipelines_and_present_onnx_files():
+    report = repocheck.check_repository(MODEL_REPOSITORY)
+    assert [str(p) for p in report.problems] == []
+    assert sorted(report.models) == sorted(CONFIGS)
 
 
 @pytest.mark.parametrize("name", ENSEMBLES)

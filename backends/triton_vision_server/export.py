@@ -1,0 +1,143 @@
+"""``triton-vision export-repo``: a copy of the repository to drop beside a user's own models.
+
+Every exported model is renamed ``<prefix><name>``: its directory, its config's ``name``, the
+``model_name`` of every ensemble step, and every string parameter that names a model or a file of
+another model (``labels: "resnet18/imagenet_labels.txt"`` becomes
+``"tv_resnet18/imagenet_labels.txt"``). The Python models hold no model names (``model_info``
+reports its repository's model files by directory name, so the prefixed names). Configs are
+rewritten in place as text, so their comments survive; each rewritten text is parsed again and
+must equal the renamed protobuf, else the protobuf is written out instead.
+
+Clients address the prefixed ensembles by their new names (``tv_classification``); the project's
+client takes ``--model-prefix tv_`` (``VisionClient(model_prefix="tv_")``).
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from google.protobuf import text_format
+
+from triton_vision_models import tensors as t
+from triton_vision_models.errors import ConfigError
+
+from .repocheck import ENSEMBLE, ModelConfig, kind_of, load_config, model_dirs, new_config
+
+PREFIX_PATTERN = re.compile(r"[A-Za-z0-9_.-]*")
+COPY_IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc", "*.partial")
+
+
+@dataclass(frozen=True)
+class ExportedModel:
+    source: str
+    name: str
+
+
+def rename_reference(value: str, renames: dict[str, str]) -> str:
+    """A parameter value naming a model (``resnet18``) or a model's file (``resnet18/labels.txt``)."""
+    if value in renames:
+        return renames[value]
+    head, sep, tail = value.partition("/")
+    if sep and head in renames:
+        return f"{renames[head]}/{tail}"
+    return value
+
+
+def renamed_config(config: ModelConfig, renames: dict[str, str]) -> ModelConfig:
+    renamed = new_config()
+    renamed.CopyFrom(config)
+    if config.name:
+        renamed.name = renames.get(config.name, config.name)
+    for step in renamed.ensemble_scheduling.step:
+        step.model_name = renames.get(step.model_name, step.model_name)
+    for key in list(renamed.parameters):
+        value = renamed.parameters[key]
+        if value.string_value:
+            value.string_value = rename_reference(value.string_value, renames)
+    return renamed
+
+
+def _quoted(rewrite: Callable[[str], str]) -> Callable[[re.Match], str]:
+    return lambda m: f'{m.group(1)}"{rewrite(m.group(2))}"'
+
+
+def rename_config_text(text: str, config: ModelConfig, renames: dict[str, str]) -> str:
+    """``config.pbtxt`` text with the models renamed, comments kept (checked against the protobuf)."""
+    rewritten = re.sub(
+        r'^(name\s*:\s*)"([^"]*)"', _quoted(lambda v: renames.get(v, v)), text, count=1, flags=re.MULTILINE
+    )
+    rewritten = re.sub(r'(\bmodel_name\s*:\s*)"([^"]*)"', _quoted(lambda v: renames.get(v, v)), rewritten)
+    rewritten = re.sub(r'(\bstring_value\s*:\s*)"([^"]*)"', _quoted(lambda v: rename_reference(v, renames)), rewritten)
+    expected = renamed_config(config, renames)
+    parsed = new_config()
+    text_format.Parse(rewritten, parsed)
+    if parsed == expected:
+        return rewritten
+    return "# Written by triton-vision export-repo.\n" + text_format.MessageToString(expected)
+
+
+def closure(configs: dict[str, ModelConfig], wanted: Iterable[str]) -> list[str]:
+    """``wanted`` plus every model they need: ensemble steps, models whose files parameters name,
+    and ``model_info`` (clients ask it what the model files are) when an ensemble is exported."""
+    selected: list[str] = []
+    pending = list(wanted)
+    while pending:
+        name = pending.pop(0)
+        if name in selected:
+            continue
+        if name not in configs:
+            raise ConfigError(f"model '{name}' is not in the repository (models: {', '.join(sorted(configs))})")
+        selected.append(name)
+        config = configs[name]
+        pending.extend(step.model_name for step in config.ensemble_scheduling.step)
+        for value in config.parameters.values():
+            head = value.string_value.partition("/")[0]
+            if head in configs:
+                pending.append(head)
+        if kind_of(config) == ENSEMBLE and t.MODEL_INFO in configs:
+            pending.append(t.MODEL_INFO)
+    return selected
+
+
+def export_repository(
+    source: Path,
+    dest: Path,
+    *,
+    prefix: str = "",
+    models: Iterable[str] | None = None,
+    force: bool = False,
+) -> list[ExportedModel]:
+    """Copy ``models`` (default: all) and what they need from ``source`` into ``dest``, renamed.
+
+    ``dest`` may be an existing model repository: a model directory that is already there is
+    refused (a name clash) unless ``force`` replaces it.
+    """
+    if not PREFIX_PATTERN.fullmatch(prefix):
+        raise ConfigError(f"prefix '{prefix}' may hold only letters, digits, '_', '.' and '-'")
+    if not source.is_dir():
+        raise ConfigError(f"model repository {source} is not a directory")
+    configs = {d.name: load_config(d) for d in model_dirs(source) if (d / "config.pbtxt").is_file()}
+    names = closure(configs, list(models) if models else sorted(configs))
+    renames = {name: prefix + name for name in configs}
+    if dest.resolve() == source.resolve():
+        raise ConfigError("the destination is the source repository")
+    clashes = sorted(renames[n] for n in names if (dest / renames[n]).exists())
+    if clashes and not force:
+        raise ConfigError(f"{dest} already has {', '.join(clashes)} (choose another --prefix, or --force to replace)")
+    dest.mkdir(parents=True, exist_ok=True)
+    exported = []
+    for name in names:
+        target = dest / renames[name]
+        if target.exists():
+            shutil.rmtree(target)
+        shutil.copytree(source / name, target, ignore=COPY_IGNORE)
+        config_path = target / "config.pbtxt"
+        config_path.write_text(
+            rename_config_text(config_path.read_text(encoding="utf-8"), configs[name], renames), encoding="utf-8"
+        )
+        exported.append(ExportedModel(source=name, name=renames[name]))
+    return exported
