@@ -58,11 +58,16 @@ def perf_analyzer_command(
     protocol: str = "grpc",
     concurrency: str = "1:4",
     measurement_ms: int = 5000,
+    request_count: int | None = None,
 ) -> list[str]:
-    """The command line; ``image``'s bytes are copied to ``data_dir/IMAGE`` as the input data."""
+    """The command line; ``image``'s bytes are copied to ``data_dir/IMAGE`` as the input data.
+
+    ``request_count`` bounds the run to that many requests per concurrency level instead of
+    measuring ``measurement_ms`` windows until they are stable.
+    """
     data_dir.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(image, data_dir / t.IMAGE)
-    return [
+    command = [
         str(perf_analyzer_binary()),
         "-m",
         model,
@@ -76,9 +81,14 @@ def perf_analyzer_command(
         f"{t.IMAGE}:{image.stat().st_size}",
         "--concurrency-range",
         concurrency,
-        "--measurement-interval",
-        str(measurement_ms),
     ]
+    return command + _run_length(measurement_ms, request_count)
+
+
+def _run_length(measurement_ms: int, request_count: int | None) -> list[str]:
+    if request_count is not None:
+        return ["--request-count", str(request_count)]
+    return ["--measurement-interval", str(measurement_ms)]
 
 
 class PerfInputError(TritonVisionError):
@@ -167,8 +177,4 @@ def perf_analyzer_data_command(
         "--concurrency-range",
         concurrency,
     ]
-    if request_count is not None:
-        command += ["--request-count", str(request_count)]
-    else:
-        command += ["--measurement-interval", str(measurement_ms)]
-    return command
+    return command + _run_length(measurement_ms, request_count)
