@@ -153,3 +153,12 @@ def test_resnet18_output_names_a_label_file_with_one_line_per_class():
     labels = (MODEL_REPOSITORY / t.CLASSIFIER / logits.label_filename).read_text().splitlines()
     assert len(labels) == logits.dims[0] == 1000
     assert labels[281].startswith("tabby") and labels[0].startswith("tench")
+
+
+@pytest.mark.parametrize("name", ENSEMBLES)
+def test_model_analyzer_names_every_composing_model_of_the_ensemble(name: str):
+    """Model Analyzer keeps exactly these on the CPU; a step it does not know would ask for a GPU."""
+    from triton_vision_server.model_analyzer import COMPOSING_MODELS
+
+    steps = [step.model_name for step in CONFIGS[name].ensemble_scheduling.step]
+    assert COMPOSING_MODELS[name] == steps
