@@ -95,3 +95,62 @@ def write_model_analyzer_config(target: Path, **kwargs) -> Path:
     Path(kwargs["workdir"]).mkdir(parents=True, exist_ok=True)
     target.write_text(json.dumps(model_analyzer_config(**kwargs), indent=2))
     return target
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m triton_vision_server.model_analyzer ENSEMBLE IMG...``: write the input data and
+    the config into ``--workdir``, then run Model Analyzer on them (unless ``--config-only``)."""
+    import argparse
+    import subprocess
+    import sys
+
+    from triton_vision_models.errors import TritonVisionError
+
+    from .perf import perf_analyzer_env, write_input_data
+
+    parser = argparse.ArgumentParser(prog="python -m triton_vision_server.model_analyzer")
+    parser.add_argument("ensemble", choices=sorted(COMPOSING_MODELS))
+    parser.add_argument("images", nargs="+", type=Path, help="JPEG/PNG files perf_analyzer sends")
+    parser.add_argument("--model-repository", type=Path, default=Path("model_repository"))
+    parser.add_argument("--workdir", type=Path, default=Path("out/model-analyzer"))
+    parser.add_argument("--grpc-port", type=int, default=8001)
+    parser.add_argument("--http-port", type=int, default=8000)
+    parser.add_argument("--metrics-port", type=int, default=8002)
+    parser.add_argument("--max-model-batch-size", type=int, default=4)
+    parser.add_argument("--max-instance-count", type=int, default=2)
+    parser.add_argument("--concurrency", type=int, default=None, help="pin every measurement's concurrency")
+    parser.add_argument("--model-analyzer", type=Path, default=Path(".venv-ma/bin/model-analyzer"))
+    parser.add_argument("--config-only", action="store_true", help="write the files, do not run")
+    args = parser.parse_args(argv)
+    workdir = args.workdir.resolve()
+    try:
+        input_data = write_input_data(args.images, workdir / "input_data.json")
+        config = write_model_analyzer_config(
+            workdir / "model_analyzer.yaml",
+            ensemble=args.ensemble,
+            model_repository=args.model_repository.resolve(),
+            input_data=input_data,
+            workdir=workdir,
+            http_port=args.http_port,
+            grpc_port=args.grpc_port,
+            metrics_port=args.metrics_port,
+            max_model_batch_size=args.max_model_batch_size,
+            max_instance_count=args.max_instance_count,
+            concurrency=args.concurrency,
+        )
+        env = perf_analyzer_env()
+    except TritonVisionError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    command = [str(args.model_analyzer), "profile", "-f", str(config)]
+    print(" ".join(command), flush=True)
+    if args.config_only:
+        return 0
+    if not args.model_analyzer.is_file():
+        print(f"error: {args.model_analyzer} is missing: make model-analyzer-env", file=sys.stderr)
+        return 1
+    return subprocess.call(command, env=env)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -13,6 +13,7 @@ from __future__ import annotations
 import csv
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -56,42 +57,36 @@ def controllable_server(tmp_path_factory):
 def test_model_analyzer_profiles_the_classification_ensemble(controllable_server, chelsea_rgb, tmp_path):
     import cv2
 
-    from triton_vision_server.model_analyzer import write_model_analyzer_config
-    from triton_vision_server.perf import perf_analyzer_env, write_input_data
-
     executable = model_analyzer_executable()
     images = []
     for name, size in (("small.png", (160, 107)), ("large.jpg", (902, 600))):
         path = tmp_path / name
         cv2.imwrite(str(path), cv2.resize(cv2.cvtColor(chelsea_rgb, cv2.COLOR_RGB2BGR), size))
         images.append(path)
-    input_data = write_input_data(images, tmp_path / "input_data.json")
     options = controllable_server.options
-    config = write_model_analyzer_config(
-        tmp_path / "model_analyzer.yaml",
-        ensemble=t.CLASSIFICATION,
-        model_repository=options.model_repository,
-        input_data=input_data,
-        workdir=tmp_path / "ma",
-        http_port=options.http_port,
-        grpc_port=options.grpc_port,
-        metrics_port=options.metrics_port,
-        max_model_batch_size=1,
-        max_instance_count=1,
-        concurrency=2,
-    )
-    result = subprocess.run(
-        [str(executable), "profile", "-f", str(config)],
-        env=perf_analyzer_env(),
-        capture_output=True,
-        text=True,
-        timeout=TIMEOUT_S,
-        cwd=tmp_path,
-    )
+    workdir = tmp_path / "ma"
+    command = [
+        sys.executable,
+        "-m",
+        "triton_vision_server.model_analyzer",  # the README's command
+        t.CLASSIFICATION,
+        *map(str, images),
+        f"--model-repository={options.model_repository}",
+        f"--workdir={workdir}",
+        f"--grpc-port={options.grpc_port}",
+        f"--http-port={options.http_port}",
+        f"--metrics-port={options.metrics_port}",
+        "--max-model-batch-size=1",  # a tiny search: one candidate besides the default,
+        "--max-instance-count=1",
+        "--concurrency=2",  # measured at one concurrency
+        f"--model-analyzer={executable}",
+    ]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=TIMEOUT_S, cwd=tmp_path)
     log = result.stdout + result.stderr
+    (tmp_path / "model_analyzer.log").write_text(log)
     assert result.returncode == 0, log[-4000:]
     assert "Profile complete" in log, log[-4000:]
-    with (tmp_path / "ma" / "results" / "results" / "metrics-model-inference.csv").open() as f:
+    with (workdir / "results" / "results" / "metrics-model-inference.csv").open() as f:
         rows = list(csv.DictReader(f))
     assert rows and {row["Model"] for row in rows} == {t.CLASSIFICATION}
     assert all(float(row["Throughput (infer/sec)"]) > 0 for row in rows)
