@@ -3,16 +3,19 @@
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
+# Triton Model Analyzer, in an environment of its own (its dependencies stay out of .venv).
+MA_VENV ?= .venv-ma
+MODEL_ANALYZER_VERSION ?= 1.58.0
 PYVER  := $(shell $(PYTHON) -c 'import sys; print(f"{sys.version_info[0]}.{sys.version_info[1]}")')
 # Debian packages: the Python backend stub links the system libpython; perf_analyzer links libb64.
 SYSTEM_LIBS := libpython$(PYVER).so.1.0:libpython$(PYVER) libb64.so.0d:libb64-0d
 
-.PHONY: demo test lint setup system-deps clean
+.PHONY: demo test lint setup system-deps clean model-analyzer-env
 
 demo: setup
 	$(BIN)/triton-vision demo
 
-test: setup lint
+test: setup lint model-analyzer-env
 	@$(BIN)/python -m pytest -q; status=$$?; \
 	if [ $$status -eq 5 ]; then echo "pytest collected no tests: that is a failure here"; fi; exit $$status
 
@@ -52,6 +55,14 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/python -m pip install -q -e ".[dev,export]"
 	touch $@
 
+model-analyzer-env: $(MA_VENV)/.installed
+
+$(MA_VENV)/.installed:
+	$(PYTHON) -m venv $(MA_VENV)
+	$(MA_VENV)/bin/python -m pip install -q --upgrade pip
+	$(MA_VENV)/bin/python -m pip install -q "triton-model-analyzer==$(MODEL_ANALYZER_VERSION)" "numpy<2"
+	touch $@
+
 clean:
-	rm -rf $(VENV) out
+	rm -rf $(VENV) $(MA_VENV) out
 	find model_repository -name model.onnx -delete -o -name model.source.json -delete

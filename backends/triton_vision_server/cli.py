@@ -201,22 +201,25 @@ def default_detection_image() -> Path:
 
 
 def cmd_perf(args: argparse.Namespace) -> int:
-    """perf_analyzer against a running server, fed a real encoded image."""
+    """perf_analyzer against a running server, fed real encoded images (a JSON input-data file)."""
     import subprocess
     import tempfile
 
-    from triton_vision_server.perf import perf_analyzer_command, perf_analyzer_env
+    from triton_vision_server.perf import perf_analyzer_data_command, perf_analyzer_env
 
     url = args.url or ("127.0.0.1:8001" if args.protocol == "grpc" else "127.0.0.1:8000")
-    with tempfile.TemporaryDirectory() as data_dir:
-        command = perf_analyzer_command(
-            Path(args.image),
-            Path(data_dir),
+    with tempfile.TemporaryDirectory() as scratch:
+        data_file = args.input_data_out or Path(scratch) / "input_data.json"
+        command = perf_analyzer_data_command(
+            [Path(image) for image in args.images],
+            data_file,
             model=args.model,
             url=url,
             protocol=args.protocol,
+            batch_size=args.batch_size,
             concurrency=args.concurrency,
             measurement_ms=args.measurement_ms,
+            request_count=args.request_count,
         )
         print(" ".join(command), flush=True)
         return subprocess.call(command, env=perf_analyzer_env())
@@ -326,11 +329,14 @@ def register(sub: Any) -> None:
     p.add_argument("--model-repository", type=Path, default=DEFAULT_REPOSITORY)
     p.set_defaults(func=_server_command(cmd_models))
 
-    p = sub.add_parser("perf", help="run perf_analyzer against an ensemble with a real image")
-    p.add_argument("image")
+    p = sub.add_parser("perf", help="run perf_analyzer against an ensemble with real JPEG/PNG images")
+    p.add_argument("images", nargs="+", help="JPEG/PNG files; requests cycle through them")
     p.add_argument("--model", default=t.CLASSIFICATION)
+    p.add_argument("--batch-size", type=int, default=1, help="images per request (rows zero-padded to the longest)")
     p.add_argument("--concurrency", default="1:4", help="perf_analyzer --concurrency-range (start:end:step)")
     p.add_argument("--measurement-ms", type=int, default=5000)
+    p.add_argument("--request-count", type=int, default=None, help="send this many requests, no stability windows")
+    p.add_argument("--input-data-out", type=Path, default=None, help="keep perf_analyzer's input-data JSON here")
     add_connection(p)
     p.set_defaults(func=_server_command(cmd_perf))
 

@@ -84,3 +84,45 @@ def test_client_batch_sizes_equal_the_ensembles_max_batch_size():
     assert CONFIGS[t.CLASSIFICATION].max_batch_size == t.CLASSIFICATION_MAX_BATCH
     assert CONFIGS[t.SEGMENTATION].max_batch_size == t.SEGMENTATION_MAX_BATCH
     assert CONFIGS[t.DETECTION].max_batch_size == t.DETECTION_MAX_BATCH
+
+
+# -- the bare models speak Triton's conventions (the reference image client, class_count) -----
+BARE_IMAGE_MODELS = [t.CLASSIFIER, t.SEGMENTER, t.DETECTOR]  # FP32 CHW image inputs a client can feed itself
+
+
+@pytest.mark.parametrize("name", BARE_IMAGE_MODELS)
+def test_bare_models_declare_their_image_input_as_nchw(name: str):
+    """Triton's image_client.py refuses an input whose format is FORMAT_NONE."""
+    image = CONFIGS[name].input[0]
+    assert image.format == model_config_pb2.ModelInput.FORMAT_NCHW, f"{name}.{image.name}"
+    assert image.data_type == model_config_pb2.TYPE_FP32
+    assert len(image.dims) == 3 and image.dims[0] == 3, "NCHW: three channels first"
+    assert CONFIGS[name].max_batch_size > 0
+
+
+def test_resnet18_meets_the_reference_image_clients_requirements():
+    """image_client.py's checks: one input (3 dims besides the batch, NCHW/NHWC), one FP32 vector output."""
+    classifier = CONFIGS[t.CLASSIFIER]
+    (image,) = classifier.input
+    (logits,) = classifier.output
+    assert list(image.dims) == [3, t.CLASSIFIER_INPUT_SIZE, t.CLASSIFIER_INPUT_SIZE]
+    assert logits.data_type == model_config_pb2.TYPE_FP32
+    assert [d for d in logits.dims if d > 1] == [1000], "output must be a vector"
+
+
+def test_resnet18_output_names_a_label_file_with_one_line_per_class():
+    """label_filename drives the classification extension (class_count): one label per logit."""
+    (logits,) = CONFIGS[t.CLASSIFIER].output
+    assert logits.label_filename
+    labels = (MODEL_REPOSITORY / t.CLASSIFIER / logits.label_filename).read_text().splitlines()
+    assert len(labels) == logits.dims[0] == 1000
+    assert labels[281].startswith("tabby") and labels[0].startswith("tench")
+
+
+@pytest.mark.parametrize("name", ENSEMBLES)
+def test_model_analyzer_names_every_composing_model_of_the_ensemble(name: str):
+    """Model Analyzer keeps exactly these on the CPU; a step it does not know would ask for a GPU."""
+    from triton_vision_server.model_analyzer import COMPOSING_MODELS
+
+    steps = [step.model_name for step in CONFIGS[name].ensemble_scheduling.step]
+    assert COMPOSING_MODELS[name] == steps

@@ -1,0 +1,156 @@
+"""Triton Model Analyzer against this project's local server (remote launch mode).
+
+Model Analyzer (PyPI ``triton-model-analyzer``) is not a dependency of the project: it brings
+matplotlib, numba, optuna, SQLAlchemy and docker, and pins ``cuda-python``; install it in an
+environment of its own (``make model-analyzer-env`` makes ``.venv-ma/``). It runs here in its
+*remote* launch mode against ``triton-vision serve --allow-model-control``: it loads each
+configuration it tries through Triton's model-control API (a load with a config override), so the
+local server's Python-based backends serve them. For an ensemble it always runs its quick search
+over the composing models' ``max_batch_size``, ``instance_group`` count and dynamic batching;
+``cpu_only_composing_models`` keeps their instances on the CPU (its default, ``KIND_GPU``, does
+not load without a GPU). perf_analyzer is this environment's (tritonclient 2.51), fed the real
+images as a JSON input-data file (:func:`triton_vision_server.perf.write_input_data`).
+
+:func:`model_analyzer_config` returns the YAML document (written as JSON, which is YAML) for
+``model-analyzer profile -f FILE``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from triton_vision_models import tensors as t
+
+from .perf import perf_analyzer_binary
+
+# The composing models of each ensemble, in order (Model Analyzer needs them named for cpu_only).
+COMPOSING_MODELS = {
+    t.CLASSIFICATION: [t.IMAGE_GUARD, t.CLASSIFICATION_PREPROCESS, t.CLASSIFIER, t.CLASSIFICATION_POSTPROCESS],
+    t.DETECTION: [t.IMAGE_GUARD, t.DETECTION_PREPROCESS, t.DETECTOR, t.DETECTION_POSTPROCESS],
+    t.SEGMENTATION: [t.IMAGE_GUARD, t.SEGMENTATION_PREPROCESS, t.SEGMENTER, t.SEGMENTATION_POSTPROCESS],
+}
+
+
+def model_analyzer_config(
+    *,
+    ensemble: str,
+    model_repository: Path,
+    input_data: Path,
+    workdir: Path,
+    host: str = "127.0.0.1",
+    http_port: int = 8000,
+    grpc_port: int = 8001,
+    metrics_port: int = 8002,
+    max_model_batch_size: int = 4,
+    max_instance_count: int = 2,
+    concurrency: int | None = None,
+    measurement_ms: int = 2000,
+) -> dict:
+    """A Model Analyzer profile config for ``ensemble`` on a running ``serve --allow-model-control``.
+
+    ``max_model_batch_size`` and ``max_instance_count`` bound the quick search; ``concurrency``
+    pins perf_analyzer's concurrency for every measurement (a tiny, bounded search) and turns off
+    the final concurrency sweep. Measurements are time windows of ``measurement_ms`` with a loose
+    stability criterion (50%, at most 4 windows): a shared CPU is noisy.
+    """
+    flags: dict[str, object] = {
+        "input-data": str(input_data),
+        "measurement-mode": "time_windows",
+        "measurement-interval": measurement_ms,
+        "stability-percentage": 50,
+        "max-trials": 4,
+    }
+    config: dict[str, object] = {
+        "model_repository": str(model_repository),
+        "triton_launch_mode": "remote",
+        "triton_http_endpoint": f"{host}:{http_port}",
+        "triton_grpc_endpoint": f"{host}:{grpc_port}",
+        "triton_metrics_url": f"http://{host}:{metrics_port}/metrics",
+        "client_protocol": "grpc",
+        "perf_analyzer_path": str(perf_analyzer_binary()),
+        "perf_analyzer_timeout": 300,
+        "output_model_repository_path": str(workdir / "output_models"),
+        "override_output_model_repository": True,
+        "export_path": str(workdir / "results"),
+        "checkpoint_directory": str(workdir / "checkpoints"),
+        "run_config_search_max_model_batch_size": max_model_batch_size,
+        "run_config_search_max_instance_count": max_instance_count,
+        "cpu_only_composing_models": COMPOSING_MODELS[ensemble],
+        "profile_models": {ensemble: {"cpu_only": True, "perf_analyzer_flags": flags}},
+    }
+    if concurrency is not None:
+        flags["concurrency-range"] = str(concurrency)
+        config["run_config_search_max_concurrency"] = concurrency
+        config["concurrency_sweep_disable"] = True
+    return config
+
+
+def write_model_analyzer_config(target: Path, **kwargs) -> Path:
+    """Write :func:`model_analyzer_config` to ``target`` (JSON is valid YAML); returns it.
+
+    Creates ``workdir`` (Model Analyzer refuses paths whose parent does not exist).
+    """
+    target.parent.mkdir(parents=True, exist_ok=True)
+    Path(kwargs["workdir"]).mkdir(parents=True, exist_ok=True)
+    target.write_text(json.dumps(model_analyzer_config(**kwargs), indent=2))
+    return target
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m triton_vision_server.model_analyzer ENSEMBLE IMG...``: write the input data and
+    the config into ``--workdir``, then run Model Analyzer on them (unless ``--config-only``)."""
+    import argparse
+    import subprocess
+    import sys
+
+    from triton_vision_models.errors import TritonVisionError
+
+    from .perf import perf_analyzer_env, write_input_data
+
+    parser = argparse.ArgumentParser(prog="python -m triton_vision_server.model_analyzer")
+    parser.add_argument("ensemble", choices=sorted(COMPOSING_MODELS))
+    parser.add_argument("images", nargs="+", type=Path, help="JPEG/PNG files perf_analyzer sends")
+    parser.add_argument("--model-repository", type=Path, default=Path("model_repository"))
+    parser.add_argument("--workdir", type=Path, default=Path("out/model-analyzer"))
+    parser.add_argument("--grpc-port", type=int, default=8001)
+    parser.add_argument("--http-port", type=int, default=8000)
+    parser.add_argument("--metrics-port", type=int, default=8002)
+    parser.add_argument("--max-model-batch-size", type=int, default=4)
+    parser.add_argument("--max-instance-count", type=int, default=2)
+    parser.add_argument("--concurrency", type=int, default=None, help="pin every measurement's concurrency")
+    parser.add_argument("--model-analyzer", type=Path, default=Path(".venv-ma/bin/model-analyzer"))
+    parser.add_argument("--config-only", action="store_true", help="write the files, do not run")
+    args = parser.parse_args(argv)
+    workdir = args.workdir.resolve()
+    try:
+        input_data = write_input_data(args.images, workdir / "input_data.json")
+        config = write_model_analyzer_config(
+            workdir / "model_analyzer.yaml",
+            ensemble=args.ensemble,
+            model_repository=args.model_repository.resolve(),
+            input_data=input_data,
+            workdir=workdir,
+            http_port=args.http_port,
+            grpc_port=args.grpc_port,
+            metrics_port=args.metrics_port,
+            max_model_batch_size=args.max_model_batch_size,
+            max_instance_count=args.max_instance_count,
+            concurrency=args.concurrency,
+        )
+        env = perf_analyzer_env()
+    except TritonVisionError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    command = [str(args.model_analyzer), "profile", "-f", str(config)]
+    print(" ".join(command), flush=True)
+    if args.config_only:
+        return 0
+    if not args.model_analyzer.is_file():
+        print(f"error: {args.model_analyzer} is missing: make model-analyzer-env", file=sys.stderr)
+        return 1
+    return subprocess.call(command, env=env)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
