@@ -1,4 +1,4 @@
-"""The server side of ``triton-vision``: ``serve``, ``models``, ``demo`` and ``perf``.
+"""The server side of ``triton-vision``: ``serve``, ``models``, ``demo``, ``perf`` and ``bench``.
 
 The ``triton-vision`` entry point (:mod:`triton_vision_client.cli`) finds these commands through
 the ``triton_vision.commands`` entry-point group and calls :func:`register`. The client package
@@ -283,6 +283,10 @@ def register(sub: Any) -> None:
     p.add_argument("--measurement-ms", type=int, default=5000)
     add_connection(p)
     p.set_defaults(func=_server_command(cmd_perf))
+
+    from triton_vision_server.bench import add_parser as add_bench
+
+    add_bench(sub, _server_command)
 
     p = sub.add_parser("demo", help="prepare, serve, and answer real photos, then stop")
     p.add_argument("images", nargs="*")
