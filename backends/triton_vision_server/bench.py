@@ -694,6 +694,7 @@ def run_bench(options: BenchOptions) -> dict[str, Any]:
         if options.url:
             url = options.url
             how = "given with --url"
+            check_server(url, [profile.ensemble, *steps])
         else:
             workdir = tempfile.TemporaryDirectory(prefix="triton-vision-bench-")
             bench_repo = bench_repository(repository, profile.ensemble, Path(workdir.name) / "repository")
@@ -705,6 +706,7 @@ def run_bench(options: BenchOptions) -> dict[str, Any]:
             server.wait_ready(timeout=300)
             url = server_options.grpc_url
             how = "started by the bench: the local runtime, this repository's configs"
+        served = served_configs(url, [profile.ensemble, *steps])
         sweep = Sweep(url, options, images, profile)
         paths: dict[str, dict] = {}
         paths["ensemble"] = asyncio.run(
@@ -749,7 +751,7 @@ def run_bench(options: BenchOptions) -> dict[str, Any]:
             "max_point_s": options.max_point_s,
             "min_requests": profile.min_requests,
         },
-        "configs": _configs(repository, [profile.ensemble, *steps]),
+        "served_configs": served,
         "images": [
             {"name": i.name, "format": i.format, "width": i.width, "height": i.height, "bytes": len(i.data)}
             for i in images
@@ -759,6 +761,7 @@ def run_bench(options: BenchOptions) -> dict[str, Any]:
         "in_process": ceiling,
         "work_bound": bound,
     }
+    report["served_line"] = instances_line(served)
     report["summary"] = br.summarise(report)
     report["targets"] = br.targets(profile.ensemble, report["summary"])
     return report
@@ -779,16 +782,65 @@ def _model_source(repository: Path, model: str) -> str:
         return f"unknown ({type(exc).__name__})"
 
 
-def _configs(repository: Path, models: Sequence[str]) -> dict[str, str]:
-    """The scheduling-relevant lines of each config, so a report says what was measured."""
-    keys = ("instance_group", "dynamic_batching", "max_batch_size", "parameters", "optimization", "count", "kind")
-    found = {}
-    for name in models:
-        path = repository / name / "config.pbtxt"
-        if path.is_file():
-            lines = [ln.strip() for ln in path.read_text().splitlines() if not ln.strip().startswith("#")]
-            found[name] = " ".join(ln for ln in lines if any(k in ln for k in keys))
+def check_server(url: str, models: Sequence[str]) -> None:
+    """A clear error unless the server at ``url`` answers and has every model ready."""
+    import tritonclient.grpc as grpcclient
+    from tritonclient.utils import InferenceServerException
+
+    try:
+        with grpcclient.InferenceServerClient(url) as client:
+            if not client.is_server_live(client_timeout=10):
+                raise BenchError(f"the server at {url} is not live")
+            missing = [name for name in models if not client.is_model_ready(name, client_timeout=10)]
+    except InferenceServerException as exc:
+        raise BenchError(f"no Triton server answers at {url}: {exc.message()}") from exc
+    if missing:
+        raise BenchError(f"the server at {url} has no ready model {', '.join(missing)}")
+
+
+def served_configs(url: str, models: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """What the server made of each config: instance groups (after Triton's defaults), batching, parameters."""
+    import tritonclient.grpc as grpcclient
+
+    found: dict[str, dict[str, Any]] = {}
+    with grpcclient.InferenceServerClient(url) as client:
+        for name in models:
+            config = client.get_model_config(name, as_json=True).get("config", {})
+            found[name] = {
+                key: config[key]
+                for key in ("instance_group", "dynamic_batching", "parameters", "optimization", "max_batch_size")
+                if key in config
+            }
+            if "instance_group" in found[name]:
+                found[name]["instance_group"] = [
+                    {k: g.get(k) for k in ("count", "kind")} for g in found[name]["instance_group"]
+                ]
+            if "dynamic_batching" in found[name]:
+                batching = found[name]["dynamic_batching"]
+                found[name]["dynamic_batching"] = {
+                    k: batching[k] for k in ("max_queue_delay_microseconds", "preferred_batch_size") if k in batching
+                }
+            if "optimization" in found[name]:
+                found[name]["optimization"] = {"graph": found[name]["optimization"].get("graph", {})}
     return found
+
+
+def instances_line(served: dict[str, dict[str, Any]]) -> str:
+    """``model: 2 x KIND_CPU, delay 2000 us`` for each served model."""
+    parts = []
+    for name, config in served.items():
+        groups = config.get("instance_group") or []
+        count = " + ".join(f"{g.get('count', 1)} x {g.get('kind', '?')}" for g in groups) or "-"
+        delay = config.get("dynamic_batching", {}).get("max_queue_delay_microseconds")
+        threads = {
+            k: v.get("string_value")
+            for k, v in config.get("parameters", {}).items()
+            if k in ("intra_op_thread_count", "inter_op_thread_count", "num_threads", "execution_mode")
+        }
+        extra = f", delay {delay} us" if delay is not None else ""
+        extra += "".join(f", {k} {v}" for k, v in threads.items())
+        parts.append(f"{name}: {count}{extra}")
+    return "; ".join(parts)
 
 
 def write_report(report: dict[str, Any], out: Path) -> list[Path]:

@@ -243,6 +243,7 @@ def render_markdown(report: Mapping[str, Any]) -> str:
         f"{_fmt(report['elapsed_s'], 0)} s",
         f"- images ({len(report['images'])}, mean {_bytes(report['images_mean_bytes'])}): "
         + ", ".join(f"{i['name']} {i['width']}x{i['height']} {_bytes(i['bytes'])}" for i in report["images"]),
+        f"- served configs: {report.get('served_line', '-')}",
         f"- {_fmt(report['settings']['duration_s'], 1)} s per point after {_fmt(report['settings']['warmup_s'], 1)} s"
         " warm-up; one image per request",
         "",
