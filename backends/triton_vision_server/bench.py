@@ -240,6 +240,46 @@ def bench_repository(source: Path, ensemble: str, target: Path) -> Path:
     return target
 
 
+# -- CPU seconds of the server's processes ---------------------------------------------------
+def parse_proc_stat(text: str) -> tuple[int, int, int]:
+    """(pid, ppid, utime + stime in clock ticks) from one ``/proc/<pid>/stat`` line."""
+    pid = int(text.split(" ", 1)[0])
+    fields = text.rsplit(")", 1)[1].split()  # the command name may hold spaces and parentheses
+    return pid, int(fields[1]), int(fields[11]) + int(fields[12])
+
+
+def tree_cpu_s(root: int, stats: Sequence[tuple[int, int, int]], ticks_per_s: float) -> float:
+    """CPU seconds of ``root`` and every descendant among ``stats`` (pid, ppid, ticks)."""
+    children: dict[int, list[int]] = {}
+    ticks = {}
+    for pid, ppid, used in stats:
+        children.setdefault(ppid, []).append(pid)
+        ticks[pid] = used
+    total, todo, seen = 0, [root], set()
+    while todo:
+        pid = todo.pop()
+        if pid in seen:
+            continue
+        seen.add(pid)
+        total += ticks.get(pid, 0)
+        todo.extend(children.get(pid, []))
+    return total / ticks_per_s
+
+
+def server_cpu_s(root: int | None) -> float | None:
+    """CPU seconds used so far by a local ``tritonserver`` and its backend stubs; None if unknown."""
+    if root is None or not Path("/proc").is_dir():
+        return None
+    stats = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stats.append(parse_proc_stat((entry / "stat").read_text()))
+            except (OSError, ValueError, IndexError):
+                continue  # the process ended meanwhile
+    return tree_cpu_s(root, stats, os.sysconf("SC_CLK_TCK"))
+
+
 # -- the load generator ---------------------------------------------------------------------
 @dataclass
 class PointResult:
@@ -357,8 +397,11 @@ def _infer_input(name: str, array: np.ndarray):
 class Sweep:
     """One path (ensemble or seed) over concurrencies, against one server."""
 
-    def __init__(self, url: str, options: BenchOptions, images: list[BenchImage], profile: Profile) -> None:
+    def __init__(
+        self, url: str, options: BenchOptions, images: list[BenchImage], profile: Profile, server_pid: int | None
+    ) -> None:
         self.url = url
+        self.server_pid = server_pid
         self.options = options
         self.images = images
         self.profile = profile
@@ -407,6 +450,7 @@ class Sweep:
 
                 async def on_window(event: str, _snapshots=snapshots) -> None:
                     _snapshots[event] = await self._stats(client)
+                    _snapshots[event + "_cpu"] = server_cpu_s(self.server_pid)
 
                 progress(f"{label}: concurrency {concurrency} ...")
                 try:
@@ -437,6 +481,8 @@ class Sweep:
                     "client_cpu_ms_per_image": result.client_cpu_s / images * 1e3 if images else math.nan,
                     "errors": result.errors,
                 }
+                if snapshots.get("open_cpu") is not None and snapshots.get("close_cpu") is not None and images:
+                    point["server_cpu_ms_per_image"] = (snapshots["close_cpu"] - snapshots["open_cpu"]) / images * 1e3
                 if result.first_error:
                     point["first_error"] = result.first_error
                 if step_models and "open" in snapshots and "close" in snapshots:
@@ -707,7 +753,7 @@ def run_bench(options: BenchOptions) -> dict[str, Any]:
             url = server_options.grpc_url
             how = "started by the bench: the local runtime, this repository's configs"
         served = served_configs(url, [profile.ensemble, *steps])
-        sweep = Sweep(url, options, images, profile)
+        sweep = Sweep(url, options, images, profile, server.process.pid if server and server.process else None)
         paths: dict[str, dict] = {}
         paths["ensemble"] = asyncio.run(
             sweep.run(

@@ -152,3 +152,20 @@ def test_served_config_line_names_instances_delays_and_threads():
 
 def test_repository_path_default_is_relative_to_the_checkout():
     assert bench.BenchOptions().model_repository == Path("model_repository")
+
+
+def test_proc_stat_line_with_spaces_and_parentheses_in_the_name_is_parsed():
+    line = "4242 (triton (py) stub) S 4200 4242 4242 0 -1 4194560 100 0 0 0 250 30 0 0 20 0 9 0 1 2 3"
+    assert bench.parse_proc_stat(line) == (4242, 4200, 280)
+
+
+def test_server_cpu_adds_the_server_and_all_its_descendants_only():
+    stats = [(10, 1, 100), (11, 10, 50), (12, 11, 25), (13, 1, 1000)]  # 13 is someone else's process
+    assert bench.tree_cpu_s(10, stats, ticks_per_s=100) == pytest.approx(1.75)
+
+
+def test_server_cpu_of_this_process_tree_is_measured():
+    import os
+
+    assert bench.server_cpu_s(os.getpid()) > 0
+    assert bench.server_cpu_s(None) is None

@@ -231,3 +231,13 @@ def test_plot_is_a_png(tmp_path):
     pytest.importorskip("matplotlib")
     path = br.render_plot(report(), tmp_path / "plot.png")
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_cpu_per_image_and_work_efficiency_use_the_cheapest_point():
+    data = report()
+    for p, server in zip(data["paths"]["ensemble"]["points"], (60.0, 49.0, 52.0), strict=True):
+        p["server_cpu_ms_per_image"] = server
+    summary = br.summarise(data)
+    assert summary["ensemble_cpu_ms_per_image"] == pytest.approx(50.0)  # 49 server + 1 client
+    assert summary["ensemble_work_efficiency"] == pytest.approx(41.5 / 50.0)
+    assert math.isnan(summary["seed_cpu_ms_per_image"])  # no server CPU recorded for it
