@@ -537,7 +537,7 @@ def perf_analyzer_path(url: str, profile: Profile, image: BenchImage, concurrenc
                 url=url,
                 concurrency=str(concurrency),
                 measurement_ms=int(options.duration_s * 1000),
-            ) + ["-f", str(csv_path), "--max-trials", "4", "--stability-percentage", "50"]
+            ) + ["-f", str(csv_path), "--max-trials", "6", "--stability-percentage", "100"]
             progress(f"{label}: concurrency {concurrency} ...")
             try:
                 run = subprocess.run(
