@@ -1,4 +1,4 @@
-"""The server side of ``triton-vision``: ``serve``, ``models``, ``demo``, ``perf``, ``check`` and ``export-repo``.
+"""Server-side commands of ``triton-vision``: serve, models, demo, perf, bench, check, export-repo.
 
 The ``triton-vision`` entry point (:mod:`triton_vision_client.cli`) finds these commands through
 the ``triton_vision.commands`` entry-point group and calls :func:`register`. The client package
@@ -354,6 +354,10 @@ def register(sub: Any) -> None:
     p.add_argument("--force", action="store_true", help="replace models of the same name in DEST")
     p.add_argument("--model-repository", type=Path, default=DEFAULT_REPOSITORY)
     p.set_defaults(func=_server_command(cmd_export_repo))
+
+    from triton_vision_server.bench import add_parser as add_bench
+
+    add_bench(sub, _server_command)
 
     p = sub.add_parser("demo", help="prepare, serve, and answer real photos, then stop")
     p.add_argument("images", nargs="*")

@@ -178,3 +178,26 @@ def perf_analyzer_data_command(
         concurrency,
     ]
     return command + _run_length(measurement_ms, request_count)
+
+
+def perf_analyzer_csv(path: Path) -> list[dict[str, float]]:
+    """The rows of perf_analyzer's ``-f`` CSV report, one per concurrency, every value a float.
+
+    Columns include ``Concurrency``, ``Inferences/Second`` and ``p50 latency`` ... ``p99 latency``
+    (microseconds); a value that is not a number becomes NaN.
+    """
+    import csv
+
+    rows = []
+    with path.open(newline="") as handle:
+        for raw in csv.DictReader(handle):
+            row = {}
+            for key, value in raw.items():
+                if key is None:
+                    continue
+                try:
+                    row[key.strip()] = float(value)
+                except (TypeError, ValueError):
+                    row[key.strip()] = float("nan")
+            rows.append(row)
+    return rows

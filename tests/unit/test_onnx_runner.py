@@ -63,3 +63,82 @@ def test_a_config_output_missing_from_the_onnx_file_is_named(tmp_path):
 def test_a_missing_model_file_says_how_to_make_it(tmp_path):
     with pytest.raises(ModelFileError, match="triton-vision models prepare"):
         OnnxRunner.from_spec(spec_in(tmp_path))
+
+
+# -- session options: the native ONNX Runtime backend's names and meaning -------------------------
+def spec_with(folder: Path, parameters: dict[str, str], level: int | None = None) -> ModelSpec:
+    import dataclasses
+
+    return dataclasses.replace(spec_in(folder), parameters=parameters, graph_optimization_level=level)
+
+
+@pytest.fixture
+def model_dir(tmp_path) -> Path:
+    (tmp_path / "1").mkdir()
+    doubling_model(tmp_path / "1" / "model.onnx")
+    return tmp_path
+
+
+def test_intra_op_thread_count_reaches_the_onnx_runtime_session(model_dir):
+    runner = OnnxRunner.from_spec(spec_with(model_dir, {"intra_op_thread_count": "1", "inter_op_thread_count": "3"}))
+    options = runner.session.get_session_options()
+    assert options.intra_op_num_threads == 1
+    assert options.inter_op_num_threads == 3
+
+
+def test_execution_mode_1_is_parallel_and_graph_level_follows_the_native_mapping(model_dir):
+    import onnxruntime as ort
+
+    runner = OnnxRunner.from_spec(spec_with(model_dir, {"execution_mode": "1"}, level=1))
+    options = runner.session.get_session_options()
+    assert options.execution_mode == ort.ExecutionMode.ORT_PARALLEL
+    assert options.graph_optimization_level == ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
+
+
+@pytest.mark.parametrize(
+    ("level", "expected"),
+    [
+        (None, "ORT_ENABLE_ALL"),
+        (-1, "ORT_ENABLE_BASIC"),
+        (1, "ORT_ENABLE_EXTENDED"),
+        (2, "ORT_DISABLE_ALL"),
+        (0, "ORT_ENABLE_ALL"),
+    ],
+)
+def test_graph_levels_map_as_tritons_onnxruntime_backend_maps_them(model_dir, level, expected):
+    from triton_vision_models.onnx_runner import session_settings
+
+    assert session_settings(spec_with(model_dir, {}, level=level))["graph_optimization_level"] == expected
+
+
+def test_defaults_leave_thread_counts_to_onnx_runtime(model_dir):
+    from triton_vision_models.onnx_runner import session_settings
+
+    assert session_settings(spec_with(model_dir, {})) == {
+        "intra_op_num_threads": 0,
+        "inter_op_num_threads": 0,
+        "execution_mode": "ORT_SEQUENTIAL",
+        "graph_optimization_level": "ORT_ENABLE_ALL",
+    }
+
+
+@pytest.mark.parametrize(
+    ("parameters", "message"),
+    [({"execution_mode": "2"}, "execution_mode' must be 0 or 1"), ({"intra_op_thread_count": "two"}, "integer")],
+)
+def test_bad_session_parameters_are_refused_naming_them(model_dir, parameters, message):
+    from triton_vision_models.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=message):
+        OnnxRunner.from_spec(spec_with(model_dir, parameters))
+
+
+def test_spec_reads_the_graph_level_from_the_config_optimization_block(tmp_path):
+    import json
+
+    config = {"name": "m", "max_batch_size": 1, "optimization": {"graph": {"level": -1}}}
+    args = {"model_config": json.dumps(config), "model_repository": str(tmp_path), "model_version": "1"}
+    assert ModelSpec.from_triton_args(args).graph_optimization_level == -1
+    config.pop("optimization")
+    args["model_config"] = json.dumps(config)
+    assert ModelSpec.from_triton_args(args).graph_optimization_level is None

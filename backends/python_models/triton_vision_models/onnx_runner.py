@@ -5,13 +5,57 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from .errors import ModelFileError
+from .errors import ConfigError, ModelFileError
 from .spec import ModelSpec, RequestData
 
 DEFAULT_MODEL_FILENAME = "model.onnx"
+# Triton's ONNX Runtime backend maps optimization { graph { level } } so: -1 basic, 1 extended,
+# 2 none; absent or any other value: all (its src/onnxruntime.cc, ModelState::ModelState).
+GRAPH_LEVELS = {-1: "ORT_ENABLE_BASIC", 1: "ORT_ENABLE_EXTENDED", 2: "ORT_DISABLE_ALL"}
+DEFAULT_GRAPH_LEVEL = "ORT_ENABLE_ALL"
+
+
+def session_settings(spec: ModelSpec) -> dict[str, Any]:
+    """The ONNX Runtime session settings a config asks for, with the native backend's names and meaning.
+
+    ``parameters``: ``intra_op_thread_count`` and ``inter_op_thread_count`` (0 or absent: ONNX
+    Runtime's default, one per physical core), ``execution_mode`` (0 sequential, 1 parallel; anything
+    else is refused, as the native backend does); ``optimization { graph { level } }``: see
+    :data:`GRAPH_LEVELS`.
+    """
+    intra = spec.int_parameter("intra_op_thread_count", 0)
+    inter = spec.int_parameter("inter_op_thread_count", 0)
+    mode = spec.int_parameter("execution_mode", 0)
+    if mode not in (0, 1):
+        raise ConfigError(f"model '{spec.name}': parameter 'execution_mode' must be 0 or 1, got {mode}")
+    if intra < 0 or inter < 0:
+        raise ConfigError(f"model '{spec.name}': thread counts must be >= 0, got intra {intra}, inter {inter}")
+    level = spec.graph_optimization_level
+    return {
+        "intra_op_num_threads": intra,
+        "inter_op_num_threads": inter,
+        "execution_mode": "ORT_PARALLEL" if mode == 1 else "ORT_SEQUENTIAL",
+        "graph_optimization_level": GRAPH_LEVELS.get(level, DEFAULT_GRAPH_LEVEL)
+        if level is not None
+        else DEFAULT_GRAPH_LEVEL,
+    }
+
+
+def session_options(spec: ModelSpec):
+    """An ``onnxruntime.SessionOptions`` made from :func:`session_settings`."""
+    import onnxruntime as ort
+
+    settings = session_settings(spec)
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = settings["intra_op_num_threads"]
+    options.inter_op_num_threads = settings["inter_op_num_threads"]
+    options.execution_mode = getattr(ort.ExecutionMode, settings["execution_mode"])
+    options.graph_optimization_level = getattr(ort.GraphOptimizationLevel, settings["graph_optimization_level"])
+    return options
 
 
 def model_path(spec: ModelSpec) -> Path:
@@ -42,19 +86,16 @@ class OnnxRunner:
 
     @classmethod
     def from_spec(cls, spec: ModelSpec) -> OnnxRunner:
-        """Load the version folder's ONNX file; honours ``intra_op_thread_count`` like the native backend."""
+        """Load the version folder's ONNX file with the config's :func:`session_settings`."""
         import onnxruntime as ort
 
-        intra_op_threads = spec.int_parameter("intra_op_thread_count", 0)
-
+        options = session_options(spec)
         path = model_path(spec)
         if not path.is_file():
             raise ModelFileError(
                 f"model '{spec.name}': {path.name} is missing from {path.parent}; "
                 "run `triton-vision models prepare` first"
             )
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = intra_op_threads
         providers: list = ["CPUExecutionProvider"]
         if spec.instance_kind == "KIND_GPU" and "CUDAExecutionProvider" in ort.get_available_providers():
             providers.insert(0, ("CUDAExecutionProvider", {"device_id": spec.device_id or 0}))

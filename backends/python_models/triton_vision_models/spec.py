@@ -66,6 +66,8 @@ class ModelSpec:
     instance_kind: str = "KIND_CPU"
     device_id: int | None = None
     default_model_filename: str = ""
+    # optimization { graph { level } } (Triton's ONNX Runtime backend reads it); None when absent.
+    graph_optimization_level: int | None = None
 
     @classmethod
     def from_triton_args(cls, args: Mapping[str, str]) -> ModelSpec:
@@ -77,6 +79,7 @@ class ModelSpec:
         parameters = {key: value.get("string_value", "") for key, value in config.get("parameters", {}).items()}
         kind = args.get("model_instance_kind", "CPU")
         device = args.get("model_instance_device_id")
+        graph = config.get("optimization", {}).get("graph", {})
         return cls(
             name=name,
             repository_dir=model_dir,
@@ -88,6 +91,7 @@ class ModelSpec:
             instance_kind="KIND_GPU" if kind.upper().endswith("GPU") else "KIND_CPU",
             device_id=int(device) if (device is not None and kind.upper().endswith("GPU")) else None,
             default_model_filename=config.get("default_model_filename", ""),
+            graph_optimization_level=int(graph["level"]) if "level" in graph else None,
         )
 
     def parameter(self, key: str, default: str) -> str:
