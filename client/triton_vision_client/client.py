@@ -90,7 +90,19 @@ class VisionClient:
         else:
             import tritonclient.http as module
         self._module = module
-        self._client = module.InferenceServerClient(self.url)
+        if protocol == "http":
+            self._client = module.InferenceServerClient(
+                self.url, connection_timeout=timeout_s, network_timeout=timeout_s
+            )
+        else:
+            self._client = module.InferenceServerClient(self.url)
+
+    def server_live(self) -> bool:
+        return bool(self._client.is_server_live())
+
+    def model_metadata(self, model: str) -> Any:
+        """The model's metadata; raises ``InferenceServerException`` (unknown or unavailable model)."""
+        return self._client.get_model_metadata(model)
 
     def close(self) -> None:
         self._client.close()

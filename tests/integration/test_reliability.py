@@ -259,7 +259,7 @@ def test_server_listens_on_loopback_only_by_default(classification_server):
     command = " ".join(classification_server.command(Path("/backends")))
     for flag in ("--http-address=127.0.0.1", "--grpc-address=127.0.0.1", "--metrics-address=127.0.0.1"):
         assert flag in command
-    assert "--model-control-mode=none" in command
+    assert "--http-restricted-api=model-repository:" in command  # model control needs serve's secret
 
 
 def test_remote_model_unload_is_refused(classification_server):
