@@ -19,6 +19,7 @@ from tritonclient.utils import InferenceServerException
 
 from tests.conftest import ROOT
 from tests.images import accepted_images, corrupt_images, refused_images
+from tests.processes import memory, server_processes
 from triton_vision_client.client import ClientError, VisionClient
 from triton_vision_models import tensors as t
 
@@ -148,36 +149,6 @@ SOAK_TIME_LIMIT_S = 240.0
 SOAK_WARMUP = 500  # allocator arenas and the DALI pipeline settle during the first few hundred
 SOAK_ALLOWED_GROWTH_MB = 64.0  # tritonserver + all stubs, warm-up to end
 SOAK_ALLOWED_LATE_GROWTH_MB = 24.0  # second half of the post-warm-up run: sustained growth
-
-
-def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024.0
-    return 0.0
-
-
-def server_processes(pid: int) -> dict[int, str]:
-    """tritonserver and its Python backend stubs (its children)."""
-    found = {pid: "tritonserver"}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-            if int(fields[1]) == pid:
-                found[int(stat.parent.name)] = "stub"
-        except (OSError, IndexError, ValueError):
-            continue
-    return found
-
-
-def memory(pid: int) -> dict[str, float]:
-    totals: Counter = Counter()
-    for child, kind in server_processes(pid).items():
-        try:
-            totals[kind] += rss_mb(child)
-        except OSError:
-            continue
-    return dict(totals)
 
 
 def classify_error(message: str) -> str:
