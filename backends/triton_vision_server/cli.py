@@ -126,7 +126,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
                 probe_interval_s=args.probe_interval,
                 probe_ensembles=[e for e in ENSEMBLES if e in names],
             )
-            supervisor.start()
+            index = supervisor.start()
             down = sorted(m.name for m in index if not m.ready)
             up = sorted(e for e in ENSEMBLES if e in names and e not in down)
             print(

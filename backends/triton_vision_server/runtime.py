@@ -186,6 +186,19 @@ class ModelState:
         return self.state == "READY"
 
 
+def ensemble_steps_from_file(repository: Path, name: str) -> list[str]:
+    """The models an ensemble's ``config.pbtxt`` names in its steps ([] if it is no ensemble)."""
+    from google.protobuf import text_format
+    from tritonclient.grpc import model_config_pb2
+
+    path = repository / name / "config.pbtxt"
+    try:
+        config = text_format.Parse(path.read_text(), model_config_pb2.ModelConfig())
+    except (OSError, text_format.ParseError):
+        return []
+    return list(dict.fromkeys(step.model_name for step in config.ensemble_scheduling.step))
+
+
 class LocalTritonServer:
     """A tritonserver child process; a context manager that stops it on exit."""
 
@@ -335,10 +348,24 @@ class LocalTritonServer:
                     index = self.repository_index()
                 except ServerFailedError:
                     index = []
-                if index and all(m.state in ("READY", "UNAVAILABLE") for m in index):
-                    return index
+                if index and not any(m.state in ("LOADING", "UNLOADING") for m in index):
+                    return self.explain(index)
             time.sleep(0.25)
         raise ServerFailedError(f"tritonserver was not ready within {timeout:.0f} s:\n{self.log_tail()}")
+
+    def explain(self, index: list[ModelState]) -> list[ModelState]:
+        """Give a reason to models Triton never tried to load (an ensemble whose step failed)."""
+        down = {m.name for m in index if not m.ready}
+        explained = []
+        for m in index:
+            if not m.ready and not m.reason:
+                failed = [
+                    step for step in ensemble_steps_from_file(self.options.model_repository, m.name) if step in down
+                ]
+                reason = f"not loaded: it needs {', '.join(failed)}, which failed to load" if failed else "not loaded"
+                m = ModelState(m.name, m.state or "UNAVAILABLE", reason)
+            explained.append(m)
+        return explained
 
     def wait_ready(self, timeout: float = 180.0) -> None:
         """Every model loaded and the server ready; names the models that failed to load."""

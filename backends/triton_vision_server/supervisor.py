@@ -6,7 +6,7 @@ not healthy" while ``/v2/health/ready`` keeps answering 200 (triton-inference-se
 issues 7230 and 8604). The supervisor, ticking every :data:`TICK_S` in ``serve``'s main loop:
 
 - **dead model process**: finds tritonserver's model processes in ``/proc`` (their command line
-  names the model's file in the repository); when one disappears or turns zombie it unloads the
+  names the model's file in the repository); when one turns zombie (died unexpectedly) it unloads the
   model (its ensembles become unavailable, so ``/v2/health/ready`` stops answering 200 and probes
   take the replica out of rotation) and loads it again: fresh processes, service back within
   seconds. Processes of the old instances still alive afterwards are killed.
@@ -33,7 +33,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .runtime import LocalTritonServer, ModelState
+from .runtime import LocalTritonServer, ModelState, ensemble_steps_from_file
 
 LOG = logging.getLogger("triton_vision_server.supervisor")
 TICK_S = 0.25
@@ -96,8 +96,8 @@ class Supervisor:
     probe_interval_s: float = 0.0  # 0: no functional probes
     probe_ensembles: list[str] = field(default_factory=list)
     heals: list[dict] = field(default_factory=list)  # what happened, for logs and tests
-    _processes: dict[int, ModelProcess] = field(default_factory=dict)
-    _retiring: set[int] = field(default_factory=set)  # old instances' processes, expected to exit
+    _known: dict[int, str] = field(default_factory=dict)  # pid -> model, learnt while the process lived
+    _handled: set[int] = field(default_factory=set)  # dead processes already acted on
     _signatures: dict[str, tuple] = field(default_factory=dict)
     _changed: dict[str, tuple] = field(default_factory=dict)
     _next_file_scan: float = 0.0
@@ -112,11 +112,11 @@ class Supervisor:
 
     def start(self) -> list[ModelState]:
         """Take stock after start-up: model processes, file signatures; report models that are down."""
-        index = self.server.repository_index()
+        index = self.server.explain(self.server.repository_index())
         for state in index:
             if not state.ready:
                 LOG.error("model '%s' is DOWN (%s): %s", state.name, state.state or "not loaded", state.reason)
-        self._processes = self._scan_processes()
+        self.check_processes()
         self._signatures = {d.name: file_signature(d) for d in self._model_dirs()}
         self._next_file_scan = time.monotonic() + FILE_SCAN_S
         self._next_probe = time.monotonic() + self.probe_interval_s
@@ -145,15 +145,22 @@ class Supervisor:
             self.check_probes()
 
     def check_processes(self) -> None:
-        current = self._scan_processes()
-        gone = {pid: proc for pid, proc in self._processes.items() if pid not in current}
-        dead = {proc.model for pid, proc in gone.items() if proc.model and pid not in self._retiring}
-        self._retiring -= set(gone)
-        for model in sorted(dead):
-            pids = [pid for pid, proc in gone.items() if proc.model == model]
+        """A model process that died unexpectedly stays a zombie: tritonserver reaps the processes it
+        ends itself (unload, reload) but never waits for one it did not expect to die."""
+        if self.server.process is None:
+            return
+        processes = model_processes(self.server.process.pid, self.repository)
+        self._known = {pid: self._known.get(pid, p.model) or p.model for pid, p in processes.items()}
+        dead: dict[str, list[int]] = {}
+        for pid, proc in processes.items():
+            if proc.zombie and pid not in self._handled:
+                self._handled.add(pid)
+                if self._known.get(pid):
+                    dead.setdefault(self._known[pid], []).append(pid)
+        self._handled &= set(processes)
+        for model, pids in sorted(dead.items()):
             LOG.error("model '%s': process %s died; reloading it", model, ", ".join(map(str, pids)))
             self.heal(model, cause=f"process {pids} died")
-        self._processes = self._scan_processes() if dead else current
 
     def heal(self, model: str, cause: str) -> bool:
         """Unload (not ready meanwhile) and load again; kill the old instances' leftover processes."""
@@ -202,14 +209,20 @@ class Supervisor:
             self._signatures[name] = signature
             LOG.warning("model '%s': files changed; loading the new version (the old one answers meanwhile)", name)
             started = time.monotonic()
-            self._retiring |= {pid for pid, proc in self._scan_processes().items() if proc.model == name}
             ok, error = self.server.load_model(name)
             if ok:
                 LOG.warning("model '%s': new files serving after %.1f s", name, time.monotonic() - started)
+                self.load_waiting_ensembles(name)
             else:
                 LOG.error("model '%s': the new files failed to load: %s", name, error)
             self.heals.append({"model": name, "cause": "files changed", "ok": ok, "error": error})
-            self._processes.update(self._scan_processes())  # keep the retiring ones: their exit is expected
+
+    def load_waiting_ensembles(self, model: str) -> None:
+        """Ensembles that are down and need ``model`` (never loaded because it had failed): load them."""
+        for state in self.server.repository_index():
+            if not state.ready and model in ensemble_steps_from_file(self.repository, state.name):
+                ok, error = self.server.load_model(state.name)
+                LOG.warning("ensemble '%s': %s", state.name, "loaded" if ok else f"still down: {error}")
 
     # -- functional probes ----------------------------------------------------------------------
     def check_probes(self) -> None:
@@ -245,7 +258,6 @@ class Supervisor:
         self._probe_failures.pop(ensemble, None)
         for model in self.suspects(ensemble, error):
             self.heal(model, cause=f"ensemble '{ensemble}' failed its probe twice: {error[:200]}")
-        self._processes = self._scan_processes()
 
     def suspects(self, ensemble: str, error: str) -> list[str]:
         """The model a "Stub process '<model>_<n>...'" error names, else every step of the ensemble."""

@@ -207,20 +207,29 @@ class VisionClient:
             t.SEGMENTATION, images, outputs, {t.OVERLAY_PARAMETER: bool(overlay)}, split_outputs, batch=batch
         )
 
-    def model_sources(self) -> dict[str, dict[str, str]]:
-        """What the server's ``model_info`` model says about its ONNX files ({} if it has none)."""
+    def model_info(self, query: str) -> Any:
+        """The ``model_info`` model's JSON answer to ``query``; None if the server has no model_info."""
         from tritonclient.utils import InferenceServerException
 
         try:
             if not self._client.is_model_ready(t.MODEL_INFO):
-                return {}
-            query = np.array([b"sources"], dtype=np.object_)
+                return None
             tensor = self._module.InferInput(t.INFO_QUERY, [1], "BYTES")
-            tensor.set_data_from_numpy(query)
+            tensor.set_data_from_numpy(np.array([query.encode("utf-8")], dtype=np.object_))
             result = self._client.infer(t.MODEL_INFO, [tensor])
             return json.loads(_decode(result.as_numpy(t.INFO_JSON)[0]))
-        except InferenceServerException:
-            return {}
+        except (InferenceServerException, ValueError):
+            return None
+
+    def model_sources(self) -> dict[str, dict[str, str]]:
+        """What the server's ``model_info`` model says about its ONNX files ({} if it has none)."""
+        answer = self.model_info(t.INFO_SOURCES)
+        return answer if isinstance(answer, dict) else {}
+
+    def repository_ensembles(self) -> list[str] | None:
+        """The ensembles of the server's repository, loaded or not (None without model_info)."""
+        answer = self.model_info(t.INFO_ENSEMBLES)
+        return [str(name) for name in answer] if isinstance(answer, list) else None
 
     def stand_in_warnings(self, models: Sequence[str]) -> list[str]:
         sources = self.model_sources()

@@ -6,9 +6,10 @@ when every one answers, 1 naming the ones that do not (2 for a usage error). Bui
 ``/v2/health/ready``, which Triton keeps answering 200 while a model's process is dead, a probe
 that fails means a request would fail.
 
-Which ensembles a server has: the model-repository index is restricted, so the probe asks each
-ensemble of the wire contract for its metadata; one the server has never heard of is skipped,
-one it has but cannot serve (failed to load, unloaded while healing) fails the probe.
+Which ensembles a server has: the model-repository index is restricted, so the probe asks the
+``model_info`` model for the repository's ensembles (loaded or not: one that failed to load fails
+the probe). Without model_info it asks each ensemble of the wire contract for its metadata and
+skips those the server has never heard of.
 """
 
 from __future__ import annotations
@@ -90,7 +91,14 @@ def probe(
             raise ClientError(f"cannot reach the server at {client.url}: {exc}") from None
         if not live:
             raise ClientError(f"the server at {client.url} is not live")
-        names = list(ensembles) if ensembles else [e for e in ENSEMBLES if server_has(client, e)]
+        if ensembles:
+            names = list(ensembles)
+        else:
+            listed = client.repository_ensembles()
+            if listed is None:
+                names = [e for e in ENSEMBLES if server_has(client, e)]
+            else:
+                names = [e for e in ENSEMBLES if e in listed]
         if not names:
             raise ClientError(f"the server at {client.url} serves none of {', '.join(ENSEMBLES)}")
         for name in names:

@@ -68,3 +68,17 @@ def test_serve_refuses_numpy_2_naming_the_fix(monkeypatch):
     monkeypatch.setattr(numpy, "__version__", "2.5.2")
     with pytest.raises(RuntimeMissingError, match=r"NumPy 2.5.2 .* needs NumPy < 2"):
         TritonInstall.check_numpy()
+
+
+def test_model_info_lists_the_repositorys_ensembles_loaded_or_not(tmp_path):
+    import numpy as np
+
+    from tests.conftest import MODEL_REPOSITORY
+    from triton_vision_models import tensors as t
+    from triton_vision_models.provenance import ModelInfo, repository_ensembles
+    from triton_vision_models.spec import RequestData
+
+    assert repository_ensembles(MODEL_REPOSITORY) == [t.CLASSIFICATION, t.DETECTION, t.SEGMENTATION]
+    query = RequestData({t.INFO_QUERY: np.array([t.INFO_ENSEMBLES.encode()], dtype=np.object_)})
+    (answer,) = ModelInfo(MODEL_REPOSITORY)([query])
+    assert answer[t.INFO_JSON][0] == b'["classification", "detection", "segmentation"]'
