@@ -289,6 +289,7 @@ def test_corrupt_detector_leaves_classification_and_segmentation_serving_and_nam
         )
         ready = serve.ready()
         log = serve.log()
+    print(probe.stdout + probe.stderr)
     assert "serving: classification, segmentation" in log, log
     assert f"DOWN: {t.DETECTOR}:" in log and f"model '{t.DETECTOR}' is DOWN" in log, log
     assert probe.returncode == 1, probe
