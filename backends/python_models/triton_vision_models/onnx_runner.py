@@ -65,7 +65,11 @@ class OnnxRunner:
         return cls(spec, session)
 
     def run_batch(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        results = self.session.run(self.output_names, dict(inputs), self._run_options(inputs))
+        options = self._run_options(inputs)
+        if options is None:
+            results = self.session.run(self.output_names, dict(inputs))
+        else:
+            results = self.session.run(self.output_names, dict(inputs), options)
         return dict(zip(self.output_names, results, strict=True))
 
     def _run_options(self, inputs: Mapping[str, np.ndarray]):
