@@ -97,8 +97,13 @@ def _report_sources(repository: Path) -> None:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from triton_vision_server.runtime import LocalTritonServer
+    import logging
 
+    from triton_vision_client.probe import ENSEMBLES, send
+    from triton_vision_server.runtime import LocalTritonServer
+    from triton_vision_server.supervisor import TICK_S, Supervisor
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s serve: %(message)s", stream=sys.stderr)
     options = _server_options(args)
     print(f"model repository: {options.model_repository.resolve()}")
     _report_sources(options.model_repository)
@@ -110,18 +115,39 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
-    with server:
-        print(
-            f"ready: HTTP {options.http_url}  gRPC {options.grpc_url}  metrics http://{options.client_host}:{options.metrics_port}/metrics"
-        )
-        print("Ctrl-C stops the server.", flush=True)
-        while not stop["requested"]:
-            if server.process is None or server.process.poll() is not None:
-                code = server.process.returncode if server.process else -1
-                print(f"tritonserver exited with code {code}:\n{server.log_tail()}", file=sys.stderr)
-                return code or 1
-            time.sleep(0.5)
-        print("stopping tritonserver ...", flush=True)
+    server.start()
+    try:
+        index = server.wait_settled(timeout=args.start_timeout)
+        names = {m.name for m in index}
+        with VisionClient(options.grpc_url, "grpc", timeout_s=args.probe_timeout) as probe_client:
+            supervisor = Supervisor(
+                server,
+                probe=lambda ensemble: send(probe_client, ensemble),
+                probe_interval_s=args.probe_interval,
+                probe_ensembles=[e for e in ENSEMBLES if e in names],
+            )
+            index = supervisor.start()
+            down = sorted(m.name for m in index if not m.ready)
+            up = sorted(e for e in ENSEMBLES if e in names and e not in down)
+            print(
+                f"ready: HTTP {options.http_url}  gRPC {options.grpc_url}  "
+                f"metrics http://{options.client_host}:{options.metrics_port}/metrics"
+            )
+            print(f"serving: {', '.join(up) or 'no ensemble'}")
+            for state in index:
+                if not state.ready:
+                    print(f"DOWN: {state.name}: {state.reason or state.state}", file=sys.stderr)
+            print("Ctrl-C stops the server.", flush=True)
+            while not stop["requested"]:
+                if server.process is None or server.process.poll() is not None:
+                    code = server.process.returncode if server.process else -1
+                    print(f"tritonserver exited with code {code}:\n{server.log_tail()}", file=sys.stderr)
+                    return code or 1
+                supervisor.tick()
+                time.sleep(TICK_S)
+            print("stopping tritonserver ...", flush=True)
+    finally:
+        server.stop()
     return 0
 
 
@@ -318,6 +344,14 @@ def register(sub: Any) -> None:
     """Adds the server commands to the ``triton-vision`` sub-command parser ``sub``."""
     p = sub.add_parser("serve", help="run the local tritonserver on model_repository/")
     _add_server_options(p, ports=(8000, 8001, 8002))
+    p.add_argument(
+        "--probe-interval",
+        type=float,
+        default=60.0,
+        help="seconds between tiny-image probes of every ensemble (two failures reload its models; 0: off)",
+    )
+    p.add_argument("--probe-timeout", type=float, default=30.0, help="seconds a probe request may take")
+    p.add_argument("--start-timeout", type=float, default=240.0, help="seconds to wait for every model to load")
     p.set_defaults(func=_server_command(cmd_serve))
 
     p = sub.add_parser("models", help="produce the ONNX files the repository serves")

@@ -147,6 +147,19 @@ def build_parser() -> argparse.ArgumentParser:
     add_connection(p)
     p.set_defaults(func=cmd_detect)
 
+    from .probe import DEFAULT_TIMEOUT_S, ENSEMBLES, cmd_probe
+
+    p = sub.add_parser(
+        "probe", help="send a tiny image through every ensemble; exit 0 if all answer, 1 naming those that do not"
+    )
+    p.add_argument(
+        "--ensemble", action="append", default=None, help=f"only this one (repeatable; one of {', '.join(ENSEMBLES)})"
+    )
+    p.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_S, help="seconds per request (default 20)")
+    p.add_argument("--json", action="store_true", help="one JSON object on stdout")
+    add_connection(p)
+    p.set_defaults(func=cmd_probe)
+
     for plugin in entry_points(group=COMMAND_PLUGINS):
         plugin.load()(sub)
     return parser

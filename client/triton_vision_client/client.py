@@ -98,7 +98,19 @@ class VisionClient:
         else:
             import tritonclient.http as module
         self._module = module
-        self._client = module.InferenceServerClient(self.url)
+        if protocol == "http":
+            self._client = module.InferenceServerClient(
+                self.url, connection_timeout=timeout_s, network_timeout=timeout_s
+            )
+        else:
+            self._client = module.InferenceServerClient(self.url)
+
+    def server_live(self) -> bool:
+        return bool(self._client.is_server_live())
+
+    def model_metadata(self, model: str) -> Any:
+        """The model's metadata; raises ``InferenceServerException`` (unknown or unavailable model)."""
+        return self._client.get_model_metadata(model)
 
     def close(self) -> None:
         self._client.close()
@@ -219,21 +231,30 @@ class VisionClient:
             batch=batch,
         )
 
-    def model_sources(self) -> dict[str, dict[str, str]]:
-        """What the server's ``model_info`` model says about its ONNX files ({} if it has none)."""
+    def model_info(self, query: str) -> Any:
+        """The ``model_info`` model's JSON answer to ``query``; None if the server has no model_info."""
         from tritonclient.utils import InferenceServerException
 
         try:
             model_info = self.model_prefix + t.MODEL_INFO
             if not self._client.is_model_ready(model_info):
-                return {}
-            query = np.array([b"sources"], dtype=np.object_)
+                return None
             tensor = self._module.InferInput(t.INFO_QUERY, [1], "BYTES")
-            tensor.set_data_from_numpy(query)
+            tensor.set_data_from_numpy(np.array([query.encode("utf-8")], dtype=np.object_))
             result = self._client.infer(model_info, [tensor])
             return json.loads(_decode(result.as_numpy(t.INFO_JSON)[0]))
-        except InferenceServerException:
-            return {}
+        except (InferenceServerException, ValueError):
+            return None
+
+    def model_sources(self) -> dict[str, dict[str, str]]:
+        """What the server's ``model_info`` model says about its ONNX files ({} if it has none)."""
+        answer = self.model_info(t.INFO_SOURCES)
+        return answer if isinstance(answer, dict) else {}
+
+    def repository_ensembles(self) -> list[str] | None:
+        """The ensembles of the server's repository, loaded or not (None without model_info)."""
+        answer = self.model_info(t.INFO_ENSEMBLES)
+        return [str(name) for name in answer] if isinstance(answer, list) else None
 
     def stand_in_warnings(self, models: Sequence[str]) -> list[str]:
         sources = self.model_sources()

@@ -11,7 +11,7 @@ import random
 import socket
 import threading
 import time
-from collections import Counter, defaultdict
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -22,6 +22,7 @@ from tritonclient.utils import InferenceServerException
 
 from tests.conftest import ROOT
 from tests.images import accepted_images, corrupt_images, refused_images
+from tests.processes import memory, server_processes
 from triton_vision_client.client import ClientError, VisionClient
 from triton_vision_models import tensors as t
 
@@ -154,36 +155,6 @@ SOAK_ALLOWED_GROWTH_MB = 64.0  # tritonserver + all stubs, warm-up to end
 SOAK_ALLOWED_LATE_GROWTH_MB = 24.0  # second half of the post-warm-up run: sustained growth
 
 
-def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024.0
-    return 0.0
-
-
-def server_processes(pid: int) -> dict[int, str]:
-    """tritonserver and its Python backend stubs (its children)."""
-    found = {pid: "tritonserver"}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-            if int(fields[1]) == pid:
-                found[int(stat.parent.name)] = "stub"
-        except (OSError, IndexError, ValueError):
-            continue
-    return found
-
-
-def memory(pid: int) -> dict[str, float]:
-    totals: dict[str, float] = defaultdict(float)
-    for child, kind in server_processes(pid).items():
-        try:
-            totals[kind] += rss_mb(child)
-        except OSError:
-            continue
-    return dict(totals)
-
-
 def classify_error(message: str) -> str:
     for phrase in (
         "is corrupt or truncated",
@@ -289,6 +260,8 @@ def test_server_listens_on_loopback_only_by_default(classification_server):
     listening = listening_addresses(classification_server.process.pid)
     assert {port for _, port in listening} >= {options.http_port, options.grpc_port, options.metrics_port}
     assert all(is_loopback(address) for address, _ in listening), listening
+    command = " ".join(classification_server.command(Path("/backends")))
+    assert "--http-restricted-api=model-repository:" in command  # model control needs serve's secret
 
 
 def is_loopback(address: str) -> bool:

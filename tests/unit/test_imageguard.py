@@ -6,7 +6,14 @@ import pytest
 from tests.images import accepted_images, png_header_only, refused_images
 from triton_vision_models import tensors as t
 from triton_vision_models.errors import ImageRejectedError
-from triton_vision_models.imageguard import ImageGuard, ImageLimits, check_image, encoded_length, read_header
+from triton_vision_models.imageguard import (
+    ImageGuard,
+    ImageLimits,
+    check_image,
+    declared_pixels,
+    encoded_length,
+    read_header,
+)
 from triton_vision_models.spec import RequestData
 
 
@@ -64,3 +71,49 @@ def test_guard_refuses_only_the_request_with_the_bad_image_and_names_its_index(r
     assert out[0][t.CHECKED_IMAGE] is good
     assert isinstance(out[1], ImageRejectedError)
     assert "image 1: empty" in str(out[1])
+
+
+# -- the request's pixel budget -------------------------------------------------------------------
+def padded(images: list[bytes]) -> np.ndarray:
+    batch = np.zeros((len(images), max(map(len, images))), np.uint8)
+    for row, data in enumerate(images):
+        batch[row, : len(data)] = np.frombuffer(data, np.uint8)
+    return batch
+
+
+def test_request_whose_images_together_exceed_the_budget_is_refused_naming_sum_and_limit():
+    limits = ImageLimits(max_request_pixels=2_500_000)
+    guard = ImageGuard(limits)
+    (out,) = guard([RequestData({t.IMAGE: padded([png_header_only(1000, 1000)] * 3)})])
+    assert isinstance(out, ImageRejectedError)
+    assert "3 images declare 3000000 pixels in total, above the limit of 2500000 per request" in str(out)
+
+
+def test_request_exactly_at_the_budget_passes_and_each_image_alone_is_not_summed_across_requests():
+    guard = ImageGuard(ImageLimits(max_request_pixels=2_000_000))
+    two = RequestData({t.IMAGE: padded([png_header_only(1000, 1000)] * 2)})
+    out = guard([two, two])  # one execution, two requests: the budget is per request
+    assert not any(isinstance(o, Exception) for o in out)
+
+
+def test_default_request_budget_refuses_the_32_image_bomb_of_49_megapixel_pngs_but_not_32_photos():
+    bomb = padded([png_header_only(7000, 7000)] * 32)
+    (out,) = ImageGuard(ImageLimits())([RequestData({t.IMAGE: bomb})])
+    assert isinstance(out, ImageRejectedError)
+    assert f"{32 * 7000 * 7000} pixels in total" in str(out)
+    photos = padded([png_header_only(3264, 2448)] * 32)  # 32 x 8 MP phone photos
+    (ok,) = ImageGuard(ImageLimits())([RequestData({t.IMAGE: photos})])
+    assert not isinstance(ok, Exception)
+
+
+def test_guard_config_declares_the_limits_it_is_built_with():
+    from tests.conftest import MODEL_REPOSITORY
+    from tests.modelconfigs import spec_for
+
+    limits = ImageLimits.from_spec(spec_for(MODEL_REPOSITORY / t.IMAGE_GUARD))
+    assert limits == ImageLimits()  # the config's values are the documented defaults
+
+
+def test_declared_pixels_reads_the_header_and_gives_zero_for_unreadable_data():
+    assert declared_pixels(np.frombuffer(png_header_only(640, 480) + b"\x00" * 9, np.uint8)) == 640 * 480
+    assert declared_pixels(np.frombuffer(b"not an image", np.uint8)) == 0

@@ -142,3 +142,14 @@ def test_spec_reads_the_graph_level_from_the_config_optimization_block(tmp_path)
     config.pop("optimization")
     args["model_config"] = json.dumps(config)
     assert ModelSpec.from_triton_args(args).graph_optimization_level is None
+
+
+def test_arena_is_shrunk_only_after_batches_above_the_threshold(tmp_path):
+    (tmp_path / "1").mkdir()
+    doubling_model(tmp_path / "1" / "model.onnx")
+    runner = OnnxRunner.from_spec(spec_in(tmp_path, max_batch_size=32))
+    assert runner._run_options({"x": np.zeros((8, 3), np.float32)}) is None
+    options = runner._run_options({"x": np.zeros((9, 3), np.float32)})
+    assert options.get_run_config_entry("memory.enable_memory_arena_shrinkage") == "cpu:0"
+    out = runner([RequestData({"x": np.ones((20, 3), np.float32)})])  # runs with the shrinking options
+    np.testing.assert_array_equal(out[0]["y"], np.full((20, 3), 2.0, np.float32))

@@ -3,12 +3,21 @@
 The pipeline file follows the DALI backend's autoserialization convention: exactly one
 ``@autoserialize``-decorated ``@pipeline_def`` whose external sources are named after the
 config's inputs and whose outputs are returned in the order of the config's outputs. Here the
-pipeline is built in-process (``device_id=None`` without a GPU) and fed a batch made of the
-samples of all requests in one execution.
+pipeline is built in-process (``device_id=None`` without a GPU) and fed the samples of all
+requests in one execution, in sub-batches bounded by a pixel budget.
+
+Memory: a DALI CPU pipeline keeps every operator's output buffers at the largest size they ever
+held, so one batch of huge images would pin gigabytes for the life of the process. The runner
+therefore (1) splits an execution into sub-batches whose declared decoded pixels stay within
+``max_batch_pixels`` (an image larger than that runs alone), and (2) after a sub-batch above
+``release_above_pixels`` drops the pipeline and builds a fresh one, then hands freed heap back to
+the operating system (``malloc_trim``; DALI's own pools via ``ReleaseUnusedMemory``).
 """
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import importlib.util
 import inspect
 import sys
@@ -19,10 +28,49 @@ from typing import Any
 
 import numpy as np
 
+from . import tensors as t
 from .errors import ConfigError, ImageRejectedError, InferenceError, ModelFileError
+from .imageguard import declared_pixels
 from .spec import ModelSpec, RequestData
 
 DEFAULT_PIPELINE_FILENAME = "dali.py"
+# Defaults of the config parameters (README, Reliability II): 64 M pixels decode to 192 MB of RGB;
+# with the decoder's and resize's working buffers a sub-batch peaks at ~0.4 GB, so the three DALI
+# models at once stay near 1.2 GB. A pipeline that has held more than 16 M pixels is rebuilt.
+DEFAULT_MAX_BATCH_PIXELS = 64_000_000
+DEFAULT_RELEASE_ABOVE_PIXELS = 16_000_000
+
+
+def plan_sub_batches(pixels: Sequence[int], max_count: int, max_pixels: int) -> list[range]:
+    """Consecutive runs of samples with at most ``max_count`` samples and ``max_pixels`` declared
+    pixels each; a sample above ``max_pixels`` on its own forms a run of one."""
+    if max_count < 1 or max_pixels < 1:
+        raise ConfigError(f"sub-batch limits must be positive, got {max_count} samples and {max_pixels} pixels")
+    runs: list[range] = []
+    start, total = 0, 0
+    for index, count in enumerate(pixels):
+        if index > start and (index - start >= max_count or total + count > max_pixels):
+            runs.append(range(start, index))
+            start, total = index, 0
+        total += count
+    if start < len(pixels):
+        runs.append(range(start, len(pixels)))
+    return runs
+
+
+def release_heap() -> None:
+    """Return freed heap pages to the OS (glibc); DALI's device and pinned pools too."""
+    try:
+        from nvidia.dali.backend import ReleaseUnusedMemory  # type: ignore[attr-defined]  # not in its stub
+
+        ReleaseUnusedMemory()
+    except (ImportError, RuntimeError):
+        pass
+    name = ctypes.util.find_library("c")
+    if name:
+        libc = ctypes.CDLL(name)
+        if hasattr(libc, "malloc_trim"):
+            libc.malloc_trim(0)
 
 
 def load_pipeline_module(path: Path, module_name: str) -> ModuleType:
@@ -66,6 +114,14 @@ class DaliRunner:
         self.pipeline = build_pipeline()
         self.input_names = [tensor.name for tensor in spec.inputs]
         self.output_names = [tensor.name for tensor in spec.outputs]
+        self.max_batch_pixels = spec.int_parameter("max_batch_pixels", DEFAULT_MAX_BATCH_PIXELS)
+        self.release_above_pixels = spec.int_parameter("release_above_pixels", DEFAULT_RELEASE_ABOVE_PIXELS)
+        if self.max_batch_pixels < 1 or self.release_above_pixels < 0:
+            raise ConfigError(
+                f"model '{spec.name}': max_batch_pixels must be >= 1 and release_above_pixels >= 0, "
+                f"got {self.max_batch_pixels} and {self.release_above_pixels}"
+            )
+        self.rebuilds = 0  # pipelines rebuilt to release memory (read by tests)
 
     @classmethod
     def from_spec(cls, spec: ModelSpec) -> DaliRunner:
@@ -88,6 +144,20 @@ class DaliRunner:
             return pipeline
 
         return cls(spec, build)
+
+    def release(self) -> None:
+        """Drop the pipeline (and the buffers it grew) and build a fresh one."""
+        self.pipeline = None
+        self.pipeline = self.build_pipeline()
+        release_heap()
+        self.rebuilds += 1
+
+    def sample_pixels(self, samples: dict[str, list[np.ndarray]]) -> list[int]:
+        """Declared decoded pixels per sample of the encoded-image input (0 where there is none)."""
+        rows = samples.get(t.IMAGE)
+        if rows is None:
+            return [0] * len(next(iter(samples.values()), []))
+        return [declared_pixels(row) for row in rows]
 
     def run_samples(self, samples: dict[str, list[np.ndarray]]) -> list[list[np.ndarray]]:
         """Run one batch; ``samples`` maps input name to per-sample arrays."""
@@ -136,16 +206,21 @@ class DaliRunner:
     def run_requests(self, requests: Sequence[RequestData]) -> list[dict[str, np.ndarray]]:
         sizes = [request.batch_size(self.spec) for request in requests]
         samples = {name: [row for request in requests for row in request.inputs[name]] for name in self.input_names}
-        total = sum(sizes)
+        pixels = self.sample_pixels(samples)
         produced: list[list[np.ndarray]] = [[] for _ in self.output_names]
-        for start in range(0, total, self.spec.max_batch_size):
-            chunk = {name: rows[start : start + self.spec.max_batch_size] for name, rows in samples.items()}
-            for slot, values in enumerate(self.run_samples(chunk)):
+        for run in plan_sub_batches(pixels, self.spec.max_batch_size, self.max_batch_pixels):
+            chunk = {name: rows[run.start : run.stop] for name, rows in samples.items()}
+            try:
+                outputs = self.run_samples(chunk)
+            finally:
+                if sum(pixels[run.start : run.stop]) > self.release_above_pixels:
+                    self.release()
+            for slot, values in enumerate(outputs):
                 produced[slot].extend(values)
         results = []
         offset = 0
         for size in sizes:
-            outputs = {}
+            answer: dict[str, np.ndarray] = {}
             for name, values in zip(self.output_names, produced, strict=True):
                 mine = values[offset : offset + size]
                 shapes = {v.shape for v in mine}
@@ -154,7 +229,7 @@ class DaliRunner:
                         f"model '{self.spec.name}': output '{name}' has different shapes within one "
                         f"request ({sorted(shapes)}); the pipeline must give uniform shapes"
                     )
-                outputs[name] = np.stack(mine)
-            results.append(outputs)
+                answer[name] = np.stack(mine)
+            results.append(answer)
             offset += size
         return results

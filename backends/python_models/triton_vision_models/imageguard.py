@@ -2,8 +2,9 @@
 
 Reads only the header: the format signature, the declared width/height, the JPEG frame type
 and PNG bit depth/colour type. Refuses anything that is not a JPEG or PNG the decoders handle,
-and anything whose declared pixel count is above the limit, so a decompression bomb is
-refused before a single pixel is allocated.
+anything whose declared pixel count is above the limit, and any request whose images together
+declare more pixels than the request budget, so a decompression bomb (one huge image, or many
+allowed ones) is refused before a single pixel is allocated.
 """
 
 from __future__ import annotations
@@ -57,6 +58,9 @@ class ImageLimits:
     max_bytes: int = 32 * 1024 * 1024
     max_pixels: int = 50_000_000  # e.g. 8660 x 5773
     max_side: int = 16_384  # nvJPEG's and many decoders' limit per side
+    # Sum over one request's images: 256 M pixels = 32 images of 8 MP; ~0.8 GB decoded RGB and
+    # a few seconds of decoding on 2 cores. 32 x 49 MP images (4.7 GB decoded) are refused.
+    max_request_pixels: int = 256_000_000
 
     @classmethod
     def from_spec(cls, spec: ModelSpec) -> ImageLimits:
@@ -65,6 +69,7 @@ class ImageLimits:
             max_bytes=spec.int_parameter("max_bytes", defaults.max_bytes),
             max_pixels=spec.int_parameter("max_pixels", defaults.max_pixels),
             max_side=spec.int_parameter("max_side", defaults.max_side),
+            max_request_pixels=spec.int_parameter("max_request_pixels", defaults.max_request_pixels),
         )
 
 
@@ -168,6 +173,27 @@ def check_image(data: bytes, limits: ImageLimits) -> ImageHeader:
     return header
 
 
+def check_request_pixels(headers: Sequence[ImageHeader], limits: ImageLimits) -> int:
+    """The request's declared decoded pixels; :class:`ImageRejectedError` above ``max_request_pixels``."""
+    total = sum(header.width * header.height for header in headers)
+    if total > limits.max_request_pixels:
+        raise ImageRejectedError(
+            f"input '{t.IMAGE}': the request's {len(headers)} images declare {total} pixels in total, "
+            f"above the limit of {limits.max_request_pixels} per request (send fewer or smaller images per request)"
+        )
+    return total
+
+
+def declared_pixels(row: np.ndarray) -> int:
+    """Declared width x height of the encoded image in a zero-padded row; 0 if its header is unreadable
+    (the decoder then fails on it and the request is refused as corrupt)."""
+    try:
+        header = read_header(row[: encoded_length(row)].tobytes())
+    except ImageRejectedError:
+        return 0
+    return header.width * header.height
+
+
 class ImageGuard:
     """Runner of the ``image_guard`` model: passes IMAGE through when every image is acceptable."""
 
@@ -186,6 +212,7 @@ class ImageGuard:
                 headers.append(check_image(data, self.limits))
             except ImageRejectedError as exc:
                 raise ImageRejectedError(f"input '{t.IMAGE}', image {index}: {exc}") from None
+        check_request_pixels(headers, self.limits)
         return headers
 
     def __call__(self, requests: Sequence[RequestData]) -> list[dict[str, np.ndarray] | ImageRejectedError]:

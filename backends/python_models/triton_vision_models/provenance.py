@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -50,8 +51,22 @@ def collect_sources(repository: Path) -> dict[str, dict[str, str]]:
     return found
 
 
+def repository_ensembles(repository: Path) -> list[str]:
+    """Names of the repository's ensembles (``platform: "ensemble"``), whether they loaded or not."""
+    found = []
+    for config in sorted(repository.glob("*/config.pbtxt")):
+        try:
+            text = config.read_text()
+        except OSError:
+            continue
+        if re.search(r'^\s*platform\s*:\s*"ensemble"', text, re.MULTILINE):
+            found.append(config.parent.name)
+    return found
+
+
 class ModelInfo:
-    """Runner of the ``model_info`` model: answers with the repository's model sources as JSON."""
+    """Runner of the ``model_info`` model: answers with the repository's model sources as JSON, or
+    with its ensembles' names for the query "ensembles" (so a probe knows what should answer)."""
 
     def __init__(self, repository: Path) -> None:
         self.repository = repository
@@ -61,5 +76,12 @@ class ModelInfo:
         return cls(spec.repository_dir.parent)
 
     def __call__(self, requests: Sequence[RequestData]) -> list[dict[str, np.ndarray]]:
-        answer = json.dumps(collect_sources(self.repository)).encode("utf-8")
-        return [{t.INFO_JSON: np.array([answer], dtype=np.object_)} for _ in requests]
+        return [{t.INFO_JSON: np.array([self.answer(request)], dtype=np.object_)} for request in requests]
+
+    def answer(self, request: RequestData) -> bytes:
+        query = request.inputs.get(t.INFO_QUERY)
+        text = query.reshape(-1)[0] if query is not None and query.size else b""
+        text = text.decode("utf-8", "replace") if isinstance(text, bytes) else str(text)
+        if text.strip() == t.INFO_ENSEMBLES:
+            return json.dumps(repository_ensembles(self.repository)).encode("utf-8")
+        return json.dumps(collect_sources(self.repository)).encode("utf-8")

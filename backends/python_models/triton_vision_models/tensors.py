@@ -21,6 +21,7 @@ from triton_vision_contract import (  # noqa: F401 - re-exported: the models imp
     DETECTION_MAX_BATCH,
     DETECTOR,
     IMAGE,
+    INFO_ENSEMBLES,
     INFO_JSON,
     INFO_QUERY,
     LABELS,

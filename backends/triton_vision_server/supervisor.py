@@ -1,0 +1,270 @@
+"""``serve``'s supervisor: keeps every model of a running tritonserver able to answer.
+
+Triton's Python backend does not restart a model process (stub) that dies (the OOM killer, a
+crash in a native library): every later request to that model fails with "Stub process ... is
+not healthy" while ``/v2/health/ready`` keeps answering 200 (triton-inference-server/server
+issues 7230 and 8604). The supervisor, ticking every :data:`TICK_S` in ``serve``'s main loop:
+
+- **dead model process**: finds tritonserver's model processes in ``/proc`` (their command line
+  names the model's file in the repository); when one turns zombie (died unexpectedly) it unloads the
+  model (its ensembles become unavailable, so ``/v2/health/ready`` stops answering 200 and probes
+  take the replica out of rotation) and loads it again: fresh processes, service back within
+  seconds. Processes of the old instances still alive afterwards are killed.
+- **model files changed** (``models prepare --force``, a copied ``model.onnx``): after the files
+  have been still for one scan, the model is loaded again. Triton builds the new instances beside
+  the old ones, which keep answering until the new ones are ready: no request fails. A file that
+  does not load leaves the old model serving; the failure is logged with Triton's reason.
+- **a model that can no longer answer** although its processes live (optional, every
+  ``probe_interval_s``): one tiny image through each ensemble; two failures in a row reload the
+  ensemble's models (the one a "Stub process" error names, else all of its steps).
+
+Poll mode would reload changed files by itself, but it forbids the load/unload API the healing
+needs; explicit mode with the supervisor polling the files does both.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .runtime import LocalTritonServer, ModelState, ensemble_steps_from_file
+
+LOG = logging.getLogger("triton_vision_server.supervisor")
+TICK_S = 0.25
+FILE_SCAN_S = 2.0
+STALE_PROCESS_GRACE_S = 5.0
+IGNORED_SUFFIXES = (".partial", ".tmp", ".pyc")
+
+
+@dataclass(frozen=True)
+class ModelProcess:
+    pid: int
+    model: str
+    zombie: bool
+
+
+def model_processes(server_pid: int, repository: Path) -> dict[int, ModelProcess]:
+    """tritonserver's children that run a model of ``repository`` (the stub's first argument is
+    ``<repository>/<model>/<version>/<file>``)."""
+    root = repository.resolve()
+    found = {}
+    for stat_path in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat_path.read_text().rsplit(")", 1)[1].split()
+            if int(fields[1]) != server_pid:
+                continue
+            pid = int(stat_path.parent.name)
+            zombie = fields[0] in ("Z", "X")
+            args = (stat_path.parent / "cmdline").read_bytes().split(b"\0")
+        except (OSError, IndexError, ValueError):
+            continue
+        model = ""
+        if len(args) > 1 and args[1]:
+            path = Path(args[1].decode(errors="replace"))
+            if path.parent.parent.parent == root:
+                model = path.parent.parent.name
+        if model or zombie:
+            found[pid] = ModelProcess(pid, model, zombie)
+    return found
+
+
+def file_signature(model_dir: Path) -> tuple:
+    """What changes when any file of a model changes (path, size, mtime)."""
+    entries = []
+    for path in sorted(model_dir.rglob("*")):
+        if "__pycache__" in path.parts or path.name.startswith(".") or path.name.endswith(IGNORED_SUFFIXES):
+            continue
+        try:
+            stat = path.stat()
+        except OSError:
+            continue
+        if path.is_file():
+            entries.append((str(path.relative_to(model_dir)), stat.st_size, stat.st_mtime_ns))
+    return tuple(entries)
+
+
+@dataclass
+class Supervisor:
+    server: LocalTritonServer
+    probe: Callable[[str], object] | None = None  # raises on failure; sends one image through an ensemble
+    probe_interval_s: float = 0.0  # 0: no functional probes
+    probe_ensembles: list[str] = field(default_factory=list)
+    heals: list[dict] = field(default_factory=list)  # what happened, for logs and tests
+    _known: dict[int, str] = field(default_factory=dict)  # pid -> model, learnt while the process lived
+    _handled: set[int] = field(default_factory=set)  # dead processes already acted on
+    _signatures: dict[str, tuple] = field(default_factory=dict)
+    _changed: dict[str, tuple] = field(default_factory=dict)
+    _next_file_scan: float = 0.0
+    _probe_failures: dict[str, int] = field(default_factory=dict)
+    _probe_thread: threading.Thread | None = None
+    _probe_results: list[tuple[str, str]] = field(default_factory=list)
+    _next_probe: float = 0.0
+
+    @property
+    def repository(self) -> Path:
+        return self.server.options.model_repository
+
+    def start(self) -> list[ModelState]:
+        """Take stock after start-up: model processes, file signatures; report models that are down."""
+        index = self.server.explain(self.server.repository_index())
+        for state in index:
+            if not state.ready:
+                LOG.error("model '%s' is DOWN (%s): %s", state.name, state.state or "not loaded", state.reason)
+        self.check_processes()
+        self._signatures = {d.name: file_signature(d) for d in self._model_dirs()}
+        self._next_file_scan = time.monotonic() + FILE_SCAN_S
+        self._next_probe = time.monotonic() + self.probe_interval_s
+        return index
+
+    def _model_dirs(self) -> list[Path]:
+        return sorted(p for p in self.repository.iterdir() if p.is_dir() and (p / "config.pbtxt").is_file())
+
+    def _scan_processes(self) -> dict[int, ModelProcess]:
+        if self.server.process is None:
+            return {}
+        return {
+            pid: proc
+            for pid, proc in model_processes(self.server.process.pid, self.repository).items()
+            if not proc.zombie
+        }
+
+    # -- one step of serve's loop ---------------------------------------------------------------
+    def tick(self) -> None:
+        self.check_processes()
+        now = time.monotonic()
+        if now >= self._next_file_scan:
+            self.check_files()
+            self._next_file_scan = time.monotonic() + FILE_SCAN_S
+        if self.probe is not None and self.probe_interval_s > 0:
+            self.check_probes()
+
+    def check_processes(self) -> None:
+        """A model process that died unexpectedly stays a zombie: tritonserver reaps the processes it
+        ends itself (unload, reload) but never waits for one it did not expect to die."""
+        if self.server.process is None:
+            return
+        processes = model_processes(self.server.process.pid, self.repository)
+        self._known = {pid: self._known.get(pid, p.model) or p.model for pid, p in processes.items()}
+        dead: dict[str, list[int]] = {}
+        for pid, proc in processes.items():
+            if proc.zombie and pid not in self._handled:
+                self._handled.add(pid)
+                if self._known.get(pid):
+                    dead.setdefault(self._known[pid], []).append(pid)
+        self._handled &= set(processes)
+        for model, pids in sorted(dead.items()):
+            LOG.error("model '%s': process %s died; reloading it", model, ", ".join(map(str, pids)))
+            self.heal(model, cause=f"process {pids} died")
+
+    def heal(self, model: str, cause: str) -> bool:
+        """Unload (not ready meanwhile) and load again; kill the old instances' leftover processes."""
+        started = time.monotonic()
+        old = [pid for pid, proc in self._scan_processes().items() if proc.model == model]
+        ok, error = self.server.unload_model(model)
+        if not ok:
+            LOG.warning("model '%s': unload failed (%s); loading anyway", model, error)
+        ok, error = self.server.load_model(model)
+        self._kill_leftovers(model, old)
+        seconds = time.monotonic() - started
+        self.heals.append({"model": model, "cause": cause, "ok": ok, "seconds": round(seconds, 2), "error": error})
+        if ok:
+            LOG.warning("model '%s': reloaded in %.1f s, serving again", model, seconds)
+        else:
+            LOG.error("model '%s': reload failed after %.1f s: %s", model, seconds, error)
+        return ok
+
+    def _kill_leftovers(self, model: str, old: list[int]) -> None:
+        deadline = time.monotonic() + STALE_PROCESS_GRACE_S
+        while True:
+            alive = [pid for pid in old if pid in self._scan_processes()]
+            if not alive:
+                return
+            if time.monotonic() > deadline:
+                break
+            time.sleep(TICK_S)
+        for pid in alive:
+            LOG.warning("model '%s': killing process %d left by its old instance", model, pid)
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+    def check_files(self) -> None:
+        for model_dir in self._model_dirs():
+            name = model_dir.name
+            signature = file_signature(model_dir)
+            if signature == self._signatures.get(name):
+                self._changed.pop(name, None)
+                continue
+            if self._changed.get(name) != signature:  # still being written: wait for one quiet scan
+                self._changed[name] = signature
+                continue
+            self._changed.pop(name, None)
+            self._signatures[name] = signature
+            LOG.warning("model '%s': files changed; loading the new version (the old one answers meanwhile)", name)
+            started = time.monotonic()
+            ok, error = self.server.load_model(name)
+            if ok:
+                LOG.warning("model '%s': new files serving after %.1f s", name, time.monotonic() - started)
+                self.load_waiting_ensembles(name)
+            else:
+                LOG.error("model '%s': the new files failed to load: %s", name, error)
+            self.heals.append({"model": name, "cause": "files changed", "ok": ok, "error": error})
+
+    def load_waiting_ensembles(self, model: str) -> None:
+        """Ensembles that are down and need ``model`` (never loaded because it had failed): load them."""
+        for state in self.server.repository_index():
+            if not state.ready and model in ensemble_steps_from_file(self.repository, state.name):
+                ok, error = self.server.load_model(state.name)
+                LOG.warning("ensemble '%s': %s", state.name, "loaded" if ok else f"still down: {error}")
+
+    # -- functional probes ----------------------------------------------------------------------
+    def check_probes(self) -> None:
+        if self._probe_thread is not None and not self._probe_thread.is_alive():
+            self._probe_thread = None
+            results, self._probe_results = self._probe_results, []
+            for ensemble, error in results:
+                self._on_probe(ensemble, error)
+        if self._probe_thread is None and time.monotonic() >= self._next_probe:
+            self._next_probe = time.monotonic() + self.probe_interval_s
+            self._probe_thread = threading.Thread(target=self._run_probes, name="probe", daemon=True)
+            self._probe_thread.start()
+
+    def _run_probes(self) -> None:
+        for ensemble in self.probe_ensembles:
+            if not self.server.model_ready(ensemble):
+                continue
+            try:
+                self.probe(ensemble)  # type: ignore[misc]
+                self._probe_results.append((ensemble, ""))
+            except Exception as exc:  # noqa: BLE001 - any failure is a failed probe
+                self._probe_results.append((ensemble, str(exc) or type(exc).__name__))
+
+    def _on_probe(self, ensemble: str, error: str) -> None:
+        if not error:
+            self._probe_failures.pop(ensemble, None)
+            return
+        failures = self._probe_failures.get(ensemble, 0) + 1
+        self._probe_failures[ensemble] = failures
+        LOG.warning("ensemble '%s' failed its probe (%d in a row): %s", ensemble, failures, error[:300])
+        if failures < 2:
+            return
+        self._probe_failures.pop(ensemble, None)
+        for model in self.suspects(ensemble, error):
+            self.heal(model, cause=f"ensemble '{ensemble}' failed its probe twice: {error[:200]}")
+
+    def suspects(self, ensemble: str, error: str) -> list[str]:
+        """The model a "Stub process '<model>_<n>...'" error names, else every step of the ensemble."""
+        steps = self.server.ensemble_steps(ensemble)
+        if "Stub process '" in error:
+            instance = error.split("Stub process '", 1)[1].split("'", 1)[0]
+            named = [m for m in steps if instance.startswith(m + "_")]
+            if named:
+                return [max(named, key=len)]
+        return steps

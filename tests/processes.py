@@ -1,0 +1,64 @@
+"""Processes of a running local server, read from /proc (Linux): tritonserver, its model
+processes (Python backend stubs) and their resident memory."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from pathlib import Path
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024.0
+    return 0.0
+
+
+def children(pid: int) -> list[int]:
+    """Live (not zombie) children of ``pid``."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            if int(fields[1]) == pid and fields[0] not in ("Z", "X"):
+                found.append(int(stat.parent.name))
+        except (OSError, IndexError, ValueError):
+            continue
+    return found
+
+
+def alive(pid: int) -> bool:
+    """The process exists and is not a zombie."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    except (OSError, IndexError):
+        return False
+
+
+def server_processes(pid: int) -> dict[int, str]:
+    """tritonserver and its Python backend stubs (its children)."""
+    return {pid: "tritonserver", **{child: "stub" for child in children(pid)}}
+
+
+def stub_pids(pid: int, model: str) -> list[int]:
+    """The model processes of tritonserver ``pid`` that run ``model`` (their command line names
+    ``<repository>/<model>/<version>/<file>``)."""
+    found = []
+    for child in children(pid):
+        try:
+            args = Path(f"/proc/{child}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if len(args) > 1 and Path(args[1].decode(errors="replace")).parent.parent.name == model:
+            found.append(child)
+    return found
+
+
+def memory(pid: int) -> dict[str, float]:
+    totals: dict[str, float] = defaultdict(float)
+    for child, kind in server_processes(pid).items():
+        try:
+            totals[kind] += rss_mb(child)
+        except OSError:
+            continue
+    return dict(totals)
