@@ -3,7 +3,7 @@
 Transport-free: :func:`run_requests` takes a ``submit`` function that sends one request and
 later calls back with its outputs or its error (from any thread). The engine, a generator running
 in the caller's thread, keeps up to ``concurrency`` requests in flight, reads images from disk
-only as requests go out (so memory is bounded by ``concurrency x batch`` images whatever the
+only as requests go out (so memory is bounded by ``(concurrency + 1) x batch`` images whatever the
 number of inputs), packs up to ``batch`` images per request, and yields one
 :class:`ImageResult` per image as its request completes. A request the server refuses as a
 whole (one bad image fails a batch) is sent again image by image, so only the bad image fails.
