@@ -204,3 +204,18 @@ def test_no_server_is_exit_status_3_naming_the_url_and_serve(tmp_path, capsys):
 def test_resume_without_an_output_file_is_a_usage_error(capsys):
     assert main(["classify", "x.jpg", "--resume", "--format", "jsonl"]) == EXIT_USAGE
     assert "--resume needs --output" in capsys.readouterr().err
+
+
+def test_the_client_modules_import_nothing_from_the_server_side():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "import triton_vision_client.cli, triton_vision_client.client, triton_vision_client.folderjob\n"
+        "import triton_vision_client.inputs, triton_vision_client.jobs, triton_vision_client.records\n"
+        "import triton_vision_client.progress\n"
+        "print([m for m in sys.modules if m.startswith(('triton_vision_models', 'triton_vision_server'))])\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    assert done.stdout.strip() == "[]"
