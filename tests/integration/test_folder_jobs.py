@@ -353,3 +353,36 @@ def test_client_memory_stays_flat_from_500_to_5000_images(tiny_classification_se
     print(report)
     assert growth_mb <= RSS_GROWTH_LIMIT_MB, report
     shutil.rmtree(folder)
+
+
+def test_ctrl_c_keeps_whole_records_and_resume_finishes_the_job(tiny_classification_server, tmp_path):
+    import signal
+
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    rng = np.random.default_rng(2)
+    for index in range(2000):
+        (folder / f"{index:05d}.jpg").write_bytes(encode(rng.integers(0, 256, (48, 64, 3), dtype=np.uint8), ".jpg"))
+    output = tmp_path / "records.jsonl"
+    url = tiny_classification_server.options.grpc_url
+    command = [sys.executable, "-m", "triton_vision_client.cli", "classify", str(folder), "--format", "jsonl"]
+    command += ["-o", str(output), "--url", url, "--batch", "8", "--concurrency", "2"]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=ROOT, text=True)
+    deadline = time.monotonic() + JOB_TIMEOUT_S
+    while time.monotonic() < deadline and process.poll() is None:
+        if output.exists() and output.read_bytes().count(b"\n") >= 100:
+            break
+        time.sleep(0.05)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130, stderr
+    assert "interrupted" in stderr and "--resume" in stderr and "Traceback" not in stderr
+    kept = output.read_text()
+    assert kept.endswith("\n")
+    first = [json.loads(line)["path"] for line in kept.splitlines()]  # every record whole
+    assert 100 <= len(first) < 2000
+    again = cli("classify", str(folder), "--format", "jsonl", "-o", str(output), "--url", url, "--resume")
+    assert again.returncode == 0, again.stderr
+    assert f"skipped {len(first)} already" in again.stderr
+    paths = [json.loads(line)["path"] for line in output.read_text().splitlines()]
+    assert sorted(paths) == sorted(str(p) for p in folder.iterdir())
