@@ -1,15 +1,15 @@
 """Benchmark: a classification folder job against perf_analyzer's throughput on the same server.
 
-``python -m tests.integration.bench_folder_job [--url HOST:PORT] [--images 480] [--rounds 4]``
+``python -m tests.integration.bench_folder_job [--url HOST:PORT] [--images 480] [--rounds 5]``
 
 Serves the classification ensemble (the ResNet-18 file of ``model_repository`` if prepared, else
 a stand-in), fills a folder with copies of one real JPEG (``../shared/images/kitten.jpg``, or
-scikit-image's chelsea), and alternates, round by round, perf_analyzer (the same JPEG as input
-data; several batch sizes and concurrencies) with ``triton-vision classify FOLDER --format jsonl``
-run as a user would (a subprocess; its summary gives images/s). Prints every figure and the ratio
-of the folder job's best rate to perf_analyzer's best, both measured in this run, and round by
-round (each round's best job against that round's best perf_analyzer figure, as the load of a
-shared machine moves between rounds); writes them to
+scikit-image's chelsea). A sweep finds perf_analyzer's best configuration (the same JPEG as input
+data; batch sizes 1, 8, 32); then paired rounds run that configuration and
+``triton-vision classify FOLDER --format jsonl -o FILE`` (as a user would: a subprocess; its
+summary gives images/s) back to back, in alternating order, so that each ratio compares two
+figures taken under the same load (a shared machine's load moves from minute to minute). Prints
+every figure, the ratio per round and its median, and best against best; writes them to
 ``out/bench-folder-job.json``. perf_analyzer counts images ("infer/sec" is requests x batch).
 Bounded: each perf_analyzer run at most 240 s, each job at most 600 s.
 """
@@ -25,9 +25,9 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 PERF_CONFIGS = ((1, 4), (8, 2), (32, 2))  # (batch, concurrency)
@@ -103,8 +103,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--url", default=None, help="a running server (default: start one)")
     parser.add_argument("--images", type=int, default=480)
-    parser.add_argument("--rounds", type=int, default=4)
-    parser.add_argument("--job-concurrency", type=int, nargs="+", default=[4])
+    parser.add_argument("--rounds", type=int, default=5, help="paired rounds after the sweep")
+    parser.add_argument("--job-concurrency", type=int, default=4)
     args = parser.parse_args(argv)
 
     with tempfile.TemporaryDirectory(prefix="bench-folder-job-") as tmp:
@@ -116,58 +116,55 @@ def main(argv: list[str] | None = None) -> int:
         for index in range(args.images):
             shutil.copyfile(image, folder / f"{index:06d}.jpg")
         server = contextlib.nullcontext(args.url) if args.url else classification_server(workdir)
-        figures: dict[str, list] = {"perf": [], "job": []}
+        figures: dict[str, Any] = {"sweep": [], "rounds": []}
         with server as url:
             print(f"server {url}; folder of {args.images} copies of a {image.stat().st_size}-byte JPEG", flush=True)
-            for round_number in range(1, args.rounds + 1):
-                for batch, concurrency in PERF_CONFIGS:
-                    rate = perf_throughput(url, image, workdir, batch, concurrency)
-                    figures["perf"].append(
-                        {"round": round_number, "batch": batch, "concurrency": concurrency, "images_per_s": rate}
-                    )
-                    print(
-                        f"round {round_number} perf_analyzer  batch {batch:2d} concurrency {concurrency}: "
-                        f"{'unstable' if rate is None else f'{rate:.2f} images/s'}",
-                        flush=True,
-                    )
-                for concurrency in args.job_concurrency:
-                    started = time.monotonic()
-                    rate, answered, seconds = folder_job(url, folder, workdir, concurrency)
-                    figures["job"].append(
-                        {
-                            "round": round_number,
-                            "concurrency": concurrency,
-                            "images_per_s": rate,
-                            "images": answered,
-                            "seconds": seconds,
-                            "wall_s": time.monotonic() - started,
-                        }
-                    )
-                    print(
-                        f"round {round_number} folder job   concurrency {concurrency}: {rate:.2f} images/s "
-                        f"({answered} images in {seconds:.1f} s)",
-                        flush=True,
-                    )
-    perf_rates = [f["images_per_s"] for f in figures["perf"] if f["images_per_s"] is not None]
-    job_rates = [f["images_per_s"] for f in figures["job"]]
-    if not perf_rates:
-        print("perf_analyzer found no stable figure: no ratio")
-        return 1
-    ratio = max(job_rates) / max(perf_rates)
-    figures["ratio_best_job_to_best_perf"] = ratio
-    # A shared machine's load moves between rounds: each round's best job against that round's best perf.
-    per_round = []
-    for number in range(1, args.rounds + 1):
-        perf = [f["images_per_s"] for f in figures["perf"] if f["round"] == number and f["images_per_s"] is not None]
-        job = [f["images_per_s"] for f in figures["job"] if f["round"] == number]
-        if perf and job:
-            per_round.append(max(job) / max(perf))
-    figures["ratio_per_round"] = per_round
-    figures["ratio_median_of_rounds"] = statistics.median(per_round) if per_round else None
+
+            def perf(batch: int, concurrency: int) -> float | None:
+                rate = perf_throughput(url, image, workdir, batch, concurrency)
+                shown = "unstable" if rate is None else f"{rate:.2f} images/s"
+                print(f"  perf_analyzer batch {batch:2d} concurrency {concurrency}: {shown}", flush=True)
+                return rate
+
+            def job() -> float:
+                rate, answered, seconds = folder_job(url, folder, workdir, args.job_concurrency)
+                print(f"  folder job concurrency {args.job_concurrency}: {rate:.2f} images/s ({seconds:.1f} s)")
+                return rate
+
+            print("sweep: perf_analyzer's best configuration", flush=True)
+            for batch, concurrency in PERF_CONFIGS:
+                figures["sweep"].append(
+                    {"batch": batch, "concurrency": concurrency, "images_per_s": perf(batch, concurrency)}
+                )
+            measured = [f for f in figures["sweep"] if f["images_per_s"] is not None]
+            if not measured:
+                print("perf_analyzer found no stable figure: no ratio")
+                return 1
+            best = max(measured, key=lambda f: f["images_per_s"])
+            # Paired rounds: the best configuration and the folder job back to back, in alternating order.
+            for number in range(1, args.rounds + 1):
+                print(f"round {number}", flush=True)
+                if number % 2:
+                    perf_rate, job_rate = perf(best["batch"], best["concurrency"]), job()
+                else:
+                    job_rate = job()
+                    perf_rate = perf(best["batch"], best["concurrency"])
+                figures["rounds"].append({"perf_images_per_s": perf_rate, "job_images_per_s": job_rate})
+    ratios = [r["job_images_per_s"] / r["perf_images_per_s"] for r in figures["rounds"] if r["perf_images_per_s"]]
+    perf_rates = [r["perf_images_per_s"] for r in figures["rounds"] if r["perf_images_per_s"]] + [
+        f["images_per_s"] for f in measured
+    ]
+    job_rates = [r["job_images_per_s"] for r in figures["rounds"]]
+    figures["best_perf_configuration"] = {"batch": best["batch"], "concurrency": best["concurrency"]}
+    figures["ratio_per_round"] = ratios
+    figures["ratio_median"] = statistics.median(ratios) if ratios else None
+    figures["ratio_best_job_to_best_perf"] = max(job_rates) / max(perf_rates) if job_rates else None
     print(
-        f"best perf_analyzer {max(perf_rates):.2f} images/s, best folder job {max(job_rates):.2f} images/s: "
-        f"ratio {ratio:.3f}; round by round {', '.join(f'{r:.2f}' for r in per_round)}"
-        + (f" (median {statistics.median(per_round):.3f})" if per_round else "")
+        f"perf_analyzer best configuration: batch {best['batch']}, concurrency {best['concurrency']}; "
+        f"job/perf round by round: {', '.join(f'{r:.2f}' for r in ratios)}"
+        + (f" (median {statistics.median(ratios):.3f})" if ratios else "")
+        + f"; best job {max(job_rates):.2f} vs best perf {max(perf_rates):.2f} images/s: "
+        f"{figures['ratio_best_job_to_best_perf']:.3f}"
     )
     report = ROOT / "out" / "bench-folder-job.json"
     report.parent.mkdir(exist_ok=True)
