@@ -105,6 +105,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--images", type=int, default=480)
     parser.add_argument("--rounds", type=int, default=5, help="paired rounds after the sweep")
     parser.add_argument("--job-concurrency", type=int, default=4)
+    parser.add_argument(
+        "--perf-config", type=int, nargs=2, metavar=("BATCH", "CONCURRENCY"), help="skip the sweep: use this one"
+    )
     args = parser.parse_args(argv)
 
     with tempfile.TemporaryDirectory(prefix="bench-folder-job-") as tmp:
@@ -132,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
                 return rate
 
             print("sweep: perf_analyzer's best configuration", flush=True)
-            for batch, concurrency in PERF_CONFIGS:
+            for batch, concurrency in [tuple(args.perf_config)] if args.perf_config else PERF_CONFIGS:
                 figures["sweep"].append(
                     {"batch": batch, "concurrency": concurrency, "images_per_s": perf(batch, concurrency)}
                 )
