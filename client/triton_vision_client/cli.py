@@ -16,8 +16,9 @@ from pathlib import Path
 
 import triton_vision_contract as t
 
+from . import records
 from .client import PROTOCOLS, ClientError, VisionClient
-from .images import read_images
+from .folderjob import EXIT_CODES_HELP, Task, add_job_arguments, out_path, run_job
 
 COMMAND_PLUGINS = "triton_vision.commands"  # entry-point group of packages that add commands
 
@@ -32,8 +33,26 @@ def add_connection(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _client(args: argparse.Namespace) -> VisionClient:
-    return VisionClient(args.url, args.protocol, model_prefix=getattr(args, "model_prefix", ""))
+def _checked_number(text: str, kind: type, low: float, high: float | None, what: str):
+    try:
+        value = kind(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected {what}, got '{text}'") from None
+    if value < low or (high is not None and value > high):
+        raise argparse.ArgumentTypeError(f"expected {what}, got {value}")
+    return value
+
+
+def _top_k(text: str) -> int:
+    return _checked_number(text, int, 1, 1000, "a whole number in 1..1000")
+
+
+def _fraction(text: str) -> float:
+    return _checked_number(text, float, 0.0, 1.0, "a number in [0, 1]")
+
+
+def _positive(text: str) -> int:
+    return _checked_number(text, int, 1, None, "a whole number >= 1")
 
 
 def warn_stand_ins(client: VisionClient, models: Sequence[str]) -> None:
@@ -41,7 +60,7 @@ def warn_stand_ins(client: VisionClient, models: Sequence[str]) -> None:
         print(warning, file=sys.stderr)
 
 
-# -- classify -----------------------------------------------------------------------------
+# -- printing helpers (the server's demo uses them) --------------------------------------------
 def print_classifications(paths: Sequence[str], results) -> None:
     for path, result in zip(paths, results, strict=True):
         print(f"{path}:")
@@ -49,15 +68,6 @@ def print_classifications(paths: Sequence[str], results) -> None:
             print(f"  {score:7.4f}  {class_id:4d}  {label}")
 
 
-def cmd_classify(args: argparse.Namespace) -> int:
-    with _client(args) as client:
-        warn_stand_ins(client, [t.CLASSIFIER])
-        results = client.classify(read_images(args.images), top_k=args.top_k)
-    print_classifications(args.images, results)
-    return 0
-
-
-# -- detect -------------------------------------------------------------------------------
 def print_detections(paths: Sequence[str], results, limit: int | None = None) -> None:
     for path, result in zip(paths, results, strict=True):
         print(f"{path}: {len(result)} detection{'' if len(result) == 1 else 's'}")
@@ -85,18 +95,6 @@ def write_annotated(paths: Sequence[str], encoded: Sequence[bytes], results, out
     return written
 
 
-def cmd_detect(args: argparse.Namespace) -> int:
-    encoded = read_images(args.images)
-    with _client(args) as client:
-        warn_stand_ins(client, [t.DETECTOR])
-        results = client.detect(encoded, score_threshold=args.threshold, max_detections=args.max_detections)
-    print_detections(args.images, results)
-    for target in write_annotated(args.images, encoded, results, args.out):
-        print(f"wrote {target}")
-    return 0
-
-
-# -- segment ------------------------------------------------------------------------------
 def report_segmentations(paths: Sequence[str], results, out_dir: Path) -> None:
     """Print the classes present in each mask; write <stem>_mask.png and <stem>_overlay.png."""
     from .segmentation import describe, write_files
@@ -110,42 +108,115 @@ def report_segmentations(paths: Sequence[str], results, out_dir: Path) -> None:
             print(f"  wrote {target}")
 
 
-def cmd_segment(args: argparse.Namespace) -> int:
-    with _client(args) as client:
-        warn_stand_ins(client, [t.SEGMENTER])
-        results = client.segment(read_images(args.images), overlay=not args.no_overlay)
-    report_segmentations(args.images, results, args.out)
-    return 0
+# -- the commands: folder jobs (see folderjob.py for inputs, formats, resume and exit codes) -------
+def start_classify(client: VisionClient, sources, args: argparse.Namespace):
+    return client.classify_many(sources, top_k=args.top_k, batch=args.batch, concurrency=args.concurrency)
+
+
+def start_detect(client: VisionClient, sources, args: argparse.Namespace):
+    return client.detect_many(
+        sources,
+        score_threshold=args.threshold,
+        max_detections=args.max_detections,
+        batch=args.batch,
+        concurrency=args.concurrency,
+        keep_data=True,
+    )
+
+
+def save_detect(result, args: argparse.Namespace) -> dict[str, str]:
+    """The image with its boxes drawn, as --out/<its place in the input tree>/<stem>.detections.jpg."""
+    import cv2
+
+    from .annotate import annotate_file
+
+    target = out_path(args.out, result.source, ".detections.jpg")
+    if not cv2.imwrite(str(target), annotate_file(result.data, result.answer)):
+        raise OSError(f"cannot write {target}")
+    return {"annotated": str(target)}
+
+
+def start_segment(client: VisionClient, sources, args: argparse.Namespace):
+    return client.segment_many(sources, overlay=not args.no_overlay, batch=args.batch, concurrency=args.concurrency)
+
+
+def save_segment(result, args: argparse.Namespace) -> dict[str, str]:
+    """<stem>_mask.png (indexed: pixel = class id) and <stem>_overlay.png under --out, mirroring the inputs."""
+    from .segmentation import mask_png
+
+    mask = out_path(args.out, result.source, "_mask.png")
+    mask.write_bytes(mask_png(result.answer.mask))
+    files = {"mask": str(mask)}
+    if result.answer.overlay_png:
+        overlay = out_path(args.out, result.source, "_overlay.png")
+        overlay.write_bytes(result.answer.overlay_png)
+        files["overlay"] = str(overlay)
+    return files
+
+
+CLASSIFY = Task("classified", t.CLASSIFIER, records.CLASSIFICATION, start_classify, default_concurrency=4)
+DETECT = Task("detected objects in", t.DETECTOR, records.DETECTION, start_detect, save_detect, default_concurrency=2)
+SEGMENT = Task("segmented", t.SEGMENTER, records.SEGMENTATION, start_segment, save_segment, default_concurrency=2)
+
+
+def job_command(task: Task):
+    def command(args: argparse.Namespace) -> int:
+        return run_job(args, task)
+
+    return command
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="triton-vision", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("classify", help="ImageNet top-k labels for image files")
-    p.add_argument("images", nargs="+")
-    p.add_argument("--top-k", type=int, default=None, help=f"labels per image (server default {t.DEFAULT_TOP_K})")
+    p = sub.add_parser(
+        "classify",
+        help="ImageNet top-k labels for image files, folders and globs",
+        description="ImageNet top-k labels for each image; many requests in flight, results as they complete.",
+        epilog=EXIT_CODES_HELP,
+    )
+    add_job_arguments(p, default_concurrency=CLASSIFY.default_concurrency)
+    p.add_argument(
+        "--top-k", type=_top_k, default=None, help=f"labels per image, 1..1000 (server default {t.DEFAULT_TOP_K})"
+    )
     add_connection(p)
-    p.set_defaults(func=cmd_classify)
+    p.set_defaults(func=job_command(CLASSIFY))
 
-    p = sub.add_parser("segment", help="Pascal VOC class masks for image files: indexed PNG mask and overlay")
-    p.add_argument("images", nargs="+")
+    p = sub.add_parser(
+        "segment",
+        help="Pascal VOC class masks for image files and folders: indexed PNG mask and overlay",
+        description="Pascal VOC masks for each image, written under --out mirroring the input tree.",
+        epilog=EXIT_CODES_HELP,
+    )
+    add_job_arguments(p, default_concurrency=SEGMENT.default_concurrency)
     p.add_argument("--out", type=Path, default=Path("out"), help="where <stem>_mask.png and <stem>_overlay.png go")
     p.add_argument("--no-overlay", action="store_true", help="write the mask only")
     add_connection(p)
-    p.set_defaults(func=cmd_segment)
+    p.set_defaults(func=job_command(SEGMENT))
 
-    p = sub.add_parser("detect", help="COCO detections for image files, printed and drawn")
-    p.add_argument("images", nargs="+")
+    p = sub.add_parser(
+        "detect",
+        help="COCO detections for image files and folders, recorded and drawn",
+        description="COCO detections for each image; annotated copies under --out mirroring the input tree.",
+        epilog=EXIT_CODES_HELP,
+    )
+    add_job_arguments(p, default_concurrency=DETECT.default_concurrency)
     p.add_argument(
-        "--threshold", type=float, default=None, help=f"minimum score (server default {t.DEFAULT_SCORE_THRESHOLD})"
+        "--threshold",
+        type=_fraction,
+        default=None,
+        help=f"minimum score in [0, 1] (server default {t.DEFAULT_SCORE_THRESHOLD})",
     )
     p.add_argument(
-        "--max-detections", type=int, default=None, help=f"per image (server default {t.DEFAULT_MAX_DETECTIONS})"
+        "--max-detections",
+        type=_positive,
+        default=None,
+        help=f"per image, >= 1 (server default {t.DEFAULT_MAX_DETECTIONS})",
     )
     p.add_argument("--out", type=Path, default=Path("out"), help="where annotated images go (default out/)")
     add_connection(p)
-    p.set_defaults(func=cmd_detect)
+    p.set_defaults(func=job_command(DETECT))
 
     from .probe import DEFAULT_TIMEOUT_S, ENSEMBLES, cmd_probe
 
@@ -166,7 +237,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    # Inputs may follow options (`classify photos/ --top-k 3 more/`): argparse leaves them over.
+    if extra and hasattr(args, "images") and all(item == "-" or not item.startswith("-") for item in extra):
+        args.images = [*args.images, *extra]
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         return args.func(args)
     except ClientError as exc:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping, Sequence
+import os
+import threading
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -12,15 +14,23 @@ import numpy as np
 
 import triton_vision_contract as t
 
+from .errors import ClientError, ModelNotServedError, ServerUnreachableError
 from .images import pack_images
+from .inputs import ImageSource
+from .jobs import REFUSED, SERVER_ERROR, TIMED_OUT, Done, ImageResult, RequestError, run_requests
 from .segmentation import Segmentation, split_outputs
+
+__all__ = ["ClientError", "ModelNotServedError", "ServerUnreachableError", "VisionClient", "ImageResult"]
 
 PROTOCOLS = ("grpc", "http")
 DEFAULT_URLS = {"grpc": "127.0.0.1:8001", "http": "127.0.0.1:8000"}
+DEFAULT_CONCURRENCY = 4  # requests in flight for the *_many methods
 
-
-class ClientError(RuntimeError):
-    """The server refused or failed a request; the message is the server's."""
+Source = ImageSource | str | os.PathLike
+# gRPC status codes (as tritonclient spells them) and HTTP codes that mean "this request is invalid".
+_REFUSED_STATUS = ("StatusCode.INVALID_ARGUMENT", "400")
+_TIMEOUT_STATUS = ("StatusCode.DEADLINE_EXCEEDED", "StatusCode.CANCELLED")
+_UNREACHABLE_STATUS = ("StatusCode.UNAVAILABLE",)
 
 
 @dataclass(frozen=True)
@@ -77,6 +87,15 @@ def split_classifications(out: Mapping[str, np.ndarray]) -> list[Classification]
         )
         for ids, scores, labels in zip(out[t.CLASS_IDS], out[t.SCORES], out[t.LABELS], strict=True)
     ]
+
+
+def _detection_parameters(score_threshold: float | None, max_detections: int | None) -> dict[str, Any]:
+    parameters: dict[str, Any] = {}
+    if score_threshold is not None:
+        parameters[t.SCORE_THRESHOLD] = float(score_threshold)
+    if max_detections is not None:
+        parameters[t.MAX_DETECTIONS] = int(max_detections)
+    return parameters
 
 
 class VisionClient:
@@ -140,9 +159,218 @@ class VisionClient:
             kwargs["client_timeout"] = self.timeout_s
         try:
             result = self._client.infer(model, [tensor], outputs=requested, **kwargs)
-        except InferenceServerException as exc:
-            raise ClientError(exc.message() or str(exc)) from None
+        except (InferenceServerException, OSError) as exc:
+            error = self._error(exc)
+            raise (ClientError(error.message) if isinstance(error, RequestError) else error) from None
         return {name: result.as_numpy(name) for name in outputs}
+
+    # -- many images, many requests in flight ---------------------------------------------------
+    def _error(self, exc: BaseException) -> RequestError | ServerUnreachableError:
+        """A failed request's exception as a per-request error, or as the end of the job."""
+        from tritonclient.utils import InferenceServerException
+
+        if not isinstance(exc, InferenceServerException):
+            detail = str(exc) or type(exc).__name__
+            if isinstance(exc, TimeoutError):
+                return RequestError(f"no answer within {self.timeout_s:g} s ({detail})", TIMED_OUT)
+            if isinstance(exc, OSError):  # HTTP: refused or reset connections
+                return ServerUnreachableError(self.url, self.protocol, detail)
+            return RequestError(f"{type(exc).__name__}: {detail}", SERVER_ERROR)
+        status, message = str(exc.status()), exc.message() or str(exc)
+        if status in _UNREACHABLE_STATUS:
+            return ServerUnreachableError(self.url, self.protocol, message)
+        if status in _REFUSED_STATUS:
+            return RequestError(message, REFUSED)
+        if status in _TIMEOUT_STATUS:
+            return RequestError(f"{message} (after {self.timeout_s:g} s)", TIMED_OUT)
+        return RequestError(message, SERVER_ERROR)
+
+    def check_ready(self, model: str) -> None:
+        """Raise :class:`ServerUnreachableError` or :class:`ModelNotServedError` unless ``model`` is ready."""
+        from tritonclient.utils import InferenceServerException
+
+        try:
+            ready = self._client.is_model_ready(model)
+        except InferenceServerException as exc:
+            error = self._error(exc)
+            if isinstance(error, ServerUnreachableError):
+                raise error from None
+            ready = False
+        except Exception as exc:  # noqa: BLE001 - HTTP: refused, reset, or not an HTTP server at all
+            raise ServerUnreachableError(self.url, self.protocol, f"{type(exc).__name__}: {exc}") from None
+        if not ready:
+            raise ModelNotServedError(self.url, model)
+
+    def _request(self, images: Sequence[bytes], outputs: Sequence[str], parameters: Mapping[str, Any] | None):
+        batch = pack_images(images)
+        tensor = self._module.InferInput(t.IMAGE, list(batch.shape), "UINT8")
+        tensor.set_data_from_numpy(batch)
+        requested = [self._module.InferRequestedOutput(name) for name in outputs]
+        return tensor, requested, ({"parameters": dict(parameters)} if parameters else {})
+
+    def _submitter(
+        self, model: str, outputs: Sequence[str], parameters: Mapping[str, Any] | None, concurrency: int
+    ) -> tuple[Callable[[Sequence[bytes], Done], None], Callable[[], None]]:
+        """``submit(images, done)`` for :func:`run_requests`, and a function that releases its resources.
+
+        gRPC: ``async_infer`` with a callback (many requests on one channel). HTTP: ``concurrency``
+        threads, each with its own connection, running blocking requests.
+        """
+
+        def deliver(done: Done, result: Any, error: BaseException | None) -> None:
+            if error is not None:
+                done(None, self._error(error))
+                return
+            try:
+                arrays = {name: result.as_numpy(name) for name in outputs}
+            except Exception as exc:  # noqa: BLE001 - a malformed response fails this request only
+                done(None, RequestError(f"unexpected answer from the server: {exc}", SERVER_ERROR))
+                return
+            done(arrays, None)
+
+        if self.protocol == "grpc":
+
+            def submit_grpc(images: Sequence[bytes], done: Done) -> None:
+                try:
+                    tensor, requested, kwargs = self._request(images, outputs, parameters)
+                    self._client.async_infer(
+                        model,
+                        [tensor],
+                        lambda result, error: deliver(done, result, error),
+                        outputs=requested,
+                        client_timeout=self.timeout_s,
+                        **kwargs,
+                    )
+                except Exception as exc:  # noqa: BLE001 - delivered to the engine, which decides
+                    deliver(done, None, exc)
+
+            return submit_grpc, lambda: None
+
+        local = threading.local()
+        pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="triton-vision-http")
+        connections: list[Any] = []
+
+        def blocking(images: Sequence[bytes], done: Done) -> None:
+            if not hasattr(local, "client"):
+                local.client = self._module.InferenceServerClient(self.url, network_timeout=self.timeout_s)
+                connections.append(local.client)
+            try:
+                tensor, requested, kwargs = self._request(images, outputs, parameters)
+                result = local.client.infer(model, [tensor], outputs=requested, **kwargs)
+            except Exception as exc:  # noqa: BLE001 - delivered to the engine, which decides
+                deliver(done, None, exc)
+            else:
+                deliver(done, result, None)
+
+        def close() -> None:
+            pool.shutdown(wait=False, cancel_futures=True)
+            for connection in connections:
+                connection.close()
+
+        return lambda images, done: pool.submit(blocking, images, done), close
+
+    def infer_many(
+        self,
+        model: str,
+        sources: Iterable[Source],
+        outputs: Sequence[str],
+        parameters: Mapping[str, Any] | None,
+        split: Callable[[Mapping[str, np.ndarray]], list],
+        *,
+        batch: int | None = None,
+        concurrency: int = DEFAULT_CONCURRENCY,
+        keep_data: bool = False,
+    ) -> Iterator[ImageResult]:
+        """One :class:`ImageResult` per image file, yielded as its request completes.
+
+        Files are read only as requests go out (at most ``concurrency`` requests of ``batch``
+        images in flight; ``batch`` defaults to the ensemble's max_batch_size). A file that
+        cannot be read, or that the server refuses, gives a failed result (``error``,
+        ``reason``); the others go on. Raises :class:`ServerUnreachableError` when no server
+        answers (at the start or later) and :class:`ModelNotServedError` when the server lacks
+        ``model``.
+        """
+        self.check_ready(model)
+        submit, close = self._submitter(model, outputs, parameters, concurrency)
+        try:
+            yield from run_requests(
+                sources,
+                submit,
+                split,
+                batch=batch or t.MAX_BATCH[model],
+                concurrency=concurrency,
+                keep_data=keep_data,
+            )
+        finally:
+            close()
+
+    def classify_many(
+        self,
+        sources: Iterable[Source],
+        top_k: int | None = None,
+        *,
+        batch: int | None = None,
+        concurrency: int = DEFAULT_CONCURRENCY,
+    ) -> Iterator[ImageResult]:
+        """Classify image files (paths or :class:`ImageSource`), yielding results as they complete.
+
+        >>> for result in client.classify_many(Path("photos").glob("*.jpg"), concurrency=8):
+        ...     print(result.path, result.answer.labels[0] if result.ok else result.error)
+        """
+        parameters = {t.TOP_K: int(top_k)} if top_k is not None else None
+        outputs = (t.CLASS_IDS, t.SCORES, t.LABELS)
+        return self.infer_many(
+            self.model_prefix + t.CLASSIFICATION,
+            sources,
+            outputs,
+            parameters,
+            split_classifications,
+            batch=batch,
+            concurrency=concurrency,
+        )
+
+    def detect_many(
+        self,
+        sources: Iterable[Source],
+        score_threshold: float | None = None,
+        max_detections: int | None = None,
+        *,
+        batch: int | None = None,
+        concurrency: int = DEFAULT_CONCURRENCY,
+        keep_data: bool = False,
+    ) -> Iterator[ImageResult]:
+        """Detect objects in image files; ``keep_data`` keeps each file's bytes on its result (to draw on)."""
+        outputs = (t.BOXES, t.SCORES, t.CLASS_IDS, t.LABELS, t.COUNT)
+        return self.infer_many(
+            self.model_prefix + t.DETECTION,
+            sources,
+            outputs,
+            _detection_parameters(score_threshold, max_detections),
+            split_detections,
+            batch=batch,
+            concurrency=concurrency,
+            keep_data=keep_data,
+        )
+
+    def segment_many(
+        self,
+        sources: Iterable[Source],
+        overlay: bool = False,
+        *,
+        batch: int | None = None,
+        concurrency: int = DEFAULT_CONCURRENCY,
+    ) -> Iterator[ImageResult]:
+        """Segment image files, yielding one :class:`Segmentation` result per image as it completes."""
+        outputs = (t.MASK, t.MASK_SIZE, t.CLASS_FRACTIONS, t.LABELS, t.OVERLAY)
+        return self.infer_many(
+            self.model_prefix + t.SEGMENTATION,
+            sources,
+            outputs,
+            {t.OVERLAY_PARAMETER: bool(overlay)},
+            split_outputs,
+            batch=batch,
+            concurrency=concurrency,
+        )
 
     def infer_in_batches(
         self,
@@ -201,11 +429,7 @@ class VisionClient:
         Over gRPC up to ``concurrency`` requests run at once; over HTTP one after another. Each
         image's rows are cut to its COUNT (the server pads a request to its largest COUNT).
         """
-        parameters: dict[str, Any] = {}
-        if score_threshold is not None:
-            parameters[t.SCORE_THRESHOLD] = float(score_threshold)
-        if max_detections is not None:
-            parameters[t.MAX_DETECTIONS] = int(max_detections)
+        parameters = _detection_parameters(score_threshold, max_detections)
         outputs = (t.BOXES, t.SCORES, t.CLASS_IDS, t.LABELS, t.COUNT)
         return self.infer_in_batches(
             self.model_prefix + t.DETECTION,
@@ -248,7 +472,10 @@ class VisionClient:
 
     def model_sources(self) -> dict[str, dict[str, str]]:
         """What the server's ``model_info`` model says about its ONNX files ({} if it has none)."""
-        answer = self.model_info(t.INFO_SOURCES)
+        try:
+            answer = self.model_info(t.INFO_SOURCES)
+        except Exception:  # noqa: BLE001 - only for warnings: no server, no model_info, another answer
+            return {}
         return answer if isinstance(answer, dict) else {}
 
     def repository_ensembles(self) -> list[str] | None:

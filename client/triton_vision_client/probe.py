@@ -63,7 +63,7 @@ def server_has(client: VisionClient, ensemble: str) -> bool:
     from tritonclient.utils import InferenceServerException
 
     try:
-        client.model_metadata(ensemble)
+        client.model_metadata(client.model_prefix + ensemble)
         return True
     except InferenceServerException as exc:
         message = (exc.message() or str(exc)).lower()
@@ -77,12 +77,13 @@ def probe(
     protocol: str = "grpc",
     ensembles: Sequence[str] | None = None,
     timeout_s: float = DEFAULT_TIMEOUT_S,
+    model_prefix: str = "",
 ) -> list[ProbeResult]:
     """A result per probed ensemble; raises :class:`ClientError` when the server cannot be reached."""
     from tritonclient.utils import InferenceServerException
 
     results = []
-    with VisionClient(url, protocol, timeout_s=timeout_s) as client:
+    with VisionClient(url, protocol, timeout_s=timeout_s, model_prefix=model_prefix) as client:
         try:
             live = client.server_live()
         except InferenceServerException as exc:
@@ -98,7 +99,7 @@ def probe(
             if listed is None:
                 names = [e for e in ENSEMBLES if server_has(client, e)]
             else:
-                names = [e for e in ENSEMBLES if e in listed]
+                names = [e for e in ENSEMBLES if model_prefix + e in listed]
         if not names:
             raise ClientError(f"the server at {client.url} serves none of {', '.join(ENSEMBLES)}")
         for name in names:
@@ -119,7 +120,7 @@ def cmd_probe(args) -> int:
         print(f"error: unknown ensemble {', '.join(unknown)} (known: {', '.join(ENSEMBLES)})", file=sys.stderr)
         return 2
     try:
-        results = probe(args.url, args.protocol, args.ensemble, args.timeout)
+        results = probe(args.url, args.protocol, args.ensemble, args.timeout, model_prefix=args.model_prefix)
     except ClientError as exc:
         if args.json:
             print(json.dumps({"ok": False, "error": str(exc), "ensembles": []}))

@@ -1,0 +1,249 @@
+"""One record per image, as text, JSON Lines or CSV; reading an output file back for ``--resume``.
+
+A record is a JSON-ready dict built once per image (``path`` and the answer, or ``path``,
+``error`` and ``reason``); the CSV row and the text lines are rendered from it. Pure standard
+library.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TextIO
+
+from .jobs import ImageResult
+
+FORMATS = ("text", "jsonl", "csv")
+RESUMABLE_FORMATS = ("jsonl", "csv")
+LIST_SEPARATOR = "|"  # between the items of a list in one CSV cell
+
+Record = dict[str, Any]
+
+
+def _error_record(result: ImageResult) -> Record:
+    return {"path": result.path, "error": result.error, "reason": result.reason}
+
+
+def classification_record(result: ImageResult, files: Mapping[str, str] | None = None) -> Record:
+    if not result.ok:
+        return _error_record(result)
+    answer = result.answer
+    classes = [
+        {"class_id": int(i), "label": label, "score": round(float(s), 6)}
+        for i, s, label in zip(answer.class_ids, answer.scores, answer.labels, strict=True)
+    ]
+    return {"path": result.path, "classes": classes, **(files or {})}
+
+
+def detection_record(result: ImageResult, files: Mapping[str, str] | None = None) -> Record:
+    if not result.ok:
+        return _error_record(result)
+    answer = result.answer
+    detections = [
+        {"label": label, "class_id": int(i), "score": round(float(s), 6), "box": [round(float(v), 2) for v in box]}
+        for box, s, i, label in zip(answer.boxes, answer.scores, answer.class_ids, answer.labels, strict=True)
+    ]
+    return {"path": result.path, "detections": detections, **(files or {})}
+
+
+def segmentation_record(result: ImageResult, files: Mapping[str, str] | None = None) -> Record:
+    if not result.ok:
+        return _error_record(result)
+    answer = result.answer
+    height, width = answer.mask.shape
+    classes = [
+        {"class_id": class_id, "label": label, "fraction": round(float(fraction), 6)}
+        for class_id, label, fraction in answer.present()
+    ]
+    return {"path": result.path, "height": int(height), "width": int(width), "classes": classes, **(files or {})}
+
+
+def _joined(items: list[Any]) -> str:
+    return LIST_SEPARATOR.join(str(item) for item in items)
+
+
+def _error_text(record: Record) -> list[str]:
+    return [f"{record['path']}: error ({record['reason']}): {record['error']}"]
+
+
+def _files_text(record: Record, keys: tuple[str, ...]) -> list[str]:
+    return [f"  wrote {record[key]}" for key in keys if record.get(key)]
+
+
+def classification_text(record: Record) -> list[str]:
+    lines = [f"{record['path']}:"]
+    lines += [f"  {c['score']:7.4f}  {c['class_id']:4d}  {c['label']}" for c in record["classes"]]
+    return lines
+
+
+def classification_csv(record: Record) -> dict[str, Any]:
+    classes = record["classes"]
+    best = classes[0] if classes else {}
+    return {
+        "label": best.get("label", ""),
+        "class_id": best.get("class_id", ""),
+        "score": best.get("score", ""),
+        "labels": _joined([c["label"] for c in classes]),
+        "class_ids": _joined([c["class_id"] for c in classes]),
+        "scores": _joined([c["score"] for c in classes]),
+    }
+
+
+def detection_text(record: Record) -> list[str]:
+    found = record["detections"]
+    lines = [f"{record['path']}: {len(found)} detection{'' if len(found) == 1 else 's'}"]
+    for d in found:
+        x1, y1, x2, y2 = d["box"]
+        lines.append(
+            f"  {d['score']:6.3f}  {d['class_id']:3d} {d['label']:<16s} [{x1:7.1f} {y1:7.1f} {x2:7.1f} {y2:7.1f}]"
+        )
+    return lines + _files_text(record, ("annotated",))
+
+
+def detection_csv(record: Record) -> dict[str, Any]:
+    found = record["detections"]
+    return {
+        "count": len(found),
+        "labels": _joined([d["label"] for d in found]),
+        "class_ids": _joined([d["class_id"] for d in found]),
+        "scores": _joined([d["score"] for d in found]),
+        "boxes": _joined([" ".join(str(v) for v in d["box"]) for d in found]),
+        "annotated": record.get("annotated", ""),
+    }
+
+
+def segmentation_text(record: Record) -> list[str]:
+    lines = [f"{record['path']}: {record['width']}x{record['height']} mask, classes present:"]
+    lines += [f"  {c['fraction']:7.2%}  {c['class_id']:3d}  {c['label']}" for c in record["classes"]]
+    return lines + _files_text(record, ("mask", "overlay"))
+
+
+def segmentation_csv(record: Record) -> dict[str, Any]:
+    return {
+        "height": record["height"],
+        "width": record["width"],
+        "classes": _joined([f"{c['label']}:{c['fraction']}" for c in record["classes"]]),
+        "mask": record.get("mask", ""),
+        "overlay": record.get("overlay", ""),
+    }
+
+
+@dataclass(frozen=True)
+class RecordKind:
+    """How one command's answers become records, text lines and CSV cells."""
+
+    record: Callable[[ImageResult, Mapping[str, str] | None], Record]
+    text: Callable[[Record], list[str]]
+    csv: Callable[[Record], dict[str, Any]]
+    csv_columns: tuple[str, ...]
+
+
+BASE_COLUMNS = ("path", "error", "reason")
+CLASSIFICATION = RecordKind(
+    classification_record,
+    classification_text,
+    classification_csv,
+    (*BASE_COLUMNS, "label", "class_id", "score", "labels", "class_ids", "scores"),
+)
+DETECTION = RecordKind(
+    detection_record,
+    detection_text,
+    detection_csv,
+    (*BASE_COLUMNS, "count", "labels", "class_ids", "scores", "boxes", "annotated"),
+)
+SEGMENTATION = RecordKind(
+    segmentation_record,
+    segmentation_text,
+    segmentation_csv,
+    (*BASE_COLUMNS, "height", "width", "classes", "mask", "overlay"),
+)
+
+
+class RecordWriter:
+    """Writes one record per image to ``stream`` in ``fmt``, each record whole and flushed."""
+
+    def __init__(self, stream: TextIO, fmt: str, kind: RecordKind, *, write_header: bool = True) -> None:
+        if fmt not in FORMATS:
+            raise ValueError(f"format must be one of {FORMATS}, got '{fmt}'")
+        self.stream, self.fmt, self.kind = stream, fmt, kind
+        if fmt == "csv" and write_header:
+            self._emit(self._csv_line({c: c for c in kind.csv_columns}))
+
+    def _csv_line(self, row: Mapping[str, Any]) -> str:
+        buffer = io.StringIO()
+        csv.DictWriter(buffer, fieldnames=self.kind.csv_columns, lineterminator="\n").writerow(row)
+        return buffer.getvalue()
+
+    def _emit(self, text: str) -> None:
+        self.stream.write(text)  # one write per record: an interrupted job never leaves half a record
+        self.stream.flush()
+
+    def render(self, record: Record) -> str:
+        failed = "error" in record
+        if self.fmt == "jsonl":
+            return json.dumps(record, ensure_ascii=False) + "\n"
+        if self.fmt == "csv":
+            row = {"path": record["path"], "error": record.get("error", ""), "reason": record.get("reason", "")}
+            if not failed:
+                row.update(self.kind.csv(record))
+            return self._csv_line(row)
+        return "\n".join(_error_text(record) if failed else self.kind.text(record)) + "\n"
+
+    def write(self, record: Record) -> None:
+        self._emit(self.render(record))
+
+
+def recorded_paths(path: Path, fmt: str) -> set[str]:
+    """The ``path`` of every complete record in an earlier output file (for ``--resume``).
+
+    A last line cut short (a job killed while writing) is removed from the file, so that
+    appending continues with whole records. A missing or empty file has no records.
+    """
+    if fmt not in RESUMABLE_FORMATS:
+        raise ValueError(f"--resume needs --format {' or '.join(RESUMABLE_FORMATS)} (text output cannot be read back)")
+    if not path.exists() or path.stat().st_size == 0:
+        return set()
+    _drop_partial_last_line(path)
+    done: set[str] = set()
+    with open(path, encoding="utf-8", newline="") as handle:
+        if fmt == "jsonl":
+            for number, line in enumerate(handle, 1):
+                if not line.strip():
+                    continue
+                try:
+                    done.add(json.loads(line)["path"])
+                except (ValueError, KeyError, TypeError):
+                    raise ValueError(f"{path}:{number} is not a record of this tool (no JSON with a 'path')") from None
+        else:
+            reader = csv.DictReader(handle)
+            if not reader.fieldnames or "path" not in reader.fieldnames:
+                raise ValueError(f"{path} is not a CSV output of this tool (no 'path' column)")
+            done.update(row["path"] for row in reader)
+    return done
+
+
+def _drop_partial_last_line(path: Path) -> None:
+    with open(path, "rb+") as handle:
+        size = handle.seek(0, os.SEEK_END)
+        if size == 0:
+            return
+        handle.seek(size - 1)
+        if handle.read(1) == b"\n":
+            return
+        # Walk back to the last newline (in blocks) and cut what follows it.
+        position = size
+        while position > 0:
+            start = max(0, position - 65536)
+            handle.seek(start)
+            block = handle.read(position - start)
+            newline = block.rfind(b"\n")
+            if newline >= 0:
+                handle.truncate(start + newline + 1)
+                return
+            position = start
+        handle.truncate(0)

@@ -1,0 +1,168 @@
+"""The many-requests engine (jobs.run_requests) with a fake transport: batching, bounds, retries."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+
+from triton_vision_client.errors import ServerUnreachableError
+from triton_vision_client.jobs import (
+    EMPTY,
+    NOT_FOUND,
+    REFUSED,
+    TOO_LARGE,
+    UNREADABLE,
+    RequestError,
+    read_source,
+    run_requests,
+)
+from triton_vision_client.jobs import as_source as source_of
+
+
+def echo_split(outputs):
+    """The fake server answers each image with its own bytes."""
+    return list(outputs["echo"])
+
+
+class FakeServer:
+    """Answers requests (each image -> its bytes), refusing any request holding b"bad"."""
+
+    def __init__(self, *, threaded: bool = False) -> None:
+        self.requests: list[list[bytes]] = []
+        self.threaded = threaded
+        self.lock = threading.Lock()
+
+    def submit(self, images, done) -> None:
+        images = list(images)
+        with self.lock:
+            self.requests.append(images)
+
+        def answer():
+            if any(data.startswith(b"bad") for data in images):
+                done(None, RequestError(f"image {images.index(b'bad')}: not a JPEG or PNG file", REFUSED))
+            else:
+                done({"echo": images}, None)
+
+        threading.Thread(target=answer).start() if self.threaded else answer()
+
+
+def write_images(folder: Path, contents: list[bytes]) -> list[Path]:
+    paths = []
+    for index, data in enumerate(contents):
+        path = folder / f"{index:03d}.jpg"
+        path.write_bytes(data)
+        paths.append(path)
+    return paths
+
+
+@pytest.mark.parametrize("threaded", [False, True])
+def test_every_image_gets_its_own_answer_in_requests_of_at_most_batch(tmp_path, threaded):
+    contents = [f"image-{i}".encode() for i in range(10)]
+    server = FakeServer(threaded=threaded)
+    results = list(run_requests(write_images(tmp_path, contents), server.submit, echo_split, batch=4, concurrency=2))
+    assert sorted(len(r) for r in server.requests) == [2, 4, 4]
+    assert len(results) == 10 and all(r.ok for r in results)
+    assert {r.path: r.answer for r in results} == {str(tmp_path / f"{i:03d}.jpg"): c for i, c in enumerate(contents)}
+
+
+def test_a_refused_batch_is_resent_image_by_image_so_only_the_bad_image_fails(tmp_path):
+    contents = [b"good-0", b"good-1", b"bad", b"good-3", b"good-4"]
+    server = FakeServer()
+    results = {
+        r.path: r
+        for r in run_requests(write_images(tmp_path, contents), server.submit, echo_split, batch=4, concurrency=1)
+    }
+    bad = results[str(tmp_path / "002.jpg")]
+    assert not bad.ok and bad.reason == REFUSED and "not a JPEG or PNG" in bad.error
+    assert [r.path for r in results.values() if r.ok] == [str(tmp_path / f"{i:03d}.jpg") for i in (0, 1, 3, 4)]
+    assert [len(r) for r in server.requests] == [4, 1, 1, 1, 1, 1]  # the batch, then its 4 images alone, then the 5th
+
+
+def test_files_that_cannot_be_read_fail_with_their_reason_and_the_job_goes_on(tmp_path):
+    (tmp_path / "empty.jpg").write_bytes(b"")
+    (tmp_path / "dir.jpg").mkdir()
+    (tmp_path / "big.jpg").write_bytes(b"x" * 101)
+    (tmp_path / "ok.jpg").write_bytes(b"fine")
+    inputs = [tmp_path / n for n in ("missing.jpg", "empty.jpg", "dir.jpg", "big.jpg", "ok.jpg")]
+    server = FakeServer()
+    results = {
+        Path(r.path).name: r
+        for r in run_requests(inputs, server.submit, echo_split, batch=4, concurrency=1, max_file_bytes=100)
+    }
+    assert {n: r.reason for n, r in results.items()} == {
+        "missing.jpg": NOT_FOUND,
+        "empty.jpg": EMPTY,
+        "dir.jpg": UNREADABLE,
+        "big.jpg": TOO_LARGE,
+        "ok.jpg": None,
+    }
+    assert server.requests == [[b"fine"]]
+
+
+def test_images_are_read_only_as_requests_go_out(tmp_path):
+    """At most (concurrency + 1) x batch images are read and not yet handed out, whatever the input size:
+    the requests in flight, and the one whose answers are being handed out while the next goes."""
+    paths = write_images(tmp_path, [f"{i}".encode() for i in range(200)])
+    pulled = 0
+
+    def counted():
+        nonlocal pulled
+        for path in paths:
+            pulled += 1
+            yield path
+
+    answered = 0
+    worst = 0
+
+    def submit(images, done):
+        nonlocal worst
+        worst = max(worst, pulled - answered)
+        done({"echo": list(images)}, None)
+
+    for _ in run_requests(counted(), submit, echo_split, batch=8, concurrency=3):
+        answered += 1
+    assert answered == 200
+    assert worst <= (3 + 1) * 8
+
+
+def test_a_batch_stays_under_the_request_byte_budget_and_a_big_image_travels_alone(tmp_path):
+    contents = [b"a" * 10, b"b" * 10, b"c" * 60, b"d" * 10]
+    server = FakeServer()
+    results = list(
+        run_requests(
+            write_images(tmp_path, contents), server.submit, echo_split, batch=4, concurrency=1, max_request_bytes=64
+        )
+    )
+    assert all(r.ok for r in results)
+    assert [[len(d) for d in r] for r in server.requests] == [[10, 10], [60], [10]]
+
+
+def test_an_unreachable_server_ends_the_job_with_its_error(tmp_path):
+    def submit(images, done):
+        done(None, ServerUnreachableError("127.0.0.1:1", "grpc", "connection refused"))
+
+    with pytest.raises(ServerUnreachableError, match="triton-vision serve"):
+        list(run_requests(write_images(tmp_path, [b"x"]), submit, echo_split, batch=1, concurrency=1))
+
+
+def test_an_answer_with_the_wrong_number_of_images_fails_those_images_not_the_job(tmp_path):
+    def submit(images, done):
+        done({"echo": []}, None)
+
+    results = list(run_requests(write_images(tmp_path, [b"x", b"y"]), submit, echo_split, batch=2, concurrency=1))
+    assert [r.reason for r in results] == ["server error", "server error"]
+    assert "0 answers for 1 images" in results[0].error
+
+
+def test_read_source_keeps_the_bytes_and_names_a_glob_that_matched_nothing(tmp_path):
+    path = tmp_path / "x.jpg"
+    path.write_bytes(b"abc")
+    assert read_source(source_of(path)) == b"abc"
+    from triton_vision_client.inputs import ImageSource
+
+    failed = read_source(
+        ImageSource(tmp_path / "*.png", "*.png", Path("*.png"), problem="no file matches this pattern")
+    )
+    assert failed.reason == NOT_FOUND and failed.error == "no file matches this pattern"
