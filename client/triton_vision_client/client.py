@@ -267,7 +267,10 @@ class VisionClient:
             for connection in connections:
                 connection.close()
 
-        return lambda images, done: pool.submit(blocking, images, done), close
+        def submit_http(images: Sequence[bytes], done: Done) -> None:
+            pool.submit(blocking, images, done)
+
+        return submit_http, close
 
     def infer_many(
         self,

@@ -9,12 +9,13 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ensemble_repository
+from triton_vision_server.runtime import LocalTritonServer
 
 SERVER_START_TIMEOUT_S = 240.0
 
 
 @contextlib.contextmanager
-def running_server(repository: Path) -> Iterator[object]:
+def running_server(repository: Path) -> Iterator[LocalTritonServer]:
     """A LocalTritonServer on free loopback ports, ready, stopped afterwards."""
     from triton_vision_server.runtime import LocalTritonServer, ServerOptions, free_port
 
