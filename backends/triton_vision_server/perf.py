@@ -67,22 +67,23 @@ def perf_analyzer_command(
     """
     data_dir.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(image, data_dir / t.IMAGE)
-    command = [
-        str(perf_analyzer_binary()),
-        "-m",
-        model,
-        "-u",
-        url,
-        "-i",
-        protocol,
-        "--input-data",
-        str(data_dir),
-        "--shape",
-        f"{t.IMAGE}:{image.stat().st_size}",
-        "--concurrency-range",
-        concurrency,
-    ]
-    return command + _run_length(measurement_ms, request_count)
+    shape = ["--shape", f"{t.IMAGE}:{image.stat().st_size}"]
+    return _command(model, url, protocol, data_dir, shape, concurrency, measurement_ms, request_count)
+
+
+def _command(
+    model: str,
+    url: str,
+    protocol: str,
+    input_data: Path,
+    extra: list[str],
+    concurrency: str,
+    measurement_ms: int,
+    request_count: int | None,
+) -> list[str]:
+    """perf_analyzer's command line: the model, the server, the input data, ``extra``, the load."""
+    command = [str(perf_analyzer_binary()), "-m", model, "-u", url, "-i", protocol, "--input-data", str(input_data)]
+    return command + extra + ["--concurrency-range", concurrency] + _run_length(measurement_ms, request_count)
 
 
 def _run_length(measurement_ms: int, request_count: int | None) -> list[str]:
@@ -162,22 +163,9 @@ def perf_analyzer_data_command(
     if limit is not None and batch_size > limit:
         raise PerfInputError(f"'{model}' takes at most {limit} images per request, got batch size {batch_size}")
     write_input_data(images, data_file, batch_size=batch_size)
-    command = [
-        str(perf_analyzer_binary()),
-        "-m",
-        model,
-        "-u",
-        url,
-        "-i",
-        protocol,
-        "--input-data",
-        str(data_file),
-        "-b",
-        str(batch_size),
-        "--concurrency-range",
-        concurrency,
-    ]
-    return command + _run_length(measurement_ms, request_count)
+    return _command(
+        model, url, protocol, data_file, ["-b", str(batch_size)], concurrency, measurement_ms, request_count
+    )
 
 
 def perf_analyzer_csv(path: Path) -> list[dict[str, float]]:
