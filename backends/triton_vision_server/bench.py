@@ -720,10 +720,12 @@ def run_bench(options: BenchOptions) -> dict[str, Any]:
         raise BenchError(f"unknown ensemble '{options.ensemble}' (known: {', '.join(PROFILES)})")
     profile = PROFILES[options.ensemble]
     repository = options.model_repository
-    model_path = repository / profile.model / "1" / "model.onnx"
+    steps = ensemble_steps(repository, profile.ensemble)
+    if options.url:  # a server that is not there is the first thing to say
+        check_server(options.url, [profile.ensemble, *steps])
+    model_path = repository / profile.model / "1" / "model.onnx"  # the in-process paths run this file
     if not model_path.is_file():
         raise BenchError(f"{model_path} is missing: run `triton-vision models prepare --model {profile.model}`")
-    steps = ensemble_steps(repository, profile.ensemble)
     images = bench_images(options.images, options.max_images)
     started = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     clock = time.perf_counter()
@@ -741,7 +743,6 @@ def run_bench(options: BenchOptions) -> dict[str, Any]:
         if options.url:
             url = options.url
             how = "given with --url"
-            check_server(url, [profile.ensemble, *steps])
         else:
             workdir = tempfile.TemporaryDirectory(prefix="triton-vision-bench-")
             bench_repo = bench_repository(repository, profile.ensemble, Path(workdir.name) / "repository")

@@ -366,13 +366,14 @@ def test_ctrl_c_keeps_whole_records_and_resume_finishes_the_job(tiny_classificat
     output = tmp_path / "records.jsonl"
     url = tiny_classification_server.options.grpc_url
     command = [sys.executable, "-m", "triton_vision_client.cli", "classify", str(folder), "--format", "jsonl"]
-    command += ["-o", str(output), "--url", url, "--batch", "8", "--concurrency", "2"]
+    # one image per request, one request at a time: the job lasts long enough to be interrupted
+    command += ["-o", str(output), "--url", url, "--batch", "1", "--concurrency", "1"]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=ROOT, text=True)
     deadline = time.monotonic() + JOB_TIMEOUT_S
     while time.monotonic() < deadline and process.poll() is None:
         if output.exists() and output.read_bytes().count(b"\n") >= 100:
             break
-        time.sleep(0.05)
+        time.sleep(0.01)
     process.send_signal(signal.SIGINT)
     _, stderr = process.communicate(timeout=60)
     assert process.returncode == 130, stderr
