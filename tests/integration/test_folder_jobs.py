@@ -368,7 +368,16 @@ def test_ctrl_c_keeps_whole_records_and_resume_finishes_the_job(tiny_classificat
     command = [sys.executable, "-m", "triton_vision_client.cli", "classify", str(folder), "--format", "jsonl"]
     # one image per request, one request at a time: the job lasts long enough to be interrupted
     command += ["-o", str(output), "--url", url, "--batch", "1", "--concurrency", "1"]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=ROOT, text=True)
+    # A shell that starts a job in the background (as a CI runner may) has it ignore SIGINT, and the
+    # job's children inherit that: give the CLI the default disposition, as a terminal would.
+    process = subprocess.Popen(
+        command,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        cwd=ROOT,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     deadline = time.monotonic() + JOB_TIMEOUT_S
     while time.monotonic() < deadline and process.poll() is None:
         if output.exists() and output.read_bytes().count(b"\n") >= 100:
