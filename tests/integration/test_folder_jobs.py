@@ -368,8 +368,8 @@ def test_ctrl_c_keeps_whole_records_and_resume_finishes_the_job(tiny_classificat
     command = [sys.executable, "-m", "triton_vision_client.cli", "classify", str(folder), "--format", "jsonl"]
     # one image per request, one request at a time: the job lasts long enough to be interrupted
     command += ["-o", str(output), "--url", url, "--batch", "1", "--concurrency", "1"]
-    # A shell that starts a job in the background (as a CI runner may) has it ignore SIGINT, and the
-    # job's children inherit that: give the CLI the default disposition, as a terminal would.
+    # An ignored SIGINT is inherited across exec (a shell's background job ignores it; in one full
+    # run of the suite the CLI here ignored it too): give the CLI the default, as a terminal would.
     process = subprocess.Popen(
         command,
         stdout=subprocess.DEVNULL,
