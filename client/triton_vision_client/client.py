@@ -98,6 +98,12 @@ def _detection_parameters(score_threshold: float | None, max_detections: int | N
     return parameters
 
 
+# The outputs each ensemble's answers are read from (one list for the single and the streaming calls).
+CLASSIFICATION_OUTPUTS = (t.CLASS_IDS, t.SCORES, t.LABELS)
+DETECTION_OUTPUTS = (t.BOXES, t.SCORES, t.CLASS_IDS, t.LABELS, t.COUNT)
+SEGMENTATION_OUTPUTS = (t.MASK, t.MASK_SIZE, t.CLASS_FRACTIONS, t.LABELS, t.OVERLAY)
+
+
 class VisionClient:
     """Sends encoded image bytes to an ensemble and returns its outputs as NumPy arrays."""
 
@@ -321,7 +327,7 @@ class VisionClient:
         ...     print(result.path, result.answer.labels[0] if result.ok else result.error)
         """
         parameters = {t.TOP_K: int(top_k)} if top_k is not None else None
-        outputs = (t.CLASS_IDS, t.SCORES, t.LABELS)
+        outputs = CLASSIFICATION_OUTPUTS
         return self.infer_many(
             self.model_prefix + t.CLASSIFICATION,
             sources,
@@ -343,7 +349,7 @@ class VisionClient:
         keep_data: bool = False,
     ) -> Iterator[ImageResult]:
         """Detect objects in image files; ``keep_data`` keeps each file's bytes on its result (to draw on)."""
-        outputs = (t.BOXES, t.SCORES, t.CLASS_IDS, t.LABELS, t.COUNT)
+        outputs = DETECTION_OUTPUTS
         return self.infer_many(
             self.model_prefix + t.DETECTION,
             sources,
@@ -364,7 +370,7 @@ class VisionClient:
         concurrency: int = DEFAULT_CONCURRENCY,
     ) -> Iterator[ImageResult]:
         """Segment image files, yielding one :class:`Segmentation` result per image as it completes."""
-        outputs = (t.MASK, t.MASK_SIZE, t.CLASS_FRACTIONS, t.LABELS, t.OVERLAY)
+        outputs = SEGMENTATION_OUTPUTS
         return self.infer_many(
             self.model_prefix + t.SEGMENTATION,
             sources,
@@ -412,7 +418,7 @@ class VisionClient:
         return self.infer_in_batches(
             self.model_prefix + t.CLASSIFICATION,
             images,
-            (t.CLASS_IDS, t.SCORES, t.LABELS),
+            CLASSIFICATION_OUTPUTS,
             parameters,
             split_classifications,
             batch=batch,
@@ -433,7 +439,7 @@ class VisionClient:
         image's rows are cut to its COUNT (the server pads a request to its largest COUNT).
         """
         parameters = _detection_parameters(score_threshold, max_detections)
-        outputs = (t.BOXES, t.SCORES, t.CLASS_IDS, t.LABELS, t.COUNT)
+        outputs = DETECTION_OUTPUTS
         return self.infer_in_batches(
             self.model_prefix + t.DETECTION,
             images,
@@ -448,7 +454,7 @@ class VisionClient:
         self, images: Sequence[bytes], overlay: bool = False, *, batch: int = t.SEGMENTATION_MAX_BATCH
     ) -> list[Segmentation]:
         """One :class:`Segmentation` per image (mask at the image's own size); ``batch`` images a request."""
-        outputs = (t.MASK, t.MASK_SIZE, t.CLASS_FRACTIONS, t.LABELS, t.OVERLAY)
+        outputs = SEGMENTATION_OUTPUTS
         return self.infer_in_batches(
             self.model_prefix + t.SEGMENTATION,
             images,
