@@ -8,6 +8,14 @@ offline config tests check every config against this module and
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
+# -- where a server listens by default (tritonserver's own defaults) ---------------------------
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_HTTP_PORT = 8000
+DEFAULT_GRPC_PORT = 8001
+DEFAULT_METRICS_PORT = 8002
+
 # -- every ensemble ------------------------------------------------------------------------
 IMAGE = "IMAGE"  # UINT8 [batch, bytes]: one encoded JPEG/PNG per row, zero-padded to the longest
 
@@ -51,7 +59,25 @@ INFO_JSON = "INFO"  # BYTES [1]: JSON {model name: {"kind": ..., "origin": ..., 
 INFO_SOURCES = "sources"
 INFO_ENSEMBLES = "ensembles"  # INFO: JSON list of the repository's ensemble names, loaded or not
 
-# Each ensemble's images per request, by ensemble name.
+# -- tasks: every ensemble answers with its task's outputs, whatever its model ------------------
+TASK_OUTPUTS = {
+    CLASSIFICATION: (CLASS_IDS, SCORES, LABELS),
+    DETECTION: (BOXES, SCORES, CLASS_IDS, LABELS, COUNT),
+    SEGMENTATION: (MASK, MASK_SIZE, CLASS_FRACTIONS, LABELS, OVERLAY),
+}
+TASKS = tuple(TASK_OUTPUTS)  # the task names are the built-in ensembles' names
+
+
+def task_of(outputs: Iterable[str]) -> str | None:
+    """The task whose wire contract a model's output names carry, or None (not an ensemble of ours)."""
+    names = set(outputs)
+    for task in (SEGMENTATION, DETECTION, CLASSIFICATION):  # most specific first: all share LABELS
+        if set(TASK_OUTPUTS[task]) <= names:
+            return task
+    return None
+
+
+# Each built-in ensemble's images per request, by ensemble name.
 MAX_BATCH = {
     CLASSIFICATION: CLASSIFICATION_MAX_BATCH,
     DETECTION: DETECTION_MAX_BATCH,
