@@ -1,4 +1,4 @@
-"""Read the repository's config.pbtxt files with Triton's own protobuf (the ``check`` command's reader)."""
+"""Read the repository's config.pbtxt files with Triton's own protobuf (the project's one reader)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from pathlib import Path
 
 from google.protobuf import json_format
 
+from triton_vision_models.repository import load_config
 from triton_vision_models.spec import ModelSpec
-from triton_vision_server.repocheck import load_config
 
 __all__ = ["load_config", "spec_for"]
 

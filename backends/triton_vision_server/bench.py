@@ -219,15 +219,12 @@ PROFILES = {
 
 def ensemble_steps(repository: Path, ensemble: str) -> list[str]:
     """The composing models of an ensemble, in step order, from its config.pbtxt."""
-    from google.protobuf import text_format
-    from tritonclient.grpc import model_config_pb2
+    from triton_vision_models.repository import ModelRepository
 
     path = repository / ensemble / "config.pbtxt"
     if not path.is_file():
         raise BenchError(f"{path} does not exist: is {repository} a triton-vision model repository?")
-    config = model_config_pb2.ModelConfig()
-    text_format.Parse(path.read_text(), config)
-    return list(dict.fromkeys(step.model_name for step in config.ensemble_scheduling.step))
+    return ModelRepository.load(repository).composing_models(ensemble)
 
 
 def bench_repository(source: Path, ensemble: str, target: Path) -> Path:

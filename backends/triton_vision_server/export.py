@@ -22,10 +22,8 @@ from pathlib import Path
 
 from google.protobuf import text_format
 
-from triton_vision_models import tensors as t
 from triton_vision_models.errors import ConfigError
-
-from .repocheck import ENSEMBLE, ModelConfig, kind_of, load_config, model_dirs, new_config
+from triton_vision_models.repository import ModelConfig, ModelRepository, new_config
 
 PREFIX_PATTERN = re.compile(r"[A-Za-z0-9_.-]*")
 COPY_IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc", "*.partial")
@@ -80,29 +78,6 @@ def rename_config_text(text: str, config: ModelConfig, renames: dict[str, str]) 
     return "# Written by triton-vision export-repo.\n" + text_format.MessageToString(expected)
 
 
-def closure(configs: dict[str, ModelConfig], wanted: Iterable[str]) -> list[str]:
-    """``wanted`` plus every model they need: ensemble steps, models whose files parameters name,
-    and ``model_info`` (clients ask it what the model files are) when an ensemble is exported."""
-    selected: list[str] = []
-    pending = list(wanted)
-    while pending:
-        name = pending.pop(0)
-        if name in selected:
-            continue
-        if name not in configs:
-            raise ConfigError(f"model '{name}' is not in the repository (models: {', '.join(sorted(configs))})")
-        selected.append(name)
-        config = configs[name]
-        pending.extend(step.model_name for step in config.ensemble_scheduling.step)
-        for value in config.parameters.values():
-            head = value.string_value.partition("/")[0]
-            if head in configs:
-                pending.append(head)
-        if kind_of(config) == ENSEMBLE and t.MODEL_INFO in configs:
-            pending.append(t.MODEL_INFO)
-    return selected
-
-
 def export_repository(
     source: Path,
     dest: Path,
@@ -118,10 +93,9 @@ def export_repository(
     """
     if not PREFIX_PATTERN.fullmatch(prefix):
         raise ConfigError(f"prefix '{prefix}' may hold only letters, digits, '_', '.' and '-'")
-    if not source.is_dir():
-        raise ConfigError(f"model repository {source} is not a directory")
-    configs = {d.name: load_config(d) for d in model_dirs(source) if (d / "config.pbtxt").is_file()}
-    names = closure(configs, list(models) if models else sorted(configs))
+    repository = ModelRepository.load(source)
+    configs = repository.configs
+    names = repository.closure(list(models) if models else sorted(configs))
     renames = {name: prefix + name for name in configs}
     if dest.resolve() == source.resolve():
         raise ConfigError("the destination is the source repository")

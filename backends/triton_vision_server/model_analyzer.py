@@ -20,16 +20,20 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from triton_vision_models import tensors as t
+from triton_vision_models.errors import ConfigError
+from triton_vision_models.repository import ModelRepository
 
 from .perf import perf_analyzer_binary
 
-# The composing models of each ensemble, in order (Model Analyzer needs them named for cpu_only).
-COMPOSING_MODELS = {
-    t.CLASSIFICATION: [t.IMAGE_GUARD, t.CLASSIFICATION_PREPROCESS, t.CLASSIFIER, t.CLASSIFICATION_POSTPROCESS],
-    t.DETECTION: [t.IMAGE_GUARD, t.DETECTION_PREPROCESS, t.DETECTOR, t.DETECTION_POSTPROCESS],
-    t.SEGMENTATION: [t.IMAGE_GUARD, t.SEGMENTATION_PREPROCESS, t.SEGMENTER, t.SEGMENTATION_POSTPROCESS],
-}
+
+def composing_models(model_repository: Path, ensemble: str) -> list[str]:
+    """The models ``ensemble`` runs (Model Analyzer must name each to keep it on the CPU)."""
+    repository = ModelRepository.load(model_repository)
+    if ensemble not in repository.ensembles:
+        raise ConfigError(
+            f"'{ensemble}' is not an ensemble of {model_repository} (its ensembles: {', '.join(repository.ensembles)})"
+        )
+    return repository.composing_models(ensemble)
 
 
 def model_analyzer_config(
@@ -76,7 +80,7 @@ def model_analyzer_config(
         "checkpoint_directory": str(workdir / "checkpoints"),
         "run_config_search_max_model_batch_size": max_model_batch_size,
         "run_config_search_max_instance_count": max_instance_count,
-        "cpu_only_composing_models": COMPOSING_MODELS[ensemble],
+        "cpu_only_composing_models": composing_models(model_repository, ensemble),
         "profile_models": {ensemble: {"cpu_only": True, "perf_analyzer_flags": flags}},
     }
     if concurrency is not None:
@@ -109,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     from .perf import perf_analyzer_env, write_input_data
 
     parser = argparse.ArgumentParser(prog="python -m triton_vision_server.model_analyzer")
-    parser.add_argument("ensemble", choices=sorted(COMPOSING_MODELS))
+    parser.add_argument("ensemble", help="an ensemble of the repository")
     parser.add_argument("images", nargs="+", type=Path, help="JPEG/PNG files perf_analyzer sends")
     parser.add_argument("--model-repository", type=Path, default=Path("model_repository"))
     parser.add_argument("--workdir", type=Path, default=Path("out/model-analyzer"))

@@ -25,31 +25,35 @@ The offline config tests (``tests/unit/test_configs.py``) use the same functions
 from __future__ import annotations
 
 import contextlib
-import importlib.util
-import inspect
 import sys
 import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeAlias
+from types import ModuleType
 
-from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2
 
-from triton_vision_models.errors import ConfigError
+from triton_vision_models.dali_runner import find_autoserialized, load_pipeline_module
+from triton_vision_models.errors import ModelFileError
+from triton_vision_models.repository import (
+    DALI,
+    DEFAULT_MODEL_FILENAMES,
+    ENSEMBLE,
+    ONNXRUNTIME,
+    PYTHON,
+    ModelConfig,
+    ModelRepository,
+    dtype_name,
+    full_shape,
+    kind_of,
+    tensors_of,
+    version_dirs,
+)
 
-# Triton's generated protobuf class carries no type information for mypy: configs are typed Any.
-ModelConfig: TypeAlias = Any
-new_config = model_config_pb2.ModelConfig
-
-ENSEMBLE = "ensemble"
-PYTHON = "python"
-DALI = "dali"
-ONNXRUNTIME = "onnxruntime"
-DALI_PIPELINE_FILENAME = "dali.py"
-PYTHON_MODEL_FILENAME = "model.py"
-ONNX_MODEL_FILENAME = "model.onnx"
+DALI_PIPELINE_FILENAME = DEFAULT_MODEL_FILENAMES[DALI]
+PYTHON_MODEL_FILENAME = DEFAULT_MODEL_FILENAMES[PYTHON]
+ONNX_MODEL_FILENAME = DEFAULT_MODEL_FILENAMES[ONNXRUNTIME]
 # Parameters of this project's Python models that name a file, relative to the repository root.
 FILE_PARAMETERS = ("labels",)
 # Execution accelerators Triton's ONNX Runtime backend knows (onnxruntime_backend README).
@@ -92,51 +96,8 @@ class Report:
 
 
 # -- configs --------------------------------------------------------------------------------
-def load_config(model_dir: Path) -> ModelConfig:
-    """``model_dir/config.pbtxt`` parsed with Triton's protobuf; :class:`ConfigError` if it cannot be."""
-    path = model_dir / "config.pbtxt"
-    config = new_config()
-    try:
-        text_format.Parse(path.read_text(encoding="utf-8"), config)
-    except (OSError, UnicodeDecodeError, text_format.ParseError) as exc:
-        raise ConfigError(f"config.pbtxt does not parse: {exc}") from None
-    return config
-
-
-def model_dirs(repository: Path) -> list[Path]:
-    """Every model directory of a repository (Triton: each subdirectory is a model)."""
-    return sorted(p for p in repository.iterdir() if p.is_dir() and not p.name.startswith((".", "__")))
-
-
-def kind_of(config: ModelConfig) -> str:
-    """``ensemble``, ``python``, ``dali``, ``onnxruntime`` or the backend/platform as written."""
-    if config.platform == "ensemble":
-        return ENSEMBLE
-    if config.platform == "onnxruntime_onnx" or config.backend == ONNXRUNTIME:
-        return ONNXRUNTIME
-    return config.backend or config.platform
-
-
-def dtype_name(dtype: int) -> str:
-    return model_config_pb2.DataType.Name(dtype)
-
-
-def full_shape(config: ModelConfig, tensor) -> tuple[int, ...]:
-    """A tensor's shape with the batch dimension (-1) when the model batches."""
-    dims = tuple(tensor.dims)
-    return ((-1,) + dims) if config.max_batch_size > 0 else dims
-
-
 def shapes_compatible(a: tuple[int, ...], b: tuple[int, ...]) -> bool:
     return len(a) == len(b) and all(x == y or x == -1 or y == -1 for x, y in zip(a, b, strict=True))
-
-
-def tensors_of(config: ModelConfig) -> tuple[dict, dict]:
-    return {i.name: i for i in config.input}, {o.name: o for o in config.output}
-
-
-def version_dirs(model_dir: Path) -> list[Path]:
-    return sorted((p for p in model_dir.iterdir() if p.is_dir() and p.name.isdigit()), key=lambda p: int(p.name))
 
 
 def _names(items: Iterable[str]) -> str:
@@ -307,16 +268,10 @@ def check_ensemble(name: str, configs: dict[str, ModelConfig], unreadable: Itera
 
 # -- DALI -------------------------------------------------------------------------------------
 @contextlib.contextmanager
-def _imported(path: Path, module_name: str) -> Iterator[object]:
-    """``path`` imported as ``module_name``, removed from ``sys.modules`` afterwards."""
-    spec = importlib.util.spec_from_file_location(module_name, path)
-    if spec is None or spec.loader is None:
-        raise ImportError(f"cannot import {path}")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[module_name] = module
+def _imported(path: Path, module_name: str) -> Iterator[ModuleType]:
+    """``path`` imported as ``module_name`` (the DALI runner's loader), removed from ``sys.modules`` afterwards."""
     try:
-        spec.loader.exec_module(module)
-        yield module
+        yield load_pipeline_module(path, module_name)
     finally:
         sys.modules.pop(module_name, None)
 
@@ -339,17 +294,14 @@ def check_dali(name: str, config: ModelConfig, model_dir: Path) -> list[str]:
             continue
         try:
             with _imported(path, f"_triton_vision_check_{name}_{version.name}") as module:
-                found = [
-                    obj
-                    for _, obj in inspect.getmembers(module, inspect.isfunction)
-                    if getattr(obj, "_is_autoserialize", False)
-                ]
-                if len(found) != 1:
-                    problems.append(f"{where}: expected exactly one @autoserialize pipeline_def, found {len(found)}")
+                try:
+                    pipeline_def = find_autoserialized(module, where)
+                except ModelFileError as exc:
+                    problems.append(str(exc))
                     continue
                 # What the DALI backend does at load time (nvidia.dali._utils.autoserialize), on the
                 # CPU here: device_id=None, so the "mixed" decoder path is not built.
-                pipeline = found[0](device_id=None, batch_size=max(config.max_batch_size, 1))
+                pipeline = pipeline_def(device_id=None, batch_size=max(config.max_batch_size, 1))
                 with tempfile.TemporaryDirectory() as tmp:
                     pipeline.serialize(filename=str(Path(tmp) / "model.dali"))
         except Exception as exc:  # noqa: BLE001 - user code: any failure is a finding
@@ -455,26 +407,12 @@ def check_onnx(name: str, config: ModelConfig, model_dir: Path) -> list[str]:
 
 
 # -- the repository ---------------------------------------------------------------------------
-def read_configs(repository: Path) -> tuple[dict[str, ModelConfig], list[Finding]]:
-    configs: dict[str, ModelConfig] = {}
-    problems = []
-    for model_dir in model_dirs(repository):
-        if not (model_dir / "config.pbtxt").is_file():
-            problems.append(Finding(model_dir.name, "no config.pbtxt"))
-            continue
-        try:
-            configs[model_dir.name] = load_config(model_dir)
-        except ConfigError as exc:
-            problems.append(Finding(model_dir.name, str(exc)))
-    return configs, problems
-
-
 def check_repository(repository: Path, models: Iterable[str] | None = None) -> Report:
     """Check every model of ``repository`` (or only ``models``; the others are read for wiring)."""
-    if not repository.is_dir():
-        raise ConfigError(f"model repository {repository} is not a directory")
     report = Report(repository=repository)
-    configs, parse_problems = read_configs(repository)
+    repo = ModelRepository.load(repository)
+    configs = repo.configs
+    parse_problems = [Finding(name, reason) for name, reason in sorted(repo.unreadable.items())]
     selected = set(models) if models is not None else None
     unknown = sorted(selected - set(configs) - {f.model for f in parse_problems}) if selected else []
     report.problems.extend(Finding(name, "is not a model of the repository") for name in unknown)

@@ -188,15 +188,9 @@ class ModelState:
 
 def ensemble_steps_from_file(repository: Path, name: str) -> list[str]:
     """The models an ensemble's ``config.pbtxt`` names in its steps ([] if it is no ensemble)."""
-    from google.protobuf import text_format
-    from tritonclient.grpc import model_config_pb2
+    from triton_vision_models.repository import ModelRepository
 
-    path = repository / name / "config.pbtxt"
-    try:
-        config = text_format.Parse(path.read_text(), model_config_pb2.ModelConfig())
-    except (OSError, text_format.ParseError):
-        return []
-    return list(dict.fromkeys(step.model_name for step in config.ensemble_scheduling.step))
+    return ModelRepository.load(repository).steps(name)
 
 
 class LocalTritonServer:

@@ -33,7 +33,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .runtime import LocalTritonServer, ModelState, ensemble_steps_from_file
+from triton_vision_models.repository import ModelRepository
+
+from .runtime import LocalTritonServer, ModelState
 
 LOG = logging.getLogger("triton_vision_server.supervisor")
 TICK_S = 0.25
@@ -123,7 +125,7 @@ class Supervisor:
         return index
 
     def _model_dirs(self) -> list[Path]:
-        return sorted(p for p in self.repository.iterdir() if p.is_dir() and (p / "config.pbtxt").is_file())
+        return [model.directory for model in ModelRepository.load(self.repository)]
 
     def _scan_processes(self) -> dict[int, ModelProcess]:
         if self.server.process is None:
@@ -219,8 +221,9 @@ class Supervisor:
 
     def load_waiting_ensembles(self, model: str) -> None:
         """Ensembles that are down and need ``model`` (never loaded because it had failed): load them."""
+        repository = ModelRepository.load(self.repository)
         for state in self.server.repository_index():
-            if not state.ready and model in ensemble_steps_from_file(self.repository, state.name):
+            if not state.ready and model in repository.composing_models(state.name):
                 ok, error = self.server.load_model(state.name)
                 LOG.warning("ensemble '%s': %s", state.name, "loaded" if ok else f"still down: {error}")
 

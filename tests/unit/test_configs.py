@@ -122,7 +122,7 @@ def test_resnet18_output_names_a_label_file_with_one_line_per_class():
 @pytest.mark.parametrize("name", ENSEMBLES)
 def test_model_analyzer_names_every_composing_model_of_the_ensemble(name: str):
     """Model Analyzer keeps exactly these on the CPU; a step it does not know would ask for a GPU."""
-    from triton_vision_server.model_analyzer import COMPOSING_MODELS
+    from triton_vision_server.model_analyzer import composing_models
 
     steps = [step.model_name for step in CONFIGS[name].ensemble_scheduling.step]
-    assert COMPOSING_MODELS[name] == steps
+    assert composing_models(MODEL_REPOSITORY, name) == steps

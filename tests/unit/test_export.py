@@ -12,8 +12,9 @@ from tests.modelconfigs import load_config
 from tests.unit.test_repocheck import classifier_onnx
 from triton_vision_client import cli
 from triton_vision_models.errors import ConfigError
+from triton_vision_models.repository import model_dirs, new_config
 from triton_vision_server.export import export_repository, rename_config_text
-from triton_vision_server.repocheck import check_repository, model_dirs, new_config
+from triton_vision_server.repocheck import check_repository
 
 CLASSIFICATION_MODELS = [
     "classification",

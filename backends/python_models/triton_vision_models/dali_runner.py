@@ -85,12 +85,14 @@ def load_pipeline_module(path: Path, module_name: str) -> ModuleType:
     return module
 
 
-def find_autoserialized(module: ModuleType, path: Path) -> Callable:
+def find_autoserialized(module: ModuleType, where: Path | str) -> Callable:
+    """The module's one ``@autoserialize`` pipeline function (the DALI backend's convention);
+    :class:`ModelFileError` naming ``where`` (the file) otherwise."""
     found = [
         obj for _, obj in inspect.getmembers(module, inspect.isfunction) if getattr(obj, "_is_autoserialize", False)
     ]
     if len(found) != 1:
-        raise ModelFileError(f"{path}: expected exactly one @autoserialize pipeline_def, found {len(found)}")
+        raise ModelFileError(f"{where}: expected exactly one @autoserialize pipeline_def, found {len(found)}")
     return found[0]
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -52,16 +51,10 @@ def collect_sources(repository: Path) -> dict[str, dict[str, str]]:
 
 
 def repository_ensembles(repository: Path) -> list[str]:
-    """Names of the repository's ensembles (``platform: "ensemble"``), whether they loaded or not."""
-    found = []
-    for config in sorted(repository.glob("*/config.pbtxt")):
-        try:
-            text = config.read_text()
-        except OSError:
-            continue
-        if re.search(r'^\s*platform\s*:\s*"ensemble"', text, re.MULTILINE):
-            found.append(config.parent.name)
-    return found
+    """Names of the repository's ensembles, whether they loaded or not."""
+    from .repository import ModelRepository
+
+    return ModelRepository.load(repository).ensembles
 
 
 class ModelInfo:
