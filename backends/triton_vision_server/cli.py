@@ -1,7 +1,8 @@
 """Server-side commands of ``triton-vision``: serve, models, demo, perf, bench, check, export-repo.
 
 The ``triton-vision`` entry point (:mod:`triton_vision_client.cli`) finds these commands through
-the ``triton_vision.commands`` entry-point group and calls :func:`register`. The client package
+the ``triton_vision.commands`` entry-point group and calls :func:`register`, and the ``models``
+actions through ``triton_vision.model_actions`` (:func:`register_model_actions`). The client package
 never imports this one: with only the ``client`` extra installed, these commands say which
 packages they need instead of failing on an import.
 """
@@ -19,14 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import triton_vision_contract as t
-from triton_vision_client.cli import (
-    add_connection,
-    print_classifications,
-    print_detections,
-    report_segmentations,
-    warn_stand_ins,
-    write_annotated,
-)
+from triton_vision_client.cli import add_connection, print_answers, warn_stand_ins
 from triton_vision_client.client import VisionClient
 from triton_vision_client.images import read_images
 
@@ -196,19 +190,16 @@ def cmd_demo(args: argparse.Namespace) -> int:
     with LocalTritonServer(options), VisionClient(options.grpc_url, "grpc") as client:
         print(f"tritonserver ready: gRPC {options.grpc_url}, HTTP {options.http_url}")
         warn_stand_ins(client, [t.CLASSIFIER])
-        print_classifications(images, client.classify(read_images(images), top_k=args.top_k))
+        print_answers(t.CLASSIFICATION, images, client.classify(read_images(images), top_k=args.top_k))
         if (args.model_repository / t.SEGMENTATION).is_dir():
             people = [str(p) for p in args.images] or [str(default_detection_image())]
             warn_stand_ins(client, [t.SEGMENTER])
-            report_segmentations(people, client.segment(read_images(people), overlay=True), Path("out"))
+            print_answers(t.SEGMENTATION, people, client.segment(read_images(people), overlay=True), out=Path("out"))
         if (args.model_repository / t.DETECTION).is_dir():
             detection_images = [str(p) for p in args.images] or [str(default_detection_image())]
             encoded = read_images(detection_images)
             warn_stand_ins(client, [t.DETECTOR])
-            results = client.detect(encoded)
-            print_detections(detection_images, results, limit=10)
-            for target in write_annotated(detection_images, encoded, results, Path("out")):
-                print(f"wrote {target}")
+            print_answers(t.DETECTION, detection_images, client.detect(encoded), encoded=encoded, out=Path("out"))
     return 0
 
 
@@ -340,6 +331,21 @@ def _server_command(func: Callable[[argparse.Namespace], int]) -> Callable[[argp
     return run
 
 
+def register_model_actions(actions: Any) -> None:
+    """Adds ``prepare`` and ``status`` to the ``models`` command (the client defines it, with ``list``)."""
+    for action, help_text in (
+        ("prepare", "produce the ONNX files the repository serves"),
+        ("status", "where each prepared model file came from"),
+    ):
+        p = actions.add_parser(action, help=help_text)
+        p.add_argument("--model", action="append", help="model directory name (repeatable; default: all)")
+        p.add_argument("--from", dest="from_path", type=Path, default=None, help="import a local .onnx file")
+        p.add_argument("--stand-in", action="store_true", help="random-weight stand-in with the same tensor contract")
+        p.add_argument("--force", action="store_true", help="replace a model that is already prepared")
+        p.add_argument("--model-repository", type=Path, default=DEFAULT_REPOSITORY)
+        p.set_defaults(func=_server_command(cmd_models))
+
+
 def register(sub: Any) -> None:
     """Adds the server commands to the ``triton-vision`` sub-command parser ``sub``."""
     p = sub.add_parser("serve", help="run the local tritonserver on model_repository/")
@@ -353,15 +359,6 @@ def register(sub: Any) -> None:
     p.add_argument("--probe-timeout", type=float, default=30.0, help="seconds a probe request may take")
     p.add_argument("--start-timeout", type=float, default=240.0, help="seconds to wait for every model to load")
     p.set_defaults(func=_server_command(cmd_serve))
-
-    p = sub.add_parser("models", help="produce the ONNX files the repository serves")
-    p.add_argument("action", choices=("prepare", "status"))
-    p.add_argument("--model", action="append", help="model directory name (repeatable; default: all)")
-    p.add_argument("--from", dest="from_path", type=Path, default=None, help="import a local .onnx file")
-    p.add_argument("--stand-in", action="store_true", help="random-weight stand-in with the same tensor contract")
-    p.add_argument("--force", action="store_true", help="replace a model that is already prepared")
-    p.add_argument("--model-repository", type=Path, default=DEFAULT_REPOSITORY)
-    p.set_defaults(func=_server_command(cmd_models))
 
     p = sub.add_parser("perf", help="run perf_analyzer against an ensemble with real JPEG/PNG images")
     p.add_argument("images", nargs="+", help="JPEG/PNG files; requests cycle through them")

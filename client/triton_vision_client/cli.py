@@ -1,36 +1,49 @@
 """``triton-vision``: query the ensembles; with the server extra, serve them too.
 
-The client commands (classify, detect, segment) need only the ``client`` extra. Other packages
-add commands through the ``triton_vision.commands`` entry-point group: each entry point is a
-function that takes the sub-command parser (``triton_vision_server.cli.register`` adds
-``serve``, ``models``, ``demo`` and ``perf``). This module imports nothing from them.
+The client commands (classify, detect, segment, probe, models list) need only the ``client``
+extra. Other packages add commands through entry-point groups: each entry point of
+``triton_vision.commands`` takes the sub-command parser (``triton_vision_server.cli.register``
+adds ``serve``, ``demo``, ``perf``, ...), each of ``triton_vision.model_actions`` takes the
+``models`` command's actions (``triton_vision_server.cli.register_model_actions`` adds
+``prepare`` and ``status``). This module imports nothing from them.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Sequence
-from importlib.metadata import entry_points
+from importlib.metadata import PackageNotFoundError, entry_points, version
 from pathlib import Path
 
-import triton_vision_contract as t
+import triton_vision_contract as contract
 
 from . import records
-from .client import PROTOCOLS, ClientError, VisionClient
-from .folderjob import EXIT_CODES_HELP, Task, add_job_arguments, out_path, run_job
+from .client import ClientError, VisionClient
+from .discovery import EnsembleInfo
+from .errors import UsageError
+from .folderjob import (
+    EXIT_CODES_HELP,
+    EXIT_OK,
+    EXIT_SERVER,
+    EXIT_USAGE,
+    Task,
+    add_connection,
+    add_job_arguments,
+    check_protocol,
+    out_path,
+    positive_float,
+    positive_int,
+    run_job,
+)
+from .jobs import ImageResult, as_source
 
 COMMAND_PLUGINS = "triton_vision.commands"  # entry-point group of packages that add commands
+MODEL_ACTION_PLUGINS = "triton_vision.model_actions"  # entry-point group of packages that add `models` actions
+DISTRIBUTION = "triton-vision"
 
-
-def add_connection(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--url", default=None, help="server address (default 127.0.0.1:8001 for gRPC, :8000 for HTTP)")
-    parser.add_argument("--protocol", choices=PROTOCOLS, default="grpc")
-    parser.add_argument(
-        "--model-prefix",
-        default="",
-        help="prefix of a repository exported with `export-repo --prefix` (calls <prefix>classification, ...)",
-    )
+__all__ = ["add_connection", "build_parser", "main", "print_answers", "warn_stand_ins"]
 
 
 def _checked_number(text: str, kind: type, low: float, high: float | None, what: str):
@@ -44,15 +57,11 @@ def _checked_number(text: str, kind: type, low: float, high: float | None, what:
 
 
 def _top_k(text: str) -> int:
-    return _checked_number(text, int, 1, 1000, "a whole number in 1..1000")
+    return _checked_number(text, int, contract.MIN_TOP_K, None, f"a whole number >= {contract.MIN_TOP_K}")
 
 
 def _fraction(text: str) -> float:
     return _checked_number(text, float, 0.0, 1.0, "a number in [0, 1]")
-
-
-def _positive(text: str) -> int:
-    return _checked_number(text, int, 1, None, "a whole number >= 1")
 
 
 def warn_stand_ins(client: VisionClient, models: Sequence[str]) -> None:
@@ -60,57 +69,16 @@ def warn_stand_ins(client: VisionClient, models: Sequence[str]) -> None:
         print(warning, file=sys.stderr)
 
 
-# -- printing helpers (the server's demo uses them) --------------------------------------------
-def print_classifications(paths: Sequence[str], results) -> None:
-    for path, result in zip(paths, results, strict=True):
-        print(f"{path}:")
-        for class_id, score, label in zip(result.class_ids, result.scores, result.labels, strict=True):
-            print(f"  {score:7.4f}  {class_id:4d}  {label}")
-
-
-def print_detections(paths: Sequence[str], results, limit: int | None = None) -> None:
-    for path, result in zip(paths, results, strict=True):
-        print(f"{path}: {len(result)} detection{'' if len(result) == 1 else 's'}")
-        rows = list(zip(result.boxes, result.scores, result.class_ids, result.labels, strict=True))
-        for box, score, class_id, label in rows[:limit]:
-            x1, y1, x2, y2 = box
-            print(f"  {score:6.3f}  {class_id:3d} {label:<16s} [{x1:7.1f} {y1:7.1f} {x2:7.1f} {y2:7.1f}]")
-        if limit is not None and len(rows) > limit:
-            print(f"  ... and {len(rows) - limit} more (all of them are drawn in the annotated image)")
-
-
-def write_annotated(paths: Sequence[str], encoded: Sequence[bytes], results, out_dir: Path) -> list[Path]:
-    """Each image with its boxes and labels drawn, as out_dir/<name>.detections.jpg."""
-    import cv2
-
-    from .annotate import annotate_file
-
-    out_dir.mkdir(parents=True, exist_ok=True)
-    written = []
-    for path, data, result in zip(paths, encoded, results, strict=True):
-        target = out_dir / f"{Path(path).stem}.detections.jpg"
-        if not cv2.imwrite(str(target), annotate_file(data, result)):
-            raise OSError(f"cannot write {target}")
-        written.append(target)
-    return written
-
-
-def report_segmentations(paths: Sequence[str], results, out_dir: Path) -> None:
-    """Print the classes present in each mask; write <stem>_mask.png and <stem>_overlay.png."""
-    from .segmentation import describe, write_files
-
-    for path, result in zip(paths, results, strict=True):
-        height, width = result.mask.shape
-        print(f"{path}: {width}x{height} mask, classes present:")
-        for line in describe(result):
-            print(line)
-        for target in write_files(result, out_dir, Path(path).stem):
-            print(f"  wrote {target}")
-
-
 # -- the commands: folder jobs (see folderjob.py for inputs, formats, resume and exit codes) -------
 def start_classify(client: VisionClient, sources, args: argparse.Namespace):
-    return client.classify_many(sources, top_k=args.top_k, batch=args.batch, concurrency=args.concurrency)
+    return client.classify_many(
+        sources,
+        top_k=args.top_k,
+        ensemble=args.ensemble,
+        batch=args.batch,
+        concurrency=args.concurrency,
+        retry_for_s=args.retry_for,
+    )
 
 
 def start_detect(client: VisionClient, sources, args: argparse.Namespace):
@@ -118,45 +86,80 @@ def start_detect(client: VisionClient, sources, args: argparse.Namespace):
         sources,
         score_threshold=args.threshold,
         max_detections=args.max_detections,
+        ensemble=args.ensemble,
         batch=args.batch,
         concurrency=args.concurrency,
         keep_data=True,
+        retry_for_s=args.retry_for,
     )
 
 
-def save_detect(result, args: argparse.Namespace) -> dict[str, str]:
-    """The image with its boxes drawn, as --out/<its place in the input tree>/<stem>.detections.jpg."""
+def save_detect(result: ImageResult, out_dir: Path) -> dict[str, str]:
+    """The image with its boxes drawn, as <out_dir>/<its place in the input tree>/<stem>.detections.jpg."""
     import cv2
 
     from .annotate import annotate_file
 
-    target = out_path(args.out, result.source, ".detections.jpg")
+    target = out_path(out_dir, result.source, ".detections.jpg")
+    if result.data is None:
+        raise ValueError("the image's bytes were not kept to draw on")
     if not cv2.imwrite(str(target), annotate_file(result.data, result.answer)):
         raise OSError(f"cannot write {target}")
     return {"annotated": str(target)}
 
 
 def start_segment(client: VisionClient, sources, args: argparse.Namespace):
-    return client.segment_many(sources, overlay=not args.no_overlay, batch=args.batch, concurrency=args.concurrency)
+    return client.segment_many(
+        sources,
+        overlay=not args.no_overlay,
+        ensemble=args.ensemble,
+        batch=args.batch,
+        concurrency=args.concurrency,
+        retry_for_s=args.retry_for,
+    )
 
 
-def save_segment(result, args: argparse.Namespace) -> dict[str, str]:
-    """<stem>_mask.png (indexed: pixel = class id) and <stem>_overlay.png under --out, mirroring the inputs."""
-    from .segmentation import mask_png
+def save_segment(result: ImageResult, out_dir: Path) -> dict[str, str]:
+    """<stem>_mask.png (indexed: pixel = class id) and <stem>_overlay.png (with a legend) under
+    ``out_dir``, mirroring the inputs."""
+    from .segmentation import add_legend, mask_png
 
-    mask = out_path(args.out, result.source, "_mask.png")
+    mask = out_path(out_dir, result.source, "_mask.png")
     mask.write_bytes(mask_png(result.answer.mask))
     files = {"mask": str(mask)}
     if result.answer.overlay_png:
-        overlay = out_path(args.out, result.source, "_overlay.png")
-        overlay.write_bytes(result.answer.overlay_png)
+        overlay = out_path(out_dir, result.source, "_overlay.png")
+        overlay.write_bytes(add_legend(result.answer.overlay_png, result.answer))
         files["overlay"] = str(overlay)
     return files
 
 
-CLASSIFY = Task("classified", t.CLASSIFIER, records.CLASSIFICATION, start_classify, default_concurrency=4)
-DETECT = Task("detected objects in", t.DETECTOR, records.DETECTION, start_detect, save_detect, default_concurrency=2)
-SEGMENT = Task("segmented", t.SEGMENTER, records.SEGMENTATION, start_segment, save_segment, default_concurrency=2)
+CLASSIFY = Task(contract.CLASSIFICATION, "classified", records.CLASSIFICATION, start_classify, default_concurrency=4)
+DETECT = Task(
+    contract.DETECTION, "detected objects in", records.DETECTION, start_detect, save_detect, default_concurrency=2
+)
+SEGMENT = Task(
+    contract.SEGMENTATION, "segmented", records.SEGMENTATION, start_segment, save_segment, default_concurrency=2
+)
+TASKS = {task.task: task for task in (CLASSIFY, DETECT, SEGMENT)}
+
+
+def print_answers(
+    task: str,
+    paths: Sequence[str],
+    answers: Sequence,
+    *,
+    encoded: Sequence[bytes] | None = None,
+    out: Path | None = None,
+) -> None:
+    """Each image's answer as the folder jobs print it (text records), its files first written
+    under ``out`` (detection: the annotated image, from ``encoded``; segmentation: mask, overlay)."""
+    job = TASKS[task]
+    writer = records.RecordWriter(sys.stdout, "text", job.kind)
+    for index, (path, answer) in enumerate(zip(paths, answers, strict=True)):
+        result = ImageResult(as_source(path), answer, data=encoded[index] if encoded is not None else None)
+        files = job.save(result, out) if job.save is not None and out is not None else {}
+        writer.write(job.kind.record(result, files))
 
 
 def job_command(task: Task):
@@ -166,30 +169,106 @@ def job_command(task: Task):
     return command
 
 
+# -- models list: what a server serves ------------------------------------------------------------
+def ensemble_table(ensembles: Sequence[EnsembleInfo]) -> list[str]:
+    """One line per ensemble: name, task, images per request, state, stand-in steps."""
+    header = ("ENSEMBLE", "TASK", "BATCH", "STATE", "STAND-IN MODELS")
+    rows = [
+        (
+            info.name,
+            info.task or "-",
+            "-" if info.max_batch_size is None else str(info.max_batch_size),
+            info.state,
+            ", ".join(info.stand_in) or "-",
+        )
+        for info in ensembles
+    ]
+    widths = [max(len(row[column]) for row in [header, *rows]) for column in range(len(header))]
+
+    def line(row: tuple[str, ...]) -> str:
+        cells = [row[0].ljust(widths[0]), row[1].ljust(widths[1]), row[2].rjust(widths[2]), row[3].ljust(widths[3])]
+        return "  ".join([*cells, row[4]]).rstrip()
+
+    return [line(header), *(line(row) for row in rows)]
+
+
+def cmd_models_list(args: argparse.Namespace) -> int:
+    try:
+        check_protocol(args.protocol)
+        with VisionClient(args.url, args.protocol, timeout_s=args.timeout, model_prefix=args.model_prefix) as client:
+            found = client.ensembles()
+            url, protocol = client.url, client.protocol
+    except ValueError as exc:  # a malformed --url, a bad protocol
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except ClientError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_SERVER
+    if args.json:
+        print(json.dumps({"url": url, "protocol": protocol, "ensembles": [info.as_dict() for info in found]}))
+    elif found:
+        print("\n".join(ensemble_table(found)))
+    else:
+        print(f"the server at {url} has no ensembles" + (f" named {args.model_prefix}*" if args.model_prefix else ""))
+    return EXIT_OK
+
+
+def add_models_parser(sub) -> None:
+    """``models``: its ``list`` action here; plugins add theirs (``prepare``, ``status``)."""
+    p = sub.add_parser("models", help="list a server's ensembles; with the server extra, prepare the model files")
+    actions = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    listing = actions.add_parser(
+        "list",
+        help="a server's ensembles: task, images per request, state, stand-in models",
+        description="Every ensemble of the server's repository (loaded or not): its task, its images per "
+        "request (max_batch_size), whether it is ready, and which of its models are stand-ins with random weights.",
+    )
+    listing.add_argument("--json", action="store_true", help="one JSON object on stdout")
+    listing.add_argument("--timeout", type=positive_float, default=30.0, help="seconds per request (default 30)")
+    add_connection(listing)
+    listing.set_defaults(func=cmd_models_list)
+    for plugin in entry_points(group=MODEL_ACTION_PLUGINS):
+        plugin.load()(actions)
+
+
+def _version() -> str:
+    try:
+        return version(DISTRIBUTION)
+    except PackageNotFoundError:
+        return "unknown (not installed)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="triton-vision", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"triton-vision {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser(
         "classify",
-        help="ImageNet top-k labels for image files, folders and globs",
-        description="ImageNet top-k labels for each image; many requests in flight, results as they complete.",
+        help="top-k labels for image files, folders and globs",
+        description="Top-k labels for each image from a classification ensemble; many requests in flight, "
+        "results as they complete.",
         epilog=EXIT_CODES_HELP,
     )
-    add_job_arguments(p, default_concurrency=CLASSIFY.default_concurrency)
+    add_job_arguments(p, task=CLASSIFY.task, default_concurrency=CLASSIFY.default_concurrency)
     p.add_argument(
-        "--top-k", type=_top_k, default=None, help=f"labels per image, 1..1000 (server default {t.DEFAULT_TOP_K})"
+        "--top-k",
+        type=_top_k,
+        default=None,
+        help=f"labels per image, >= {contract.MIN_TOP_K}, at most the model's classes "
+        f"(server default {contract.DEFAULT_TOP_K})",
     )
     add_connection(p)
     p.set_defaults(func=job_command(CLASSIFY))
 
     p = sub.add_parser(
         "segment",
-        help="Pascal VOC class masks for image files and folders: indexed PNG mask and overlay",
-        description="Pascal VOC masks for each image, written under --out mirroring the input tree.",
+        help="class masks for image files and folders: indexed PNG mask and overlay",
+        description="Class masks for each image from a segmentation ensemble, written under --out mirroring "
+        "the input tree; the overlay carries a legend.",
         epilog=EXIT_CODES_HELP,
     )
-    add_job_arguments(p, default_concurrency=SEGMENT.default_concurrency)
+    add_job_arguments(p, task=SEGMENT.task, default_concurrency=SEGMENT.default_concurrency)
     p.add_argument("--out", type=Path, default=Path("out"), help="where <stem>_mask.png and <stem>_overlay.png go")
     p.add_argument("--no-overlay", action="store_true", help="write the mask only")
     add_connection(p)
@@ -197,40 +276,52 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "detect",
-        help="COCO detections for image files and folders, recorded and drawn",
-        description="COCO detections for each image; annotated copies under --out mirroring the input tree.",
+        help="detections for image files and folders, recorded and drawn",
+        description="Detections for each image from a detection ensemble; annotated copies under --out "
+        "mirroring the input tree.",
         epilog=EXIT_CODES_HELP,
     )
-    add_job_arguments(p, default_concurrency=DETECT.default_concurrency)
+    add_job_arguments(p, task=DETECT.task, default_concurrency=DETECT.default_concurrency)
     p.add_argument(
         "--threshold",
         type=_fraction,
         default=None,
-        help=f"minimum score in [0, 1] (server default {t.DEFAULT_SCORE_THRESHOLD})",
+        help=f"minimum score in [0, 1] (server default {contract.DEFAULT_SCORE_THRESHOLD})",
     )
     p.add_argument(
         "--max-detections",
-        type=_positive,
+        type=positive_int,
         default=None,
-        help=f"per image, >= 1 (server default {t.DEFAULT_MAX_DETECTIONS})",
+        help=f"per image, >= 1 (server default {contract.DEFAULT_MAX_DETECTIONS})",
     )
     p.add_argument("--out", type=Path, default=Path("out"), help="where annotated images go (default out/)")
+    p.add_argument(
+        "--all-detections",
+        action="store_true",
+        help=f"text output: list every detection (default: the first {records.TEXT_DETECTIONS}, then how many "
+        "more); jsonl and csv always have them all",
+    )
     add_connection(p)
     p.set_defaults(func=job_command(DETECT))
 
-    from .probe import DEFAULT_TIMEOUT_S, ENSEMBLES, cmd_probe
+    from .probe import DEFAULT_TIMEOUT_S, cmd_probe
 
     p = sub.add_parser(
         "probe", help="send a tiny image through every ensemble; exit 0 if all answer, 1 naming those that do not"
     )
     p.add_argument(
-        "--ensemble", action="append", default=None, help=f"only this one (repeatable; one of {', '.join(ENSEMBLES)})"
+        "--ensemble",
+        action="append",
+        default=None,
+        metavar="NAME",
+        help="only this one, of any task (repeatable; default: every ensemble of the server)",
     )
-    p.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_S, help="seconds per request (default 20)")
+    p.add_argument("--timeout", type=positive_float, default=DEFAULT_TIMEOUT_S, help="seconds per request (default 20)")
     p.add_argument("--json", action="store_true", help="one JSON object on stdout")
     add_connection(p)
     p.set_defaults(func=cmd_probe)
 
+    add_models_parser(sub)
     for plugin in entry_points(group=COMMAND_PLUGINS):
         plugin.load()(sub)
     return parser
@@ -246,6 +337,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         return args.func(args)
+    except UsageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     except ClientError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -1,134 +1,111 @@
-"""A thin client for the triton-vision ensembles over gRPC or HTTP (``tritonclient``)."""
+"""A thin client for triton-vision ensembles over gRPC or HTTP (``tritonclient``).
+
+Any ensemble answering with a task's wire contract works (``contract.TASK_OUTPUTS``): the client
+asks the server for its task and its images per request (its config), never assumes them from
+its name. Every call goes through one engine (:func:`jobs.run_requests`): the list calls
+(:meth:`VisionClient.classify`, ...) are the streaming calls (:meth:`VisionClient.classify_many`,
+...) with the answers put back in input order.
+"""
 
 from __future__ import annotations
 
 import json
 import os
-import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-import triton_vision_contract as t
+import triton_vision_contract as contract
 
-from .errors import ClientError, ModelNotServedError, ServerUnreachableError
-from .images import pack_images
+from .answers import (
+    SPLITTERS,
+    Classification,
+    Detections,
+    Segmentation,
+    decode,
+    split_classifications,
+    split_detections,
+)
+from .connection import PROTOCOLS, diagnose, resolve_url
+from .discovery import COMMANDS, EnsembleConfig, EnsembleInfo, ensemble_info, stand_in_warning, stand_ins
+from .errors import ClientError, EnsembleMismatchError, ModelNotServedError, ServerUnreachableError
 from .inputs import ImageSource
-from .jobs import REFUSED, SERVER_ERROR, TIMED_OUT, Done, ImageResult, RequestError, run_requests
-from .segmentation import Segmentation, split_outputs
+from .jobs import (
+    DEFAULT_RETRY_BUDGET_S,
+    NO_RETRY,
+    ImageResult,
+    RequestError,
+    RetryPolicy,
+    run_requests,
+)
+from .transport import NOT_LOADED_PHRASE, Transport
 
-__all__ = ["ClientError", "ModelNotServedError", "ServerUnreachableError", "VisionClient", "ImageResult"]
+__all__ = [
+    "Classification",
+    "ClientError",
+    "Detections",
+    "EnsembleInfo",
+    "ImageResult",
+    "ModelNotServedError",
+    "Segmentation",
+    "ServerUnreachableError",
+    "VisionClient",
+    "split_classifications",
+    "split_detections",
+]
 
-PROTOCOLS = ("grpc", "http")
-DEFAULT_URLS = {"grpc": "127.0.0.1:8001", "http": "127.0.0.1:8000"}
 DEFAULT_CONCURRENCY = 4  # requests in flight for the *_many methods
 
 Source = ImageSource | str | os.PathLike
-# gRPC status codes (as tritonclient spells them) and HTTP codes that mean "this request is invalid".
-_REFUSED_STATUS = ("StatusCode.INVALID_ARGUMENT", "400")
-_TIMEOUT_STATUS = ("StatusCode.DEADLINE_EXCEEDED", "StatusCode.CANCELLED")
-_UNREACHABLE_STATUS = ("StatusCode.UNAVAILABLE",)
 
 
-@dataclass(frozen=True)
-class Classification:
-    """Top-k answer for one image, best first."""
-
-    class_ids: tuple[int, ...]
-    scores: tuple[float, ...]
-    labels: tuple[str, ...]
+def _classification_parameters(top_k: int | None) -> dict[str, Any] | None:
+    return {contract.TOP_K: int(top_k)} if top_k is not None else None
 
 
-@dataclass(frozen=True)
-class Detections:
-    """COCO detections for one image, best first; boxes are x1, y1, x2, y2 in the image's pixels."""
-
-    boxes: tuple[tuple[float, float, float, float], ...]
-    scores: tuple[float, ...]
-    class_ids: tuple[int, ...]  # COCO category ids, 91-id numbering (1 = person)
-    labels: tuple[str, ...]
-
-    def __len__(self) -> int:
-        return len(self.scores)
-
-
-def _decode(value: Any) -> str:
-    return value.decode("utf-8") if isinstance(value, bytes) else str(value)
-
-
-def split_detections(out: Mapping[str, np.ndarray]) -> list[Detections]:
-    """A detection response (B images, rows padded to the largest COUNT) as B :class:`Detections`."""
-    results = []
-    for row, count in enumerate(out[t.COUNT].reshape(-1)):
-        n = int(count)
-        results.append(
-            Detections(
-                boxes=tuple(
-                    (float(x1), float(y1), float(x2), float(y2))
-                    for x1, y1, x2, y2 in out[t.BOXES][row].reshape(-1, 4)[:n]
-                ),
-                scores=tuple(float(s) for s in out[t.SCORES][row][:n]),
-                class_ids=tuple(int(i) for i in out[t.CLASS_IDS][row][:n]),
-                labels=tuple(_decode(label) for label in out[t.LABELS][row][:n]),
-            )
-        )
-    return results
-
-
-def split_classifications(out: Mapping[str, np.ndarray]) -> list[Classification]:
-    return [
-        Classification(
-            class_ids=tuple(int(i) for i in ids),
-            scores=tuple(float(s) for s in scores),
-            labels=tuple(_decode(label) for label in labels),
-        )
-        for ids, scores, labels in zip(out[t.CLASS_IDS], out[t.SCORES], out[t.LABELS], strict=True)
-    ]
+def _segmentation_parameters(overlay: bool) -> dict[str, Any]:
+    return {contract.OVERLAY_PARAMETER: bool(overlay)}
 
 
 def _detection_parameters(score_threshold: float | None, max_detections: int | None) -> dict[str, Any]:
     parameters: dict[str, Any] = {}
     if score_threshold is not None:
-        parameters[t.SCORE_THRESHOLD] = float(score_threshold)
+        parameters[contract.SCORE_THRESHOLD] = float(score_threshold)
     if max_detections is not None:
-        parameters[t.MAX_DETECTIONS] = int(max_detections)
+        parameters[contract.MAX_DETECTIONS] = int(max_detections)
     return parameters
 
 
-# The outputs each ensemble's answers are read from (one list for the single and the streaming calls).
-CLASSIFICATION_OUTPUTS = (t.CLASS_IDS, t.SCORES, t.LABELS)
-DETECTION_OUTPUTS = (t.BOXES, t.SCORES, t.CLASS_IDS, t.LABELS, t.COUNT)
-SEGMENTATION_OUTPUTS = (t.MASK, t.MASK_SIZE, t.CLASS_FRACTIONS, t.LABELS, t.OVERLAY)
-
-
 class VisionClient:
-    """Sends encoded image bytes to an ensemble and returns its outputs as NumPy arrays."""
+    """Sends encoded image bytes to an ensemble and returns its answers.
+
+    ``url``: HOST:PORT (default ``TRITON_VISION_URL``, else 127.0.0.1:8001 for gRPC, :8000 for
+    HTTP). ``model_prefix``: the prefix of a repository from ``triton-vision export-repo
+    --prefix``: every model the client calls is then ``<prefix><name>`` (``model_info`` too); a
+    name that already starts with the prefix is taken as it is.
+    """
 
     def __init__(
         self, url: str | None = None, protocol: str = "grpc", *, timeout_s: float = 120.0, model_prefix: str = ""
     ) -> None:
-        """``model_prefix``: the prefix of a repository from ``triton-vision export-repo --prefix``;
-        the ensembles and ``model_info`` are then called ``<prefix><name>``."""
         if protocol not in PROTOCOLS:
             raise ValueError(f"protocol must be one of {PROTOCOLS}, got '{protocol}'")
+        if not timeout_s > 0:
+            raise ValueError(f"timeout_s must be above 0, got {timeout_s}")
         self.protocol = protocol
-        self.url = url or DEFAULT_URLS[protocol]
+        self.url = resolve_url(url, protocol)[0]
         self.timeout_s = timeout_s
         self.model_prefix = model_prefix
-        if protocol == "grpc":
-            import tritonclient.grpc as module
-        else:
-            import tritonclient.http as module
-        self._module = module
-        if protocol == "http":
-            self._client = module.InferenceServerClient(
-                self.url, connection_timeout=timeout_s, network_timeout=timeout_s
-            )
-        else:
-            self._client = module.InferenceServerClient(self.url)
+        self._configs: dict[str, EnsembleConfig] = {}
+        self._transport = Transport(self.url, protocol, timeout_s)
+        self._client = self._transport.client
+
+    def served_name(self, name: str) -> str:
+        """The name the server has for ``name``: with the model prefix (unless it starts with it)."""
+        if self.model_prefix and name.startswith(self.model_prefix):
+            return name
+        return self.model_prefix + name
 
     def server_live(self) -> bool:
         return bool(self._client.is_server_live())
@@ -146,6 +123,7 @@ class VisionClient:
     def __exit__(self, *exc_info: Any) -> None:
         self.close()
 
+    # -- one request ------------------------------------------------------------------------------
     def infer(
         self,
         model: str,
@@ -153,162 +131,186 @@ class VisionClient:
         outputs: Sequence[str],
         parameters: Mapping[str, Any] | None = None,
     ) -> dict[str, np.ndarray]:
-        """One request: ``images`` travel as one padded UINT8 batch on input IMAGE."""
+        """One raw request to ``model`` (its name as given): ``images`` as one padded batch on IMAGE."""
         from tritonclient.utils import InferenceServerException
 
-        batch = pack_images(images)
-        tensor = self._module.InferInput(t.IMAGE, list(batch.shape), "UINT8")
-        tensor.set_data_from_numpy(batch)
-        requested = [self._module.InferRequestedOutput(name) for name in outputs]
-        kwargs: dict[str, Any] = {"parameters": dict(parameters)} if parameters else {}
-        if self.protocol == "grpc":
-            kwargs["client_timeout"] = self.timeout_s
         try:
-            result = self._client.infer(model, [tensor], outputs=requested, **kwargs)
+            result = self._transport.infer(self._client, model, images, outputs, parameters)
         except (InferenceServerException, OSError) as exc:
-            error = self._error(exc)
+            error = self._transport.failure(exc)
             raise (ClientError(error.message) if isinstance(error, RequestError) else error) from None
         return {name: result.as_numpy(name) for name in outputs}
 
-    # -- many images, many requests in flight ---------------------------------------------------
-    def _error(self, exc: BaseException) -> RequestError | ServerUnreachableError:
-        """A failed request's exception as a per-request error, or as the end of the job."""
+    # -- what the server has ------------------------------------------------------------------------
+    def _unreachable(self, exc: BaseException) -> ServerUnreachableError:
+        """No answer at the first contact: find out why (the other protocol's port, an unknown host)."""
         from tritonclient.utils import InferenceServerException
 
-        if not isinstance(exc, InferenceServerException):
-            detail = str(exc) or type(exc).__name__
-            if isinstance(exc, TimeoutError):
-                return RequestError(f"no answer within {self.timeout_s:g} s ({detail})", TIMED_OUT)
-            if isinstance(exc, OSError):  # HTTP: refused or reset connections
-                return ServerUnreachableError(self.url, self.protocol, detail)
-            return RequestError(f"{type(exc).__name__}: {detail}", SERVER_ERROR)
-        status, message = str(exc.status()), exc.message() or str(exc)
-        if status in _UNREACHABLE_STATUS:
-            return ServerUnreachableError(self.url, self.protocol, message)
-        if status in _REFUSED_STATUS:
-            return RequestError(message, REFUSED)
-        if status in _TIMEOUT_STATUS:
-            return RequestError(f"{message} (after {self.timeout_s:g} s)", TIMED_OUT)
-        return RequestError(message, SERVER_ERROR)
+        detail = exc.message() if isinstance(exc, InferenceServerException) else None
+        detail = detail or f"{type(exc).__name__}: {exc}"
+        return ServerUnreachableError(self.url, self.protocol, detail, diagnose(self.url, self.protocol))
 
-    def check_ready(self, model: str) -> None:
-        """Raise :class:`ServerUnreachableError` or :class:`ModelNotServedError` unless ``model`` is ready."""
+    def _ask(self, call: Callable[[], Any]) -> Any:
+        """``call()``; a connection failure becomes :class:`ServerUnreachableError` (diagnosed),
+        a server's error stays an ``InferenceServerException``."""
         from tritonclient.utils import InferenceServerException
 
         try:
-            ready = self._client.is_model_ready(model)
+            return call()
         except InferenceServerException as exc:
-            error = self._error(exc)
-            if isinstance(error, ServerUnreachableError):
-                raise error from None
-            ready = False
-        except Exception as exc:  # noqa: BLE001 - HTTP: refused, reset, or not an HTTP server at all
-            raise ServerUnreachableError(self.url, self.protocol, f"{type(exc).__name__}: {exc}") from None
-        if not ready:
+            if isinstance(self._transport.failure(exc), ServerUnreachableError):
+                raise self._unreachable(exc) from None
+            raise
+        except Exception as exc:  # noqa: BLE001 - HTTP: refused, reset, unknown host, not an HTTP server
+            raise self._unreachable(exc) from None
+
+    def check_server(self) -> None:
+        """Raise :class:`ServerUnreachableError` (saying why) unless a server answers and is live."""
+        if not self._ask(self._client.is_server_live):
+            raise ClientError(f"the server at {self.url} answers but is not live")
+
+    def _ready(self, model: str) -> bool:
+        from tritonclient.utils import InferenceServerException
+
+        try:
+            return bool(self._ask(lambda: self._client.is_model_ready(model)))
+        except InferenceServerException:
+            return False
+
+    def check_ready(self, model: str) -> None:
+        """Raise :class:`ServerUnreachableError` or :class:`ModelNotServedError` unless ``model`` is ready."""
+        if not self._ready(model):
             raise ModelNotServedError(self.url, model)
 
-    def _request(self, images: Sequence[bytes], outputs: Sequence[str], parameters: Mapping[str, Any] | None):
-        batch = pack_images(images)
-        tensor = self._module.InferInput(t.IMAGE, list(batch.shape), "UINT8")
-        tensor.set_data_from_numpy(batch)
-        requested = [self._module.InferRequestedOutput(name) for name in outputs]
-        return tensor, requested, ({"parameters": dict(parameters)} if parameters else {})
+    def _config(self, model: str, *, fresh: bool = False) -> EnsembleConfig:
+        """The ensemble's config (kept after the first answer); :class:`ModelNotServedError` when the
+        server has no such model loaded."""
+        from tritonclient.utils import InferenceServerException
 
-    def _submitter(
-        self, model: str, outputs: Sequence[str], parameters: Mapping[str, Any] | None, concurrency: int
-    ) -> tuple[Callable[[Sequence[bytes], Done], None], Callable[[], None]]:
-        """``submit(images, done)`` for :func:`run_requests`, and a function that releases its resources.
-
-        gRPC: ``async_infer`` with a callback (many requests on one channel). HTTP: ``concurrency``
-        threads, each with its own connection, running blocking requests.
-        """
-
-        def deliver(done: Done, result: Any, error: BaseException | None) -> None:
-            if error is not None:
-                done(None, self._error(error))
-                return
-            try:
-                arrays = {name: result.as_numpy(name) for name in outputs}
-            except Exception as exc:  # noqa: BLE001 - a malformed response fails this request only
-                done(None, RequestError(f"unexpected answer from the server: {exc}", SERVER_ERROR))
-                return
-            done(arrays, None)
-
-        if self.protocol == "grpc":
-
-            def submit_grpc(images: Sequence[bytes], done: Done) -> None:
-                try:
-                    tensor, requested, kwargs = self._request(images, outputs, parameters)
-                    self._client.async_infer(
-                        model,
-                        [tensor],
-                        lambda result, error: deliver(done, result, error),
-                        outputs=requested,
-                        client_timeout=self.timeout_s,
-                        **kwargs,
-                    )
-                except Exception as exc:  # noqa: BLE001 - delivered to the engine, which decides
-                    deliver(done, None, exc)
-
-            return submit_grpc, lambda: None
-
-        local = threading.local()
-        pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="triton-vision-http")
-        connections: list[Any] = []
-
-        def blocking(images: Sequence[bytes], done: Done) -> None:
-            if not hasattr(local, "client"):
-                local.client = self._module.InferenceServerClient(self.url, network_timeout=self.timeout_s)
-                connections.append(local.client)
-            try:
-                tensor, requested, kwargs = self._request(images, outputs, parameters)
-                result = local.client.infer(model, [tensor], outputs=requested, **kwargs)
-            except Exception as exc:  # noqa: BLE001 - delivered to the engine, which decides
-                deliver(done, None, exc)
+        if not fresh and model in self._configs:
+            return self._configs[model]
+        try:
+            if self.protocol == "grpc":
+                answer = self._ask(
+                    lambda: self._client.get_model_config(model, as_json=True, client_timeout=self.timeout_s)
+                )
             else:
-                deliver(done, result, None)
+                answer = self._ask(lambda: self._client.get_model_config(model))
+        except InferenceServerException:
+            raise ModelNotServedError(self.url, model) from None
+        config = EnsembleConfig.from_json(model, answer)
+        self._configs[model] = config
+        return config
 
-        def close() -> None:
-            pool.shutdown(wait=False, cancel_futures=True)
-            for connection in connections:
-                connection.close()
+    def _has_model(self, model: str) -> bool:
+        """False only when the server says it has no model of that name at all."""
+        from tritonclient.utils import InferenceServerException
 
-        def submit_http(images: Sequence[bytes], done: Done) -> None:
-            pool.submit(blocking, images, done)
+        try:
+            self._ask(lambda: self._client.get_model_metadata(model))
+            return True
+        except InferenceServerException as exc:
+            message = exc.message() or str(exc)
+            return NOT_LOADED_PHRASE in message or "not found" not in message.lower()
 
-        return submit_http, close
+    def task(self, name: str) -> str | None:
+        """The task an ensemble's outputs carry (None: no task's); :class:`ModelNotServedError` when
+        the server has no such ensemble loaded."""
+        return self._config(self.served_name(name)).task
 
+    def ensemble(self, name: str) -> EnsembleInfo:
+        """One ensemble's task, images per request, readiness and stand-in steps.
+
+        Raises :class:`ModelNotServedError` when the server has no such ensemble loaded and
+        :class:`ServerUnreachableError` when no server answers.
+        """
+        model = self.served_name(name)
+        config = self._config(model, fresh=True)
+        return ensemble_info(model, config, self._ready(model), self.model_sources())
+
+    def ensembles(self) -> list[EnsembleInfo]:
+        """Every ensemble of the server's repository (with the model prefix, if any), loaded or not.
+
+        Names come from the ``model_info`` model (it lists the repository's ensembles, so one that
+        failed to load is there, ``ready`` False, task and batch size None); without model_info,
+        the built-in ensembles the server knows. Raises :class:`ServerUnreachableError` when no
+        server answers.
+        """
+        self.check_server()
+        listed = self.repository_ensembles()
+        if listed is None:
+            names = [self.served_name(task) for task in contract.TASKS]
+            names = [name for name in names if self._has_model(name)]
+        else:
+            names = [name for name in listed if name.startswith(self.model_prefix)]
+        sources = self.model_sources()
+        found = []
+        for name in names:
+            try:
+                config: EnsembleConfig | None = self._config(name, fresh=True)
+            except ModelNotServedError:
+                config = None
+            found.append(ensemble_info(name, config, self._ready(name), sources))
+        return found
+
+    def plan(self, task: str, ensemble: str | None, batch: int | None) -> tuple[str, int]:
+        """The served ensemble and the images per request for a call of ``task``; raises
+        :class:`EnsembleMismatchError` for another task's ensemble or a batch above its maximum."""
+        model = self.served_name(ensemble or task)
+        config = self._config(model)
+        if config.task != task:
+            raise EnsembleMismatchError(mismatch(model, config, task))
+        limit = max(1, config.max_batch_size)
+        if batch is None:
+            return model, limit
+        if batch < 1:
+            raise ValueError(f"batch must be >= 1, got {batch}")
+        if batch > limit:
+            raise EnsembleMismatchError(
+                f"the '{model}' ensemble takes at most {limit} images per request (its max_batch_size), "
+                f"not {batch}: give --batch {limit} or less, or leave it out"
+            )
+        return model, batch
+
+    # -- many images, many requests in flight ---------------------------------------------------
     def infer_many(
         self,
-        model: str,
+        task: str,
         sources: Iterable[Source],
-        outputs: Sequence[str],
-        parameters: Mapping[str, Any] | None,
-        split: Callable[[Mapping[str, np.ndarray]], list],
+        parameters: Mapping[str, Any] | None = None,
         *,
+        ensemble: str | None = None,
         batch: int | None = None,
         concurrency: int = DEFAULT_CONCURRENCY,
         keep_data: bool = False,
+        retry_for_s: float = DEFAULT_RETRY_BUDGET_S,
+        resend_refused: bool = True,
     ) -> Iterator[ImageResult]:
-        """One :class:`ImageResult` per image file, yielded as its request completes.
+        """One :class:`ImageResult` per image, yielded as its request completes (the one engine).
 
-        Files are read only as requests go out (at most ``concurrency`` requests of ``batch``
-        images in flight; ``batch`` defaults to the ensemble's max_batch_size). A file that
-        cannot be read, or that the server refuses, gives a failed result (``error``,
-        ``reason``); the others go on. Raises :class:`ServerUnreachableError` when no server
-        answers (at the start or later) and :class:`ModelNotServedError` when the server lacks
-        ``model``.
+        ``task``: a contract task; ``ensemble``: any ensemble of that task (default: the built-in
+        one, ``task`` itself). Files are read only as requests go out (at most ``concurrency``
+        requests of ``batch`` images in flight; ``batch`` defaults to the ensemble's
+        max_batch_size, and more is refused). A file that cannot be read, or that the server
+        refuses, gives a failed result (``error``, ``reason``); the others go on. A request the
+        server calls temporarily unavailable is sent again with back-off for up to
+        ``retry_for_s`` seconds (0: never). Raises :class:`ServerUnreachableError` when no server
+        answers (at the start or later), :class:`ModelNotServedError` when the server lacks the
+        ensemble, :class:`EnsembleMismatchError` for an ensemble of another task or too large a batch.
         """
+        model, per_request = self.plan(task, ensemble, batch)
         self.check_ready(model)
-        submit, close = self._submitter(model, outputs, parameters, concurrency)
+        submit, close = self._transport.submitter(model, contract.TASK_OUTPUTS[task], parameters, concurrency)
         try:
             yield from run_requests(
                 sources,
                 submit,
-                split,
-                batch=batch or t.MAX_BATCH[model],
+                SPLITTERS[task],
+                batch=per_request,
                 concurrency=concurrency,
                 keep_data=keep_data,
+                resend_refused=resend_refused,
+                retry=RetryPolicy(budget_s=retry_for_s) if retry_for_s > 0 else NO_RETRY,
             )
         finally:
             close()
@@ -318,24 +320,24 @@ class VisionClient:
         sources: Iterable[Source],
         top_k: int | None = None,
         *,
+        ensemble: str | None = None,
         batch: int | None = None,
         concurrency: int = DEFAULT_CONCURRENCY,
+        retry_for_s: float = DEFAULT_RETRY_BUDGET_S,
     ) -> Iterator[ImageResult]:
         """Classify image files (paths or :class:`ImageSource`), yielding results as they complete.
 
         >>> for result in client.classify_many(Path("photos").glob("*.jpg"), concurrency=8):
         ...     print(result.path, result.answer.labels[0] if result.ok else result.error)
         """
-        parameters = {t.TOP_K: int(top_k)} if top_k is not None else None
-        outputs = CLASSIFICATION_OUTPUTS
         return self.infer_many(
-            self.model_prefix + t.CLASSIFICATION,
+            contract.CLASSIFICATION,
             sources,
-            outputs,
-            parameters,
-            split_classifications,
+            _classification_parameters(top_k),
+            ensemble=ensemble,
             batch=batch,
             concurrency=concurrency,
+            retry_for_s=retry_for_s,
         )
 
     def detect_many(
@@ -344,21 +346,22 @@ class VisionClient:
         score_threshold: float | None = None,
         max_detections: int | None = None,
         *,
+        ensemble: str | None = None,
         batch: int | None = None,
         concurrency: int = DEFAULT_CONCURRENCY,
         keep_data: bool = False,
+        retry_for_s: float = DEFAULT_RETRY_BUDGET_S,
     ) -> Iterator[ImageResult]:
         """Detect objects in image files; ``keep_data`` keeps each file's bytes on its result (to draw on)."""
-        outputs = DETECTION_OUTPUTS
         return self.infer_many(
-            self.model_prefix + t.DETECTION,
+            contract.DETECTION,
             sources,
-            outputs,
             _detection_parameters(score_threshold, max_detections),
-            split_detections,
+            ensemble=ensemble,
             batch=batch,
             concurrency=concurrency,
             keep_data=keep_data,
+            retry_for_s=retry_for_s,
         )
 
     def segment_many(
@@ -366,63 +369,77 @@ class VisionClient:
         sources: Iterable[Source],
         overlay: bool = False,
         *,
+        ensemble: str | None = None,
         batch: int | None = None,
         concurrency: int = DEFAULT_CONCURRENCY,
+        keep_data: bool = False,
+        retry_for_s: float = DEFAULT_RETRY_BUDGET_S,
     ) -> Iterator[ImageResult]:
         """Segment image files, yielding one :class:`Segmentation` result per image as it completes."""
-        outputs = SEGMENTATION_OUTPUTS
         return self.infer_many(
-            self.model_prefix + t.SEGMENTATION,
+            contract.SEGMENTATION,
             sources,
-            outputs,
-            {t.OVERLAY_PARAMETER: bool(overlay)},
-            split_outputs,
+            _segmentation_parameters(overlay),
+            ensemble=ensemble,
             batch=batch,
             concurrency=concurrency,
+            keep_data=keep_data,
+            retry_for_s=retry_for_s,
         )
 
-    def infer_in_batches(
+    # -- encoded bytes in, answers out in order ---------------------------------------------------
+    def _in_order(
         self,
-        model: str,
+        task: str,
         images: Sequence[bytes],
-        outputs: Sequence[str],
         parameters: Mapping[str, Any] | None,
-        split: Callable[[Mapping[str, np.ndarray]], list],
-        *,
-        batch: int,
-        concurrency: int = 1,
+        ensemble: str | None,
+        batch: int | None,
+        concurrency: int,
     ) -> list:
-        """``images`` in requests of at most ``batch`` (the ensemble's max_batch_size), one result
-        per image in order; over gRPC up to ``concurrency`` requests at once, over HTTP one by one."""
+        """The answers for ``images`` in their order, from the one engine. As one request would,
+        the first failure (in that order) raises :class:`ClientError` with the server's message: a
+        refused batch is not sent again image by image, nothing is retried."""
         if not images:
             raise ValueError("no images to send")
-        if batch < 1:
-            raise ValueError(f"batch must be >= 1, got {batch}")
-
-        def one_request(chunk: Sequence[bytes]) -> list:
-            return split(self.infer(model, chunk, outputs, parameters))
-
-        chunks = [images[start : start + batch] for start in range(0, len(images), batch)]
-        workers = max(1, min(concurrency, len(chunks))) if self.protocol == "grpc" else 1
-        if workers == 1:
-            answers = [one_request(chunk) for chunk in chunks]
-        else:
-            with ThreadPoolExecutor(max_workers=workers) as pool:
-                answers = list(pool.map(one_request, chunks))
-        return [result for answer in answers for result in answer]
+        for index, data in enumerate(images):
+            if not data:
+                raise ValueError(f"image {index} is empty (0 bytes)")
+        sources = [ImageSource.in_memory(index, data) for index, data in enumerate(images)]
+        position = {id(source): index for index, source in enumerate(sources)}
+        results: list[ImageResult | None] = [None] * len(sources)
+        stream = self.infer_many(
+            task,
+            sources,
+            parameters,
+            ensemble=ensemble,
+            batch=batch,
+            concurrency=concurrency,
+            retry_for_s=0,
+            resend_refused=False,
+        )
+        for done in stream:
+            results[position[id(done.source)]] = done
+        answers = []
+        for result in results:
+            if result is None or not result.ok:
+                raise ClientError(result.error if result is not None else "no answer")
+            answers.append(result.answer)
+        return answers
 
     def classify(
-        self, images: Sequence[bytes], top_k: int | None = None, *, batch: int = t.CLASSIFICATION_MAX_BATCH
+        self,
+        images: Sequence[bytes],
+        top_k: int | None = None,
+        *,
+        ensemble: str | None = None,
+        batch: int | None = None,
+        concurrency: int = 1,
     ) -> list[Classification]:
-        parameters = {t.TOP_K: int(top_k)} if top_k is not None else None
-        return self.infer_in_batches(
-            self.model_prefix + t.CLASSIFICATION,
-            images,
-            CLASSIFICATION_OUTPUTS,
-            parameters,
-            split_classifications,
-            batch=batch,
-        )
+        """One :class:`Classification` per image, in order; ``batch`` images per request (default:
+        the ensemble's max_batch_size), up to ``concurrency`` requests at once."""
+        parameters = _classification_parameters(top_k)
+        return self._in_order(contract.CLASSIFICATION, images, parameters, ensemble, batch, concurrency)
 
     def detect(
         self,
@@ -430,73 +447,71 @@ class VisionClient:
         score_threshold: float | None = None,
         max_detections: int | None = None,
         *,
-        batch: int = t.DETECTION_MAX_BATCH,
+        ensemble: str | None = None,
+        batch: int | None = None,
         concurrency: int = 2,
     ) -> list[Detections]:
-        """One :class:`Detections` per image, in order; ``batch`` images per request.
-
-        Over gRPC up to ``concurrency`` requests run at once; over HTTP one after another. Each
-        image's rows are cut to its COUNT (the server pads a request to its largest COUNT).
-        """
+        """One :class:`Detections` per image, in order (each cut to its COUNT)."""
         parameters = _detection_parameters(score_threshold, max_detections)
-        outputs = DETECTION_OUTPUTS
-        return self.infer_in_batches(
-            self.model_prefix + t.DETECTION,
-            images,
-            outputs,
-            parameters,
-            split_detections,
-            batch=batch,
-            concurrency=concurrency,
-        )
+        return self._in_order(contract.DETECTION, images, parameters, ensemble, batch, concurrency)
 
     def segment(
-        self, images: Sequence[bytes], overlay: bool = False, *, batch: int = t.SEGMENTATION_MAX_BATCH
+        self,
+        images: Sequence[bytes],
+        overlay: bool = False,
+        *,
+        ensemble: str | None = None,
+        batch: int | None = None,
+        concurrency: int = 1,
     ) -> list[Segmentation]:
-        """One :class:`Segmentation` per image (mask at the image's own size); ``batch`` images a request."""
-        outputs = SEGMENTATION_OUTPUTS
-        return self.infer_in_batches(
-            self.model_prefix + t.SEGMENTATION,
-            images,
-            outputs,
-            {t.OVERLAY_PARAMETER: bool(overlay)},
-            split_outputs,
-            batch=batch,
-        )
+        """One :class:`Segmentation` per image (mask at the image's own size), in order."""
+        parameters = _segmentation_parameters(overlay)
+        return self._in_order(contract.SEGMENTATION, images, parameters, ensemble, batch, concurrency)
 
+    # -- model_info: sources of the model files, the repository's ensembles ---------------------
     def model_info(self, query: str) -> Any:
         """The ``model_info`` model's JSON answer to ``query``; None if the server has no model_info."""
         from tritonclient.utils import InferenceServerException
 
         try:
-            model_info = self.model_prefix + t.MODEL_INFO
+            model_info = self.served_name(contract.MODEL_INFO)
             if not self._client.is_model_ready(model_info):
                 return None
-            tensor = self._module.InferInput(t.INFO_QUERY, [1], "BYTES")
+            tensor = self._transport.module.InferInput(contract.INFO_QUERY, [1], "BYTES")
             tensor.set_data_from_numpy(np.array([query.encode("utf-8")], dtype=np.object_))
             result = self._client.infer(model_info, [tensor])
-            return json.loads(_decode(result.as_numpy(t.INFO_JSON)[0]))
+            return json.loads(decode(result.as_numpy(contract.INFO_JSON)[0]))
         except (InferenceServerException, ValueError):
             return None
 
     def model_sources(self) -> dict[str, dict[str, str]]:
         """What the server's ``model_info`` model says about its ONNX files ({} if it has none)."""
         try:
-            answer = self.model_info(t.INFO_SOURCES)
+            answer = self.model_info(contract.INFO_SOURCES)
         except Exception:  # noqa: BLE001 - only for warnings: no server, no model_info, another answer
             return {}
         return answer if isinstance(answer, dict) else {}
 
     def repository_ensembles(self) -> list[str] | None:
         """The ensembles of the server's repository, loaded or not (None without model_info)."""
-        answer = self.model_info(t.INFO_ENSEMBLES)
+        answer = self.model_info(contract.INFO_ENSEMBLES)
         return [str(name) for name in answer] if isinstance(answer, list) else None
 
     def stand_in_warnings(self, models: Sequence[str]) -> list[str]:
-        sources = self.model_sources()
-        return [
-            f"WARNING: the served '{self.model_prefix}{name}' is a stand-in with random weights: "
-            "its answers are meaningless"
-            for name in models
-            if sources.get(self.model_prefix + name, {}).get("kind") == "stand-in"
-        ]
+        """A warning for each of ``models`` (names without the prefix) that is a stand-in."""
+        served = tuple(self.served_name(name) for name in models)
+        return [stand_in_warning(name) for name in stand_ins(served, self.model_sources())]
+
+
+def mismatch(model: str, config: EnsembleConfig, task: str) -> str:
+    """Why ``model`` cannot answer a call of ``task``."""
+    if config.task is None:
+        found = ", ".join(config.outputs) or "none"
+        return (
+            f"the '{model}' model does not answer with any task's outputs (it has {found}): "
+            f"a {task} ensemble answers {', '.join(contract.TASK_OUTPUTS[task])}"
+        )
+    return (
+        f"the '{model}' ensemble answers {config.task}, not {task}: "
+        f"use `triton-vision {COMMANDS[config.task]}` (or --ensemble NAME of a {task} ensemble)"
+    )

@@ -8,13 +8,20 @@ class ClientError(RuntimeError):
 
 
 class ServerUnreachableError(ClientError):
-    """No server answers at the address (refused, reset, unknown host): the whole job stops."""
+    """No server answers at the address (refused, reset, unknown host): the whole job stops.
 
-    def __init__(self, url: str, protocol: str, detail: str) -> None:
-        self.url, self.protocol, self.detail = url, protocol, detail
+    ``hint``, when the client found out more (the address answers the other protocol, the host
+    does not resolve), replaces the generic advice.
+    """
+
+    def __init__(self, url: str, protocol: str, detail: str, hint: str | None = None) -> None:
+        self.url, self.protocol, self.detail, self.hint = url, protocol, detail, hint
         super().__init__(
-            f"cannot reach a triton-vision server at {url} ({protocol}): {detail}. "
-            "Is one running? Start it with `triton-vision serve`, or point --url at yours."
+            hint
+            or (
+                f"cannot reach a triton-vision server at {url} ({protocol}): {detail}. "
+                "Is one running? Start it with `triton-vision serve`, or point --url at yours."
+            )
         )
 
 
@@ -27,3 +34,16 @@ class ModelNotServedError(ClientError):
             f"the server at {url} does not serve the '{model}' ensemble (not in its repository, or not "
             "ready): serve a repository that has it, e.g. `triton-vision serve` from the project root"
         )
+
+
+class UsageError(ClientError, ValueError):
+    """The caller asked for something that cannot work: a malformed URL, an ensemble of another
+    task, more images per request than the ensemble takes. Nothing was sent."""
+
+
+class BadURLError(UsageError):
+    """The server address is not HOST:PORT (a scheme, no port)."""
+
+
+class EnsembleMismatchError(UsageError):
+    """The ensemble cannot answer the call: another task's ensemble, or a batch above its maximum."""

@@ -29,13 +29,21 @@ class ImageSource:
     """One image to send: where it is, how records name it, where its outputs go under ``--out``.
 
     ``problem`` is set when the input is known to be bad before reading (a glob that matched no
-    file); reading the source then fails with that message.
+    file); reading the source then fails with that message. ``data``, when set, is the encoded
+    image itself (bytes given in memory): nothing is read from ``path``.
     """
 
     path: Path
     name: str  # the path as records show it (as given, or as found under a directory)
     relative: PurePath  # its place under --out: relative to the directory or glob it came from
     problem: str | None = None
+    data: bytes | None = field(default=None, repr=False, compare=False)
+
+    @classmethod
+    def in_memory(cls, index: int, data: bytes) -> ImageSource:
+        """Encoded bytes given in memory, named "image <index>"."""
+        name = f"image {index}"
+        return cls(Path(name), name, PurePath(name), data=data)
 
 
 @dataclass

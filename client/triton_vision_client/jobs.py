@@ -1,18 +1,32 @@
-"""Many images, many requests in flight: the engine behind ``classify_many`` and folder jobs.
+"""Many images, many requests in flight: the one engine behind every call of the client.
 
 Transport-free: :func:`run_requests` takes a ``submit`` function that sends one request and
 later calls back with its outputs or its error (from any thread). The engine, a generator running
-in the caller's thread, keeps up to ``concurrency`` requests in flight, reads images from disk
-only as requests go out (so memory is bounded by ``(concurrency + 1) x batch`` images whatever the
-number of inputs), packs up to ``batch`` images per request, and yields one
-:class:`ImageResult` per image as its request completes. A request the server refuses as a
-whole (one bad image fails a batch) is sent again image by image, so only the bad image fails.
+in the caller's thread, keeps up to ``concurrency`` requests in flight (or waiting to be sent
+again), reads images from disk only as requests go out (so memory is bounded by
+``(concurrency + 1) x batch`` images whatever the number of inputs), packs up to ``batch``
+images per request, and yields one :class:`ImageResult` per image as its request completes.
+
+Two kinds of failure are handled here:
+
+- a request the server refuses as a whole (one bad image fails a batch) is sent again image by
+  image, so only the bad image fails (``resend_refused``; the list calls keep the server's
+  answer for the whole request instead, as a single request would get);
+- a request the server calls temporarily unavailable (a model loading or being healed, a full
+  queue) is sent again after a back-off that doubles from ``RetryPolicy.first_s`` up to
+  ``max_s``, with jitter, while less than ``budget_s`` has passed since its first such failure;
+  then its images fail with reason ``unavailable``. A waiting request counts against
+  ``concurrency``, so an unavailable server pauses the job instead of filling memory.
 """
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import os
 import queue
+import random
+import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -30,6 +44,7 @@ TOO_LARGE = "too large"
 REFUSED = "refused"  # the server said the image (or a parameter) is invalid: its message says why
 TIMED_OUT = "timed out"
 SERVER_ERROR = "server error"
+UNAVAILABLE = "unavailable"  # the server said "try later" (model loading/healing, queue full) until the budget ran out
 OUTPUT_FAILED = "output not written"
 
 # Larger than any file the server's image_guard accepts by default (max_bytes 32 MiB): bigger
@@ -59,7 +74,8 @@ class ImageResult:
 
 
 class RequestError(ClientError):
-    """One request failed for a reason that concerns its images (not the whole job)."""
+    """One request failed for a reason that concerns its images (not the whole job); with reason
+    :data:`UNAVAILABLE` the server said the failure is temporary, and the engine sends it again."""
 
     def __init__(self, message: str, reason: str) -> None:
         super().__init__(message)
@@ -81,6 +97,8 @@ def read_source(source: ImageSource, max_bytes: int = MAX_FILE_BYTES) -> bytes |
 
     if source.problem:
         return fail(NOT_FOUND, source.problem)
+    if source.data is not None:
+        return source.data if source.data else fail(EMPTY, "empty (0 bytes)")
     try:
         with open(source.path, "rb") as handle:
             size = os.fstat(handle.fileno()).st_size
@@ -106,6 +124,32 @@ Outputs = Mapping[str, Any]
 Done = Callable[[Outputs | None, BaseException | None], None]
 Submit = Callable[[Sequence[bytes], Done], None]
 
+DEFAULT_RETRY_BUDGET_S = 120.0  # a healing model is back in seconds; a model reload may take a minute
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How long and how often a temporarily unavailable request is sent again (see the module)."""
+
+    budget_s: float = DEFAULT_RETRY_BUDGET_S  # per request, from its first temporary failure; 0: never
+    first_s: float = 0.25
+    max_s: float = 8.0
+
+    def delay(self, attempt: int, rng: random.Random) -> float:
+        """Seconds before retry ``attempt`` (0, 1, ...): half the doubled ceiling, plus up to half jitter."""
+        ceiling = min(self.max_s, self.first_s * 2**attempt)
+        return ceiling / 2 + rng.uniform(0.0, ceiling / 2)
+
+
+NO_RETRY = RetryPolicy(budget_s=0.0)
+
+
+@dataclass(eq=False)
+class _Request:
+    items: list[tuple[ImageSource, bytes]]
+    attempts: int = 0  # temporary failures so far
+    first_failure: float | None = None
+
 
 def run_requests(
     sources: Iterable[ImageSource | str | os.PathLike],
@@ -115,45 +159,53 @@ def run_requests(
     batch: int,
     concurrency: int,
     keep_data: bool = False,
+    resend_refused: bool = True,
+    retry: RetryPolicy = NO_RETRY,
     max_file_bytes: int = MAX_FILE_BYTES,
     max_request_bytes: int = MAX_REQUEST_BYTES,
+    clock: Callable[[], float] = time.monotonic,
+    rng: random.Random | None = None,
 ) -> Iterator[ImageResult]:
     """One :class:`ImageResult` per source, in completion order (see the module docstring).
 
     ``submit(images, done)`` sends one request and must call ``done(outputs, None)`` or
     ``done(None, error)`` exactly once, from any thread. A :class:`RequestError` fails the
-    request's images (after a one-by-one retry when there were several); any other error (e.g.
-    :class:`ServerUnreachableError`) is raised here and ends the job.
+    request's images (after a one-by-one resend when there were several and ``resend_refused``,
+    after retries within ``retry``'s budget when its reason is :data:`UNAVAILABLE`); any other
+    error (e.g. :class:`ServerUnreachableError`) is raised here and ends the job.
     """
     if batch < 1:
         raise ValueError(f"batch must be >= 1, got {batch}")
     if concurrency < 1:
         raise ValueError(f"concurrency must be >= 1, got {concurrency}")
+    rng = rng or random.Random()
     completions: queue.SimpleQueue = queue.SimpleQueue()
     pending = iter(sources)
     singles: deque[tuple[ImageSource, bytes]] = deque()  # images of refused batches, to resend alone
     carried: tuple[ImageSource, bytes] | None = None  # read, but did not fit the last request's bytes
+    waiting: list[tuple[float, int, _Request]] = []  # (due, order, request): temporary failures to resend
+    order = itertools.count()
     exhausted = False
     in_flight = 0
 
-    def send(items: list[tuple[ImageSource, bytes]]) -> None:
+    def send(request: _Request) -> None:
         nonlocal in_flight
         in_flight += 1
 
         def done(outputs: Outputs | None, error: BaseException | None) -> None:
-            completions.put((items, outputs, error))
+            completions.put((request, outputs, error))
 
         try:
-            submit([data for _, data in items], done)
+            submit([data for _, data in request.items], done)
         except Exception as exc:  # noqa: BLE001 - a failure to send is this request's outcome
             done(None, exc)
 
     def fill() -> Iterator[ImageResult]:
-        """Send requests until ``concurrency`` are in flight; yield images that cannot be read."""
+        """Send requests until ``concurrency`` are in flight or waiting; yield images that cannot be read."""
         nonlocal exhausted, carried
-        while in_flight < concurrency:
+        while in_flight + len(waiting) < concurrency:
             if singles:
-                send([singles.popleft()])
+                send(_Request([singles.popleft()]))
                 continue
             items: list[tuple[ImageSource, bytes]] = []
             longest = 0
@@ -179,31 +231,61 @@ def run_requests(
                 longest = widest
             if not items:
                 return
-            send(items)
+            send(_Request(items))
+
+    def failed(request: _Request, error: RequestError) -> list[ImageResult]:
+        return [ImageResult(source, error=error.message, reason=error.reason) for source, _ in request.items]
+
+    def retried(request: _Request, error: RequestError) -> bool:
+        """Schedule ``request`` again if its budget allows; False when it is spent."""
+        now = clock()
+        if request.first_failure is None:
+            request.first_failure = now
+        left = retry.budget_s - (now - request.first_failure)
+        if left <= 0:
+            return False
+        delay = min(retry.delay(request.attempts, rng), left)
+        request.attempts += 1
+        heapq.heappush(waiting, (now + delay, next(order), request))
+        return True
 
     yield from fill()
-    while in_flight:
-        items, outputs, error = completions.get()
+    while in_flight or waiting:
+        timeout = max(0.0, waiting[0][0] - clock()) if waiting else None
+        try:
+            completed = completions.get(timeout=timeout)
+        except queue.Empty:
+            completed = None
+        while waiting and waiting[0][0] <= clock():
+            send(heapq.heappop(waiting)[2])
+        if completed is None:
+            continue
+        request, outputs, error = completed
         in_flight -= 1
         finished: list[ImageResult] = []
         if error is None:
             try:
                 answers = split(outputs)
-                if len(answers) != len(items):
-                    raise ValueError(f"{len(answers)} answers for {len(items)} images")
+                if len(answers) != len(request.items):
+                    raise ValueError(f"{len(answers)} answers for {len(request.items)} images")
             except Exception as exc:  # noqa: BLE001 - a malformed answer fails this request only
                 error = RequestError(f"unexpected answer from the server: {exc}", SERVER_ERROR)
             else:
                 finished = [
                     ImageResult(source, answer, data=data if keep_data else None)
-                    for (source, data), answer in zip(items, answers, strict=True)
+                    for (source, data), answer in zip(request.items, answers, strict=True)
                 ]
         if error is not None:
             if not isinstance(error, RequestError):
                 raise error
-            if len(items) > 1:
-                singles.extend(items)
+            if error.reason == UNAVAILABLE:
+                if not retried(request, error):
+                    spent = clock() - (request.first_failure or clock())
+                    message = f"{error.message} (still unavailable after {request.attempts} retries in {spent:.0f} s)"
+                    finished = failed(request, RequestError(message, UNAVAILABLE))
+            elif len(request.items) > 1 and resend_refused:
+                singles.extend(request.items)
             else:
-                finished = [ImageResult(items[0][0], error=error.message, reason=error.reason)]
+                finished = failed(request, error)
         yield from fill()  # keep the server busy before handing results out
         yield from finished

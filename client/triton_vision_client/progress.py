@@ -11,6 +11,12 @@ from typing import TextIO
 
 REDRAW_S = 0.1  # at most ten redraws a second
 FAILURE_EXAMPLES = 5
+MIN_RATE_S = 0.05  # a job shorter than this gets no images/s (it would be noise)
+
+
+def count(number: int, noun: str) -> str:
+    """``1 image``, ``2 images``."""
+    return f"{number} {noun}{'' if number == 1 else 's'}"
 
 
 def duration(seconds: float) -> str:
@@ -71,7 +77,7 @@ class Progress:
             filled = int(fraction * 20)
             parts.append(f"[{'#' * filled}{'.' * (20 - filled)}] {position}/{self.total} {fraction:4.0%}")
         else:
-            parts.append(f"{position} images")
+            parts.append(count(position, "image"))
         parts.append(f"{rate:.1f} img/s")
         if self.total and rate > 0:
             parts.append(f"ETA {duration(max(self.total - position, 0) / rate)}")
@@ -96,7 +102,8 @@ class Progress:
 
 @dataclass
 class Summary:
-    """What a job did: counts by outcome and failure reason, time, rate, a few failures."""
+    """What a job did: counts by outcome and failure reason, time, rate, a few failures, and,
+    when it was interrupted, how many images were not answered."""
 
     verb: str  # "classified"
     ok: int = 0
@@ -104,6 +111,8 @@ class Summary:
     skipped_not_images: int = 0
     failures: Counter = field(default_factory=Counter)
     examples: list[str] = field(default_factory=list)
+    given: int | None = None  # images the inputs name (set when the job stopped early and they were counted)
+    sent: int | None = None  # images taken from the inputs (sent, or failed before sending)
 
     def add(self, path: str, error: str | None, reason: str | None) -> None:
         if error is None:
@@ -121,18 +130,37 @@ class Summary:
     def images(self) -> int:
         return self.ok + self.failed
 
+    def _unanswered(self) -> str:
+        """``8 not answered: 2 sent, 6 not sent`` for an interrupted job ('' when all were)."""
+        if self.sent is None:
+            return ""
+        waiting = max(self.sent - self.images, 0)
+        if self.given is None:
+            return f"; {waiting} sent and not answered, the rest of the inputs not sent"
+        unsent = max(self.given - self.skipped - self.sent, 0)
+        if not waiting + unsent:
+            return ""
+        return f"; {waiting + unsent} not answered: {waiting} sent, {unsent} not sent"
+
     def lines(self, elapsed_s: float, *, stopped: str | None = None) -> list[str]:
-        rate = self.images / elapsed_s if elapsed_s > 0 else 0.0
-        head = f"{self.verb} {self.ok} of {self.images} image{'' if self.images == 1 else 's'}"
-        head += f" in {duration(elapsed_s)} ({elapsed_s:.1f} s, {rate:.1f} images/s)"
+        total = self.images
+        if self.sent is not None and self.given is not None:
+            total = max(self.given - self.skipped, total)
+        head = f"{self.verb} {self.ok} of {count(total, 'image')} in {duration(elapsed_s)} ({elapsed_s:.1f} s"
+        if self.images and elapsed_s >= MIN_RATE_S:
+            head += f", {self.images / elapsed_s:.1f} images/s"
+        head += ")"
         if self.failed:
-            reasons = ", ".join(f"{count} {reason}" for reason, count in self.failures.most_common())
+            reasons = ", ".join(f"{number} {reason}" for reason, number in self.failures.most_common())
             head += f"; {self.failed} failed: {reasons}"
-        lines = [] if stopped and not self.images else [head]
+        head += self._unanswered()
+        lines = [] if stopped and not self.images and self.sent is None else [head]
         if self.skipped:
             lines.append(f"skipped {self.skipped} already in the output file (--resume)")
         if self.skipped_not_images:
-            lines.append(f"ignored {self.skipped_not_images} files in the folders that are not images")
+            noun = "file" if self.skipped_not_images == 1 else "files"
+            verb = "is not an image" if self.skipped_not_images == 1 else "are not images"
+            lines.append(f"ignored {self.skipped_not_images} {noun} in the folders that {verb}")
         if self.examples:
             lines.append("failures" + (" (first few)" if self.failed > len(self.examples) else "") + ":")
             lines.extend(self.examples)

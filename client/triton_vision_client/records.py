@@ -1,8 +1,8 @@
 """One record per image, as text, JSON Lines or CSV; reading an output file back for ``--resume``.
 
 A record is a JSON-ready dict built once per image (``path`` and the answer, or ``path``,
-``error`` and ``reason``); the CSV row and the text lines are rendered from it. Pure standard
-library.
+``error`` and ``reason``); the CSV row and the text lines are rendered from it: the one renderer
+of answers, for folder jobs and the demo alike. Pure standard library.
 """
 
 from __future__ import annotations
@@ -11,7 +11,9 @@ import csv
 import io
 import json
 import os
-from collections.abc import Callable, Mapping
+import stat
+import tempfile
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
@@ -21,6 +23,8 @@ from .jobs import ImageResult
 FORMATS = ("text", "jsonl", "csv")
 RESUMABLE_FORMATS = ("jsonl", "csv")
 LIST_SEPARATOR = "|"  # between the items of a list in one CSV cell
+TEXT_DETECTIONS = 10  # detections listed per image in text output (the rest counted); jsonl/csv keep all
+SMALLEST_FRACTION = 0.00005  # text output: a class below it would print as 0.00%: shown as <0.01%
 
 Record = dict[str, Any]
 
@@ -75,7 +79,7 @@ def _files_text(record: Record, keys: tuple[str, ...]) -> list[str]:
     return [f"  wrote {record[key]}" for key in keys if record.get(key)]
 
 
-def classification_text(record: Record) -> list[str]:
+def classification_text(record: Record, limit: int | None = None) -> list[str]:
     lines = [f"{record['path']}:"]
     lines += [f"  {c['score']:7.4f}  {c['class_id']:4d}  {c['label']}" for c in record["classes"]]
     return lines
@@ -94,14 +98,17 @@ def classification_csv(record: Record) -> dict[str, Any]:
     }
 
 
-def detection_text(record: Record) -> list[str]:
+def detection_text(record: Record, limit: int | None = TEXT_DETECTIONS) -> list[str]:
+    """The image's detections, the first ``limit`` of them listed (None: all), the rest counted."""
     found = record["detections"]
     lines = [f"{record['path']}: {len(found)} detection{'' if len(found) == 1 else 's'}"]
-    for d in found:
+    for d in found[:limit]:
         x1, y1, x2, y2 = d["box"]
         lines.append(
             f"  {d['score']:6.3f}  {d['class_id']:3d} {d['label']:<16s} [{x1:7.1f} {y1:7.1f} {x2:7.1f} {y2:7.1f}]"
         )
+    if limit is not None and len(found) > limit:
+        lines.append(f"  ... and {len(found) - limit} more")
     return lines + _files_text(record, ("annotated",))
 
 
@@ -117,9 +124,14 @@ def detection_csv(record: Record) -> dict[str, Any]:
     }
 
 
-def segmentation_text(record: Record) -> list[str]:
+def percent(fraction: float) -> str:
+    """``12.34%``, 7 wide; a fraction too small to show as one (but above 0) is ``<0.01%``."""
+    return f"{'<0.01%':>7s}" if 0 < fraction < SMALLEST_FRACTION else f"{fraction:7.2%}"
+
+
+def segmentation_text(record: Record, limit: int | None = None) -> list[str]:
     lines = [f"{record['path']}: {record['width']}x{record['height']} mask, classes present:"]
-    lines += [f"  {c['fraction']:7.2%}  {c['class_id']:3d}  {c['label']}" for c in record["classes"]]
+    lines += [f"  {percent(c['fraction'])}  {c['class_id']:3d}  {c['label']}" for c in record["classes"]]
     return lines + _files_text(record, ("mask", "overlay"))
 
 
@@ -138,7 +150,7 @@ class RecordKind:
     """How one command's answers become records, text lines and CSV cells."""
 
     record: Callable[[ImageResult, Mapping[str, str] | None], Record]
-    text: Callable[[Record], list[str]]
+    text: Callable[[Record, int | None], list[str]]  # (record, most detections listed) -> lines
     csv: Callable[[Record], dict[str, Any]]
     csv_columns: tuple[str, ...]
 
@@ -167,10 +179,19 @@ SEGMENTATION = RecordKind(
 class RecordWriter:
     """Writes one record per image to ``stream`` in ``fmt``, each record whole and flushed."""
 
-    def __init__(self, stream: TextIO, fmt: str, kind: RecordKind, *, write_header: bool = True) -> None:
+    def __init__(
+        self,
+        stream: TextIO,
+        fmt: str,
+        kind: RecordKind,
+        *,
+        write_header: bool = True,
+        text_limit: int | None = TEXT_DETECTIONS,
+    ) -> None:
+        """``text_limit``: detections listed per image in text output (None: all)."""
         if fmt not in FORMATS:
             raise ValueError(f"format must be one of {FORMATS}, got '{fmt}'")
-        self.stream, self.fmt, self.kind = stream, fmt, kind
+        self.stream, self.fmt, self.kind, self.text_limit = stream, fmt, kind, text_limit
         if fmt == "csv" and write_header:
             self._emit(self._csv_line({c: c for c in kind.csv_columns}))
 
@@ -192,39 +213,78 @@ class RecordWriter:
             if not failed:
                 row.update(self.kind.csv(record))
             return self._csv_line(row)
-        return "\n".join(_error_text(record) if failed else self.kind.text(record)) + "\n"
+        return "\n".join(_error_text(record) if failed else self.kind.text(record, self.text_limit)) + "\n"
 
     def write(self, record: Record) -> None:
         self._emit(self.render(record))
 
 
-def recorded_paths(path: Path, fmt: str) -> set[str]:
-    """The ``path`` of every complete record in an earlier output file (for ``--resume``).
+def read_back(path: Path, fmt: str) -> tuple[set[str], set[str]]:
+    """The paths an earlier output file has answered, and those it has failed (for ``--resume``).
 
     A last line cut short (a job killed while writing) is removed from the file, so that
     appending continues with whole records. A missing or empty file has no records.
     """
     if fmt not in RESUMABLE_FORMATS:
         raise ValueError(f"--resume needs --format {' or '.join(RESUMABLE_FORMATS)} (text output cannot be read back)")
+    answered: set[str] = set()
+    failed: set[str] = set()
     if not path.exists() or path.stat().st_size == 0:
-        return set()
+        return answered, failed
     _drop_partial_last_line(path)
-    done: set[str] = set()
+    for record in _read_records(path, fmt):
+        (failed if _is_failed(record) else answered).add(record["path"])
+    return answered, failed
+
+
+def _read_records(path: Path, fmt: str) -> Iterator[Mapping[str, Any]]:
+    """Each record of an output file (a CSV row as its cells), checked to be this tool's."""
     with open(path, encoding="utf-8", newline="") as handle:
         if fmt == "jsonl":
             for number, line in enumerate(handle, 1):
                 if not line.strip():
                     continue
                 try:
-                    done.add(json.loads(line)["path"])
-                except (ValueError, KeyError, TypeError):
-                    raise ValueError(f"{path}:{number} is not a record of this tool (no JSON with a 'path')") from None
+                    record = json.loads(line)
+                except ValueError:
+                    record = None
+                if not isinstance(record, dict) or "path" not in record:
+                    raise ValueError(f"{path}:{number} is not a record of this tool (no JSON with a 'path')")
+                yield record
         else:
             reader = csv.DictReader(handle)
             if not reader.fieldnames or "path" not in reader.fieldnames:
                 raise ValueError(f"{path} is not a CSV output of this tool (no 'path' column)")
-            done.update(row["path"] for row in reader)
-    return done
+            yield from reader
+
+
+def _is_failed(record: Mapping[str, Any]) -> bool:
+    return bool(record.get("error"))
+
+
+def drop_failed_records(path: Path, fmt: str) -> None:
+    """Rewrite ``path`` without its failed records (a new file beside it, then renamed over it), so
+    that the images sent again keep one record each."""
+    descriptor, scratch = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".resume")
+    try:
+        os.chmod(scratch, stat.S_IMODE(path.stat().st_mode))
+        with (
+            open(descriptor, "w", encoding="utf-8", newline="") as out,
+            open(path, encoding="utf-8", newline="") as handle,
+        ):
+            if fmt == "jsonl":
+                for line in handle:
+                    if line.strip() and not _is_failed(json.loads(line)):
+                        out.write(line)
+            else:
+                reader = csv.DictReader(handle)
+                writer = csv.DictWriter(out, fieldnames=list(reader.fieldnames or []), lineterminator="\n")
+                writer.writeheader()
+                writer.writerows(row for row in reader if not _is_failed(row))
+        os.replace(scratch, path)
+    except BaseException:
+        Path(scratch).unlink(missing_ok=True)
+        raise
 
 
 def _drop_partial_last_line(path: Path) -> None:

@@ -1,51 +1,14 @@
-"""Segmentation answers on the client: crop the padded masks, write indexed PNGs (pure helpers)."""
+"""Segmentation answers as files: indexed PNG masks, and the overlay's legend (drawn with OpenCV)."""
 
 from __future__ import annotations
 
 import io
-from collections.abc import Mapping
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
 
 import numpy as np
 
-import triton_vision_contract as t
+import triton_vision_contract as contract
 
-
-@dataclass(frozen=True, eq=False)
-class Segmentation:
-    """One image's answer: ``mask`` UINT8 [H, W] of class ids at the size of the image sent."""
-
-    mask: np.ndarray
-    fractions: tuple[float, ...]  # per class id: fraction of the image's pixels
-    labels: tuple[str, ...]  # per class id: VOC name
-    overlay_png: bytes | None  # the image blended 50/50 with the coloured mask, if asked
-
-    def present(self) -> list[tuple[int, str, float]]:
-        """(class id, name, pixel fraction) of the classes in the mask, largest first."""
-        found = [(i, self.labels[i], f) for i, f in enumerate(self.fractions) if f > 0.0]
-        return sorted(found, key=lambda item: (-item[2], item[0]))
-
-
-def _text(value: Any) -> str:
-    return value.decode("utf-8") if isinstance(value, bytes) else str(value)
-
-
-def split_outputs(outputs: Mapping[str, np.ndarray]) -> list[Segmentation]:
-    """The ensemble's batched outputs -> one :class:`Segmentation` per image, masks cropped."""
-    results = []
-    for index, (height, width) in enumerate(outputs[t.MASK_SIZE]):
-        overlay = outputs[t.OVERLAY][index][0] if t.OVERLAY in outputs else b""
-        results.append(
-            Segmentation(
-                mask=np.ascontiguousarray(outputs[t.MASK][index, :height, :width]),
-                fractions=tuple(float(f) for f in outputs[t.CLASS_FRACTIONS][index]),
-                labels=tuple(_text(label) for label in outputs[t.LABELS][index]),
-                overlay_png=bytes(overlay) or None,
-            )
-        )
-    return results
+from .answers import Segmentation
 
 
 def mask_png(mask: np.ndarray) -> bytes:
@@ -53,25 +16,59 @@ def mask_png(mask: np.ndarray) -> bytes:
     from PIL import Image
 
     image = Image.fromarray(np.ascontiguousarray(mask, dtype=np.uint8))  # mode "L"
-    image.putpalette(np.array(t.voc_palette(), dtype=np.uint8).ravel().tolist())  # "L" + palette -> "P", values kept
+    # "L" + palette -> "P", the values kept
+    image.putpalette(np.array(contract.voc_palette(), dtype=np.uint8).ravel().tolist())
     buffer = io.BytesIO()
     image.save(buffer, format="PNG")
     return buffer.getvalue()
 
 
-def write_files(result: Segmentation, out_dir: Path, stem: str) -> list[Path]:
-    """``<stem>_mask.png`` (indexed) and, if present, ``<stem>_overlay.png`` under ``out_dir``."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    mask_path = out_dir / f"{stem}_mask.png"
-    mask_path.write_bytes(mask_png(result.mask))
-    written = [mask_path]
-    if result.overlay_png:
-        overlay_path = out_dir / f"{stem}_overlay.png"
-        overlay_path.write_bytes(result.overlay_png)
-        written.append(overlay_path)
-    return written
+LEGEND_ROWS = 12  # classes named in an overlay's legend, largest first; the rest counted
+LEGEND_BACKGROUND = (32, 32, 32)  # BGR
+LEGEND_TEXT = (255, 255, 255)
 
 
-def describe(result: Segmentation) -> list[str]:
-    """One line per class present: fraction and name."""
-    return [f"  {fraction:7.2%}  {class_id:3d}  {label}" for class_id, label, fraction in result.present()]
+def add_legend(overlay_png: bytes, answer: Segmentation) -> bytes:
+    """``overlay_png`` with a legend in its top-left corner: for each class present (largest first),
+    a swatch of its VOC colour, its name and its fraction of the pixels. Drawn with OpenCV; the
+    image keeps its size unless it is too small for the legend (then it grows right and down)."""
+    import cv2
+
+    from .records import percent
+
+    image = cv2.imdecode(np.frombuffer(overlay_png, np.uint8), cv2.IMREAD_COLOR)
+    if image is None:
+        raise ValueError("cannot decode the overlay PNG to draw its legend")
+    present = answer.present()
+    rows: list[tuple[int | None, str]] = [
+        (class_id, f"{label} {percent(fraction).strip()}") for class_id, label, fraction in present[:LEGEND_ROWS]
+    ]
+    if len(present) > LEGEND_ROWS:
+        rows.append((None, f"+{len(present) - LEGEND_ROWS} more"))
+    height, width = image.shape[:2]
+    font, scale = cv2.FONT_HERSHEY_SIMPLEX, max(0.4, min(height, width) / 900.0)
+    thickness = max(1, round(scale * 1.5))
+    sizes = [cv2.getTextSize(text, font, scale, thickness) for _, text in rows]
+    text_h = max(size[0][1] + size[1] for size in sizes)
+    pad = max(2, text_h // 3)
+    line_h = text_h + pad
+    panel_w = pad + text_h + pad + max(size[0][0] for size in sizes) + pad
+    panel_h = pad + len(rows) * line_h
+    if panel_w > width or panel_h > height:
+        image = cv2.copyMakeBorder(
+            image, 0, max(panel_h - height, 0), 0, max(panel_w - width, 0), cv2.BORDER_CONSTANT, value=(0, 0, 0)
+        )
+    palette = contract.voc_palette()
+    cv2.rectangle(image, (0, 0), (panel_w - 1, panel_h - 1), LEGEND_BACKGROUND, cv2.FILLED)
+    for row, ((class_id, text), ((_, glyph_h), _)) in enumerate(zip(rows, sizes, strict=True)):
+        top = pad + row * line_h
+        if class_id is not None:
+            red, green, blue = palette[class_id % len(palette)]
+            cv2.rectangle(image, (pad, top), (pad + text_h - 1, top + text_h - 1), (blue, green, red), cv2.FILLED)
+            cv2.rectangle(image, (pad, top), (pad + text_h - 1, top + text_h - 1), LEGEND_TEXT, 1)
+        origin = (pad + text_h + pad, top + glyph_h)
+        cv2.putText(image, text, origin, font, scale, LEGEND_TEXT, thickness, cv2.LINE_AA)
+    ok, encoded = cv2.imencode(".png", image)
+    if not ok:
+        raise ValueError("cannot encode the overlay with its legend as PNG")
+    return encoded.tobytes()

@@ -25,7 +25,8 @@ CLASSIFIER = "resnet18"  # the ensemble's ONNX model (named in stand-in warnings
 CLASS_IDS = "CLASS_IDS"  # INT32 [k]: ImageNet class ids, best first
 SCORES = "SCORES"  # FP32 [k]: softmax probabilities (detection: FP32 [K] scores)
 LABELS = "LABELS"  # BYTES [k]: class names (detection: [K]; segmentation: the 21 VOC names)
-TOP_K = "top_k"  # request parameter, integer 1..1000
+TOP_K = "top_k"  # request parameter, integer MIN_TOP_K..number of classes (the server names its bound)
+MIN_TOP_K = 1
 DEFAULT_TOP_K = 5
 CLASSIFICATION_MAX_BATCH = 32  # images per request (max_batch_size of classification)
 
@@ -77,7 +78,8 @@ def task_of(outputs: Iterable[str]) -> str | None:
     return None
 
 
-# Each built-in ensemble's images per request, by ensemble name.
+# Each built-in ensemble's images per request, by ensemble name (the server's tools read it; a client
+# asks the server: any ensemble's max_batch_size is in its config).
 MAX_BATCH = {
     CLASSIFICATION: CLASSIFICATION_MAX_BATCH,
     DETECTION: DETECTION_MAX_BATCH,

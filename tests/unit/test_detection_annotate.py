@@ -1,4 +1,4 @@
-"""Drawing detections (pure OpenCV) and the detect CLI's printing."""
+"""Drawing detections (pure OpenCV), the detect CLI's printing, splitting a padded response."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from triton_vision_client.annotate import class_colour, draw_detections, text_colour
-from triton_vision_client.cli import build_parser, print_detections
-from triton_vision_client.client import Detections
+from triton_vision_client.answers import Detections, split_detections
+from triton_vision_client.cli import build_parser, print_answers
 
 
 def test_each_class_gets_its_own_colour_and_the_same_class_the_same_one():
@@ -39,21 +39,38 @@ def test_a_label_at_the_top_edge_stays_inside_the_image():
     assert out[:12].any(), "the tag is drawn inside the image, below the top edge"
 
 
-def test_print_detections_lists_score_id_label_and_box(capsys):
+def test_printed_detections_list_score_id_label_and_box(capsys):
     result = Detections(boxes=((1.0, 2.0, 30.5, 40.25),), scores=(0.875,), class_ids=(1,), labels=("person",))
-    print_detections(["a.jpg"], [result])
-    out = capsys.readouterr().out
-    assert "a.jpg: 1 detection" in out
-    assert "0.875" in out and "person" in out and "30.5" in out and "40.2" in out
+    print_answers("detection", ["a.jpg"], [result])
+    assert capsys.readouterr().out.splitlines() == [
+        "a.jpg: 1 detection",
+        "   0.875    1 person           [    1.0     2.0    30.5    40.2]",
+    ]
 
 
-def test_detect_subcommand_parses_threshold_and_output_folder():
+def test_text_output_lists_the_first_ten_detections_and_counts_the_rest(capsys, tmp_path):
+    import cv2
+
+    boxes = tuple((float(i), float(i), float(i + 5), float(i + 5)) for i in range(100))
+    many = Detections(boxes=boxes, scores=(0.9,) * 100, class_ids=(1,) * 100, labels=("person",) * 100)
+    image = tmp_path / "crowd.png"
+    cv2.imwrite(str(image), np.zeros((120, 120, 3), np.uint8))
+    print_answers("detection", [str(image)], [many], encoded=[image.read_bytes()], out=tmp_path / "out")
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == f"{image}: 100 detections"
+    assert len(lines) == 1 + 10 + 2
+    assert lines[11] == "  ... and 90 more"
+    assert lines[12] == f"  wrote {tmp_path / 'out' / 'crowd.detections.jpg'}"
+    assert cv2.imread(str(tmp_path / "out" / "crowd.detections.jpg")).shape == (120, 120, 3)
+
+
+def test_detect_subcommand_parses_threshold_output_folder_and_all_detections():
     args = build_parser().parse_args(["detect", "x.jpg", "y.png", "--threshold", "0.3", "--out", "annotated"])
     assert args.images == ["x.jpg", "y.png"] and args.threshold == 0.3 and str(args.out) == "annotated"
+    assert not args.all_detections and build_parser().parse_args(["detect", "x.jpg", "--all-detections"]).all_detections
 
 
 def test_a_padded_batch_response_splits_into_one_result_per_image_cut_to_its_count():
-    from triton_vision_client.client import split_detections
     from triton_vision_models import tensors as t
 
     out = {

@@ -107,30 +107,51 @@ def test_segmentation_records_give_size_classes_present_and_files():
 
 
 @pytest.mark.parametrize("fmt", ["jsonl", "csv"])
-def test_resume_reads_back_every_recorded_path(tmp_path, fmt):
+def test_resume_reads_back_answered_and_failed_paths(tmp_path, fmt):
     output = tmp_path / f"records.{fmt}"
     output.write_text(
         written(fmt, records.CLASSIFICATION, [result("a.jpg", CAT), result("b.jpg", error="x", reason=REFUSED)])
     )
-    assert records.recorded_paths(output, fmt) == {"a.jpg", "b.jpg"}
-    assert records.recorded_paths(tmp_path / "absent.jsonl", fmt) == set()
+    assert records.read_back(output, fmt) == ({"a.jpg"}, {"b.jpg"})
+    assert records.read_back(tmp_path / "absent.jsonl", fmt) == (set(), set())
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "csv"])
+def test_dropping_failed_records_keeps_the_answered_ones_whole_and_the_files_mode(tmp_path, fmt):
+    output = tmp_path / f"records.{fmt}"
+    answered = [result("a,1.jpg", CAT), result("c.jpg", CAT)]
+    output.write_text(
+        written(
+            fmt,
+            records.CLASSIFICATION,
+            [answered[0], result("b.jpg", error="has no available versions", reason="unavailable"), answered[1]],
+        )
+    )
+    output.chmod(0o640)
+    records.drop_failed_records(output, fmt)
+    assert output.read_text() == written(fmt, records.CLASSIFICATION, answered)
+    assert output.stat().st_mode & 0o777 == 0o640
+    assert [p.name for p in tmp_path.iterdir()] == [output.name], "no scratch file left behind"
 
 
 def test_resume_drops_a_record_cut_short_by_a_killed_job(tmp_path):
     output = tmp_path / "records.jsonl"
     whole = written("jsonl", records.CLASSIFICATION, [result("a.jpg", CAT)])
     output.write_text(whole + '{"path": "b.jpg", "clas')
-    assert records.recorded_paths(output, "jsonl") == {"a.jpg"}
+    assert records.read_back(output, "jsonl") == ({"a.jpg"}, set())
     assert output.read_text() == whole
 
 
 def test_resume_refuses_text_output_and_foreign_files(tmp_path):
     with pytest.raises(ValueError, match="--resume needs --format"):
-        records.recorded_paths(tmp_path / "x.txt", "text")
+        records.read_back(tmp_path / "x.txt", "text")
     foreign = tmp_path / "foreign.jsonl"
     foreign.write_text("not json\n")
     with pytest.raises(ValueError, match="not a record"):
-        records.recorded_paths(foreign, "jsonl")
+        records.read_back(foreign, "jsonl")
+    foreign.write_text("[1, 2]\n")
+    with pytest.raises(ValueError, match="not a record"):
+        records.read_back(foreign, "jsonl")
 
 
 def test_progress_writes_nothing_when_disabled_and_a_rate_and_eta_when_enabled():
@@ -162,6 +183,36 @@ def test_summary_counts_failures_by_reason_and_gives_the_rate():
     head, *rest = summary.lines(5.0)
     assert head == "classified 8 of 10 images in 0:05 (5.0 s, 2.0 images/s); 2 failed: 1 refused, 1 not found"
     assert "  x.gif: GIF is not supported" in rest
+
+
+def test_summary_grammar_and_no_rate_for_nothing_answered_or_no_time():
+    one = Summary("classified", skipped_not_images=1)
+    one.add("a.jpg", "no such file", "not found")
+    assert one.lines(0.007)[:2] == [
+        "classified 0 of 1 image in 0:00 (0.0 s); 1 failed: 1 not found",
+        "ignored 1 file in the folders that is not an image",
+    ]
+    quick = Summary("classified", skipped_not_images=3)
+    quick.add("a.jpg", None, None)
+    assert quick.lines(0.01) == [
+        "classified 1 of 1 image in 0:00 (0.0 s)",
+        "ignored 3 files in the folders that are not images",
+    ]
+
+
+def test_an_interrupted_summary_says_how_many_were_sent_and_not_answered_and_not_sent():
+    summary = Summary("segmented", sent=6, given=12)
+    for index in range(4):
+        summary.add(f"{index}.jpg", None, None)
+    assert summary.lines(2.0, stopped="interrupted")[0] == (
+        "segmented 4 of 12 images in 0:02 (2.0 s, 2.0 images/s); 8 not answered: 2 sent, 6 not sent"
+    )
+    from_stdin = Summary("classified", sent=5)
+    from_stdin.add("a.jpg", None, None)
+    assert from_stdin.lines(1.0, stopped="interrupted")[0] == (
+        "classified 1 of 1 image in 0:01 (1.0 s, 1.0 images/s); "
+        "4 sent and not answered, the rest of the inputs not sent"
+    )
 
 
 def test_outputs_mirror_the_input_tree_under_out(tmp_path):
@@ -204,18 +255,5 @@ def test_no_server_is_exit_status_3_naming_the_url_and_serve(tmp_path, capsys):
 def test_resume_without_an_output_file_is_a_usage_error(capsys):
     assert main(["classify", "x.jpg", "--resume", "--format", "jsonl"]) == EXIT_USAGE
     assert "--resume needs --output" in capsys.readouterr().err
-
-
-def test_the_client_modules_import_nothing_from_the_server_side():
-    import subprocess
-    import sys
-
-    code = (
-        "import sys\n"
-        "import triton_vision_client.cli, triton_vision_client.client, triton_vision_client.folderjob\n"
-        "import triton_vision_client.inputs, triton_vision_client.jobs, triton_vision_client.records\n"
-        "import triton_vision_client.progress\n"
-        "print([m for m in sys.modules if m.startswith(('triton_vision_models', 'triton_vision_server'))])\n"
-    )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
-    assert done.stdout.strip() == "[]"
+    assert main(["classify", "x.jpg", "--keep-failed", "-o", "x.jsonl", "--format", "jsonl"]) == EXIT_USAGE
+    assert capsys.readouterr().err.strip() == "error: --keep-failed goes with --resume"

@@ -1,4 +1,4 @@
-"""The many-requests engine (jobs.run_requests) with a fake transport: batching, bounds, retries."""
+"""The one engine (jobs.run_requests) with a fake transport: batching, bounds, resends, retries."""
 
 from __future__ import annotations
 
@@ -13,8 +13,10 @@ from triton_vision_client.jobs import (
     NOT_FOUND,
     REFUSED,
     TOO_LARGE,
+    UNAVAILABLE,
     UNREADABLE,
     RequestError,
+    RetryPolicy,
     read_source,
     run_requests,
 )
@@ -166,3 +168,122 @@ def test_read_source_keeps_the_bytes_and_names_a_glob_that_matched_nothing(tmp_p
         ImageSource(tmp_path / "*.png", "*.png", Path("*.png"), problem="no file matches this pattern")
     )
     assert failed.reason == NOT_FOUND and failed.error == "no file matches this pattern"
+
+
+# -- temporary unavailability: back-off, budget, bounded memory ---------------------------------
+FAST_RETRY = RetryPolicy(budget_s=5.0, first_s=0.001, max_s=0.004)
+
+
+class FlakyServer(FakeServer):
+    """Says "unavailable" to the first ``down`` requests (a model being reloaded), then answers."""
+
+    def __init__(self, down: int) -> None:
+        super().__init__()
+        self.down = down
+
+    def submit(self, images, done) -> None:
+        images = list(images)
+        self.requests.append(images)
+        if len(self.requests) <= self.down:
+            done(
+                None, RequestError("Request for unknown model: 'classification' has no available versions", UNAVAILABLE)
+            )
+        else:
+            done({"echo": images}, None)
+
+
+def test_a_temporarily_unavailable_request_is_sent_again_until_it_is_answered(tmp_path):
+    server = FlakyServer(down=5)
+    paths = write_images(tmp_path, [b"a", b"b", b"c"])
+    results = list(run_requests(paths, server.submit, echo_split, batch=4, concurrency=1, retry=FAST_RETRY))
+    assert [r.ok for r in results] == [True, True, True]
+    assert len(server.requests) == 6 and all(request == [b"a", b"b", b"c"] for request in server.requests)
+
+
+def test_without_a_retry_budget_unavailable_images_fail_at_once(tmp_path):
+    server = FlakyServer(down=1)
+    (result,) = run_requests(write_images(tmp_path, [b"a"]), server.submit, echo_split, batch=1, concurrency=1)
+    assert result.reason == UNAVAILABLE and "no available versions" in result.error
+    assert len(server.requests) == 1
+
+
+def test_a_request_still_unavailable_when_its_budget_is_spent_fails_saying_so(tmp_path):
+    now = [0.0]
+
+    def submit(images, done):
+        now[0] += 1.0  # each attempt takes a second of the (fake) clock
+        done(None, RequestError("Exceeds maximum queue size", UNAVAILABLE))
+
+    policy = RetryPolicy(budget_s=4.0, first_s=0.0, max_s=0.0)
+    (result,) = run_requests(
+        write_images(tmp_path, [b"a"]), submit, echo_split, batch=1, concurrency=1, retry=policy, clock=lambda: now[0]
+    )
+    assert result.reason == UNAVAILABLE
+    assert result.error == "Exceeds maximum queue size (still unavailable after 4 retries in 4 s)"
+
+
+def test_back_off_doubles_from_first_to_max_with_at_most_half_of_it_jitter():
+    import random
+
+    policy = RetryPolicy(budget_s=60.0, first_s=0.25, max_s=8.0)
+    rng = random.Random(0)
+    for attempt, ceiling in enumerate([0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 8.0]):
+        delays = [policy.delay(attempt, rng) for _ in range(200)]
+        assert ceiling / 2 <= min(delays) and max(delays) <= ceiling
+
+
+def test_requests_waiting_to_be_retried_count_against_concurrency(tmp_path):
+    """While the server is unavailable the engine does not read more files than it may hold."""
+    paths = write_images(tmp_path, [f"{i}".encode() for i in range(50)])
+    pulled = 0
+
+    def counted():
+        nonlocal pulled
+        for path in paths:
+            pulled += 1
+            yield path
+
+    calls = 0
+    worst = 0
+    answered = 0
+
+    def submit(images, done):
+        nonlocal calls, worst
+        calls += 1
+        worst = max(worst, pulled - answered)
+        if calls <= 30:
+            done(None, RequestError("Exceeds maximum queue size", UNAVAILABLE))
+        else:
+            done({"echo": list(images)}, None)
+
+    for result in run_requests(counted(), submit, echo_split, batch=2, concurrency=3, retry=FAST_RETRY):
+        assert result.ok
+        answered += 1
+    assert answered == 50
+    assert worst <= (3 + 1) * 2
+
+
+def test_without_resend_a_refused_batch_fails_whole_with_the_servers_message(tmp_path):
+    server = FakeServer()
+    results = list(
+        run_requests(
+            write_images(tmp_path, [b"good", b"bad"]),
+            server.submit,
+            echo_split,
+            batch=2,
+            concurrency=1,
+            resend_refused=False,
+        )
+    )
+    assert [r.error for r in results] == ["image 1: not a JPEG or PNG file"] * 2
+    assert len(server.requests) == 1
+
+
+def test_images_given_in_memory_are_sent_as_they_are():
+    from triton_vision_client.inputs import ImageSource
+
+    server = FakeServer()
+    sources = [ImageSource.in_memory(0, b"first"), ImageSource.in_memory(1, b"")]
+    results = {r.path: r for r in run_requests(sources, server.submit, echo_split, batch=2, concurrency=1)}
+    assert results["image 0"].answer == b"first" and results["image 1"].reason == EMPTY
+    assert server.requests == [[b"first"]]

@@ -1,0 +1,110 @@
+"""Each task's answer for one image, split out of a batched response (pure NumPy).
+
+Every ensemble of a task answers with that task's outputs (``contract.TASK_OUTPUTS``), whatever
+its model, class count or labels, so one splitter per task serves every ensemble.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+import triton_vision_contract as contract
+
+
+@dataclass(frozen=True)
+class Classification:
+    """Top-k answer for one image, best first."""
+
+    class_ids: tuple[int, ...]
+    scores: tuple[float, ...]
+    labels: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Detections:
+    """Detections for one image, best first; boxes are x1, y1, x2, y2 in the image's pixels."""
+
+    boxes: tuple[tuple[float, float, float, float], ...]
+    scores: tuple[float, ...]
+    class_ids: tuple[int, ...]  # the model's class ids (the built-in detector: COCO's 91-id numbering)
+    labels: tuple[str, ...]
+
+    def __len__(self) -> int:
+        return len(self.scores)
+
+
+def decode(value: Any) -> str:
+    return value.decode("utf-8") if isinstance(value, bytes) else str(value)
+
+
+def split_detections(out: Mapping[str, np.ndarray]) -> list[Detections]:
+    """A detection response (B images, rows padded to the largest COUNT) as B :class:`Detections`."""
+    results = []
+    for row, count in enumerate(out[contract.COUNT].reshape(-1)):
+        n = int(count)
+        results.append(
+            Detections(
+                boxes=tuple(
+                    (float(x1), float(y1), float(x2), float(y2))
+                    for x1, y1, x2, y2 in out[contract.BOXES][row].reshape(-1, 4)[:n]
+                ),
+                scores=tuple(float(s) for s in out[contract.SCORES][row][:n]),
+                class_ids=tuple(int(i) for i in out[contract.CLASS_IDS][row][:n]),
+                labels=tuple(decode(label) for label in out[contract.LABELS][row][:n]),
+            )
+        )
+    return results
+
+
+def split_classifications(out: Mapping[str, np.ndarray]) -> list[Classification]:
+    return [
+        Classification(
+            class_ids=tuple(int(i) for i in ids),
+            scores=tuple(float(s) for s in scores),
+            labels=tuple(decode(label) for label in labels),
+        )
+        for ids, scores, labels in zip(out[contract.CLASS_IDS], out[contract.SCORES], out[contract.LABELS], strict=True)
+    ]
+
+
+@dataclass(frozen=True, eq=False)
+class Segmentation:
+    """One image's answer: ``mask`` UINT8 [H, W] of class ids at the size of the image sent."""
+
+    mask: np.ndarray
+    fractions: tuple[float, ...]  # per class id: fraction of the image's pixels
+    labels: tuple[str, ...]  # per class id: VOC name
+    overlay_png: bytes | None  # the image blended 50/50 with the coloured mask, if asked
+
+    def present(self) -> list[tuple[int, str, float]]:
+        """(class id, name, pixel fraction) of the classes in the mask, largest first."""
+        found = [(i, self.labels[i], f) for i, f in enumerate(self.fractions) if f > 0.0]
+        return sorted(found, key=lambda item: (-item[2], item[0]))
+
+
+def split_segmentations(outputs: Mapping[str, np.ndarray]) -> list[Segmentation]:
+    """The ensemble's batched outputs -> one :class:`Segmentation` per image, masks cropped."""
+    results = []
+    for index, (height, width) in enumerate(outputs[contract.MASK_SIZE]):
+        overlay = outputs[contract.OVERLAY][index][0] if contract.OVERLAY in outputs else b""
+        results.append(
+            Segmentation(
+                mask=np.ascontiguousarray(outputs[contract.MASK][index, :height, :width]),
+                fractions=tuple(float(f) for f in outputs[contract.CLASS_FRACTIONS][index]),
+                labels=tuple(decode(label) for label in outputs[contract.LABELS][index]),
+                overlay_png=bytes(overlay) or None,
+            )
+        )
+    return results
+
+
+# Each task's splitter: batched outputs -> one answer per image.
+SPLITTERS: dict[str, Callable[[Mapping[str, np.ndarray]], list]] = {
+    contract.CLASSIFICATION: split_classifications,
+    contract.DETECTION: split_detections,
+    contract.SEGMENTATION: split_segmentations,
+}
