@@ -280,8 +280,10 @@ def run_requests(
                 raise error
             if error.reason == UNAVAILABLE:
                 if not retried(request, error):
-                    spent = clock() - (request.first_failure or clock())
-                    message = f"{error.message} (still unavailable after {request.attempts} retries in {spent:.0f} s)"
+                    message = error.message
+                    if request.attempts:
+                        spent = clock() - (request.first_failure or clock())
+                        message += f" (still unavailable after {request.attempts} retries in {spent:.0f} s)"
                     finished = failed(request, RequestError(message, UNAVAILABLE))
             elif len(request.items) > 1 and resend_refused:
                 singles.extend(request.items)

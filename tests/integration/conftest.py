@@ -15,8 +15,9 @@ SERVER_START_TIMEOUT_S = 240.0
 
 
 @contextlib.contextmanager
-def running_server(repository: Path) -> Iterator[LocalTritonServer]:
-    """A LocalTritonServer on free loopback ports, ready, stopped afterwards."""
+def running_server(repository: Path, *, allow_model_control: bool = False) -> Iterator[LocalTritonServer]:
+    """A LocalTritonServer on free loopback ports, ready, stopped afterwards (``allow_model_control``:
+    clients may load and unload models, as with ``serve --allow-model-control``)."""
     from triton_vision_server.runtime import LocalTritonServer, ServerOptions, free_port
 
     options = ServerOptions(
@@ -24,6 +25,7 @@ def running_server(repository: Path) -> Iterator[LocalTritonServer]:
         http_port=free_port(),
         grpc_port=free_port(),
         metrics_port=free_port(),
+        allow_model_control=allow_model_control,
     )
     server = LocalTritonServer(options)
     server.start()

@@ -1,5 +1,7 @@
 """Folder jobs through the real tritonserver: trees with bad files, JSONL against single requests,
-progress only on terminals, --resume, annotated outputs mirroring the tree, bounded client memory."""
+progress only on terminals, --resume, annotated outputs mirroring the tree, bounded client memory;
+any ensemble of a task (prefixed, custom names, its own batch size), a job surviving a model
+reload, and the words for a wrong --batch or a wrong port."""
 
 from __future__ import annotations
 
@@ -7,6 +9,7 @@ import io
 import json
 import os
 import pty
+import re
 import select
 import shutil
 import subprocess
@@ -184,7 +187,9 @@ def test_progress_line_on_a_terminal_with_rate_and_eta(classification_server, ph
     assert "classified 6 of 10 images" in text
 
 
-def test_resume_skips_recorded_images_and_keeps_one_record_each(classification_server, photo_tree, tmp_path):
+def test_resume_skips_answered_images_resends_failed_ones_and_keeps_one_record_each(
+    classification_server, photo_tree, tmp_path
+):
     root, expected = photo_tree
     url = classification_server.options.grpc_url
     output = tmp_path / "records.jsonl"
@@ -193,12 +198,65 @@ def test_resume_skips_recorded_images_and_keeps_one_record_each(classification_s
     lines = output.read_text().splitlines()
     # As if the job had been killed after three records, in the middle of the fourth.
     output.write_text("\n".join(lines[:3]) + "\n" + lines[3][:20])
+    answered = sum("error" not in json.loads(line) for line in lines[:3])
     again = cli("classify", str(root), "-r", "--format", "jsonl", "-o", str(output), "--url", url, "--resume")
     assert again.returncode == 1
-    assert "skipped 3 already in the output file" in again.stderr
+    assert (f"skipped {answered} already in the output file" in again.stderr) == (answered > 0)
     records = jsonl(output.read_text())
     assert set(records) == set(expected)
     assert records == {json.loads(line)["path"]: json.loads(line) for line in lines}
+
+
+def test_resume_sends_failed_images_again_unless_told_to_keep_them(classification_server, tmp_path, chelsea_rgb):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    good = encode(chelsea_rgb, ".png")
+    (folder / "good.png").write_bytes(good)
+    (folder / "late.png").write_bytes(good[:300])  # truncated: refused
+    output = tmp_path / "records.jsonl"
+    url = classification_server.options.grpc_url
+    job = ("classify", str(folder), "--format", "jsonl", "-o", str(output), "--url", url)
+    assert cli(*job).returncode == 1
+    assert jsonl(output.read_text())[str(folder / "late.png")]["reason"] == "refused"
+    kept = cli(*job, "--resume", "--keep-failed")
+    assert kept.returncode == 0, kept.stderr
+    assert "skipped 2 already in the output file" in kept.stderr
+    (folder / "late.png").write_bytes(good)  # the file arrives whole
+    again = cli(*job, "--resume")
+    assert again.returncode == 0, again.stderr
+    assert "skipped 1 already in the output file" in again.stderr and "classified 1 of 1 image" in again.stderr
+    records = jsonl(output.read_text())
+    assert set(records) == {str(folder / "good.png"), str(folder / "late.png")}
+    assert records[str(folder / "late.png")]["classes"] == records[str(folder / "good.png")]["classes"]
+
+
+def test_a_batch_above_the_ensembles_maximum_is_refused_before_sending(classification_server, tmp_path, chelsea_rgb):
+    from tests.modelconfigs import load_config
+
+    image = tmp_path / "a.png"
+    image.write_bytes(encode(chelsea_rgb, ".png"))
+    maximum = load_config(classification_server.options.model_repository / t.CLASSIFICATION).max_batch_size
+    done = cli("classify", str(image), "--batch", str(maximum * 2), "--url", classification_server.options.grpc_url)
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines()[-1] == (
+        f"error: the 'classification' ensemble takes at most {maximum} images per request (its max_batch_size), "
+        f"not {maximum * 2}: give --batch {maximum} or less, or leave it out"
+    )
+    assert done.stdout == ""
+
+
+def test_the_other_protocols_port_is_named_with_the_fix(classification_server, tmp_path):
+    options = classification_server.options
+    grpc_to_http = cli("classify", "x.jpg", "--url", options.http_url)
+    assert grpc_to_http.returncode == 3
+    assert grpc_to_http.stderr.strip() == (
+        f"error: {options.http_url} answers HTTP, not gRPC: use --protocol http or port 8001"
+    )
+    http_to_grpc = cli("models", "list", "--url", options.grpc_url, "--protocol", "http")
+    assert http_to_grpc.returncode == 3
+    assert http_to_grpc.stderr.strip() == (
+        f"error: {options.grpc_url} answers gRPC, not HTTP: use --protocol grpc or port 8000"
+    )
 
 
 def test_detect_writes_annotated_images_mirroring_the_tree(bright_box_detection_server, tmp_path):
@@ -249,8 +307,16 @@ def test_segment_writes_masks_mirroring_the_tree(segmentation_known_answer_serve
     assert done.returncode == 1, done.stderr
     mask = Image.open(out / "sub" / "shapes_mask.png")
     np.testing.assert_array_equal(np.asarray(mask), expected_mask)
-    assert Image.open(io.BytesIO((out / "sub" / "shapes_overlay.png").read_bytes())).size == (520, 389)
     assert "truncated PNG" in done.stdout and str(out / "sub" / "shapes_mask.png") in done.stdout
+    # The overlay is the server's, with a legend drawn in its top-left corner.
+    written = np.asarray(Image.open(io.BytesIO((out / "sub" / "shapes_overlay.png").read_bytes())).convert("RGB"))
+    with VisionClient(segmentation_known_answer_server.options.grpc_url) as client:
+        (served,) = client.segment([png(image)], overlay=True)
+    original = np.asarray(Image.open(io.BytesIO(served.overlay_png)).convert("RGB"))
+    assert written.shape == original.shape == (389, 520, 3)
+    changed = np.argwhere((written != original).any(axis=2))
+    assert len(changed) > 500, "a legend was drawn"
+    assert changed[:, 0].max() < 389 // 2 and changed[:, 1].max() < 520 // 2, "in the top-left corner only"
 
 
 # -- bounded client memory on thousands of images ------------------------------------------------
@@ -391,8 +457,229 @@ def test_ctrl_c_keeps_whole_records_and_resume_finishes_the_job(tiny_classificat
     assert kept.endswith("\n")
     first = [json.loads(line)["path"] for line in kept.splitlines()]  # every record whole
     assert 100 <= len(first) < 2000
+    # The summary counts the images not answered: those sent (in flight) and those never sent.
+    summary = re.search(r"classified (\d+) of (\d+) images .*; (\d+) not answered: (\d+) sent, (\d+) not sent", stderr)
+    assert summary, stderr
+    answered, given, unanswered, in_flight, unsent = (int(group) for group in summary.groups())
+    assert (answered, given) == (len(first), 2000)
+    assert unanswered == in_flight + unsent == 2000 - len(first) and in_flight <= 2  # 1 request of 1 image, 1 read
     again = cli("classify", str(folder), "--format", "jsonl", "-o", str(output), "--url", url, "--resume")
     assert again.returncode == 0, again.stderr
     assert f"skipped {len(first)} already" in again.stderr
     paths = [json.loads(line)["path"] for line in output.read_text().splitlines()]
     assert sorted(paths) == sorted(str(p) for p in folder.iterdir())
+
+
+# -- any ensemble of a task: prefixed names, a custom name, its own batch size ----------------------
+PREFIX = "tv_"
+PETS = "pets"  # a classification ensemble of another name, one image per request
+
+
+@pytest.fixture(scope="module")
+def prefixed_repository(
+    classification_repository, bright_box_detection_repository, segmentation_known_answer_repository, tmp_path_factory
+) -> Path:
+    """The three built-in ensembles and 'pets' (classification's steps, max_batch_size 1), exported
+    with `export-repo --prefix tv_`: tv_classification, tv_detection, tv_segmentation, tv_pets."""
+    from triton_vision_server.export import export_repository
+
+    merged = tmp_path_factory.mktemp("all_tasks_repo")
+    for source in (classification_repository, bright_box_detection_repository, segmentation_known_answer_repository):
+        shutil.copytree(source, merged, dirs_exist_ok=True)
+    shutil.copytree(merged / t.CLASSIFICATION, merged / PETS)
+    config = (merged / PETS / "config.pbtxt").read_text()
+    config = config.replace('name: "classification"', f'name: "{PETS}"').replace(
+        "max_batch_size: 32", "max_batch_size: 1"
+    )
+    (merged / PETS / "config.pbtxt").write_text(config)
+    dest = tmp_path_factory.mktemp("prefixed_repo")
+    export_repository(merged, dest, prefix=PREFIX)
+    return dest
+
+
+@pytest.fixture(scope="module")
+def prefixed_server(prefixed_repository):
+    with running_server(prefixed_repository) as server:
+        yield server
+
+
+def url_of(server, protocol: str) -> str:
+    return server.options.grpc_url if protocol == "grpc" else server.options.http_url
+
+
+def expected_ensembles(repository: Path) -> dict[str, tuple[str, int, list[str]]]:
+    """{ensemble: (task, max_batch_size, stand-in steps)} read from the repository's files."""
+    from tests.modelconfigs import load_config
+
+    tasks = {t.CLASS_IDS: t.CLASSIFICATION, t.BOXES: t.DETECTION, t.MASK: t.SEGMENTATION}
+    found = {}
+    for directory in sorted(repository.iterdir()):
+        config = load_config(directory)
+        if config.platform != "ensemble":
+            continue
+        task = next(tasks[o.name] for o in config.output if o.name in tasks)
+        steps = [step.model_name for step in config.ensemble_scheduling.step]
+        stand_ins = [
+            step
+            for step in steps
+            if (repository / step / "1" / "model.source.json").is_file()
+            and json.loads((repository / step / "1" / "model.source.json").read_text())["kind"] == "stand-in"
+        ]
+        found[directory.name] = (task, config.max_batch_size, stand_ins)
+    return found
+
+
+@pytest.mark.parametrize("protocol", ["grpc", "http"])
+def test_models_list_shows_every_ensemble_with_its_task_batch_size_and_stand_ins(
+    prefixed_server, prefixed_repository, protocol
+):
+    expected = expected_ensembles(prefixed_repository)
+    assert set(expected) == {f"{PREFIX}{name}" for name in (t.CLASSIFICATION, t.DETECTION, t.SEGMENTATION, PETS)}
+    url = url_of(prefixed_server, protocol)
+    listed = cli("models", "list", "--url", url, "--protocol", protocol, "--model-prefix", PREFIX, "--json")
+    assert listed.returncode == 0, listed.stderr
+    answer = json.loads(listed.stdout)
+    got = {e["name"]: (e["task"], e["max_batch_size"], e["stand_in"]) for e in answer["ensembles"]}
+    assert got == expected
+    assert all(e["ready"] for e in answer["ensembles"])
+    table = cli("models", "list", "--url", url, "--protocol", protocol, "--model-prefix", PREFIX)
+    assert table.returncode == 0, table.stderr
+    lines = table.stdout.splitlines()
+    assert lines[0].split() == ["ENSEMBLE", "TASK", "BATCH", "STATE", "STAND-IN", "MODELS"]
+    assert lines[1:] == [line for line in lines[1:] if line.split()[0] in expected] and len(lines) == 1 + len(expected)
+    pets = next(line for line in lines if line.startswith(f"{PREFIX}{PETS} "))
+    assert pets.split() == [f"{PREFIX}{PETS}", "classification", "1", "ready", f"{PREFIX}{t.CLASSIFIER}"]
+
+
+@pytest.mark.parametrize("protocol", ["grpc", "http"])
+@pytest.mark.parametrize("command", ["classify", "detect", "segment"])
+def test_every_command_calls_the_prefixed_ensemble_of_its_task(prefixed_server, tmp_path, protocol, command):
+    image = tmp_path / "box.png"
+    image.write_bytes(encode(bright_rectangle_image(150, 200, (40, 30, 120, 90)), ".png"))
+    url = url_of(prefixed_server, protocol)
+    task = {"classify": t.CLASSIFICATION, "detect": t.DETECTION, "segment": t.SEGMENTATION}[command]
+    out = [] if command == "classify" else ["--out", str(tmp_path / "out")]
+    plain = cli(command, str(image), *out, "--url", url, "--protocol", protocol)
+    assert plain.returncode == 3 and f"does not serve the '{task}' ensemble" in plain.stderr  # only tv_ ones here
+    done = cli(
+        command, str(image), *out, "--format", "jsonl", "--url", url, "--protocol", protocol, "--model-prefix", PREFIX
+    )
+    assert done.returncode == 0, done.stderr
+    (record,) = jsonl(done.stdout).values()
+    assert "error" not in record, record
+    assert ("tv_resnet18" in done.stderr) == (command == "classify")  # the stand-in warning names it
+
+
+def test_a_custom_ensemble_is_called_with_its_own_batch_size(prefixed_server, tmp_path, chelsea_rgb):
+    for index in range(3):
+        (tmp_path / f"{index}.png").write_bytes(encode(np.roll(chelsea_rgb, index * 7, axis=1), ".png"))
+    url = prefixed_server.options.grpc_url
+    # Three images, max_batch_size 1: a request of more than one image would be refused by Triton.
+    for name in (PETS, f"{PREFIX}{PETS}"):
+        done = cli(
+            "classify", str(tmp_path), "--ensemble", name, "--model-prefix", PREFIX, "--url", url, "--format", "jsonl"
+        )
+        assert done.returncode == 0, done.stderr
+        records = jsonl(done.stdout)
+        assert len(records) == 3 and all("classes" in r for r in records.values())
+    too_many = cli(
+        "classify", str(tmp_path), "--ensemble", PETS, "--model-prefix", PREFIX, "--url", url, "--batch", "2"
+    )
+    assert too_many.returncode == 2
+    assert f"the '{PREFIX}{PETS}' ensemble takes at most 1 images per request" in too_many.stderr
+
+
+def test_an_ensemble_of_another_task_is_refused_naming_the_command(prefixed_server, tmp_path, chelsea_rgb):
+    image = tmp_path / "a.png"
+    image.write_bytes(encode(chelsea_rgb, ".png"))
+    url = prefixed_server.options.grpc_url
+    done = cli("classify", str(image), "--ensemble", t.SEGMENTATION, "--model-prefix", PREFIX, "--url", url)
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr.strip() == (
+        f"error: the '{PREFIX}segmentation' ensemble answers segmentation, not classification: "
+        "use `triton-vision segment` (or --ensemble NAME of a classification ensemble)"
+    )
+
+
+def test_probe_checks_every_ensemble_through_the_call_of_its_task(prefixed_server):
+    done = cli("probe", "--url", prefixed_server.options.grpc_url, "--model-prefix", PREFIX, "--json")
+    assert done.returncode == 0, done.stdout + done.stderr
+    answer = json.loads(done.stdout)
+    assert {(e["ensemble"], e["task"], e["ok"]) for e in answer["ensembles"]} == {
+        (f"{PREFIX}{t.CLASSIFICATION}", t.CLASSIFICATION, True),
+        (f"{PREFIX}{PETS}", t.CLASSIFICATION, True),
+        (f"{PREFIX}{t.DETECTION}", t.DETECTION, True),
+        (f"{PREFIX}{t.SEGMENTATION}", t.SEGMENTATION, True),
+    }
+    only = cli("probe", "--url", prefixed_server.options.grpc_url, "--ensemble", f"{PREFIX}{PETS}")
+    assert only.returncode == 0 and only.stdout.startswith(f"{PREFIX}{PETS}: ok ")
+
+
+def test_ensembles_api_reports_what_the_repository_has(prefixed_server, prefixed_repository):
+    from triton_vision_client.discovery import EnsembleInfo
+
+    expected = expected_ensembles(prefixed_repository)
+    with VisionClient(prefixed_server.options.grpc_url, model_prefix=PREFIX) as client:
+        found = client.ensembles()
+    assert all(isinstance(info, EnsembleInfo) for info in found)
+    assert {info.name: (info.task, info.max_batch_size, list(info.stand_in)) for info in found} == expected
+    assert all(info.ready for info in found)
+
+
+# -- a job while the server reloads a model ---------------------------------------------------------
+@pytest.fixture
+def reloadable_tiny_server(tmp_path):
+    """The tiny classifier on a private server whose models the test may unload and load."""
+    import onnx
+
+    from triton_vision_server import modelfiles
+
+    repository = ensemble_repository(tmp_path / "reloadable_repo", t.CLASSIFICATION)
+    path = tmp_path / "tiny.onnx"
+    onnx.save(tiny_classifier(), str(path))
+    modelfiles.prepare(repository, modelfiles.CATALOGUE[t.CLASSIFIER], from_path=path)
+    with running_server(repository, allow_model_control=True) as server:
+        yield server
+
+
+RELOAD_IMAGES = 400
+DOWN_S = 3.0  # the classifier stays unloaded this long, longer than a request takes
+
+
+@pytest.mark.parametrize("protocol", ["grpc", "http"])
+def test_a_job_running_while_a_model_is_unloaded_and_loaded_again_answers_every_image(
+    reloadable_tiny_server, tmp_path, protocol
+):
+    server = reloadable_tiny_server
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    rng = np.random.default_rng(3)
+    for index in range(RELOAD_IMAGES):
+        (folder / f"{index:04d}.jpg").write_bytes(encode(rng.integers(0, 256, (48, 64, 3), dtype=np.uint8), ".jpg"))
+    output = tmp_path / "records.jsonl"
+    url = url_of(server, protocol)
+    command = [sys.executable, "-m", "triton_vision_client.cli", "classify", str(folder), "--format", "jsonl"]
+    command += ["-o", str(output), "--url", url, "--protocol", protocol, "--batch", "1", "--concurrency", "2"]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=ROOT, text=True)
+    try:
+        deadline = time.monotonic() + JOB_TIMEOUT_S
+        while time.monotonic() < deadline and process.poll() is None:
+            if output.exists() and output.read_bytes().count(b"\n") >= 40:
+                break
+            time.sleep(0.01)
+        assert server.unload_model(t.CLASSIFIER) == (True, "")
+        assert not server.model_ready(t.CLASSIFICATION), "the ensemble is down while its classifier is unloaded"
+        assert process.poll() is None, "the job outlasts the unload"
+        before = output.read_bytes().count(b"\n")
+        time.sleep(DOWN_S)
+        assert output.read_bytes().count(b"\n") <= before + 2, "nothing is answered while the model is unloaded"
+        assert server.load_model(t.CLASSIFIER) == (True, "")
+        _, stderr = process.communicate(timeout=JOB_TIMEOUT_S)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate(timeout=60)
+    assert process.returncode == 0, stderr
+    records = jsonl(output.read_text())
+    assert len(records) == RELOAD_IMAGES and all("classes" in r for r in records.values()), stderr
+    assert f"classified {RELOAD_IMAGES} of {RELOAD_IMAGES} images" in stderr
