@@ -1,4 +1,6 @@
-"""The client extra alone, in a fresh virtual environment, classifies through a served ensemble."""
+"""The client extra alone, in a fresh virtual environment: its commands work (classify through a
+served ensemble, models list), the server commands name the missing extra. Which modules the client
+imports is tests/unit/test_client_imports.py's job."""
 
 from __future__ import annotations
 
@@ -30,6 +32,9 @@ def client_venv(tmp_path_factory) -> Path:
     )
     if install.returncode != 0:
         pytest.fail(f"pip install .[client] failed:\n{install.stdout[-2000:]}\n{install.stderr[-4000:]}")
+    for module in ("onnxruntime", "nvidia.dali", "pytriton"):  # else the tests below would prove nothing
+        found = subprocess.run([str(python), "-c", f"import {module}"], capture_output=True, timeout=60)
+        assert found.returncode != 0, f"{module} is importable in the client-only environment"
     return home
 
 
@@ -45,21 +50,17 @@ def run(venv_home: Path, *args: str) -> subprocess.CompletedProcess:
     )
 
 
-def test_client_extra_has_no_server_packages(client_venv):
-    python = str(client_venv / "bin" / "python")
-    for module in ("onnxruntime", "nvidia.dali", "pytriton"):
-        probe = subprocess.run([python, "-c", f"import {module}"], capture_output=True, text=True, timeout=60)
-        assert probe.returncode != 0, f"{module} is importable in the client-only environment"
-
-
 def test_client_commands_work_and_server_commands_name_the_missing_extra(client_venv):
     help_run = run(client_venv, "classify", "--help")
     assert help_run.returncode == 0, help_run.stderr
     assert "--top-k" in help_run.stdout
-    serve = run(client_venv, "serve")
-    assert serve.returncode == 2
-    assert "needs the server extra" in serve.stderr and "onnxruntime" in serve.stderr
-    assert "Traceback" not in serve.stderr
+    for command in (["serve"], ["models", "prepare"]):
+        server = run(client_venv, *command)
+        assert server.returncode == 2, server.stderr
+        assert (
+            f"'triton-vision {command[0]}' needs the server extra" in server.stderr and "onnxruntime" in server.stderr
+        )
+        assert "Traceback" not in server.stderr
 
 
 def test_client_only_install_classifies_through_the_served_ensemble(client_venv, classification_server, tmp_path):
@@ -72,3 +73,9 @@ def test_client_only_install_classifies_through_the_served_ensemble(client_venv,
     assert lines[0] == f"{image}:"
     assert len(lines) == 3  # the path, then two labels with scores
     assert "stand-in" in result.stderr  # the served ResNet-18 is one, and the client asks model_info
+
+
+def test_client_only_install_lists_the_servers_ensembles(client_venv, classification_server):
+    listed = run(client_venv, "models", "list", "--url", classification_server.options.grpc_url)
+    assert listed.returncode == 0, listed.stderr
+    assert listed.stdout.splitlines()[1].split() == ["classification", "classification", "32", "ready", "resnet18"]
