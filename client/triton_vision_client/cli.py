@@ -70,7 +70,7 @@ def warn_stand_ins(client: VisionClient, models: Sequence[str]) -> None:
 
 
 # -- the commands: folder jobs (see folderjob.py for inputs, formats, resume and exit codes) -------
-def start_classify(client: VisionClient, sources, args: argparse.Namespace):
+def start_classify(client: VisionClient, sources, args: argparse.Namespace, on_retry):
     return client.classify_many(
         sources,
         top_k=args.top_k,
@@ -78,10 +78,11 @@ def start_classify(client: VisionClient, sources, args: argparse.Namespace):
         batch=args.batch,
         concurrency=args.concurrency,
         retry_for_s=args.retry_for,
+        on_retry=on_retry,
     )
 
 
-def start_detect(client: VisionClient, sources, args: argparse.Namespace):
+def start_detect(client: VisionClient, sources, args: argparse.Namespace, on_retry):
     return client.detect_many(
         sources,
         score_threshold=args.threshold,
@@ -91,6 +92,7 @@ def start_detect(client: VisionClient, sources, args: argparse.Namespace):
         concurrency=args.concurrency,
         keep_data=True,
         retry_for_s=args.retry_for,
+        on_retry=on_retry,
     )
 
 
@@ -108,7 +110,7 @@ def save_detect(result: ImageResult, out_dir: Path) -> dict[str, str]:
     return {"annotated": str(target)}
 
 
-def start_segment(client: VisionClient, sources, args: argparse.Namespace):
+def start_segment(client: VisionClient, sources, args: argparse.Namespace, on_retry):
     return client.segment_many(
         sources,
         overlay=not args.no_overlay,
@@ -116,6 +118,7 @@ def start_segment(client: VisionClient, sources, args: argparse.Namespace):
         batch=args.batch,
         concurrency=args.concurrency,
         retry_for_s=args.retry_for,
+        on_retry=on_retry,
     )
 
 

@@ -284,6 +284,7 @@ class VisionClient:
         concurrency: int = DEFAULT_CONCURRENCY,
         keep_data: bool = False,
         retry_for_s: float = DEFAULT_RETRY_BUDGET_S,
+        on_retry: Callable[[str], None] | None = None,
         resend_refused: bool = True,
     ) -> Iterator[ImageResult]:
         """One :class:`ImageResult` per image, yielded as its request completes (the one engine).
@@ -294,9 +295,10 @@ class VisionClient:
         max_batch_size, and more is refused). A file that cannot be read, or that the server
         refuses, gives a failed result (``error``, ``reason``); the others go on. A request the
         server calls temporarily unavailable is sent again with back-off for up to
-        ``retry_for_s`` seconds (0: never). Raises :class:`ServerUnreachableError` when no server
-        answers (at the start or later), :class:`ModelNotServedError` when the server lacks the
-        ensemble, :class:`EnsembleMismatchError` for an ensemble of another task or too large a batch.
+        ``retry_for_s`` seconds (0: never), each time calling ``on_retry(the server's message)``.
+        Raises :class:`ServerUnreachableError` when no server answers (at the start or later),
+        :class:`ModelNotServedError` when the server lacks the ensemble, :class:`EnsembleMismatchError`
+        for an ensemble of another task or too large a batch.
         """
         model, per_request = self.plan(task, ensemble, batch)
         self.check_ready(model)
@@ -311,6 +313,7 @@ class VisionClient:
                 keep_data=keep_data,
                 resend_refused=resend_refused,
                 retry=RetryPolicy(budget_s=retry_for_s) if retry_for_s > 0 else NO_RETRY,
+                on_retry=on_retry,
             )
         finally:
             close()
@@ -324,6 +327,7 @@ class VisionClient:
         batch: int | None = None,
         concurrency: int = DEFAULT_CONCURRENCY,
         retry_for_s: float = DEFAULT_RETRY_BUDGET_S,
+        on_retry: Callable[[str], None] | None = None,
     ) -> Iterator[ImageResult]:
         """Classify image files (paths or :class:`ImageSource`), yielding results as they complete.
 
@@ -338,6 +342,7 @@ class VisionClient:
             batch=batch,
             concurrency=concurrency,
             retry_for_s=retry_for_s,
+            on_retry=on_retry,
         )
 
     def detect_many(
@@ -351,6 +356,7 @@ class VisionClient:
         concurrency: int = DEFAULT_CONCURRENCY,
         keep_data: bool = False,
         retry_for_s: float = DEFAULT_RETRY_BUDGET_S,
+        on_retry: Callable[[str], None] | None = None,
     ) -> Iterator[ImageResult]:
         """Detect objects in image files; ``keep_data`` keeps each file's bytes on its result (to draw on)."""
         return self.infer_many(
@@ -362,6 +368,7 @@ class VisionClient:
             concurrency=concurrency,
             keep_data=keep_data,
             retry_for_s=retry_for_s,
+            on_retry=on_retry,
         )
 
     def segment_many(
@@ -374,6 +381,7 @@ class VisionClient:
         concurrency: int = DEFAULT_CONCURRENCY,
         keep_data: bool = False,
         retry_for_s: float = DEFAULT_RETRY_BUDGET_S,
+        on_retry: Callable[[str], None] | None = None,
     ) -> Iterator[ImageResult]:
         """Segment image files, yielding one :class:`Segmentation` result per image as it completes."""
         return self.infer_many(
@@ -385,6 +393,7 @@ class VisionClient:
             concurrency=concurrency,
             keep_data=keep_data,
             retry_for_s=retry_for_s,
+            on_retry=on_retry,
         )
 
     # -- encoded bytes in, answers out in order ---------------------------------------------------

@@ -46,7 +46,10 @@ EXIT_CODES_HELP = (
     "(nothing sent); 3 no server at --url or it lacks the ensemble; 130 interrupted (Ctrl-C; --resume continues)"
 )
 
-Start = Callable[[VisionClient, Iterable[ImageSource], argparse.Namespace], Iterator[ImageResult]]
+# (client, sources, args, on_retry) -> results as they complete
+Start = Callable[
+    [VisionClient, Iterable[ImageSource], argparse.Namespace, Callable[[str], None]], Iterator[ImageResult]
+]
 Save = Callable[[ImageResult, Path], dict[str, str]]
 
 
@@ -291,7 +294,7 @@ def run_job(args: argparse.Namespace, task: Task, *, stdin: TextIO | None = None
         ensemble, _ = client.plan(task.task, args.ensemble, args.batch)  # nothing sent if it cannot work
         for model in client.ensemble(ensemble).stand_in:
             say(stand_in_warning(model))
-        results = task.start(client, sources(), args)
+        results = task.start(client, sources(), args, summary.retried)
         first = next(results, None)  # checks the server before anything is written
         if show_progress:
             progress.total = count_inputs(args.images, recursive=args.recursive)

@@ -161,6 +161,7 @@ def run_requests(
     keep_data: bool = False,
     resend_refused: bool = True,
     retry: RetryPolicy = NO_RETRY,
+    on_retry: Callable[[str], None] | None = None,
     max_file_bytes: int = MAX_FILE_BYTES,
     max_request_bytes: int = MAX_REQUEST_BYTES,
     clock: Callable[[], float] = time.monotonic,
@@ -171,7 +172,8 @@ def run_requests(
     ``submit(images, done)`` sends one request and must call ``done(outputs, None)`` or
     ``done(None, error)`` exactly once, from any thread. A :class:`RequestError` fails the
     request's images (after a one-by-one resend when there were several and ``resend_refused``,
-    after retries within ``retry``'s budget when its reason is :data:`UNAVAILABLE`); any other
+    after retries within ``retry``'s budget when its reason is :data:`UNAVAILABLE`, each one told
+    to ``on_retry`` with the server's message); any other
     error (e.g. :class:`ServerUnreachableError`) is raised here and ends the job.
     """
     if batch < 1:
@@ -247,6 +249,8 @@ def run_requests(
         delay = min(retry.delay(request.attempts, rng), left)
         request.attempts += 1
         heapq.heappush(waiting, (now + delay, next(order), request))
+        if on_retry is not None:
+            on_retry(error.message)
         return True
 
     yield from fill()

@@ -81,9 +81,11 @@ def probe(
             raise ClientError(
                 f"the server at {client.url} serves no ensemble" + (f" named {model_prefix}*" if model_prefix else "")
             )
-        for name, task in tasks.items():
+        for name, known in tasks.items():
             started = time.monotonic()
+            task = known
             try:
+                task = known or client.task(name)
                 detail, ok = send(client, name, task), True
             except (ClientError, InferenceServerException) as exc:
                 detail, ok = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__, False

@@ -113,6 +113,12 @@ class Summary:
     examples: list[str] = field(default_factory=list)
     given: int | None = None  # images the inputs name (set when the job stopped early and they were counted)
     sent: int | None = None  # images taken from the inputs (sent, or failed before sending)
+    retries: int = 0  # requests sent again after the server called them temporarily unavailable
+    retry_reason: str = ""  # the first such answer
+
+    def retried(self, message: str) -> None:
+        self.retries += 1
+        self.retry_reason = self.retry_reason or message
 
     def add(self, path: str, error: str | None, reason: str | None) -> None:
         if error is None:
@@ -148,13 +154,19 @@ class Summary:
             total = max(self.given - self.skipped, total)
         head = f"{self.verb} {self.ok} of {count(total, 'image')} in {duration(elapsed_s)} ({elapsed_s:.1f} s"
         if self.images and elapsed_s >= MIN_RATE_S:
-            head += f", {self.images / elapsed_s:.1f} images/s"
+            rate = self.images / elapsed_s  # below one a second: seconds per image say more
+            head += f", {rate:.1f} images/s" if rate >= 1 else f", {elapsed_s / self.images:.1f} s per image"
         head += ")"
         if self.failed:
             reasons = ", ".join(f"{number} {reason}" for reason, number in self.failures.most_common())
             head += f"; {self.failed} failed: {reasons}"
         head += self._unanswered()
         lines = [] if stopped and not self.images and self.sent is None else [head]
+        if self.retries:
+            lines.append(
+                f"sent {count(self.retries, 'request')} again after the server said it was temporarily "
+                f"unavailable (first: {self.retry_reason})"
+            )
         if self.skipped:
             lines.append(f"skipped {self.skipped} already in the output file (--resume)")
         if self.skipped_not_images:

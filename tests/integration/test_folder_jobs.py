@@ -683,3 +683,4 @@ def test_a_job_running_while_a_model_is_unloaded_and_loaded_again_answers_every_
     records = jsonl(output.read_text())
     assert len(records) == RELOAD_IMAGES and all("classes" in r for r in records.values()), stderr
     assert f"classified {RELOAD_IMAGES} of {RELOAD_IMAGES} images" in stderr
+    assert "again after the server said it was temporarily unavailable (first: " in stderr

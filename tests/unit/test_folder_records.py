@@ -192,12 +192,27 @@ def test_summary_grammar_and_no_rate_for_nothing_answered_or_no_time():
         "classified 0 of 1 image in 0:00 (0.0 s); 1 failed: 1 not found",
         "ignored 1 file in the folders that is not an image",
     ]
+    slow = Summary("detected objects in")
+    slow.add("a.jpg", None, None)
+    slow.add("b.jpg", None, None)
+    assert slow.lines(41.0) == ["detected objects in 2 of 2 images in 0:41 (41.0 s, 20.5 s per image)"]
     quick = Summary("classified", skipped_not_images=3)
     quick.add("a.jpg", None, None)
     assert quick.lines(0.01) == [
         "classified 1 of 1 image in 0:00 (0.0 s)",
         "ignored 3 files in the folders that are not images",
     ]
+
+
+def test_the_summary_says_how_many_requests_were_sent_again():
+    summary = Summary("classified")
+    summary.add("a.jpg", None, None)
+    summary.retried("Request for unknown model: 'classification' has no available versions")
+    summary.retried("Exceeds maximum queue size")
+    assert summary.lines(2.0)[1] == (
+        "sent 2 requests again after the server said it was temporarily unavailable "
+        "(first: Request for unknown model: 'classification' has no available versions)"
+    )
 
 
 def test_an_interrupted_summary_says_how_many_were_sent_and_not_answered_and_not_sent():

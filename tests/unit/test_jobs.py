@@ -195,9 +195,13 @@ class FlakyServer(FakeServer):
 def test_a_temporarily_unavailable_request_is_sent_again_until_it_is_answered(tmp_path):
     server = FlakyServer(down=5)
     paths = write_images(tmp_path, [b"a", b"b", b"c"])
-    results = list(run_requests(paths, server.submit, echo_split, batch=4, concurrency=1, retry=FAST_RETRY))
+    told: list[str] = []
+    results = list(
+        run_requests(paths, server.submit, echo_split, batch=4, concurrency=1, retry=FAST_RETRY, on_retry=told.append)
+    )
     assert [r.ok for r in results] == [True, True, True]
     assert len(server.requests) == 6 and all(request == [b"a", b"b", b"c"] for request in server.requests)
+    assert told == ["Request for unknown model: 'classification' has no available versions"] * 5
 
 
 def test_without_a_retry_budget_unavailable_images_fail_at_once(tmp_path):
