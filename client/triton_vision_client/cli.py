@@ -70,16 +70,19 @@ def warn_stand_ins(client: VisionClient, models: Sequence[str]) -> None:
 
 
 # -- the commands: folder jobs (see folderjob.py for inputs, formats, resume and exit codes) -------
+def job_options(args: argparse.Namespace, on_retry) -> dict:
+    """The options every folder job passes to its ``*_many`` call."""
+    return {
+        "ensemble": args.ensemble,
+        "batch": args.batch,
+        "concurrency": args.concurrency,
+        "retry_for_s": args.retry_for,
+        "on_retry": on_retry,
+    }
+
+
 def start_classify(client: VisionClient, sources, args: argparse.Namespace, on_retry):
-    return client.classify_many(
-        sources,
-        top_k=args.top_k,
-        ensemble=args.ensemble,
-        batch=args.batch,
-        concurrency=args.concurrency,
-        retry_for_s=args.retry_for,
-        on_retry=on_retry,
-    )
+    return client.classify_many(sources, top_k=args.top_k, **job_options(args, on_retry))
 
 
 def start_detect(client: VisionClient, sources, args: argparse.Namespace, on_retry):
@@ -87,12 +90,8 @@ def start_detect(client: VisionClient, sources, args: argparse.Namespace, on_ret
         sources,
         score_threshold=args.threshold,
         max_detections=args.max_detections,
-        ensemble=args.ensemble,
-        batch=args.batch,
-        concurrency=args.concurrency,
         keep_data=True,
-        retry_for_s=args.retry_for,
-        on_retry=on_retry,
+        **job_options(args, on_retry),
     )
 
 
@@ -111,15 +110,7 @@ def save_detect(result: ImageResult, out_dir: Path) -> dict[str, str]:
 
 
 def start_segment(client: VisionClient, sources, args: argparse.Namespace, on_retry):
-    return client.segment_many(
-        sources,
-        overlay=not args.no_overlay,
-        ensemble=args.ensemble,
-        batch=args.batch,
-        concurrency=args.concurrency,
-        retry_for_s=args.retry_for,
-        on_retry=on_retry,
-    )
+    return client.segment_many(sources, overlay=not args.no_overlay, **job_options(args, on_retry))
 
 
 def save_segment(result: ImageResult, out_dir: Path) -> dict[str, str]:

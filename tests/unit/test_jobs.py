@@ -50,6 +50,18 @@ class FakeServer:
         threading.Thread(target=answer).start() if self.threaded else answer()
 
 
+class Counted:
+    """Iterates over ``paths`` counting how many the engine has taken (``pulled``)."""
+
+    def __init__(self, paths: list[Path]) -> None:
+        self.paths, self.pulled = paths, 0
+
+    def __iter__(self):
+        for path in self.paths:
+            self.pulled += 1
+            yield path
+
+
 def write_images(folder: Path, contents: list[bytes]) -> list[Path]:
     paths = []
     for index, data in enumerate(contents):
@@ -106,24 +118,16 @@ def test_files_that_cannot_be_read_fail_with_their_reason_and_the_job_goes_on(tm
 def test_images_are_read_only_as_requests_go_out(tmp_path):
     """At most (concurrency + 1) x batch images are read and not yet handed out, whatever the input size:
     the requests in flight, and the one whose answers are being handed out while the next goes."""
-    paths = write_images(tmp_path, [f"{i}".encode() for i in range(200)])
-    pulled = 0
-
-    def counted():
-        nonlocal pulled
-        for path in paths:
-            pulled += 1
-            yield path
-
+    counted = Counted(write_images(tmp_path, [f"{i}".encode() for i in range(200)]))
     answered = 0
     worst = 0
 
     def submit(images, done):
         nonlocal worst
-        worst = max(worst, pulled - answered)
+        worst = max(worst, counted.pulled - answered)
         done({"echo": list(images)}, None)
 
-    for _ in run_requests(counted(), submit, echo_split, batch=8, concurrency=3):
+    for _ in run_requests(counted, submit, echo_split, batch=8, concurrency=3):
         answered += 1
     assert answered == 200
     assert worst <= (3 + 1) * 8
@@ -238,15 +242,7 @@ def test_back_off_doubles_from_first_to_max_with_at_most_half_of_it_jitter():
 
 def test_requests_waiting_to_be_retried_count_against_concurrency(tmp_path):
     """While the server is unavailable the engine does not read more files than it may hold."""
-    paths = write_images(tmp_path, [f"{i}".encode() for i in range(50)])
-    pulled = 0
-
-    def counted():
-        nonlocal pulled
-        for path in paths:
-            pulled += 1
-            yield path
-
+    counted = Counted(write_images(tmp_path, [f"{i}".encode() for i in range(50)]))
     calls = 0
     worst = 0
     answered = 0
@@ -254,13 +250,13 @@ def test_requests_waiting_to_be_retried_count_against_concurrency(tmp_path):
     def submit(images, done):
         nonlocal calls, worst
         calls += 1
-        worst = max(worst, pulled - answered)
+        worst = max(worst, counted.pulled - answered)
         if calls <= 30:
             done(None, RequestError("Exceeds maximum queue size", UNAVAILABLE))
         else:
             done({"echo": list(images)}, None)
 
-    for result in run_requests(counted(), submit, echo_split, batch=2, concurrency=3, retry=FAST_RETRY):
+    for result in run_requests(counted, submit, echo_split, batch=2, concurrency=3, retry=FAST_RETRY):
         assert result.ok
         answered += 1
     assert answered == 50
