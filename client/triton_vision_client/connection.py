@@ -78,6 +78,8 @@ def check_url(url: str, protocol: str, source: str = "--url") -> str:
             advice += " --protocol grpc"
         raise BadURLError(f"{shown}: give HOST:PORT without a scheme ({advice})")
     host, port = split_url(url)
+    if ":" in host and not url.startswith("["):
+        return url  # an IPv6 address without brackets: where its port starts is anyone's guess; tritonclient decides
     if not host:
         raise BadURLError(f"{shown}: no host (give HOST:PORT, e.g. {DEFAULT_URLS[protocol]})")
     if port is None:

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from .client import VisionClient
-from .connection import PROTOCOL_ENV, PROTOCOLS, URL_ENV
+from .connection import DEFAULT_URLS, PROTOCOL_ENV, PROTOCOLS, URL_ENV
 from .discovery import stand_in_warning
 from .errors import ClientError, UsageError
 from .inputs import STDIN, ExpansionStats, ImageSource, count_inputs, expand_inputs
@@ -69,7 +69,8 @@ def add_connection(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--url",
         default=None,
-        help=f"server address HOST:PORT (default ${URL_ENV}, else 127.0.0.1:8001 for gRPC, :8000 for HTTP)",
+        help=f"server address HOST:PORT (default ${URL_ENV}, else {DEFAULT_URLS['grpc']} for gRPC, "
+        f"{DEFAULT_URLS['http']} for HTTP)",
     )
     parser.add_argument(
         "--protocol",

@@ -47,9 +47,10 @@ def test_a_url_that_is_not_host_port_is_refused_with_the_fix(url, protocol, mess
     assert str(info.value) == message
 
 
-def test_host_port_and_bracketed_ipv6_pass():
+def test_host_port_and_ipv6_pass():
     assert check_url("127.0.0.1:8001", "grpc") == "127.0.0.1:8001"
     assert check_url("[::1]:8000", "http") == "[::1]:8000"
+    assert check_url("::1:8001", "grpc") == "::1:8001"  # no brackets: left to tritonclient
 
 
 def test_the_environment_gives_the_url_and_protocol_unless_the_command_line_does():
