@@ -139,7 +139,8 @@ def add_job_arguments(parser: argparse.ArgumentParser, *, task: str, default_con
         default=DEFAULT_RETRY_BUDGET_S,
         metavar="SECONDS",
         help="send a request the server calls temporarily unavailable (a model loading or healing, a full "
-        "queue) again, backing off from 0.25 s to 8 s, for up to SECONDS after its first such answer "
+        "queue) again after a wait doubling from 0.25 s to 8 s (half of it at random), for up to SECONDS "
+        "after its first such answer "
         f"(default {DEFAULT_RETRY_BUDGET_S:g}; 0: never)",
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress line, even on a terminal")

@@ -442,6 +442,7 @@ def test_ctrl_c_keeps_whole_records_and_resume_finishes_the_job(tiny_classificat
         stderr=subprocess.PIPE,
         cwd=ROOT,
         text=True,
+        env={**os.environ, "PYTHONFAULTHANDLER": "1"},
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     deadline = time.monotonic() + JOB_TIMEOUT_S
@@ -450,7 +451,12 @@ def test_ctrl_c_keeps_whole_records_and_resume_finishes_the_job(tiny_classificat
             break
         time.sleep(0.01)
     process.send_signal(signal.SIGINT)
-    _, stderr = process.communicate(timeout=60)
+    try:
+        _, stderr = process.communicate(timeout=60)
+    except subprocess.TimeoutExpired:  # seen once, in a full run: say where it hangs (faulthandler)
+        process.send_signal(signal.SIGABRT)
+        _, stderr = process.communicate(timeout=60)
+        pytest.fail(f"the job did not stop within 60 s of Ctrl-C; its threads:\n{stderr[-6000:]}")
     assert process.returncode == 130, stderr
     assert "interrupted" in stderr and "--resume" in stderr and "Traceback" not in stderr
     kept = output.read_text()
