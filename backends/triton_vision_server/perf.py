@@ -25,10 +25,10 @@ import sysconfig
 from collections.abc import Sequence
 from pathlib import Path
 
+import triton_vision_contract as contract
 from triton_vision_models import tensors as t
-from triton_vision_models.errors import TritonVisionError
 
-from .runtime import RuntimeMissingError
+from .errors import RuntimeMissingError, UsageError
 
 
 def perf_analyzer_binary() -> Path:
@@ -54,7 +54,7 @@ def perf_analyzer_command(
     data_dir: Path,
     *,
     model: str = t.CLASSIFICATION,
-    url: str = "127.0.0.1:8001",
+    url: str = f"{contract.DEFAULT_HOST}:{contract.DEFAULT_GRPC_PORT}",
     protocol: str = "grpc",
     concurrency: str = "1:4",
     measurement_ms: int = 5000,
@@ -92,8 +92,8 @@ def _run_length(measurement_ms: int, request_count: int | None) -> list[str]:
     return ["--measurement-interval", str(measurement_ms)]
 
 
-class PerfInputError(TritonVisionError):
-    """Images or a batch size that perf_analyzer's input data cannot be made from."""
+class PerfInputError(UsageError):
+    """Images or a batch size that perf_analyzer's input data cannot be made from (a usage error)."""
 
 
 JPEG_MAGIC = b"\xff\xd8\xff"
@@ -146,7 +146,7 @@ def perf_analyzer_data_command(
     data_file: Path,
     *,
     model: str = t.CLASSIFICATION,
-    url: str = "127.0.0.1:8001",
+    url: str = f"{contract.DEFAULT_HOST}:{contract.DEFAULT_GRPC_PORT}",
     protocol: str = "grpc",
     batch_size: int = 1,
     concurrency: str = "1",
