@@ -20,6 +20,7 @@ LOG_NAME = re.compile(r"tritonserver-\d{8}-\d{6}-\d+-(\d+)-\d+\.log")
 # tritonserver's log lines: severity letter, MMDD, time, thread, file:line] message
 ERROR_LINE = re.compile(r"^E\d{4} [\d:.]+ +\d+ [^\]]*\] ?(.*)$")
 CAUSE_CHARS = 300
+CAUSE_LINES = 10  # an error further up is rarely why it ended (start-up logs harmless errors)
 
 
 def default_log_dir() -> Path:
@@ -63,7 +64,7 @@ def tail(path: Path | None, lines: int = 40) -> str:
 
 
 def cause(text: str) -> str:
-    """The line of a log that says what went wrong: its last error line, else the last line."""
+    """The line of a log's end that says what went wrong: its last error line, else its last line."""
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     for line in reversed(lines):
         match = ERROR_LINE.match(line)

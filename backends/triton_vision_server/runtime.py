@@ -118,10 +118,10 @@ class LocalTritonServer:
         return logs.tail(self.log_path, lines)
 
     def exit_report(self) -> str:
-        """How it ended and the cause its log names, e.g. ``killed by SIGKILL (...); its log: ...``."""
+        """How it ended and what the end of its log says, e.g. ``killed by SIGKILL (...); its log ends: ...``."""
         code = self.process.returncode if self.process is not None else self.returncode
         how = describe_exit(code) if code is not None else "is not running"
-        return f"{how}; last error in its log: {logs.cause(self.log_tail(200))} (log: {self.log_path})"
+        return f"{how}; its log ends: {logs.cause(self.log_tail(logs.CAUSE_LINES))} (log: {self.log_path})"
 
     def check_running(self, what: str) -> None:
         if self.exited():
