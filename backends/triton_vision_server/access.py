@@ -7,6 +7,9 @@ models, register shared memory (system or CUDA), change log settings or start tr
 restricted (``--http-restricted-api`` / ``--grpc-restricted-protocol``) to requests carrying the
 header :data:`ADMIN_HEADER` with a key:
 
+An operator's HTTP call sends ``triton-vision-admin-key: KEY``; over gRPC Triton expects the
+metadata ``triton-grpc-protocol-triton-vision-admin-key: KEY``.
+
 - ``triton-vision serve``: a random key only ``serve`` knows (its supervisor loads and unloads
   models with it); ``--allow-model-control`` opens model-repository to clients, nothing else;
 - the container (``docker/Dockerfile``, compose, Kubernetes): ``python3 -m
@@ -24,7 +27,8 @@ import secrets
 import sys
 from collections.abc import Sequence
 
-ADMIN_HEADER = "triton-vision-admin-key"
+ADMIN_HEADER = "triton-vision-admin-key"  # over HTTP
+GRPC_ADMIN_HEADER = f"triton-grpc-protocol-{ADMIN_HEADER}"  # over gRPC Triton expects its prefix
 ADMIN_KEY_ENV = "TRITON_VISION_ADMIN_KEY"
 OPEN_APIS = ("health", "metadata", "inference", "model-config", "statistics")
 MODEL_CONTROL_API = "model-repository"
