@@ -25,7 +25,7 @@ setup: system-deps $(VENV)/.installed
 # `triton-vision check`, the Dockerfile with hadolint, the compose file against the Compose
 # specification's schema, the Kubernetes manifests against the pinned Kubernetes version's schemas.
 K8S_VERSION   ?= 1.30.0
-K8S_MANIFESTS := docker/kubernetes/deployment.yaml docker/kubernetes/service.yaml docker/kubernetes/hpa.yaml
+K8S_MANIFESTS := $(addprefix docker/kubernetes/,deployment.yaml service.yaml hpa.yaml networkpolicy.yaml)
 
 lint: setup
 	$(BIN)/ruff check .
