@@ -215,7 +215,10 @@ class PreparedModel:
         if not self.prepared:
             return "NOT PREPARED"
         if self.source is None:
-            return "stand-in" if standins.is_stand_in(self.path) else "unrecorded"
+            try:
+                return "stand-in" if standins.is_stand_in(self.path) else "unrecorded"
+            except (DecodeError, OSError, ValueError):
+                return "not ONNX"
         return self.source.kind
 
     def describe(self) -> str:

@@ -252,12 +252,15 @@ class Supervisor:
             self._probe_thread.start()
 
     def _run_probes(self) -> None:
-        for ensemble in self.probe_ensembles:
+        for ensemble in list(self.probe_ensembles):
             if not self.server.admin.model_ready(ensemble):
                 continue
             try:
                 self.probe(ensemble)  # type: ignore[misc]
                 self._probe_results.append((ensemble, ""))
+            except ValueError as exc:  # the probe cannot address it (no request sent): no evidence
+                LOG.warning("ensemble '%s' is not probed: %s", ensemble, exc)
+                self.probe_ensembles.remove(ensemble)
             except Exception as exc:  # noqa: BLE001 - any failure is a failed probe
                 self._probe_results.append((ensemble, str(exc) or type(exc).__name__))
 

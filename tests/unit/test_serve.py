@@ -243,3 +243,10 @@ def test_serve_with_a_port_in_use_exits_2_naming_it_before_starting_tritonserver
     assert code == 2
     assert f"error: port {taken} on 127.0.0.1 (--grpc-port) is already in use" in capsys.readouterr().err
     assert not (tmp_path / "logs").exists()  # tritonserver never started
+
+
+def test_a_model_file_that_is_not_onnx_is_reported_not_a_traceback(tmp_path, capsys):
+    repository = ensemble_repository(tmp_path / "repo", t.CLASSIFICATION)
+    (repository / t.CLASSIFIER / "1" / "model.onnx").write_bytes(b"this is not an ONNX file" * 100)
+    report_model_files(servable_repository(ServerOptions(repository)))
+    assert f"  {t.CLASSIFIER}: not ONNX: {repository / t.CLASSIFIER / '1' / 'model.onnx'}" in capsys.readouterr().out
