@@ -200,15 +200,19 @@ class Serve:
                 except (ServerFailedError, PortInUseError) as exc:
                     if generation == 1:
                         raise  # a first start that fails is reported, not retried
-                    cause = f"the restart of tritonserver failed: {exc}"
+                    ended = self.server is not None and self.server.exited()
+                    why = self.server.exit_report() if ended and self.server else str(exc).splitlines()[0]
+                    cause = f"the restart of tritonserver failed: {why}"
                 LOG.error("%s", cause)
                 down_since = down_since or time.monotonic()
                 if self.server is not None:
                     self.server.stop(timeout=STARTUP_STOP_TIMEOUT_S)
                 delay = crashes.record()
                 if delay is None:
+                    policy = self.settings.restart
                     raise CrashLoopError(
-                        f"tritonserver died {self.settings.restart.describe()}; serve gives up. The last time: {cause}"
+                        f"tritonserver died {len(crashes.deaths)} times within {policy.window_s:.0f} s: serve gives "
+                        f"up. The last time: {cause}"
                     )
                 LOG.warning(
                     "restarting tritonserver in %.0f s on the same ports (death %d; serve gives up at %s)",
