@@ -200,7 +200,7 @@ def cmd_models(args: argparse.Namespace) -> int:
             force=args.force,
             report=lambda message: print(message, file=sys.stderr),
         )
-        line = f"{entry.name}: {source.describe()}"
+        line = f"{entry.name}: {modelfiles.describe(source)}"
         print(
             ("WARNING: " + line) if source.is_stand_in else line, file=sys.stderr if source.is_stand_in else sys.stdout
         )

@@ -44,7 +44,7 @@ def prepare_models(repository: Path) -> None:
     for name, entry in modelfiles.CATALOGUE.items():
         if name == entry.name and (repository / name / "config.pbtxt").is_file():
             source = modelfiles.prepare(repository, entry, report=lambda m: print(m, file=sys.stderr))
-            print(f"{name}: {source.describe()}")
+            print(f"{name}: {modelfiles.describe(source)}")
 
 
 def run_demo(options: ServerOptions, *, images: Sequence[str], people: Sequence[str] | None, top_k: int) -> int:

@@ -223,7 +223,7 @@ class PreparedModel:
 
     def describe(self) -> str:
         if self.source is not None:
-            return self.source.describe()
+            return describe(self.source)
         return f"{self.kind}: {self.path} (no {self.path.parent.name}/model.source.json says where it came from)"
 
 
@@ -394,7 +394,7 @@ def download(entry: ModelEntry, repository: Path, *, timeout: float = 30.0) -> M
     errors = []
     for item in entry.downloads:
         if _needs_conversion(item, entry) and not torch_tools.available():
-            errors.append(f"{item.url}: a state dict, and exporting it to ONNX needs torch ({torch_tools.EXPORT_HINT})")
+            errors.append(f"{item.url}: not fetched, a state dict: exporting it to ONNX needs torch")
             continue
         try:
             with tempfile.TemporaryDirectory() as tmp:
@@ -419,6 +419,13 @@ def _needs_conversion(item: Download, entry: ModelEntry) -> bool:
 
 
 SMALL_STAND_IN_ORIGIN = "small graph with the same tensor contract (torch not installed), random weights, seed 0"
+
+
+def describe(source: ModelSource) -> str:
+    """``source.describe()``, saying so when a stand-in is the small graph, not the real architecture."""
+    if source.is_stand_in and source.origin == SMALL_STAND_IN_ORIGIN:
+        return f"{source.describe()}; a small graph with the same tensor contract, not the real architecture"
+    return source.describe()
 
 
 def make_stand_in(repository: Path, entry: ModelEntry, report: Callable[[str], None] = print) -> ModelSource:

@@ -107,7 +107,7 @@ def report_model_files(repository: ModelRepository) -> None:
         if not row.prepared:
             say(f"  {row.name}: NOT PREPARED (run `triton-vision models prepare`)", error=True)
         elif row.source is not None and row.source.is_stand_in:
-            say(f"  WARNING: {row.name} is a {row.source.describe()}", error=True)
+            say(f"  WARNING: {row.name} is a {row.describe()}", error=True)
         else:
             say(f"  {row.name}: {row.describe()}")
 

@@ -124,8 +124,9 @@ def small_detector(
     seed: int = 0,
 ) -> onnx.ModelProto:
     """A small graph with Faster R-CNN's tensor contract (no torch needed): per image one box, the
-    whole image (``image_sizes``), with a score and a class id (1..classes-1) from random
-    projections of its mean colour. Meaningless answers of the right shapes and types."""
+    whole image (``image_sizes``), with a score in (0.5, 1) (above the default threshold, so the
+    demo draws it) and a class id (1..classes-1) from random projections of its mean colour.
+    Meaningless answers of the right shapes and types."""
     boxes, scores, labels, count = outputs
     rng = np.random.default_rng(seed)
     const = numpy_helper.from_array
@@ -137,11 +138,14 @@ def small_detector(
         const(rng.normal(0.0, 1.0, (3, classes - 1)).astype(np.float32), "class_w"),
         const(np.array([[1]], np.int64), "one_count"),
         const(np.array(1, np.int64), "first_class"),
+        const(np.array(0.5, np.float32), "half"),
     ]
     nodes = [
         helper.make_node("ReduceMean", [images], ["rgb"], axes=[2, 3], keepdims=0),  # [B, 3]
         helper.make_node("MatMul", ["rgb", "score_w"], ["logit"]),  # [B, 1]
-        helper.make_node("Sigmoid", ["logit"], [scores]),
+        helper.make_node("Sigmoid", ["logit"], ["unit"]),
+        helper.make_node("Mul", ["unit", "half"], ["half_unit"]),
+        helper.make_node("Add", ["half_unit", "half"], [scores]),  # in (0.5, 1): shown at the default threshold
         helper.make_node("MatMul", ["rgb", "class_w"], ["class_logits"]),  # [B, classes - 1]
         helper.make_node("ArgMax", ["class_logits"], ["class_index"], axis=1, keepdims=1),  # [B, 1]
         helper.make_node("Add", ["class_index", "first_class"], [labels]),

@@ -188,12 +188,12 @@ def test_the_small_detector_answers_one_whole_image_box_per_image():
         {t.DETECTOR_INPUT: images, t.DETECTOR_IMAGE_SIZES: sizes},
     )
     np.testing.assert_array_equal(boxes, [[[0, 0, 80, 64]], [[0, 0, 30, 40]]])
-    assert count.tolist() == [[1], [1]] and scores.shape == (2, 1) and ((0 < scores) & (scores < 1)).all()
+    assert count.tolist() == [[1], [1]] and scores.shape == (2, 1) and ((0.5 < scores) & (scores < 1)).all()
     assert labels.dtype == np.int64 and ((1 <= labels) & (labels <= 90)).all()
 
 
 def test_a_download_that_needs_torch_is_not_fetched_without_it(tmp_path, monkeypatch):
     monkeypatch.setattr(modelfiles.torch_tools, "available", lambda: False)
     entry = modelfiles.CATALOGUE[t.DETECTOR]
-    with pytest.raises(ModelFileError, match=r"a state dict, and exporting it to ONNX needs torch"):
+    with pytest.raises(ModelFileError, match=r"not fetched, a state dict: exporting it to ONNX needs torch"):
         modelfiles.download(entry, tmp_path / "repo")
