@@ -151,8 +151,7 @@ def _models_status(repository, *, as_json: bool) -> int:
 
     rows = prepared_models(repository)
     if as_json:
-        print(json.dumps([{"model": r.name, "kind": r.kind, "size": r.size, "path": str(r.path),
-                           **({"source": vars(r.source)} if r.source else {})} for r in rows], indent=2))  # fmt: skip
+        print(json.dumps([row.as_dict() for row in rows], indent=2))
         return 0
     if not rows:
         print(f"{repository.path} has no ONNX models", file=sys.stderr)

@@ -14,6 +14,8 @@ import re
 import time
 from pathlib import Path
 
+from .leftovers import remove_files
+
 LOG_DIR_ENV = "TRITON_VISION_LOG_DIR"
 KEEP_LOGS = 10
 LOG_NAME = re.compile(r"tritonserver-\d{8}-\d{6}-\d+-(\d+)-\d+\.log")
@@ -47,14 +49,7 @@ def prune(directory: Path, keep: int = KEEP_LOGS) -> list[Path]:
             finished.append((path.stat().st_mtime, path))
         except OSError:
             continue
-    removed = []
-    for _, path in sorted(finished, reverse=True)[keep:]:
-        try:
-            path.unlink()
-            removed.append(path)
-        except OSError:
-            continue
-    return removed
+    return remove_files(path for _, path in sorted(finished, reverse=True)[keep:])
 
 
 def tail(path: Path | None, lines: int = 40) -> str:

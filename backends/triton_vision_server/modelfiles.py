@@ -221,6 +221,10 @@ class PreparedModel:
                 return "not ONNX"
         return self.source.kind
 
+    def as_dict(self) -> dict:
+        source = {"source": vars(self.source)} if self.source is not None else {}
+        return {"model": self.name, "kind": self.kind, "size": self.size, "path": str(self.path), **source}
+
     def describe(self) -> str:
         if self.source is not None:
             return describe(self.source)

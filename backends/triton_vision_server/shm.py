@@ -12,23 +12,14 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from .leftovers import remove_files
+
 SHM_PREFIX = "tv"
 SHM_DIR = Path("/dev/shm")
 
 
 def region_prefix(grpc_port: int, generation: int, pid: int | None = None) -> str:
     return f"{SHM_PREFIX}{os.getpid() if pid is None else pid}_{grpc_port}_{generation}_"
-
-
-def _unlink(paths) -> list[Path]:
-    removed = []
-    for path in paths:
-        try:
-            path.unlink()
-            removed.append(path)
-        except OSError:
-            continue
-    return removed
 
 
 def remove_stale_regions(directory: Path = SHM_DIR) -> list[Path]:
@@ -39,9 +30,9 @@ def remove_stale_regions(directory: Path = SHM_DIR) -> list[Path]:
         pid_text = path.name[len(SHM_PREFIX) :].split("_", 1)[0]
         if pid_text.isdigit() and not Path(f"/proc/{pid_text}").exists():
             stale.append(path)
-    return _unlink(stale)
+    return remove_files(stale)
 
 
 def remove_regions(prefix: str, directory: Path = SHM_DIR) -> list[Path]:
     """The regions of one server (its prefix), once it is gone."""
-    return _unlink(directory.glob(f"{prefix}*"))
+    return remove_files(directory.glob(f"{prefix}*"))

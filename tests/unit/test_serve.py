@@ -3,6 +3,7 @@ reports, when it restarts a dead tritonserver and when it gives up; the server c
 
 from __future__ import annotations
 
+import json
 import socket
 from pathlib import Path
 
@@ -208,8 +209,8 @@ def test_models_status_is_a_table_with_the_imported_files_own_sha256(tmp_path, c
     repository = ensemble_repository(tmp_path / "repo", t.CLASSIFICATION)
     imported = tmp_path / "mine.onnx"
     onnx.save(classifier("input", "output"), str(imported))  # renamed to the contract: rewritten
-    assert cli.main(["models", "prepare", "--model", t.CLASSIFIER, "--from", str(imported)]
-                    + ["--model-repository", str(repository)]) == 0  # fmt: skip
+    prepare = ["models", "prepare", "--model", t.CLASSIFIER, "--from", str(imported)]
+    assert cli.main([*prepare, "--model-repository", str(repository)]) == 0
     capsys.readouterr()
     assert cli.main(["models", "status", "--model-repository", str(repository)]) == 0
     header, row = capsys.readouterr().out.splitlines()
@@ -222,12 +223,14 @@ def test_models_status_is_a_table_with_the_imported_files_own_sha256(tmp_path, c
     assert served_sha != arrived_sha
 
 
-def test_models_status_path_is_relative_only_to_the_given_repository(tmp_path, capsys):
+def test_models_status_says_what_is_not_prepared_in_a_table_and_as_json(tmp_path, capsys):
     repository = ensemble_repository(tmp_path / "repo", t.SEGMENTATION)
     assert cli.main(["models", "status", "--model-repository", str(repository)]) == 0
     header, row = capsys.readouterr().out.splitlines()
-    assert row.split()[:2] == [t.SEGMENTER, "NOT"]
-    assert Path(repository).is_dir()
+    assert row.split()[:3] == [t.SEGMENTER, "NOT", "PREPARED"]
+    assert cli.main(["models", "status", "--json", "--model-repository", str(repository)]) == 0
+    (entry,) = json.loads(capsys.readouterr().out)
+    assert entry == {"model": t.SEGMENTER, "kind": "NOT PREPARED", "size": 0, "path": str(Path(entry["path"]))}
 
 
 def test_serve_with_a_port_in_use_exits_2_naming_it_before_starting_tritonserver(tmp_path, capsys):
