@@ -20,7 +20,6 @@ from typing import Any
 
 import triton_vision_contract as t
 from triton_vision_client.cli import (
-    add_connection,
     print_classifications,
     print_detections,
     report_segmentations,
@@ -226,31 +225,6 @@ def default_detection_image() -> Path:
     return path
 
 
-def cmd_perf(args: argparse.Namespace) -> int:
-    """perf_analyzer against a running server, fed real encoded images (a JSON input-data file)."""
-    import subprocess
-    import tempfile
-
-    from triton_vision_server.perf import perf_analyzer_data_command, perf_analyzer_env
-
-    url = args.url or ("127.0.0.1:8001" if args.protocol == "grpc" else "127.0.0.1:8000")
-    with tempfile.TemporaryDirectory() as scratch:
-        data_file = args.input_data_out or Path(scratch) / "input_data.json"
-        command = perf_analyzer_data_command(
-            [Path(image) for image in args.images],
-            data_file,
-            model=args.model,
-            url=url,
-            protocol=args.protocol,
-            batch_size=args.batch_size,
-            concurrency=args.concurrency,
-            measurement_ms=args.measurement_ms,
-            request_count=args.request_count,
-        )
-        print(" ".join(command), flush=True)
-        return subprocess.call(command, env=perf_analyzer_env())
-
-
 def default_demo_images() -> list[Path]:
     """Real photos: ../shared/images if present, else scikit-image's chelsea (a tabby cat)."""
     shared = Path("../shared/images")
@@ -363,16 +337,9 @@ def register(sub: Any) -> None:
     p.add_argument("--model-repository", type=Path, default=DEFAULT_REPOSITORY)
     p.set_defaults(func=_server_command(cmd_models))
 
-    p = sub.add_parser("perf", help="run perf_analyzer against an ensemble with real JPEG/PNG images")
-    p.add_argument("images", nargs="+", help="JPEG/PNG files; requests cycle through them")
-    p.add_argument("--model", default=t.CLASSIFICATION)
-    p.add_argument("--batch-size", type=int, default=1, help="images per request (rows zero-padded to the longest)")
-    p.add_argument("--concurrency", default="1:4", help="perf_analyzer --concurrency-range (start:end:step)")
-    p.add_argument("--measurement-ms", type=int, default=5000)
-    p.add_argument("--request-count", type=int, default=None, help="send this many requests, no stability windows")
-    p.add_argument("--input-data-out", type=Path, default=None, help="keep perf_analyzer's input-data JSON here")
-    add_connection(p)
-    p.set_defaults(func=_server_command(cmd_perf))
+    from triton_vision_server.perf import add_parser as add_perf
+
+    add_perf(sub, _server_command)
 
     p = sub.add_parser("check", help="validate a model repository offline (exit 1 on any problem)")
     p.add_argument("repository", nargs="?", type=Path, default=DEFAULT_REPOSITORY)
