@@ -39,11 +39,16 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import triton_vision_contract as contract
 from triton_vision_models import tensors as t
 from triton_vision_models.errors import TritonVisionError
 
 from .runtime import RuntimeMissingError
 
+DEFAULT_URLS = {
+    "grpc": f"{contract.DEFAULT_HOST}:{contract.DEFAULT_GRPC_PORT}",
+    "http": f"{contract.DEFAULT_HOST}:{contract.DEFAULT_HTTP_PORT}",
+}
 MEASUREMENT_MS = 5000  # perf_analyzer's own default window
 STABILITY_PERCENTAGE = 50  # perf_analyzer's default is 10: see the module docstring
 MAX_TRIALS = 20  # windows per concurrency level before perf_analyzer gives up (its default: 10)
@@ -117,7 +122,7 @@ def perf_analyzer_command(
     data_dir: Path,
     *,
     model: str = t.CLASSIFICATION,
-    url: str = "127.0.0.1:8001",
+    url: str = DEFAULT_URLS["grpc"],
     protocol: str = "grpc",
     concurrency: str | None = None,
     measurement_ms: int = MEASUREMENT_MS,
@@ -217,7 +222,7 @@ def perf_analyzer_data_command(
     *,
     model: str = t.CLASSIFICATION,
     model_prefix: str = "",
-    url: str = "127.0.0.1:8001",
+    url: str = DEFAULT_URLS["grpc"],
     protocol: str = "grpc",
     batch_size: int = 1,
     concurrency: str | None = None,
@@ -272,7 +277,7 @@ def cmd_perf(args: argparse.Namespace) -> int:
     """perf_analyzer against a running server, fed real encoded images (a JSON input-data file)."""
     import tempfile
 
-    url = args.url or ("127.0.0.1:8001" if args.protocol == "grpc" else "127.0.0.1:8000")
+    url = args.url or DEFAULT_URLS[args.protocol]
     try:
         with tempfile.TemporaryDirectory() as scratch:
             data_file = args.input_data_out or Path(scratch) / "input_data.json"
