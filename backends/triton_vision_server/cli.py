@@ -19,8 +19,6 @@ from pathlib import Path
 from typing import Any
 
 import triton_vision_contract as t
-from triton_vision_client.cli import add_connection
-from triton_vision_client.client import DEFAULT_URLS
 
 DEFAULT_REPOSITORY = Path("model_repository")
 # Importable modules the server commands need (the ``server`` extra), and their PyPI names.
@@ -218,31 +216,6 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(_server_options(args), images=args.images, people=args.people, top_k=args.top_k)
 
 
-# -- perf -----------------------------------------------------------------------------------
-def cmd_perf(args: argparse.Namespace) -> int:
-    """perf_analyzer against a running server, fed real encoded images (a JSON input-data file)."""
-    import subprocess
-    import tempfile
-
-    from triton_vision_server.perf import perf_analyzer_data_command, perf_analyzer_env
-
-    with tempfile.TemporaryDirectory() as scratch:
-        data_file = args.input_data_out or Path(scratch) / "input_data.json"
-        command = perf_analyzer_data_command(
-            [Path(image) for image in args.images],
-            data_file,
-            model=args.model,
-            url=args.url or DEFAULT_URLS[args.protocol],
-            protocol=args.protocol,
-            batch_size=args.batch_size,
-            concurrency=args.concurrency,
-            measurement_ms=args.measurement_ms,
-            request_count=args.request_count,
-        )
-        print(" ".join(command), flush=True)
-        return subprocess.call(command, env=perf_analyzer_env())
-
-
 # -- check and export-repo ---------------------------------------------------------------------
 def _print_report(report, *, as_json: bool) -> None:
     import json
@@ -407,21 +380,9 @@ def register(sub: Any) -> None:
     _add_repository(p)
     p.set_defaults(func=_server_command(cmd_models))
 
-    p = _parser(
-        sub,
-        "perf",
-        "run perf_analyzer against an ensemble with real JPEG/PNG images",
-        "perf_analyzer against a running server, fed the images as its JSON input data.",
-    )
-    p.add_argument("images", nargs="+", help="JPEG/PNG files; requests cycle through them")
-    p.add_argument("--model", default=t.CLASSIFICATION, help="the ensemble (default: %(default)s)")
-    p.add_argument("--batch-size", type=int, default=1, help="images per request (rows zero-padded to the longest)")
-    p.add_argument("--concurrency", default="1:4", help="perf_analyzer --concurrency-range (start:end:step)")
-    p.add_argument("--measurement-ms", type=int, default=5000)
-    p.add_argument("--request-count", type=int, default=None, help="send this many requests, no stability windows")
-    p.add_argument("--input-data-out", type=Path, default=None, help="keep perf_analyzer's input-data JSON here")
-    add_connection(p)
-    p.set_defaults(func=_server_command(cmd_perf))
+    from triton_vision_server.perf import add_parser as add_perf
+
+    add_perf(sub, _server_command)
 
     p = _parser(
         sub,

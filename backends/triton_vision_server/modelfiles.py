@@ -191,7 +191,6 @@ def recorded_source(repository: Path, name: str) -> ModelSource | None:
     return ModelSource.read(folder) if (folder / MODEL_FILENAME).is_file() else None
 
 
-read_source = recorded_source  # the bench's name for it until it moves to recorded_source
 
 
 @dataclass(frozen=True)

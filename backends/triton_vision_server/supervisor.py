@@ -57,23 +57,14 @@ class ModelProcess:
 def model_processes(server_pid: int, repository: Path) -> dict[int, ModelProcess]:
     """tritonserver's children that run a model of ``repository`` (the stub's first argument is
     ``<repository>/<model>/<version>/<file>``)."""
+    from . import procfs
+
     root = repository.resolve()
+    stats = procfs.all_stats()
     found = {}
-    for stat_path in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat_path.read_text().rsplit(")", 1)[1].split()
-            if int(fields[1]) != server_pid:
-                continue
-            pid = int(stat_path.parent.name)
-            zombie = fields[0] in ("Z", "X")
-            args = (stat_path.parent / "cmdline").read_bytes().split(b"\0")
-        except (OSError, IndexError, ValueError):
-            continue
-        model = ""
-        if len(args) > 1 and args[1]:
-            path = Path(args[1].decode(errors="replace"))
-            if path.parent.parent.parent == root:
-                model = path.parent.parent.name
+    for pid in procfs.children(server_pid, stats):
+        zombie = stats[pid].zombie
+        model = procfs.stub_model(procfs.cmdline(pid), root)
         if model or zombie:
             found[pid] = ModelProcess(pid, model, zombie)
     return found

@@ -105,5 +105,4 @@ def test_network_policy_admits_the_namespace_on_http_and_grpc_and_only_the_scrap
 def test_no_shipped_file_knows_the_development_machines_shared_folder():
     shipped = [*(ROOT / "backends").rglob("*.py"), *(ROOT / "client").rglob("*.py"), *(ROOT / "docker").rglob("*")]
     knowing = [p for p in shipped if p.is_file() and "shared/images" in p.read_text(errors="replace")]
-    knowing = [p for p in knowing if p.name != "bench.py" and "bench" not in p.parts]  # the bench's own fix
     assert knowing == []

@@ -45,7 +45,7 @@ def test_import_renames_a_lone_input_and_output_to_the_contract(tmp_path):
     (logits,) = session.run(None, {t.CLASSIFIER_INPUT: np.ones((2, 3, 224, 224), np.float32)})
     np.testing.assert_allclose(logits, 3.0)
     assert source.kind == "local" and not source.is_stand_in
-    assert modelfiles.read_source(tmp_path / "repo", t.CLASSIFIER) == source
+    assert modelfiles.recorded_source(tmp_path / "repo", t.CLASSIFIER) == source
 
 
 def test_import_refuses_a_fixed_batch_dimension(tmp_path):
