@@ -29,6 +29,7 @@ from triton_vision_client.cli import (
 )
 from triton_vision_client.client import VisionClient
 from triton_vision_client.images import read_images
+from triton_vision_ui.cli import add_ui_port, with_ui
 
 DEFAULT_REPOSITORY = Path("model_repository")
 # Importable modules the server commands need (the ``server`` extra), and their PyPI names.
@@ -352,7 +353,8 @@ def register(sub: Any) -> None:
     )
     p.add_argument("--probe-timeout", type=float, default=30.0, help="seconds a probe request may take")
     p.add_argument("--start-timeout", type=float, default=240.0, help="seconds to wait for every model to load")
-    p.set_defaults(func=_server_command(cmd_serve))
+    add_ui_port(p)
+    p.set_defaults(func=_server_command(with_ui(cmd_serve, lambda args: _server_options(args).grpc_url)))
 
     p = sub.add_parser("models", help="produce the ONNX files the repository serves")
     p.add_argument("action", choices=("prepare", "status"))
