@@ -16,7 +16,6 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -160,41 +159,24 @@ def running(args: list[str], until: re.Pattern) -> Iterator[list[str]]:
         pump.join(timeout=5)
 
 
-@dataclass(frozen=True)
-class ServeCommand:
-    """``serve`` on free loopback ports with the page on ``ui_port``; probes off, so that no request
-    but the tests' reaches the models."""
-
-    repository: Path
-    ui_port: int
-    http_port: int = field(default_factory=lambda: _free_port())
-    grpc_port: int = field(default_factory=lambda: _free_port())
-    metrics_port: int = field(default_factory=lambda: _free_port())
-
-    @property
-    def args(self) -> list[str]:
-        ports = {"--http-port": self.http_port, "--grpc-port": self.grpc_port, "--metrics-port": self.metrics_port}
-        return [
-            "serve",
-            "--model-repository",
-            str(self.repository),
-            *(item for option, port in ports.items() for item in (option, str(port))),
-            *("--probe-interval", "0", "--ui-port", str(self.ui_port)),
-        ]
-
-    @property
-    def grpc_url(self) -> str:
-        return f"127.0.0.1:{self.grpc_port}"
-
-    @property
-    def http_url(self) -> str:
-        return f"127.0.0.1:{self.http_port}"
+def serve_args(options, ui_port: int) -> list[str]:
+    """``serve`` with ``options`` (a ``ServerOptions``) and the page on ``ui_port``; probes off, so
+    that no request but the tests' reaches the models."""
+    ports = {"--http-port": options.http_port, "--grpc-port": options.grpc_port, "--metrics-port": options.metrics_port}
+    return [
+        "serve",
+        "--model-repository",
+        str(options.model_repository),
+        *(item for option, port in ports.items() for item in (option, str(port))),
+        *("--probe-interval", "0", "--ui-port", str(ui_port)),
+    ]
 
 
-def _free_port() -> int:
-    from triton_vision_server.runtime import free_port
+def free_ports_options(repository: Path):
+    """``ServerOptions`` for ``repository`` on free loopback ports."""
+    from triton_vision_server.runtime import ServerOptions, free_port
 
-    return free_port()
+    return ServerOptions(repository, http_port=free_port(), grpc_port=free_port(), metrics_port=free_port())
 
 
 @contextmanager

@@ -30,11 +30,12 @@ from tests.ui_support import (
     SERVING_LINE,
     UI_LINE,
     WHITE_BOX,
-    ServeCommand,
     browser_missing,
+    free_ports_options,
     rect_fraction,
     running,
     scene,
+    serve_args,
     start_chromium,
     three_ensemble_repository,
     ui_command,
@@ -58,11 +59,11 @@ def served(tmp_path_factory):
     """``serve --ui-port``, answering: the command, and the page's URL."""
     from triton_vision_server.runtime import free_port
 
-    command = ServeCommand(three_ensemble_repository(tmp_path_factory.mktemp("ui")), free_port())
-    with running(command.args, SERVING_LINE) as lines:
+    options = free_ports_options(three_ensemble_repository(tmp_path_factory.mktemp("ui")))
+    with running(serve_args(options, free_port()), SERVING_LINE) as lines:
         url = ui_url(lines)
         assert url is not None, "".join(lines)
-        yield command, url
+        yield options, url
 
 
 @pytest.fixture(scope="module")
@@ -407,8 +408,8 @@ def test_a_page_opened_while_tritonserver_starts_says_so_then_lists_the_ensemble
 
     from triton_vision_server.runtime import free_port
 
-    command = ServeCommand(three_ensemble_repository(tmp_path), free_port())
-    with running(command.args, UI_LINE) as lines:
+    options = free_ports_options(three_ensemble_repository(tmp_path))
+    with running(serve_args(options, free_port()), UI_LINE) as lines:
         browser.get(ui_url(lines))
         first = wait(
             browser,
