@@ -9,6 +9,7 @@ limit, no further.
 
 from __future__ import annotations
 
+import logging
 import socket
 import threading
 from collections.abc import AsyncIterator
@@ -16,10 +17,11 @@ from ipaddress import ip_address
 from pathlib import Path
 from typing import Any
 
-from triton_vision_client.errors import ServerUnreachableError
+from triton_vision_client.errors import ClientError, ServerUnreachableError
 
 from .playground import DEFAULTS, Limit, Playground, PlaygroundError, TooLargeError
 
+LOG = logging.getLogger("triton_vision_ui")
 STATIC = Path(__file__).resolve().parent / "static"
 BODY_TYPE = "application/octet-stream"
 LOOPBACK_NAMES = ("localhost",)
@@ -66,9 +68,15 @@ def create_app(playground: Playground, *, host: str = "127.0.0.1") -> Any:
     from starlette.staticfiles import StaticFiles
 
     def failure(exc: Exception, **extra: Any) -> JSONResponse:
-        status = exc.status if isinstance(exc, PlaygroundError) else 502
-        kind = "unreachable" if isinstance(exc, ServerUnreachableError) else type(exc).__name__
-        return JSONResponse({"ok": False, "error": str(exc), "kind": kind, **extra}, status_code=status)
+        """The error as JSON the page shows: the server's or the UI's words, never a traceback."""
+        if isinstance(exc, ServerUnreachableError):
+            status, kind, message = 502, "unreachable", str(exc)
+        elif isinstance(exc, ClientError):
+            status, kind, message = getattr(exc, "status", 502), type(exc).__name__, str(exc)
+        else:  # a fault of the UI itself: logged in full, named on the page
+            LOG.exception("the UI failed a request")
+            status, kind, message = 500, "internal", f"the UI failed: {type(exc).__name__}: {exc}"
+        return JSONResponse({"ok": False, "error": message, "kind": kind, **extra}, status_code=status)
 
     async def page(_request: Request) -> FileResponse:
         return FileResponse(STATIC / "index.html")
@@ -76,7 +84,7 @@ def create_app(playground: Playground, *, host: str = "127.0.0.1") -> Any:
     async def overview(_request: Request) -> JSONResponse:
         try:
             return JSONResponse({"ok": True, **await run_in_threadpool(playground.overview)})
-        except ServerUnreachableError as exc:
+        except Exception as exc:  # noqa: BLE001 - every failure is an answer the page shows
             return failure(exc, defaults=DEFAULTS)
 
     async def infer(request: Request) -> JSONResponse:
@@ -87,7 +95,7 @@ def create_app(playground: Playground, *, host: str = "127.0.0.1") -> Any:
             limit = await run_in_threadpool(playground.upload_limit, name)
             data = await read_capped(request.stream(), request.headers.get("content-length"), limit)
             answer = await run_in_threadpool(playground.answer, name, data, dict(request.query_params))
-        except (PlaygroundError, ServerUnreachableError) as exc:
+        except Exception as exc:  # noqa: BLE001 - every failure is an answer the page shows
             return failure(exc)
         return JSONResponse({"ok": True, **answer})
 
