@@ -37,6 +37,7 @@ function ms(value) {
 }
 
 function percent(fraction) {
+  if (fraction > 0 && fraction < 0.0001) return "<0.01%";
   return `${(100 * fraction).toFixed(fraction < 0.001 ? 2 : 1)}%`;
 }
 
