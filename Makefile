@@ -17,6 +17,8 @@ MODEL_ANALYZER_VERSION ?= 1.58.0
 PYVER  := $(shell $(PYTHON) -c 'import sys; print(f"{sys.version_info[0]}.{sys.version_info[1]}")')
 # Debian packages: the Python backend stub links the system libpython; perf_analyzer links libb64.
 SYSTEM_LIBS := libpython$(PYVER).so.1.0:libpython$(PYVER) libb64.so.0d:libb64-0d
+# Debian packages by a file they install: the UI's browser tests drive headless Chromium.
+SYSTEM_FILES := /usr/bin/chromium:chromium /usr/bin/chromedriver:chromium-driver
 
 .PHONY: demo test lint setup demo-setup export-tools system-deps clean model-analyzer-env
 
@@ -52,6 +54,9 @@ system-deps:
 	@missing=""; for pair in $(SYSTEM_LIBS); do \
 	  lib=$${pair%%:*}; pkg=$${pair##*:}; \
 	  ldconfig -p | grep -q "$$lib" || missing="$$missing $$pkg"; \
+	done; \
+	for pair in $(SYSTEM_FILES); do \
+	  [ -e "$${pair%%:*}" ] || missing="$$missing $${pair##*:}"; \
 	done; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages:$$missing"; \

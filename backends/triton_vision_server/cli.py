@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import triton_vision_contract as t
+from triton_vision_ui.cli import add_ui_port, with_ui
 
 DEFAULT_REPOSITORY = Path("model_repository")
 # Importable modules the server commands need (the ``server`` extra), and their PyPI names.
@@ -362,7 +363,8 @@ def register(sub: Any) -> None:
         default=240.0,
         help="seconds to wait for every model to load (default: %(default)s)",
     )
-    p.set_defaults(func=_server_command(cmd_serve))
+    add_ui_port(p)
+    p.set_defaults(func=_server_command(with_ui(cmd_serve, lambda args: _server_options(args).grpc_url)))
 
     p = _parser(
         sub,

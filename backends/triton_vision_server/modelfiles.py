@@ -191,8 +191,6 @@ def recorded_source(repository: Path, name: str) -> ModelSource | None:
     return ModelSource.read(folder) if (folder / MODEL_FILENAME).is_file() else None
 
 
-
-
 @dataclass(frozen=True)
 class PreparedModel:
     """One ONNX model of a repository and its file (``models status``, ``serve``)."""
