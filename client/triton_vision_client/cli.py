@@ -209,7 +209,12 @@ def cmd_models_list(args: argparse.Namespace) -> int:
 
 def add_models_parser(sub) -> None:
     """``models``: its ``list`` action here; plugins add theirs (``prepare``, ``status``)."""
-    p = sub.add_parser("models", help="list a server's ensembles; with the server extra, prepare the model files")
+    p = sub.add_parser(
+        "models",
+        help="list a server's ensembles; with the server extra, prepare the model files",
+        description="list: a server's ensembles (client extra only). With the server extra, prepare: put the "
+        "repository's ONNX files in place; status: where each came from.",
+    )
     actions = p.add_subparsers(dest="action", required=True, metavar="ACTION")
     listing = actions.add_parser(
         "list",

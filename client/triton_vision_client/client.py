@@ -27,7 +27,7 @@ from .answers import (
     split_classifications,
     split_detections,
 )
-from .connection import PROTOCOLS, diagnose, resolve_url
+from .connection import DEFAULT_URLS, PROTOCOLS, diagnose, resolve_url
 from .discovery import COMMANDS, EnsembleConfig, EnsembleInfo, ensemble_info, stand_in_warning, stand_ins
 from .errors import ClientError, EnsembleMismatchError, ModelNotServedError, ServerUnreachableError
 from .inputs import ImageSource
@@ -42,6 +42,8 @@ from .jobs import (
 from .transport import NOT_LOADED_PHRASE, Transport
 
 __all__ = [
+    "DEFAULT_URLS",
+    "PROTOCOLS",
     "Classification",
     "ClientError",
     "Detections",

@@ -9,6 +9,11 @@ import numpy as np
 import triton_vision_contract as contract
 
 from .answers import Segmentation
+from .answers import split_segmentations as split_outputs
+
+# Segmentation and split_outputs are the answers module's, named here too for callers that read
+# them from this module (the UI).
+__all__ = ["LEGEND_ROWS", "Segmentation", "add_legend", "mask_png", "split_outputs"]
 
 
 def mask_png(mask: np.ndarray) -> bytes:

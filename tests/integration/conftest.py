@@ -18,7 +18,8 @@ SERVER_START_TIMEOUT_S = 240.0
 def running_server(repository: Path, *, allow_model_control: bool = False) -> Iterator[LocalTritonServer]:
     """A LocalTritonServer on free loopback ports, ready, stopped afterwards (``allow_model_control``:
     clients may load and unload models, as with ``serve --allow-model-control``)."""
-    from triton_vision_server.runtime import LocalTritonServer, ServerOptions, free_port
+    from triton_vision_server.ports import free_port
+    from triton_vision_server.server_config import ServerOptions
 
     options = ServerOptions(
         model_repository=repository,

@@ -487,7 +487,7 @@ def prefixed_repository(
 ) -> Path:
     """The three built-in ensembles and 'pets' (classification's steps, max_batch_size 1), exported
     with `export-repo --prefix tv_`: tv_classification, tv_detection, tv_segmentation, tv_pets."""
-    from triton_vision_server.export import export_repository
+    from triton_vision_server.export_repo import export_repository
 
     merged = tmp_path_factory.mktemp("all_tasks_repo")
     for source in (classification_repository, bright_box_detection_repository, segmentation_known_answer_repository):
@@ -673,13 +673,13 @@ def test_a_job_running_while_a_model_is_unloaded_and_loaded_again_answers_every_
             if output.exists() and output.read_bytes().count(b"\n") >= 40:
                 break
             time.sleep(0.01)
-        assert server.unload_model(t.CLASSIFIER) == (True, "")
-        assert not server.model_ready(t.CLASSIFICATION), "the ensemble is down while its classifier is unloaded"
+        server.admin.unload_model(t.CLASSIFIER)
+        assert not server.admin.model_ready(t.CLASSIFICATION), "the ensemble is down while its classifier is unloaded"
         assert process.poll() is None, "the job outlasts the unload"
         before = output.read_bytes().count(b"\n")
         time.sleep(DOWN_S)
         assert output.read_bytes().count(b"\n") <= before + 2, "nothing is answered while the model is unloaded"
-        assert server.load_model(t.CLASSIFIER) == (True, "")
+        server.admin.load_model(t.CLASSIFIER)
         _, stderr = process.communicate(timeout=JOB_TIMEOUT_S)
     finally:
         if process.poll() is None:
