@@ -98,7 +98,7 @@ def _answers_http(url: str, timeout: float) -> bool:
             return True
     except urllib.error.HTTPError:
         return True  # an HTTP server, whatever it thinks of the path
-    except (OSError, ValueError):
+    except Exception:  # noqa: BLE001 - refused, reset, or bytes that are no HTTP (a gRPC port's): not HTTP
         return False
 
 

@@ -124,3 +124,35 @@ def test_a_port_that_answers_neither_protocol_says_so(silent_listener):
         f"something listens on {silent_listener} but answers neither Triton's gRPC nor its HTTP: check --url "
         "(Triton listens on 8001 for gRPC, 8000 for HTTP by default)"
     )
+
+
+@pytest.fixture
+def garbage_listener() -> Iterator[str]:
+    """A port that answers every connection with bytes that are no HTTP (as a gRPC port does)."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(16)
+    stop = threading.Event()
+
+    def answer() -> None:
+        sock.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                connection, _ = sock.accept()
+            except OSError:
+                continue
+            with connection:
+                connection.sendall(b"\x00\x00\x06\x04\x00\x00\x00\x00\x00 not http\r\n\r\n")
+
+    thread = threading.Thread(target=answer, daemon=True)
+    thread.start()
+    try:
+        yield f"127.0.0.1:{sock.getsockname()[1]}"
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+        sock.close()
+
+
+def test_bytes_that_are_no_http_are_not_taken_for_http(garbage_listener):
+    assert diagnose(garbage_listener, "grpc", timeout=1.0).startswith(f"something listens on {garbage_listener} ")
