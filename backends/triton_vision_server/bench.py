@@ -146,16 +146,13 @@ def _normalise_chw(rgb: np.ndarray) -> np.ndarray:
 
 
 def classification_tensors(data: bytes) -> dict[str, np.ndarray]:
-    """Shorter side 256 (area), centre crop 224, mean/std, CHW: resnet18's ``data`` [1, 3, 224, 224]."""
-    import cv2
+    """The classification spec's preprocessing (torchvision's Resize(256) + CenterCrop(224), mean/std, CHW),
+    with OpenCV: resnet18's ``data`` [1, 3, 224, 224]."""
+    from triton_vision_server.modelgen.modelspec import load_spec
+    from triton_vision_server.modelgen.preprocess import network_input
 
-    rgb = _decode_rgb(data)
-    height, width = rgb.shape[:2]
-    scale = 256 / min(height, width)
-    rgb = cv2.resize(rgb, (round(width * scale), round(height * scale)), interpolation=cv2.INTER_AREA)
-    height, width = rgb.shape[:2]
-    top, left = (height - 224 + 1) // 2, (width - 224 + 1) // 2
-    return {"data": _normalise_chw(rgb[top : top + 224, left : left + 224])[None]}
+    spec = load_spec(Path(__file__).resolve().parents[2] / "model_repository" / "classification" / "spec.toml")
+    return {"data": network_input(data, spec.preprocess).pixels[None]}
 
 
 def detection_tensors(data: bytes) -> dict[str, np.ndarray]:

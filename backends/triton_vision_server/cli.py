@@ -390,8 +390,10 @@ def register(sub: Any) -> None:
     p.set_defaults(func=_server_command(cmd_export_repo))
 
     from triton_vision_server.bench import add_parser as add_bench
+    from triton_vision_server.modelgen.cli import register as add_model_command
 
     add_bench(sub, _server_command)
+    add_model_command(sub, _server_command)
 
     p = sub.add_parser("demo", help="prepare, serve, and answer real photos, then stop")
     p.add_argument("images", nargs="*")
