@@ -70,7 +70,7 @@ KEYS: dict[str, dict[str, tuple[str, str]]] = {
             "string",
             "the ensemble's name; its composing models are NAME_preprocess, NAME_model, NAME_postprocess",
         ),
-        "task": ("string", "classification | detection | segmentation"),
+        "task": ("string", "classification, detection or segmentation"),
         "model": ("path", "the ONNX file, relative to the spec file (copied into NAME_model/1/model.onnx)"),
         "labels": ("path", "one class name per line; CLASS_IDS index its lines (0-based)"),
         "model_name": ("string", "the ONNX model's name in the repository (default NAME_model)"),
@@ -81,32 +81,32 @@ KEYS: dict[str, dict[str, tuple[str, str]]] = {
         "description": ("string", "a line for the generated configs' comments"),
     },
     "preprocess": {
-        "resize": ("string", "shorter-crop | stretch | letterbox | keep-aspect"),
+        "resize": ("string", "shorter-crop, stretch, letterbox or keep-aspect (see below)"),
         "size": ("[height, width]", "the network input's size (keep-aspect: omit for free dimensions)"),
         "shorter": ("integer", "shorter-crop: the shorter side before the centre crop (torchvision's Resize)"),
         "min_size": ("number", "keep-aspect: target of the shorter side"),
         "max_size": ("number", "keep-aspect: cap of the longer side"),
-        "pad": ("string", "letterbox: top-left | center (default center)"),
+        "pad": ("string", "letterbox: top-left or center (default center)"),
         "fill": (
             'number or "mean"',
             'letterbox: the padding, a pixel value 0..255 or "mean" (0 after normalisation; default)',
         ),
-        "channels": ("string", "RGB | BGR (default RGB)"),
-        "layout": ("string", "NCHW | NHWC (default NCHW)"),
-        "dtype": ("string", "float32 | uint8 (raw 0..255 pixels, no normalisation; default float32)"),
+        "channels": ("string", "RGB or BGR (default RGB)"),
+        "layout": ("string", "NCHW or NHWC (default NCHW)"),
+        "dtype": ("string", "float32, or uint8 (raw 0..255 pixels, no normalisation; default float32)"),
         "mean": ("[3 numbers]", "float32: value = (pixel / 255 - mean) / std, in the order of `channels` (default 0)"),
         "std": ("[3 numbers]", "see mean (default 1)"),
-        "interpolation": ("string", "linear | cubic | nearest (default linear)"),
+        "interpolation": ("string", "linear, cubic or nearest (default linear)"),
         "antialias": ("boolean", "filter when shrinking, as Pillow/torchvision do (default true)"),
     },
     "postprocess": {
-        "output": ("string", "classification: logits | probabilities (default logits)"),
+        "output": ("string", "classification: logits (softmax applied) or probabilities (default logits)"),
         "format": (
             "string",
-            "detection: torchvision | tf-od | yolo; segmentation: logits-nchw | logits-nhwc | class-map",
+            "detection: torchvision, tf-od or yolo; segmentation: logits-nchw, logits-nhwc or class-map",
         ),
         "label_offset": ("integer", "detection: the label of model class id c is line c + label_offset (default 0)"),
-        "tensors": ("table", "the model's output tensors by role when not the conventional names (see the README)"),
+        "tensors": ("table", "the model's output tensors by role, where they are not the conventional names (below)"),
         "top_k": ("integer", "classification: default of the top_k request parameter (default 5)"),
         "score_threshold": ("number", "detection: default of the score_threshold request parameter (default 0.5)"),
         "max_detections": ("integer", "detection: default of the max_detections request parameter (default 100)"),
@@ -122,6 +122,18 @@ KEYS: dict[str, dict[str, tuple[str, str]]] = {
         "max_batch_size": ("integer", "see inputs"),
     },
 }
+
+
+def reference_table() -> str:
+    """The README's spec reference table, rendered from :data:`KEYS` (a test ties the two)."""
+    rows = ["| key | type | meaning |", "| --- | --- | --- |"]
+    for table, keys in KEYS.items():
+        for key, (kind, meaning) in keys.items():
+            where = f"`{key}`" if not table else f"`[{table}]` `{key}`"
+            rows.append(f"| {where} | {kind} | {meaning} |")
+    return "\n".join(rows)
+
+
 # Conventional output names per role, by task and format (what an export usually calls them).
 ROLES: dict[str, dict[str, tuple[str, ...]]] = {
     "classification": {"scores": ()},
