@@ -164,20 +164,31 @@ def nearest_indices(target: int, source: int) -> np.ndarray:
     return np.minimum(((2 * i + 1) * source) // (2 * target), source - 1)
 
 
+def _lookup_axis(
+    original: int, resized: int, offset: int, network: int, output: int, visible: tuple[int, int]
+) -> tuple[np.ndarray, np.ndarray]:
+    """One axis of :func:`original_lookup`, in integers: original pixel ``i``'s centre lands in the
+    network input at ``y = (i + 1/2) * resized / original + offset``, which is seen when it lies in the
+    visible rows, and falls in output cell ``floor(y * output / network)`` (one rounding, so an output
+    of another resolution, 3/4 say, is sampled where the centre lands, not at its network pixel's)."""
+    i = np.arange(original, dtype=np.int64)
+    twice = (2 * i + 1) * resized + 2 * offset * original  # 2 * original * y
+    seen = (twice >= 2 * original * visible[0]) & (twice < 2 * original * visible[1])
+    cells = (twice * output) // (2 * original * network)
+    return np.clip(cells, 0, output - 1), seen
+
+
 def original_lookup(placement: Placement, output: Size) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """For each original row and column, the row/column of a model output of size ``output`` (which
     covers the network input, possibly at another resolution) that holds its centre, and whether that
     pixel was seen at all (False where a centre crop cut it away)."""
-    rows = nearest_indices(placement.original[0], placement.resized[0]) + placement.offset[0]
-    cols = nearest_indices(placement.original[1], placement.resized[1]) + placement.offset[1]
     (y0, y1), (x0, x1) = placement.visible
-    row_seen = (rows >= y0) & (rows < y1)
-    col_seen = (cols >= x0) & (cols < x1)
-    if tuple(output) != tuple(placement.network):
-        rows = ((2 * rows + 1) * output[0]) // (2 * placement.network[0])
-        cols = ((2 * cols + 1) * output[1]) // (2 * placement.network[1])
-    rows = np.clip(rows, 0, output[0] - 1)
-    cols = np.clip(cols, 0, output[1] - 1)
+    rows, row_seen = _lookup_axis(
+        placement.original[0], placement.resized[0], placement.offset[0], placement.network[0], output[0], (y0, y1)
+    )
+    cols, col_seen = _lookup_axis(
+        placement.original[1], placement.resized[1], placement.offset[1], placement.network[1], output[1], (x0, x1)
+    )
     return rows, cols, row_seen, col_seen
 
 

@@ -1,0 +1,472 @@
+"""Tiny ONNX models of every post-processing format, and independent references to judge them by.
+
+Models (deterministic, built with ``onnx.helper``, small enough for a CPU): each finds the red,
+blue (detectors) or red and green (segmenters) pixels of its input with a colour rule, so a wrong
+resize, crop, padding, layout or colour order changes its answer:
+
+- :func:`yolo_detector`: Ultralytics-style ``output0`` [B, 4 + 2, 5] (see :data:`YOLO_CANDIDATES`);
+- :func:`tfod_detector`: the TensorFlow Object Detection API's outputs, uint8 NHWC input with a fixed
+  batch of 1 (the graph itself batches);
+- :func:`torchvision_unbatched_detector`: a single-image torchvision export, input [3, H, W] and
+  outputs without a batch dimension (add-model must add one);
+- :func:`nhwc_segmenter`: NHWC logits at half the input resolution;
+- :func:`classmap_segmenter`: int64 class ids, reading its input in BGR order;
+- :func:`pets_classifier`: the real MobileNetV2 with a 5-class head (five rows of its 1000 logits).
+
+References (never the code under test): Pillow/NumPy preprocessing per resize rule (the shared
+``tests/reference.py`` ones plus keep-aspect here), the placement of each rule written from its
+definition, boxes mapped back by inverting that placement, a per-pixel mask mapping with exact
+fractions, the tf-od box conversion, the YOLO decode and a greedy class-wise NMS in NumPy.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+from PIL import Image
+
+from tests import reference
+
+OPSET = 17
+# Colour rule on RGB in 0..1: a class's pixels are where its channel leads the other two by more than this.
+LEAD = 0.4
+GRAY, RED, GREEN, BLUE = (128, 128, 128), (230, 20, 20), (20, 230, 20), (20, 20, 230)
+RED_CLASS, BLUE_CLASS = 0, 1  # the detectors' own class ids (tf-od, yolo); torchvision: 1, 2
+SEG_LABELS = ("background", "red", "green")
+DET_LABELS = ("background", "red", "blue")  # with label_offset 1 for 0-based model ids
+
+
+# -- building graphs ----------------------------------------------------------------------------------
+class Graph:
+    """A few lines per node: constants as initialisers, nodes by op name, unique intermediate names."""
+
+    def __init__(self) -> None:
+        self.nodes: list[onnx.NodeProto] = []
+        self.initializers: list[onnx.TensorProto] = []
+        self.count = 0
+
+    def const(self, value, dtype=np.float32) -> str:
+        self.count += 1
+        name = f"c{self.count}"
+        self.initializers.append(numpy_helper.from_array(np.array(value, dtype=dtype), name))
+        return name
+
+    def op(self, op_type: str, *inputs: str, out: str | None = None, outputs: int = 1, **attrs) -> str:
+        names = []
+        for _ in range(outputs):
+            self.count += 1
+            names.append(f"t{self.count}")
+        if out is not None:
+            names = [out]
+        self.nodes.append(helper.make_node(op_type, list(inputs), names, **attrs))
+        return names[0] if outputs == 1 else names  # type: ignore[return-value]
+
+    def split3(self, x: str, axis: int) -> list[str]:
+        return self.op("Split", x, self.const([1, 1, 1], np.int64), outputs=3, axis=axis)  # type: ignore[return-value]
+
+    def lead(self, channel: str, other1: str, other2: str) -> str:
+        """How much ``channel`` leads the larger of the two others."""
+        return self.op("Sub", channel, self.op("Max", other1, other2))
+
+    def model(self, name: str, inputs, outputs) -> onnx.ModelProto:
+        graph = helper.make_graph(self.nodes, name, inputs, outputs, initializer=self.initializers)
+        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], ir_version=8)
+        onnx.checker.check_model(model, full_check=True)
+        return model
+
+
+def _bounding_box(g: Graph, mask: str) -> tuple[str, str, str, str]:
+    """x1, y1, x2, y2 [N, 1] (x2/y2 exclusive, network-input pixels) of the True pixels of ``mask`` [N, H, W]."""
+    maskf = g.op("Cast", mask, to=TensorProto.FLOAT)
+    shape = g.op("Shape", maskf)
+    ends = {}
+    for axis_name, dim, reduce_axis in (("y", 1, 2), ("x", 2, 1)):
+        hit = g.op("Greater", g.op("ReduceMax", maskf, axes=[reduce_axis], keepdims=0), g.const(0.5))  # [N, L]
+        length = g.op("Cast", g.op("Gather", shape, g.const(dim, np.int64), axis=0), to=TensorProto.FLOAT)
+        index = g.op("Range", g.const(0.0), length, g.const(1.0))
+        low = g.op("ReduceMin", g.op("Where", hit, index, g.const(1e6)), axes=[1], keepdims=1)
+        high = g.op("ReduceMax", g.op("Where", hit, index, g.const(-1.0)), axes=[1], keepdims=1)
+        ends[axis_name] = (low, g.op("Add", high, g.const(1.0)))
+    return ends["x"][0], ends["y"][0], ends["x"][1], ends["y"][1]
+
+
+def _colour_boxes(g: Graph, rgb01_nchw: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The bounding boxes of the red and of the blue pixels of an RGB 0..1 NCHW tensor."""
+    r, gr, b = g.split3(rgb01_nchw, axis=1)
+    red = g.op("Greater", g.op("Squeeze", g.lead(r, gr, b), g.const([1], np.int64)), g.const(LEAD))
+    blue = g.op("Greater", g.op("Squeeze", g.lead(b, r, gr), g.const([1], np.int64)), g.const(LEAD))
+    return _bounding_box(g, red), _bounding_box(g, blue)
+
+
+# (class 0 score, class 1 score, box) per YOLO candidate, in this order; "red+2" is the red box grown
+# by 2 pixels on every side (same class as the red box: NMS suppresses it unless the IoU threshold is
+# above their IoU); candidate 3 is the red box again as class 1 (another class: never suppressed by
+# the red box); candidate 4 scores 0.2 at most (below the default threshold 0.25).
+YOLO_CANDIDATES = (
+    (0.9, 0.0, "red"),
+    (0.8, 0.3, "red+2"),
+    (0.0, 0.85, "blue"),
+    (0.1, 0.7, "red"),
+    (0.2, 0.1, "blue"),
+)
+
+
+def yolo_detector(height: int, width: int) -> onnx.ModelProto:
+    """``images`` float [batch, 3, H, W] (pixel / 255, RGB) -> ``output0`` [batch, 6, 5] (see YOLO_CANDIDATES)."""
+    g = Graph()
+    red, blue = _colour_boxes(g, "images")
+
+    def cxcywh(box, grow: float):
+        x1, y1, x2, y2 = box
+        cx = g.op("Mul", g.op("Add", x1, x2), g.const(0.5))
+        cy = g.op("Mul", g.op("Add", y1, y2), g.const(0.5))
+        w = g.op("Add", g.op("Sub", x2, x1), g.const(2 * grow))
+        h = g.op("Add", g.op("Sub", y2, y1), g.const(2 * grow))
+        return [cx, cy, w, h]
+
+    ones = g.op("Add", g.op("Mul", red[0], g.const(0.0)), g.const(1.0))  # [N, 1]
+    columns = []
+    for score0, score1, which in YOLO_CANDIDATES:
+        box = red if which.startswith("red") else blue
+        parts = cxcywh(box, 2.0 if which.endswith("+2") else 0.0)
+        parts += [g.op("Mul", ones, g.const(score0)), g.op("Mul", ones, g.const(score1))]
+        columns.append(g.op("Unsqueeze", g.op("Concat", *parts, axis=1), g.const([2], np.int64)))  # [N, 6, 1]
+    g.op("Concat", *columns, axis=2, out="output0")
+    return g.model(
+        "tiny_yolo",
+        [helper.make_tensor_value_info("images", TensorProto.FLOAT, ["batch", 3, height, width])],
+        [helper.make_tensor_value_info("output0", TensorProto.FLOAT, ["batch", 6, len(YOLO_CANDIDATES)])],
+    )
+
+
+# tf-od rows: red box (score 0.9, class 0), blue box (0.8, class 1), then a row beyond num_detections (2)
+# with the highest score of all: the post-processing must not read it.
+TFOD_ROWS = ((0.9, RED_CLASS, "red"), (0.8, BLUE_CLASS, "blue"), (0.95, RED_CLASS, "beyond"))
+TFOD_COUNT = 2
+
+
+def tfod_detector(height: int, width: int) -> onnx.ModelProto:
+    """``input_tensor`` uint8 [1, H, W, 3] (fixed batch 1, RGB) -> the TF Object Detection API's four outputs."""
+    g = Graph()
+    pixels = g.op("Div", g.op("Cast", "input_tensor", to=TensorProto.FLOAT), g.const(255.0))
+    rgb01 = g.op("Transpose", pixels, perm=[0, 3, 1, 2])
+    red, blue = _colour_boxes(g, rgb01)
+    ones = g.op("Add", g.op("Mul", red[0], g.const(0.0)), g.const(1.0))  # [N, 1]
+    rows = []
+    for _, _, which in TFOD_ROWS:
+        if which == "beyond":
+            corners = [g.op("Mul", ones, g.const(v)) for v in (0.0, 0.0, 1.0, 1.0)]
+        else:
+            x1, y1, x2, y2 = red if which == "red" else blue
+            corners = [
+                g.op("Div", y1, g.const(float(height))),
+                g.op("Div", x1, g.const(float(width))),
+                g.op("Div", y2, g.const(float(height))),
+                g.op("Div", x2, g.const(float(width))),
+            ]
+        rows.append(g.op("Unsqueeze", g.op("Concat", *corners, axis=1), g.const([1], np.int64)))  # [N, 1, 4]
+    g.op("Concat", *rows, axis=1, out="detection_boxes")
+    g.op("Mul", ones, g.const([[s for s, _, _ in TFOD_ROWS]]), out="detection_scores")
+    g.op("Mul", ones, g.const([[float(c) for _, c, _ in TFOD_ROWS]]), out="detection_classes")
+    g.op("Squeeze", g.op("Mul", ones, g.const(float(TFOD_COUNT))), g.const([1], np.int64), out="num_detections")
+    k = len(TFOD_ROWS)
+    return g.model(
+        "tiny_tfod",
+        [helper.make_tensor_value_info("input_tensor", TensorProto.UINT8, [1, height, width, 3])],
+        [
+            helper.make_tensor_value_info("detection_boxes", TensorProto.FLOAT, [1, k, 4]),
+            helper.make_tensor_value_info("detection_scores", TensorProto.FLOAT, [1, k]),
+            helper.make_tensor_value_info("detection_classes", TensorProto.FLOAT, [1, k]),
+            helper.make_tensor_value_info("num_detections", TensorProto.FLOAT, [1]),
+        ],
+    )
+
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+# torchvision rows: (label, score) of the red box and of the blue box (labels: DET_LABELS lines).
+TORCHVISION_ROWS = ((1, 0.9), (2, 0.6))
+
+
+def torchvision_unbatched_detector() -> onnx.ModelProto:
+    """``image`` float [3, H, W] (ImageNet-normalised RGB) -> ``boxes`` [2, 4], ``labels`` [2], ``scores`` [2]."""
+    g = Graph()
+    batched = g.op("Unsqueeze", "image", g.const([0], np.int64))
+    std = g.const(np.array(IMAGENET_STD, np.float32).reshape(1, 3, 1, 1))
+    mean = g.const(np.array(IMAGENET_MEAN, np.float32).reshape(1, 3, 1, 1))
+    rgb01 = g.op("Add", g.op("Mul", batched, std), mean)
+    red, blue = _colour_boxes(g, rgb01)
+    boxes = g.op("Concat", g.op("Concat", *red, axis=1), g.op("Concat", *blue, axis=1), axis=0)  # [2, 4]
+    g.op("Identity", boxes, out="boxes")
+    g.op("Identity", g.const([label for label, _ in TORCHVISION_ROWS], np.int64), out="labels")
+    g.op("Identity", g.const([score for _, score in TORCHVISION_ROWS]), out="scores")
+    return g.model(
+        "tiny_torchvision",
+        [helper.make_tensor_value_info("image", TensorProto.FLOAT, [3, "height", "width"])],
+        [
+            helper.make_tensor_value_info("boxes", TensorProto.FLOAT, [2, 4]),
+            helper.make_tensor_value_info("labels", TensorProto.INT64, [2]),
+            helper.make_tensor_value_info("scores", TensorProto.FLOAT, [2]),
+        ],
+    )
+
+
+def _segment_logits(g: Graph, r: str, gr: str, b: str) -> str:
+    """[N, 3, h, w] logits of (background, red, green) from 0..1 channels [N, 1, h, w]."""
+    background = g.op("Add", g.op("Mul", r, g.const(0.0)), g.const(LEAD))
+    return g.op("Concat", background, g.lead(r, gr, b), g.lead(gr, r, b), axis=1)
+
+
+def nhwc_segmenter(height: int, width: int) -> onnx.ModelProto:
+    """``input`` float [batch, H, W, 3] ((x - 127.5) / 127.5, RGB) -> ``logits`` [batch, H/2, W/2, 3]."""
+    g = Graph()
+    rgb01 = g.op("Add", g.op("Mul", "input", g.const(0.5)), g.const(0.5))
+    nchw = g.op("Transpose", rgb01, perm=[0, 3, 1, 2])
+    pooled = g.op("AveragePool", nchw, kernel_shape=[2, 2], strides=[2, 2])
+    logits = _segment_logits(g, *g.split3(pooled, axis=1))
+    g.op("Transpose", logits, perm=[0, 2, 3, 1], out="logits")
+    return g.model(
+        "tiny_nhwc_segmenter",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", height, width, 3])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", height // 2, width // 2, 3])],
+    )
+
+
+def classmap_segmenter(height: int, width: int) -> onnx.ModelProto:
+    """``pixels`` float [batch, 3, H, W] (pixel / 255 in **BGR** order) -> ``classes`` int64 [batch, H, W]."""
+    g = Graph()
+    b, gr, r = g.split3("pixels", axis=1)
+    g.op("ArgMax", _segment_logits(g, r, gr, b), axis=1, keepdims=0, out="classes")
+    return g.model(
+        "tiny_classmap_segmenter",
+        [helper.make_tensor_value_info("pixels", TensorProto.FLOAT, ["batch", 3, height, width])],
+        [helper.make_tensor_value_info("classes", TensorProto.INT64, ["batch", height, width])],
+    )
+
+
+# ImageNet rows of the pets head: tabby, tiger cat, Egyptian cat, golden retriever, kuvasz.
+PETS_ROWS = (281, 282, 285, 207, 222)
+PETS_LABELS = ("tabby", "tiger cat", "Egyptian cat", "golden retriever", "kuvasz")
+
+
+def pets_classifier(mobilenetv2: Path) -> onnx.ModelProto:
+    """The real MobileNetV2 whose output is 5 of its 1000 logits (``pets`` [batch, 5])."""
+    model = onnx.load(str(mobilenetv2))
+    graph = model.graph
+    graph.initializer.append(helper.make_tensor("pets_rows", TensorProto.INT64, [5], list(PETS_ROWS)))
+    graph.node.append(helper.make_node("Gather", [graph.output[0].name, "pets_rows"], ["pets"], axis=1))
+    graph.output.pop()
+    graph.output.append(helper.make_tensor_value_info("pets", TensorProto.FLOAT, ["batch_size", 5]))
+    return model
+
+
+# -- images ------------------------------------------------------------------------------------------
+def blocks_image(height: int, width: int, blocks) -> np.ndarray:
+    """RGB uint8: gray with a faint horizontal ramp, then each (colour, (x1, y1, x2, y2)) block (x2/y2 exclusive)."""
+    image = np.empty((height, width, 3), dtype=np.uint8)
+    image[:] = np.clip(np.asarray(GRAY) + np.linspace(-10, 10, width)[:, None], 0, 255).astype(np.uint8)[None]
+    for colour, (x1, y1, x2, y2) in blocks:
+        image[y1:y2, x1:x2] = colour
+    return image
+
+
+def encode(rgb: np.ndarray, fmt: str = "PNG") -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(rgb).save(buffer, fmt, **({"quality": 95} if fmt == "JPEG" else {}))
+    return buffer.getvalue()
+
+
+def decode(data: bytes) -> np.ndarray:
+    return reference.decode_rgb(data)
+
+
+# -- reference placement of each rule (from the rules' definitions, not triton_vision_models.geometry) --
+@dataclass(frozen=True)
+class RefPlacement:
+    """Original (H0, W0); the resized image (h1, w1); where its top-left lands (oy, ox); the network (H, W)."""
+
+    original: tuple[int, int]
+    resized: tuple[int, int]
+    offset: tuple[int, int]
+    network: tuple[int, int]
+
+
+def ref_placement(
+    rule: str,
+    original: tuple[int, int],
+    size: tuple[int, int] | None = None,
+    *,
+    shorter: int = 0,
+    centre: bool = True,
+    min_size: float = 0,
+    max_size: float = 0,
+) -> RefPlacement:
+    h0, w0 = original
+    if rule == "stretch":
+        assert size is not None
+        return RefPlacement(original, size, (0, 0), size)
+    if rule == "letterbox":
+        assert size is not None
+        scale = min(size[0] / h0, size[1] / w0)
+        h1 = min(size[0], max(1, math.floor(h0 * scale + 0.5)))
+        w1 = min(size[1], max(1, math.floor(w0 * scale + 0.5)))
+        offset = ((size[0] - h1) // 2, (size[1] - w1) // 2) if centre else (0, 0)
+        return RefPlacement(original, (h1, w1), offset, size)
+    if rule == "shorter-crop":
+        assert size is not None
+        w1, h1 = reference.torchvision_resize_size(w0, h0, shorter)
+        left = int(round((w1 - size[1]) / 2.0))
+        top = int(round((h1 - size[0]) / 2.0))
+        return RefPlacement(original, (h1, w1), (-top, -left), size)
+    if rule == "keep-aspect":
+        scale = min(min_size / min(h0, w0), max_size / max(h0, w0))
+        resized = (math.floor(h0 * scale), math.floor(w0 * scale))
+        return RefPlacement(original, resized, (0, 0), resized)
+    raise ValueError(rule)
+
+
+def ref_network_box(box, p: RefPlacement) -> np.ndarray:
+    """Forward: an original-pixel box x1, y1, x2, y2 -> where it lands in the network input."""
+    x1, y1, x2, y2 = box
+    sy, sx = p.resized[0] / p.original[0], p.resized[1] / p.original[1]
+    oy, ox = p.offset
+    return np.array([x1 * sx + ox, y1 * sy + oy, x2 * sx + ox, y2 * sy + oy], dtype=np.float64)
+
+
+def ref_original_boxes(boxes: np.ndarray, p: RefPlacement) -> np.ndarray:
+    """Inverse: network-input boxes -> original pixels, clipped to the image."""
+    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    sy, sx = p.original[0] / p.resized[0], p.original[1] / p.resized[1]
+    oy, ox = p.offset
+    out = np.empty_like(boxes)
+    for i, (x1, y1, x2, y2) in enumerate(boxes):
+        out[i] = [(x1 - ox) * sx, (y1 - oy) * sy, (x2 - ox) * sx, (y2 - oy) * sy]
+    out[:, [0, 2]] = out[:, [0, 2]].clip(0, p.original[1])
+    out[:, [1, 3]] = out[:, [1, 3]].clip(0, p.original[0])
+    return out
+
+
+def ref_mask_to_original(labels: np.ndarray, p: RefPlacement, void: int = 255) -> np.ndarray:
+    """A per-pixel loop, exact fractions: original pixel (i, j)'s centre lands in the network input at
+    ((i + 1/2) h1 / H0 + oy, ...); outside the part of the network input that shows the image it is
+    ``void``, else it takes the label of the model-output pixel (of any resolution) holding that point."""
+    h0, w0 = p.original
+    out_h, out_w = labels.shape
+    net_h, net_w = p.network
+    mask = np.empty((h0, w0), dtype=np.uint8)
+
+    def network_coordinate(index: int, original: int, resized: int, offset: int) -> Fraction:
+        return (index + Fraction(1, 2)) * resized / original + offset
+
+    for i in range(h0):
+        y = network_coordinate(i, h0, p.resized[0], p.offset[0])
+        for j in range(w0):
+            x = network_coordinate(j, w0, p.resized[1], p.offset[1])
+            inside = 0 <= y < net_h and 0 <= x < net_w
+            inside = inside and p.offset[0] <= y < p.offset[0] + p.resized[0]
+            inside = inside and p.offset[1] <= x < p.offset[1] + p.resized[1]
+            if not inside:
+                mask[i, j] = void
+                continue
+            mask[i, j] = labels[math.floor(y * out_h / net_h), math.floor(x * out_w / net_w)]
+    return mask
+
+
+def ref_mask_fast(labels: np.ndarray, p: RefPlacement, void: int = 255) -> np.ndarray:
+    """:func:`ref_mask_to_original` per row and per column (the mapping is separable), for large images."""
+    axes = []
+    for index in range(2):
+        original, resized, offset = p.original[index], p.resized[index], p.offset[index]
+        coords = [(k + Fraction(1, 2)) * resized / original + offset for k in range(original)]
+        inside = np.array([max(0, offset) <= c < min(p.network[index], offset + resized) for c in coords])
+        cells = np.array(
+            [min(math.floor(c * labels.shape[index] / p.network[index]), labels.shape[index] - 1) for c in coords]
+        ).clip(0)
+        axes.append((cells, inside))
+    (rows, row_in), (cols, col_in) = axes
+    mask = labels[rows[:, None], cols[None, :]].astype(np.uint8)
+    mask[~(row_in[:, None] & col_in[None, :])] = void
+    return mask
+
+
+# -- reference preprocessing (Pillow / NumPy) ---------------------------------------------------------
+def pillow_resize(rgb: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Pillow bilinear (antialiased when shrinking), to (height, width)."""
+    return np.asarray(Image.fromarray(rgb).resize((size[1], size[0]), Image.BILINEAR))
+
+
+def ref_network_rgb(rgb: np.ndarray, p: RefPlacement, fill: float, *, antialias: bool = True) -> np.ndarray:
+    """Float [H, W, 3] in pixel units: the resized image placed by ``p``, ``fill`` where it is not."""
+    if antialias:
+        resized = pillow_resize(rgb, p.resized).astype(np.float32)
+    else:  # two-tap bilinear on float pixels, centres aligned (torchvision's antialias=False)
+        import cv2
+
+        resized = cv2.resize(rgb.astype(np.float32), (p.resized[1], p.resized[0]), interpolation=cv2.INTER_LINEAR)
+    canvas = np.full((*p.network, 3), fill, dtype=np.float32)
+    oy, ox = p.offset
+    for y in range(p.network[0]):
+        src_y = y - oy
+        if 0 <= src_y < p.resized[0]:
+            left, right = max(0, ox), min(p.network[1], ox + p.resized[1])
+            canvas[y, left:right] = resized[src_y, left - ox : right - ox]
+    return canvas
+
+
+def normalise(pixels: np.ndarray, mean, std) -> np.ndarray:
+    return ((pixels / 255.0 - np.asarray(mean, np.float32)) / np.asarray(std, np.float32)).astype(np.float32)
+
+
+# -- reference decoding -----------------------------------------------------------------------------
+def iou(a: np.ndarray, b: np.ndarray) -> float:
+    """IoU of two x1, y1, x2, y2 boxes."""
+    w = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    h = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = w * h
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
+
+
+def greedy_nms(boxes: np.ndarray, scores: np.ndarray, classes: np.ndarray, iou_threshold: float) -> list[int]:
+    """Class-wise greedy NMS: best first (ties: the lower index first); a box is suppressed by a kept box of
+    its own class whose IoU with it is above ``iou_threshold`` (an IoU exactly at the threshold is kept)."""
+    order = sorted(range(len(scores)), key=lambda i: (-float(scores[i]), i))
+    kept: list[int] = []
+    for i in order:
+        if all(classes[k] != classes[i] or iou(boxes[k], boxes[i]) <= iou_threshold for k in kept):
+            kept.append(i)
+    return kept
+
+
+def ref_yolo(predictions: np.ndarray, threshold: float, iou_threshold: float, max_detections: int):
+    """[4 + C, N] -> boxes x1 y1 x2 y2 (network px), scores, class ids: threshold, class-wise NMS, cut."""
+    rows = np.asarray(predictions, dtype=np.float64).T
+    classes = rows[:, 4:].argmax(axis=1)
+    scores = rows[np.arange(len(rows)), 4 + classes]
+    boxes = np.stack(
+        [rows[:, 0] - rows[:, 2] / 2, rows[:, 1] - rows[:, 3] / 2, rows[:, 0] + rows[:, 2] / 2, rows[:, 1] + rows[:, 3] / 2],
+        axis=1,
+    )
+    candidates = [i for i in range(len(rows)) if scores[i] >= threshold]
+    kept = greedy_nms(boxes[candidates], scores[candidates], classes[candidates], iou_threshold)[:max_detections]
+    chosen = [candidates[k] for k in kept]
+    return boxes[chosen], scores[chosen], classes[chosen]
+
+
+def ref_tfod_boxes(normalised: np.ndarray, network: tuple[int, int]) -> np.ndarray:
+    """ymin, xmin, ymax, xmax in 0..1 of the network input -> x1, y1, x2, y2 in its pixels."""
+    height, width = network
+    return np.array([[x1 * width, y1 * height, x2 * width, y2 * height] for y1, x1, y2, x2 in normalised])
+
+
+def ref_threshold(scores: np.ndarray, threshold: float, max_detections: int) -> list[int]:
+    """Indices of the scores at or above ``threshold``, best first (ties keep their order), at most N."""
+    order = sorted((i for i in range(len(scores)) if scores[i] >= threshold), key=lambda i: (-float(scores[i]), i))
+    return order[:max_detections]
