@@ -451,7 +451,12 @@ def ref_yolo(predictions: np.ndarray, threshold: float, iou_threshold: float, ma
     classes = rows[:, 4:].argmax(axis=1)
     scores = rows[np.arange(len(rows)), 4 + classes]
     boxes = np.stack(
-        [rows[:, 0] - rows[:, 2] / 2, rows[:, 1] - rows[:, 3] / 2, rows[:, 0] + rows[:, 2] / 2, rows[:, 1] + rows[:, 3] / 2],
+        [
+            rows[:, 0] - rows[:, 2] / 2,
+            rows[:, 1] - rows[:, 3] / 2,
+            rows[:, 0] + rows[:, 2] / 2,
+            rows[:, 1] + rows[:, 3] / 2,
+        ],
         axis=1,
     )
     candidates = [i for i in range(len(rows)) if scores[i] >= threshold]

@@ -159,9 +159,10 @@ def decode_yolo(predictions: np.ndarray, threshold: float, iou_threshold: float,
         return Candidates(np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros(0, np.int64), True)
     cx, cy, w, h = (rows[keep, i] for i in range(4))
     xywh = np.stack([cx - w / 2, cy - h / 2, w, h], axis=1)
-    kept = cv2.dnn.NMSBoxesBatched(
-        xywh.tolist(), scores[keep].tolist(), ids[keep].tolist(), threshold, iou_threshold, top_k=max_detections
-    )
+    # Every candidate is already at or above the threshold (OpenCV keeps only scores above its own, so it
+    # gets one below them all), and top_k stays 0: OpenCV applies it before suppression, which would
+    # leave fewer than max_detections boxes where suppressed ones were among the best.
+    kept = cv2.dnn.NMSBoxesBatched(xywh.tolist(), scores[keep].tolist(), ids[keep].tolist(), -1.0, iou_threshold)
     chosen = np.asarray(kept, dtype=np.int64).reshape(-1)
     # Best first (NMSBoxesBatched returns them so; a stable sort keeps that order among ties).
     chosen = chosen[np.argsort(-scores[keep][chosen], kind="stable")][:max_detections]

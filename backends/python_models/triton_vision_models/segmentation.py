@@ -171,6 +171,19 @@ class SegmentationPostprocessor:
         ids[top:bottom, left:right] = np.argmax(logits[:, top:bottom, left:right], axis=0)
         return ids
 
+    def padded_canvas(self, placement: geometry.Placement, output: np.ndarray) -> geometry.Placement:
+        """keep-aspect: each image sits at the top-left of a batch padded to its largest image (which
+        may be another request's), and the output covers that canvas; its size is the output's own, so
+        the output must have the network input's resolution."""
+        spatial = output.shape[:2] if self.format == LOGITS_NHWC else output.shape[-2:]
+        canvas = (int(spatial[0]), int(spatial[1]))
+        if canvas[0] < placement.resized[0] or canvas[1] < placement.resized[1]:
+            raise InvalidInputError(
+                f"resize 'keep-aspect': the model's output {list(canvas)} is smaller than the image's resized "
+                f"size {list(placement.resized)}; keep-aspect needs an output at the input's resolution"
+            )
+        return geometry.Placement(placement.original, placement.resized, (0, 0), canvas)
+
     def run_one(self, request: RequestData) -> dict[str, np.ndarray]:
         refuse_unknown(request.parameters, PARAMETERS)
         want_overlay = parse_overlay(request.parameters)
@@ -184,6 +197,8 @@ class SegmentationPostprocessor:
             check_sizes(originals[index], resized[index], canvas)
             original_hw = (int(originals[index][0]), int(originals[index][1]))
             placement = self.rule.placement(original_hw, (int(resized[index][0]), int(resized[index][1])))
+            if self.rule.mode == geometry.KEEP_ASPECT:
+                placement = self.padded_canvas(placement, outputs[index])
             ids = self.class_map(outputs[index], placement)
             if ids.size and (ids.min() < 0 or ids.max() >= len(self.labels)):
                 raise InferenceError(
