@@ -251,6 +251,34 @@ def classmap_segmenter(height: int, width: int) -> onnx.ModelProto:
     )
 
 
+def tiny_classifier(
+    *,
+    layout: str = "NCHW",
+    batch: int | str = "batch",
+    size: tuple[int, int] = (32, 32),
+    classes: int = 3,
+    dtype: int = TensorProto.FLOAT,
+    batch_one_only: bool = False,
+    output: str = "scores",
+) -> onnx.ModelProto:
+    """Mean colour -> ``classes`` scores (``output`` [batch, classes]); ``batch_one_only`` reshapes to
+    [1, classes] (as TFLite conversions do), so the graph runs with a batch of 1 only."""
+    g = Graph()
+    pixels = g.op("Cast", "image", to=TensorProto.FLOAT)
+    nchw = g.op("Transpose", pixels, perm=[0, 3, 1, 2]) if layout == "NHWC" else pixels
+    pooled = g.op("Flatten", g.op("GlobalAveragePool", nchw), axis=1)  # [N, 3]
+    weights = np.arange(3 * classes, dtype=np.float32).reshape(3, classes) / (3 * classes)
+    scores = g.op("MatMul", pooled, g.const(weights))
+    shape = [1, classes] if batch_one_only else [-1, classes]
+    g.op("Reshape", scores, g.const(shape, np.int64), out=output)
+    dims = [batch, 3, *size] if layout == "NCHW" else [batch, *size, 3]
+    return g.model(
+        "tiny_classifier",
+        [helper.make_tensor_value_info("image", dtype, dims)],
+        [helper.make_tensor_value_info(output, TensorProto.FLOAT, [batch, classes])],
+    )
+
+
 # ImageNet rows of the pets head: tabby, tiger cat, Egyptian cat, golden retriever, kuvasz.
 PETS_ROWS = (281, 282, 285, 207, 222)
 PETS_LABELS = ("tabby", "tiger cat", "Egyptian cat", "golden retriever", "kuvasz")
@@ -265,6 +293,33 @@ def pets_classifier(mobilenetv2: Path) -> onnx.ModelProto:
     graph.output.pop()
     graph.output.append(helper.make_tensor_value_info("pets", TensorProto.FLOAT, ["batch_size", 5]))
     return model
+
+
+# -- specs -------------------------------------------------------------------------------------------
+def _toml_value(value) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{k} = {_toml_value(v)}" for k, v in value.items()) + " }"
+    return repr(value)
+
+
+def toml_text(data: dict) -> str:
+    """TOML for a spec: top-level keys, then one [table] per dict value (a nested dict: [table.sub])."""
+    lines = [f"{k} = {_toml_value(v)}" for k, v in data.items() if not isinstance(v, dict)]
+    for table, body in data.items():
+        if not isinstance(body, dict):
+            continue
+        lines += ["", f"[{table}]"]
+        lines += [f"{k} = {_toml_value(v)}" for k, v in body.items() if not isinstance(v, dict)]
+        for sub, inner in body.items():
+            if isinstance(inner, dict):
+                lines += [f"[{table}.{sub}]", *(f"{k} = {_toml_value(v)}" for k, v in inner.items())]
+    return "\n".join(lines) + "\n"
 
 
 # -- images ------------------------------------------------------------------------------------------

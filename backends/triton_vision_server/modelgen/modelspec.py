@@ -150,6 +150,22 @@ ROLES: dict[str, dict[str, tuple[str, ...]]] = {
     "class-map": {"classes": ()},
 }
 OPTIONAL_ROLES = {("torchvision", "count")}
+# What each resize rule's sizes are, for the message when one is missing.
+RULE_KEY_HINTS = {
+    "size": "the network input's [height, width]",
+    "shorter": "the shorter side before the centre crop, at least the crop's larger side",
+    "min_size": "the target of the shorter side",
+    "max_size": "the cap of the longer side",
+}
+# [postprocess] keys that only one task reads (iou_threshold: detection format yolo only).
+POSTPROCESS_TASKS = {
+    "output": contract.CLASSIFICATION,
+    "top_k": contract.CLASSIFICATION,
+    "label_offset": contract.DETECTION,
+    "score_threshold": contract.DETECTION,
+    "max_detections": contract.DETECTION,
+    "iou_threshold": contract.DETECTION,
+}
 
 
 @dataclass(frozen=True)
@@ -271,7 +287,9 @@ class _Table:
     def finish(self) -> None:
         unknown = sorted(set(self.data) - self.seen)
         if unknown:
-            known = ", ".join(KEYS[self.table])
+            known = ", ".join(KEYS[self.table]) + (
+                "; tables [preprocess], [postprocess], [inputs], [tensors]" if not self.table else ""
+            )
             raise SpecError(
                 f"{self.path.name}: unknown key {f'[{self.table}] ' if self.table else ''}'{unknown[0]}' "
                 f"(known: {known})"
@@ -309,6 +327,18 @@ def _preprocess(table: _Table) -> PreprocessSpec:
             raise SpecError(f"{table.where(key)} applies to resize 'keep-aspect', not '{mode}'")
     if mode == geometry.KEEP_ASPECT and size is not None:
         raise SpecError(f"{table.where('size')}: resize 'keep-aspect' takes the image's own size (omit size)")
+    needed = {geometry.SHORTER_CROP: ("size", "shorter"), geometry.KEEP_ASPECT: ("min_size", "max_size")}
+    missing = [key for key in needed.get(mode, ("size",)) if not table.has(key)]
+    if missing:
+        raise SpecError(
+            f"{table.path.name}: [preprocess] resize '{mode}' needs {' and '.join(repr(k) for k in missing)} "
+            f"({'; '.join(f'{k}: {RULE_KEY_HINTS[k]}' for k in missing)})"
+        )
+    if mode == geometry.SHORTER_CROP and size is not None and shorter is not None and shorter < max(size):
+        raise SpecError(
+            f"{table.where('shorter')} = {shorter} is below the crop's larger side (size = {list(size)}): "
+            "the centre crop would run past the resized image"
+        )
     try:
         rule = geometry.ResizeRule(mode, size, shorter, min_size, max_size, pad or geometry.CENTER)
     except ConfigError as exc:
@@ -316,8 +346,9 @@ def _preprocess(table: _Table) -> PreprocessSpec:
     dtype = table.choice("dtype", DTYPES, "float32") or "float32"
     mean = table.numbers("mean", 3, (0.0, 0.0, 0.0))
     std = table.numbers("std", 3, (1.0, 1.0, 1.0))
-    if dtype == "uint8" and (table.has("mean") or table.has("std")):
-        raise SpecError(f"{table.path.name}: [preprocess] mean and std apply to dtype float32 (uint8 is raw pixels)")
+    for key in ("mean", "std"):
+        if dtype == "uint8" and table.has(key):
+            raise SpecError(f"{table.where(key)} applies to dtype float32, not uint8 (raw 0..255 pixels)")
     if any(s <= 0 for s in std):
         raise table.fail("std", "a list of 3 positive numbers")
     fill = table.get("fill", (int, float, str), 'a pixel value 0..255 or "mean"', "mean" if dtype == "float32" else 0)
@@ -341,8 +372,9 @@ def _preprocess(table: _Table) -> PreprocessSpec:
 def _postprocess(table: _Table, task: str) -> PostprocessSpec:
     formats = FORMATS.get(task)
     output = table.choice("output", CLASSIFICATION_OUTPUTS, "logits") or "logits"
-    if table.has("output") and task != contract.CLASSIFICATION:
-        raise SpecError(f"{table.where('output')} applies to task classification, not {task}")
+    for key, used_by in POSTPROCESS_TASKS.items():
+        if table.has(key) and task != used_by:
+            raise SpecError(f"{table.where(key)} applies to task {used_by}, not {task}")
     fmt = ""
     if formats is not None:
         fmt = table.choice("format", formats) or ""
@@ -352,9 +384,9 @@ def _postprocess(table: _Table, task: str) -> PostprocessSpec:
             )
     elif table.has("format"):
         raise SpecError(f"{table.where('format')} applies to detection and segmentation, not {task}")
+    if table.has("iou_threshold") and task == contract.DETECTION and fmt != "yolo":
+        raise SpecError(f"{table.where('iou_threshold')} applies to format 'yolo' (its NMS), not '{fmt}'")
     label_offset = table.get("label_offset", int, "a whole number", 0)
-    if table.has("label_offset") and task != contract.DETECTION:
-        raise SpecError(f"{table.where('label_offset')} applies to task detection, not {task}")
     tensors = table.get("tensors", dict, "a table of role = tensor name", {})
     roles = ROLES[fmt or contract.CLASSIFICATION]
     for role, name in tensors.items():
@@ -433,6 +465,8 @@ def parse_spec(text: str, path: Path) -> EnsembleSpec:
     inputs = tables["inputs"]
     image_input = inputs.get("image", str, "an input name")
     image_sizes = inputs.get("image_sizes", str, "an input name")
+    if image_sizes is not None and task != contract.DETECTION:
+        raise SpecError(f"{inputs.where('image_sizes')} applies to task detection, not {task}")
     declared = _declared(tables["tensors"]) if top.has("tensors") else None
     for table in tables.values():
         table.finish()
@@ -442,6 +476,11 @@ def parse_spec(text: str, path: Path) -> EnsembleSpec:
         raise SpecError(
             f"{path.name}: [preprocess] resize 'keep-aspect' gives images of different sizes; "
             "a classifier needs a fixed size (shorter-crop, stretch or letterbox)"
+        )
+    if preprocess.rule.mode == geometry.KEEP_ASPECT and postprocess.format == "tf-od":
+        raise SpecError(
+            f"{path.name}: [postprocess] format 'tf-od' gives boxes normalised to the network input, whose size "
+            "resize 'keep-aspect' leaves to each batch (its largest image): use stretch or letterbox"
         )
     return EnsembleSpec(
         name=name,
