@@ -218,6 +218,29 @@ def torchvision_unbatched_detector() -> onnx.ModelProto:
     )
 
 
+def opset11_unbatched_detector() -> onnx.ModelProto:
+    """An opset-11 single-image detector (Squeeze/Unsqueeze take attributes there): ``image`` [3, H, W];
+    ``boxes`` [1, 4] a constant initialiser output, ``labels`` [1], ``scores`` [1] the image's largest value."""
+    g = Graph()
+    g.initializers.append(numpy_helper.from_array(np.array([[1.0, 2.0, 5.0, 7.0]], np.float32), "boxes"))
+    g.op("Identity", g.const([1], np.int64), out="labels")
+    g.op("Reshape", g.op("ReduceMax", "image", axes=[0, 1, 2], keepdims=0), g.const([1], np.int64), out="scores")
+    graph = helper.make_graph(
+        g.nodes,
+        "opset11_detector",
+        [helper.make_tensor_value_info("image", TensorProto.FLOAT, [3, "height", "width"])],
+        [
+            helper.make_tensor_value_info("boxes", TensorProto.FLOAT, [1, 4]),
+            helper.make_tensor_value_info("labels", TensorProto.INT64, [1]),
+            helper.make_tensor_value_info("scores", TensorProto.FLOAT, [1]),
+        ],
+        initializer=g.initializers,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 11)], ir_version=6)
+    onnx.checker.check_model(model, full_check=True)
+    return model
+
+
 def _segment_logits(g: Graph, r: str, gr: str, b: str) -> str:
     """[N, 3, h, w] logits of (background, red, green) from 0..1 channels [N, 1, h, w]."""
     background = g.op("Add", g.op("Mul", r, g.const(0.0)), g.const(LEAD))
@@ -320,6 +343,37 @@ def toml_text(data: dict) -> str:
             if isinstance(inner, dict):
                 lines += [f"[{table}.{sub}]", *(f"{k} = {_toml_value(v)}" for k, v in inner.items())]
     return "\n".join(lines) + "\n"
+
+
+def write_case(
+    directory: Path,
+    name: str,
+    task: str,
+    model: onnx.ModelProto | Path | bytes,
+    labels,
+    preprocess: dict,
+    postprocess: dict | None = None,
+    **top,
+) -> Path:
+    """``directory``/NAME.onnx (``model``: a graph, a file to refer to, or raw bytes), NAME.txt (``labels``)
+    and NAME.toml; the spec's path."""
+    directory.mkdir(parents=True, exist_ok=True)
+    if isinstance(model, Path):
+        model_path = model
+    else:
+        model_path = directory / f"{name}.onnx"
+        if isinstance(model, bytes):
+            model_path.write_bytes(model)
+        else:
+            onnx.save(model, str(model_path))
+    (directory / f"{name}.txt").write_text("".join(f"{label}\n" for label in labels))
+    data = {"name": name, "task": task, "model": str(model_path), "labels": f"{name}.txt", **top}
+    data["preprocess"] = preprocess
+    if postprocess:
+        data["postprocess"] = postprocess
+    path = directory / f"{name}.toml"
+    path.write_text(toml_text(data))
+    return path
 
 
 # -- images ------------------------------------------------------------------------------------------

@@ -79,7 +79,7 @@ def test_a_minimal_spec_takes_the_documented_defaults():
         True,
     )
     assert (pre.mean, pre.std, pre.fill) == ((0.0, 0.0, 0.0), (1.0, 1.0, 1.0), "mean")
-    assert (post.output, post.top_k) == ("logits", 5)
+    assert (post.output, post.top_k) == ("logits", None)
     assert parsed.max_batch_size is None
 
 

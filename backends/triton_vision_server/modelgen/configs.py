@@ -282,7 +282,8 @@ def postprocess_parameters(spec: EnsembleSpec, model: ModelContract) -> list[tup
     post = spec.postprocess
     items = [("labels", labels_path(spec))]
     if spec.task == contract.CLASSIFICATION:
-        return [*items, ("default_top_k", str(post.top_k)), ("output", post.output)]
+        top_k = post.top_k if post.top_k is not None else min(contract.DEFAULT_TOP_K, model.num_classes or 1000)
+        return [*items, ("default_top_k", str(top_k)), ("output", post.output)]
     rule = spec.preprocess.rule
     geometry_items = [("resize", rule.mode)]
     if rule.size is not None:

@@ -187,7 +187,7 @@ class PostprocessSpec:
     format: str = ""
     label_offset: int = 0
     tensors: Mapping[str, str] = field(default_factory=dict)
-    top_k: int = contract.DEFAULT_TOP_K
+    top_k: int | None = None  # None: the contract's default, or every class where there are fewer
     score_threshold: float = contract.DEFAULT_SCORE_THRESHOLD
     max_detections: int = contract.DEFAULT_MAX_DETECTIONS
     iou_threshold: float = 0.45
@@ -397,11 +397,11 @@ def _postprocess(table: _Table, task: str) -> PostprocessSpec:
             )
         if not isinstance(name, str):
             raise SpecError(f"{table.path.name}: [postprocess.tensors] '{role}' must be a tensor name, got {name!r}")
-    top_k = table.get("top_k", int, "a whole number >= 1", contract.DEFAULT_TOP_K)
+    top_k = table.get("top_k", int, "a whole number >= 1")
     threshold = table.get("score_threshold", (int, float), "a number in [0, 1]", contract.DEFAULT_SCORE_THRESHOLD)
     max_detections = table.get("max_detections", int, "a whole number >= 1", contract.DEFAULT_MAX_DETECTIONS)
     iou = table.get("iou_threshold", (int, float), "a number in [0, 1]", 0.45)
-    if top_k < 1:
+    if top_k is not None and top_k < 1:
         raise table.fail("top_k", "a whole number >= 1")
     if not 0 <= threshold <= 1:
         raise table.fail("score_threshold", "a number in [0, 1]")

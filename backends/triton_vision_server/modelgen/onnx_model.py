@@ -27,7 +27,7 @@ from onnx import TensorProto, helper
 import triton_vision_contract as contract
 from triton_vision_models import geometry
 
-from .modelspec import OPTIONAL_ROLES, ROLES, EnsembleSpec, SpecError
+from .modelspec import DEFAULT_MAX_BATCH, DTYPES, OPTIONAL_ROLES, ROLES, EnsembleSpec, SpecError
 
 ONNX_TO_TRITON: dict[int, str] = {
     TensorProto.FLOAT: "TYPE_FP32",
@@ -125,7 +125,9 @@ def find_image_input(spec: EnsembleSpec, inputs: Sequence[Tensor], where: str) -
                 f"(inputs: {', '.join(names)})"
             )
     else:
-        shaped = [t for t in inputs if len(t.shape) in (3, 4) and t.dtype in ("TYPE_FP32", "TYPE_UINT8")]
+        shaped = [t for t in inputs if len(t.shape) in (3, 4)]
+        if len(shaped) > 1:  # the pixels are float32 or uint8: the other may be a mask, a prior, ...
+            shaped = [t for t in shaped if t.dtype in ("TYPE_FP32", "TYPE_UINT8")]
         if len(shaped) != 1:
             raise SpecError(
                 f"{where}: cannot tell which input takes the image (inputs: {', '.join(names)}); "
@@ -156,9 +158,11 @@ def check_image_input(spec: EnsembleSpec, image: Tensor, where: str) -> None:
     pre = spec.preprocess
     wanted = DTYPE_NAMES[pre.dtype]
     if image.dtype != wanted:
+        fits = next((name for name, triton in DTYPE_NAMES.items() if triton == image.dtype and name in DTYPES), None)
+        hint = f' (dtype = "{fits}"?)' if fits else " (the preprocessing gives float32 or uint8)"
         raise SpecError(
             f"{where}: [preprocess] dtype = \"{pre.dtype}\" but input '{image.name}' is "
-            f"{image.dtype.removeprefix('TYPE_')}"
+            f"{image.dtype.removeprefix('TYPE_')}{hint}"
         )
     dims = image.shape[-3:]
     channel_axis = 0 if pre.layout == "NCHW" else 2
@@ -259,6 +263,12 @@ def check_outputs(spec: EnsembleSpec, contract_: ModelContract, labels: int, whe
         if len(scores.shape) < 2 or any(d != 1 for d in scores.shape[1:-1]):
             raise refuse("scores", "[batch, classes]")
         classes(scores.shape[-1], f"output '{scores.name}'")
+        contract_.num_classes = labels
+        top_k = spec.postprocess.top_k
+        if top_k is not None and top_k > labels:
+            raise SpecError(
+                f"{where}: [postprocess] top_k = {top_k} but the label file {spec.labels.name} has {labels} classes"
+            )
     elif fmt in ("torchvision", "tf-od"):
         boxes = out["boxes"]
         if len(boxes.shape) != 3 or boxes.shape[-1] not in (4, -1):
@@ -289,12 +299,13 @@ def check_outputs(spec: EnsembleSpec, contract_: ModelContract, labels: int, whe
                 "[batch, classes, height, width]" if fmt == "logits-nchw" else "[batch, height, width, classes]",
             )
         classes(logits.shape[1] if fmt == "logits-nchw" else logits.shape[3], f"output '{logits.name}'")
-        if 255 < labels:
-            raise SpecError(f"{where}: {labels} classes do not fit a UINT8 mask (at most 255)")
     elif fmt == "class-map":
         class_map = out["classes"]
         if len(class_map.shape) not in (3, 4) or class_map.dtype not in INTEGER_TYPES + ("TYPE_FP32",):
             raise refuse("classes", "[batch, height, width] class ids")
+        contract_.num_classes = labels
+    if spec.task == contract.SEGMENTATION and labels > 255:
+        raise SpecError(f"{where}: {labels} classes do not fit a UINT8 mask (at most 255; 255 marks void pixels)")
 
 
 # -- batching -------------------------------------------------------------------------------------
@@ -325,32 +336,53 @@ def _rename_uses(graph: onnx.GraphProto, old: str, new: str) -> None:
                 _rename_uses(subgraph, old, new)
 
 
+def _opset(model: onnx.ModelProto) -> int:
+    return next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 1)
+
+
 def add_batch_dimension(model: onnx.ModelProto) -> onnx.ModelProto:
-    """The model with a leading batch dimension of 1 on every input and output (Squeeze in, Unsqueeze out)."""
+    """The model with a leading batch dimension of 1 on every input and output (Squeeze in, Unsqueeze out).
+
+    Squeeze/Unsqueeze take their axes as an input from opset 13 on, as an attribute before (torchvision's
+    detection exports are often opset 11). A constant output (an initialiser) is renamed like a node's."""
     rewritten = onnx.ModelProto()
     rewritten.CopyFrom(model)
     graph = rewritten.graph
     initialisers = {init.name for init in graph.initializer}
     axes = helper.make_tensor("triton_vision_axis0", TensorProto.INT64, [1], [0])
+    by_input = _opset(model) >= 13
+
+    def reshaped(op: str, source: str, target: str) -> onnx.NodeProto:
+        if by_input:
+            return helper.make_node(op, [source, axes.name], [target])
+        return helper.make_node(op, [source], [target], axes=[0])
+
     head, tail = [], []
     for value in graph.input:
         if value.name in initialisers:
             continue
         inner = f"{value.name}__unbatched"
         _rename_uses(graph, value.name, inner)
-        head.append(helper.make_node("Squeeze", [value.name, axes.name], [inner]))
+        head.append(reshaped("Squeeze", value.name, inner))
         value.type.tensor_type.shape.dim.insert(0, onnx.TensorShapeProto.Dimension(dim_param=BATCH_DIM))
+    produced = {name for node in graph.node for name in node.output}
     for value in graph.output:
         inner = f"{value.name}__unbatched"
         _rename_uses(graph, value.name, inner)
-        for node in graph.node:
-            node.output[:] = [inner if n == value.name else n for n in node.output]
-        tail.append(helper.make_node("Unsqueeze", [inner, axes.name], [value.name]))
+        if value.name in produced:
+            for node in graph.node:
+                node.output[:] = [inner if n == value.name else n for n in node.output]
+        elif value.name in initialisers:  # a constant output: the initialiser takes the inner name
+            next(init for init in graph.initializer if init.name == value.name).name = inner
+        else:
+            raise SpecError(f"output '{value.name}' is the input of that name passed through: no batch can be added")
+        tail.append(reshaped("Unsqueeze", inner, value.name))
         value.type.tensor_type.shape.dim.insert(0, onnx.TensorShapeProto.Dimension(dim_param=BATCH_DIM))
     nodes = [*head, *graph.node, *tail]
     del graph.node[:]
     graph.node.extend(nodes)
-    graph.initializer.append(axes)
+    if by_input:
+        graph.initializer.append(axes)
     onnx.checker.check_model(rewritten)
     return rewritten
 
@@ -385,6 +417,7 @@ def prepare_model(spec: EnsembleSpec, model: onnx.ModelProto, labels: int) -> tu
     where = f"{spec.source.name} vs {spec.model.name if spec.model else 'the model'}"
     inputs, outputs = graph_tensors(model, where)
     image, sizes = find_image_input(spec, inputs, where)
+    check_image_input(spec, image, where)
     batching = BATCH_FREE
     if len(image.shape) == 3:
         model, batching = add_batch_dimension(model), BATCH_ADDED
@@ -399,18 +432,14 @@ def prepare_model(spec: EnsembleSpec, model: onnx.ModelProto, labels: int) -> tu
         )
     inputs, outputs = graph_tensors(model, where)
     image = next(t for t in inputs if t.name == image.name)
-    check_image_input(spec, image, where)
-    unbatched = [t.name for t in [*inputs, *outputs] if not t.shape or t.shape[0] != -1]
+    unbatched = [t for t in [*inputs, *outputs] if not t.shape or t.shape[0] != -1]
     if unbatched:
-        raise SpecError(f"{where}: tensor '{unbatched[0]}' has no free batch dimension while the image input has one")
-    default = (
-        spec.max_batch_size
-        or {
-            contract.CLASSIFICATION: 32,
-            contract.DETECTION: 4,
-            contract.SEGMENTATION: 4,
-        }[spec.task]
-    )
+        kind = "input" if unbatched[0] in inputs else "output"
+        raise SpecError(
+            f"{where}: {kind} '{unbatched[0].name}' has shape {list(unbatched[0].shape)}, without the batch "
+            f"dimension that input '{image.name}' has first ({list(image.shape)}); Triton batches every tensor"
+        )
+    default = spec.max_batch_size or DEFAULT_MAX_BATCH[spec.task]
     result = ModelContract(
         inputs=inputs,
         outputs=outputs,
