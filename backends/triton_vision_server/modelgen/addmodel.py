@@ -23,6 +23,7 @@ from pathlib import Path
 
 import onnx
 
+from triton_vision_models import tensors as t
 from triton_vision_models.provenance import ModelSource
 
 from . import configs
@@ -56,7 +57,7 @@ def generate(spec: EnsembleSpec, *, spec_text: str | None = None) -> Generated:
     labels = count_labels(spec.labels)
     if spec.model is not None:
         served, model = prepare_model(spec, load_onnx(spec.model), labels)
-        prepared_by = f"copied from {spec.model.name} by `triton-vision add-model`"
+        prepared_by = f"copied from {model.source_name} by `triton-vision add-model`"
     else:
         served, model = None, declared_contract(spec, labels)
         prepared_by = "produced by `triton-vision models prepare`"
@@ -142,9 +143,10 @@ def _write_model(repository: Path, files: ModelFiles) -> None:
 
 
 def add_model(spec_path: Path, repository: Path, *, force: bool = False) -> AddResult:
-    """Write ``spec_path``'s ensemble into ``repository`` (see the module docstring)."""
-    from triton_vision_server.repocheck import check_repository
+    """Write ``spec_path``'s ensemble into ``repository`` (see the module docstring).
 
+    The models are written and checked in a staging repository first; the repository is only
+    touched once they pass ``triton-vision check``."""
     if not repository.is_dir():
         raise SpecError(
             f"model repository {repository} is not a directory (create it, or point --model-repository at yours)"
@@ -164,31 +166,50 @@ def add_model(spec_path: Path, repository: Path, *, force: bool = False) -> AddR
         for files in (configs.image_guard_files(), configs.model_info_files())
         if not (repository / files.name).exists()
     ]
+    served = repository / spec.model_name / "1" / MODEL_FILENAME
+    install = generated.onnx_model is not None and spec.model is not None and spec.model.resolve() != served.resolve()
+    with tempfile.TemporaryDirectory(prefix="add-model-") as staging_dir:
+        _check_staged(Path(staging_dir), repository, generated, shared, served, install)
     for files in generated.models:
         directory = repository / files.name
         if directory.exists() and not in_place:
-            keep = (
-                directory / "1" / MODEL_FILENAME
-                if files.name == spec.model_name and generated.onnx_model is None
-                else None
+            _remove_except(
+                directory, served if files.name == spec.model_name and generated.onnx_model is None else None
             )
-            _remove_except(directory, keep)
         _write_model(repository, files)
     for files in shared:
         _write_model(repository, files)
     source = None
-    if generated.onnx_model is not None and spec.model is not None:
-        target = repository / spec.model_name / "1"
-        if spec.model.resolve() != (target / MODEL_FILENAME).resolve():
-            source = _install_onnx(generated.onnx_model, target, str(spec.model.resolve()))
-    report = check_repository(repository, [*generated.names, *(f.name for f in shared)])
+    if install and generated.onnx_model is not None and spec.model is not None:
+        source = _install_onnx(generated.onnx_model, served.parent, str(spec.model.resolve()))
+    return AddResult(
+        spec, generated.names, [f.name for f in shared], generated.max_batch_size, generated.contract.batching, source
+    )
+
+
+def _check_staged(
+    staging: Path, repository: Path, generated: Generated, shared: list[ModelFiles], served: Path, install: bool
+) -> None:
+    """Write the models into ``staging`` (with the repository's image_guard, read for the wiring) and
+    check them there; :class:`SpecError` naming the problems."""
+    from triton_vision_server.repocheck import check_repository
+
+    guard = repository / t.IMAGE_GUARD
+    if guard.is_dir() and all(files.name != t.IMAGE_GUARD for files in shared):
+        shutil.copytree(guard, staging / t.IMAGE_GUARD, ignore=shutil.ignore_patterns("__pycache__"))
+    for files in [*generated.models, *shared]:
+        _write_model(staging, files)
+    staged = staging / generated.spec.model_name / "1" / MODEL_FILENAME
+    staged.parent.mkdir(parents=True, exist_ok=True)
+    if install and generated.onnx_model is not None:
+        onnx.save(generated.onnx_model, str(staged))
+    elif served.is_file():  # in place, or a prepared built-in: check the file that will be served
+        staged.symlink_to(served.resolve())
+    report = check_repository(staging, [*generated.names, *(f.name for f in shared)])
     if not report.ok:
         raise SpecError(
             "the generated models do not pass `triton-vision check`: " + "; ".join(map(str, report.problems))
         )
-    return AddResult(
-        spec, generated.names, [f.name for f in shared], generated.max_batch_size, generated.contract.batching, source
-    )
 
 
 def _remove_except(directory: Path, keep: Path | None) -> None:

@@ -48,6 +48,10 @@ BATCH_FREE = "free batch dimension"
 BATCH_MADE_FREE = "fixed batch of 1 made free (batches)"
 BATCH_ONE = "fixed batch of 1 (the graph does not batch): max_batch_size 1"
 BATCH_ADDED = "no batch dimension (one was added): max_batch_size 1"
+# What add-model did to a file, kept in the served file's metadata: regenerating from the kept
+# NAME/spec.toml (whose model is the served file, its batch dimension already free) decides the same.
+BATCHING_KEY = "triton_vision.batching"
+SOURCE_KEY = "triton_vision.source"
 
 
 @dataclass(frozen=True)
@@ -73,6 +77,7 @@ class ModelContract:
     image_input: str = ""
     image_sizes_input: str | None = None
     roles: dict[str, str] = field(default_factory=dict)  # post-processing role -> output name
+    source_name: str = ""  # the file the user gave (its name), where the model came from one
     num_classes: int | None = None  # from the output shape, where it tells
 
     def input(self, name: str) -> Tensor:
@@ -418,8 +423,15 @@ def prepare_model(spec: EnsembleSpec, model: onnx.ModelProto, labels: int) -> tu
     inputs, outputs = graph_tensors(model, where)
     image, sizes = find_image_input(spec, inputs, where)
     check_image_input(spec, image, where)
+    marks = {p.key: p.value for p in model.metadata_props}
     batching = BATCH_FREE
-    if len(image.shape) == 3:
+    if (
+        len(image.shape) == 4
+        and image.shape[0] == -1
+        and marks.get(BATCHING_KEY) in (BATCH_MADE_FREE, BATCH_ONE, BATCH_ADDED)
+    ):
+        batching = marks[BATCHING_KEY]  # served before: the batch dimension is ours, the graph's limit stays
+    elif len(image.shape) == 3:
         model, batching = add_batch_dimension(model), BATCH_ADDED
     elif image.shape[0] == 1:
         freed = free_batch_dimension(model)
@@ -450,7 +462,18 @@ def prepare_model(spec: EnsembleSpec, model: onnx.ModelProto, labels: int) -> tu
     )
     result.roles = find_roles(spec, outputs, where)
     check_outputs(spec, result, labels, where)
+    result.source_name = marks.get(SOURCE_KEY) or (spec.model.name if spec.model else "")
+    _mark(model, {BATCHING_KEY: batching, SOURCE_KEY: result.source_name})
     return model, result
+
+
+def _mark(model: onnx.ModelProto, marks: dict[str, str]) -> None:
+    """Set ``marks`` in the model's metadata (replacing entries of the same keys, keeping the others)."""
+    kept = [p for p in model.metadata_props if p.key not in marks]
+    del model.metadata_props[:]
+    model.metadata_props.extend(kept)
+    for key, value in marks.items():
+        model.metadata_props.add(key=key, value=value)
 
 
 def declared_contract(spec: EnsembleSpec, labels: int) -> ModelContract:
