@@ -210,7 +210,7 @@ def dali_source(spec: EnsembleSpec, max_batch: int) -> str:
         "        size=fn.stack(fn.cast(out_height, dtype=types.FLOAT), fn.cast(out_width, dtype=types.FLOAT)),",
         f"        interp_type={INTERP[pre.interpolation]},",
         f"        antialias={pre.antialias},",
-        *(["        dtype=types.FLOAT,"] if rule.mode == geometry.KEEP_ASPECT else []),
+        *(["        dtype=types.FLOAT,"] if rule.mode == geometry.KEEP_ASPECT and pre.dtype == "float32" else []),
         "    )",
     ]
     if pre.dtype == "float32":
