@@ -376,6 +376,91 @@ def write_case(
     return path
 
 
+# One ensemble of each format: name -> (task, model, labels, preprocess, postprocess).
+FORMAT_SPECS = {
+    "yolo": (
+        "detection",
+        lambda: yolo_detector(64, 96),
+        ("red", "blue"),
+        {"resize": "letterbox", "size": [64, 96], "pad": "center", "fill": 114},
+        {"format": "yolo", "score_threshold": 0.25},
+    ),
+    "tfod": (
+        "detection",
+        lambda: tfod_detector(48, 80),
+        DET_LABELS,
+        {"resize": "stretch", "size": [48, 80], "layout": "NHWC", "dtype": "uint8"},
+        {"format": "tf-od", "label_offset": 1},
+    ),
+    "tv": (
+        "detection",
+        torchvision_unbatched_detector,
+        DET_LABELS,
+        {"resize": "keep-aspect", "min_size": 96, "max_size": 160, "antialias": False}
+        | {"mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD)},
+        {"format": "torchvision"},
+    ),
+    "segnhwc": (
+        "segmentation",
+        lambda: nhwc_segmenter(64, 64),
+        SEG_LABELS,
+        {
+            "resize": "shorter-crop",
+            "shorter": 80,
+            "size": [64, 64],
+            "layout": "NHWC",
+            "mean": [0.5] * 3,
+            "std": [0.5] * 3,
+        },
+        {"format": "logits-nhwc"},
+    ),
+    "segmap": (
+        "segmentation",
+        lambda: classmap_segmenter(48, 64),
+        SEG_LABELS,
+        {"resize": "letterbox", "size": [48, 64], "pad": "center", "fill": 0, "channels": "BGR"},
+        {"format": "class-map"},
+    ),
+}
+
+
+def write_format_spec(directory: Path, name: str, **top) -> Path:
+    """The spec (and model, labels) of :data:`FORMAT_SPECS` ``name`` in ``directory``."""
+    task, model, labels, preprocess, postprocess = FORMAT_SPECS[name]
+    return write_case(directory, name, task, model(), labels, preprocess, postprocess, **top)
+
+
+PETS_PREPROCESS = {
+    "resize": "shorter-crop",
+    "size": [224, 224],
+    "shorter": 256,
+    "mean": list(IMAGENET_MEAN),
+    "std": list(IMAGENET_STD),
+}
+MOBILENET_V1_PREPROCESS = {
+    "resize": "stretch",
+    "size": [224, 224],
+    "layout": "NHWC",
+    "mean": [0.5] * 3,
+    "std": [0.5] * 3,
+}
+
+
+def write_pets_spec(directory: Path, shared: Path) -> Path:
+    """``pets``: the real MobileNetV2 of ``shared``/models with the 5-class head, torchvision's preprocessing."""
+    model = pets_classifier(shared / "models" / "mobilenetv2-12-int8.onnx")
+    return write_case(directory, "pets", "classification", model, PETS_LABELS, PETS_PREPROCESS, {"output": "logits"})
+
+
+def write_mobilenet_v1_spec(directory: Path, shared: Path) -> Path:
+    """``mobilenet_v1``: the TFLite MobileNet v1 of ``shared``/models (NHWC, fixed batch 1, probabilities)."""
+    labels = (shared / "labels" / "imagenet_1001_with_background.txt").read_text().splitlines()
+    model = shared / "models" / "mobilenet_v1_0.25_224.onnx"
+    return write_case(
+        directory, "mobilenet_v1", "classification", model, labels, MOBILENET_V1_PREPROCESS, {"output": "probabilities"}
+    )
+
+
 # -- images ------------------------------------------------------------------------------------------
 def blocks_image(height: int, width: int, blocks) -> np.ndarray:
     """RGB uint8: gray with a faint horizontal ramp, then each (colour, (x1, y1, x2, y2)) block (x2/y2 exclusive)."""

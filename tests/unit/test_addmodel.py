@@ -13,59 +13,13 @@ import onnx
 import pytest
 
 from tests import formats_support as fs
-from tests.conftest import ROOT, shared_path
+from tests.conftest import ROOT, SHARED, shared_path
 from tests.modelconfigs import load_config
 from triton_vision_server.modelgen.addmodel import SPEC_FILENAME, add_model
 from triton_vision_server.modelgen.modelspec import SpecError
 from triton_vision_server.modelgen.onnx_model import BATCH_ADDED, BATCH_FREE, BATCH_MADE_FREE, BATCH_ONE
 from triton_vision_server.repocheck import check_repository
 
-# name -> (task, model, labels, preprocess, postprocess): one of each format, tiny.
-CASES = {
-    "yolo": (
-        "detection",
-        lambda: fs.yolo_detector(64, 96),
-        ("red", "blue"),
-        {"resize": "letterbox", "size": [64, 96], "pad": "center", "fill": 114},
-        {"format": "yolo", "score_threshold": 0.25},
-    ),
-    "tfod": (
-        "detection",
-        lambda: fs.tfod_detector(48, 80),
-        fs.DET_LABELS,
-        {"resize": "stretch", "size": [48, 80], "layout": "NHWC", "dtype": "uint8"},
-        {"format": "tf-od", "label_offset": 1},
-    ),
-    "tv": (
-        "detection",
-        fs.torchvision_unbatched_detector,
-        fs.DET_LABELS,
-        {"resize": "keep-aspect", "min_size": 96, "max_size": 160, "antialias": False}
-        | {"mean": list(fs.IMAGENET_MEAN), "std": list(fs.IMAGENET_STD)},
-        {"format": "torchvision"},
-    ),
-    "segnhwc": (
-        "segmentation",
-        lambda: fs.nhwc_segmenter(64, 64),
-        fs.SEG_LABELS,
-        {
-            "resize": "shorter-crop",
-            "shorter": 80,
-            "size": [64, 64],
-            "layout": "NHWC",
-            "mean": [0.5] * 3,
-            "std": [0.5] * 3,
-        },
-        {"format": "logits-nhwc"},
-    ),
-    "segmap": (
-        "segmentation",
-        lambda: fs.classmap_segmenter(48, 64),
-        fs.SEG_LABELS,
-        {"resize": "letterbox", "size": [48, 64], "pad": "center", "fill": 0, "channels": "BGR"},
-        {"format": "class-map"},
-    ),
-}
 BATCHING = {
     "yolo": (BATCH_FREE, 4),
     "tfod": (BATCH_MADE_FREE, 4),
@@ -73,11 +27,6 @@ BATCHING = {
     "segnhwc": (BATCH_FREE, 4),
     "segmap": (BATCH_FREE, 4),
 }
-
-
-def write_spec(directory: Path, name: str, **top) -> Path:
-    task, model, labels, preprocess, postprocess = CASES[name]
-    return fs.write_case(directory, name, task, model(), labels, preprocess, postprocess, **top)
 
 
 def snapshot(repository: Path) -> dict[str, str]:
@@ -96,9 +45,9 @@ def repository(tmp_path) -> Path:
     return path
 
 
-@pytest.mark.parametrize("name", CASES)
+@pytest.mark.parametrize("name", fs.FORMAT_SPECS)
 def test_each_format_is_written_checked_and_batched_as_the_graph_allows(tmp_path, repository, name):
-    result = add_model(write_spec(tmp_path / "specs", name), repository)
+    result = add_model(fs.write_format_spec(tmp_path / "specs", name), repository)
     assert result.written == [name, f"{name}_preprocess", f"{name}_model", f"{name}_postprocess"]
     assert result.shared == ["image_guard", "model_info"]
     assert (result.batching, result.max_batch_size) == BATCHING[name]
@@ -114,15 +63,15 @@ def test_each_format_is_written_checked_and_batched_as_the_graph_allows(tmp_path
 def test_the_tfod_per_image_count_is_a_reshaped_scalar_the_check_accepts(tmp_path, repository):
     """num_detections is [batch] in the file: the config says dims [1] reshape [] and the check compares
     the file with the reshape (it refused the generated models before)."""
-    add_model(write_spec(tmp_path, "tfod"), repository)
+    add_model(fs.write_format_spec(tmp_path, "tfod"), repository)
     config = load_config(repository / "tfod_model")
     count = next(o for o in config.output if o.name == "num_detections")
     assert list(count.dims) == [1] and list(count.reshape.shape) == []
 
 
-@pytest.mark.parametrize("name", CASES)
+@pytest.mark.parametrize("name", fs.FORMAT_SPECS)
 def test_the_kept_spec_regenerates_the_same_files_in_place(tmp_path, repository, name):
-    add_model(write_spec(tmp_path, name), repository)
+    add_model(fs.write_format_spec(tmp_path, name), repository)
     before = snapshot(repository)
     result = add_model(repository / name / SPEC_FILENAME, repository)
     assert snapshot(repository) == before
@@ -130,16 +79,8 @@ def test_the_kept_spec_regenerates_the_same_files_in_place(tmp_path, repository,
 
 
 def mobilenet_v1_spec(directory: Path) -> Path:
-    labels = shared_path("labels/imagenet_1001_with_background.txt").read_text().splitlines()
-    return fs.write_case(
-        directory,
-        "mobilenet_v1",
-        "classification",
-        shared_path("models/mobilenet_v1_0.25_224.onnx"),
-        labels,
-        {"resize": "stretch", "size": [224, 224], "layout": "NHWC", "mean": [0.5] * 3, "std": [0.5] * 3},
-        {"output": "probabilities"},
-    )
+    shared_path("models/mobilenet_v1_0.25_224.onnx")
+    return fs.write_mobilenet_v1_spec(directory, SHARED)
 
 
 def test_the_real_tflite_mobilenet_stays_one_image_per_request_when_regenerated(tmp_path, repository):
@@ -152,7 +93,7 @@ def test_the_real_tflite_mobilenet_stays_one_image_per_request_when_regenerated(
 
 
 def test_a_name_clash_is_refused_without_force(tmp_path, repository):
-    spec = write_spec(tmp_path, "yolo")
+    spec = fs.write_format_spec(tmp_path, "yolo")
     add_model(spec, repository)
     with pytest.raises(SpecError) as refused:
         add_model(spec, repository)
@@ -165,32 +106,32 @@ def test_a_name_clash_is_refused_without_force(tmp_path, repository):
 def test_a_clash_with_one_foreign_model_is_refused(tmp_path, repository):
     (repository / "yolo_model").mkdir()
     with pytest.raises(SpecError, match=r"already has yolo_model \(choose another name in yolo.toml"):
-        add_model(write_spec(tmp_path, "yolo"), repository)
+        add_model(fs.write_format_spec(tmp_path, "yolo"), repository)
     assert sorted(p.name for p in repository.iterdir()) == ["yolo_model"], "nothing else was written"
 
 
 def test_force_replaces_the_models_and_leaves_nothing_stale(tmp_path, repository):
-    spec = write_spec(tmp_path, "yolo")
+    spec = fs.write_format_spec(tmp_path, "yolo")
     add_model(spec, repository)
     stale = repository / "yolo_postprocess" / "1" / "stale.py"
     stale.write_text("")
-    add_model(write_spec(tmp_path, "yolo", max_batch_size=2), repository, force=True)
+    add_model(fs.write_format_spec(tmp_path, "yolo", max_batch_size=2), repository, force=True)
     assert not stale.exists()
     assert load_config(repository / "yolo").max_batch_size == 2
 
 
 def test_shared_models_are_written_only_where_missing(tmp_path, repository):
-    add_model(write_spec(tmp_path, "yolo"), repository)
+    add_model(fs.write_format_spec(tmp_path, "yolo"), repository)
     guard = repository / "image_guard" / "config.pbtxt"
     guard.write_text(guard.read_text() + "# the operator's own line\n")
-    result = add_model(write_spec(tmp_path, "segmap"), repository)
+    result = add_model(fs.write_format_spec(tmp_path, "segmap"), repository)
     assert result.shared == []
     assert guard.read_text().endswith("# the operator's own line\n")
 
 
 def test_a_repository_that_is_not_a_directory(tmp_path):
     with pytest.raises(SpecError, match="is not a directory"):
-        add_model(write_spec(tmp_path, "yolo"), tmp_path / "absent")
+        add_model(fs.write_format_spec(tmp_path, "yolo"), tmp_path / "absent")
 
 
 def test_generated_models_that_fail_the_check_are_not_left_in_the_repository(tmp_path, repository, monkeypatch):
@@ -205,13 +146,13 @@ def test_generated_models_that_fail_the_check_are_not_left_in_the_repository(tmp
 
     monkeypatch.setattr(repocheck, "check_repository", failing)
     with pytest.raises(SpecError, match="do not pass `triton-vision check`: yolo_model: a problem the test injects"):
-        add_model(write_spec(tmp_path, "yolo"), repository)
+        add_model(fs.write_format_spec(tmp_path, "yolo"), repository)
     assert list(repository.iterdir()) == []
 
 
 def test_the_command_prints_what_it_wrote_and_refuses_in_one_line(tmp_path, repository):
     command = [sys.executable, "-m", "triton_vision_client.cli", "add-model"]
-    spec = write_spec(tmp_path, "tv")
+    spec = fs.write_format_spec(tmp_path, "tv")
     done = subprocess.run(
         [*command, str(spec), "--model-repository", str(repository)], capture_output=True, text=True, cwd=ROOT
     )

@@ -264,8 +264,8 @@ def test_the_spec_max_batch_size_is_kept_where_the_model_batches_and_cut_to_one_
 def test_the_real_tflite_mobilenet_is_served_one_image_per_request(tmp_path):
     model = shared_path("models/mobilenet_v1_0.25_224.onnx")
     labels = shared_path("labels/imagenet_1001_with_background.txt").read_text().splitlines()
-    preprocess = {"resize": "stretch", "size": [224, 224], "layout": "NHWC", "mean": [0.5] * 3, "std": [0.5] * 3}
-    generated = generate(load_spec(case(tmp_path, model, preprocess, {"output": "probabilities"}, labels=labels)))
+    spec = case(tmp_path, model, fs.MOBILENET_V1_PREPROCESS, {"output": "probabilities"}, labels=labels)
+    generated = generate(load_spec(spec))
     assert (generated.contract.batching, generated.max_batch_size) == (BATCH_ONE, 1)
     with pytest.raises(ort.capi.onnxruntime_pybind11_state.Fail, match="cannot be reshaped"):  # to a batch of 1
         run(generated.onnx_model, {"input": np.zeros((2, 224, 224, 3), np.float32)})
