@@ -162,6 +162,15 @@ def test_yolo_boxes_of_other_classes_never_suppress_each_other():
     assert got.class_ids.tolist() == [0, 1] and got.scores.tolist() == pytest.approx([0.9, 0.8])
 
 
+def test_yolo_boxes_beyond_the_top_left_corner_do_not_suppress_other_classes():
+    """A box partly above and left of the image (negative corners, as YOLO predicts near the edge) and a
+    box of another class at the far corner: OpenCV's class offset made them overlap."""
+    raw = predictions([[600, 600, 650, 650], [-60, -60, 40, 40]], [[0.9, 0.0], [0.0, 0.8]])
+    got = decode_yolo(raw, 0.25, 0.1, 100)
+    assert got.class_ids.tolist() == [0, 1]
+    assert_same_detections(got, ref.ref_yolo(raw, 0.25, 0.1, 100))
+
+
 def test_yolo_equal_scores_keep_the_model_order():
     raw = predictions([[0, 0, 10, 10], [40, 40, 50, 50], [0, 0, 10, 10], [80, 0, 90, 10]], [[0.6]] * 4)
     got = decode_yolo(raw, 0.25, 0.45, 100)

@@ -159,6 +159,9 @@ def decode_yolo(predictions: np.ndarray, threshold: float, iou_threshold: float,
         return Candidates(np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros(0, np.int64), True)
     cx, cy, w, h = (rows[keep, i] for i in range(4))
     xywh = np.stack([cx - w / 2, cy - h / 2, w, h], axis=1)
+    # OpenCV keeps classes apart by shifting class c's boxes by c * (largest coordinate + 1), which only
+    # separates them when no coordinate is negative; moving every box alike changes no IoU.
+    xywh[:, :2] -= min(float(xywh[:, :2].min()), 0.0)
     # Every candidate is already at or above the threshold (OpenCV keeps only scores above its own, so it
     # gets one below them all), and top_k stays 0: OpenCV applies it before suppression, which would
     # leave fewer than max_detections boxes where suppressed ones were among the best.
