@@ -26,6 +26,7 @@ import math
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnx
@@ -377,7 +378,7 @@ def write_case(
 
 
 # One ensemble of each format: name -> (task, model, labels, preprocess, postprocess).
-FORMAT_SPECS = {
+FORMAT_SPECS: dict[str, tuple[Any, ...]] = {
     "yolo": (
         "detection",
         lambda: yolo_detector(64, 96),
@@ -526,6 +527,19 @@ def ref_placement(
     raise ValueError(rule)
 
 
+def ref_placement_of(preprocess: dict, original: tuple[int, int]) -> RefPlacement:
+    """:func:`ref_placement` of a spec's ``[preprocess]`` table (as a dict)."""
+    return ref_placement(
+        preprocess["resize"],
+        original,
+        tuple(preprocess["size"]) if "size" in preprocess else None,
+        shorter=preprocess.get("shorter", 0),
+        centre=preprocess.get("pad", "center") == "center",
+        min_size=preprocess.get("min_size", 0),
+        max_size=preprocess.get("max_size", 0),
+    )
+
+
 def ref_network_box(box, p: RefPlacement) -> np.ndarray:
     """Forward: an original-pixel box x1, y1, x2, y2 -> where it lands in the network input."""
     x1, y1, x2, y2 = box
@@ -598,6 +612,7 @@ def pillow_resize(rgb: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 
 def ref_network_rgb(rgb: np.ndarray, p: RefPlacement, fill: float, *, antialias: bool = True) -> np.ndarray:
     """Float [H, W, 3] in pixel units: the resized image placed by ``p``, ``fill`` where it is not."""
+    resized: np.ndarray
     if antialias:
         resized = pillow_resize(rgb, p.resized).astype(np.float32)
     else:  # two-tap bilinear on float pixels, centres aligned (torchvision's antialias=False)

@@ -77,16 +77,7 @@ def in_process(model: onnx.ModelProto | Path, feed: dict[str, np.ndarray]) -> li
 
 
 def placement_of(name: str, shape) -> fs.RefPlacement:
-    pre = fs.FORMAT_SPECS[name][3]
-    return fs.ref_placement(
-        pre["resize"],
-        shape,
-        tuple(pre["size"]) if "size" in pre else None,
-        shorter=pre.get("shorter", 0),
-        centre=pre.get("pad", "center") == "center",
-        min_size=pre.get("min_size", 0),
-        max_size=pre.get("max_size", 0),
-    )
+    return fs.ref_placement_of(fs.FORMAT_SPECS[name][3], (int(shape[0]), int(shape[1])))
 
 
 def one_network_pixel(p: fs.RefPlacement) -> float:

@@ -106,14 +106,7 @@ CASES = {
         "mean": [0.406, 0.456, 0.485],
         "std": [0.225, 0.224, 0.229],
     },
-    "shorter-crop-nhwc": {
-        "resize": "shorter-crop",
-        "shorter": 80,
-        "size": [64, 64],
-        "layout": "NHWC",
-        "mean": [0.5] * 3,
-        "std": [0.5] * 3,
-    },
+    "shorter-crop-nhwc": fs.FORMAT_SPECS["segnhwc"][3],
     "keep-aspect-float": {"resize": "keep-aspect", "min_size": 96, "max_size": 160, "antialias": False},
     "keep-aspect-uint8": {
         "resize": "keep-aspect",
@@ -127,16 +120,7 @@ CASES = {
 
 def reference(data: bytes, pre, raw: dict) -> tuple[np.ndarray, fs.RefPlacement]:
     rgb = fs.decode(data)
-    mode = raw["resize"]
-    placement = fs.ref_placement(
-        mode,
-        rgb.shape[:2],
-        tuple(raw["size"]) if "size" in raw else None,
-        shorter=raw.get("shorter", 0),
-        centre=raw.get("pad", "center") == "center",
-        min_size=raw.get("min_size", 0),
-        max_size=raw.get("max_size", 0),
-    )
+    placement = fs.ref_placement_of(raw, (int(rgb.shape[0]), int(rgb.shape[1])))
     fill = raw.get("fill", "mean")
     if fill == "mean":  # 0 after normalisation: the mean itself, in pixel units
         fill_rgb = np.asarray(pre.mean, np.float32) * 255

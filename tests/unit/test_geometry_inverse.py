@@ -4,6 +4,8 @@ code, and masks brought to the original size against a per-pixel loop in exact f
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 
@@ -13,7 +15,7 @@ from triton_vision_models import geometry
 # Original (height, width): odd, portrait, landscape, extreme, and sizes whose halves tie (crop offsets
 # 0.5 rounded to even, letterbox sides at .5).
 ORIGINALS = [(37, 53), (53, 37), (480, 640), (301, 899), (64, 96), (91, 90), (10, 300), (333, 333)]
-RULES = {
+RULES: dict[str, dict[str, Any]] = {
     "stretch": dict(size=(48, 64)),
     "letterbox-top-left": dict(size=(48, 64), centre=False),
     "letterbox-center": dict(size=(48, 64), centre=True),

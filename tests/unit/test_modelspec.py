@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -13,7 +14,7 @@ from triton_vision_models import geometry
 from triton_vision_server.modelgen.modelspec import KEYS, SpecError, parse_spec
 
 SPEC = Path("/specs/my.toml")
-BASES = {
+BASES: dict[str, dict[str, Any]] = {
     "classification": {
         "name": "pets",
         "task": "classification",
