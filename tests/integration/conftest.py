@@ -116,9 +116,9 @@ def mobilenet_detection_repository(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def formats_repository(tmp_path_factory) -> Path:
     """A repository of add-model ensembles: the tiny models of every detection and segmentation format
-    (tests/formats_support.py) and, where ../shared has them, the 5-class MobileNetV2 ``pets`` and the
+    (tests/format_models.py) and, where ../shared has them, the 5-class MobileNetV2 ``pets`` and the
     TFLite MobileNet v1 ``mobilenet_v1``."""
-    from tests import formats_support as fs
+    from tests import format_models as fs
     from tests.conftest import SHARED
     from triton_vision_server.modelgen.addmodel import add_model
 

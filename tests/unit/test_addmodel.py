@@ -12,7 +12,7 @@ from pathlib import Path
 import onnx
 import pytest
 
-from tests import formats_support as fs
+from tests import format_models as fs
 from tests.conftest import ROOT, SHARED, shared_path
 from tests.modelconfigs import load_config
 from triton_vision_server.modelgen.addmodel import SPEC_FILENAME, add_model

@@ -1,5 +1,5 @@
 """The post-processing of every detection and segmentation format against NumPy references written in
-tests/formats_support.py (never the code under test): the tf-od box conversion, the YOLO decode with a
+tests/format_references.py (never the code under test): the tf-od box conversion, the YOLO decode with a
 greedy class-wise NMS, label_offset, NHWC logits and class maps under several resize rules, and the
 request parameters each format takes."""
 
@@ -8,7 +8,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tests import formats_support as ref
+from tests import format_references as ref
+from tests import reference
 from tests.runners import run_request
 from triton_vision_models import geometry
 from triton_vision_models import tensors as t
@@ -328,6 +329,6 @@ def test_a_model_with_fewer_classes_than_the_default_top_k_answers_them_all():
     logits = np.array([[0.0, 2.0, 1.0]], np.float32)
     out = run_request(runner, {t.LOGITS: logits})
     assert out[t.CLASS_IDS].tolist() == [[1, 2, 0]]
-    np.testing.assert_allclose(out[t.SCORES][0], ref.reference.softmax(logits[0])[[1, 2, 0]], rtol=1e-6)
+    np.testing.assert_allclose(out[t.SCORES][0], reference.softmax(logits[0])[[1, 2, 0]], rtol=1e-6)
     with pytest.raises(InvalidParameterError, match=r"'top_k' must be an integer in 1..3, got 4"):
         run_request(runner, {t.LOGITS: logits}, {"top_k": 4})

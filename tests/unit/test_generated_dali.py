@@ -1,5 +1,5 @@
 """The dali.py that add-model generates, run in-process (DALI on the CPU), against the Pillow/NumPy
-reference of each resize rule (tests/formats_support.py): every rule, both layouts, both dtypes, both
+reference of each resize rule (tests/format_references.py): every rule, both layouts, both dtypes, both
 colour orders, the padding's value, and the sizes the post-processing is told."""
 
 from __future__ import annotations
@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests import formats_support as fs
+from tests import format_models as fs
+from tests import format_references as ref
 from tests.conftest import shared_path
 from tests.modelconfigs import spec_for
 from tests.runners import run_request
@@ -118,16 +119,16 @@ CASES = {
 }
 
 
-def reference(data: bytes, pre, raw: dict) -> tuple[np.ndarray, fs.RefPlacement]:
-    rgb = fs.decode(data)
-    placement = fs.ref_placement_of(raw, (int(rgb.shape[0]), int(rgb.shape[1])))
+def reference(data: bytes, pre, raw: dict) -> tuple[np.ndarray, ref.RefPlacement]:
+    rgb = ref.decode(data)
+    placement = ref.ref_placement_of(raw, (int(rgb.shape[0]), int(rgb.shape[1])))
     fill = raw.get("fill", "mean")
     if fill == "mean":  # 0 after normalisation: the mean itself, in pixel units
         fill_rgb = np.asarray(pre.mean, np.float32) * 255
     else:
         fill_rgb = np.full(3, float(fill), np.float32)
     source = rgb[..., ::-1] if pre.channels == "BGR" else rgb
-    canvas = fs.ref_network_rgb(np.ascontiguousarray(source), placement, 0.0, antialias=pre.antialias)
+    canvas = ref.ref_network_rgb(np.ascontiguousarray(source), placement, 0.0, antialias=pre.antialias)
     (y0, y1), (x0, x1) = visible(placement)
     pad = np.ones(placement.network, bool)
     pad[y0:y1, x0:x1] = False
@@ -135,7 +136,7 @@ def reference(data: bytes, pre, raw: dict) -> tuple[np.ndarray, fs.RefPlacement]
     return canvas, placement
 
 
-def visible(p: fs.RefPlacement):
+def visible(p: ref.RefPlacement):
     return (max(0, p.offset[0]), min(p.network[0], p.offset[0] + p.resized[0])), (
         max(0, p.offset[1]),
         min(p.network[1], p.offset[1] + p.resized[1]),

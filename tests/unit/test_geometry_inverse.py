@@ -1,5 +1,5 @@
 """The resize rules' inverses (triton_vision_models.geometry) against references written from each rule's
-definition (tests/formats_support.py): placements, boxes mapped forward by the reference and back by the
+definition (tests/format_references.py): placements, boxes mapped forward by the reference and back by the
 code, and masks brought to the original size against a per-pixel loop in exact fractions."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from tests import formats_support as ref
+from tests import format_references as ref
 from triton_vision_models import geometry
 
 # Original (height, width): odd, portrait, landscape, extreme, and sizes whose halves tie (crop offsets

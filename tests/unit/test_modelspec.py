@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tests.formats_support import toml_text
+from tests.format_models import toml_text
 from triton_vision_models import geometry
 from triton_vision_server.modelgen.modelspec import KEYS, SpecError, parse_spec
 

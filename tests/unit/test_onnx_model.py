@@ -11,7 +11,7 @@ import onnxruntime as ort
 import pytest
 from onnx import TensorProto
 
-from tests import formats_support as fs
+from tests import format_models as fs
 from tests.conftest import shared_path
 from triton_vision_server.modelgen.addmodel import generate
 from triton_vision_server.modelgen.modelspec import SpecError, load_spec
