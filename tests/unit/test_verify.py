@@ -153,6 +153,27 @@ def test_no_directory_and_no_matching_folder_are_errors_that_say_what_was_expect
         verify_spec(spec, tmp_path / "photos", limit=5)
 
 
+def test_a_stand_in_model_file_is_refused(tmp_path):
+    from triton_vision_models.provenance import ModelSource
+
+    version = tmp_path / "repo" / "net" / "1"
+    version.mkdir(parents=True)
+    (version / "model.onnx").write_bytes(b"not read")
+    ModelSource(kind="stand-in", origin="random weights, seed 0", sha256="0" * 64).write(version)
+    (version.parent / "labels.txt").write_text("cat\ndog\n")
+    spec = tmp_path / "repo" / "pets" / "spec.toml"
+    spec.parent.mkdir()
+    spec.write_text(
+        'name = "pets"\ntask = "classification"\nlabels = "../net/labels.txt"\nmodel_name = "net"\n'
+        '[preprocess]\nresize = "stretch"\nsize = [8, 8]\n'
+        '[tensors]\ninputs = [{ name = "x", dtype = "float32", dims = [3, 8, 8] }]\n'
+        'outputs = [{ name = "y", dtype = "float32", dims = [2] }]\n'
+    )
+    (tmp_path / "photos" / "cat").mkdir(parents=True)
+    with pytest.raises(VerifyError, match="is a STAND-IN with random weights.*nothing to verify"):
+        verify_spec(spec, tmp_path / "photos", limit=5)
+
+
 # -- the real classifiers on real photos ------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def photos(tmp_path_factory) -> Path:

@@ -59,16 +59,6 @@ def cmd_add_model(args: argparse.Namespace) -> int:
     return 0
 
 
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
-
-
 def _verb(task: str) -> str:
     return {"classification": "classify", "detection": "detect", "segmentation": "segment"}[task]
 
@@ -92,7 +82,7 @@ def register(
     )
     p.add_argument(
         "--verify-limit",
-        type=_positive,
+        type=int,
         default=DEFAULT_VERIFY_LIMIT,
         metavar="N",
         help=f"photos per class to verify with (default {DEFAULT_VERIFY_LIMIT})",

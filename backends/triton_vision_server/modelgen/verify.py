@@ -25,9 +25,9 @@ these hold (:func:`compare`):
    is no mistake in the spec);
 3. it is not the luck of the draw: the alternative gives the true class a higher probability on more
    photos than chance allows, by the exact sign test (one-sided, ties dropped) at
-   :data:`MAX_P_VALUE`. The probability of the true class moves on every photo where top-1 flips on
-   only the few near a decision boundary, so the test sees on a small set what counting right
-   answers cannot; 1% per alternative keeps false alarms on a correct spec rare with ~10 compared.
+   :data:`MAX_P_VALUE`. Top-1 changes only on the few photos near a decision boundary, while the
+   probability of the true class moves on every photo, so on a small set this test sees what counting
+   right answers cannot; 1% per alternative keeps false alarms on a correct spec rare with ~10 compared.
 
 So at least 7 photos are needed, all of them favouring the alternative (p = 1/128), and a handful
 of photos never warns. Detection and segmentation are refused: without boxes or masks there is no
@@ -48,9 +48,11 @@ import numpy as np
 
 import triton_vision_contract as contract
 from triton_vision_models import geometry
+from triton_vision_models import tensors as t
 from triton_vision_models.classification import LOGITS_OUTPUT, softmax
 from triton_vision_models.errors import ConfigError, ImageRejectedError
 from triton_vision_models.labels import load_labels
+from triton_vision_models.provenance import ModelSource
 
 from .modelspec import EnsembleSpec, PreprocessSpec, load_spec
 from .onnx_model import load_onnx, prepare_model
@@ -66,7 +68,7 @@ RULE = (
     f"one-sided p <= {MAX_P_VALUE:g})"
 )
 TIE = 1e-6  # probabilities of the true class closer than this count as equal (the sign test drops them)
-CROP_RATIO = 0.875  # ImageNet's centre crop: 224 of a shorter side of 256
+CROP_RATIO = t.CLASSIFIER_INPUT_SIZE / t.CLASSIFIER_RESIZE_SHORTER  # ImageNet: a 224 crop of a shorter side of 256
 BATCH = 8  # photos per model run (or 1 where the model cannot batch)
 PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 PROGRESS_EVERY_S = 2.0
@@ -95,7 +97,7 @@ SCALINGS = (
     Scaling("0..1", (0.0, 0.0, 0.0), (1.0, 1.0, 1.0)),
     Scaling("-1..1", (0.5, 0.5, 0.5), (0.5, 0.5, 0.5)),
     Scaling("0..255", (0.0, 0.0, 0.0), (1 / 255, 1 / 255, 1 / 255)),
-    Scaling("ImageNet", (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
+    Scaling("ImageNet", t.IMAGENET_MEAN, t.IMAGENET_STD),
 )
 OWN_SCALING = "own"
 RAW_SCALING = "raw (uint8)"
@@ -223,45 +225,36 @@ def describe_rule(rule: geometry.ResizeRule) -> str:
     return f"{rule.mode} {height}x{width}"
 
 
-def _rules(rule: geometry.ResizeRule) -> list[geometry.ResizeRule]:
-    """The spec's rule first, then the other two a classifier may want, at the same size."""
+def _other_rules(rule: geometry.ResizeRule) -> list[geometry.ResizeRule]:
+    """The resize rules a classifier may want other than the spec's, at the same size (letterbox
+    centred; its fill is the spec's default, the mean, as a spec not letterboxing has)."""
     size = rule.network
-    shorter = rule.shorter if rule.mode == geometry.SHORTER_CROP else max(round(max(size) / CROP_RATIO), max(size))
-    pad = rule.pad if rule.mode == geometry.LETTERBOX else geometry.CENTER
     candidates = [
-        geometry.ResizeRule(geometry.SHORTER_CROP, size, shorter),
+        geometry.ResizeRule(geometry.SHORTER_CROP, size, max(round(max(size) / CROP_RATIO), max(size))),
         geometry.ResizeRule(geometry.STRETCH, size),
-        geometry.ResizeRule(geometry.LETTERBOX, size, pad=pad),
+        geometry.ResizeRule(geometry.LETTERBOX, size, pad=geometry.CENTER),
     ]
-    return [rule, *(r for r in candidates if r.mode != rule.mode)]
+    return [r for r in candidates if r.mode != rule.mode]
 
 
 def variants(pre: PreprocessSpec) -> list[Variant]:
     """The spec's own preprocessing and its alternatives (see the module docstring), own first."""
     own_scaling = _scaling_name(pre)
-    own = Variant(pre.channels, own_scaling, describe_rule(pre.rule), pre, own=True)
-    found = [own]
-    if pre.dtype == "uint8":
-        scalings: list[tuple[str, PreprocessSpec | None]] = [(RAW_SCALING, None)]
-    else:
-        scalings = [(s.name, None) for s in SCALINGS]
-        if own_scaling == OWN_SCALING:
-            scalings.append((OWN_SCALING, pre))
+    found = [Variant(pre.channels, own_scaling, describe_rule(pre.rule), pre, own=True)]
+    scalings: dict[str, Scaling | None] = {RAW_SCALING: None}  # uint8: raw pixels
+    if pre.dtype == "float32":
+        scalings = {s.name: s for s in SCALINGS}
+        scalings.setdefault(own_scaling, None)  # the spec's own mean/std where none of the common ones
     for colour in COLOURS:
-        for name, kept in scalings:
-            changes: dict[str, object] = {"channels": colour}
-            if kept is None and name != RAW_SCALING:
-                mean, std = next(s for s in SCALINGS if s.name == name).for_channels(colour)
-                changes.update(mean=mean, std=std)
-            if colour == pre.channels and name == own_scaling:
+        for name, scaling in scalings.items():
+            if (colour, name) == (pre.channels, own_scaling):
                 continue
+            changes: dict[str, object] = {"channels": colour}
+            if scaling is not None:
+                changes["mean"], changes["std"] = scaling.for_channels(colour)
             found.append(Variant(colour, name, describe_rule(pre.rule), with_changes(pre, **changes)))
-    for rule in _rules(pre.rule)[1:]:
-        fill = pre.fill if rule.mode == geometry.LETTERBOX and pre.rule.mode == geometry.LETTERBOX else None
-        changes = {"rule": rule} if fill is None else {"rule": rule, "fill": fill}
-        if rule.mode == geometry.LETTERBOX and fill is None:
-            changes["fill"] = "mean" if pre.dtype == "float32" else 0.0
-        found.append(Variant(pre.channels, own_scaling, describe_rule(rule), with_changes(pre, **changes)))
+    for rule in _other_rules(pre.rule):
+        found.append(Variant(pre.channels, own_scaling, describe_rule(rule), with_changes(pre, rule=rule)))
     unique: dict[PreprocessSpec, Variant] = {}
     for variant in found:  # the spec's own mean/std may be a common one in the other colour order
         unique.setdefault(variant.pre, variant)
@@ -270,7 +263,6 @@ def variants(pre: PreprocessSpec) -> list[Variant]:
 
 def change_text(own: PreprocessSpec, other: PreprocessSpec) -> str:
     """The [preprocess] keys that make ``own`` ``other``."""
-
     keys = []
     if other.channels != own.channels:
         keys.append(f'channels = "{other.channels}"')
@@ -328,6 +320,12 @@ class _Model:
                     f"{spec.source.name} names no 'model' file and {path} does not exist "
                     "(run `triton-vision models prepare` first)"
                 )
+        source = ModelSource.read(path.parent)
+        if source is not None and source.is_stand_in:
+            raise VerifyError(
+                f"{path} is a {source.describe()}: no preprocessing makes it right, so there is nothing to verify "
+                f"(put the real file there: `triton-vision models prepare --model {spec.model_name} --force`)"
+            )
         served, model = prepare_model(spec, load_onnx(path), labels)
         options = ort.SessionOptions()
         options.log_severity_level = 3
