@@ -52,7 +52,7 @@ class ClassificationPostprocessor:
         if output not in OUTPUTS:
             raise ConfigError(f"parameter 'output' must be one of {', '.join(OUTPUTS)}, got '{output}'")
         self.labels = np.array([label.encode("utf-8") for label in labels], dtype=np.object_)
-        self.default_top_k = default_top_k
+        self.default_top_k = min(default_top_k, len(labels))  # a 3-class model answers 3 by default, not 5
         self.output = output
 
     @classmethod

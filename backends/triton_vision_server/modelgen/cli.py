@@ -9,26 +9,42 @@ from pathlib import Path
 from typing import Any
 
 DEFAULT_REPOSITORY = Path("model_repository")
+DEFAULT_VERIFY_LIMIT = 50  # photos per class
 DESCRIPTION = (
     "Make an ONNX classifier, detector or segmenter an encoded-bytes ensemble: write NAME, NAME_preprocess "
     "(DALI), the ONNX model and NAME_postprocess into the repository from a model spec (TOML; see the "
-    "README's 'Your own model'). With --verify DIR (one folder of photos per class name), first run the "
-    "model in-process under the spec's preprocessing and its common alternatives and warn when one is "
-    "clearly better."
+    "README's 'Your own model'). With --verify DIR (a classifier's photos, one folder per class), first run "
+    "the model in-process under the spec's preprocessing and its usual alternatives (colour order, scaling, "
+    "resize), print their accuracies, and write nothing when one is clearly better."
 )
 
 
 def cmd_add_model(args: argparse.Namespace) -> int:
     from .addmodel import add_model
 
+    if args.verify_only and args.verify is None:
+        print("error: --verify-only needs --verify DIR", file=sys.stderr)
+        return 2
     if args.verify is not None:
-        from .verify import report_lines, verify_spec
+        from .verify import VerifyError, report_lines, verify_spec
 
-        report = verify_spec(args.spec, args.verify, limit=args.verify_limit)
+        try:
+            report = verify_spec(args.spec, args.verify, limit=args.verify_limit)
+        except VerifyError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
         for line in report_lines(report):
             print(line, file=sys.stderr if line.startswith("WARNING") else sys.stdout)
+        if report.warnings:
+            if not args.verify_only:
+                print(
+                    f"not written: fix [preprocess] in {args.spec.name}, or run add-model without --verify "
+                    "to write the ensemble as the spec says",
+                    file=sys.stderr,
+                )
+            return 1
         if args.verify_only:
-            return 0 if not report.warnings else 1
+            return 0
     result = add_model(args.spec, args.model_repository, force=args.force)
     spec = result.spec
     print(f"{spec.name}: {spec.task} ensemble written to {args.model_repository}/")
@@ -61,8 +77,19 @@ def register(
         type=Path,
         default=None,
         metavar="DIR",
-        help="photos in one folder per class name (labels-file names): check the spec's colour order and scaling",
+        help="photos in one folder per class (named by label-file lines): first compare the spec's colour order, "
+        "scaling and resize with their usual alternatives in-process, and write nothing if one is clearly better",
     )
-    p.add_argument("--verify-limit", type=int, default=50, help="photos per class to verify with (default 50)")
-    p.add_argument("--verify-only", action="store_true", help="with --verify: report, write nothing")
+    p.add_argument(
+        "--verify-limit",
+        type=int,
+        default=DEFAULT_VERIFY_LIMIT,
+        metavar="N",
+        help=f"photos per class to verify with (default {DEFAULT_VERIFY_LIMIT})",
+    )
+    p.add_argument(
+        "--verify-only",
+        action="store_true",
+        help="with --verify: report, write nothing (exit 1 when an alternative is clearly better)",
+    )
     p.set_defaults(func=wrap(cmd_add_model))

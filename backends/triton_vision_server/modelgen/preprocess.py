@@ -69,7 +69,11 @@ def fill_value(pre: PreprocessSpec) -> np.ndarray:
 
 def network_input(data: bytes, pre: PreprocessSpec) -> NetworkInput:
     """One encoded image as the spec's network input (HWC or CHW, the spec's dtype)."""
-    image = decode(data, pre.channels)
+    return network_input_of(decode(data, pre.channels), pre)
+
+
+def network_input_of(image: np.ndarray, pre: PreprocessSpec) -> NetworkInput:
+    """A decoded image (UINT8 [H, W, 3] in ``pre.channels`` order) as the spec's network input."""
     original = (int(image.shape[0]), int(image.shape[1]))
     rule = pre.rule
     placement = rule.placement(original)
