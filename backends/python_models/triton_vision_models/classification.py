@@ -80,8 +80,7 @@ class ClassificationPostprocessor:
         refuse_unknown(request.parameters, PARAMETERS)
         scores = request.inputs[t.LOGITS]
         scores = scores.reshape(scores.shape[0], -1)  # [B, 1, C] and [B, 1, 1, C] exports too
-        # A model with fewer classes than the default top_k answers all of them by default.
-        k = parse_top_k(request.parameters, len(self.labels), min(self.default_top_k, len(self.labels)))
+        k = parse_top_k(request.parameters, len(self.labels), self.default_top_k)
         probabilities = softmax(scores) if self.output == LOGITS_OUTPUT else scores.astype(np.float32)
         ids, values = top_k(probabilities, k)
         return {t.CLASS_IDS: ids, t.SCORES: values, t.LABELS: self.labels[ids]}
