@@ -107,7 +107,10 @@ KEYS: dict[str, dict[str, tuple[str, str]]] = {
         ),
         "label_offset": ("integer", "detection: the label of model class id c is line c + label_offset (default 0)"),
         "tensors": ("table", "the model's output tensors by role, where they are not the conventional names (below)"),
-        "top_k": ("integer", "classification: default of the top_k request parameter (default 5)"),
+        "top_k": (
+            "integer",
+            "classification: default of the top_k request parameter (default 5, or the class count if fewer)",
+        ),
         "score_threshold": ("number", "detection: default of the score_threshold request parameter (default 0.5)"),
         "max_detections": ("integer", "detection: default of the max_detections request parameter (default 100)"),
         "iou_threshold": ("number", "detection (yolo): default of the iou_threshold request parameter (default 0.45)"),
