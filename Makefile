@@ -3,29 +3,43 @@
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
+# torch (the export extra, only `make test` and `make export-tools` install it) from another package
+# index, e.g. PyTorch's CPU-only wheels: make test TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
+TORCH_INDEX_URL ?=
+TORCH_PIP_ARGS := $(if $(TORCH_INDEX_URL),--extra-index-url $(TORCH_INDEX_URL))
+# The demo's photos: the development machines keep real ones in ../shared/images; elsewhere the
+# demo uses scikit-image's. DEMO_IMAGES to classify, DEMO_PEOPLE to segment and detect.
+DEMO_IMAGES ?= $(wildcard ../shared/images/*.jpg)
+DEMO_PEOPLE ?= $(wildcard ../shared/images/persons.jpg)
 # Triton Model Analyzer, in an environment of its own (its dependencies stay out of .venv).
 MA_VENV ?= .venv-ma
 MODEL_ANALYZER_VERSION ?= 1.58.0
 PYVER  := $(shell $(PYTHON) -c 'import sys; print(f"{sys.version_info[0]}.{sys.version_info[1]}")')
 # Debian packages: the Python backend stub links the system libpython; perf_analyzer links libb64.
 SYSTEM_LIBS := libpython$(PYVER).so.1.0:libpython$(PYVER) libb64.so.0d:libb64-0d
+# Debian packages by a file they install: the UI's browser tests drive headless Chromium.
+SYSTEM_FILES := /usr/bin/chromium:chromium /usr/bin/chromedriver:chromium-driver
 
-.PHONY: demo test lint setup system-deps clean model-analyzer-env
+.PHONY: demo test lint setup demo-setup export-tools system-deps clean model-analyzer-env
 
-demo: setup
-	$(BIN)/triton-vision demo
+demo: demo-setup
+	$(BIN)/triton-vision demo $(DEMO_IMAGES) $(addprefix --people ,$(DEMO_PEOPLE))
 
 test: setup lint model-analyzer-env
 	@$(BIN)/python -m pytest -q; status=$$?; \
 	if [ $$status -eq 5 ]; then echo "pytest collected no tests: that is a failure here"; fi; exit $$status
 
+# setup: everything the tests need (dev and export extras); demo-setup: serving only, no torch.
 setup: system-deps $(VENV)/.installed
+demo-setup: system-deps $(VENV)/.installed-demo
+export-tools: $(VENV)/.pip
+	$(BIN)/python -m pip install -q -e ".[export]" $(TORCH_PIP_ARGS)
 
 # Deployment files are checked offline (no Docker engine, no cluster): the model repository with
 # `triton-vision check`, the Dockerfile with hadolint, the compose file against the Compose
 # specification's schema, the Kubernetes manifests against the pinned Kubernetes version's schemas.
 K8S_VERSION   ?= 1.30.0
-K8S_MANIFESTS := docker/kubernetes/deployment.yaml docker/kubernetes/service.yaml docker/kubernetes/hpa.yaml
+K8S_MANIFESTS := $(addprefix docker/kubernetes/,deployment.yaml service.yaml hpa.yaml networkpolicy.yaml)
 
 lint: setup
 	$(BIN)/ruff check .
@@ -41,6 +55,9 @@ system-deps:
 	  lib=$${pair%%:*}; pkg=$${pair##*:}; \
 	  ldconfig -p | grep -q "$$lib" || missing="$$missing $$pkg"; \
 	done; \
+	for pair in $(SYSTEM_FILES); do \
+	  [ -e "$${pair%%:*}" ] || missing="$$missing $${pair##*:}"; \
+	done; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages:$$missing"; \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
@@ -49,10 +66,17 @@ system-deps:
 	  { echo "could not install$$missing: install them with apt-get"; exit 1; }; \
 	fi
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.pip:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e ".[dev,export]"
+	touch $@
+
+$(VENV)/.installed: pyproject.toml | $(VENV)/.pip
+	$(BIN)/python -m pip install -q -e ".[dev,export]" $(TORCH_PIP_ARGS)
+	touch $@
+
+$(VENV)/.installed-demo: pyproject.toml | $(VENV)/.pip
+	$(BIN)/python -m pip install -q -e ".[demo]"
 	touch $@
 
 model-analyzer-env: $(MA_VENV)/.installed

@@ -1,9 +1,11 @@
-"""Server-side commands of ``triton-vision``: serve, models, demo, perf, bench, check, export-repo.
+"""Server-side commands of ``triton-vision``: serve, models, demo, perf, bench, check, export-repo,
+model-analyzer.
 
 The ``triton-vision`` entry point (:mod:`triton_vision_client.cli`) finds these commands through
 the ``triton_vision.commands`` entry-point group and calls :func:`register`. The client package
 never imports this one: with only the ``client`` extra installed, these commands say which
-packages they need instead of failing on an import.
+packages they need instead of failing on an import. Errors of the project become one ``error:``
+line: exit 2 for usage errors (:class:`~triton_vision_server.errors.UsageError`), else 1.
 """
 
 from __future__ import annotations
@@ -11,24 +13,13 @@ from __future__ import annotations
 import argparse
 import functools
 import importlib.util
-import signal
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import triton_vision_contract as t
-from triton_vision_client.cli import (
-    add_connection,
-    print_classifications,
-    print_detections,
-    report_segmentations,
-    warn_stand_ins,
-    write_annotated,
-)
-from triton_vision_client.client import VisionClient
-from triton_vision_client.images import read_images
+from triton_vision_ui.cli import add_ui_port, with_ui
 
 DEFAULT_REPOSITORY = Path("model_repository")
 # Importable modules the server commands need (the ``server`` extra), and their PyPI names.
@@ -38,6 +29,7 @@ SERVER_MODULES = {
     "onnx": "onnx",
     "nvidia.dali": "nvidia-dali-cuda120",
 }
+DEFAULT_PORTS = (t.DEFAULT_HTTP_PORT, t.DEFAULT_GRPC_PORT, t.DEFAULT_METRICS_PORT)
 
 
 def missing_server_packages() -> list[str]:
@@ -53,8 +45,9 @@ def missing_server_packages() -> list[str]:
     return missing
 
 
+# -- options shared by serve and demo -----------------------------------------------------------
 def _server_options(args: argparse.Namespace):
-    from triton_vision_server.runtime import ServerOptions
+    from triton_vision_server.server_config import ServerOptions
 
     return ServerOptions(
         model_repository=args.model_repository,
@@ -64,208 +57,167 @@ def _server_options(args: argparse.Namespace):
         metrics_port=args.metrics_port,
         log_verbose=args.log_verbose,
         allow_model_control=args.allow_model_control,
+        log_dir=args.log_dir,
     )
 
 
-def _add_server_options(parser: argparse.ArgumentParser, *, ports: tuple[int, int, int]) -> None:
-    parser.add_argument("--model-repository", type=Path, default=DEFAULT_REPOSITORY)
-    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
-    parser.add_argument("--http-port", type=int, default=ports[0])
-    parser.add_argument("--grpc-port", type=int, default=ports[1])
-    parser.add_argument("--metrics-port", type=int, default=ports[2])
-    parser.add_argument("--log-verbose", type=int, default=0)
+def _add_repository(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--model-repository",
+        type=Path,
+        default=DEFAULT_REPOSITORY,
+        help="the model repository (default: %(default)s, relative to the current directory)",
+    )
+
+
+def _add_server_options(parser: argparse.ArgumentParser, *, ports: tuple[int | None, ...]) -> None:
+    _add_repository(parser)
+    parser.add_argument(
+        "--host", default=t.DEFAULT_HOST, help="address to bind (default %(default)s: this machine only)"
+    )
+    free = "a free port"
+    for option, default, what in zip(
+        ("--http-port", "--grpc-port", "--metrics-port"), ports, ("HTTP", "gRPC", "metrics"), strict=True
+    ):
+        parser.add_argument(option, type=int, default=default, help=f"{what} port (default: {default or free})")
+    parser.add_argument("--log-verbose", type=int, default=0, help="tritonserver's --log-verbose (default: 0)")
+    parser.add_argument(
+        "--log-dir",
+        type=Path,
+        default=None,
+        help="where tritonserver's logs go (default: $TRITON_VISION_LOG_DIR, else ~/.local/state/triton-vision/logs)",
+    )
     parser.add_argument(
         "--allow-model-control",
         action="store_true",
-        help="let clients load/unload models (off by default)",
+        help="let clients load/unload models (off by default; shared memory, logging and trace stay closed)",
     )
 
 
-def _report_sources(repository: Path) -> None:
-    from triton_vision_server.modelfiles import CATALOGUE, read_source
-
-    for name in CATALOGUE:
-        if not (repository / name).is_dir():
-            continue
-        source = read_source(repository, name)
-        if source is None:
-            print(f"  {name}: NOT PREPARED (run `triton-vision models prepare`)", file=sys.stderr)
-        elif source.is_stand_in:
-            print(f"  WARNING: {name} is a {source.describe()}", file=sys.stderr)
-        else:
-            print(f"  {name}: {source.describe()}")
-
-
+# -- serve ------------------------------------------------------------------------------------
 def cmd_serve(args: argparse.Namespace) -> int:
     import logging
 
-    from triton_vision_client.probe import ENSEMBLES, send
-    from triton_vision_server.runtime import LocalTritonServer
-    from triton_vision_server.supervisor import TICK_S, Supervisor
+    from triton_vision_server.serve import Serve, ServeSettings
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s serve: %(message)s", stream=sys.stderr)
-    options = _server_options(args)
-    print(f"model repository: {options.model_repository.resolve()}")
-    _report_sources(options.model_repository)
-    server = LocalTritonServer(options)
-    stop = {"requested": False}
+    settings = ServeSettings(
+        _server_options(args),
+        start_timeout_s=args.start_timeout,
+        probe_interval_s=args.probe_interval,
+        probe_timeout_s=args.probe_timeout,
+    )
+    return Serve(settings).run()
 
-    def request_stop(signum, _frame) -> None:
-        stop["requested"] = True
 
-    signal.signal(signal.SIGTERM, request_stop)
-    signal.signal(signal.SIGINT, request_stop)
-    server.start()
-    try:
-        index = server.wait_settled(timeout=args.start_timeout)
-        names = {m.name for m in index}
-        with VisionClient(options.grpc_url, "grpc", timeout_s=args.probe_timeout) as probe_client:
-            supervisor = Supervisor(
-                server,
-                probe=lambda ensemble: send(probe_client, ensemble),
-                probe_interval_s=args.probe_interval,
-                probe_ensembles=[e for e in ENSEMBLES if e in names],
-            )
-            index = supervisor.start()
-            down = sorted(m.name for m in index if not m.ready)
-            up = sorted(e for e in ENSEMBLES if e in names and e not in down)
-            print(
-                f"ready: HTTP {options.http_url}  gRPC {options.grpc_url}  "
-                f"metrics http://{options.client_host}:{options.metrics_port}/metrics"
-            )
-            print(f"serving: {', '.join(up) or 'no ensemble'}")
-            for state in index:
-                if not state.ready:
-                    print(f"DOWN: {state.name}: {state.reason or state.state}", file=sys.stderr)
-            print("Ctrl-C stops the server.", flush=True)
-            while not stop["requested"]:
-                if server.process is None or server.process.poll() is not None:
-                    code = server.process.returncode if server.process else -1
-                    print(f"tritonserver exited with code {code}:\n{server.log_tail()}", file=sys.stderr)
-                    return code or 1
-                supervisor.tick()
-                time.sleep(TICK_S)
-            print("stopping tritonserver ...", flush=True)
-    finally:
-        server.stop()
+# -- models -----------------------------------------------------------------------------------
+def _existing_repository(path: Path, option: str = "--model-repository DIR"):
+    from triton_vision_models.repository import ModelRepository
+    from triton_vision_server.errors import RepositoryUnusableError
+
+    if not path.is_dir():
+        raise RepositoryUnusableError(
+            f"model repository {path} does not exist (run from the project root, or pass {option})"
+        )
+    return ModelRepository.load(path)
+
+
+def _size(n: int) -> str:
+    return f"{n / 1e6:.1f} MB" if n else "-"
+
+
+def models_table(rows) -> list[str]:
+    """``models status``: a line per ONNX model (model, kind, sha256, size, origin)."""
+    table = [("model", "kind", "sha256", "size", "origin")]
+    for row in rows:
+        source = row.source
+        origin = "run `triton-vision models prepare`" if not row.prepared else (source.origin if source else "-")
+        if source is not None and source.arrived_sha256:
+            origin += f" (that file's sha256 {source.arrived_sha256[:12]}: rewritten to serve it)"
+        sha = source.sha256[:12] if source else "-"
+        table.append((row.name, row.kind, sha, _size(row.size), origin))
+    widths = [max(len(line[i]) for line in table) for i in range(4)]
+    return [
+        "  ".join(cell.ljust(width) for cell, width in zip(line[:4], widths, strict=True)) + "  " + line[4]
+        for line in table
+    ]
+
+
+def _models_status(repository, *, as_json: bool) -> int:
+    import json
+
+    from triton_vision_server.modelfiles import prepared_models
+
+    rows = prepared_models(repository)
+    if as_json:
+        print(json.dumps([row.as_dict() for row in rows], indent=2))
+        return 0
+    if not rows:
+        print(f"{repository.path} has no ONNX models", file=sys.stderr)
+        return 0
+    for line in models_table(rows):
+        print(line)
+    for row in rows:
+        if row.source is not None and row.source.is_stand_in:
+            print(f"WARNING: {row.name} is a {row.source.describe()}", file=sys.stderr)
     return 0
 
 
 def cmd_models(args: argparse.Namespace) -> int:
     from triton_vision_server import modelfiles
+    from triton_vision_server.errors import RepositoryUnusableError, UsageError
 
-    names = args.model or [name for name in modelfiles.CATALOGUE if (args.model_repository / name).is_dir()]
+    repository = _existing_repository(args.model_repository)
     if args.action == "status":
-        _report_sources(args.model_repository)
-        return 0
+        return _models_status(repository, as_json=args.json)
+    catalogue = modelfiles.CATALOGUE
+    names = args.model or [key for key, entry in catalogue.items() if key == entry.name and entry.name in repository]
+    if not names:
+        onnx_models = repository.of_kind("onnxruntime")
+        raise RepositoryUnusableError(
+            f"model repository {repository.path} holds none of the models `models prepare` makes "
+            f"({', '.join(dict.fromkeys(e.name for e in catalogue.values()))})"
+            + (f"; its ONNX models: {', '.join(onnx_models)}" if onnx_models else "")
+        )
     if args.from_path is not None and len(names) != 1:
-        print("--from needs exactly one --model", file=sys.stderr)
-        return 2
+        raise UsageError("--from needs exactly one --model")
     for name in names:
-        entry = modelfiles.CATALOGUE.get(name)
+        entry = catalogue.get(name)
         if entry is None:
-            print(f"unknown model '{name}' (known: {', '.join(modelfiles.CATALOGUE)})", file=sys.stderr)
-            return 2
+            raise UsageError(f"unknown model '{name}' (known: {', '.join(catalogue)})")
+        if entry.name not in repository:
+            raise RepositoryUnusableError(
+                f"model repository {repository.path} has no model '{entry.name}' "
+                f"(looked for {repository.path / entry.name / 'config.pbtxt'}); is --model-repository right?"
+            )
         source = modelfiles.prepare(
-            args.model_repository,
+            repository.path,
             entry,
             from_path=args.from_path,
             stand_in=args.stand_in,
             force=args.force,
             report=lambda message: print(message, file=sys.stderr),
         )
-        line = f"{name}: {source.describe()}"
+        line = f"{entry.name}: {modelfiles.describe(source)}"
         print(
             ("WARNING: " + line) if source.is_stand_in else line, file=sys.stderr if source.is_stand_in else sys.stdout
         )
     return 0
 
 
+# -- demo ------------------------------------------------------------------------------------
 def cmd_demo(args: argparse.Namespace) -> int:
-    """Prepare models, serve them, answer real photos, stop."""
-    from triton_vision_server import modelfiles
-    from triton_vision_server.runtime import LocalTritonServer, free_port
+    """Prepare models, serve them, answer photos, stop."""
+    from triton_vision_server.demo import run_demo
+    from triton_vision_server.ports import free_port
 
-    for name, entry in modelfiles.CATALOGUE.items():
-        if (args.model_repository / name).is_dir():
-            source = modelfiles.prepare(args.model_repository, entry, report=lambda m: print(m, file=sys.stderr))
-            print(f"{name}: {source.describe()}")
-    args.http_port, args.grpc_port, args.metrics_port = free_port(), free_port(), free_port()
-    options = _server_options(args)
-    images = [str(p) for p in args.images] or [str(p) for p in default_demo_images()]
-    with LocalTritonServer(options), VisionClient(options.grpc_url, "grpc") as client:
-        print(f"tritonserver ready: gRPC {options.grpc_url}, HTTP {options.http_url}")
-        warn_stand_ins(client, [t.CLASSIFIER])
-        print_classifications(images, client.classify(read_images(images), top_k=args.top_k))
-        if (args.model_repository / t.SEGMENTATION).is_dir():
-            people = [str(p) for p in args.images] or [str(default_detection_image())]
-            warn_stand_ins(client, [t.SEGMENTER])
-            report_segmentations(people, client.segment(read_images(people), overlay=True), Path("out"))
-        if (args.model_repository / t.DETECTION).is_dir():
-            detection_images = [str(p) for p in args.images] or [str(default_detection_image())]
-            encoded = read_images(detection_images)
-            warn_stand_ins(client, [t.DETECTOR])
-            results = client.detect(encoded)
-            print_detections(detection_images, results, limit=10)
-            for target in write_annotated(detection_images, encoded, results, Path("out")):
-                print(f"wrote {target}")
-    return 0
+    for option in ("http_port", "grpc_port", "metrics_port"):
+        if getattr(args, option) is None:  # free ports only where none was given
+            setattr(args, option, free_port())
+    return run_demo(_server_options(args), images=args.images, people=args.people, top_k=args.top_k)
 
 
-def default_detection_image() -> Path:
-    """A real photo of people: ../shared/images/persons.jpg if present, else scikit-image's astronaut."""
-    persons = Path("../shared/images/persons.jpg")
-    if persons.is_file():
-        return persons
-    import cv2
-    from skimage import data
-
-    path = Path("out") / "astronaut.png"
-    path.parent.mkdir(exist_ok=True)
-    cv2.imwrite(str(path), cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR))
-    return path
-
-
-def cmd_perf(args: argparse.Namespace) -> int:
-    """perf_analyzer against a running server, fed real encoded images (a JSON input-data file)."""
-    import subprocess
-    import tempfile
-
-    from triton_vision_server.perf import perf_analyzer_data_command, perf_analyzer_env
-
-    url = args.url or ("127.0.0.1:8001" if args.protocol == "grpc" else "127.0.0.1:8000")
-    with tempfile.TemporaryDirectory() as scratch:
-        data_file = args.input_data_out or Path(scratch) / "input_data.json"
-        command = perf_analyzer_data_command(
-            [Path(image) for image in args.images],
-            data_file,
-            model=args.model,
-            url=url,
-            protocol=args.protocol,
-            batch_size=args.batch_size,
-            concurrency=args.concurrency,
-            measurement_ms=args.measurement_ms,
-            request_count=args.request_count,
-        )
-        print(" ".join(command), flush=True)
-        return subprocess.call(command, env=perf_analyzer_env())
-
-
-def default_demo_images() -> list[Path]:
-    """Real photos: ../shared/images if present, else scikit-image's chelsea (a tabby cat)."""
-    shared = Path("../shared/images")
-    found = sorted(shared.glob("*.jpg")) if shared.is_dir() else []
-    if found:
-        return found
-    import cv2
-    from skimage import data
-
-    path = Path("out") / "chelsea.png"
-    path.parent.mkdir(exist_ok=True)
-    cv2.imwrite(str(path), cv2.cvtColor(data.chelsea(), cv2.COLOR_RGB2BGR))
-    return [path]
-
-
+# -- check and export-repo ---------------------------------------------------------------------
 def _print_report(report, *, as_json: bool) -> None:
     import json
 
@@ -292,6 +244,7 @@ def _quiet_check(repository: Path, models=None):
 
 def cmd_check(args: argparse.Namespace) -> int:
     """Validate a model repository offline; exit 0 when it has no problems, 1 otherwise."""
+    _existing_repository(args.repository, "its path: triton-vision check DIR")
     report = _quiet_check(args.repository)
     _print_report(report, as_json=args.json)
     return 0 if report.ok else 1
@@ -299,8 +252,10 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 def cmd_export_repo(args: argparse.Namespace) -> int:
     """Copy the repository with every model renamed <prefix><name>, then check the copy."""
-    from triton_vision_server.export import export_repository
+    from triton_vision_models.repository import ModelRepository
+    from triton_vision_server.export_repo import export_repository
 
+    _existing_repository(args.model_repository)
     exported = export_repository(
         args.model_repository, args.dest, prefix=args.prefix, models=args.models, force=args.force
     )
@@ -308,16 +263,54 @@ def cmd_export_repo(args: argparse.Namespace) -> int:
         print(f"{model.source} -> {args.dest / model.name}")
     report = _quiet_check(args.dest, [m.name for m in exported])
     _print_report(report, as_json=False)
-    if args.prefix:
+    copied = ModelRepository.load(args.dest)
+    ensembles = [m.name for m in exported if m.name in copied.ensembles]
+    if args.prefix and ensembles:
         print(
-            f"clients call the ensembles by their new names ({args.prefix}{t.CLASSIFICATION}, ...): "
+            f"clients call the ensembles by their new names ({', '.join(ensembles)}): "
             f"triton-vision classify IMAGE --model-prefix {args.prefix}"
         )
     return 0 if report.ok else 1
 
 
+# -- model-analyzer ------------------------------------------------------------------------------
+def cmd_model_analyzer(args: argparse.Namespace) -> int:
+    """Write the input data and Model Analyzer's config into --workdir, then run it (unless --config-only)."""
+    import subprocess
+
+    from triton_vision_server.errors import RuntimeMissingError
+    from triton_vision_server.model_analyzer import write_model_analyzer_config
+    from triton_vision_server.perf import perf_analyzer_env, write_input_data
+
+    workdir = args.workdir.resolve()
+    _existing_repository(args.model_repository)
+    input_data = write_input_data([Path(image) for image in args.images], workdir / "input_data.json")
+    config = write_model_analyzer_config(
+        workdir / "model_analyzer.yaml",
+        ensemble=args.ensemble,
+        model_repository=args.model_repository.resolve(),
+        input_data=input_data,
+        workdir=workdir,
+        http_port=args.http_port,
+        grpc_port=args.grpc_port,
+        metrics_port=args.metrics_port,
+        max_model_batch_size=args.max_model_batch_size,
+        max_instance_count=args.max_instance_count,
+        concurrency=args.concurrency,
+    )
+    env = perf_analyzer_env()
+    command = [str(args.model_analyzer), "profile", "-f", str(config)]
+    print(" ".join(command), flush=True)
+    if args.config_only:
+        return 0
+    if not args.model_analyzer.is_file():
+        raise RuntimeMissingError(f"{args.model_analyzer} is missing: make model-analyzer-env")
+    return subprocess.call(command, env=env)
+
+
+# -- registration ---------------------------------------------------------------------------
 def _server_command(func: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
-    """Runs ``func`` if the server extra is installed; project errors become one line and exit 1."""
+    """Runs ``func`` if the server extra is installed; project errors become one line (exit 2 or 1)."""
 
     @functools.wraps(func)
     def run(args: argparse.Namespace) -> int:
@@ -330,64 +323,96 @@ def _server_command(func: Callable[[argparse.Namespace], int]) -> Callable[[argp
             )
             return 2
         from triton_vision_models.errors import TritonVisionError
+        from triton_vision_server.errors import exit_code
 
         try:
             return func(args)
         except TritonVisionError as exc:
             print(f"error: {exc}", file=sys.stderr)
-            return 1
+            return exit_code(exc)
 
     return run
 
 
+def _parser(sub: Any, name: str, help: str, description: str) -> argparse.ArgumentParser:
+    return sub.add_parser(name, help=help, description=description)
+
+
 def register(sub: Any) -> None:
     """Adds the server commands to the ``triton-vision`` sub-command parser ``sub``."""
-    p = sub.add_parser("serve", help="run the local tritonserver on model_repository/")
-    _add_server_options(p, ports=(8000, 8001, 8002))
+    p = _parser(
+        sub,
+        "serve",
+        "run the local tritonserver on model_repository/",
+        "Run the real tritonserver on a model repository until Ctrl-C: dead model processes are reloaded, "
+        "changed model files loaded, a dead tritonserver restarted (it gives up after 5 deaths within 300 s). "
+        "Only inference, health, metadata, model configs and statistics are open to clients.",
+    )
+    _add_server_options(p, ports=DEFAULT_PORTS)
     p.add_argument(
         "--probe-interval",
         type=float,
         default=60.0,
-        help="seconds between tiny-image probes of every ensemble (two failures reload its models; 0: off)",
+        help="seconds between tiny-image probes of every ensemble; two failures reload its models; 0: off "
+        "(default: %(default)s)",
     )
-    p.add_argument("--probe-timeout", type=float, default=30.0, help="seconds a probe request may take")
-    p.add_argument("--start-timeout", type=float, default=240.0, help="seconds to wait for every model to load")
-    p.set_defaults(func=_server_command(cmd_serve))
+    p.add_argument("--probe-timeout", type=float, default=30.0, help="seconds a probe may take (default: %(default)s)")
+    p.add_argument(
+        "--start-timeout",
+        type=float,
+        default=240.0,
+        help="seconds to wait for every model to load (default: %(default)s)",
+    )
+    add_ui_port(p)
+    p.set_defaults(func=_server_command(with_ui(cmd_serve, lambda args: _server_options(args).grpc_url)))
 
-    p = sub.add_parser("models", help="produce the ONNX files the repository serves")
+    p = _parser(
+        sub,
+        "models",
+        "produce the ONNX files the repository serves, or show where they came from",
+        "prepare: put each ONNX model's file in place (--from a local file, else a pinned download, else a "
+        "clearly marked stand-in with random weights). status: a table of every ONNX model's file.",
+    )
     p.add_argument("action", choices=("prepare", "status"))
     p.add_argument("--model", action="append", help="model directory name (repeatable; default: all)")
-    p.add_argument("--from", dest="from_path", type=Path, default=None, help="import a local .onnx file")
+    p.add_argument("--from", dest="from_path", type=Path, default=None, help="import a local .onnx file (or a .pth)")
     p.add_argument("--stand-in", action="store_true", help="random-weight stand-in with the same tensor contract")
     p.add_argument("--force", action="store_true", help="replace a model that is already prepared")
-    p.add_argument("--model-repository", type=Path, default=DEFAULT_REPOSITORY)
+    p.add_argument("--json", action="store_true", help="status: one JSON list on stdout")
+    _add_repository(p)
     p.set_defaults(func=_server_command(cmd_models))
 
-    p = sub.add_parser("perf", help="run perf_analyzer against an ensemble with real JPEG/PNG images")
-    p.add_argument("images", nargs="+", help="JPEG/PNG files; requests cycle through them")
-    p.add_argument("--model", default=t.CLASSIFICATION)
-    p.add_argument("--batch-size", type=int, default=1, help="images per request (rows zero-padded to the longest)")
-    p.add_argument("--concurrency", default="1:4", help="perf_analyzer --concurrency-range (start:end:step)")
-    p.add_argument("--measurement-ms", type=int, default=5000)
-    p.add_argument("--request-count", type=int, default=None, help="send this many requests, no stability windows")
-    p.add_argument("--input-data-out", type=Path, default=None, help="keep perf_analyzer's input-data JSON here")
-    add_connection(p)
-    p.set_defaults(func=_server_command(cmd_perf))
+    from triton_vision_server.perf import add_parser as add_perf
 
-    p = sub.add_parser("check", help="validate a model repository offline (exit 1 on any problem)")
-    p.add_argument("repository", nargs="?", type=Path, default=DEFAULT_REPOSITORY)
+    add_perf(sub, _server_command)
+
+    p = _parser(
+        sub,
+        "check",
+        "validate a model repository offline (exit 1 on any problem)",
+        "Validate a model repository offline: configs, ensemble wiring, DALI pipelines, ONNX files, labels. "
+        "A repository without an ensemble is a problem. Exit 0: no problem; 1: problems; 2: no such repository.",
+    )
+    p.add_argument("repository", nargs="?", type=Path, default=DEFAULT_REPOSITORY, help="(default: %(default)s)")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.set_defaults(func=_server_command(cmd_check))
 
-    p = sub.add_parser("export-repo", help="copy the repository with every model renamed <prefix><name>")
+    p = _parser(
+        sub,
+        "export-repo",
+        "copy the repository with every model renamed <prefix><name>",
+        "Copy models (and what they need) into another repository, renamed <prefix><name>, then check the copy.",
+    )
     p.add_argument("dest", type=Path, help="target model repository (created; may be an existing one)")
     p.add_argument("--prefix", default="", help="prepended to every model name, e.g. tv_")
     p.add_argument(
         "--models", nargs="+", default=None, help="models to export (default: all); what they need comes along"
     )
     p.add_argument("--force", action="store_true", help="replace models of the same name in DEST")
-    p.add_argument("--model-repository", type=Path, default=DEFAULT_REPOSITORY)
+    _add_repository(p)
     p.set_defaults(func=_server_command(cmd_export_repo))
+
+    _register_model_analyzer(sub)
 
     from triton_vision_server.bench import add_parser as add_bench
     from triton_vision_server.modelgen.cli import register as add_model_command
@@ -395,8 +420,43 @@ def register(sub: Any) -> None:
     add_bench(sub, _server_command)
     add_model_command(sub, _server_command)
 
-    p = sub.add_parser("demo", help="prepare, serve, and answer real photos, then stop")
-    p.add_argument("images", nargs="*")
-    p.add_argument("--top-k", type=int, default=3)
-    _add_server_options(p, ports=(0, 0, 0))
+    p = _parser(
+        sub,
+        "demo",
+        "prepare, serve, and answer photos, then stop",
+        "Prepare the model files, start tritonserver on free ports, classify, segment and detect photos, stop.",
+    )
+    p.add_argument("images", nargs="*", help="photos to classify (default: scikit-image's chelsea, a cat)")
+    p.add_argument(
+        "--people",
+        action="append",
+        default=None,
+        help="photos to segment and detect (repeatable; default: the images given, else scikit-image's astronaut)",
+    )
+    p.add_argument("--top-k", type=int, default=3, help="labels per photo (default: %(default)s)")
+    _add_server_options(p, ports=(None, None, None))
     p.set_defaults(func=_server_command(cmd_demo))
+
+
+def _register_model_analyzer(sub: Any) -> None:
+    from triton_vision_server.model_analyzer import DEFAULT_EXECUTABLE, DEFAULT_WORKDIR
+
+    p = _parser(
+        sub,
+        "model-analyzer",
+        "profile an ensemble with Triton Model Analyzer (make model-analyzer-env installs it)",
+        "Write perf_analyzer's input data and Model Analyzer's config into --workdir, then run Model Analyzer's "
+        "remote mode against `triton-vision serve --allow-model-control` on the given ports.",
+    )
+    p.add_argument("ensemble", help="an ensemble of the repository")
+    p.add_argument("images", nargs="+", help="JPEG/PNG files perf_analyzer sends")
+    _add_repository(p)
+    p.add_argument("--workdir", type=Path, default=DEFAULT_WORKDIR, help="(default: %(default)s)")
+    for option, default in zip(("--http-port", "--grpc-port", "--metrics-port"), DEFAULT_PORTS, strict=True):
+        p.add_argument(option, type=int, default=default, help="the server's port (default: %(default)s)")
+    p.add_argument("--max-model-batch-size", type=int, default=4, help="(default: %(default)s)")
+    p.add_argument("--max-instance-count", type=int, default=2, help="(default: %(default)s)")
+    p.add_argument("--concurrency", type=int, default=None, help="pin every measurement's concurrency")
+    p.add_argument("--model-analyzer", type=Path, default=DEFAULT_EXECUTABLE, help="(default: %(default)s)")
+    p.add_argument("--config-only", action="store_true", help="write the files, do not run")
+    p.set_defaults(func=_server_command(cmd_model_analyzer))

@@ -2,7 +2,8 @@
 
 Model Analyzer (PyPI ``triton-model-analyzer``) is not a dependency of the project: it brings
 matplotlib, numba, optuna, SQLAlchemy and docker, and pins ``cuda-python``; install it in an
-environment of its own (``make model-analyzer-env`` makes ``.venv-ma/``). It runs here in its
+environment of its own (``make model-analyzer-env`` makes ``.venv-ma/``); ``triton-vision
+model-analyzer ENSEMBLE IMG...`` writes the files below and runs it. It runs here in its
 *remote* launch mode against ``triton-vision serve --allow-model-control``: it loads each
 configuration it tries through Triton's model-control API (a load with a config override), so the
 local server's Python-based backends serve them. For an ensemble it always runs its quick search
@@ -20,17 +21,21 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from triton_vision_models.errors import ConfigError
+import triton_vision_contract as contract
 from triton_vision_models.repository import ModelRepository
 
+from .errors import UsageError
 from .perf import perf_analyzer_binary
+
+DEFAULT_EXECUTABLE = Path(".venv-ma/bin/model-analyzer")  # where `make model-analyzer-env` puts it
+DEFAULT_WORKDIR = Path("out/model-analyzer")
 
 
 def composing_models(model_repository: Path, ensemble: str) -> list[str]:
     """The models ``ensemble`` runs (Model Analyzer must name each to keep it on the CPU)."""
     repository = ModelRepository.load(model_repository)
     if ensemble not in repository.ensembles:
-        raise ConfigError(
+        raise UsageError(
             f"'{ensemble}' is not an ensemble of {model_repository} (its ensembles: {', '.join(repository.ensembles)})"
         )
     return repository.composing_models(ensemble)
@@ -42,10 +47,10 @@ def model_analyzer_config(
     model_repository: Path,
     input_data: Path,
     workdir: Path,
-    host: str = "127.0.0.1",
-    http_port: int = 8000,
-    grpc_port: int = 8001,
-    metrics_port: int = 8002,
+    host: str = contract.DEFAULT_HOST,
+    http_port: int = contract.DEFAULT_HTTP_PORT,
+    grpc_port: int = contract.DEFAULT_GRPC_PORT,
+    metrics_port: int = contract.DEFAULT_METRICS_PORT,
     max_model_batch_size: int = 4,
     max_instance_count: int = 2,
     concurrency: int | None = None,
@@ -99,62 +104,3 @@ def write_model_analyzer_config(target: Path, **kwargs) -> Path:
     Path(kwargs["workdir"]).mkdir(parents=True, exist_ok=True)
     target.write_text(json.dumps(model_analyzer_config(**kwargs), indent=2))
     return target
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m triton_vision_server.model_analyzer ENSEMBLE IMG...``: write the input data and
-    the config into ``--workdir``, then run Model Analyzer on them (unless ``--config-only``)."""
-    import argparse
-    import subprocess
-    import sys
-
-    from triton_vision_models.errors import TritonVisionError
-
-    from .perf import perf_analyzer_env, write_input_data
-
-    parser = argparse.ArgumentParser(prog="python -m triton_vision_server.model_analyzer")
-    parser.add_argument("ensemble", help="an ensemble of the repository")
-    parser.add_argument("images", nargs="+", type=Path, help="JPEG/PNG files perf_analyzer sends")
-    parser.add_argument("--model-repository", type=Path, default=Path("model_repository"))
-    parser.add_argument("--workdir", type=Path, default=Path("out/model-analyzer"))
-    parser.add_argument("--grpc-port", type=int, default=8001)
-    parser.add_argument("--http-port", type=int, default=8000)
-    parser.add_argument("--metrics-port", type=int, default=8002)
-    parser.add_argument("--max-model-batch-size", type=int, default=4)
-    parser.add_argument("--max-instance-count", type=int, default=2)
-    parser.add_argument("--concurrency", type=int, default=None, help="pin every measurement's concurrency")
-    parser.add_argument("--model-analyzer", type=Path, default=Path(".venv-ma/bin/model-analyzer"))
-    parser.add_argument("--config-only", action="store_true", help="write the files, do not run")
-    args = parser.parse_args(argv)
-    workdir = args.workdir.resolve()
-    try:
-        input_data = write_input_data(args.images, workdir / "input_data.json")
-        config = write_model_analyzer_config(
-            workdir / "model_analyzer.yaml",
-            ensemble=args.ensemble,
-            model_repository=args.model_repository.resolve(),
-            input_data=input_data,
-            workdir=workdir,
-            http_port=args.http_port,
-            grpc_port=args.grpc_port,
-            metrics_port=args.metrics_port,
-            max_model_batch_size=args.max_model_batch_size,
-            max_instance_count=args.max_instance_count,
-            concurrency=args.concurrency,
-        )
-        env = perf_analyzer_env()
-    except TritonVisionError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    command = [str(args.model_analyzer), "profile", "-f", str(config)]
-    print(" ".join(command), flush=True)
-    if args.config_only:
-        return 0
-    if not args.model_analyzer.is_file():
-        print(f"error: {args.model_analyzer} is missing: make model-analyzer-env", file=sys.stderr)
-        return 1
-    return subprocess.call(command, env=env)
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

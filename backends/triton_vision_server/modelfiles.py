@@ -8,13 +8,18 @@ For each ONNX model of the repository there are three sources, tried in this ord
    renamed to the contract's names.
 2. a download with a pinned sha256 (where the network allows);
 3. a stand-in: the real architecture and tensor contract with random weights, clearly marked.
+   Where the real architecture needs torch (an export) and torch is not installed, a small graph
+   with the same tensor contract instead, and a note saying how to get the real one.
 
-Next to each ``model.onnx`` a ``model.source.json`` records where it came from.
+Next to each ``model.onnx`` a ``model.source.json`` records where it came from. Files are
+written readable by everyone the umask allows (0644 under the usual 022): the server that reads
+them may run as another user (the container's ``triton-server``, a mounted volume).
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
 import tempfile
 import urllib.request
@@ -23,12 +28,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import onnx
+from google.protobuf.message import DecodeError
 
 from triton_vision_models import tensors as t
 from triton_vision_models.errors import ModelFileError
 from triton_vision_models.provenance import ModelSource
+from triton_vision_models.repository import ONNXRUNTIME, ModelRepository
 
-from . import standins
+from . import standins, torch_tools
+from .errors import UsageError
 
 MODEL_FILENAME = "model.onnx"
 
@@ -56,6 +64,8 @@ class ModelEntry:
     downloads: tuple[Download, ...] = field(default_factory=tuple)
     # Turns a non-ONNX weights file (a torchvision .pth state dict) into the ONNX model; None: ONNX only.
     convert: Callable[[Path], onnx.ModelProto] | None = None
+    # Same tensor contract without torch, where build_stand_in needs it (an export); None: not needed.
+    small_stand_in: Callable[[], onnx.ModelProto] | None = None
 
 
 CATALOGUE: dict[str, ModelEntry] = {
@@ -78,9 +88,15 @@ CATALOGUE: dict[str, ModelEntry] = {
 
 
 def _fcn_stand_in() -> onnx.ModelProto:
-    from .segmentation_export import fcn_stand_in
+    from .segmentation_onnx import torchvision_fcn
 
-    return fcn_stand_in()
+    return torchvision_fcn()
+
+
+def _small_fcn() -> onnx.ModelProto:
+    from .segmentation_onnx import tiny_fcn
+
+    return tiny_fcn()
 
 
 CATALOGUE[t.SEGMENTER] = ModelEntry(
@@ -91,6 +107,7 @@ CATALOGUE[t.SEGMENTER] = ModelEntry(
         outputs={t.SEGMENTER_OUTPUT: (t.VOC_CLASSES, -1, -1), t.SEGMENTER_AUX: (t.VOC_CLASSES, -1, -1)},
     ),
     build_stand_in=_fcn_stand_in,
+    small_stand_in=_small_fcn,
     downloads=(
         Download(
             url="https://github.com/onnx/models/raw/main/validated/vision/object_detection_segmentation/fcn/model/fcn-resnet50-11.onnx",
@@ -103,12 +120,12 @@ CATALOGUE[t.SEGMENTER] = ModelEntry(
 # -- detection: torchvision Faster R-CNN, exported (export extra) --------------------------------
 def _faster_rcnn_entry(arch: str, description: str, download: Download) -> ModelEntry:
     def stand_in() -> onnx.ModelProto:
-        from .detection_export import export_faster_rcnn
+        from .detection_onnx import export_faster_rcnn
 
         return export_faster_rcnn(arch)
 
     def convert(path: Path) -> onnx.ModelProto:
-        from .detection_export import export_faster_rcnn
+        from .detection_onnx import export_faster_rcnn
 
         return export_faster_rcnn(arch, path)
 
@@ -127,6 +144,11 @@ def _faster_rcnn_entry(arch: str, description: str, download: Download) -> Model
         build_stand_in=stand_in,
         downloads=(download,),
         convert=convert,
+        small_stand_in=lambda: standins.small_detector(
+            t.DETECTOR_INPUT,
+            t.DETECTOR_IMAGE_SIZES,
+            (t.DETECTOR_BOXES, t.DETECTOR_SCORES, t.DETECTOR_LABELS, t.DETECTOR_COUNT),
+        ),
     )
 
 
@@ -163,10 +185,74 @@ def version_dir(repository: Path, name: str) -> Path:
     return repository / name / "1"
 
 
-def read_source(repository: Path, name: str) -> ModelSource | None:
-    """The recorded source of a prepared model, or None if it is not prepared."""
+def recorded_source(repository: Path, name: str) -> ModelSource | None:
+    """The recorded source (``model.source.json``) of a prepared model, or None if it is not prepared."""
     folder = version_dir(repository, name)
     return ModelSource.read(folder) if (folder / MODEL_FILENAME).is_file() else None
+
+
+@dataclass(frozen=True)
+class PreparedModel:
+    """One ONNX model of a repository and its file (``models status``, ``serve``)."""
+
+    name: str
+    path: Path  # the version folder's model file, present or not
+    source: ModelSource | None  # None: no model.source.json
+
+    @property
+    def prepared(self) -> bool:
+        return self.path.is_file()
+
+    @property
+    def size(self) -> int:
+        return self.path.stat().st_size if self.prepared else 0
+
+    @property
+    def kind(self) -> str:
+        if not self.prepared:
+            return "NOT PREPARED"
+        if self.source is None:
+            try:
+                return "stand-in" if standins.is_stand_in(self.path) else "unrecorded"
+            except (DecodeError, OSError, ValueError):
+                return "not ONNX"
+        return self.source.kind
+
+    def as_dict(self) -> dict:
+        source = {"source": vars(self.source)} if self.source is not None else {}
+        return {"model": self.name, "kind": self.kind, "size": self.size, "path": str(self.path), **source}
+
+    def describe(self) -> str:
+        if self.source is not None:
+            return describe(self.source)
+        return f"{self.kind}: {self.path} (no {self.path.parent.name}/model.source.json says where it came from)"
+
+
+def prepared_models(repository: ModelRepository) -> list[PreparedModel]:
+    """Every ONNX model of the repository (whatever its name) and its newest version's file."""
+    rows = []
+    for name in repository.of_kind(ONNXRUNTIME):
+        model = repository[name]
+        versions = model.versions
+        folder = versions[-1] if versions else model.directory / "1"
+        path = folder / (model.model_filename or MODEL_FILENAME)
+        rows.append(PreparedModel(name, path, ModelSource.read(folder) if path.is_file() else None))
+    return rows
+
+
+def file_kind(path: Path) -> str:
+    """What a file that should hold a model looks like, by its first bytes (for error messages)."""
+    with path.open("rb") as handle:
+        head = handle.read(8)
+    if head.startswith(b"\xff\xd8\xff"):
+        return "a JPEG image"
+    if head.startswith(b"\x89PNG"):
+        return "a PNG image"
+    if head.startswith(b"PK\x03\x04"):
+        return "a zip archive (a torch .pth file?)"
+    if not head:
+        return "empty"
+    return "not a model file this command reads"
 
 
 def _shape(value_info: onnx.ValueInfoProto) -> tuple[int, ...]:
@@ -232,8 +318,21 @@ def _check_shapes(graph: onnx.GraphProto, entry: ModelEntry, origin: str) -> Non
                 raise ModelFileError(f"{origin}: tensor '{value.name}' has shape {list(shape)}; {needs}")
 
 
+def readable_mode() -> int:
+    """rw for the owner, r for group and others, as far as the umask allows (0644 under 022)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o644 & ~mask | 0o600
+
+
 def _install(
-    model_or_file: onnx.ModelProto | Path, repository: Path, entry: ModelEntry, kind: str, origin: str
+    model_or_file: onnx.ModelProto | Path,
+    repository: Path,
+    entry: ModelEntry,
+    kind: str,
+    origin: str,
+    *,
+    arrived_sha256: str = "",
 ) -> ModelSource:
     folder = version_dir(repository, entry.name)
     folder.mkdir(parents=True, exist_ok=True)
@@ -245,30 +344,59 @@ def _install(
             shutil.copyfile(model_or_file, tmp_path)
         else:
             onnx.save(model_or_file, str(tmp_path))
+        tmp_path.chmod(readable_mode())  # mkstemp made it 0600
         tmp_path.replace(target)
     finally:
         tmp_path.unlink(missing_ok=True)
-    source = ModelSource(kind=kind, origin=origin, sha256=sha256_of(target))
+    digest = sha256_of(target)
+    source = ModelSource(kind, origin, digest, arrived_sha256 if arrived_sha256 not in ("", digest) else "")
     source.write(folder)
     return source
 
 
+def _load_onnx(path: Path, what: str, entry: ModelEntry) -> onnx.ModelProto:
+    try:
+        return onnx.load(str(path))
+    except (DecodeError, ValueError, RuntimeError) as exc:
+        hint = " or a torchvision state dict (.pth)" if entry.convert is not None else ""
+        raise UsageError(
+            f"{what} {path}: not an ONNX model ({file_kind(path)}; {type(exc).__name__}); "
+            f"model '{entry.name}' takes an ONNX file{hint}"
+        ) from None
+
+
+def _convert(entry: ModelEntry, path: Path, what: str) -> onnx.ModelProto:
+    """A state dict exported to ONNX by ``entry.convert``; a file that is none is named."""
+    if entry.convert is None:
+        raise ModelFileError(f"model '{entry.name}' takes ONNX files only, not {path}")
+    kind = file_kind(path)
+    if kind.startswith(("a JPEG", "a PNG", "empty")):
+        raise UsageError(f"{what} {path}: not a model file ({kind}); model '{entry.name}' takes an ONNX file or a .pth")
+    return entry.convert(path)
+
+
 def import_local(path: Path, repository: Path, entry: ModelEntry) -> ModelSource:
     if not path.is_file():
-        raise ModelFileError(f"--from {path}: no such file")
+        raise UsageError(f"--from {path}: no such file")
+    arrived = sha256_of(path)
     if path.suffix.lower() != ".onnx" and entry.convert is not None:
-        converted = conform(entry.convert(path), entry, str(path))
-        return _install(converted, repository, entry, "local", str(path.resolve()))
-    model = onnx.load(str(path))
+        converted = conform(_convert(entry, path, "--from"), entry, str(path))
+        return _install(converted, repository, entry, "local", str(path.resolve()), arrived_sha256=arrived)
+    model = _load_onnx(path, "--from", entry)
     original = onnx.load(str(path))
     conformed = conform(model, entry, str(path))
     unchanged = conformed.SerializeToString() == original.SerializeToString()
-    return _install(path if unchanged else conformed, repository, entry, "local", str(path.resolve()))
+    return _install(
+        path if unchanged else conformed, repository, entry, "local", str(path.resolve()), arrived_sha256=arrived
+    )
 
 
 def download(entry: ModelEntry, repository: Path, *, timeout: float = 30.0) -> ModelSource:
     errors = []
     for item in entry.downloads:
+        if _needs_conversion(item, entry) and not torch_tools.available():
+            errors.append(f"{item.url}: not fetched, a state dict: exporting it to ONNX needs torch")
+            continue
         try:
             with tempfile.TemporaryDirectory() as tmp:
                 partial = Path(tmp) / MODEL_FILENAME
@@ -277,9 +405,9 @@ def download(entry: ModelEntry, repository: Path, *, timeout: float = 30.0) -> M
                 digest = sha256_of(partial)
                 if digest != item.sha256:
                     raise ModelFileError(f"{item.url}: sha256 {digest} differs from the pinned {item.sha256}")
-                if not item.url.endswith(".onnx") and entry.convert is not None:
-                    converted = conform(entry.convert(partial), entry, item.url)
-                    return _install(converted, repository, entry, "download", item.url)
+                if _needs_conversion(item, entry):
+                    converted = conform(_convert(entry, partial, "download"), entry, item.url)
+                    return _install(converted, repository, entry, "download", item.url, arrived_sha256=digest)
                 conform(onnx.load(str(partial), load_external_data=False), entry, item.url)
                 return _install(partial, repository, entry, "download", item.url)
         except (OSError, ModelFileError) as exc:
@@ -287,8 +415,35 @@ def download(entry: ModelEntry, repository: Path, *, timeout: float = 30.0) -> M
     raise ModelFileError(f"model '{entry.name}': no download succeeded ({'; '.join(errors) or 'none known'})")
 
 
-def make_stand_in(repository: Path, entry: ModelEntry) -> ModelSource:
-    return _install(entry.build_stand_in(), repository, entry, "stand-in", "random weights, seed 0")
+def _needs_conversion(item: Download, entry: ModelEntry) -> bool:
+    return not item.url.endswith(".onnx") and entry.convert is not None
+
+
+SMALL_STAND_IN_ORIGIN = "small graph with the same tensor contract (torch not installed), random weights, seed 0"
+
+
+def describe(source: ModelSource) -> str:
+    """``source.describe()``, saying so when a stand-in is the small graph, not the real architecture."""
+    if source.is_stand_in and source.origin == SMALL_STAND_IN_ORIGIN:
+        return f"{source.describe()}; a small graph with the same tensor contract, not the real architecture"
+    return source.describe()
+
+
+def make_stand_in(repository: Path, entry: ModelEntry, report: Callable[[str], None] = print) -> ModelSource:
+    """The real architecture with random weights; without torch, where it needs torch, a small
+    graph with the same contract (and ``report`` says how to get the real architecture)."""
+    try:
+        model = entry.build_stand_in()
+    except torch_tools.ExportToolsMissingError as exc:
+        if entry.small_stand_in is None:
+            raise
+        report(
+            f"{entry.name}: {exc}. Serving a small stand-in with the same tensor contract instead (not the real "
+            f"architecture); after installing them, `triton-vision models prepare --model {entry.name} --force` "
+            "makes the real one"
+        )
+        return _install(entry.small_stand_in(), repository, entry, "stand-in", SMALL_STAND_IN_ORIGIN)
+    return _install(model, repository, entry, "stand-in", "random weights, seed 0")
 
 
 def prepare(
@@ -304,8 +459,8 @@ def prepare(
     if from_path is not None:
         return import_local(from_path, repository, entry)
     if stand_in:
-        return make_stand_in(repository, entry)
-    current = read_source(repository, entry.name)
+        return make_stand_in(repository, entry, report)
+    current = recorded_source(repository, entry.name)
     if current is not None and not force:
         path = version_dir(repository, entry.name) / MODEL_FILENAME
         if sha256_of(path) == current.sha256:
@@ -319,4 +474,4 @@ def prepare(
             return download(entry, repository)
         except ModelFileError as exc:
             report(f"{entry.name}: download failed ({exc}); making a stand-in instead")
-    return make_stand_in(repository, entry)
+    return make_stand_in(repository, entry, report)

@@ -12,23 +12,90 @@ encoded images as perf_analyzer's input data:
   entries and refuses entries of different shapes in one request ("can not batch tensors with
   different shapes together"), so for N > 1 every entry is zero-padded to the longest file: the
   ensembles' own batch layout (zero-padded rows; the decoders stop at the image's end marker).
+
+Measurement: perf_analyzer repeats windows of ``measurement_ms`` until the last three agree,
+throughput and latency each within ``stability_percentage`` (max / min). Its own default, 10 %,
+is rarely met on a CPU shared with other work: on the 2-core development machine with one bursty
+process beside it, every run at concurrency 1 ended ``Failed to obtain stable measurement within
+10 measurement windows`` (exit 2, after 60 s); with 50 % and up to 20 windows every run settled
+after 3-4 windows (:data:`STABILITY_PERCENTAGE`, :data:`MAX_TRIALS`). ``request_count`` instead
+bounds a run to that many requests, one concurrency level per run.
+
+``triton-vision perf`` (:func:`add_parser`, registered by :mod:`triton_vision_server.cli`)
+builds the command from these and runs it.
 """
 
 from __future__ import annotations
 
+import argparse
 import base64
 import json
 import os
 import shutil
+import subprocess
 import sys
 import sysconfig
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
+import triton_vision_contract as contract
 from triton_vision_models import tensors as t
-from triton_vision_models.errors import TritonVisionError
 
-from .runtime import RuntimeMissingError
+from .errors import RuntimeMissingError, UsageError
+
+DEFAULT_URLS = {
+    "grpc": f"{contract.DEFAULT_HOST}:{contract.DEFAULT_GRPC_PORT}",
+    "http": f"{contract.DEFAULT_HOST}:{contract.DEFAULT_HTTP_PORT}",
+}
+MEASUREMENT_MS = 5000  # perf_analyzer's own default window
+STABILITY_PERCENTAGE = 50  # perf_analyzer's default is 10: see the module docstring
+MAX_TRIALS = 20  # windows per concurrency level before perf_analyzer gives up (its default: 10)
+CONCURRENCY = "1:4"  # the default sweep; one level (1) with --request-count
+UNSTABLE = "Failed to obtain stable measurement"
+
+
+class PerfUsageError(UsageError):
+    """A perf_analyzer run that cannot be asked for: the command exits 2 with one line."""
+
+
+class PerfInputError(PerfUsageError):
+    """Images or a batch size that perf_analyzer's input data cannot be made from."""
+
+
+def concurrency_range(text: str) -> tuple[int, int, int]:
+    """perf_analyzer's ``--concurrency-range start[:end[:step]]`` as (start, end, step)."""
+    try:
+        parts = [int(part) for part in text.split(":")]
+    except ValueError:
+        parts = []
+    if not 1 <= len(parts) <= 3 or any(part < 1 for part in parts):
+        raise PerfUsageError(f"--concurrency takes start[:end[:step]], whole numbers >= 1, got '{text}'")
+    start = parts[0]
+    end = parts[1] if len(parts) > 1 else start  # perf_analyzer: no end, one level
+    step = parts[2] if len(parts) > 2 else 1
+    if end < start:
+        raise PerfUsageError(f"--concurrency {text}: the end ({end}) is below the start ({start})")
+    return start, end, step
+
+
+def resolve_concurrency(text: str | None, request_count: int | None) -> str:
+    """The ``--concurrency-range`` to run: ``text``, or the default (``1`` with a request count).
+
+    perf_analyzer refuses ``--request-count`` with a range whose end is not its start (and
+    prints its whole usage text): that is refused here with one line.
+    """
+    if request_count is not None and request_count < 1:
+        raise PerfUsageError(f"--request-count must be at least 1, got {request_count}")
+    if text is None:
+        return "1" if request_count is not None else CONCURRENCY
+    start, end, _ = concurrency_range(text)
+    if request_count is not None and end != start:
+        raise PerfUsageError(
+            f"--request-count runs one concurrency level, got --concurrency {text}:"
+            " give one (e.g. --concurrency 2), or drop --request-count to measure windows"
+        )
+    return text
 
 
 def perf_analyzer_binary() -> Path:
@@ -54,46 +121,53 @@ def perf_analyzer_command(
     data_dir: Path,
     *,
     model: str = t.CLASSIFICATION,
-    url: str = "127.0.0.1:8001",
+    url: str = DEFAULT_URLS["grpc"],
     protocol: str = "grpc",
-    concurrency: str = "1:4",
-    measurement_ms: int = 5000,
+    concurrency: str | None = None,
+    measurement_ms: int = MEASUREMENT_MS,
+    stability_percentage: int = STABILITY_PERCENTAGE,
+    max_trials: int = MAX_TRIALS,
     request_count: int | None = None,
 ) -> list[str]:
     """The command line; ``image``'s bytes are copied to ``data_dir/IMAGE`` as the input data.
 
-    ``request_count`` bounds the run to that many requests per concurrency level instead of
+    ``request_count`` bounds the run to that many requests (one concurrency level) instead of
     measuring ``measurement_ms`` windows until they are stable.
     """
+    concurrency = resolve_concurrency(concurrency, request_count)
     data_dir.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(image, data_dir / t.IMAGE)
     shape = ["--shape", f"{t.IMAGE}:{image.stat().st_size}"]
-    return _command(model, url, protocol, data_dir, shape, concurrency, measurement_ms, request_count)
+    load = _load(concurrency, measurement_ms, stability_percentage, max_trials, request_count)
+    return _command(model, url, protocol, data_dir, shape + load)
 
 
-def _command(
-    model: str,
-    url: str,
-    protocol: str,
-    input_data: Path,
-    extra: list[str],
-    concurrency: str,
-    measurement_ms: int,
-    request_count: int | None,
-) -> list[str]:
-    """perf_analyzer's command line: the model, the server, the input data, ``extra``, the load."""
+def _command(model: str, url: str, protocol: str, input_data: Path, extra: list[str]) -> list[str]:
+    """perf_analyzer's command line: the model, the server, the input data, then ``extra``."""
     command = [str(perf_analyzer_binary()), "-m", model, "-u", url, "-i", protocol, "--input-data", str(input_data)]
-    return command + extra + ["--concurrency-range", concurrency] + _run_length(measurement_ms, request_count)
+    return command + extra
 
 
-def _run_length(measurement_ms: int, request_count: int | None) -> list[str]:
+def _load(
+    concurrency: str, measurement_ms: int, stability_percentage: int, max_trials: int, request_count: int | None
+) -> list[str]:
+    """The load and the run length: a request count, or windows until they are stable."""
+    load = ["--concurrency-range", concurrency]
     if request_count is not None:
-        return ["--request-count", str(request_count)]
-    return ["--measurement-interval", str(measurement_ms)]
-
-
-class PerfInputError(TritonVisionError):
-    """Images or a batch size that perf_analyzer's input data cannot be made from."""
+        return load + ["--request-count", str(request_count)]
+    if measurement_ms < 1 or stability_percentage < 1 or max_trials < 3:
+        raise PerfUsageError(
+            "--measurement-ms and --stability-percentage must be positive and --max-trials at least 3"
+            " (perf_analyzer compares the last three windows)"
+        )
+    return load + [
+        "--measurement-interval",
+        str(measurement_ms),
+        "--stability-percentage",
+        str(stability_percentage),
+        "--max-trials",
+        str(max_trials),
+    ]
 
 
 JPEG_MAGIC = b"\xff\xd8\xff"
@@ -146,26 +220,32 @@ def perf_analyzer_data_command(
     data_file: Path,
     *,
     model: str = t.CLASSIFICATION,
-    url: str = "127.0.0.1:8001",
+    model_prefix: str = "",
+    url: str = DEFAULT_URLS["grpc"],
     protocol: str = "grpc",
     batch_size: int = 1,
-    concurrency: str = "1",
-    measurement_ms: int = 5000,
+    concurrency: str | None = None,
+    measurement_ms: int = MEASUREMENT_MS,
+    stability_percentage: int = STABILITY_PERCENTAGE,
+    max_trials: int = MAX_TRIALS,
     request_count: int | None = None,
 ) -> list[str]:
-    """The command line driving ``model`` with the image files, written to ``data_file`` as JSON.
+    """The command line driving ``model_prefix + model`` with the image files, written to
+    ``data_file`` as JSON (``model_prefix``: a repository from ``export-repo --prefix``).
 
     ``request_count`` bounds the run to that many requests (perf_analyzer's ``--request-count``,
-    no stability windows: the choice for tests and for slow models); otherwise perf_analyzer
-    measures windows of ``measurement_ms`` until they are stable.
+    no stability windows, one concurrency level: the choice for tests and for slow models);
+    otherwise perf_analyzer measures windows of ``measurement_ms`` until they are stable.
     """
     limit = t.MAX_BATCH.get(model)
     if limit is not None and batch_size > limit:
         raise PerfInputError(f"'{model}' takes at most {limit} images per request, got batch size {batch_size}")
+    if batch_size < 1:
+        raise PerfInputError(f"batch size must be at least 1, got {batch_size}")
+    concurrency = resolve_concurrency(concurrency, request_count)
+    load = _load(concurrency, measurement_ms, stability_percentage, max_trials, request_count)
     write_input_data(images, data_file, batch_size=batch_size)
-    return _command(
-        model, url, protocol, data_file, ["-b", str(batch_size)], concurrency, measurement_ms, request_count
-    )
+    return _command(model_prefix + model, url, protocol, data_file, ["-b", str(batch_size), *load])
 
 
 def perf_analyzer_csv(path: Path) -> list[dict[str, float]]:
@@ -189,3 +269,83 @@ def perf_analyzer_csv(path: Path) -> list[dict[str, float]]:
                     row[key.strip()] = float("nan")
             rows.append(row)
     return rows
+
+
+# -- ``triton-vision perf`` -----------------------------------------------------------------------
+def cmd_perf(args: argparse.Namespace) -> int:
+    """perf_analyzer against a running server, fed real encoded images (a JSON input-data file)."""
+    import tempfile
+
+    url = args.url or DEFAULT_URLS[args.protocol]
+    try:
+        with tempfile.TemporaryDirectory() as scratch:
+            data_file = args.input_data_out or Path(scratch) / "input_data.json"
+            command = perf_analyzer_data_command(
+                [Path(image) for image in args.images],
+                data_file,
+                model=args.model,
+                model_prefix=args.model_prefix,
+                url=url,
+                protocol=args.protocol,
+                batch_size=args.batch_size,
+                concurrency=args.concurrency,
+                measurement_ms=args.measurement_ms,
+                stability_percentage=args.stability_percentage,
+                max_trials=args.max_trials,
+                request_count=args.request_count,
+            )
+            print(" ".join(command), flush=True)
+            return run_perf_analyzer(command)
+    except PerfUsageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+def run_perf_analyzer(command: list[str]) -> int:
+    """Runs perf_analyzer, its output passed through; its exit code, with a hint when it found
+    no stable measurement."""
+    with subprocess.Popen(
+        command, env=perf_analyzer_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    ) as process:
+        unstable = False
+        for line in process.stdout or ():
+            print(line, end="", flush=True)
+            unstable = unstable or UNSTABLE in line
+    if process.returncode != 0 and unstable:
+        print(
+            "error: perf_analyzer found no stable measurement (the machine's load moved):"
+            " raise --stability-percentage or --measurement-ms, or bound the run with --request-count",
+            file=sys.stderr,
+        )
+    return process.returncode
+
+
+def add_parser(sub: Any, wrap: Callable) -> None:
+    """Adds ``perf`` to the ``triton-vision`` sub-command parser ``sub``; ``wrap`` guards the command."""
+    from triton_vision_client.cli import add_connection
+
+    p = sub.add_parser("perf", help="run perf_analyzer against an ensemble with real JPEG/PNG images")
+    p.add_argument("images", nargs="+", help="JPEG/PNG files; requests cycle through them")
+    p.add_argument("--model", default=t.CLASSIFICATION, help="the ensemble (--model-prefix is put in front)")
+    p.add_argument("--batch-size", type=int, default=1, help="images per request (rows zero-padded to the longest)")
+    p.add_argument(
+        "--concurrency",
+        default=None,
+        help=f"perf_analyzer --concurrency-range start[:end[:step]] (default {CONCURRENCY}; 1 with --request-count)",
+    )
+    p.add_argument("--measurement-ms", type=int, default=MEASUREMENT_MS, help="window length (default %(default)s)")
+    p.add_argument(
+        "--stability-percentage",
+        type=int,
+        default=STABILITY_PERCENTAGE,
+        help="the last 3 windows' throughput and latency within this %% (default %(default)s; perf_analyzer's: 10)",
+    )
+    p.add_argument(
+        "--max-trials", type=int, default=MAX_TRIALS, help="windows per level before giving up (default %(default)s)"
+    )
+    p.add_argument(
+        "--request-count", type=int, default=None, help="send this many requests at one level, no stability windows"
+    )
+    p.add_argument("--input-data-out", type=Path, default=None, help="keep perf_analyzer's input-data JSON here")
+    add_connection(p)
+    p.set_defaults(func=wrap(cmd_perf))

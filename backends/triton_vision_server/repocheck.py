@@ -2,6 +2,7 @@
 
 Each problem names the model, the tensor (or file), what was expected and what was found. Checked:
 
+- the repository has an ensemble (what clients call);
 - every ``config.pbtxt`` parses with Triton's own protobuf (``tritonclient.grpc.model_config_pb2``),
   is named after its directory, and has a version folder;
 - ensembles: every step names a model of the repository; every ``input_map``/``output_map`` tensor
@@ -417,6 +418,11 @@ def check_repository(repository: Path, models: Iterable[str] | None = None) -> R
     unknown = sorted(selected - set(configs) - {f.model for f in parse_problems}) if selected else []
     report.problems.extend(Finding(name, "is not a model of the repository") for name in unknown)
     report.problems.extend(f for f in parse_problems if selected is None or f.model in selected)
+    if selected is None and not repo.ensembles:
+        held = f"{len(configs)} models, none an ensemble" if configs else "no model"
+        report.problems.append(
+            Finding(str(repository), f"has no ensemble ({held}): a client would have nothing to call")
+        )
     for name, config in sorted(configs.items()):
         if selected is not None and name not in selected:
             continue

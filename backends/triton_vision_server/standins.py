@@ -113,3 +113,66 @@ def mark_stand_in(model: onnx.ModelProto) -> onnx.ModelProto:
 def is_stand_in(path: Path) -> bool:
     model = onnx.load(str(path), load_external_data=False)
     return any(p.key == STAND_IN_KEY and p.value == "true" for p in model.metadata_props)
+
+
+def small_detector(
+    images: str,
+    image_sizes: str,
+    outputs: tuple[str, str, str, str],
+    *,
+    classes: int = 91,
+    seed: int = 0,
+) -> onnx.ModelProto:
+    """A small graph with Faster R-CNN's tensor contract (no torch needed): per image one box, the
+    whole image (``image_sizes``), with a score in (0.5, 1) (above the default threshold, so the
+    demo draws it) and a class id (1..classes-1) from random projections of its mean colour.
+    Meaningless answers of the right shapes and types."""
+    boxes, scores, labels, count = outputs
+    rng = np.random.default_rng(seed)
+    const = numpy_helper.from_array
+    initializers = [
+        const(np.array([1], np.int64), "axis1"),
+        const(np.array([0], np.int64), "col0"),
+        const(np.array([1], np.int64), "col1"),
+        const(rng.normal(0.0, 4.0, (3, 1)).astype(np.float32), "score_w"),
+        const(rng.normal(0.0, 1.0, (3, classes - 1)).astype(np.float32), "class_w"),
+        const(np.array([[1]], np.int64), "one_count"),
+        const(np.array(1, np.int64), "first_class"),
+        const(np.array(0.5, np.float32), "half"),
+    ]
+    nodes = [
+        helper.make_node("ReduceMean", [images], ["rgb"], axes=[2, 3], keepdims=0),  # [B, 3]
+        helper.make_node("MatMul", ["rgb", "score_w"], ["logit"]),  # [B, 1]
+        helper.make_node("Sigmoid", ["logit"], ["unit"]),
+        helper.make_node("Mul", ["unit", "half"], ["half_unit"]),
+        helper.make_node("Add", ["half_unit", "half"], [scores]),  # in (0.5, 1): shown at the default threshold
+        helper.make_node("MatMul", ["rgb", "class_w"], ["class_logits"]),  # [B, classes - 1]
+        helper.make_node("ArgMax", ["class_logits"], ["class_index"], axis=1, keepdims=1),  # [B, 1]
+        helper.make_node("Add", ["class_index", "first_class"], [labels]),
+        helper.make_node("Cast", [image_sizes], ["sizes"], to=TensorProto.FLOAT),  # [B, 2] = (h, w)
+        helper.make_node("Gather", ["sizes", "col0"], ["height"], axis=1),  # [B, 1]
+        helper.make_node("Gather", ["sizes", "col1"], ["width"], axis=1),
+        helper.make_node("Sub", ["height", "height"], ["zeros"]),
+        helper.make_node("Concat", ["zeros", "zeros", "width", "height"], ["box"], axis=1),  # [B, 4]
+        helper.make_node("Unsqueeze", ["box", "axis1"], [boxes]),  # [B, 1, 4]
+        helper.make_node("Shape", [image_sizes], ["sizes_shape"]),
+        helper.make_node("Slice", ["sizes_shape", "col0", "col1"], ["batch"]),
+        helper.make_node("Concat", ["batch", "axis1"], ["count_shape"], axis=0),
+        helper.make_node("Expand", ["one_count", "count_shape"], [count]),  # [B, 1]
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "small_detector_stand_in",
+        [
+            helper.make_tensor_value_info(images, TensorProto.FLOAT, ["batch", 3, "height", "width"]),
+            helper.make_tensor_value_info(image_sizes, TensorProto.INT64, ["batch", 2]),
+        ],
+        [
+            helper.make_tensor_value_info(boxes, TensorProto.FLOAT, ["batch", "detections", 4]),
+            helper.make_tensor_value_info(scores, TensorProto.FLOAT, ["batch", "detections"]),
+            helper.make_tensor_value_info(labels, TensorProto.INT64, ["batch", "detections"]),
+            helper.make_tensor_value_info(count, TensorProto.INT64, ["batch", 1]),
+        ],
+        initializer=initializers,
+    )
+    return mark_stand_in(helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)]))

@@ -35,7 +35,10 @@ from pathlib import Path
 
 from triton_vision_models.repository import ModelRepository
 
-from .runtime import LocalTritonServer, ModelState
+from .admin import ModelState
+from .errors import AdminRequestError
+from .readiness import explain
+from .runtime import LocalTritonServer
 
 LOG = logging.getLogger("triton_vision_server.supervisor")
 TICK_S = 0.25
@@ -54,23 +57,14 @@ class ModelProcess:
 def model_processes(server_pid: int, repository: Path) -> dict[int, ModelProcess]:
     """tritonserver's children that run a model of ``repository`` (the stub's first argument is
     ``<repository>/<model>/<version>/<file>``)."""
+    from . import procfs
+
     root = repository.resolve()
+    stats = procfs.all_stats()
     found = {}
-    for stat_path in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat_path.read_text().rsplit(")", 1)[1].split()
-            if int(fields[1]) != server_pid:
-                continue
-            pid = int(stat_path.parent.name)
-            zombie = fields[0] in ("Z", "X")
-            args = (stat_path.parent / "cmdline").read_bytes().split(b"\0")
-        except (OSError, IndexError, ValueError):
-            continue
-        model = ""
-        if len(args) > 1 and args[1]:
-            path = Path(args[1].decode(errors="replace"))
-            if path.parent.parent.parent == root:
-                model = path.parent.parent.name
+    for pid in procfs.children(server_pid, stats):
+        zombie = stats[pid].zombie
+        model = procfs.stub_model(procfs.cmdline(pid), root)
         if model or zombie:
             found[pid] = ModelProcess(pid, model, zombie)
     return found
@@ -114,7 +108,7 @@ class Supervisor:
 
     def start(self) -> list[ModelState]:
         """Take stock after start-up: model processes, file signatures; report models that are down."""
-        index = self.server.explain(self.server.repository_index())
+        index = explain(self.server.admin.repository_index(), self.repository)
         for state in index:
             if not state.ready:
                 LOG.error("model '%s' is DOWN (%s): %s", state.name, state.state or "not loaded", state.reason)
@@ -168,10 +162,11 @@ class Supervisor:
         """Unload (not ready meanwhile) and load again; kill the old instances' leftover processes."""
         started = time.monotonic()
         old = [pid for pid, proc in self._scan_processes().items() if proc.model == model]
-        ok, error = self.server.unload_model(model)
-        if not ok:
-            LOG.warning("model '%s': unload failed (%s); loading anyway", model, error)
-        ok, error = self.server.load_model(model)
+        try:
+            self.server.admin.unload_model(model)
+        except AdminRequestError as exc:
+            LOG.warning("model '%s': %s; loading anyway", model, exc)
+        ok, error = self._load(model)
         self._kill_leftovers(model, old)
         seconds = time.monotonic() - started
         self.heals.append({"model": model, "cause": cause, "ok": ok, "seconds": round(seconds, 2), "error": error})
@@ -180,6 +175,14 @@ class Supervisor:
         else:
             LOG.error("model '%s': reload failed after %.1f s: %s", model, seconds, error)
         return ok
+
+    def _load(self, model: str) -> tuple[bool, str]:
+        """Load ``model``; (True, "") or (False, Triton's reason): the supervisor logs either and goes on."""
+        try:
+            self.server.admin.load_model(model)
+            return True, ""
+        except AdminRequestError as exc:
+            return False, str(exc)
 
     def _kill_leftovers(self, model: str, old: list[int]) -> None:
         deadline = time.monotonic() + STALE_PROCESS_GRACE_S
@@ -211,7 +214,7 @@ class Supervisor:
             self._signatures[name] = signature
             LOG.warning("model '%s': files changed; loading the new version (the old one answers meanwhile)", name)
             started = time.monotonic()
-            ok, error = self.server.load_model(name)
+            ok, error = self._load(name)
             if ok:
                 LOG.warning("model '%s': new files serving after %.1f s", name, time.monotonic() - started)
                 self.load_waiting_ensembles(name)
@@ -222,9 +225,9 @@ class Supervisor:
     def load_waiting_ensembles(self, model: str) -> None:
         """Ensembles that are down and need ``model`` (never loaded because it had failed): load them."""
         repository = ModelRepository.load(self.repository)
-        for state in self.server.repository_index():
+        for state in self.server.admin.repository_index():
             if not state.ready and model in repository.composing_models(state.name):
-                ok, error = self.server.load_model(state.name)
+                ok, error = self._load(state.name)
                 LOG.warning("ensemble '%s': %s", state.name, "loaded" if ok else f"still down: {error}")
 
     # -- functional probes ----------------------------------------------------------------------
@@ -240,12 +243,15 @@ class Supervisor:
             self._probe_thread.start()
 
     def _run_probes(self) -> None:
-        for ensemble in self.probe_ensembles:
-            if not self.server.model_ready(ensemble):
+        for ensemble in list(self.probe_ensembles):
+            if not self.server.admin.model_ready(ensemble):
                 continue
             try:
                 self.probe(ensemble)  # type: ignore[misc]
                 self._probe_results.append((ensemble, ""))
+            except ValueError as exc:  # the probe cannot address it (no request sent): no evidence
+                LOG.warning("ensemble '%s' is not probed: %s", ensemble, exc)
+                self.probe_ensembles.remove(ensemble)
             except Exception as exc:  # noqa: BLE001 - any failure is a failed probe
                 self._probe_results.append((ensemble, str(exc) or type(exc).__name__))
 
@@ -264,7 +270,7 @@ class Supervisor:
 
     def suspects(self, ensemble: str, error: str) -> list[str]:
         """The model a "Stub process '<model>_<n>...'" error names, else every step of the ensemble."""
-        steps = self.server.ensemble_steps(ensemble)
+        steps = self.server.admin.ensemble_steps(ensemble)
         if "Stub process '" in error:
             instance = error.split("Stub process '", 1)[1].split("'", 1)[0]
             named = [m for m in steps if instance.startswith(m + "_")]

@@ -17,14 +17,18 @@ from pathlib import Path
 import triton_vision_contract as t
 
 from . import records
-from .client import PROTOCOLS, ClientError, VisionClient
+from .client import DEFAULT_URLS, PROTOCOLS, ClientError, VisionClient
 from .folderjob import EXIT_CODES_HELP, Task, add_job_arguments, out_path, run_job
 
 COMMAND_PLUGINS = "triton_vision.commands"  # entry-point group of packages that add commands
 
 
 def add_connection(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--url", default=None, help="server address (default 127.0.0.1:8001 for gRPC, :8000 for HTTP)")
+    parser.add_argument(
+        "--url",
+        default=None,
+        help=f"server address (default {DEFAULT_URLS['grpc']} for gRPC, {DEFAULT_URLS['http']} for HTTP)",
+    )
     parser.add_argument("--protocol", choices=PROTOCOLS, default="grpc")
     parser.add_argument(
         "--model-prefix",

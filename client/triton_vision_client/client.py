@@ -23,7 +23,7 @@ from .segmentation import Segmentation, split_outputs
 __all__ = ["ClientError", "ModelNotServedError", "ServerUnreachableError", "VisionClient", "ImageResult"]
 
 PROTOCOLS = ("grpc", "http")
-DEFAULT_URLS = {"grpc": "127.0.0.1:8001", "http": "127.0.0.1:8000"}
+DEFAULT_URLS = {"grpc": f"{t.DEFAULT_HOST}:{t.DEFAULT_GRPC_PORT}", "http": f"{t.DEFAULT_HOST}:{t.DEFAULT_HTTP_PORT}"}
 DEFAULT_CONCURRENCY = 4  # requests in flight for the *_many methods
 
 Source = ImageSource | str | os.PathLike

@@ -70,11 +70,17 @@ def perf_throughput(url: str, image: Path, workdir: Path, batch: int, concurrenc
     """perf_analyzer's images/s at one batch size and concurrency (None if it found no stable figure)."""
     from triton_vision_server.perf import perf_analyzer_command, perf_analyzer_env
 
-    command = perf_analyzer_command(
-        image, workdir / "perf-data", url=url, concurrency=str(concurrency), measurement_ms=6000
-    )
     # A shared machine: accept windows within 50% of each other, at most 5 windows.
-    command += ["-b", str(batch), "--stability-percentage", "50", "--max-trials", "5"]
+    command = perf_analyzer_command(
+        image,
+        workdir / "perf-data",
+        url=url,
+        concurrency=str(concurrency),
+        measurement_ms=6000,
+        stability_percentage=50,
+        max_trials=5,
+    )
+    command += ["-b", str(batch)]
     try:
         done = subprocess.run(command, env=perf_analyzer_env(), capture_output=True, text=True, timeout=PERF_TIMEOUT_S)
     except subprocess.TimeoutExpired:

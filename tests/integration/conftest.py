@@ -17,7 +17,8 @@ SERVER_START_TIMEOUT_S = 240.0
 @contextlib.contextmanager
 def running_server(repository: Path) -> Iterator[LocalTritonServer]:
     """A LocalTritonServer on free loopback ports, ready, stopped afterwards."""
-    from triton_vision_server.runtime import LocalTritonServer, ServerOptions, free_port
+    from triton_vision_server.ports import free_port
+    from triton_vision_server.server_config import ServerOptions
 
     options = ServerOptions(
         model_repository=repository,

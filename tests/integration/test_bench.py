@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ROOT
+from tests.modelconfigs import load_config
 
 pytestmark = pytest.mark.integration
 
@@ -80,10 +81,53 @@ def test_bench_starts_its_server_and_writes_markdown_json_and_png(classification
     assert report["in_process"]["single_image_ms"] > 0 and report["work_bound"]["images_per_s"] > 0
     assert {row["target"] for row in report["targets"]} >= {"wire bytes per image / encoded file"}
 
+    # CPU per image per process: tritonserver and a stub per composing model (the config's steps),
+    # adding up to the server's CPU per image; the ONNX model's stub spends the most, at least half
+    # of what the same model costs in-process on one thread (a ratio of figures of this one run).
+    steps_in_config = [
+        s.model_name for s in load_config(classification_repository / "classification").ensemble_scheduling.step
+    ]
+    for point in report["paths"]["ensemble"]["points"]:
+        rows = {row["process"]: row for row in point["server_processes"]}
+        assert list(rows) == ["tritonserver", *steps_in_config]
+        assert all(row["processes"] == 1 and row["rss_mb"] > 0 for row in rows.values())
+        assert sum(r["cpu_ms_per_image"] for r in rows.values()) == pytest.approx(point["server_cpu_ms_per_image"])
+        assert max(rows.values(), key=lambda r: r["cpu_ms_per_image"])["process"] == "resnet18"
+        assert rows["resnet18"]["cpu_ms_per_image"] >= 0.5 * report["work_bound"]["model_cpu_ms"]
+    tables = report["summary"]["cpu_per_process"]["ensemble"]
+    assert [entry["concurrency"] for entry in tables] == sorted({1, report["summary"]["ensemble_best_concurrency"]})
+    assert tables[0]["rows"][-1]["process"] == "client (the bench process)"
+
     markdown = (out / "bench-classification.md").read_text()
-    for heading in ("## Summary", "## Targets", "## Where the time goes"):
+    for heading in ("## Summary", "## Targets", "## Where the time goes", "## Where the cycles go"):
         assert heading in markdown
     assert (out / "bench-classification.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_bench_measures_an_ensemble_renamed_by_export_repo(classification_repository, tmp_path):
+    """Profiles come from the repository: a prefixed copy is measured under its own names."""
+    from triton_vision_server.export_repo import export_repository
+
+    repository = tmp_path / "exported"
+    export_repository(classification_repository, repository, prefix="tv_", models=["classification"])
+    out = tmp_path / "bench"
+    command = [triton_vision(), "bench", "--ensemble", "tv_classification", "--model-repository", str(repository)]
+    command += ["--duration", "0.3", "--warmup", "0.2", "--concurrency", "1", "--seed-concurrency", "1"]
+    command += ["--no-perf-analyzer", "--max-images", "2", "--out", str(out)]
+    run = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=BENCH_TIMEOUT_S, check=False)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    report = json.loads((out / "bench-tv_classification.json").read_text())
+    assert (report["task"], report["model"]) == ("classification", "tv_resnet18")
+    (point,) = report["paths"]["ensemble"]["points"]
+    assert [s["model"] for s in point["server_steps"]] == [
+        "tv_image_guard",
+        "tv_classification_preprocess",
+        "tv_resnet18",
+        "tv_classification_postprocess",
+    ]
+    assert all(s["requests"] >= 1 for s in point["server_steps"])
+    (seed,) = report["paths"]["seed"]["points"]
+    assert seed["errors"] == 0 and 602_112 < seed["request_bytes_per_image"] < 602_112 + 1024
 
 
 def test_bench_against_an_address_without_a_server_says_so_without_a_traceback(tmp_path):
@@ -98,4 +142,4 @@ def test_bench_against_an_address_without_a_server_says_so_without_a_traceback(t
         check=False,
     )
     assert run.returncode == 1
-    assert "no Triton server answers" in run.stderr and "Traceback" not in run.stderr
+    assert run.stderr.startswith("error: no Triton server answers") and "Traceback" not in run.stderr

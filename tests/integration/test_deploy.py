@@ -45,7 +45,7 @@ def photo_path(tmp_path_factory, chelsea_rgb) -> Path:
 def prefixed_server(classification_repository, tmp_path_factory):
     """export-repo --prefix tv_ --models classification into a repository that already holds a
     user's model named 'classification' (it must stay theirs), served by the real tritonserver."""
-    from triton_vision_server.export import export_repository
+    from triton_vision_server.export_repo import export_repository
     from triton_vision_server.repocheck import check_repository
 
     dest = tmp_path_factory.mktemp("users_repository")

@@ -1,6 +1,7 @@
 """Reliability II through the real `triton-vision serve`: a killed model process is healed under
-load, a model file replaced while serving takes effect, a model that fails to load leaves the
-other ensembles serving, and nothing is left behind when serve is SIGKILLed."""
+load, a killed tritonserver is restarted, a model file replaced while serving takes effect, a model
+that fails to load leaves the other ensembles serving, and nothing is left behind when serve is
+SIGKILLed or interrupted while its models load."""
 
 from __future__ import annotations
 
@@ -35,6 +36,8 @@ HEAL_LIMIT_S = 60.0  # the issue's target (aim: 10)
 REQUEST_TIMEOUT_S = 30.0  # no request may hang longer
 DETECTION_SLACK_S = 2.0  # a process death must turn /v2/health/ready off within this
 REPLACE_LIMIT_S = 15.0
+RESTART_DEADLINE_S = 120.0  # generous: the target is 30 s (a restart is a full start of tritonserver)
+INTERRUPT_DEADLINE_S = 60.0
 
 
 @dataclass
@@ -76,7 +79,7 @@ def _pump(stream, sink: list[str], event: threading.Event | None) -> None:
 
 @contextmanager
 def serving(repository: Path, *extra: str) -> Iterator[Serve]:
-    from triton_vision_server.runtime import free_port
+    from triton_vision_server.ports import free_port
 
     ports = [free_port() for _ in range(3)]
     command = [sys.executable, "-m", "triton_vision_client.cli", "serve", "--model-repository", str(repository)]
@@ -247,6 +250,72 @@ def test_serve_killed_with_sigkill_leaves_no_tritonserver_or_model_process(class
     for pid in left:  # clean up what the test found, then fail
         os.kill(pid, signal.SIGKILL)
     assert not left, f"processes left 10 s after serve was SIGKILLed: {left}"
+
+
+# -- tritonserver killed ----------------------------------------------------------------------------
+def test_killed_tritonserver_is_restarted_on_the_same_ports_and_answers_again(classification_repository, photo):
+    with serving(classification_repository, "--probe-interval", "0") as serve:
+        with VisionClient(serve.grpc_url, "grpc", timeout_s=REQUEST_TIMEOUT_S) as client:
+            baseline = client.classify([photo], top_k=3)[0].class_ids
+            first = serve.tritonserver_pid()
+            killed_at = time.monotonic()
+            os.kill(first, signal.SIGKILL)
+            down_seen = False
+            answer, answered_at = None, None
+            while time.monotonic() < killed_at + RESTART_DEADLINE_S:
+                down_seen = down_seen or not serve.ready()
+                try:
+                    answer = client.classify([photo], top_k=3)[0].class_ids
+                    answered_at = time.monotonic()
+                    break
+                except ClientError:
+                    time.sleep(0.5)
+        restarted = children(serve.process.pid)
+        log = serve.log()
+    assert answer == baseline, f"no answer within {RESTART_DEADLINE_S} s of the kill:\n{log}"
+    assert answered_at is not None
+    print(f"tritonserver killed: answering again {answered_at - killed_at:.1f} s later")
+    assert down_seen, "readiness never turned off while tritonserver was dead"
+    assert restarted and first not in restarted
+    assert "tritonserver killed by SIGKILL (the kernel's OOM killer, or kill -9)" in log, log
+    assert "restarting tritonserver in 1 s on the same ports (death 1; serve gives up at 5 deaths within 300 s)" in log
+    assert "tritonserver serving again" in log, log
+
+
+# -- Ctrl-C while the models load ------------------------------------------------------------------
+def test_ctrl_c_during_start_up_stops_at_once_and_leaves_nothing(classification_repository, tmp_path):
+    from triton_vision_server.ports import free_port
+
+    ports = [str(free_port()) for _ in range(3)]
+    command = [sys.executable, "-m", "triton_vision_client.cli", "serve", "--model-repository"]
+    command += [str(classification_repository), "--http-port", ports[0], "--grpc-port", ports[1]]
+    command += ["--metrics-port", ports[2], "--probe-interval", "0", "--log-dir", str(tmp_path / "logs")]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + SERVE_START_TIMEOUT_S
+        server, stubs = None, []
+        while time.monotonic() < deadline and process.poll() is None and not stubs:  # models are loading
+            found = children(process.pid)
+            server = found[0] if found else None
+            stubs = children(server) if server else []
+            time.sleep(0.1)
+        assert stubs, "tritonserver never started a model process"
+        interrupted_at = time.monotonic()
+        process.send_signal(signal.SIGINT)
+        output, _ = process.communicate(timeout=INTERRUPT_DEADLINE_S)
+        took = time.monotonic() - interrupted_at
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    print(f"serve stopped {took:.1f} s after SIGINT during start-up")
+    assert process.returncode == 130, output
+    assert "interrupted: stopping tritonserver ..." in output and "ready:" not in output, output
+    left = [pid for pid in [server, *stubs] if pid and alive(pid)]
+    for pid in left:
+        os.kill(pid, signal.SIGKILL)
+    assert not left, f"left running: {left}"
+    assert not list(Path("/dev/shm").glob(f"tv{process.pid}_*")), "shared-memory regions left"
 
 
 # -- a model that fails to load --------------------------------------------------------------------

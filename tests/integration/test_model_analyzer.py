@@ -39,7 +39,9 @@ def model_analyzer_executable() -> Path:
 def controllable_server(tmp_path_factory):
     """The classification ensemble (ResNet-18 stand-in) served with model control on."""
     from triton_vision_server import modelfiles
-    from triton_vision_server.runtime import LocalTritonServer, ServerOptions, free_port
+    from triton_vision_server.ports import free_port
+    from triton_vision_server.runtime import LocalTritonServer
+    from triton_vision_server.server_config import ServerOptions
 
     repository = ensemble_repository(tmp_path_factory.mktemp("model_analyzer_repo"), t.CLASSIFICATION)
     modelfiles.prepare(repository, modelfiles.CATALOGUE[t.CLASSIFIER], stand_in=True)
@@ -68,7 +70,8 @@ def test_model_analyzer_profiles_the_classification_ensemble(controllable_server
     command = [
         sys.executable,
         "-m",
-        "triton_vision_server.model_analyzer",  # the README's command
+        "triton_vision_client.cli",
+        "model-analyzer",  # the README's command
         t.CLASSIFICATION,
         *map(str, images),
         f"--model-repository={options.model_repository}",

@@ -1,24 +1,252 @@
-"""``triton-vision bench`` pieces that need no server: options, images, client-side tensors, the load generator."""
+"""``triton-vision bench`` pieces that need no server: the command line, profiles read from the
+repository, the repository it serves, the photos, the load generator, the served-config line."""
 
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-from tests.conftest import MODEL_REPOSITORY
-from tests.reference import classification_input
-from triton_vision_server import bench
+from tests.conftest import MODEL_REPOSITORY, copy_model_dirs, ensemble_repository
+from tests.modelconfigs import load_config
+from triton_vision_client.cli import main
+from triton_vision_models import tensors as t
+from triton_vision_models.repository import ModelRepository
+from triton_vision_server.bench import images as bench_images
+from triton_vision_server.bench import load, profiles, served
+from triton_vision_server.bench.messages import BenchError, BenchUsageError
+from triton_vision_server.bench.options import parse_concurrency
+from triton_vision_server.bench.render import write_report
+from triton_vision_server.bench.repository import bench_repository
 from triton_vision_server.perf import perf_analyzer_csv
 
+BUILT_IN_ONNX = {
+    t.CLASSIFICATION: (t.CLASSIFIER, {t.CLASSIFIER_INPUT: t.PIXELS}, (t.CLASSIFIER_OUTPUT,)),
+    t.DETECTION: (
+        t.DETECTOR,
+        {t.DETECTOR_INPUT: t.PIXELS, t.DETECTOR_IMAGE_SIZES: t.RESIZED_SIZE},
+        (t.DETECTOR_BOXES, t.DETECTOR_COUNT, t.DETECTOR_LABELS, t.DETECTOR_SCORES),
+    ),
+    t.SEGMENTATION: (t.SEGMENTER, {t.SEGMENTER_INPUT: t.PIXELS}, (t.SEGMENTER_OUTPUT,)),
+}
 
+
+def config_steps(repository, ensemble: str) -> list[str]:
+    """The ensemble's step models as its config.pbtxt lists them (the tests' own reading)."""
+    return [step.model_name for step in load_config(repository / ensemble).ensemble_scheduling.step]
+
+
+# -- the command line -------------------------------------------------------------------------
 def test_concurrency_list_is_parsed_sorted_and_bounded():
-    assert bench.parse_concurrency("4,1,2,2") == (1, 2, 4)
+    assert parse_concurrency("4,1,2,2") == (1, 2, 4)
     for bad in ("", "0", "1,x", "300"):
-        with pytest.raises(bench.BenchError, match="concurrency"):
-            bench.parse_concurrency(bad)
+        with pytest.raises(BenchUsageError, match="concurrency"):
+            parse_concurrency(bad)
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (["--ensemble", "nope"], "error: no ensemble 'nope' in model_repository (ensembles: classification, detection"),
+        (["--ensemble", t.CLASSIFIER], f"error: no ensemble '{t.CLASSIFIER}'"),  # a model, not an ensemble
+        (["--concurrency", "1,0"], "error: --concurrency values must be in 1..256, got '1,0'"),
+        (["--seed-concurrency", "x"], "error: --seed-concurrency takes integers separated by commas, got 'x'"),
+        (["--duration", "0"], "error: --duration must be positive, got 0"),
+        (["--model-repository", "absent"], "error: model repository absent is not a directory"),
+    ],
+)
+def test_usage_errors_are_one_line_and_exit_2_before_anything_starts(monkeypatch, capsys, arguments, message):
+    monkeypatch.chdir(MODEL_REPOSITORY.parent)
+    assert main(["bench", *arguments]) == 2
+    captured = capsys.readouterr()
+    assert captured.err.startswith(message) and captured.err.count("\n") == 1, captured.err
+    assert captured.out == ""
+
+
+# -- profiles from the repository -------------------------------------------------------------
+@pytest.mark.parametrize("ensemble", list(BUILT_IN_ONNX))
+def test_built_in_profiles_follow_each_ensembles_config(ensemble):
+    profile = profiles.profile(ModelRepository.load(MODEL_REPOSITORY), ensemble)
+    model, inputs, outputs = BUILT_IN_ONNX[ensemble]
+    assert (profile.task, profile.model, profile.model_inputs, profile.model_outputs) == (
+        ensemble,
+        model,
+        inputs,
+        outputs,
+    )
+    assert list(profile.steps) == config_steps(MODEL_REPOSITORY, ensemble)
+    assert profile.model_path == MODEL_REPOSITORY / model / "1" / "model.onnx"
+
+
+def test_built_in_task_settings_are_unchanged():
+    settings = profiles.TASK_SETTINGS
+    assert settings[t.CLASSIFICATION] == profiles.TaskSettings(8, (1, 2, 4, 8, 16), (1, 2, 4, 8, 16), 8)
+    assert settings[t.DETECTION] == profiles.TaskSettings(1, (1, 2), (1, 2), 2)
+    assert settings[t.SEGMENTATION] == profiles.TaskSettings(2, (1, 2, 4), (1, 2), 2)
+
+
+def test_a_renamed_ensemble_with_a_renamed_onnx_input_is_profiled_by_its_task(tmp_path, chelsea_rgb):
+    """export-repo --prefix renames every model; then the ONNX model's input is renamed too."""
+    from triton_vision_server.export_repo import export_repository
+
+    source = ensemble_repository(tmp_path / "source", t.CLASSIFICATION)
+    dest = tmp_path / "exported"
+    export_repository(source, dest, prefix="tv_", models=[t.CLASSIFICATION])
+    for name in (f"tv_{t.CLASSIFICATION}", f"tv_{t.CLASSIFIER}"):
+        config = dest / name / "config.pbtxt"
+        config.write_text(config.read_text().replace(f'"{t.CLASSIFIER_INPUT}"', '"input_1"'))
+    profile = profiles.profile(ModelRepository.load(dest), f"tv_{t.CLASSIFICATION}")
+    assert (profile.task, profile.model) == (t.CLASSIFICATION, f"tv_{t.CLASSIFIER}")
+    assert profile.model_inputs == {"input_1": t.PIXELS}
+    tensors = profile.preprocess(bench_images.encode(chelsea_rgb, ".png"))
+    assert list(tensors) == ["input_1"] and tensors["input_1"].shape == (1, 3, 224, 224)
+
+
+def test_ensembles_the_bench_cannot_measure_are_refused_by_name(tmp_path):
+    repository = copy_model_dirs(
+        tmp_path / "repo", [t.CLASSIFICATION, *config_steps(MODEL_REPOSITORY, t.CLASSIFICATION)]
+    )
+    (repository / "guard_only").mkdir()
+    (repository / "guard_only" / "config.pbtxt").write_text(
+        'name: "guard_only" platform: "ensemble" max_batch_size: 32\n'
+        'input [ { name: "IMAGE" data_type: TYPE_UINT8 dims: [ -1 ] } ]\n'
+        'output [ { name: "CHECKED" data_type: TYPE_UINT8 dims: [ -1 ] } ]\n'
+        'ensemble_scheduling { step [ { model_name: "image_guard" model_version: -1\n'
+        '  input_map { key: "IMAGE" value: "IMAGE" } output_map { key: "CHECKED_IMAGE" value: "CHECKED" } } ] }\n'
+    )
+    loaded = ModelRepository.load(repository)
+    assert loaded["guard_only"].is_ensemble
+    with pytest.raises(BenchUsageError, match=r"'guard_only' \(outputs CHECKED\) is of no task the bench knows"):
+        profiles.profile(loaded, "guard_only")
+    (repository / t.CLASSIFIER / "config.pbtxt").write_text(
+        (repository / t.CLASSIFIER / "config.pbtxt")
+        .read_text()
+        .replace('platform: "onnxruntime_onnx"', 'backend: "python"')
+    )
+    with pytest.raises(BenchUsageError, match="needs exactly one ONNX Runtime step for the bench, has none"):
+        profiles.profile(ModelRepository.load(repository), t.CLASSIFICATION)
+
+
+# -- the repository it serves -------------------------------------------------------------------
+def test_bench_repository_holds_the_ensemble_and_its_steps_with_linked_onnx_files(tmp_path):
+    source = ensemble_repository(tmp_path / "source", t.CLASSIFICATION)  # model_info too
+    (source / t.CLASSIFIER / "1" / "model.onnx").write_bytes(b"onnx")
+    profile = profiles.profile(ModelRepository.load(source), t.CLASSIFICATION)
+    target = bench_repository(source, profile, tmp_path / "bench")
+    assert sorted(p.name for p in target.iterdir()) == sorted(
+        [t.CLASSIFICATION, *config_steps(source, t.CLASSIFICATION)]
+    )
+    link = target / t.CLASSIFIER / "1" / "model.onnx"
+    assert link.is_symlink() and link.resolve() == (source / t.CLASSIFIER / "1" / "model.onnx").resolve()
+    for name in config_steps(source, t.CLASSIFICATION):
+        assert (target / name / "config.pbtxt").read_text() == (source / name / "config.pbtxt").read_text()
+
+
+# -- the photos ---------------------------------------------------------------------------------
+def test_without_photos_the_bench_uses_scikit_image_photos_as_jpeg_and_png(tmp_path):
+    import cv2
+
+    images = bench_images.bench_images(limit=6, photos=tmp_path / "absent")
+    assert [i.format for i in images] == ["JPEG", "PNG"] * 3
+    for image in images:
+        decoded = cv2.imdecode(np.frombuffer(image.data, np.uint8), cv2.IMREAD_COLOR)
+        assert (decoded.shape[1], decoded.shape[0]) == (image.width, image.height)
+    jpegs, pngs = images[0::2], images[1::2]
+    for jpeg, png in zip(jpegs, pngs, strict=True):  # the PNG: the same photo, longer side 640 at most
+        assert max(png.width, png.height) == min(640, max(jpeg.width, jpeg.height))
+        assert png.width / png.height == pytest.approx(jpeg.width / jpeg.height, rel=0.01)
+
+
+def test_image_count_is_bounded_and_given_files_are_checked(tmp_path):
+    assert len(bench_images.bench_images(limit=1000)) == min(6, bench_images.MAX_IMAGES)
+    (tmp_path / "notes.txt").write_text("not an image")
+    with pytest.raises(BenchUsageError, match="notes.txt: not an image OpenCV can decode"):
+        bench_images.bench_images([tmp_path / "notes.txt"])
+    with pytest.raises(BenchUsageError, match="absent.jpg: cannot read it"):
+        bench_images.bench_images([tmp_path / "absent.jpg"])
+
+
+def test_perf_analyzers_image_is_the_median_jpeg():
+    def image(name, size):
+        return bench_images.BenchImage(name, b"\xff\xd8\xff" + bytes(size), 1, 1)
+
+    png = bench_images.BenchImage("big.png", b"\x89PNG" + bytes(10_000), 1, 1)
+    chosen = bench_images.median_jpeg([image("a", 30), png, image("b", 10), image("c", 20)])
+    assert chosen.name == "c"
+
+
+# -- the load generator: a fake server on a fake clock -------------------------------------------
+class SerialServer:
+    """Answers one request at a time, each taking ``service_s`` of a clock only it moves."""
+
+    def __init__(self, service_s: float, fail_every: int = 0) -> None:
+        self.now = 0.0
+        self.service_s = service_s
+        self.fail_every = fail_every
+        self.calls = 0
+        self.lock = asyncio.Lock()
+
+    def clock(self) -> float:
+        return self.now
+
+    async def send(self, _index: int) -> None:
+        async with self.lock:
+            await asyncio.sleep(0)
+            self.now += self.service_s
+            self.calls += 1
+            if self.fail_every and self.calls % self.fail_every == 0:
+                raise RuntimeError("refused")
+
+
+@pytest.mark.parametrize("concurrency", [1, 2, 4])
+def test_load_generator_measures_a_serial_servers_rate_and_queueing(monkeypatch, concurrency):
+    server = SerialServer(0.25)  # 4 requests/s, whatever the concurrency
+    monkeypatch.setattr(load.time, "perf_counter", server.clock)
+    result = asyncio.run(
+        load.drive(server.send, concurrency, warmup_s=1.0, duration_s=3.0, min_requests=3, max_point_s=50.0)
+    )
+    assert len(result.latencies_s) / result.window_s == pytest.approx(4.0)
+    # In the steady state each request waits for the others in flight: concurrency x service time.
+    assert sorted(result.latencies_s)[len(result.latencies_s) // 2] == pytest.approx(0.25 * concurrency)
+    assert result.errors == 0
+
+
+def test_load_generator_waits_for_the_minimum_number_of_completions(monkeypatch):
+    server = SerialServer(0.5)
+    monkeypatch.setattr(load.time, "perf_counter", server.clock)
+    result = asyncio.run(load.drive(server.send, 1, warmup_s=0.0, duration_s=0.01, min_requests=5, max_point_s=50.0))
+    assert len(result.latencies_s) == 5 and result.window_s == pytest.approx(2.5)
+
+
+def test_load_generator_counts_errors_and_fails_when_nothing_succeeds(monkeypatch):
+    server = SerialServer(0.25, fail_every=3)
+    monkeypatch.setattr(load.time, "perf_counter", server.clock)
+    result = asyncio.run(load.drive(server.send, 1, warmup_s=0.0, duration_s=3.0, min_requests=2, max_point_s=50.0))
+    # One request in three fails; the window counts the others only.
+    assert result.errors == pytest.approx(len(result.latencies_s) / 2, abs=1)
+    assert result.first_error == "RuntimeError: refused"
+
+    async def broken(_index):
+        raise RuntimeError("server gone")
+
+    with pytest.raises(BenchError, match="no measurement at concurrency 2: .*server gone"):
+        asyncio.run(load.drive(broken, 2, warmup_s=0.0, duration_s=0.1, min_requests=1, max_point_s=1.0))
+
+
+# -- the served configs, perf_analyzer's CSV, the files -----------------------------------------
+def test_served_config_line_names_instances_delays_and_threads():
+    line = served.instances_line(
+        {
+            "resnet18": {
+                "instance_group": [{"count": 1, "kind": "KIND_CPU"}],
+                "dynamic_batching": {"max_queue_delay_microseconds": "0"},
+                "parameters": {"intra_op_thread_count": {"string_value": "2"}, "labels": {"string_value": "x"}},
+            },
+            "classification": {},
+        }
+    )
+    assert line == "resnet18: 1 x KIND_CPU, delay 0 us, intra_op_thread_count 2; classification: -"
 
 
 def test_perf_analyzer_csv_rows_become_numbers(tmp_path):
@@ -26,146 +254,37 @@ def test_perf_analyzer_csv_rows_become_numbers(tmp_path):
     path.write_text(
         "Concurrency,Inferences/Second,Client Send,p50 latency,p90 latency,p95 latency,p99 latency,Avg latency\n"
         "4,41.5,120,95000,120000,130000,150000,97000\n"
+        "8,n/a,120,95000,120000,130000,150000,97000\n"
     )
-    (row,) = perf_analyzer_csv(path)
-    assert row["Concurrency"] == 4 and row["Inferences/Second"] == 41.5 and row["p99 latency"] == 150000
-
-
-def test_bench_repository_holds_the_ensemble_and_its_steps_with_linked_onnx_files(tmp_path):
-    source = tmp_path / "source"
-    from tests.conftest import ensemble_repository
-
-    ensemble_repository(source, "classification")
-    (source / "resnet18" / "1" / "model.onnx").write_bytes(b"onnx")
-    target = bench.bench_repository(source, "classification", tmp_path / "bench")
-    names = sorted(p.name for p in target.iterdir())
-    assert names == sorted(["classification", *bench.ensemble_steps(MODEL_REPOSITORY, "classification")])
-    link = target / "resnet18" / "1" / "model.onnx"
-    assert link.is_symlink() and link.read_bytes() == b"onnx"
-
-
-def test_ensemble_steps_follow_the_config():
-    assert bench.ensemble_steps(MODEL_REPOSITORY, "classification") == [
-        "image_guard",
-        "classification_preprocess",
-        "resnet18",
-        "classification_postprocess",
-    ]
-
-
-def test_without_shared_images_the_bench_uses_scikit_image_photos_as_jpeg_and_png(monkeypatch, tmp_path):
-    monkeypatch.setattr(bench, "SHARED_IMAGES", tmp_path / "absent")
-    images = bench.bench_images(limit=6)
-    assert len(images) == 6
-    assert {i.format for i in images} == {"JPEG", "PNG"}
-    assert len({(i.width, i.height) for i in images}) >= 3
-    assert all(max(i.width, i.height) <= 640 for i in images if i.format == "PNG")
-
-
-def test_image_count_is_bounded(monkeypatch, tmp_path):
-    monkeypatch.setattr(bench, "SHARED_IMAGES", tmp_path / "absent")
-    assert len(bench.bench_images(limit=1000)) <= bench.MAX_IMAGES
-
-
-def test_client_side_classification_tensor_is_close_to_the_pillow_reference(chelsea_rgb):
-    data = bench._encode(chelsea_rgb, ".png")
-    ours = bench.classification_tensors(data)["data"]
-    assert ours.shape == (1, 3, 224, 224) and ours.dtype == np.float32
-    # OpenCV's area resize vs Pillow's antialiased bilinear: the same picture, not the same bits.
-    assert np.abs(ours[0] - classification_input(data)).mean() < 0.05
-
-
-def test_client_side_detection_and_segmentation_tensors_follow_the_contracts(chelsea_rgb):
-    data = bench._encode(chelsea_rgb, ".png")  # 451 x 300
-    detection = bench.detection_tensors(data)
-    assert detection["images"].shape == (1, 3, 800, 1202)  # scale 800/300: floor(451 * 2.667) = 1202
-    assert detection["image_sizes"].tolist() == [[800, 1202]] and detection["image_sizes"].dtype == np.int64
-    segmentation = bench.segmentation_tensors(data)["input"]
-    assert segmentation.shape == (1, 3, 520, 520)
-    assert not segmentation[0, :, 346:, :].any()  # 300 * 520/451 = 345.9 -> 346 rows, zero below
-
-
-def test_load_generator_measures_the_completion_rate_of_a_steady_server():
-    async def send(_index):
-        await asyncio.sleep(0.02)  # a server answering in 20 ms
-
-    result = asyncio.run(
-        bench.drive(send, 2, warmup_s=0.05, duration_s=0.3, min_requests=4, max_point_s=5.0, on_window=None)
-    )
-    rate = len(result.latencies_s) / result.window_s
-    assert 60 <= rate <= 105  # 2 workers x 50/s, minus event-loop slack
-    assert min(result.latencies_s) >= 0.02
-    assert result.errors == 0
-
-
-def test_load_generator_waits_for_the_minimum_number_of_completions():
-    async def send(_index):
-        await asyncio.sleep(0.1)
-
-    result = asyncio.run(bench.drive(send, 1, warmup_s=0.0, duration_s=0.01, min_requests=3, max_point_s=5.0))
-    assert len(result.latencies_s) == 3
-
-
-def test_load_generator_counts_errors_and_fails_when_nothing_succeeds():
-    calls = {"n": 0}
-
-    async def flaky(_index):
-        calls["n"] += 1
-        await asyncio.sleep(0.005)
-        if calls["n"] % 3 == 0:
-            raise RuntimeError("refused")
-
-    result = asyncio.run(bench.drive(flaky, 1, warmup_s=0.0, duration_s=0.2, min_requests=2, max_point_s=5.0))
-    assert result.errors >= 1 and "refused" in result.first_error
-
-    async def broken(_index):
-        raise RuntimeError("server gone")
-
-    with pytest.raises(bench.BenchError, match="server gone"):
-        asyncio.run(bench.drive(broken, 2, warmup_s=0.0, duration_s=0.1, min_requests=1, max_point_s=1.0))
+    first, second = perf_analyzer_csv(path)
+    assert first["Concurrency"] == 4 and first["Inferences/Second"] == 41.5 and first["p99 latency"] == 150000
+    assert np.isnan(second["Inferences/Second"])
 
 
 def test_bench_writes_markdown_json_and_png(tmp_path):
+    import json
+
     from tests.unit.test_bench_report import report
 
-    written = bench.write_report(report(), tmp_path)
+    data = report()
+    written = write_report(data, tmp_path)
     assert [p.name for p in written] == [
         "bench-classification.md",
         "bench-classification.json",
         "bench-classification.png",
     ]
-    assert "![throughput vs concurrency](bench-classification.png)" in written[0].read_text()
+    markdown = written[0].read_text()
+    assert markdown.index("![throughput vs concurrency](bench-classification.png)") < markdown.index("## Summary")
+    assert json.loads(written[1].read_text())["summary"]["ensemble_best_images_per_s"] == 46.0
+    assert written[2].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_served_config_line_names_instances_delays_and_threads():
-    line = bench.instances_line(
-        {
-            "resnet18": {
-                "instance_group": [{"count": 1, "kind": "KIND_CPU"}],
-                "dynamic_batching": {"max_queue_delay_microseconds": "0"},
-                "parameters": {"intra_op_thread_count": {"string_value": "2"}},
-            }
-        }
-    )
-    assert line == "resnet18: 1 x KIND_CPU, delay 0 us, intra_op_thread_count 2"
+def test_a_photos_folder_sends_each_jpeg_as_it_is_and_as_a_png(tmp_path, chelsea_rgb):
+    import cv2
 
-
-def test_repository_path_default_is_relative_to_the_checkout():
-    assert bench.BenchOptions().model_repository == Path("model_repository")
-
-
-def test_proc_stat_line_with_spaces_and_parentheses_in_the_name_is_parsed():
-    line = "4242 (triton (py) stub) S 4200 4242 4242 0 -1 4194560 100 0 0 0 250 30 0 0 20 0 9 0 1 2 3"
-    assert bench.parse_proc_stat(line) == (4242, 4200, 280)
-
-
-def test_server_cpu_adds_the_server_and_all_its_descendants_only():
-    stats = [(10, 1, 100), (11, 10, 50), (12, 11, 25), (13, 1, 1000)]  # 13 is someone else's process
-    assert bench.tree_cpu_s(10, stats, ticks_per_s=100) == pytest.approx(1.75)
-
-
-def test_server_cpu_of_this_process_tree_is_measured():
-    import os
-
-    assert bench.server_cpu_s(os.getpid()) > 0
-    assert bench.server_cpu_s(None) is None
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    original = cv2.imencode(".jpg", cv2.cvtColor(chelsea_rgb, cv2.COLOR_RGB2BGR))[1].tobytes()
+    (folder / "chelsea.jpg").write_bytes(original)
+    images = bench_images.bench_images(limit=8, photos=folder)
+    assert [i.format for i in images] == ["JPEG", "PNG"] and images[0].data == original

@@ -1,4 +1,5 @@
-"""The pure parts of ``triton-vision bench``: percentiles, statistics deltas, work bound, targets, rendering."""
+"""The pure parts of ``triton-vision bench``: percentiles, statistics deltas, work bound, CPU per
+process, targets, and the renderings."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ import math
 import numpy as np
 import pytest
 
-from triton_vision_server import bench_report as br
+from triton_vision_server.bench import render
+from triton_vision_server.bench import report as br
 
 
 # -- percentiles ----------------------------------------------------------------------------
@@ -135,6 +137,7 @@ def report(ensemble="classification"):
     data = {
         "schema": br.SCHEMA,
         "ensemble": ensemble,
+        "task": ensemble,
         "model": "resnet18",
         "model_source": "STAND-IN",
         "started": "2026-01-01 00:00 UTC",
@@ -211,7 +214,7 @@ def test_a_missing_measurement_never_counts_as_met():
 
 
 def test_markdown_has_the_summary_targets_sweeps_and_per_step_tables():
-    text = br.render_markdown(report())
+    text = render.render_markdown(report())
     assert text.startswith("# `triton-vision bench --ensemble classification`")
     for heading in ("## Summary", "## Targets", "## the ensemble", "## the seed's path", "## Where the time goes"):
         assert heading in text
@@ -229,7 +232,7 @@ def test_report_survives_a_json_round_trip_with_nan():
 
 def test_plot_is_a_png(tmp_path):
     pytest.importorskip("matplotlib")
-    path = br.render_plot(report(), tmp_path / "plot.png")
+    path = render.render_plot(report(), tmp_path / "plot.png")
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
@@ -241,3 +244,65 @@ def test_cpu_per_image_and_work_efficiency_use_the_cheapest_point():
     assert summary["ensemble_cpu_ms_per_image"] == pytest.approx(50.0)  # 49 server + 1 client
     assert summary["ensemble_work_efficiency"] == pytest.approx(41.5 / 50.0)
     assert math.isnan(summary["seed_cpu_ms_per_image"])  # no server CPU recorded for it
+
+
+# -- CPU per image per process ------------------------------------------------------------------
+def processes(server: float, guard: float, model: float) -> list[dict]:
+    rows = [("tritonserver", "server", server), ("image_guard", "stub", guard), ("resnet18", "stub", model)]
+    return [
+        {"process": name, "kind": kind, "processes": 1, "cpu_ms_per_image": ms, "rss_mb": 100.0}
+        for name, kind, ms in rows
+    ]
+
+
+def with_processes(data):
+    points = data["paths"]["ensemble"]["points"]  # c=1 40/s, c=4 46/s (best), c=16 45/s; client 1 ms each
+    for p, rows in zip(
+        points, (processes(4.0, 1.0, 34.0), processes(2.0, 1.0, 36.0), processes(3, 1, 40)), strict=True
+    ):
+        p["server_processes"] = rows
+        p["client_rss_mb"] = 80.0
+    data["summary"] = br.summarise(data)
+    return data
+
+
+def test_cpu_per_process_is_shown_at_the_lowest_concurrency_and_at_the_best_point():
+    tables = with_processes(report())["summary"]["cpu_per_process"]
+    assert list(tables) == ["ensemble"]  # the seed's points carry no process figures
+    lowest, best = tables["ensemble"]
+    assert (lowest["concurrency"], lowest["at"], best["concurrency"], best["at"]) == (
+        1,
+        "lowest concurrency",
+        4,
+        "best point",
+    )
+    names = [r["process"] for r in lowest["rows"]]
+    assert names == ["tritonserver", "image_guard", "resnet18", br.CLIENT]
+    assert [r["cpu_ms_per_image"] for r in lowest["rows"]] == [4.0, 1.0, 34.0, 1.0]
+    assert [r["share"] for r in lowest["rows"]] == pytest.approx([0.1, 0.025, 0.85, 0.025])
+    assert [r["share"] for r in best["rows"]] == pytest.approx([2 / 40, 1 / 40, 36 / 40, 1 / 40])
+
+
+def with_processes_single(data):
+    data["paths"]["ensemble"]["points"][0]["server_processes"] = processes(4.0, 1.0, 34.0)
+    data["summary"] = br.summarise(data)
+    return data
+
+
+def test_one_point_is_both_the_lowest_and_the_best():
+    data = report()
+    data["paths"]["ensemble"]["points"] = data["paths"]["ensemble"]["points"][:1]
+    (only,) = with_processes_single(data)["summary"]["cpu_per_process"]["ensemble"]
+    assert (only["concurrency"], only["at"]) == (1, "lowest concurrency, best point")
+
+
+def test_markdown_shows_where_the_cycles_go():
+    text = render.render_markdown(with_processes(report()))
+    section = text[text.index("## Where the cycles go") :]
+    assert "| 1 (lowest concurrency) | resnet18 | 1 | 34.0 | 85% | 100 |" in section
+    assert "| 4 (best point) | tritonserver | 1 | 2.0 | 5% | 100 |" in section
+    assert f"| 1 (lowest concurrency) | {br.CLIENT} | 1 | 1.0 | 2% | 80 |" in section  # 2.5 % rounds to even
+
+
+def test_without_process_figures_there_is_no_process_section():
+    assert "## Where the cycles go" not in render.render_markdown(report())

@@ -88,7 +88,7 @@ def test_exported_graph_with_reference_preprocessing_matches_torchvision_eager(p
 
 
 def test_random_weight_export_is_marked_as_a_stand_in():
-    from triton_vision_server.detection_export import export_faster_rcnn
+    from triton_vision_server.detection_onnx import export_faster_rcnn
     from triton_vision_server.standins import STAND_IN_KEY
 
     model = export_faster_rcnn("mobilenet_v3")

@@ -45,7 +45,7 @@ def test_import_renames_a_lone_input_and_output_to_the_contract(tmp_path):
     (logits,) = session.run(None, {t.CLASSIFIER_INPUT: np.ones((2, 3, 224, 224), np.float32)})
     np.testing.assert_allclose(logits, 3.0)
     assert source.kind == "local" and not source.is_stand_in
-    assert modelfiles.read_source(tmp_path / "repo", t.CLASSIFIER) == source
+    assert modelfiles.recorded_source(tmp_path / "repo", t.CLASSIFIER) == source
 
 
 def test_import_refuses_a_fixed_batch_dimension(tmp_path):
@@ -105,3 +105,95 @@ def test_prepare_replaces_a_prepared_file_that_no_longer_fits_the_contract(tmp_p
     source = modelfiles.prepare(tmp_path / "repo", unreachable, report=messages.append)
     assert "no longer fits the contract" in messages[0]
     assert source.is_stand_in
+
+
+def test_prepared_files_are_readable_by_others_as_the_umask_allows(tmp_path):
+    import os
+    import stat
+
+    previous = os.umask(0o022)
+    try:
+        modelfiles.prepare(tmp_path / "repo", ENTRY, stand_in=True)
+    finally:
+        os.umask(previous)
+    served = tmp_path / "repo" / t.CLASSIFIER / "1" / "model.onnx"
+    assert stat.S_IMODE(served.stat().st_mode) == 0o644
+    previous = os.umask(0o077)  # a user who wants nothing shared gets that
+    try:
+        modelfiles.prepare(tmp_path / "private", ENTRY, stand_in=True)
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE((tmp_path / "private" / t.CLASSIFIER / "1" / "model.onnx").stat().st_mode) == 0o600
+
+
+def test_an_image_given_as_the_model_file_is_one_line_naming_the_file_and_what_it_is(tmp_path, chelsea_rgb):
+    import cv2
+
+    from triton_vision_server.errors import UsageError
+
+    photo = tmp_path / "kitten.jpg"
+    cv2.imwrite(str(photo), chelsea_rgb)
+    with pytest.raises(UsageError) as refused:
+        modelfiles.prepare(tmp_path / "repo", ENTRY, from_path=photo)
+    assert str(refused.value) == (
+        f"--from {photo}: not an ONNX model (a JPEG image; DecodeError); model 'resnet18' takes an ONNX file"
+    )
+    detector = modelfiles.CATALOGUE[t.DETECTOR]
+    with pytest.raises(UsageError, match=r"not a model file \(a JPEG image\); model 'faster_rcnn' takes"):
+        modelfiles.prepare(tmp_path / "repo", detector, from_path=photo)
+
+
+@pytest.mark.parametrize("name", [t.DETECTOR, t.SEGMENTER])
+def test_without_torch_a_small_marked_stand_in_with_the_contract_says_how_to_get_the_real_one(
+    name, tmp_path, monkeypatch
+):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_torch(module, *args, **kwargs):
+        if module.split(".")[0] in ("torch", "torchvision"):
+            raise ImportError(f"No module named '{module}'")
+        return real_import(module, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_torch)
+    monkeypatch.setattr(modelfiles.torch_tools, "available", lambda: False)
+    entry = modelfiles.CATALOGUE[name]
+    unreachable = replace(
+        entry, downloads=tuple(replace(d, url=(tmp_path / "absent").as_uri()) for d in entry.downloads)
+    )
+    messages: list[str] = []
+    source = modelfiles.prepare(tmp_path / "repo", unreachable, report=messages.append)
+    served = tmp_path / "repo" / entry.name / "1" / "model.onnx"
+    assert source.is_stand_in and standins.is_stand_in(served)
+    assert source.origin == modelfiles.SMALL_STAND_IN_ORIGIN
+    assert any(
+        "needs torch and torchvision: pip install 'triton-vision[export]'" in m
+        and f"models prepare --model {entry.name} --force` makes the real one" in m
+        for m in messages
+    ), messages
+    model = onnx.load(str(served))
+    modelfiles.conform(model, entry, str(served), rename=False)  # the contract, by name and shape
+    assert served.stat().st_size < 1_000_000
+
+
+def test_the_small_detector_answers_one_whole_image_box_per_image():
+    entry = modelfiles.CATALOGUE[t.DETECTOR]
+    assert entry.small_stand_in is not None
+    session = ort.InferenceSession(entry.small_stand_in().SerializeToString())
+    images = np.random.default_rng(0).random((2, 3, 64, 80), dtype=np.float32)
+    sizes = np.array([[64, 80], [40, 30]], np.int64)
+    boxes, scores, labels, count = session.run(
+        [t.DETECTOR_BOXES, t.DETECTOR_SCORES, t.DETECTOR_LABELS, t.DETECTOR_COUNT],
+        {t.DETECTOR_INPUT: images, t.DETECTOR_IMAGE_SIZES: sizes},
+    )
+    np.testing.assert_array_equal(boxes, [[[0, 0, 80, 64]], [[0, 0, 30, 40]]])
+    assert count.tolist() == [[1], [1]] and scores.shape == (2, 1) and ((0.5 < scores) & (scores < 1)).all()
+    assert labels.dtype == np.int64 and ((1 <= labels) & (labels <= 90)).all()
+
+
+def test_a_download_that_needs_torch_is_not_fetched_without_it(tmp_path, monkeypatch):
+    monkeypatch.setattr(modelfiles.torch_tools, "available", lambda: False)
+    entry = modelfiles.CATALOGUE[t.DETECTOR]
+    with pytest.raises(ModelFileError, match=r"not fetched, a state dict: exporting it to ONNX needs torch"):
+        modelfiles.download(entry, tmp_path / "repo")

@@ -9,10 +9,19 @@ import cv2
 import numpy as np
 import pytest
 
-from tests.conftest import MODEL_REPOSITORY
+from tests.conftest import MODEL_REPOSITORY, ROOT
 from tests.modelconfigs import load_config
 from triton_vision_models import tensors as t
-from triton_vision_server.perf import PerfInputError, perf_analyzer_data_command, write_input_data
+from triton_vision_server.perf import (
+    CONCURRENCY,
+    MAX_TRIALS,
+    MEASUREMENT_MS,
+    STABILITY_PERCENTAGE,
+    PerfInputError,
+    PerfUsageError,
+    perf_analyzer_data_command,
+    write_input_data,
+)
 
 
 @pytest.fixture
@@ -77,3 +86,60 @@ def test_command_bounds_the_run_by_request_count_and_names_the_batch_size(images
     assert command[command.index("--request-count") + 1] == "5"
     assert "--measurement-interval" not in command
     assert command[command.index("--input-data") + 1] == str(tmp_path / "x.json")
+
+
+def test_a_model_prefix_names_the_exported_ensemble_and_keeps_its_batch_limit(images, tmp_path):
+    command = perf_analyzer_data_command(images, tmp_path / "x.json", model=t.CLASSIFICATION, model_prefix="tv_")
+    assert command[command.index("-m") + 1] == "tv_classification"
+    with pytest.raises(PerfInputError, match=f"at most {t.CLASSIFICATION_MAX_BATCH} images"):
+        perf_analyzer_data_command(
+            images, tmp_path / "x.json", model_prefix="tv_", batch_size=t.CLASSIFICATION_MAX_BATCH + 1
+        )
+
+
+def test_a_request_count_runs_one_concurrency_level(images, tmp_path):
+    command = perf_analyzer_data_command(images, tmp_path / "x.json", request_count=5)  # the default range
+    assert command[command.index("--concurrency-range") + 1] == "1"
+    assert command[command.index("--request-count") + 1] == "5"
+    two = perf_analyzer_data_command(images, tmp_path / "x.json", request_count=5, concurrency="2:2")
+    assert two[two.index("--concurrency-range") + 1] == "2:2"
+    # perf_analyzer refuses a request count unless the range's end is its start (1:4:5 visits 1 only).
+    for text in ("1:4", "1:4:5"):
+        with pytest.raises(
+            PerfUsageError, match=f"--request-count runs one concurrency level, got --concurrency {text}"
+        ):
+            perf_analyzer_data_command(images, tmp_path / "x.json", request_count=5, concurrency=text)
+
+
+@pytest.mark.parametrize("text", ["", "x", "0", "1:x", "4:1", "1:2:3:4", "-1"])
+def test_a_concurrency_range_perf_analyzer_would_refuse_is_refused(images, tmp_path, text):
+    with pytest.raises(PerfUsageError, match="--concurrency"):
+        perf_analyzer_data_command(images, tmp_path / "x.json", concurrency=text)
+
+
+def test_windows_settle_on_a_shared_cpu_by_default_and_the_readme_says_how(images, tmp_path):
+    command = perf_analyzer_data_command(images, tmp_path / "x.json")
+    assert command[command.index("--concurrency-range") + 1] == CONCURRENCY
+    assert command[command.index("--measurement-interval") + 1] == str(MEASUREMENT_MS)
+    assert int(command[command.index("--stability-percentage") + 1]) == STABILITY_PERCENTAGE > 10
+    assert int(command[command.index("--max-trials") + 1]) == MAX_TRIALS > 10
+    readme = (ROOT / "README.md").read_text()
+    assert f"--stability-percentage {STABILITY_PERCENTAGE}" in readme and f"--max-trials {MAX_TRIALS}" in readme
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (["--request-count", "3", "--concurrency", "1:4"], "error: --request-count runs one concurrency level"),
+        (["--concurrency", "four"], "error: --concurrency takes start[:end[:step]]"),
+        (["--batch-size", "33"], "error: 'classification' takes at most 32 images per request, got batch size 33"),
+        (["--stability-percentage", "0"], "error: --measurement-ms and --stability-percentage must be positive"),
+    ],
+)
+def test_perf_usage_errors_are_one_line_and_exit_2_without_running_perf_analyzer(images, capsys, arguments, message):
+    from triton_vision_client.cli import main
+
+    assert main(["perf", str(images[0]), "--url", "127.0.0.1:9", *arguments]) == 2
+    captured = capsys.readouterr()
+    assert captured.err.startswith(message) and captured.err.count("\n") == 1, captured.err
+    assert captured.out == ""  # no perf_analyzer command line, no perf_analyzer output

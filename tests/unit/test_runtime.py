@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
-from triton_vision_server.runtime import (
-    ADMIN_HEADER,
-    PYTHON_BASED_BACKENDS,
-    LocalTritonServer,
-    RuntimeMissingError,
-    ServerOptions,
-    TritonInstall,
-    assemble_backend_dir,
-    remove_stale_shm_regions,
-)
+from triton_vision_server.access import ADMIN_HEADER
+from triton_vision_server.errors import RuntimeMissingError
+from triton_vision_server.install import PYTHON_BASED_BACKENDS, TritonInstall, assemble_backend_dir
+from triton_vision_server.runtime import LocalTritonServer
+from triton_vision_server.server_config import ServerOptions
+from triton_vision_server.shm import remove_stale_regions
 
 FAKE = TritonInstall(binary=Path("/x/t"), libs=Path("/x/l"), python_backend=Path("/x/p"), stub=Path("/x/s"))
 
@@ -27,17 +24,61 @@ def test_command_binds_loopback_and_restricts_model_control_to_a_secret_header_b
     assert "--metrics-address=127.0.0.1" in command
     assert "--model-control-mode=explicit" in command and "--load-model=*" in command
     assert "--exit-on-error=false" in command
-    restriction = f"model-repository:{ADMIN_HEADER}={options.admin_key}"
+    restriction = f"model-repository,shared-memory,logging,trace:{ADMIN_HEADER}={options.admin_key}"
     assert f"--http-restricted-api={restriction}" in command
     assert f"--grpc-restricted-protocol={restriction}" in command
     assert len(options.admin_key) >= 32 and options.admin_key != ServerOptions(tmp_path).admin_key
     assert options.admin_key not in repr(options)
 
 
-def test_model_control_is_open_to_clients_only_when_asked(tmp_path):
-    command = LocalTritonServer(ServerOptions(tmp_path, allow_model_control=True), install=FAKE).command(tmp_path)
+def test_model_control_is_opened_to_clients_only_when_asked_and_the_other_admin_apis_stay_closed(tmp_path):
+    options = ServerOptions(tmp_path, allow_model_control=True)
+    command = LocalTritonServer(options, install=FAKE).command(tmp_path)
     assert "--model-control-mode=explicit" in command
-    assert not any("restricted" in arg for arg in command)
+    restriction = f"shared-memory,logging,trace:{ADMIN_HEADER}={options.admin_key}"
+    assert [arg for arg in command if "restricted" in arg] == [
+        f"--http-restricted-api={restriction}",
+        f"--grpc-restricted-protocol={restriction}",
+    ]
+
+
+def test_the_open_and_restricted_apis_together_are_every_api_tritonserver_knows():
+    from triton_vision_server import access
+
+    # tritonserver 2.51 --help: "Allowed APIs: health, metadata, inference, shared-memory,
+    # model-config, model-repository, statistics, trace, logging"
+    known = {"health", "metadata", "inference", "shared-memory", "model-config", "model-repository"}
+    known |= {"statistics", "trace", "logging"}
+    assert set(access.OPEN_APIS) | set(access.RESTRICTED_APIS) == known
+    assert not set(access.OPEN_APIS) & set(access.RESTRICTED_APIS)
+
+
+def test_container_launcher_execs_tritonserver_restricted_with_the_key_from_the_environment(monkeypatch, capsys):
+    from triton_vision_server import access
+
+    calls = []
+    monkeypatch.setattr(access.os, "execvp", lambda file, args: calls.append((file, args)))
+    monkeypatch.setenv(access.ADMIN_KEY_ENV, "s3cret")
+    access.main(["tritonserver", "--model-repository=/models"])
+    value = f"model-repository,shared-memory,logging,trace:{ADMIN_HEADER}=s3cret"
+    assert calls == [
+        (
+            "tritonserver",
+            [
+                "tritonserver",
+                "--model-repository=/models",
+                f"--http-restricted-api={value}",
+                f"--grpc-restricted-protocol={value}",
+            ],
+        )
+    ]
+    monkeypatch.delenv(access.ADMIN_KEY_ENV)
+    access.main(["tritonserver"])
+    key = calls[-1][1][-1].rsplit("=", 1)[1]
+    assert len(key) == 32 and key != "s3cret"
+    assert capsys.readouterr().err.strip() == (
+        "TRITON_VISION_ADMIN_KEY is not set: model-repository, shared-memory, logging, trace are closed to every client"
+    )
 
 
 def test_stale_shared_memory_regions_of_dead_servers_are_removed_and_live_ones_kept(tmp_path):
@@ -49,7 +90,7 @@ def test_stale_shared_memory_regions_of_dead_servers_are_removed_and_live_ones_k
     other = tmp_path / "unrelated"
     for path in (stale, live, other):
         path.write_bytes(b"x")
-    assert remove_stale_shm_regions(tmp_path) == [stale]
+    assert remove_stale_regions(tmp_path) == [stale]
     assert live.exists() and other.exists() and not stale.exists()
 
 
@@ -82,3 +123,59 @@ def test_model_info_lists_the_repositorys_ensembles_loaded_or_not(tmp_path):
     query = RequestData({t.INFO_QUERY: np.array([t.INFO_ENSEMBLES.encode()], dtype=np.object_)})
     (answer,) = ModelInfo(MODEL_REPOSITORY)([query])
     assert answer[t.INFO_JSON][0] == b'["classification", "detection", "segmentation"]'
+
+
+def test_a_restarted_servers_shared_memory_regions_are_its_own_and_removed_when_it_is_gone(tmp_path):
+    from triton_vision_server import shm
+
+    first, second = shm.region_prefix(8001, 1), shm.region_prefix(8001, 2)
+    assert first != second and first.startswith(f"tv{os.getpid()}_8001_")
+    left = [tmp_path / f"{first}resnet18_0", tmp_path / f"{first}image_guard_0"]
+    kept = tmp_path / f"{second}resnet18_0"
+    for path in [*left, kept]:
+        path.write_bytes(b"x")
+    assert sorted(shm.remove_regions(first, tmp_path)) == sorted(left)
+    assert kept.exists()
+
+
+def test_exit_descriptions_name_the_signal_and_what_sends_it():
+    from triton_vision_server.runtime import describe_exit
+
+    assert describe_exit(-9) == "killed by SIGKILL (the kernel's OOM killer, or kill -9)"
+    assert describe_exit(-11) == "killed by SIGSEGV (a crash in native code)"
+    assert describe_exit(1) == "exited with code 1"
+
+
+def test_the_cause_of_a_log_is_its_last_error_line():
+    from triton_vision_server import logs
+
+    text = "\n".join(
+        [
+            "I0101 10:00:00.000001 77 server.cc:674] loading",
+            "E0101 10:00:01.000002 77 model_lifecycle.cc:641] \"failed to load 'faster_rcnn'\"",
+            "E0101 10:00:02.000003 77 main.cc:249] failed to start GRPC service: Unavailable - Socket "
+            "'127.0.0.1:8001' already in use",
+            "I0101 10:00:02.100000 77 server.cc:305] Waiting for in-flight requests to complete.",
+        ]
+    )
+    assert logs.cause(text) == "failed to start GRPC service: Unavailable - Socket '127.0.0.1:8001' already in use"
+    assert logs.cause("just one line\n") == "just one line"
+    assert logs.cause("") == "(the log is empty)"
+
+
+def test_old_logs_are_pruned_to_the_newest_but_never_those_of_a_running_serve(tmp_path):
+    import os
+
+    from triton_vision_server import logs
+
+    dead = 2**22 + 4321  # above the default pid_max: no such process
+    finished = [tmp_path / f"tritonserver-20250101-0000{i:02d}-8001-{dead}-1.log" for i in range(5)]
+    running = tmp_path / f"tritonserver-20240101-000000-8001-{os.getpid()}-1.log"
+    other = tmp_path / "notes.log"
+    for age, path in enumerate([*finished, running, other]):
+        path.write_text("x")
+        os.utime(path, (1_000_000 + age, 1_000_000 + age))
+    os.utime(running, (1, 1))  # the oldest of all, and kept
+    removed = logs.prune(tmp_path, keep=2)
+    assert sorted(removed) == sorted(finished[:3])
+    assert all(p.exists() for p in [*finished[3:], running, other])

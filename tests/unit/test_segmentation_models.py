@@ -7,7 +7,7 @@ import onnxruntime as ort
 
 from tests.segmentation_support import colour_rule_fcn
 from triton_vision_models import tensors as t
-from triton_vision_server import modelfiles, segmentation_export, standins
+from triton_vision_server import modelfiles, segmentation_onnx, standins
 
 
 def run(model, pixels: np.ndarray) -> list[np.ndarray]:
@@ -16,7 +16,7 @@ def run(model, pixels: np.ndarray) -> list[np.ndarray]:
 
 
 def test_tiny_stand_in_keeps_batch_height_and_width_and_is_marked():
-    model = segmentation_export.tiny_fcn()
+    model = segmentation_onnx.tiny_fcn()
     entry = modelfiles.CATALOGUE[t.SEGMENTER]
     modelfiles.conform(model, entry, "tiny_fcn")
     out, aux = run(model, np.zeros((2, 3, 37, 53), np.float32))

@@ -17,7 +17,10 @@ from .spec import ModelSpec, RequestData
 class ModelSource:
     kind: str  # "download" | "local" | "stand-in"
     origin: str
-    sha256: str
+    sha256: str  # of the served file
+    # Of the file as it arrived (--from, a download), where serving it meant rewriting it (tensors
+    # renamed, a state dict exported); "" when the served file is the one that arrived.
+    arrived_sha256: str = ""
 
     @property
     def is_stand_in(self) -> bool:
@@ -29,7 +32,8 @@ class ModelSource:
         return f"{self.kind} from {self.origin} (sha256 {self.sha256[:12]}...)"
 
     def write(self, version_dir: Path) -> None:
-        (version_dir / t.SOURCE_FILENAME).write_text(json.dumps(asdict(self), indent=2) + "\n")
+        data = {key: value for key, value in asdict(self).items() if value != "" or key != "arrived_sha256"}
+        (version_dir / t.SOURCE_FILENAME).write_text(json.dumps(data, indent=2) + "\n")
 
     @classmethod
     def read(cls, version_dir: Path) -> ModelSource | None:
@@ -37,7 +41,7 @@ class ModelSource:
         if not path.is_file():
             return None
         data = json.loads(path.read_text())
-        return cls(kind=data["kind"], origin=data["origin"], sha256=data["sha256"])
+        return cls(data["kind"], data["origin"], data["sha256"], data.get("arrived_sha256", ""))
 
 
 def collect_sources(repository: Path) -> dict[str, dict[str, str]]:

@@ -1,5 +1,5 @@
-"""The pure parts of ``triton-vision bench``: latency percentiles, Triton statistics deltas, the work
-bound, the ratios and targets, and the Markdown / PNG renderings of one report.
+"""The numbers of a bench report: latency percentiles, Triton statistics deltas, the work bound,
+CPU per image per process, the ratios and the targets.
 
 No server, no ONNX Runtime: everything here takes plain numbers and dicts, so it is unit-tested.
 """
@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 SCHEMA = "triton-vision-bench/1"
+CLIENT = "client (the bench process)"
 # Triton's per-model statistics stages, in pipeline order (inference_stats keys).
 STAGES = ("queue", "compute_input", "compute_infer", "compute_output")
 
@@ -160,6 +160,34 @@ def cpu_ms_per_image(point: Mapping[str, Any]) -> float:
     return server + client
 
 
+def process_rows(point: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The point's CPU per image per server process plus the client, each with its share of the total."""
+    rows = [dict(row) for row in point.get("server_processes", [])]
+    client = point.get("client_cpu_ms_per_image")
+    if client is not None:
+        rss = point.get("client_rss_mb", math.nan)
+        rows.append({"process": CLIENT, "kind": "client", "processes": 1, "cpu_ms_per_image": client, "rss_mb": rss})
+    total = sum(r["cpu_ms_per_image"] for r in rows if not math.isnan(r["cpu_ms_per_image"]))
+    for row in rows:
+        row["share"] = row["cpu_ms_per_image"] / total if total > 0 else math.nan
+    return rows
+
+
+def cpu_per_process(points: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """CPU per image per process at the lowest concurrency and at the best point (once if they are one)."""
+    measured = [p for p in points if p.get("server_processes")]
+    if not measured:
+        return []
+    lowest = min(measured, key=lambda p: p["concurrency"])
+    best = best_point(measured)
+    chosen = [(lowest, "lowest concurrency")]
+    if best is not None and best["concurrency"] != lowest["concurrency"]:
+        chosen.append((best, "best point"))
+    elif best is not None:
+        chosen = [(lowest, "lowest concurrency, best point")]
+    return [{"concurrency": p["concurrency"], "at": at, "rows": process_rows(p)} for p, at in chosen]
+
+
 def summarise(report: Mapping[str, Any]) -> dict[str, Any]:
     """The headline ratios of a report (its ``paths``, ``in_process`` and ``work_bound``)."""
     paths = report["paths"]
@@ -202,17 +230,20 @@ def summarise(report: Mapping[str, Any]) -> dict[str, Any]:
     summary["wire_bytes_per_image"] = wire[0] if wire else math.nan
     summary["work_cpu_ms_per_image"] = work_ms if work_ms is not None else math.nan
     summary["wire_to_encoded"] = ratio(wire[0] if wire else None, encoded)
+    summary["cpu_per_process"] = {
+        key: cpu_per_process(path["points"]) for key, path in paths.items() if cpu_per_process(path["points"])
+    }
     return summary
 
 
-def targets(ensemble: str, summary: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """The issue's targets, each with the measured value and whether it is met."""
+def targets(task: str, summary: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The project's targets for an ensemble of ``task``, each with the measured value and whether it is met."""
 
     def row(name: str, measured: float, goal: str, met: bool) -> dict[str, Any]:
         return {"target": name, "goal": goal, "measured": measured, "met": bool(met and not math.isnan(measured))}
 
     rows = []
-    if ensemble == "classification":
+    if task == "classification":
         bound = summary["ratio_to_work_bound"]
         rows.append(row("ensemble / work bound (best concurrency)", bound, ">= 0.95", bound >= 0.95))
         seed = summary["ratio_to_seed"]
@@ -227,186 +258,3 @@ def targets(ensemble: str, summary: Mapping[str, Any]) -> list[dict[str, Any]]:
     wire = summary["wire_to_encoded"]
     rows.append(row("wire bytes per image / encoded file", wire, "<= 1.02", wire <= 1.02))
     return rows
-
-
-# -- rendering ------------------------------------------------------------------------------
-def _fmt(value: Any, digits: int = 1) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, float):
-        if math.isnan(value):
-            return "-"
-        return f"{value:.{digits}f}"
-    return str(value)
-
-
-def _bytes(value: Any) -> str:
-    if not value or (isinstance(value, float) and math.isnan(value)):
-        return "-"
-    return f"{value / 1024:.1f} KiB"
-
-
-def render_markdown(report: Mapping[str, Any]) -> str:
-    """The report as Markdown: machine, headline table, targets, sweeps, per-step breakdown."""
-    machine = report["machine"]
-    summary = report["summary"]
-    ensemble = report["ensemble"]
-    lines = [
-        f"# `triton-vision bench --ensemble {ensemble}`",
-        "",
-        f"- machine: {machine['cores']} cores, {machine['cpu_model']}; {machine.get('memory', '')}".rstrip("; "),
-        f"- load (/proc/loadavg) before: `{machine['loadavg_before']}`, after: `{machine['loadavg_after']}`"
-        f" (other processes on the machine: {machine.get('note', 'none noted')})",
-        f"- model `{report['model']}`: {report.get('model_source', '-')}",
-        f"- server: {report['server']['url']} ({report['server']['how']}); run {report['started']}, "
-        f"{_fmt(report['elapsed_s'], 0)} s",
-        f"- images ({len(report['images'])}, mean {_bytes(report['images_mean_bytes'])}): "
-        + ", ".join(f"{i['name']} {i['width']}x{i['height']} {_bytes(i['bytes'])}" for i in report["images"]),
-        f"- served configs: {report.get('served_line', '-')}",
-        f"- {_fmt(report['settings']['duration_s'], 1)} s per point after {_fmt(report['settings']['warmup_s'], 1)} s"
-        " warm-up; one image per request",
-        "",
-        "## Summary",
-        "",
-        "| path, same machine, one run | images/s (best concurrency) | p50 at lowest concurrency |",
-        "|---|---|---|",
-    ]
-    bound = report.get("work_bound", {})
-    if bound:
-        lines.append(
-            f"| work bound: {bound['cores']} cores / ({_fmt(bound['preprocess_cpu_ms'])} ms preprocessing + "
-            f"{_fmt(bound['model_cpu_ms'])} ms model CPU per image at batch {bound['batch']}) "
-            f"| {_fmt(bound['images_per_s'])} | |"
-        )
-    in_process = report.get("in_process", {})
-    if in_process:
-        lines.append(
-            f"| in-process: OpenCV preprocessing + ONNX Runtime ({in_process['threads']}), batch "
-            f"{in_process['batch']} / batch 1 | {_fmt(in_process['images_per_s'])} "
-            f"| {_fmt(in_process['single_image_ms'])} ms |"
-        )
-        lines.append(
-            f"| model alone in-process (preprocessed tensors), batch {in_process['batch']} "
-            f"| {_fmt(in_process.get('model_alone_images_per_s'))} | {_fmt(in_process.get('model_alone_ms'))} ms |"
-        )
-    for key, path in report["paths"].items():
-        best = best_point(path["points"])
-        first = min(path["points"], key=lambda p: p["concurrency"]) if path["points"] else None
-        label = path["label"]
-        if key == "ensemble":
-            label = f"**{label}**"
-        lines.append(
-            f"| {label} | {_fmt(best['images_per_s']) + ' (c=' + str(best['concurrency']) + ')' if best else '-'} | "
-            f"{_fmt(first['p50_ms']) + ' ms' if first else '-'} |"
-        )
-    lines += [
-        "",
-        "Ratios (best ensemble point): "
-        f"{_fmt(summary['ratio_to_work_bound'], 2)}x the work bound, "
-        f"{_fmt(summary['ratio_to_seed'], 2)}x the seed's path, "
-        f"{_fmt(summary['ratio_to_in_process'], 2)}x in-process, "
-        f"{_fmt(summary['ratio_to_model_alone'], 2)}x the model alone; "
-        f"wire bytes per image {_fmt(summary['wire_to_encoded'], 3)}x the encoded file.",
-        "",
-        "CPU per image, server processes + client, at the cheapest point (other load on the machine barely"
-        f" moves it): the ensemble {_fmt(summary.get('ensemble_cpu_ms_per_image'))} ms, the seed's path"
-        f" {_fmt(summary.get('seed_cpu_ms_per_image'))} ms, against"
-        f" {_fmt(summary.get('work_cpu_ms_per_image'))} ms of preprocessing + model work: work efficiency"
-        f" {_fmt(summary.get('ensemble_work_efficiency'), 2)} (ensemble),"
-        f" {_fmt(summary.get('seed_work_efficiency'), 2)} (seed's path).",
-        "",
-        "## Targets",
-        "",
-        "| target | goal | measured | met |",
-        "|---|---|---|---|",
-    ]
-    for row in report["targets"]:
-        met = "yes" if row["met"] else "NO"
-        lines.append(f"| {row['target']} | {row['goal']} | {_fmt(row['measured'], 3)} | {met} |")
-    for path in report["paths"].values():
-        lines += [
-            "",
-            f"## {path['label']}",
-            "",
-            f"Source: {path['source']}.",
-            "",
-            "| concurrency | images/s | p50 ms | p95 ms | p99 ms | request bytes/image | response bytes/image "
-            "| client CPU ms/image | server CPU ms/image | errors |",
-            "|---|---|---|---|---|---|---|---|---|---|",
-        ]
-        for p in sorted(path["points"], key=lambda p: p["concurrency"]):
-            lines.append(
-                f"| {p['concurrency']} | {_fmt(p['images_per_s'])} | {_fmt(p['p50_ms'])} | {_fmt(p['p95_ms'])} "
-                f"| {_fmt(p['p99_ms'])} | {_fmt(p.get('request_bytes_per_image'), 0)} "
-                f"| {_fmt(p.get('response_bytes_per_image'), 0)} | {_fmt(p.get('client_cpu_ms_per_image'))} "
-                f"| {_fmt(p.get('server_cpu_ms_per_image'))} | {p.get('errors', 0)} |"
-            )
-        if path.get("error"):
-            lines += ["", f"Error: {path['error']}"]
-    steps = report["paths"]["ensemble"]["points"]
-    if steps and any(p.get("server_steps") for p in steps):
-        lines += [
-            "",
-            "## Where the time goes: Triton's statistics per composing model",
-            "",
-            "Deltas of `get_inference_statistics` over each measurement window; milliseconds per request"
-            " (queue = waiting for an instance, including the dynamic batcher's delay; compute = input +"
-            " infer + output); busy = share of the window the model was executing.",
-            "",
-            "| concurrency | model | requests | mean batch | queue ms | compute ms | of which infer ms | busy |",
-            "|---|---|---|---|---|---|---|---|",
-        ]
-        for p in sorted(steps, key=lambda p: p["concurrency"]):
-            for s in p.get("server_steps", []):
-                lines.append(
-                    f"| {p['concurrency']} | {s['model']} | {s['requests']} | {_fmt(s['mean_batch'], 2)} "
-                    f"| {_fmt(s['queue_ms'], 2)} | {_fmt(s['compute_ms'], 2)} | {_fmt(s['compute_infer_ms'], 2)} "
-                    f"| {_fmt(s['busy'], 2)} |"
-                )
-    if report.get("notes"):
-        lines += ["", "## Notes", ""] + [f"- {note}" for note in report["notes"]]
-    return "\n".join(lines) + "\n"
-
-
-def render_plot(report: Mapping[str, Any], path: Path) -> Path:
-    """Throughput vs concurrency, a line per path, the in-process and work-bound levels dashed."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figure, axis = plt.subplots(figsize=(7.5, 4.5), dpi=110)
-    for key, served in report["paths"].items():
-        points = sorted(served["points"], key=lambda p: p["concurrency"])
-        if not points:
-            continue
-        axis.plot(
-            [p["concurrency"] for p in points],
-            [p["images_per_s"] for p in points],
-            marker="o" if key != "ensemble_perf_analyzer" else "s",
-            linewidth=2.2 if key == "ensemble" else 1.4,
-            label=served["label"],
-        )
-    levels = [
-        ("work bound", report.get("work_bound", {}).get("images_per_s"), "black"),
-        ("in-process", report.get("in_process", {}).get("images_per_s"), "grey"),
-        ("model alone", report.get("in_process", {}).get("model_alone_images_per_s"), "silver"),
-    ]
-    for label, level, colour in levels:
-        if level and not math.isnan(level):
-            axis.axhline(level, linestyle="--", color=colour, linewidth=1, label=f"{label} ({level:.1f})")
-    axis.set_xscale("log", base=2)
-    concurrencies = sorted({p["concurrency"] for s in report["paths"].values() for p in s["points"]})
-    if concurrencies:
-        axis.set_xticks(concurrencies, [str(c) for c in concurrencies])
-    axis.set_xlabel("concurrent requests (one image each)")
-    axis.set_ylabel("images/s")
-    axis.set_ylim(bottom=0)
-    machine = report["machine"]
-    axis.set_title(f"{report['ensemble']}: {machine['cores']} cores, {machine['cpu_model']}", fontsize=10)
-    axis.grid(alpha=0.3)
-    axis.legend(fontsize=8, loc="lower right")
-    figure.tight_layout()
-    figure.savefig(path)
-    plt.close(figure)
-    return path

@@ -30,6 +30,7 @@ from triton_vision_models import tensors as t
 from triton_vision_models.errors import ModelFileError
 
 from . import standins
+from .torch_tools import require_torch
 
 ARCHITECTURES = {
     "resnet50_fpn_v2": "fasterrcnn_resnet50_fpn_v2",
@@ -40,14 +41,7 @@ EXPORT_SIZE = (800, 1066)  # a typical resized 4:3 photo; H and W stay dynamic i
 
 
 def _torch() -> Any:
-    try:
-        import torch
-        import torchvision  # noqa: F401
-    except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise ModelFileError(
-            "exporting Faster R-CNN needs torch and torchvision: pip install 'triton-vision[export]'"
-        ) from exc
-    return torch
+    return require_torch("exporting Faster R-CNN")
 
 
 def build_torchvision_model(arch: str, state_dict_path: Path | None = None, *, seed: int = 0):

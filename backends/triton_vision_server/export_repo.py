@@ -10,10 +10,14 @@ must equal the renamed protobuf, else the protobuf is written out instead.
 
 Clients address the prefixed ensembles by their new names (``tv_classification``); the project's
 client takes ``--model-prefix tv_`` (``VisionClient(model_prefix="tv_")``).
+
+The copies are readable by everyone the umask allows (files 0644, folders 0755 under 022),
+whatever the source's modes: the Triton that serves them often runs as another user.
 """
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 from collections.abc import Callable, Iterable
@@ -22,8 +26,10 @@ from pathlib import Path
 
 from google.protobuf import text_format
 
-from triton_vision_models.errors import ConfigError
 from triton_vision_models.repository import ModelConfig, ModelRepository, new_config
+
+from .errors import UsageError
+from .modelfiles import readable_mode
 
 PREFIX_PATTERN = re.compile(r"[A-Za-z0-9_.-]*")
 COPY_IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc", "*.partial")
@@ -33,6 +39,24 @@ COPY_IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc", "*.partial")
 class ExportedModel:
     source: str
     name: str
+
+
+def _with_execute(mode: int) -> int:
+    """x wherever r is (0644 -> 0755): for folders and executable files."""
+    return mode | (mode >> 2) & 0o111
+
+
+def copy_readable(source: str, target: str) -> str:
+    """``shutil.copytree``'s copy function: the bytes, with a mode others can read."""
+    shutil.copyfile(source, target)
+    executable = os.stat(source).st_mode & 0o100
+    os.chmod(target, _with_execute(readable_mode()) if executable else readable_mode())
+    return target
+
+
+def make_folders_readable(root: Path) -> None:
+    for folder in [root, *(p for p in root.rglob("*") if p.is_dir())]:
+        folder.chmod(_with_execute(readable_mode()))
 
 
 def rename_reference(value: str, renames: dict[str, str]) -> str:
@@ -92,23 +116,29 @@ def export_repository(
     refused (a name clash) unless ``force`` replaces it.
     """
     if not PREFIX_PATTERN.fullmatch(prefix):
-        raise ConfigError(f"prefix '{prefix}' may hold only letters, digits, '_', '.' and '-'")
+        raise UsageError(f"prefix '{prefix}' may hold only letters, digits, '_', '.' and '-'")
     repository = ModelRepository.load(source)
     configs = repository.configs
+    unknown = [name for name in models or () if name not in repository]
+    if unknown:
+        raise UsageError(
+            f"model '{unknown[0]}' is not in the repository {source} (models: {', '.join(sorted(configs)) or 'none'})"
+        )
     names = repository.closure(list(models) if models else sorted(configs))
     renames = {name: prefix + name for name in configs}
     if dest.resolve() == source.resolve():
-        raise ConfigError("the destination is the source repository")
+        raise UsageError("the destination is the source repository")
     clashes = sorted(renames[n] for n in names if (dest / renames[n]).exists())
     if clashes and not force:
-        raise ConfigError(f"{dest} already has {', '.join(clashes)} (choose another --prefix, or --force to replace)")
+        raise UsageError(f"{dest} already has {', '.join(clashes)} (choose another --prefix, or --force to replace)")
     dest.mkdir(parents=True, exist_ok=True)
     exported = []
     for name in names:
         target = dest / renames[name]
         if target.exists():
             shutil.rmtree(target)
-        shutil.copytree(source / name, target, ignore=COPY_IGNORE)
+        shutil.copytree(source / name, target, ignore=COPY_IGNORE, copy_function=copy_readable)
+        make_folders_readable(target)
         config_path = target / "config.pbtxt"
         config_path.write_text(
             rename_config_text(config_path.read_text(encoding="utf-8"), configs[name], renames), encoding="utf-8"

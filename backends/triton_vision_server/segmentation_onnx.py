@@ -14,15 +14,16 @@ from __future__ import annotations
 import tempfile
 import warnings
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnx
 from onnx import TensorProto, helper
 
 from triton_vision_models import tensors as t
-from triton_vision_models.errors import ModelFileError
 
 from . import standins
+from .torch_tools import require_torch
 
 OPSET = 17
 EXPORT_SIZE = (128, 160)  # the traced example; H and W stay dynamic in the file
@@ -30,13 +31,8 @@ EXPORT_SIZE = (128, 160)  # the traced example; H and W stay dynamic in the file
 
 def torchvision_fcn(state_dict_path: Path | None = None, *, seed: int = 0) -> onnx.ModelProto:
     """torchvision's FCN-ResNet50 with its auxiliary head, exported at opset 17."""
-    try:
-        import torch
-        from torchvision.models.segmentation import fcn_resnet50
-    except ImportError as exc:
-        raise ModelFileError(
-            "exporting FCN-ResNet50 needs torch and torchvision: pip install 'triton-vision[export]'"
-        ) from exc
+    torch: Any = require_torch("exporting FCN-ResNet50")
+    from torchvision.models.segmentation import fcn_resnet50
 
     torch.manual_seed(seed)
     model = fcn_resnet50(weights=None, weights_backbone=None, aux_loss=True, num_classes=t.VOC_CLASSES)
@@ -101,11 +97,3 @@ def tiny_fcn(*, seed: int = 0) -> onnx.ModelProto:
         initializer=g.initializers + constants,
     )
     return standins.mark_stand_in(helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)]))
-
-
-def fcn_stand_in() -> onnx.ModelProto:
-    """The real architecture (torchvision export) where torch is installed, else ``tiny_fcn``."""
-    try:
-        return torchvision_fcn()
-    except ModelFileError:
-        return tiny_fcn()

@@ -11,9 +11,9 @@ from tests.conftest import MODEL_REPOSITORY, copy_model_dirs
 from tests.modelconfigs import load_config
 from tests.unit.test_repocheck import classifier_onnx
 from triton_vision_client import cli
-from triton_vision_models.errors import ConfigError
 from triton_vision_models.repository import model_dirs, new_config
-from triton_vision_server.export import export_repository, rename_config_text
+from triton_vision_server.errors import UsageError
+from triton_vision_server.export_repo import export_repository, rename_config_text
 from triton_vision_server.repocheck import check_repository
 
 CLASSIFICATION_MODELS = [
@@ -73,16 +73,16 @@ def test_export_beside_a_users_models_leaves_them_alone_and_refuses_a_clash(sour
     (theirs / "config.pbtxt").write_text('name: "classification"\nbackend: "python"\n')
     export_repository(source, dest, prefix="tv_", models=["classification"])
     assert (theirs / "config.pbtxt").read_text() == 'name: "classification"\nbackend: "python"\n'
-    with pytest.raises(ConfigError) as refused:
+    with pytest.raises(UsageError) as refused:
         export_repository(source, dest, prefix="tv_", models=["resnet18"])
     assert str(refused.value) == f"{dest} already has tv_resnet18 (choose another --prefix, or --force to replace)"
     export_repository(source, dest, prefix="tv_", models=["resnet18"], force=True)
 
 
 def test_export_refuses_an_unknown_model_and_a_prefix_triton_cannot_name(source: Path, tmp_path: Path):
-    with pytest.raises(ConfigError, match="model 'resnet19' is not in the repository"):
+    with pytest.raises(UsageError, match="model 'resnet19' is not in the repository"):
         export_repository(source, tmp_path / "d", prefix="tv_", models=["resnet19"])
-    with pytest.raises(ConfigError, match="prefix 'a/b' may hold only letters, digits"):
+    with pytest.raises(UsageError, match="prefix 'a/b' may hold only letters, digits"):
         export_repository(source, tmp_path / "d", prefix="a/b")
 
 
@@ -106,3 +106,32 @@ def test_export_repo_command_prints_the_copy_checks_it_and_says_how_clients_call
     assert out[0] == f"classification -> {dest / 'tv_classification'}"
     assert f"{dest}: 6 models checked, ok" in out
     assert out[-1].endswith("triton-vision classify IMAGE --model-prefix tv_")
+
+
+def test_export_copies_files_others_can_read_whatever_the_source_modes(source: Path, tmp_path: Path):
+    import os
+    import stat
+
+    private = source / "resnet18" / "1" / "model.onnx"
+    private.chmod(0o600)  # as models prepare wrote them before
+    (source / "resnet18").chmod(0o700)
+    previous = os.umask(0o022)
+    try:
+        export_repository(source, tmp_path / "theirs", prefix="tv_", models=["classification"])
+    finally:
+        os.umask(previous)
+    copied = tmp_path / "theirs" / "tv_resnet18"
+    assert stat.S_IMODE((copied / "1" / "model.onnx").stat().st_mode) == 0o644
+    assert stat.S_IMODE(copied.stat().st_mode) == 0o755
+    assert stat.S_IMODE((copied / "1").stat().st_mode) == 0o755
+
+
+def test_export_repo_command_refuses_a_clash_as_a_usage_error(source: Path, tmp_path: Path, capsys):
+    dest = tmp_path / "theirs"
+    args = ["export-repo", str(dest), "--prefix", "tv_", "--models", "resnet18", "--model-repository", str(source)]
+    assert cli.main(args) == 0
+    capsys.readouterr()
+    assert cli.main(args) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"error: {dest} already has tv_resnet18 (choose another --prefix, or --force to replace)"
+    )

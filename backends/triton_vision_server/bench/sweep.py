@@ -1,0 +1,191 @@
+"""One path (the ensemble, or the seed's path to the bare model) over a concurrency sweep.
+
+Each point is one window of :func:`load.drive`; at its opening and its closing the sweep takes
+Triton's statistics (``get_inference_statistics``) and a snapshot of the server's processes, so
+each point carries per-step statistics deltas and CPU per image per process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import os
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from triton_vision_models import tensors as t
+
+from .. import procfs
+from . import cpu
+from . import report as br
+from .images import BenchImage
+from .load import drive
+from .messages import BenchError, progress
+from .options import BenchOptions
+from .profiles import Profile
+
+ENSEMBLE = "ensemble"
+SEED = "seed"
+
+
+def request_bytes(model: str, inputs: list, outputs: list | None = None) -> int:
+    """Bytes of the gRPC ModelInferRequest tritonclient sends (protobuf; HTTP/2 framing aside)."""
+    from tritonclient.grpc._utils import _get_inference_request
+
+    request = _get_inference_request(
+        model_name=model,
+        inputs=inputs,
+        model_version="",
+        request_id="",
+        outputs=outputs,
+        sequence_id=0,
+        sequence_start=False,
+        sequence_end=False,
+        priority=0,
+        timeout=None,
+        parameters=None,
+    )
+    return request.ByteSize()
+
+
+def infer_input(name: str, array: np.ndarray):
+    import tritonclient.grpc as grpcclient
+    from tritonclient.utils import np_to_triton_dtype
+
+    tensor = grpcclient.InferInput(name, list(array.shape), np_to_triton_dtype(array.dtype))
+    tensor.set_data_from_numpy(array)
+    return tensor
+
+
+class Sweep:
+    """The paths against one server; ``server_pid`` and ``served_repository`` when it is a local process."""
+
+    def __init__(
+        self,
+        url: str,
+        options: BenchOptions,
+        images: list[BenchImage],
+        profile: Profile,
+        server_pid: int | None,
+        served_repository: Path | None = None,
+    ) -> None:
+        self.url = url
+        self.server_pid = server_pid
+        self.served_repository = served_repository
+        self.options = options
+        self.images = images
+        self.profile = profile
+
+    async def run(self, path: str, concurrencies: Sequence[int], label: str, step_models: Sequence[str]) -> dict:
+        import tritonclient.grpc as grpcclient
+        import tritonclient.grpc.aio as aioclient
+
+        profile = self.profile
+        points = []
+        error = ""
+        client = aioclient.InferenceServerClient(self.url)
+        pool = ThreadPoolExecutor(max_workers=max(concurrencies), thread_name_prefix="bench-preprocess")
+        try:
+            if path == ENSEMBLE:
+                prepared = [[infer_input(t.IMAGE, np.frombuffer(i.data, np.uint8)[None])] for i in self.images]
+                model = profile.ensemble
+                outputs = None
+                wire = [request_bytes(model, inputs) for inputs in prepared]
+            else:
+                model = profile.model
+                outputs = [grpcclient.InferRequestedOutput(name) for name in profile.model_outputs]
+                wire = [
+                    request_bytes(model, [infer_input(k, v) for k, v in profile.preprocess(i.data).items()], outputs)
+                    for i in self.images
+                ]
+            response_sizes: list[int] = []
+            loop = asyncio.get_running_loop()
+
+            async def send(index: int) -> None:
+                image = index % len(self.images)
+                if path == ENSEMBLE:
+                    inputs = prepared[image]
+                else:
+                    tensors = await loop.run_in_executor(pool, profile.preprocess, self.images[image].data)
+                    inputs = [infer_input(k, v) for k, v in tensors.items()]
+                result = await client.infer(model, inputs, outputs=outputs, client_timeout=600)
+                if len(response_sizes) < 2 * len(self.images):
+                    response_sizes.append(result.get_response().ByteSize())
+
+            for concurrency in concurrencies:
+                snapshots: dict[str, Any] = {}
+
+                async def on_window(event: str, _snapshots=snapshots) -> None:
+                    _snapshots[event] = await client.get_inference_statistics(as_json=True)
+                    _snapshots[event + "_processes"] = cpu.server_tree(self.server_pid, self.served_repository)
+
+                progress(f"{label}: concurrency {concurrency} ...")
+                try:
+                    result = await drive(
+                        send,
+                        concurrency,
+                        warmup_s=self.options.warmup_s,
+                        duration_s=self.options.duration_s,
+                        min_requests=profile.settings.min_requests,
+                        max_point_s=self.options.max_point_s,
+                        on_window=on_window,
+                    )
+                except BenchError as exc:
+                    error = str(exc)
+                    progress(f"{label}: {exc}")
+                    break
+                point = self._point(result, wire, response_sizes, snapshots, step_models)
+                points.append(point)
+                progress(
+                    f"{label}: concurrency {concurrency}: {point['images_per_s']:.2f} images/s, "
+                    f"p50 {point['p50_ms']:.1f} ms, p99 {point['p99_ms']:.1f} ms ({point['images']} images)"
+                )
+        finally:
+            pool.shutdown(wait=True)
+            await client.close()
+        return {"label": label, "source": self.source(path), "points": points, "error": error}
+
+    def _point(
+        self, result, wire: list[int], response_sizes: list[int], snapshots: dict[str, Any], step_models
+    ) -> dict[str, Any]:
+        images = len(result.latencies_s)
+        point: dict[str, Any] = {
+            "concurrency": result.concurrency,
+            "images": images,
+            "window_s": result.window_s,
+            "images_per_s": images / result.window_s if result.window_s > 0 else math.nan,
+            **br.latency_summary(result.latencies_s),
+            "request_bytes_per_image": sum(wire) / len(wire),
+            "response_bytes_per_image": (sum(response_sizes) / len(response_sizes)) if response_sizes else math.nan,
+            "client_cpu_ms_per_image": result.client_cpu_s / images * 1e3 if images else math.nan,
+            "errors": result.errors,
+        }
+        client = procfs.read_stat(os.getpid())
+        if client is not None:
+            point["client_rss_mb"] = client.rss_bytes / 2**20
+        before, after = snapshots.get("open_processes"), snapshots.get("close_processes")
+        if before is not None and after is not None and images:
+            point["server_processes"] = cpu.per_image(before, after, images, order=self.profile.steps)
+            point["server_cpu_ms_per_image"] = sum(row["cpu_ms_per_image"] for row in point["server_processes"])
+        if result.first_error:
+            point["first_error"] = result.first_error
+        if step_models and "open" in snapshots and "close" in snapshots:
+            point["server_steps"] = br.statistics_delta(
+                snapshots["open"], snapshots["close"], step_models, result.window_s
+            )
+        return point
+
+    def source(self, path: str) -> str:
+        if path == ENSEMBLE:
+            return (
+                "triton_vision_server.bench's asyncio gRPC load generator (tritonclient.grpc.aio), encoded bytes,"
+                " one image per request, images in turn"
+            )
+        return (
+            "the same load generator; each request decodes and preprocesses its image with OpenCV in a client"
+            f" thread and sends FP32 tensors to the bare `{self.profile.model}`"
+        )

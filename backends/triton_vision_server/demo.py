@@ -1,0 +1,69 @@
+"""``triton-vision demo``: prepare the model files, serve them, answer photos, stop.
+
+The photos are the ones given (``make demo`` passes the development machines' photos where they
+exist); without any, scikit-image's own photos (*chelsea*, a cat; *astronaut*, a person) are
+written to ``out/`` and used.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import triton_vision_contract as t
+from triton_vision_client.cli import (
+    print_classifications,
+    print_detections,
+    report_segmentations,
+    warn_stand_ins,
+    write_annotated,
+)
+from triton_vision_client.client import VisionClient
+from triton_vision_client.images import read_images
+
+from . import modelfiles
+from .runtime import LocalTritonServer
+from .server_config import ServerOptions
+
+OUT = Path("out")
+
+
+def scikit_image_photo(name: str) -> Path:
+    """One of scikit-image's photos (``chelsea``, ``astronaut``) as a PNG in ``out/``."""
+    import cv2
+    from skimage import data
+
+    path = OUT / f"{name}.png"
+    path.parent.mkdir(exist_ok=True)
+    cv2.imwrite(str(path), cv2.cvtColor(getattr(data, name)(), cv2.COLOR_RGB2BGR))
+    return path
+
+
+def prepare_models(repository: Path) -> None:
+    for name, entry in modelfiles.CATALOGUE.items():
+        if name == entry.name and (repository / name / "config.pbtxt").is_file():
+            source = modelfiles.prepare(repository, entry, report=lambda m: print(m, file=sys.stderr))
+            print(f"{name}: {modelfiles.describe(source)}")
+
+
+def run_demo(options: ServerOptions, *, images: Sequence[str], people: Sequence[str] | None, top_k: int) -> int:
+    repository = options.model_repository
+    prepare_models(repository)
+    photos = list(images) or [str(scikit_image_photo("chelsea"))]
+    group_photos = list(people or images) or [str(scikit_image_photo("astronaut"))]
+    with LocalTritonServer(options) as server, VisionClient(options.grpc_url, "grpc") as client:
+        print(f"tritonserver ready: gRPC {options.grpc_url}, HTTP {options.http_url} (log: {server.log_path})")
+        warn_stand_ins(client, [t.CLASSIFIER])
+        print_classifications(photos, client.classify(read_images(photos), top_k=top_k))
+        if (repository / t.SEGMENTATION).is_dir():
+            warn_stand_ins(client, [t.SEGMENTER])
+            report_segmentations(group_photos, client.segment(read_images(group_photos), overlay=True), OUT)
+        if (repository / t.DETECTION).is_dir():
+            encoded = read_images(group_photos)
+            warn_stand_ins(client, [t.DETECTOR])
+            results = client.detect(encoded)
+            print_detections(group_photos, results, limit=10)
+            for target in write_annotated(group_photos, encoded, results, OUT):
+                print(f"wrote {target}")
+    return 0

@@ -1,0 +1,80 @@
+"""What a local tritonserver is started with: :class:`ServerOptions` and its command line.
+
+Models are under explicit model control (every model loaded at start, ``--exit-on-error=false``
+so one model that fails to load leaves the others serving, strict readiness). The APIs a thin
+client does not need are restricted to a random key that never leaves this process tree
+(:mod:`triton_vision_server.access`); ``serve``'s supervisor reloads models with it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import triton_vision_contract as contract
+
+from . import access
+
+EXIT_TIMEOUT_S = 10  # tritonserver's wait for in-flight requests on SIGTERM
+
+
+@dataclass
+class ServerOptions:
+    model_repository: Path
+    host: str = contract.DEFAULT_HOST
+    http_port: int = contract.DEFAULT_HTTP_PORT
+    grpc_port: int = contract.DEFAULT_GRPC_PORT
+    metrics_port: int = contract.DEFAULT_METRICS_PORT
+    log_verbose: int = 0
+    allow_model_control: bool = False  # open the model-repository API to clients
+    log_dir: Path | None = None  # None: logs.default_log_dir()
+    # Key of the restricted APIs; never printed, never leaves this process tree.
+    admin_key: str = field(default_factory=access.new_key, repr=False)
+
+    @property
+    def client_host(self) -> str:
+        return contract.DEFAULT_HOST if self.host in ("0.0.0.0", "") else self.host
+
+    @property
+    def http_url(self) -> str:
+        return f"{self.client_host}:{self.http_port}"
+
+    @property
+    def grpc_url(self) -> str:
+        return f"{self.client_host}:{self.grpc_port}"
+
+    @property
+    def metrics_url(self) -> str:
+        return f"http://{self.client_host}:{self.metrics_port}/metrics"
+
+    @property
+    def port_options(self) -> dict[str, int]:
+        """Each port by the ``serve`` option that sets it."""
+        return {"--http-port": self.http_port, "--grpc-port": self.grpc_port, "--metrics-port": self.metrics_port}
+
+    @property
+    def restricted_apis(self) -> tuple[str, ...]:
+        if self.allow_model_control:
+            return tuple(api for api in access.RESTRICTED_APIS if api != access.MODEL_CONTROL_API)
+        return access.RESTRICTED_APIS
+
+    def arguments(self, *, backend_dir: Path, shm_prefix: str) -> list[str]:
+        """tritonserver's arguments (without the binary)."""
+        return [
+            f"--model-repository={self.model_repository.resolve()}",
+            f"--backend-directory={backend_dir}",
+            f"--http-address={self.host}",
+            f"--http-port={self.http_port}",
+            f"--grpc-address={self.host}",
+            f"--grpc-port={self.grpc_port}",
+            f"--metrics-address={self.host}",
+            f"--metrics-port={self.metrics_port}",
+            "--model-control-mode=explicit",
+            "--load-model=*",
+            "--exit-on-error=false",
+            "--strict-readiness=true",
+            f"--log-verbose={self.log_verbose}",
+            f"--backend-config=python,shm-region-prefix-name={shm_prefix}",
+            f"--exit-timeout-secs={EXIT_TIMEOUT_S}",
+            *access.restriction_args(self.admin_key, self.restricted_apis),
+        ]

@@ -1,0 +1,101 @@
+"""Each task's answer as the page shows it: JSON, with the pictures drawn here.
+
+Boxes are drawn by the client's own annotator (the picture ``detect --out`` writes); a mask
+becomes an RGBA PNG in the VOC colours with the background left clear, which the page lays over
+the photo at the opacity its control sets.
+"""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+import numpy as np
+
+import triton_vision_contract as t
+from triton_vision_client.annotate import annotate_file, class_colour
+from triton_vision_client.client import Classification, Detections
+from triton_vision_client.segmentation import Segmentation
+
+JPEG_QUALITY = 90
+BACKGROUND = 0  # VOC class id left transparent in the mask picture
+PALETTE = np.array(t.voc_palette(), dtype=np.uint8)  # RGB per class id
+
+
+def data_url(mime: str, data: bytes) -> str:
+    return f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
+
+
+def hex_colour(rgb: tuple[int, int, int]) -> str:
+    return "#{:02x}{:02x}{:02x}".format(*rgb)
+
+
+def classification_view(answer: Classification) -> dict[str, Any]:
+    return {
+        "labels": [
+            {"label": label, "class_id": class_id, "score": score}
+            for class_id, score, label in zip(answer.class_ids, answer.scores, answer.labels, strict=True)
+        ]
+    }
+
+
+def _encode(extension: str, image: np.ndarray, params: list[int] | None = None) -> bytes:
+    import cv2
+
+    ok, encoded = cv2.imencode(extension, image, params or [])
+    if not ok:
+        raise ValueError(f"cannot encode a {image.shape} picture as {extension}")
+    return encoded.tobytes()
+
+
+def detection_view(encoded: bytes, answer: Detections) -> dict[str, Any]:
+    """The detections, and the photo with them drawn as a JPEG data URL."""
+    import cv2
+
+    drawn = annotate_file(encoded, answer)
+    height, width = drawn.shape[:2]
+    detections = []
+    for box, score, class_id, label in zip(answer.boxes, answer.scores, answer.class_ids, answer.labels, strict=True):
+        blue, green, red = class_colour(class_id)
+        detections.append(
+            {
+                "label": label,
+                "class_id": class_id,
+                "score": score,
+                "box": [round(v, 1) for v in box],
+                "colour": hex_colour((red, green, blue)),
+            }
+        )
+    return {
+        "width": width,
+        "height": height,
+        "detections": detections,
+        "drawn": data_url("image/jpeg", _encode(".jpg", drawn, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])),
+    }
+
+
+def mask_rgba(mask: np.ndarray) -> np.ndarray:
+    """H x W x 4 uint8 in OpenCV's BGRA order: each class in its VOC colour, the background clear."""
+    rgb = PALETTE[mask]
+    alpha = np.where(mask == BACKGROUND, 0, 255).astype(np.uint8)
+    return np.dstack([rgb[..., 2], rgb[..., 1], rgb[..., 0], alpha])
+
+
+def segmentation_view(answer: Segmentation) -> dict[str, Any]:
+    """The mask as an RGBA PNG data URL and a legend of the classes present, largest first."""
+    height, width = answer.mask.shape
+    return {
+        "width": width,
+        "height": height,
+        "mask": data_url("image/png", _encode(".png", mask_rgba(answer.mask))),
+        "legend": [
+            {
+                "class_id": class_id,
+                "label": label,
+                "fraction": fraction,
+                "colour": hex_colour(tuple(int(c) for c in PALETTE[class_id])),  # type: ignore[arg-type]
+                "drawn": class_id != BACKGROUND,
+            }
+            for class_id, label, fraction in answer.present()
+        ],
+    }
