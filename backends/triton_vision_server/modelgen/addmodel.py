@@ -23,7 +23,6 @@ from pathlib import Path
 
 import onnx
 
-from triton_vision_models import tensors as t
 from triton_vision_models.provenance import ModelSource
 
 from . import configs
@@ -161,11 +160,7 @@ def add_model(spec_path: Path, repository: Path, *, force: bool = False) -> AddR
             f"{repository} already has {', '.join(clashes)} "
             f"(choose another name in {spec_path.name}, or --force to replace)"
         )
-    shared = [
-        files
-        for files in (configs.image_guard_files(), configs.model_info_files())
-        if not (repository / files.name).exists()
-    ]
+    shared = [files for files in configs.shared_files(spec) if not (repository / files.name).exists()]
     served = repository / spec.model_name / "1" / MODEL_FILENAME
     install = generated.onnx_model is not None and spec.model is not None and spec.model.resolve() != served.resolve()
     with tempfile.TemporaryDirectory(prefix="add-model-") as staging_dir:
@@ -194,9 +189,10 @@ def _check_staged(
     check them there; :class:`SpecError` naming the problems."""
     from triton_vision_server.repocheck import check_repository
 
-    guard = repository / t.IMAGE_GUARD
-    if guard.is_dir() and all(files.name != t.IMAGE_GUARD for files in shared):
-        shutil.copytree(guard, staging / t.IMAGE_GUARD, ignore=shutil.ignore_patterns("__pycache__"))
+    guard_name = generated.spec.image_guard_name
+    guard = repository / guard_name
+    if guard.is_dir() and all(files.name != guard_name for files in shared):
+        shutil.copytree(guard, staging / guard_name, ignore=shutil.ignore_patterns("__pycache__"))
     for files in [*generated.models, *shared]:
         _write_model(staging, files)
     staged = staging / generated.spec.model_name / "1" / MODEL_FILENAME
@@ -226,6 +222,6 @@ def expected_files(spec_path: Path) -> dict[str, dict[str, str]]:
     spec = load_spec(spec_path)
     generated = generate(spec)
     files = {m.name: dict(m.files) for m in generated.models}
-    for shared in (configs.image_guard_files(), configs.model_info_files()):
+    for shared in configs.shared_files(spec):
         files[shared.name] = dict(shared.files)
     return files

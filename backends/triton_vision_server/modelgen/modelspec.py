@@ -36,6 +36,7 @@ from typing import Any
 
 import triton_vision_contract as contract
 from triton_vision_models import geometry
+from triton_vision_models import tensors as t
 from triton_vision_models.errors import ConfigError
 
 if sys.version_info >= (3, 11):
@@ -79,6 +80,11 @@ KEYS: dict[str, dict[str, tuple[str, str]]] = {
             "images per request, 1..32 (default 32 classification, 4 otherwise; 1 if the model cannot batch)",
         ),
         "description": ("string", "a line for the generated configs' comments"),
+        "shared_prefix": (
+            "string",
+            "the prefix of the shared models it calls (PREFIXimage_guard, PREFIXmodel_info); "
+            "export-repo --prefix writes it (default none)",
+        ),
     },
     "preprocess": {
         "resize": ("string", "shorter-crop, stretch, letterbox or keep-aspect (see below)"),
@@ -224,6 +230,7 @@ class EnsembleSpec:
     model_name: str = ""
     max_batch_size: int | None = None
     description: str = ""
+    shared_prefix: str = ""  # the shared models are <shared_prefix>image_guard and <shared_prefix>model_info
     image_input: str | None = None
     image_sizes_input: str | None = None
     declared: DeclaredContract | None = None
@@ -235,6 +242,14 @@ class EnsembleSpec:
     @property
     def postprocess_name(self) -> str:
         return f"{self.name}_postprocess"
+
+    @property
+    def image_guard_name(self) -> str:
+        return f"{self.shared_prefix}{t.IMAGE_GUARD}"
+
+    @property
+    def model_info_name(self) -> str:
+        return f"{self.shared_prefix}{t.MODEL_INFO}"
 
     @property
     def format(self) -> str:
@@ -456,6 +471,9 @@ def parse_spec(text: str, path: Path) -> EnsembleSpec:
     if max_batch is not None and not 1 <= max_batch <= MAX_IMAGES_PER_REQUEST:
         raise top.fail("max_batch_size", f"a whole number in 1..{MAX_IMAGES_PER_REQUEST}")
     description = top.get("description", str, "a string", "")
+    shared_prefix = top.get("shared_prefix", str, "a model-name prefix", "")
+    if shared_prefix and not NAME_PATTERN.fullmatch(shared_prefix):
+        raise top.fail("shared_prefix", "letters, digits, '_', '.' and '-'")
     tables = {}
     for key in ("preprocess", "postprocess", "inputs", "tensors"):
         value = top.get(key, dict, "a table", {})
@@ -496,6 +514,7 @@ def parse_spec(text: str, path: Path) -> EnsembleSpec:
         model_name=model_name,
         max_batch_size=max_batch,
         description=description,
+        shared_prefix=shared_prefix,
         image_input=image_input,
         image_sizes_input=image_sizes,
         declared=declared,
