@@ -423,8 +423,10 @@ def register(sub: Any) -> None:
     _register_model_analyzer(sub)
 
     from triton_vision_server.bench import add_parser as add_bench
+    from triton_vision_server.modelgen.cli import register as add_model_command
 
     add_bench(sub, _server_command)
+    add_model_command(sub, _server_command)
 
     p = _parser(
         sub,

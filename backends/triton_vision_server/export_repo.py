@@ -26,6 +26,7 @@ from pathlib import Path
 
 from google.protobuf import text_format
 
+from triton_vision_models import tensors as t
 from triton_vision_models.repository import ModelConfig, ModelRepository, new_config
 
 from .errors import UsageError
@@ -102,6 +103,39 @@ def rename_config_text(text: str, config: ModelConfig, renames: dict[str, str]) 
     return "# Written by triton-vision export-repo.\n" + text_format.MessageToString(expected)
 
 
+SPEC_FILENAME = "spec.toml"  # an ensemble's model spec (triton-vision add-model keeps it there)
+
+
+def rename_spec_text(text: str, renames: dict[str, str]) -> str:
+    """An ensemble's ``spec.toml`` with its names renamed: ``name``, ``model_name``, and the paths
+    into the repository (``labels = "../resnet18/imagenet_labels.txt"``), so that regenerating from
+    the exported copy writes the exported names."""
+
+    def path(value: str) -> str:
+        head, sep, tail = value.partition("/")
+        if head == ".." and sep:
+            return "../" + rename_reference(tail, renames)
+        return value
+
+    rewritten = re.sub(
+        r'^((?:name|model_name)\s*=\s*)"([^"]*)"', _quoted(lambda v: renames.get(v, v)), text, flags=re.MULTILINE
+    )
+    rewritten = re.sub(r'^((?:model|labels)\s*=\s*)"([^"]*)"', _quoted(path), rewritten, flags=re.MULTILINE)
+    guard = renames.get(t.IMAGE_GUARD, t.IMAGE_GUARD)
+    prefix = guard[: -len(t.IMAGE_GUARD)]
+    rewritten = re.sub(r"^shared_prefix\s*=.*\n", "", rewritten, flags=re.MULTILINE)
+    if not prefix:
+        return rewritten
+    # The shared models' prefix goes right after the name (before any table).
+    return re.sub(
+        r"^(name\s*=.*\n)",
+        lambda m: f'{m.group(1)}shared_prefix = "{prefix}"\n',
+        rewritten,
+        count=1,
+        flags=re.MULTILINE,
+    )
+
+
 def export_repository(
     source: Path,
     dest: Path,
@@ -143,5 +177,8 @@ def export_repository(
         config_path.write_text(
             rename_config_text(config_path.read_text(encoding="utf-8"), configs[name], renames), encoding="utf-8"
         )
+        spec_path = target / SPEC_FILENAME
+        if spec_path.is_file():
+            spec_path.write_text(rename_spec_text(spec_path.read_text(encoding="utf-8"), renames), encoding="utf-8")
         exported.append(ExportedModel(source=name, name=renames[name]))
     return exported

@@ -390,7 +390,7 @@ def check_onnx(name: str, config: ModelConfig, model_dir: Path) -> list[str]:
                         f"{kind} '{tensor.name}': the config says {dtype_name(tensor.data_type)}, "
                         f"{where} has {TensorProto.DataType.Name(elem)}"
                     )
-                wanted = full_shape(config, tensor)
+                wanted = full_shape(config, tensor, in_model=True)
                 shape = onnx_shape(value)
                 if len(shape) != len(wanted):
                     problems.append(

@@ -54,23 +54,29 @@ def pipelines() -> dict[str, DaliRunner]:
     return {task: DaliRunner.from_spec(spec_for(MODEL_REPOSITORY / model)) for task, model in PIPELINES.items()}
 
 
+def spec(task: str):
+    from triton_vision_models.repository import ModelRepository
+
+    return preprocess.spec_of(ModelRepository.load(MODEL_REPOSITORY), task)
+
+
 @pytest.mark.parametrize("task", list(PIPELINES))
 def test_reference_gives_what_the_ensembles_dali_pipeline_gives(task, photos, pipelines):
     for name, data in photos.items():
-        ours = preprocess.REFERENCE[task](data)
+        ours = preprocess.tensors(data, spec(task))
         theirs = run_request(pipelines[task], {t.IMAGE: np.frombuffer(data, np.uint8)[None]})
-        assert set(ours) == set(preprocess.OUTPUTS[task])
-        for output in preprocess.OUTPUTS[task]:
+        for output in theirs:
             assert ours[output].shape == (1, *theirs[output].shape[1:]), (name, output)
             assert ours[output].dtype == theirs[output].dtype, (name, output)
-        if t.RESIZED_SIZE in ours:
+        if t.RESIZED_SIZE in theirs:
             assert ours[t.RESIZED_SIZE].tolist() == theirs[t.RESIZED_SIZE].tolist(), name
+            assert ours[t.ORIGINAL_SIZE].tolist() == theirs[t.ORIGINAL_SIZE].tolist(), name
         assert pixel_error(ours[t.PIXELS][0], theirs[t.PIXELS][0]) < PIXEL_TOLERANCE, name
 
 
 def test_classification_is_the_pillow_reference(photos):
     for name, data in photos.items():
-        ours = preprocess.classification(data)[t.PIXELS][0]
+        ours = preprocess.tensors(data, spec(t.CLASSIFICATION))[t.PIXELS][0]
         assert pixel_error(ours, classification_input(data)) < PIXEL_TOLERANCE, name
 
 
@@ -78,7 +84,7 @@ def test_detection_size_and_pixels_follow_torchvisions_rule(photos):
     for name, data in photos.items():
         rgb = cv2.cvtColor(cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
         pixels, size = detection_reference(rgb)
-        ours = preprocess.detection(data)
+        ours = preprocess.tensors(data, spec(t.DETECTION))
         assert ours[t.RESIZED_SIZE].tolist() == [list(size)], name
         assert pixel_error(ours[t.PIXELS][0], pixels[0]) < 0.5, name  # the same bilinear resize
 
@@ -86,28 +92,27 @@ def test_detection_size_and_pixels_follow_torchvisions_rule(photos):
 def test_segmentation_letterbox_matches_the_reference_and_pads_with_zeros(photos):
     for name, data in photos.items():
         pixels, _, (height, width) = segmentation_reference(data)
-        ours = preprocess.segmentation(data)[t.PIXELS][0]
+        ours = preprocess.tensors(data, spec(t.SEGMENTATION))[t.PIXELS][0]
         assert pixel_error(ours[:, :height, :width], pixels[:, :height, :width]) < PIXEL_TOLERANCE, name
         padding = np.ones(ours.shape, dtype=bool)
         padding[:, :height, :width] = False
         assert np.array_equal(ours[padding], pixels[padding]) and not ours[padding].any(), name
 
 
-def test_sizes_are_read_from_the_models_constants(monkeypatch, photos):
-    """The reference follows triton_vision_models.tensors, not literals of its own."""
-    monkeypatch.setattr(t, "CLASSIFIER_INPUT_SIZE", 160)
-    monkeypatch.setattr(t, "CLASSIFIER_RESIZE_SHORTER", 180)
-    monkeypatch.setattr(t, "SEGMENTATION_CANVAS", 300)
-    monkeypatch.setattr(t, "DETECTOR_MIN_SIZE", 400)
-    data = photos["chelsea.png"]  # 451 x 300
-    assert preprocess.classification(data)[t.PIXELS].shape == (1, 3, 160, 160)
-    assert preprocess.segmentation(data)[t.PIXELS].shape == (1, 3, 300, 300)
-    assert preprocess.detection(data)[t.RESIZED_SIZE].tolist() == [[400, 601]]  # floor(451 * 400/300)
+def test_an_ensemble_without_a_spec_cannot_be_preprocessed_in_process(tmp_path):
+    from tests.conftest import ensemble_repository
+    from triton_vision_models.repository import ModelRepository
+    from triton_vision_server.bench.messages import BenchUsageError
+
+    root = ensemble_repository(tmp_path / "repo", t.CLASSIFICATION)
+    (root / t.CLASSIFICATION / "spec.toml").unlink()
+    with pytest.raises(BenchUsageError, match="ensemble 'classification' has no spec.toml"):
+        preprocess.spec_of(ModelRepository.load(root), t.CLASSIFICATION)
 
 
 def test_normalisation_is_imagenets_mean_and_std():
     grey = np.full((300, 400, 3), 200, dtype=np.uint8)
-    pixels = preprocess.classification(encode(grey, ".png"))[t.PIXELS][0]
+    pixels = preprocess.tensors(encode(grey, ".png"), spec(t.CLASSIFICATION))[t.PIXELS][0]
     expected = (200 / 255 - np.array(t.IMAGENET_MEAN)) / np.array(t.IMAGENET_STD)
     for channel in range(3):
         assert np.unique(pixels[channel]).tolist() == pytest.approx([expected[channel]], abs=1e-5)

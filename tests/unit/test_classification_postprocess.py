@@ -98,3 +98,25 @@ def test_parameters_sent_as_strings_by_string_only_clients_are_accepted():
     assert bool_parameter({"p": "TRUE"}, "p", False) is True
     with pytest.raises(InvalidParameterError, match=r"'p' must be a number in \[0, 1\], got 2"):
         float_parameter({"p": 2}, "p", 0.5, minimum=0.0, maximum=1.0)
+
+
+def test_a_model_with_fewer_classes_than_the_default_top_k_answers_all_of_them():
+    runner = ClassificationPostprocessor(["a", "b", "c"], default_top_k=5)
+    (out,) = runner([RequestData(inputs={t.LOGITS: np.array([[0.0, 2.0, 1.0]], np.float32)})])
+    assert out[t.LABELS].tolist() == [[b"b", b"c", b"a"]]
+
+
+def test_probabilities_are_not_softmaxed_again():
+    runner = ClassificationPostprocessor(["background", "cat", "dog"], output="probabilities")
+    (out,) = runner([RequestData(inputs={t.LOGITS: np.array([[[0.1, 0.7, 0.2]]], np.float32)})])
+    np.testing.assert_allclose(out[t.SCORES], [[0.7, 0.2, 0.1]], rtol=1e-6)
+    assert out[t.CLASS_IDS].tolist() == [[1, 2, 0]]
+
+
+def test_an_unknown_request_parameter_is_refused_naming_the_known_ones():
+    runner = ClassificationPostprocessor(["a", "b"])
+    request = RequestData(inputs={t.LOGITS: np.zeros((1, 2), np.float32)}, parameters={"top_kk": 1})
+    with pytest.raises(
+        InvalidParameterError, match=r"^unknown request parameter 'top_kk' \(this ensemble takes: top_k\)$"
+    ):
+        runner([request])

@@ -135,3 +135,22 @@ def test_export_repo_command_refuses_a_clash_as_a_usage_error(source: Path, tmp_
     assert capsys.readouterr().err.strip() == (
         f"error: {dest} already has tv_resnet18 (choose another --prefix, or --force to replace)"
     )
+
+
+def test_an_exported_ensembles_spec_regenerates_the_exported_names(tmp_path):
+    """The kept spec.toml follows the renames: add-model on the copy writes tv_* models, nothing else."""
+    from triton_vision_server.modelgen.addmodel import add_model
+
+    source = copy_model_dirs(tmp_path / "source", [d.name for d in model_dirs(MODEL_REPOSITORY)])
+    dest = tmp_path / "dest"
+    export_repository(source, dest, prefix="tv_", models=["classification"])
+    spec = (dest / "tv_classification" / "spec.toml").read_text()
+    assert 'name = "tv_classification"' in spec and 'model_name = "tv_resnet18"' in spec
+    assert 'labels = "../tv_resnet18/imagenet_labels.txt"' in spec and 'shared_prefix = "tv_"' in spec
+    before = {d.name: load_config(d) for d in dest.iterdir()}
+    result = add_model(dest / "tv_classification" / "spec.toml", dest)
+    four = ["tv_classification", "tv_classification_preprocess", "tv_resnet18", "tv_classification_postprocess"]
+    assert result.written == four and result.shared == []
+    assert sorted(p.name for p in dest.iterdir()) == sorted([*four, "tv_image_guard", "tv_model_info"])
+    # Regenerated under the exported names: the same configs (only comments name the spec differently).
+    assert {d.name: load_config(d) for d in dest.iterdir()} == before

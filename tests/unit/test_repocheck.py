@@ -15,7 +15,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from tests.conftest import ensemble_repository
+from tests.conftest import MODEL_REPOSITORY, ensemble_repository
 from triton_vision_client import cli
 from triton_vision_server.repocheck import check_repository
 
@@ -359,7 +359,8 @@ def test_an_unparsable_config_is_reported_with_the_line_and_protobufs_own_messag
     _unparsable(repository)
     (problem,) = problems(repository)  # the ensemble naming resnet18 adds nothing: one problem, one line
     # Ours up to the position; the rest is text_format's message, whose wording protobuf owns.
-    assert problem.startswith("resnet18: config.pbtxt does not parse: 5:17 : ")
+    line = (MODEL_REPOSITORY / "resnet18" / "config.pbtxt").read_text().splitlines().index("max_batch_size: 32") + 1
+    assert problem.startswith(f"resnet18: config.pbtxt does not parse: {line}:17 : ")
     assert problem.endswith("Couldn't parse integer: thirty-two")
 
 

@@ -9,6 +9,7 @@ from PIL import Image
 
 from tests.conftest import MODEL_REPOSITORY
 from tests.modelconfigs import load_config, spec_for
+from triton_vision_models import geometry
 from triton_vision_models import tensors as t
 from triton_vision_models.errors import InvalidInputError, InvalidParameterError
 from triton_vision_models.segmentation import (
@@ -26,8 +27,15 @@ from triton_vision_models.spec import RequestData
 
 
 @pytest.fixture(scope="module")
-def postprocessor() -> SegmentationPostprocessor:
+def served() -> SegmentationPostprocessor:
+    """The post-processing as the committed config sets it up (520x520 top-left letterbox)."""
     return SegmentationPostprocessor.from_spec(spec_for(MODEL_REPOSITORY / t.SEGMENTATION_POSTPROCESS))
+
+
+def on_canvas(served: SegmentationPostprocessor, canvas: int) -> SegmentationPostprocessor:
+    """The same post-processing for a small canvas (tests draw logits by hand)."""
+    rule = geometry.ResizeRule(geometry.LETTERBOX, (canvas, canvas), pad=geometry.TOP_LEFT)
+    return SegmentationPostprocessor([label.decode() for label in served.labels], rule=rule)
 
 
 def logits_with_region(canvas: int, label: int, rows: slice, cols: slice) -> np.ndarray:
@@ -72,8 +80,9 @@ def test_nearest_indices_follow_pixel_centres():
     np.testing.assert_array_equal(nearest_indices(4, 4), [0, 1, 2, 3])
 
 
-def test_mask_has_original_shape_when_image_is_odd_sized(postprocessor):
+def test_mask_has_original_shape_when_image_is_odd_sized(served):
     canvas = 16
+    postprocessor = on_canvas(served, canvas)
     # a 33x23 image letterboxed into 16: resized to 16x11
     logits = logits_with_region(canvas, 15, slice(0, 16), slice(0, 11))
     (out,) = postprocessor(
@@ -159,8 +168,9 @@ def test_blend_is_the_rounded_mean_of_image_and_class_colour():
     np.testing.assert_array_equal(blend(image, mask), [[[146, 89, 64], [128, 128, 128]]])
 
 
-def test_a_batch_of_two_sizes_answers_each_image_at_its_own_size(postprocessor):
+def test_a_batch_of_two_sizes_answers_each_image_at_its_own_size(served):
     canvas = 12
+    postprocessor = on_canvas(served, canvas)
     logits = np.stack(
         [
             logits_with_region(canvas, 15, slice(0, 3), slice(0, 12)),
@@ -189,7 +199,8 @@ def test_a_batch_of_two_sizes_answers_each_image_at_its_own_size(postprocessor):
     assert out[t.OVERLAY].tolist() == [[b""], [b""]]
 
 
-def test_overlay_is_a_png_of_the_original_blended_with_the_mask(postprocessor):
+def test_overlay_is_a_png_of_the_original_blended_with_the_mask(served):
+    postprocessor = on_canvas(served, 12)
     image = np.zeros((9, 12, 3), dtype=np.uint8)
     image[..., 0] = 200  # RGB (200, 0, 0)
     ok, encoded = cv2.imencode(".png", cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
@@ -216,7 +227,8 @@ def test_overlay_is_a_png_of_the_original_blended_with_the_mask(postprocessor):
     assert tuple(overlay[8, 11]) == (100, 0, 0)  # background (0, 0, 0)
 
 
-def test_sizes_outside_the_canvas_are_refused(postprocessor):
+def test_sizes_outside_the_canvas_are_refused(served):
+    postprocessor = on_canvas(served, 8)
     logits = logits_with_region(8, 1, slice(0, 1), slice(0, 1))
     request = RequestData(
         {
@@ -229,8 +241,8 @@ def test_sizes_outside_the_canvas_are_refused(postprocessor):
         postprocessor([request])
 
 
-def test_labels_come_from_the_committed_voc_file(postprocessor):
-    names = [label.decode() for label in postprocessor.labels]
+def test_labels_come_from_the_committed_voc_file(served):
+    names = [label.decode() for label in served.labels]
     assert len(names) == 21 and names[0] == "background" and names[15] == "person" and names[20] == "tvmonitor"
 
 

@@ -1,4 +1,9 @@
-"""Classification post-processing: softmax, top-k and label lookup (pure NumPy)."""
+"""Classification post-processing: softmax (of logits), top-k and label lookup (pure NumPy).
+
+Config parameters: ``labels`` (the label file, relative to the repository; CLASS_IDS index its
+lines), ``default_top_k``, and ``output``: ``logits`` (softmax applied here) or ``probabilities``
+(the model applied it, e.g. TensorFlow/TFLite exports).
+"""
 
 from __future__ import annotations
 
@@ -10,7 +15,7 @@ import numpy as np
 from . import tensors as t
 from .errors import ConfigError
 from .labels import labels_of
-from .parameters import int_parameter
+from .parameters import int_parameter, refuse_unknown
 from .spec import ModelSpec, RequestData
 
 
@@ -32,28 +37,50 @@ def parse_top_k(parameters: Mapping[str, Any], num_classes: int, default: int = 
     return int_parameter(parameters, t.TOP_K, default, minimum=1, maximum=num_classes)
 
 
-class ClassificationPostprocessor:
-    """Runner: logits [B, C] -> top-k class ids, probabilities and labels per image."""
+LOGITS_OUTPUT = "logits"
+PROBABILITIES_OUTPUT = "probabilities"
+OUTPUTS = (LOGITS_OUTPUT, PROBABILITIES_OUTPUT)
+PARAMETERS = (t.TOP_K,)  # the request parameters a classification ensemble takes
 
-    def __init__(self, labels: Sequence[str], *, default_top_k: int = t.DEFAULT_TOP_K) -> None:
+
+class ClassificationPostprocessor:
+    """Runner: scores [B, C] (logits or probabilities) -> top-k class ids, probabilities and labels."""
+
+    def __init__(
+        self, labels: Sequence[str], *, default_top_k: int = t.DEFAULT_TOP_K, output: str = LOGITS_OUTPUT
+    ) -> None:
+        if output not in OUTPUTS:
+            raise ConfigError(f"parameter 'output' must be one of {', '.join(OUTPUTS)}, got '{output}'")
         self.labels = np.array([label.encode("utf-8") for label in labels], dtype=np.object_)
-        self.default_top_k = default_top_k
+        self.default_top_k = min(default_top_k, len(labels))  # a 3-class model answers 3 by default, not 5
+        self.output = output
 
     @classmethod
     def from_spec(cls, spec: ModelSpec) -> ClassificationPostprocessor:
         labels = labels_of(spec)
-        logits = spec.input(t.LOGITS)
-        if logits.dims and logits.dims[-1] > 0 and logits.dims[-1] != len(labels):
+        scores = spec.input(t.LOGITS)
+        classes = int(np.prod(scores.dims)) if scores.dims and min(scores.dims) > 0 else 0
+        if classes and classes != len(labels):
             raise ConfigError(
-                f"model '{spec.name}': input '{t.LOGITS}' has {logits.dims[-1]} classes, label file has {len(labels)}"
+                f"model '{spec.name}': input '{t.LOGITS}' has {classes} classes, label file has {len(labels)}"
             )
-        return cls(labels, default_top_k=spec.int_parameter("default_top_k", t.DEFAULT_TOP_K))
+        try:
+            return cls(
+                labels,
+                default_top_k=spec.int_parameter("default_top_k", t.DEFAULT_TOP_K),
+                output=spec.parameter("output", LOGITS_OUTPUT),
+            )
+        except ConfigError as exc:
+            raise ConfigError(f"model '{spec.name}': {exc}") from None
 
     def __call__(self, requests: Sequence[RequestData]) -> list[dict[str, np.ndarray]]:
         return [self.run_one(request) for request in requests]
 
     def run_one(self, request: RequestData) -> dict[str, np.ndarray]:
-        logits = request.inputs[t.LOGITS]
+        refuse_unknown(request.parameters, PARAMETERS)
+        scores = request.inputs[t.LOGITS]
+        scores = scores.reshape(scores.shape[0], -1)  # [B, 1, C] and [B, 1, 1, C] exports too
         k = parse_top_k(request.parameters, len(self.labels), self.default_top_k)
-        ids, scores = top_k(softmax(logits), k)
-        return {t.CLASS_IDS: ids, t.SCORES: scores, t.LABELS: self.labels[ids]}
+        probabilities = softmax(scores) if self.output == LOGITS_OUTPUT else scores.astype(np.float32)
+        ids, values = top_k(probabilities, k)
+        return {t.CLASS_IDS: ids, t.SCORES: values, t.LABELS: self.labels[ids]}

@@ -1,24 +1,47 @@
-"""Detection post-processing: threshold, top-N, boxes back to original pixels, COCO names (pure NumPy).
+"""Detection post-processing: decode a detector's outputs, threshold, top-N, boxes back to the
+original image's pixels, labels (pure NumPy; OpenCV's NMS for the ``yolo`` format).
 
-The detector answers in the pixels of its (resized) input; ``detection_preprocess`` also hands
-over the decoded image's height/width and the resized height/width, so a box maps back by
-x * (W0 / W1), y * (H0 / H1) (the inverse of the resize) and is clipped to [0, W0] x [0, H0].
+Config parameters (``triton-vision add-model`` writes them from the spec):
+
+- ``labels``: the label file (relative to the repository); ``label_offset``: the label of model class
+  id ``c`` is line ``c + label_offset``, and CLASS_IDS answers that line number;
+- ``format``: what the detector outputs, per image of the batch:
+  - ``torchvision``: RAW_BOXES [K, 4] x1, y1, x2, y2 in network-input pixels, RAW_SCORES [K],
+    RAW_LABELS [K], optionally RAW_COUNT [1] (only the first COUNT rows are detections);
+  - ``tf-od`` (the TensorFlow Object Detection API, TFLite SSDs): RAW_BOXES [K, 4] ymin, xmin,
+    ymax, xmax normalised to the network input, RAW_SCORES [K], RAW_LABELS [K] (float class ids),
+    RAW_COUNT [1] (float);
+  - ``yolo`` (Ultralytics v8/v11 exports): RAW_PREDICTIONS [4 + C, N] centre x, y, width, height in
+    network-input pixels then C class scores; the score threshold, class-wise NMS (request parameter
+    ``iou_threshold``) and ``max_detections`` are applied here;
+- ``resize``/``size``/``pad``: the preprocessing's rule (:mod:`.geometry`), to undo it: together with
+  ORIGINAL_SIZE and RESIZED_SIZE (from the preprocessing) every box is mapped back to the decoded
+  original image and clipped to it;
+- ``default_score_threshold``, ``default_max_detections``, ``default_iou_threshold``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from . import geometry
 from . import tensors as t
 from .errors import ConfigError, InferenceError, InvalidInputError, InvalidParameterError
 from .labels import labels_of
-from .parameters import float_parameter, int_parameter
+from .parameters import float_parameter, int_parameter, refuse_unknown
 from .spec import ModelSpec, RequestData
 
-COCO_ID_COUNT = 91  # torchvision/COCO category ids 0..90; 0 is the background, 11 ids are unused
+TORCHVISION = "torchvision"
+TF_OD = "tf-od"
+YOLO = "yolo"
+FORMATS = (TORCHVISION, TF_OD, YOLO)
+IOU_THRESHOLD = "iou_threshold"  # request parameter of the yolo format
+DEFAULT_IOU_THRESHOLD = 0.45
+PARAMETERS = (t.SCORE_THRESHOLD, t.MAX_DETECTIONS)
 
 
 def parse_score_threshold(parameters: Mapping[str, Any], default: float = t.DEFAULT_SCORE_THRESHOLD) -> float:
@@ -29,6 +52,10 @@ def parse_score_threshold(parameters: Mapping[str, Any], default: float = t.DEFA
 def parse_max_detections(parameters: Mapping[str, Any], default: int = t.DEFAULT_MAX_DETECTIONS) -> int:
     """The request's ``max_detections`` parameter, checked: an integer >= 1."""
     return int_parameter(parameters, t.MAX_DETECTIONS, default, minimum=1)
+
+
+def parse_iou_threshold(parameters: Mapping[str, Any], default: float = DEFAULT_IOU_THRESHOLD) -> float:
+    return float_parameter(parameters, IOU_THRESHOLD, default, minimum=0.0, maximum=1.0)
 
 
 def select_detections(scores: np.ndarray, threshold: float, max_detections: int) -> np.ndarray:
@@ -42,17 +69,18 @@ def select_detections(scores: np.ndarray, threshold: float, max_detections: int)
 
 
 def map_boxes_to_original(boxes: np.ndarray, resized_hw: Sequence[int], original_hw: Sequence[int]) -> np.ndarray:
-    """x1, y1, x2, y2 from resized-input pixels to original pixels, clipped to the original image."""
-    resized_h, resized_w = (float(v) for v in resized_hw)
-    original_h, original_w = (float(v) for v in original_hw)
-    if min(resized_h, resized_w, original_h, original_w) <= 0:
+    """x1, y1, x2, y2 from resized-input pixels to original pixels, clipped (keep-aspect and stretch)."""
+    if min(*resized_hw, *original_hw) <= 0:
         raise InferenceError(
             f"image sizes must be positive, got resized {list(resized_hw)} original {list(original_hw)}"
         )
-    scale = np.array([original_w / resized_w, original_h / resized_h] * 2, dtype=np.float64)
-    limit = np.array([original_w, original_h] * 2, dtype=np.float64)
-    mapped = boxes.astype(np.float64).reshape(-1, 4) * scale
-    return np.clip(mapped, 0.0, limit).astype(np.float32)
+    placement = geometry.Placement(
+        (int(original_hw[0]), int(original_hw[1])),
+        (int(resized_hw[0]), int(resized_hw[1])),
+        (0, 0),
+        (int(resized_hw[0]), int(resized_hw[1])),
+    )
+    return geometry.boxes_to_original(boxes, placement)
 
 
 def label_table(labels: Sequence[str]) -> np.ndarray:
@@ -61,7 +89,7 @@ def label_table(labels: Sequence[str]) -> np.ndarray:
 
 
 def label_names(class_ids: np.ndarray, labels: Sequence[str] | np.ndarray) -> np.ndarray:
-    """COCO names for category ids (91-id numbering: index = id)."""
+    """The label of each class id (a line number of the label file)."""
     if class_ids.size and (class_ids.min() < 0 or class_ids.max() >= len(labels)):
         raise InferenceError(f"class ids must be in 0..{len(labels) - 1}, got {class_ids.tolist()}")
     table = labels if isinstance(labels, np.ndarray) else label_table(labels)
@@ -79,6 +107,72 @@ def pad_rows(values: np.ndarray, rows: int) -> np.ndarray:
     return np.concatenate([values, padding])
 
 
+# -- decoding each format: per image, boxes x1 y1 x2 y2 in network-input pixels, scores, class ids ------
+@dataclass(frozen=True)
+class Candidates:
+    boxes: np.ndarray  # [n, 4] float, network-input pixels
+    scores: np.ndarray  # [n]
+    class_ids: np.ndarray  # [n] int64, the model's own ids
+    ranked: bool = False  # already thresholded, suppressed and cut (yolo)
+
+
+def _count(counts: np.ndarray | None, index: int, rows: int) -> int:
+    if counts is None:
+        return rows
+    n = int(np.rint(float(np.asarray(counts[index]).reshape(-1)[0])))
+    if not 0 <= n <= rows:
+        raise InvalidInputError(f"detection_postprocess: inconsistent inputs (a count of {n} for {rows} rows)")
+    return n
+
+
+def decode_torchvision(inputs: Mapping[str, np.ndarray], index: int) -> Candidates:
+    boxes, scores, ids = inputs[t.RAW_BOXES][index], inputs[t.RAW_SCORES][index], inputs[t.RAW_LABELS][index]
+    n = _count(inputs.get(t.RAW_COUNT), index, boxes.shape[0])
+    return Candidates(boxes[:n].reshape(-1, 4), scores[:n], np.rint(ids[:n]).astype(np.int64))
+
+
+def decode_tf_od(inputs: Mapping[str, np.ndarray], index: int, network: geometry.Size) -> Candidates:
+    """Normalised ymin, xmin, ymax, xmax -> x1, y1, x2, y2 in network-input pixels."""
+    boxes, scores, ids = inputs[t.RAW_BOXES][index], inputs[t.RAW_SCORES][index], inputs[t.RAW_LABELS][index]
+    n = _count(inputs.get(t.RAW_COUNT), index, boxes.shape[0])
+    normalised = boxes[:n].reshape(-1, 4).astype(np.float64)
+    height, width = network
+    xyxy = np.stack(
+        [normalised[:, 1] * width, normalised[:, 0] * height, normalised[:, 3] * width, normalised[:, 2] * height],
+        axis=1,
+    )
+    return Candidates(xyxy, scores[:n], np.rint(ids[:n]).astype(np.int64))
+
+
+def decode_yolo(predictions: np.ndarray, threshold: float, iou_threshold: float, max_detections: int) -> Candidates:
+    """[4 + C, N] (cx, cy, w, h, C scores) -> the detections above ``threshold`` after class-wise NMS."""
+    import cv2
+
+    if predictions.ndim != 2 or predictions.shape[0] < 5:
+        raise InvalidInputError(f"yolo predictions must be [4 + classes, candidates], got {list(predictions.shape)}")
+    rows = predictions.T.astype(np.float32)
+    class_scores = rows[:, 4:]
+    ids = np.argmax(class_scores, axis=1)
+    scores = class_scores[np.arange(len(rows)), ids]
+    keep = np.flatnonzero(scores >= threshold)
+    if keep.size == 0:
+        return Candidates(np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros(0, np.int64), True)
+    cx, cy, w, h = (rows[keep, i] for i in range(4))
+    xywh = np.stack([cx - w / 2, cy - h / 2, w, h], axis=1)
+    # OpenCV keeps classes apart by shifting class c's boxes by c * (largest coordinate + 1), which only
+    # separates them when no coordinate is negative; moving every box alike changes no IoU.
+    xywh[:, :2] -= min(float(xywh[:, :2].min()), 0.0)
+    # Every candidate is already at or above the threshold (OpenCV keeps only scores above its own, so it
+    # gets one below them all), and top_k stays 0: OpenCV applies it before suppression, which would
+    # leave fewer than max_detections boxes where suppressed ones were among the best.
+    kept = cv2.dnn.NMSBoxesBatched(xywh.tolist(), scores[keep].tolist(), ids[keep].tolist(), -1.0, iou_threshold)
+    chosen = np.asarray(kept, dtype=np.int64).reshape(-1)
+    # Best first (NMSBoxesBatched returns them so; a stable sort keeps that order among ties).
+    chosen = chosen[np.argsort(-scores[keep][chosen], kind="stable")][:max_detections]
+    boxes = np.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], axis=1)[chosen]
+    return Candidates(boxes, scores[keep][chosen], ids[keep][chosen].astype(np.int64), True)
+
+
 class DetectionPostprocessor:
     """Runner: detector output for a batch of images -> thresholded detections in original pixels."""
 
@@ -86,14 +180,23 @@ class DetectionPostprocessor:
         self,
         labels: Sequence[str],
         *,
+        format: str = TORCHVISION,
+        label_offset: int = 0,
+        rule: geometry.ResizeRule | None = None,
         default_score_threshold: float = t.DEFAULT_SCORE_THRESHOLD,
         default_max_detections: int = t.DEFAULT_MAX_DETECTIONS,
+        default_iou_threshold: float = DEFAULT_IOU_THRESHOLD,
     ) -> None:
-        if len(labels) != COCO_ID_COUNT:
-            raise ConfigError(f"the COCO label file must have {COCO_ID_COUNT} lines (ids 0..90), got {len(labels)}")
+        if format not in FORMATS:
+            raise ConfigError(f"parameter 'format' must be one of {', '.join(FORMATS)}, got '{format}'")
         self.labels = label_table(labels)
+        self.format = format
+        self.label_offset = label_offset
+        self.rule = rule or geometry.ResizeRule(geometry.KEEP_ASPECT, min_size=800, max_size=1333)
         self.default_score_threshold = default_score_threshold
         self.default_max_detections = default_max_detections
+        self.default_iou_threshold = default_iou_threshold
+        self.parameters = PARAMETERS + ((IOU_THRESHOLD,) if format == YOLO else ())
 
     @classmethod
     def from_spec(cls, spec: ModelSpec) -> DetectionPostprocessor:
@@ -101,48 +204,73 @@ class DetectionPostprocessor:
         defaults = {
             t.SCORE_THRESHOLD: spec.parameter("default_score_threshold", str(t.DEFAULT_SCORE_THRESHOLD)),
             t.MAX_DETECTIONS: spec.parameter("default_max_detections", str(t.DEFAULT_MAX_DETECTIONS)),
+            IOU_THRESHOLD: spec.parameter("default_iou_threshold", str(DEFAULT_IOU_THRESHOLD)),
         }
         try:
             threshold = parse_score_threshold(defaults)
             max_detections = parse_max_detections(defaults)
+            iou = parse_iou_threshold(defaults)
         except InvalidParameterError as exc:
             raise ConfigError(f"model '{spec.name}': default {exc}") from None
-        return cls(labels, default_score_threshold=threshold, default_max_detections=max_detections)
+        try:
+            return cls(
+                labels,
+                format=spec.parameter("format", TORCHVISION),
+                label_offset=spec.int_parameter("label_offset", 0),
+                rule=geometry.rule_of(spec, default=geometry.KEEP_ASPECT),
+                default_score_threshold=threshold,
+                default_max_detections=max_detections,
+                default_iou_threshold=iou,
+            )
+        except ConfigError as exc:
+            raise ConfigError(f"model '{spec.name}': {exc}") from None
 
     def __call__(self, requests: Sequence[RequestData]) -> list[dict[str, np.ndarray]]:
         return [self.run_one(request) for request in requests]
 
+    def _check(self, inputs: Mapping[str, np.ndarray]) -> int:
+        original, resized = inputs[t.ORIGINAL_SIZE], inputs[t.RESIZED_SIZE]
+        batch = original.shape[0]
+        shapes = {name: list(value.shape) for name, value in inputs.items()}
+        if self.format == YOLO:
+            consistent = inputs[t.RAW_PREDICTIONS].ndim == 3 and inputs[t.RAW_PREDICTIONS].shape[0] == batch
+        else:
+            boxes, scores, ids = inputs[t.RAW_BOXES], inputs[t.RAW_SCORES], inputs[t.RAW_LABELS]
+            consistent = (
+                boxes.ndim == 3
+                and boxes.shape[2] == 4
+                and boxes.shape[0] == batch
+                and scores.shape == boxes.shape[:2]
+                and ids.shape == boxes.shape[:2]
+                and (t.RAW_COUNT not in inputs or inputs[t.RAW_COUNT].shape[0] == batch)
+            )
+        if not consistent or original.shape != (batch, 2) or resized.shape != (batch, 2):
+            raise InvalidInputError(f"detection_postprocess: inconsistent inputs ({shapes})")
+        return batch
+
     def run_one(self, request: RequestData) -> dict[str, np.ndarray]:
         """A request of B images: per image its COUNT detections, padded to the request's largest COUNT."""
+        refuse_unknown(request.parameters, self.parameters)
         threshold = parse_score_threshold(request.parameters, self.default_score_threshold)
         max_detections = parse_max_detections(request.parameters, self.default_max_detections)
+        iou = parse_iou_threshold(request.parameters, self.default_iou_threshold) if self.format == YOLO else 0.0
         inputs = request.inputs
-        boxes, scores, ids = inputs[t.RAW_BOXES], inputs[t.RAW_SCORES], inputs[t.RAW_LABELS]
-        counts, original, resized = inputs[t.RAW_COUNT], inputs[t.ORIGINAL_SIZE], inputs[t.RESIZED_SIZE]
-        batch = boxes.shape[0]
-        if (
-            boxes.ndim != 3
-            or boxes.shape[2] != 4
-            or scores.shape != boxes.shape[:2]
-            or ids.shape != boxes.shape[:2]
-            or counts.shape != (batch, 1)
-            or original.shape != (batch, 2)
-            or resized.shape != (batch, 2)
-            or (batch and (counts.min() < 0 or counts.max() > boxes.shape[1]))
-        ):
-            raise InvalidInputError(
-                "detection_postprocess: inconsistent inputs "
-                f"(boxes {list(boxes.shape)}, scores {list(scores.shape)}, labels {list(ids.shape)}, "
-                f"counts {counts.reshape(-1).tolist()}, sizes {list(original.shape)} {list(resized.shape)})"
-            )
+        batch = self._check(inputs)
         results = []
         for i in range(batch):
-            n = int(counts[i, 0])
-            results.append(
-                self.one_image(
-                    boxes[i, :n], scores[i, :n], ids[i, :n], resized[i], original[i], threshold, max_detections
+            original, resized = inputs[t.ORIGINAL_SIZE][i], inputs[t.RESIZED_SIZE][i]
+            if min(*original, *resized) <= 0:
+                raise InferenceError(
+                    f"image sizes must be positive, got resized {resized.tolist()} original {original.tolist()}"
                 )
-            )
+            placement = self.rule.placement((int(original[0]), int(original[1])), (int(resized[0]), int(resized[1])))
+            if self.format == TORCHVISION:
+                found = decode_torchvision(inputs, i)
+            elif self.format == TF_OD:
+                found = decode_tf_od(inputs, i, placement.network)
+            else:
+                found = decode_yolo(inputs[t.RAW_PREDICTIONS][i], threshold, iou, max_detections)
+            results.append(self.one_image(found, placement, threshold, max_detections))
         width = max((len(r[t.SCORES]) for r in results), default=0)
         return {
             name: np.stack([r[name] if name == t.COUNT else pad_rows(r[name], width) for r in results])
@@ -150,13 +278,15 @@ class DetectionPostprocessor:
         }
 
     def one_image(
-        self, boxes, scores, ids, resized_hw, original_hw, threshold, max_detections
+        self, found: Candidates, placement: geometry.Placement, threshold: float, max_detections: int
     ) -> dict[str, np.ndarray]:
-        keep = select_detections(scores, threshold, max_detections)
-        class_ids = ids[keep].astype(np.int32)
+        keep = (
+            np.arange(len(found.scores)) if found.ranked else select_detections(found.scores, threshold, max_detections)
+        )
+        class_ids = (found.class_ids[keep] + self.label_offset).astype(np.int32)
         return {
-            t.BOXES: map_boxes_to_original(boxes[keep], resized_hw, original_hw),
-            t.SCORES: scores[keep].astype(np.float32),
+            t.BOXES: geometry.boxes_to_original(found.boxes[keep], placement),
+            t.SCORES: found.scores[keep].astype(np.float32),
             t.CLASS_IDS: class_ids,
             t.LABELS: label_names(class_ids, self.labels),
             t.COUNT: np.array([len(keep)], dtype=np.int32),

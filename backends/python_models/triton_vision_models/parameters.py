@@ -7,7 +7,7 @@ that can only send strings (e.g. perf_analyzer, curl) send "5" or "true", which 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from .errors import InvalidParameterError
@@ -58,3 +58,20 @@ def bool_parameter(parameters: Mapping[str, Any], name: str, default: bool) -> b
     if isinstance(raw, str) and raw.strip().lower() in ("true", "false"):
         return raw.strip().lower() == "true"
     raise InvalidParameterError(f"parameter '{name}' must be a boolean or 'true'/'false', got {raw!r}")
+
+
+# Parameters Triton itself, or its clients, put on a request: never the ensemble's business.
+FOREIGN_PARAMETERS = frozenset({"sequence_id", "sequence_start", "sequence_end", "priority", "timeout", "headers"})
+
+
+def refuse_unknown(parameters: Mapping[str, Any], known: Sequence[str]) -> None:
+    """:class:`InvalidParameterError` for a request parameter the ensemble does not take (a typo such as
+    ``score_thresh`` would otherwise be ignored silently), naming the known ones."""
+    unknown = sorted(
+        name
+        for name in parameters
+        if name not in known and name not in FOREIGN_PARAMETERS and not name.startswith("triton_")
+    )
+    if unknown:
+        listed = ", ".join(known) if known else "none"
+        raise InvalidParameterError(f"unknown request parameter '{unknown[0]}' (this ensemble takes: {listed})")

@@ -68,9 +68,11 @@ def dtype_name(dtype: int) -> str:
     return model_config_pb2.DataType.Name(dtype)
 
 
-def full_shape(config: ModelConfig, tensor: Any) -> tuple[int, ...]:
-    """A tensor's shape with the batch dimension (-1) when the model batches."""
-    dims = tuple(tensor.dims)
+def full_shape(config: ModelConfig, tensor: Any, *, in_model: bool = False) -> tuple[int, ...]:
+    """A tensor's shape with the batch dimension (-1) when the model batches: as Triton shows it
+    (``dims``), or with ``in_model`` as the model itself has it (``reshape`` where the config has one,
+    e.g. a per-image scalar: ``dims: [ 1 ] reshape: { shape: [ ] }`` is [batch] in the model file)."""
+    dims = tuple(tensor.reshape.shape) if in_model and tensor.HasField("reshape") else tuple(tensor.dims)
     return ((-1,) + dims) if config.max_batch_size > 0 else dims
 
 

@@ -90,6 +90,8 @@ RAW_BOXES = "RAW_BOXES"
 RAW_SCORES = "RAW_SCORES"
 RAW_LABELS = "RAW_LABELS"
 RAW_COUNT = "RAW_COUNT"
+RAW_PREDICTIONS = "RAW_PREDICTIONS"  # yolo format: FP32 [4 + classes, candidates] (centre x, y, w, h, scores)
+CLASS_MAP = "CLASS_MAP"  # segmentation format "class-map": the model's class ids [H, W]
 # ensemble outputs, per image, padded to the request's largest K: BOXES FP32 [K, 4] (x1 y1 x2 y2,
 # original pixels), SCORES FP32 [K], CLASS_IDS INT32 [K] (COCO ids), LABELS BYTES [K],
 # COUNT INT32 [1] (this image's K; rows beyond it are padding)

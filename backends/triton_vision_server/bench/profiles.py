@@ -18,6 +18,7 @@ import numpy as np
 from triton_vision_models import tensors as t
 from triton_vision_models.errors import ConfigError
 from triton_vision_models.repository import ONNXRUNTIME, ModelRepository
+from triton_vision_server.modelgen.modelspec import PreprocessSpec
 
 from . import preprocess
 from .messages import BenchUsageError
@@ -50,10 +51,11 @@ class Profile:
     model_inputs: dict[str, str]  # ONNX model input -> the preprocessing output that feeds it
     model_outputs: tuple[str, ...]  # what the seed's path asks the bare model for
     settings: TaskSettings
+    pre: PreprocessSpec  # the ensemble's spec's preprocessing
 
     def preprocess(self, data: bytes) -> dict[str, np.ndarray]:
-        """The reference preprocessing of one encoded image, under the ONNX model's input names."""
-        made = preprocess.REFERENCE[self.task](data)
+        """The spec's preprocessing of one encoded image (OpenCV), under the ONNX model's input names."""
+        made = preprocess.tensors(data, self.pre)
         return {name: made[output] for name, output in self.model_inputs.items()}
 
 
@@ -87,10 +89,10 @@ def profile(repository: ModelRepository, ensemble: str) -> Profile:
     model_inputs = {}
     for model_input, tensor in step.input_map.items():
         output = made_by.get(tensor)
-        if output not in preprocess.OUTPUTS[task]:
+        if output not in preprocess.OUTPUTS:
             raise BenchUsageError(
                 f"ensemble '{ensemble}': input '{model_input}' of '{step.model_name}' reads '{tensor}', not one of"
-                f" the {task} preprocessing outputs the bench makes ({', '.join(preprocess.OUTPUTS[task])})"
+                f" the preprocessing outputs the bench makes ({', '.join(preprocess.OUTPUTS)})"
             )
         model_inputs[model_input] = output
     files = repository[step.model_name].model_files()
@@ -104,4 +106,5 @@ def profile(repository: ModelRepository, ensemble: str) -> Profile:
         model_inputs=dict(sorted(model_inputs.items())),
         model_outputs=tuple(sorted(step.output_map.keys())),
         settings=TASK_SETTINGS[task],
+        pre=preprocess.spec_of(repository, ensemble),
     )

@@ -1,4 +1,4 @@
-"""Classification post-processing: softmax, top-k (request parameter ``top_k``), labels."""
+"""Classification post-processing of 'classification' (generated; its config's parameters set it up)."""
 
 from triton_vision_models.classification import ClassificationPostprocessor
 from triton_vision_models.triton_adapter import python_model

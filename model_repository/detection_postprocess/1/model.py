@@ -1,4 +1,4 @@
-"""Detection post-processing: threshold, top-N, boxes back to original pixels, COCO names."""
+"""Detection post-processing of 'detection' (generated; its config's parameters set it up)."""
 
 from triton_vision_models.detection import DetectionPostprocessor
 from triton_vision_models.triton_adapter import python_model

@@ -1,4 +1,4 @@
-"""Segmentation post-processing: class-id mask at the original size, fractions, optional overlay."""
+"""Segmentation post-processing of 'segmentation' (generated; its config's parameters set it up)."""
 
 from triton_vision_models.segmentation import SegmentationPostprocessor
 from triton_vision_models.triton_adapter import python_model
