@@ -28,20 +28,18 @@ import onnx
 import onnxruntime as ort
 import pytest
 
+import triton_vision_contract as contract
 from tests import format_models as fs
 from tests import format_references as ref
 from tests import reference
 from tests.conftest import SHARED, shared_path
-from triton_vision_client.client import (
-    CLASSIFICATION_OUTPUTS,
-    DETECTION_OUTPUTS,
-    SEGMENTATION_OUTPUTS,
-    ClientError,
-    VisionClient,
-    split_classifications,
-    split_detections,
-)
+from triton_vision_client.answers import split_classifications, split_detections
+from triton_vision_client.client import ClientError, VisionClient
 from triton_vision_client.segmentation import split_outputs
+
+CLASSIFICATION_OUTPUTS = contract.TASK_OUTPUTS[contract.CLASSIFICATION]
+DETECTION_OUTPUTS = contract.TASK_OUTPUTS[contract.DETECTION]
+SEGMENTATION_OUTPUTS = contract.TASK_OUTPUTS[contract.SEGMENTATION]
 
 pytestmark = pytest.mark.integration
 
@@ -249,8 +247,7 @@ def test_a_refused_image_fails_alone(client, tmp_path):
     text.write_text("not an image\n")
     images.insert(1, text)
     results = {
-        Path(r.path).name: r
-        for r in client.infer_many("segmap", images, SEGMENTATION_OUTPUTS, None, split_outputs, batch=4)
+        Path(r.path).name: r for r in client.infer_many(contract.SEGMENTATION, images, None, ensemble="segmap", batch=4)
     }
     assert not results["notes.txt"].ok and "JPEG or PNG" in results["notes.txt"].error
     for key in SEGMENTATION_IMAGES:
