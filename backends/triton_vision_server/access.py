@@ -15,7 +15,9 @@ metadata ``triton-grpc-protocol-triton-vision-admin-key: KEY``.
 - the container (``docker/Dockerfile``, compose, Kubernetes): ``python3 -m
   triton_vision_server.access tritonserver ARGS...`` runs tritonserver with the restriction and the
   key from ``$TRITON_VISION_ADMIN_KEY`` (Kubernetes: a Secret), or a random key nobody knows when
-  it is unset (the restricted APIs are then closed to everyone).
+  it is unset (the restricted APIs are then closed to everyone). The launcher also gives
+  tritonserver what returns a flood's memory (:mod:`.memory`: jemalloc when the image has it, no
+  gRPC request pool), as ``serve`` does.
 
 Standard library only: the container installs the project with the ``client`` extra.
 """
@@ -61,7 +63,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             flush=True,
         )
         key = new_key()
-    os.execvp(args[0], [*args, *restriction_args(key)])
+    from .memory import GRPC_ARGS, allocator_environment
+
+    pool = [arg for arg in GRPC_ARGS if not any(a.startswith(arg.split("=")[0]) for a in args)]
+    os.execvpe(args[0], [*args, *pool, *restriction_args(key)], allocator_environment(os.environ))
     return 0  # not reached: exec replaces this process
 
 

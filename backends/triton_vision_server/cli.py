@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import triton_vision_contract as t
+from triton_vision_server.memory import DEFAULT_TRIM_ABOVE_BYTES
 from triton_vision_ui.cli import add_ui_port, with_ui
 
 DEFAULT_REPOSITORY = Path("model_repository")
@@ -107,6 +108,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         start_timeout_s=args.start_timeout,
         probe_interval_s=args.probe_interval,
         probe_timeout_s=args.probe_timeout,
+        trim_above_bytes=int(args.trim_shm_above * 2**20),
     )
     return Serve(settings).run()
 
@@ -381,6 +383,14 @@ def register(sub: Any) -> None:
         "(default: %(default)s)",
     )
     p.add_argument("--probe-timeout", type=float, default=30.0, help="seconds a probe may take (default: %(default)s)")
+    p.add_argument(
+        "--trim-shm-above",
+        type=float,
+        default=DEFAULT_TRIM_ABOVE_BYTES / 2**20,
+        metavar="MB",
+        help="reload a model whose process's shared-memory pool grew above this many MB (a flood of big "
+        "requests: the pool never shrinks by itself); 0: never (default: %(default)g)",
+    )
     p.add_argument(
         "--start-timeout",
         type=float,

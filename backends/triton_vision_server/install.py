@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import RuntimeMissingError
+from .memory import allocator_environment
 
 PYTHON_BASED_BACKENDS = ("onnxruntime", "dali")
 BACKENDS_SOURCE = Path(__file__).resolve().parent.parent  # the repository's backends/
@@ -88,7 +89,7 @@ class TritonInstall:
         # site-packages (where triton-vision and its dependencies are installed) are used.
         env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
         env.setdefault("OMP_NUM_THREADS", "1")
-        return env
+        return allocator_environment(env)
 
 
 def assemble_backend_dir(install: TritonInstall, target: Path) -> Path:

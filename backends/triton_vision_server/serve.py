@@ -24,12 +24,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import triton_vision_contract as contract
 from triton_vision_models.errors import ConfigError
 from triton_vision_models.repository import ModelRepository
 
-from . import modelfiles
+from . import memory, modelfiles
 from .admin import ModelState
 from .errors import CrashLoopError, PortInUseError, RepositoryUnusableError, ServerFailedError, StopRequested
+from .memory import DEFAULT_TRIM_ABOVE_BYTES
 from .ports import check_ports
 from .runtime import LocalTritonServer
 from .server_config import ServerOptions
@@ -75,6 +77,7 @@ class ServeSettings:
     probe_interval_s: float = 60.0
     probe_timeout_s: float = 30.0
     restart: RestartPolicy = field(default_factory=RestartPolicy)
+    trim_above_bytes: int = DEFAULT_TRIM_ABOVE_BYTES  # a model process's shared-memory pool above this: reload it
 
 
 def say(text: str, *, error: bool = False) -> None:
@@ -159,6 +162,8 @@ class Serve:
         self.server = LocalTritonServer(self.options, generation=generation)
         self.server.start()
         say(f"tritonserver log: {self.server.log_path}")
+        if generation == 1:
+            say(f"memory allocator: {memory.allocator(self.server.install.environment())}")
         return self.server
 
     def _wait_for_ports(self) -> None:
@@ -178,7 +183,10 @@ class Serve:
 
         crashes = CrashHistory(self.settings.restart)
         generation, down_since = 0, None
-        with VisionClient(self.options.grpc_url, "grpc", timeout_s=self.settings.probe_timeout_s) as probe_client:
+        probe_client = VisionClient(
+            self.options.grpc_url, "grpc", timeout_s=self.settings.probe_timeout_s, priority=contract.PROBE_PRIORITY
+        )
+        with probe_client:
             while True:
                 generation += 1
                 try:
@@ -189,6 +197,7 @@ class Serve:
                         probe=lambda ensemble: send(probe_client, ensemble),
                         probe_interval_s=self.settings.probe_interval_s,
                         probe_ensembles=self.probe_ensembles,
+                        trim_above_bytes=self.settings.trim_above_bytes,
                     )
                     self._announce(supervisor.start(), generation, down_since)
                     down_since = None

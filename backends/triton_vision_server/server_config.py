@@ -13,7 +13,7 @@ from pathlib import Path
 
 import triton_vision_contract as contract
 
-from . import access
+from . import access, memory
 
 EXIT_TIMEOUT_S = 10  # tritonserver's wait for in-flight requests on SIGTERM
 
@@ -76,5 +76,6 @@ class ServerOptions:
             f"--log-verbose={self.log_verbose}",
             f"--backend-config=python,shm-region-prefix-name={shm_prefix}",
             f"--exit-timeout-secs={EXIT_TIMEOUT_S}",
+            *memory.GRPC_ARGS,
             *access.restriction_args(self.admin_key, self.restricted_apis),
         ]

@@ -16,7 +16,12 @@ issues 7230 and 8604). The supervisor, ticking every :data:`TICK_S` in ``serve``
   does not load leaves the old model serving; the failure is logged with Triton's reason.
 - **a model that can no longer answer** although its processes live (optional, every
   ``probe_interval_s``): one tiny image through each ensemble; two failures in a row reload the
-  ensemble's models (the one a "Stub process" error names, else all of its steps).
+  ensemble's models (the one a "Stub process" error names, else all of its steps). A probe the
+  server refuses for load (a full queue) is an answer, not a failure: a busy model is not reloaded.
+- **a model process whose shared-memory pool grew** above ``trim_above_bytes`` (a flood of big
+  requests; the Python backend never shrinks a pool) and has stopped growing: the model is loaded
+  again, which builds a fresh process beside the old one and removes the old pool with it
+  (:mod:`.memory`). At most once per model every :data:`TRIM_COOLDOWN_S`.
 
 Poll mode would reload changed files by itself, but it forbids the load/unload API the healing
 needs; explicit mode with the supervisor polling the files does both.
@@ -37,6 +42,7 @@ from triton_vision_models.repository import ModelRepository
 
 from .admin import ModelState
 from .errors import AdminRequestError
+from .memory import DEFAULT_TRIM_ABOVE_BYTES
 from .readiness import explain
 from .runtime import LocalTritonServer
 
@@ -44,6 +50,7 @@ LOG = logging.getLogger("triton_vision_server.supervisor")
 TICK_S = 0.25
 FILE_SCAN_S = 2.0
 STALE_PROCESS_GRACE_S = 5.0
+TRIM_COOLDOWN_S = 60.0
 IGNORED_SUFFIXES = (".partial", ".tmp", ".pyc")
 
 
@@ -91,6 +98,7 @@ class Supervisor:
     probe: Callable[[str], object] | None = None  # raises on failure; sends one image through an ensemble
     probe_interval_s: float = 0.0  # 0: no functional probes
     probe_ensembles: list[str] = field(default_factory=list)
+    trim_above_bytes: int = DEFAULT_TRIM_ABOVE_BYTES  # 0: never reload a model for its pool
     heals: list[dict] = field(default_factory=list)  # what happened, for logs and tests
     _known: dict[int, str] = field(default_factory=dict)  # pid -> model, learnt while the process lived
     _handled: set[int] = field(default_factory=set)  # dead processes already acted on
@@ -101,6 +109,8 @@ class Supervisor:
     _probe_thread: threading.Thread | None = None
     _probe_results: list[tuple[str, str]] = field(default_factory=list)
     _next_probe: float = 0.0
+    _pool_bytes: dict[int, int] = field(default_factory=dict)  # pid -> its pool at the last scan
+    _trimmed: dict[str, float] = field(default_factory=dict)  # model -> when it was last reloaded for its pool
 
     @property
     def repository(self) -> Path:
@@ -136,6 +146,7 @@ class Supervisor:
         now = time.monotonic()
         if now >= self._next_file_scan:
             self.check_files()
+            self.check_pools()
             self._next_file_scan = time.monotonic() + FILE_SCAN_S
         if self.probe is not None and self.probe_interval_s > 0:
             self.check_probes()
@@ -221,6 +232,46 @@ class Supervisor:
             else:
                 LOG.error("model '%s': the new files failed to load: %s", name, error)
             self.heals.append({"model": name, "cause": "files changed", "ok": ok, "error": error})
+
+    def check_pools(self) -> None:
+        """Reload a model whose process's shared-memory pool is above the bound and no longer growing."""
+        if not self.trim_above_bytes:
+            return
+        from . import memory, procfs, shm
+
+        processes = {pid: proc.model for pid, proc in self._scan_processes().items()}
+        pools = memory.model_pools(processes, {pid: procfs.cmdline(pid) for pid in processes}, shm.SHM_DIR)
+        seen = {}
+        for pool in pools:
+            seen[pool.pid] = pool.bytes
+            grown = pool.bytes > self.trim_above_bytes
+            settled = self._pool_bytes.get(pool.pid) == pool.bytes
+            rested = time.monotonic() - self._trimmed.get(pool.model, -TRIM_COOLDOWN_S) >= TRIM_COOLDOWN_S
+            if grown and settled and rested:
+                self._trimmed[pool.model] = time.monotonic()
+                self.trim(pool)
+        self._pool_bytes = seen
+
+    def trim(self, pool) -> None:
+        mb, limit = pool.bytes / 2**20, self.trim_above_bytes / 2**20
+        LOG.warning(
+            "model '%s': its process's shared-memory pool grew to %.0f MB (bound %.0f MB); loading it again to "
+            "return the memory (the old instance answers meanwhile)",
+            pool.model,
+            mb,
+            limit,
+        )
+        started = time.monotonic()
+        ok, error = self._load(pool.model)
+        seconds = time.monotonic() - started
+        if ok:
+            LOG.warning("model '%s': fresh process serving after %.1f s", pool.model, seconds)
+        else:
+            LOG.error(
+                "model '%s': the reload failed after %.1f s (the old process serves on): %s", pool.model, seconds, error
+            )
+        cause = f"shared-memory pool of {mb:.0f} MB"
+        self.heals.append({"model": pool.model, "cause": cause, "ok": ok, "seconds": round(seconds, 2), "error": error})
 
     def load_waiting_ensembles(self, model: str) -> None:
         """Ensembles that are down and need ``model`` (never loaded because it had failed): load them."""

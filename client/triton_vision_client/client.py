@@ -85,11 +85,19 @@ class VisionClient:
     ``url``: HOST:PORT (default ``TRITON_VISION_URL``, else 127.0.0.1:8001 for gRPC, :8000 for
     HTTP). ``model_prefix``: the prefix of a repository from ``triton-vision export-repo
     --prefix``: every model the client calls is then ``<prefix><name>`` (``model_info`` too); a
-    name that already starts with the prefix is taken as it is.
+    name that already starts with the prefix is taken as it is. ``priority``: Triton's request
+    priority (``contract.PROBE_PRIORITY`` is for health probes: served first, past the bounded
+    queues; 0, the default: the models' default priority).
     """
 
     def __init__(
-        self, url: str | None = None, protocol: str = "grpc", *, timeout_s: float = 120.0, model_prefix: str = ""
+        self,
+        url: str | None = None,
+        protocol: str = "grpc",
+        *,
+        timeout_s: float = 120.0,
+        model_prefix: str = "",
+        priority: int = 0,
     ) -> None:
         if protocol not in PROTOCOLS:
             raise ValueError(f"protocol must be one of {PROTOCOLS}, got '{protocol}'")
@@ -100,7 +108,7 @@ class VisionClient:
         self.timeout_s = timeout_s
         self.model_prefix = model_prefix
         self._configs: dict[str, EnsembleConfig] = {}
-        self._transport = Transport(self.url, protocol, timeout_s)
+        self._transport = Transport(self.url, protocol, timeout_s, priority)
         self._client = self._transport.client
 
     def served_name(self, name: str) -> str:

@@ -9,6 +9,12 @@ process is dead, a probe that fails means a request would fail.
 Which ensembles a server has, and their tasks: :meth:`VisionClient.ensembles` (the repository's
 ensembles from ``model_info``, loaded or not: one that failed to load fails the probe; without
 model_info, the built-in ensembles the server knows). Any name, any task.
+
+A probe is sent at ``contract.PROBE_PRIORITY``: the ensembles' models serve it before the requests
+in their bounded queues, so it answers while the server is overloaded (README, Reliability III). An
+ensemble whose models lack that priority level may refuse it for load ("Exceeds maximum queue
+size"): that is an answer, so the probe passes, saying ``busy``. A busy server is working; a
+failing liveness probe would restart it and drop every request it holds.
 """
 
 from __future__ import annotations
@@ -45,7 +51,17 @@ class ProbeResult:
 
 def send(client: VisionClient, ensemble: str, task: str | None = None) -> str:
     """One request through ``ensemble`` (with the call of ``task``, by default the one its outputs
-    say); a short description of the answer, or an exception."""
+    say); a short description of the answer (``busy: ...`` when the server refused it for load), or
+    an exception."""
+    try:
+        return _answer(client, ensemble, task)
+    except ClientError as exc:
+        if contract.is_busy(str(exc)):
+            return f"busy: refused for load ({str(exc).splitlines()[0][:160]})"
+        raise
+
+
+def _answer(client: VisionClient, ensemble: str, task: str | None) -> str:
     task = task or client.task(ensemble)
     if task == contract.CLASSIFICATION:
         (answer,) = client.classify([PROBE_PNG], top_k=1, ensemble=ensemble)
@@ -71,7 +87,9 @@ def probe(
     from tritonclient.utils import InferenceServerException
 
     results = []
-    with VisionClient(url, protocol, timeout_s=timeout_s, model_prefix=model_prefix) as client:
+    with VisionClient(
+        url, protocol, timeout_s=timeout_s, model_prefix=model_prefix, priority=contract.PROBE_PRIORITY
+    ) as client:
         client.check_server()
         if ensembles:
             tasks: dict[str, str | None] = {client.served_name(name): None for name in ensembles}

@@ -22,6 +22,11 @@ _TIMEOUT_STATUS = ("StatusCode.DEADLINE_EXCEEDED", "StatusCode.CANCELLED")
 # maximum queue size") or a queue policy's timeout ("Request timeout expired"); 429 and
 # RESOURCE_EXHAUSTED are other servers' and proxies' way to say so.
 _TEMPORARY_STATUS = ("StatusCode.UNAVAILABLE", "StatusCode.RESOURCE_EXHAUSTED", "503", "429")
+# Triton's words for a refusal for load name neither the step nor the bound: say what they mean.
+BUSY_HINT = (
+    "the server is busy: one of the ensemble's models already has max_queue_size requests waiting, or this "
+    "request waited that model's queue timeout; the same request may pass when sent again"
+)
 _NOT_FOUND_STATUS = ("StatusCode.NOT_FOUND", "404")
 # NOT_FOUND for a model the repository has but that is not loaded now (unloaded, loading, being
 # healed), as against "... is not found" for a name it does not have.
@@ -56,6 +61,8 @@ def request_failure(
     status, message = str(exc.status()), exc.message() or str(exc)
     if status == "StatusCode.UNAVAILABLE" and any(phrase in message for phrase in _TRANSPORT_PHRASES):
         return ServerUnreachableError(url, protocol, message)
+    if status in _TEMPORARY_STATUS and contract.is_busy(message):
+        return RequestError(f"{message} ({BUSY_HINT})", UNAVAILABLE)
     if (
         status in _TEMPORARY_STATUS
         or (status in _NOT_FOUND_STATUS and NOT_LOADED_PHRASE in message)
@@ -72,8 +79,9 @@ def request_failure(
 class Transport:
     """One protocol's tritonclient module and connection, for one server address."""
 
-    def __init__(self, url: str, protocol: str, timeout_s: float) -> None:
+    def __init__(self, url: str, protocol: str, timeout_s: float, priority: int = 0) -> None:
         self.url, self.protocol, self.timeout_s = url, protocol, timeout_s
+        self.priority = priority  # Triton's request priority (0: the model's default)
         if protocol == "grpc":
             import tritonclient.grpc as module
         else:
@@ -99,6 +107,8 @@ class Transport:
         kwargs: dict[str, Any] = {"outputs": [self.module.InferRequestedOutput(name) for name in outputs]}
         if parameters:
             kwargs["parameters"] = dict(parameters)
+        if self.priority:
+            kwargs["priority"] = self.priority
         if self.protocol == "grpc":
             kwargs["client_timeout"] = self.timeout_s
         return kwargs

@@ -19,6 +19,27 @@ DEFAULT_METRICS_PORT = 8002
 # -- every ensemble ------------------------------------------------------------------------
 IMAGE = "IMAGE"  # UINT8 [batch, bytes]: one encoded JPEG/PNG per row, zero-padded to the longest
 
+# -- overload: bounded queues, and a way past them for health probes ----------------------------
+# Every composing model's dynamic batcher has two priority levels (Triton: 1 is served first).
+# Requests go at DEFAULT_PRIORITY, whose queue is bounded; health probes (`triton-vision probe`,
+# serve's own) send PROBE_PRIORITY, whose small queue is served first and has no wait limit, so a
+# busy server still answers its probes. Ensembles pass a request's priority to their steps.
+PRIORITY_LEVELS = 2
+PROBE_PRIORITY = 1
+DEFAULT_PRIORITY = 2
+# What Triton answers (UNAVAILABLE over gRPC, 503 over HTTP) when a composing model refuses a
+# request for load: its queue holds max_queue_size requests, or the request waited its queue
+# timeout. The message names the ensemble, not the step or the limit (README, Reliability III).
+QUEUE_FULL_PHRASE = "Exceeds maximum queue size"
+QUEUE_TIMEOUT_PHRASE = "Request timeout expired"
+BUSY_PHRASES = (QUEUE_FULL_PHRASE, QUEUE_TIMEOUT_PHRASE)
+
+
+def is_busy(message: str) -> bool:
+    """Whether a server's error message is a refusal for load (a full queue, a queue wait limit)."""
+    return any(phrase in message for phrase in BUSY_PHRASES)
+
+
 # -- classification --------------------------------------------------------------------------
 CLASSIFICATION = "classification"
 CLASSIFIER = "resnet18"  # the ensemble's ONNX model (named in stand-in warnings)

@@ -130,7 +130,22 @@ def failure(message: str, status: str | None):
 )
 def test_what_the_server_calls_temporary_is_retried(message, status):
     error = failure(message, status)
-    assert isinstance(error, RequestError) and error.reason == UNAVAILABLE and error.message == message
+    assert isinstance(error, RequestError) and error.reason == UNAVAILABLE and error.message.startswith(message)
+
+
+@pytest.mark.parametrize("status", ["StatusCode.UNAVAILABLE", "503"])
+@pytest.mark.parametrize(
+    "message",
+    [
+        "in ensemble 'classification', [request id: <id_unknown>] Exceeds maximum queue size",
+        "in ensemble 'classification', Request timeout expired",
+    ],
+)
+def test_a_refusal_for_load_keeps_the_servers_words_and_says_what_they_mean(message, status):
+    error = failure(message, status)
+    assert isinstance(error, RequestError) and error.reason == UNAVAILABLE
+    assert error.message.startswith(message)
+    assert "the server is busy" in error.message and "max_queue_size" in error.message
 
 
 @pytest.mark.parametrize(

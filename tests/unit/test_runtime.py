@@ -57,7 +57,7 @@ def test_container_launcher_execs_tritonserver_restricted_with_the_key_from_the_
     from triton_vision_server import access
 
     calls = []
-    monkeypatch.setattr(access.os, "execvp", lambda file, args: calls.append((file, args)))
+    monkeypatch.setattr(access.os, "execvpe", lambda file, args, env: calls.append((file, args)))
     monkeypatch.setenv(access.ADMIN_KEY_ENV, "s3cret")
     access.main(["tritonserver", "--model-repository=/models"])
     value = f"model-repository,shared-memory,logging,trace:{ADMIN_HEADER}=s3cret"
@@ -67,13 +67,16 @@ def test_container_launcher_execs_tritonserver_restricted_with_the_key_from_the_
             [
                 "tritonserver",
                 "--model-repository=/models",
+                "--grpc-infer-allocation-pool-size=0",
                 f"--http-restricted-api={value}",
                 f"--grpc-restricted-protocol={value}",
             ],
         )
     ]
     monkeypatch.delenv(access.ADMIN_KEY_ENV)
-    access.main(["tritonserver"])
+    access.main(["tritonserver", "--grpc-infer-allocation-pool-size=4"])  # the operator's choice stays
+    assert calls[-1][1][:2] == ["tritonserver", "--grpc-infer-allocation-pool-size=4"]
+    assert calls[-1][1].count("--grpc-infer-allocation-pool-size=0") == 0
     key = calls[-1][1][-1].rsplit("=", 1)[1]
     assert len(key) == 32 and key != "s3cret"
     assert capsys.readouterr().err.strip() == (

@@ -21,6 +21,22 @@ from .spec import ModelSpec, RequestData, check_input
 Runner = Callable[[Sequence[RequestData]], Sequence["Mapping[str, np.ndarray] | Exception"]]
 
 
+def forget_frames(exc: BaseException) -> None:
+    """Drop the tracebacks of ``exc`` and the exceptions chained to it. A refused request's exception is
+    kept in the runner's result list, and its traceback holds the frames that hold that list and the
+    request's arrays: a reference cycle that kept a refused request's input (a private copy in this
+    process) alive until the garbage collector ran, minutes later in an idle model."""
+    seen: set[int] = set()
+    todo: list[BaseException | None] = [exc]
+    while todo:
+        current = todo.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        current.__traceback__ = None
+        todo += [current.__cause__, current.__context__]
+
+
 def request_parameters(request: Any) -> dict[str, Any]:
     raw = request.parameters()
     if not raw:
@@ -63,6 +79,7 @@ class TritonModelAdapter:
         return pb_utils.InferenceResponse(output_tensors=tensors)
 
     def error(self, exc: BaseException) -> Any:
+        forget_frames(exc)
         if isinstance(exc, InvalidInputError):
             code = pb_utils.TritonError.INVALID_ARG
             message = str(exc)
