@@ -42,10 +42,12 @@ class AdminClient:
         self.base = f"http://{http_url}"
         self.admin_key = admin_key
 
-    def _call(self, path: str, *, method: str = "GET", timeout: float, admin: bool = False) -> tuple[int, object, str]:
+    def _call(
+        self, path: str, *, method: str = "GET", timeout: float, admin: bool = False, payload: dict | None = None
+    ) -> tuple[int, object, str]:
         """(HTTP status or UNREACHABLE, the JSON body or None, why it could not be read)."""
         headers = {ADMIN_HEADER: self.admin_key} if admin else {}
-        body = b"{}" if method == "POST" else None
+        body = json.dumps(payload or {}).encode() if method == "POST" else None
         request = urllib.request.Request(f"{self.base}{path}", method=method, data=body, headers=headers)
         try:
             with urllib.request.urlopen(request, timeout=timeout) as response:
@@ -60,8 +62,8 @@ class AdminClient:
         except (OSError, ValueError) as exc:
             return UNREACHABLE, None, str(getattr(exc, "reason", exc))
 
-    def _admin(self, what: str, path: str, timeout: float) -> object:
-        status, body, why = self._call(path, method="POST", timeout=timeout, admin=True)
+    def _admin(self, what: str, path: str, timeout: float, payload: dict | None = None) -> object:
+        status, body, why = self._call(path, method="POST", timeout=timeout, admin=True, payload=payload)
         if status == 200:
             return body
         if status == UNREACHABLE:
@@ -90,9 +92,11 @@ class AdminClient:
             raise AdminRequestError(f"the repository index is not a list: {body}")
         return [ModelState(m.get("name", ""), m.get("state", ""), m.get("reason", "")) for m in body]
 
-    def load_model(self, name: str, timeout: float = LOAD_TIMEOUT_S) -> None:
-        """(Re)load a model: Triton builds new instances; the old ones serve until the new are ready."""
-        self._admin(f"loading model '{name}'", f"/v2/repository/models/{name}/load", timeout)
+    def load_model(self, name: str, timeout: float = LOAD_TIMEOUT_S, config: str | None = None) -> None:
+        """(Re)load a model: Triton builds new instances; the old ones serve until the new are ready.
+        ``config``: a model config (JSON) used instead of the model's config.pbtxt."""
+        payload = {"parameters": {"config": config}} if config is not None else None
+        self._admin(f"loading model '{name}'", f"/v2/repository/models/{name}/load", timeout, payload)
 
     def unload_model(self, name: str, timeout: float = UNLOAD_TIMEOUT_S) -> None:
         """Unload a model (its ensembles become unavailable, the server stops reporting ready)."""

@@ -47,6 +47,26 @@ def missing_server_packages() -> list[str]:
     return missing
 
 
+def non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {value}")
+    return value
+
+
+def non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}") from None
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text}")
+    return value
+
+
 # -- options shared by serve and demo -----------------------------------------------------------
 def _server_options(args: argparse.Namespace):
     from triton_vision_server.server_config import ServerOptions
@@ -100,6 +120,7 @@ def _add_server_options(parser: argparse.ArgumentParser, *, ports: tuple[int | N
 def cmd_serve(args: argparse.Namespace) -> int:
     import logging
 
+    from triton_vision_server.queues import QueueBounds
     from triton_vision_server.serve import Serve, ServeSettings
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s serve: %(message)s", stream=sys.stderr)
@@ -109,6 +130,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         probe_interval_s=args.probe_interval,
         probe_timeout_s=args.probe_timeout,
         trim_above_bytes=int(args.trim_shm_above * 2**20),
+        queue_bounds=QueueBounds(args.max_queue_size, args.queue_timeout_ms),
     )
     return Serve(settings).run()
 
@@ -384,8 +406,24 @@ def register(sub: Any) -> None:
     )
     p.add_argument("--probe-timeout", type=float, default=30.0, help="seconds a probe may take (default: %(default)s)")
     p.add_argument(
+        "--max-queue-size",
+        type=non_negative_int,
+        default=None,
+        metavar="N",
+        help="requests that may wait in each composing model's queue before more are refused at once (UNAVAILABLE); "
+        "0: no bound (default: what each config says, 32 for the generated ones)",
+    )
+    p.add_argument(
+        "--queue-timeout-ms",
+        type=non_negative_int,
+        default=None,
+        metavar="MS",
+        help="a request that has waited this long in a composing model's queue is refused (UNAVAILABLE); "
+        "0: no limit (default: what each config says, 2000 for the generated ones)",
+    )
+    p.add_argument(
         "--trim-shm-above",
-        type=float,
+        type=non_negative_float,
         default=DEFAULT_TRIM_ABOVE_BYTES / 2**20,
         metavar="MB",
         help="reload a model whose process's shared-memory pool grew above this many MB (a flood of big "

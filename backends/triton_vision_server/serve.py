@@ -33,6 +33,7 @@ from .admin import ModelState
 from .errors import CrashLoopError, PortInUseError, RepositoryUnusableError, ServerFailedError, StopRequested
 from .memory import DEFAULT_TRIM_ABOVE_BYTES
 from .ports import check_ports
+from .queues import QueueBounds
 from .runtime import LocalTritonServer
 from .server_config import ServerOptions
 from .supervisor import TICK_S, Supervisor
@@ -78,6 +79,7 @@ class ServeSettings:
     probe_timeout_s: float = 30.0
     restart: RestartPolicy = field(default_factory=RestartPolicy)
     trim_above_bytes: int = DEFAULT_TRIM_ABOVE_BYTES  # a model process's shared-memory pool above this: reload it
+    queue_bounds: QueueBounds = field(default_factory=QueueBounds)  # None fields: what each config says
 
 
 def say(text: str, *, error: bool = False) -> None:
@@ -198,6 +200,7 @@ class Serve:
                         probe_interval_s=self.settings.probe_interval_s,
                         probe_ensembles=self.probe_ensembles,
                         trim_above_bytes=self.settings.trim_above_bytes,
+                        queue_bounds=self.settings.queue_bounds,
                     )
                     self._announce(supervisor.start(), generation, down_since)
                     down_since = None

@@ -19,9 +19,10 @@ issues 7230 and 8604). The supervisor, ticking every :data:`TICK_S` in ``serve``
   ensemble's models (the one a "Stub process" error names, else all of its steps). A probe the
   server refuses for load (a full queue) is an answer, not a failure: a busy model is not reloaded.
 - **a model process whose shared-memory pool grew** above ``trim_above_bytes`` (a flood of big
-  requests; the Python backend never shrinks a pool) and has stopped growing: the model is loaded
-  again, which builds a fresh process beside the old one and removes the old pool with it
-  (:mod:`.memory`). At most once per model every :data:`TRIM_COOLDOWN_S`.
+  requests; the Python backend never shrinks a pool) and has not changed for
+  :data:`TRIM_QUIET_SCANS` scans: the model is loaded again, which builds a fresh process beside
+  the old one and removes the old pool with it (:mod:`.memory`). At most once per model every
+  :data:`TRIM_COOLDOWN_S`.
 
 Poll mode would reload changed files by itself, but it forbids the load/unload API the healing
 needs; explicit mode with the supervisor polling the files does both.
@@ -43,6 +44,7 @@ from triton_vision_models.repository import ModelRepository
 from .admin import ModelState
 from .errors import AdminRequestError
 from .memory import DEFAULT_TRIM_ABOVE_BYTES
+from .queues import QueueBounds
 from .readiness import explain
 from .runtime import LocalTritonServer
 
@@ -50,7 +52,8 @@ LOG = logging.getLogger("triton_vision_server.supervisor")
 TICK_S = 0.25
 FILE_SCAN_S = 2.0
 STALE_PROCESS_GRACE_S = 5.0
-TRIM_COOLDOWN_S = 60.0
+TRIM_QUIET_SCANS = 2  # the pool has not changed over this many file scans (>= 4 s): the flood is over
+TRIM_COOLDOWN_S = 10.0
 IGNORED_SUFFIXES = (".partial", ".tmp", ".pyc")
 
 
@@ -99,6 +102,7 @@ class Supervisor:
     probe_interval_s: float = 0.0  # 0: no functional probes
     probe_ensembles: list[str] = field(default_factory=list)
     trim_above_bytes: int = DEFAULT_TRIM_ABOVE_BYTES  # 0: never reload a model for its pool
+    queue_bounds: QueueBounds = field(default_factory=QueueBounds)  # serve's overrides of the configs' queues
     heals: list[dict] = field(default_factory=list)  # what happened, for logs and tests
     _known: dict[int, str] = field(default_factory=dict)  # pid -> model, learnt while the process lived
     _handled: set[int] = field(default_factory=set)  # dead processes already acted on
@@ -109,7 +113,7 @@ class Supervisor:
     _probe_thread: threading.Thread | None = None
     _probe_results: list[tuple[str, str]] = field(default_factory=list)
     _next_probe: float = 0.0
-    _pool_bytes: dict[int, int] = field(default_factory=dict)  # pid -> its pool at the last scan
+    _pool_bytes: dict[int, tuple[int, int]] = field(default_factory=dict)  # pid -> (its pool, scans unchanged)
     _trimmed: dict[str, float] = field(default_factory=dict)  # model -> when it was last reloaded for its pool
 
     @property
@@ -122,6 +126,7 @@ class Supervisor:
         for state in index:
             if not state.ready:
                 LOG.error("model '%s' is DOWN (%s): %s", state.name, state.state or "not loaded", state.reason)
+        self.apply_queue_bounds(index)
         self.check_processes()
         self._signatures = {d.name: file_signature(d) for d in self._model_dirs()}
         self._next_file_scan = time.monotonic() + FILE_SCAN_S
@@ -187,10 +192,24 @@ class Supervisor:
             LOG.error("model '%s': reload failed after %.1f s: %s", model, seconds, error)
         return ok
 
+    def apply_queue_bounds(self, index: list[ModelState]) -> None:
+        """Load every ready model with a dynamic batcher again with serve's queue bounds (if any)."""
+        if not self.queue_bounds.overrides:
+            return
+        bounded = []
+        for state in index:
+            if state.ready and self.queue_bounds.config_json(self.repository / state.name) is not None:
+                ok, error = self._load(state.name)
+                if ok:
+                    bounded.append(state.name)
+                else:
+                    LOG.error("model '%s': its queue bounds could not be set: %s", state.name, error)
+        LOG.warning("queues of %s: %s", ", ".join(bounded) or "no model", self.queue_bounds.describe())
+
     def _load(self, model: str) -> tuple[bool, str]:
         """Load ``model``; (True, "") or (False, Triton's reason): the supervisor logs either and goes on."""
         try:
-            self.server.admin.load_model(model)
+            self.server.admin.load_model(model, config=self.queue_bounds.config_json(self.repository / model))
             return True, ""
         except AdminRequestError as exc:
             return False, str(exc)
@@ -243,9 +262,11 @@ class Supervisor:
         pools = memory.model_pools(processes, {pid: procfs.cmdline(pid) for pid in processes}, shm.SHM_DIR)
         seen = {}
         for pool in pools:
-            seen[pool.pid] = pool.bytes
+            last, unchanged = self._pool_bytes.get(pool.pid, (-1, 0))
+            unchanged = unchanged + 1 if last == pool.bytes else 0
+            seen[pool.pid] = (pool.bytes, unchanged)
             grown = pool.bytes > self.trim_above_bytes
-            settled = self._pool_bytes.get(pool.pid) == pool.bytes
+            settled = unchanged >= TRIM_QUIET_SCANS
             rested = time.monotonic() - self._trimmed.get(pool.model, -TRIM_COOLDOWN_S) >= TRIM_COOLDOWN_S
             if grown and settled and rested:
                 self._trimmed[pool.model] = time.monotonic()
