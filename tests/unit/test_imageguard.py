@@ -117,3 +117,60 @@ def test_guard_config_declares_the_limits_it_is_built_with():
 def test_declared_pixels_reads_the_header_and_gives_zero_for_unreadable_data():
     assert declared_pixels(np.frombuffer(png_header_only(640, 480) + b"\x00" * 9, np.uint8)) == 640 * 480
     assert declared_pixels(np.frombuffer(b"not an image", np.uint8)) == 0
+
+
+# -- reading only what it must ---------------------------------------------------------------------
+def jpeg_header_then_padding(rgb, row_bytes: int, fill: int = 0x55) -> np.ndarray:
+    """A photo's JPEG header (up to its start of scan) followed by non-zero bytes: no end marker."""
+    jpeg = accepted_images(rgb)["baseline JPEG"]
+    head = jpeg[: jpeg.index(b"\xff\xda")]
+    row = np.full(row_bytes, fill, np.uint8)
+    row[: len(head)] = np.frombuffer(head, np.uint8)
+    return row
+
+
+def test_a_request_above_the_byte_limit_is_refused_from_its_shape_before_any_row_is_read():
+    # 32 rows of 8 MB that are one byte in memory: reading any row would take seconds, not a check of the shape.
+    batch = np.broadcast_to(np.zeros((1, 1), np.uint8), (32, 8 << 20))
+    (out,) = ImageGuard(ImageLimits())([RequestData({t.IMAGE: batch})])
+    assert isinstance(out, ImageRejectedError)
+    assert str(out) == (
+        "input 'IMAGE': the request is 32 rows of 8388608 bytes = 268435456 bytes (each row zero-padded to the "
+        "longest image), above the limit of 67108864 bytes per request (send fewer images per request, or images "
+        "of similar sizes together)"
+    )
+
+
+def test_a_row_without_an_end_marker_is_refused_in_place_without_copying_it(rgb):
+    import tracemalloc
+
+    batch = jpeg_header_then_padding(rgb, 8 << 20)[None]
+    guard = ImageGuard(ImageLimits())
+    tracemalloc.start()
+    try:
+        (out,) = guard([RequestData({t.IMAGE: batch})])
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert isinstance(out, ImageRejectedError)
+    assert "image 0: truncated JPEG: no end-of-image marker after the image data" in str(out)
+    assert peak < 1 << 20, (
+        f"the guard allocated {peak} bytes to refuse an 8 MB row"
+    )  # before: 72 MB (a copy, 8 M indices)
+
+
+def test_data_after_the_end_marker_is_still_a_complete_jpeg(rgb):
+    jpeg = accepted_images(rgb)["baseline JPEG"]
+    with_trailer = jpeg + b"\x01camera trailer"
+    assert check_image(with_trailer, ImageLimits()).format == "JPEG"
+    assert check_image(memoryview(with_trailer), ImageLimits()).format == "JPEG"
+
+
+def test_encoded_length_finds_the_end_across_blocks_of_padding():
+    from triton_vision_models.imageguard import LENGTH_BLOCK
+
+    row = np.zeros(3 * LENGTH_BLOCK + 5, np.uint8)
+    row[LENGTH_BLOCK - 1] = 7
+    assert encoded_length(row) == LENGTH_BLOCK
+    row[2 * LENGTH_BLOCK] = 9
+    assert encoded_length(row) == 2 * LENGTH_BLOCK + 1

@@ -165,3 +165,34 @@ def test_python_model_builds_its_runner_once_in_initialize(adapter_module, tmp_p
         np.testing.assert_array_equal(response.outputs()["Y"], [[2 * value]])
     assert len(built) == 1
     assert built[0].inputs == SPEC.inputs
+
+
+def test_a_refused_requests_input_is_freed_when_the_execution_ends_without_the_garbage_collector(adapter_module):
+    """The refusal's traceback held the runner's frames (its result list, the request's arrays): a cycle
+    that kept a refused request's private copy of its input alive until the collector ran."""
+    import gc
+    import weakref
+
+    from triton_vision_models.errors import ImageRejectedError
+
+    def runner(requests):
+        results: list = []
+        for data in requests:
+            x = data.inputs["X"]
+            try:
+                raise ImageRejectedError(f"input 'X': refused ({x.shape[1]} bytes)")
+            except ImageRejectedError as exc:
+                results.append(exc)
+        return results
+
+    adapter = adapter_module.TritonModelAdapter(SPEC, runner)
+    array = np.zeros((1, 1 << 20), np.uint8)
+    alive = weakref.ref(array)
+    gc.disable()
+    try:
+        (response,) = adapter.execute([pb.Request({"X": array})])
+        del array
+        assert alive() is None, "the refused request's input is still referenced"
+    finally:
+        gc.enable()
+    assert error_of(response) == (pb.TritonError.INVALID_ARG, "input 'X': refused (1048576 bytes)")
