@@ -70,7 +70,7 @@ def supervisor(monkeypatch, tmp_path):
     server = SimpleNamespace(options=SimpleNamespace(model_repository=tmp_path), process=None, admin=FakeAdmin())
     clock = [1000.0]
     monkeypatch.setattr(module.time, "monotonic", lambda: clock[0])
-    found = module.Supervisor(server, trim_above_bytes=128 << 20)  # type: ignore[arg-type]
+    found = module.Supervisor(server, trim_above_bytes=128 << 20)
     monkeypatch.setattr(found, "_scan_processes", lambda: {})
     return SimpleNamespace(supervisor=found, pools=pools, clock=clock, admin=server.admin)
 
@@ -126,10 +126,10 @@ def test_a_probe_refused_for_load_says_busy_and_a_real_failure_still_raises():
     from triton_vision_client.probe import send
 
     busy = BusyClient("in ensemble 'classification', [request id: <id_unknown>] Exceeds maximum queue size (...)")
-    assert send(busy, "classification").startswith("busy: refused for load (in ensemble 'classification'")  # type: ignore[arg-type]
+    assert send(busy, "classification").startswith("busy: refused for load (in ensemble 'classification'")
     broken = BusyClient("Stub process 'image_guard_0_0' is not healthy.")
     with pytest.raises(ClientError, match="not healthy"):
-        send(broken, "classification")  # type: ignore[arg-type]
+        send(broken, "classification")
 
 
 def test_a_probe_and_serves_probes_ask_for_the_probe_priority():
