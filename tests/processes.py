@@ -62,3 +62,23 @@ def memory(pid: int) -> dict[str, float]:
         except OSError:
             continue
     return dict(totals)
+
+
+def pss_mb(pid: int) -> float:
+    """Proportional set size: shared pages (the Python backend's shared-memory pools, mapped by
+    tritonserver and a model process) count once in a sum, not once per process as in RSS."""
+    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+        if line.startswith("Pss:"):
+            return int(line.split()[1]) / 1024.0
+    return 0.0
+
+
+def server_pss_mb(pid: int) -> float:
+    """tritonserver's and its model processes' memory, shared pages counted once."""
+    total = 0.0
+    for child in server_processes(pid):
+        try:
+            total += pss_mb(child)
+        except OSError:
+            continue
+    return total
