@@ -121,7 +121,7 @@ def http_storm(url: str, photo: bytes, clients: int, seconds: float) -> list[Out
     stop_at = time.monotonic() + seconds
 
     def one_client(_: int) -> list[Outcome]:
-        found = []
+        found: list[Outcome] = []
         client = httpclient.InferenceServerClient(url, network_timeout=DEADLINE_S, connection_timeout=DEADLINE_S)
         try:
             while time.monotonic() < stop_at and len(found) < STORM_MAX_REQUESTS // clients:
