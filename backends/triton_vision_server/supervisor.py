@@ -179,7 +179,7 @@ class Supervisor:
         started = time.monotonic()
         old = [pid for pid, proc in self._scan_processes().items() if proc.model == model]
         try:
-            self.server.admin.unload_model(model)
+            self._while_alive(f"unloading model '{model}'", lambda: self.server.admin.unload_model(model))
         except AdminRequestError as exc:
             LOG.warning("model '%s': %s; loading anyway", model, exc)
         ok, error = self._load(model)
@@ -208,11 +208,33 @@ class Supervisor:
 
     def _load(self, model: str) -> tuple[bool, str]:
         """Load ``model``; (True, "") or (False, Triton's reason): the supervisor logs either and goes on."""
+        config = self.queue_bounds.config_json(self.repository / model)
         try:
-            self.server.admin.load_model(model, config=self.queue_bounds.config_json(self.repository / model))
+            self._while_alive(f"loading model '{model}'", lambda: self.server.admin.load_model(model, config=config))
             return True, ""
         except AdminRequestError as exc:
             return False, str(exc)
+
+    def _while_alive(self, what: str, call: Callable[[], object]) -> None:
+        """``call()`` (a model-repository request), given up when tritonserver exits meanwhile: a load
+        in progress when tritonserver was killed was seen to hang for the whole load timeout (300 s),
+        its connection held open by a model process being started, and serve with it (chaos test)."""
+        failure: list[BaseException] = []
+
+        def run() -> None:
+            try:
+                call()
+            except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
+                failure.append(exc)
+
+        worker = threading.Thread(target=run, name="admin", daemon=True)
+        worker.start()
+        while worker.is_alive():
+            worker.join(TICK_S)
+            if worker.is_alive() and self.server.exited():
+                raise AdminRequestError(f"{what}: tritonserver exited meanwhile")
+        if failure:
+            raise failure[0]
 
     def _kill_leftovers(self, model: str, old: list[int]) -> None:
         deadline = time.monotonic() + STALE_PROCESS_GRACE_S
