@@ -16,11 +16,12 @@ MA_VENV ?= .venv-ma
 MODEL_ANALYZER_VERSION ?= 1.58.0
 PYVER  := $(shell $(PYTHON) -c 'import sys; print(f"{sys.version_info[0]}.{sys.version_info[1]}")')
 # Debian packages: the Python backend stub links the system libpython; perf_analyzer links libb64.
-SYSTEM_LIBS := libpython$(PYVER).so.1.0:libpython$(PYVER) libb64.so.0d:libb64-0d
+# jemalloc: tritonserver returns the memory of floods of big requests (README, Reliability III).
+SYSTEM_LIBS := libpython$(PYVER).so.1.0:libpython$(PYVER) libb64.so.0d:libb64-0d libjemalloc.so.2:libjemalloc2
 # Debian packages by a file they install: the UI's browser tests drive headless Chromium.
 SYSTEM_FILES := /usr/bin/chromium:chromium /usr/bin/chromedriver:chromium-driver
 
-.PHONY: demo test lint setup demo-setup export-tools system-deps clean model-analyzer-env
+.PHONY: demo test chaos lint setup demo-setup export-tools system-deps clean model-analyzer-env
 
 demo: demo-setup
 	$(BIN)/triton-vision demo $(DEMO_IMAGES) $(addprefix --people ,$(DEMO_PEOPLE))
@@ -28,6 +29,11 @@ demo: demo-setup
 test: setup lint model-analyzer-env
 	@$(BIN)/python -m pytest -q; status=$$?; \
 	if [ $$status -eq 5 ]; then echo "pytest collected no tests: that is a failure here"; fi; exit $$status
+
+# The chaos soak runs in `make test` for 90 s; `make chaos CHAOS_S=600` runs it alone, longer.
+CHAOS_S ?= 600
+chaos: setup
+	TRITON_VISION_CHAOS_S=$(CHAOS_S) $(BIN)/python -m pytest -q -s tests/integration/test_chaos.py
 
 # setup: everything the tests need (dev and export extras); demo-setup: serving only, no torch.
 setup: system-deps $(VENV)/.installed

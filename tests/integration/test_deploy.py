@@ -25,6 +25,7 @@ from triton_vision_models import tensors as t
 pytestmark = pytest.mark.integration
 
 PREFIX = "tv_"
+METRICS_PREFIX = "metrics_"  # a second export that only the metrics test calls: its counters are its own
 README = ROOT / "README.md"
 CURL_MARKER = "<!-- the curl command: run as written by tests/integration/test_deploy.py -->"
 
@@ -54,6 +55,7 @@ def prefixed_server(classification_repository, tmp_path_factory):
     text = (theirs / "config.pbtxt").read_text().replace('name: "model_info"', 'name: "classification"')
     (theirs / "config.pbtxt").write_text(text)
     export_repository(classification_repository, dest, prefix=PREFIX, models=[t.CLASSIFICATION])
+    export_repository(classification_repository, dest, prefix=METRICS_PREFIX, models=[t.CLASSIFICATION])
     assert check_repository(dest).problems == []
     with running_server(dest) as server:
         yield server, dest
@@ -148,20 +150,24 @@ def scrape(server) -> dict[tuple[str, str], float]:
     return values
 
 
-def test_metrics_separate_queue_from_compute_for_every_step_of_the_ensemble(classification_server, photo_path):
+def test_metrics_separate_queue_from_compute_for_every_step_of_the_ensemble(prefixed_server, photo_path):
+    """On an ensemble no other test calls (metrics_classification), so that the counters grow by this
+    test's one request alone (on the shared server they once grew by 2: another test's request)."""
     from tests.modelconfigs import load_config
 
-    ensemble = load_config(classification_server.options.model_repository / t.CLASSIFICATION)
-    steps = [step.model_name for step in ensemble.ensemble_scheduling.step]
-    with VisionClient(classification_server.options.grpc_url, "grpc") as client:
-        before = scrape(classification_server)
+    server, dest = prefixed_server
+    ensemble_name = METRICS_PREFIX + t.CLASSIFICATION
+    steps = [step.model_name for step in load_config(dest / ensemble_name).ensemble_scheduling.step]
+    assert all(step.startswith(METRICS_PREFIX) for step in steps)
+    with VisionClient(server.options.grpc_url, "grpc", model_prefix=METRICS_PREFIX) as client:
+        before = scrape(server)
         client.classify([photo_path.read_bytes()] * 3, top_k=1)
     deadline = time.monotonic() + 5.0  # counters are updated as each request completes: wait for all
     while True:
-        after = scrape(classification_server)
+        after = scrape(server)
         done = [
             after.get(("nv_inference_request_success", m), 0) > before.get(("nv_inference_request_success", m), 0)
-            for m in [t.CLASSIFICATION, *steps]
+            for m in [ensemble_name, *steps]
         ]
         if all(done) or time.monotonic() > deadline:
             break
@@ -170,7 +176,7 @@ def test_metrics_separate_queue_from_compute_for_every_step_of_the_ensemble(clas
     def grew(metric: str, model: str) -> float:
         return after[(metric, model)] - before.get((metric, model), 0.0)
 
-    for model in [t.CLASSIFICATION, *steps]:
+    for model in [ensemble_name, *steps]:
         assert grew("nv_inference_request_success", model) == 1, model
         for metric in ("nv_inference_queue_duration_us", "nv_inference_compute_infer_duration_us"):
             assert (metric, model) in after, (metric, model)
@@ -178,4 +184,4 @@ def test_metrics_separate_queue_from_compute_for_every_step_of_the_ensemble(clas
         assert grew("nv_inference_compute_infer_duration_us", model) > 0, model
     # The ensemble's compute counter is the sum of its steps' compute counters (what the README says).
     step_compute = sum(grew("nv_inference_compute_infer_duration_us", m) for m in steps)
-    assert grew("nv_inference_compute_infer_duration_us", t.CLASSIFICATION) == pytest.approx(step_compute, rel=0.02)
+    assert grew("nv_inference_compute_infer_duration_us", ensemble_name) == pytest.approx(step_compute, rel=0.02)

@@ -30,11 +30,12 @@ from triton_vision_models import tensors as t
 pytestmark = pytest.mark.integration
 
 SERVE_START_TIMEOUT_S = 240.0
-HEAL_LIMIT_S = 60.0  # the target (aim: 10)
-REQUEST_TIMEOUT_S = 30.0  # no request may hang longer
-DETECTION_SLACK_S = 2.0  # a process death must turn /v2/health/ready off within this
-REPLACE_LIMIT_S = 15.0
-RESTART_DEADLINE_S = 120.0  # generous: the target is 30 s (a restart is a full start of tritonserver)
+# Bounds on the waits, not targets (no test asserts a time: the figures are printed, README, Reliability II).
+HEAL_WAIT_S = 120.0  # measured 3-4 s; a heal not done by then never happens
+REQUEST_TIMEOUT_S = 30.0  # every request's deadline
+HANG_SLACK_S = 5.0  # a request still running this long after its deadline has hung
+REPLACE_WAIT_S = 120.0  # measured 5.6-6.1 s
+RESTART_DEADLINE_S = 120.0  # measured 9.2 s (a restart is a full start of tritonserver)
 INTERRUPT_DEADLINE_S = 60.0
 
 
@@ -125,7 +126,7 @@ def test_killed_model_process_under_load_is_healed_and_fails_only_before_readine
             victim = stub_pids(serve.tritonserver_pid(), model)[0]
             killed_at = time.monotonic()
             os.kill(victim, signal.SIGKILL)
-            deadline = killed_at + HEAL_LIMIT_S
+            deadline = killed_at + HEAL_WAIT_S
             while time.monotonic() < deadline:  # healed: an answer that started after the kill
                 if any(o.answer and o.started > killed_at + 0.5 for o in list(outcomes)):
                     break
@@ -138,13 +139,13 @@ def test_killed_model_process_under_load_is_healed_and_fails_only_before_readine
         log = serve.log()
 
     healed = [o for o in outcomes if o.answer and o.started > killed_at + 0.5]
-    assert healed, f"no answer within {HEAL_LIMIT_S} s of the kill:\n{log}"
+    assert healed, f"no answer within {HEAL_WAIT_S} s of the kill:\n{log}"
     heal_s = healed[0].ended - killed_at
     failures = [o for o in outcomes if o.answer is None]
     down = [when for when, ready in samples if when > killed_at and not ready]
     print(f"{model}: healed in {heal_s:.1f} s; {len(failures)} of {len(outcomes)} requests failed; ", end="")
     assert all(o.answer == baseline for o in outcomes if o.answer), "an answer changed"
-    assert max(o.ended - o.started for o in outcomes) < REQUEST_TIMEOUT_S
+    assert max(o.ended - o.started for o in outcomes) < REQUEST_TIMEOUT_S + HANG_SLACK_S, "a request hung"
     assert f"model '{model}': process {victim} died" in log and f"model '{model}': reloaded" in log, log
     if failures:
         assert down, f"requests failed but /v2/health/ready never turned off: {failures[:3]}"
@@ -153,7 +154,6 @@ def test_killed_model_process_under_load_is_healed_and_fails_only_before_readine
         print(
             f"readiness off {turned_off - killed_at:.2f} s after the kill, on again after {back_on - killed_at:.1f} s"
         )
-        assert turned_off - killed_at < DETECTION_SLACK_S
         for failure in failures:
             assert failure.ended >= killed_at, failure
             # a request sent while still reported ready, i.e. before serve noticed the death, was in
@@ -298,7 +298,7 @@ def test_corrupt_detector_leaves_classification_and_segmentation_serving_and_nam
 
 
 # -- a model file replaced while serving --------------------------------------------------------------
-def test_replaced_model_file_answers_with_the_new_weights_within_15_s_and_no_request_fails(
+def test_replaced_model_file_answers_with_the_new_weights_and_no_request_fails(
     own_classification_repository, photo, tmp_path
 ):
     new_class = 123
@@ -323,7 +323,7 @@ def test_replaced_model_file_answers_with_the_new_weights_within_15_s_and_no_req
                 timeout=120,
             )
             assert prepared.returncode == 0, prepared
-            deadline = replaced_at + REPLACE_LIMIT_S + 5
+            deadline = replaced_at + REPLACE_WAIT_S
             while time.monotonic() < deadline and not any(
                 o.answer and o.answer[0] == new_class for o in list(outcomes)
             ):
@@ -337,7 +337,6 @@ def test_replaced_model_file_answers_with_the_new_weights_within_15_s_and_no_req
     assert new, f"the new weights never answered:\n{log}"
     took = new[0].ended - replaced_at
     print(f"new weights answered {took:.1f} s after the file was replaced; {len(outcomes)} requests")
-    assert took < REPLACE_LIMIT_S
     assert not [o for o in outcomes if o.answer is None], [o.error for o in outcomes if o.answer is None][:3]
     assert {o.answer[0] for o in outcomes} <= {old[0], new_class}
     assert all(o.answer[0] == new_class for o in outcomes if o.started > new[0].ended)  # no flapping back

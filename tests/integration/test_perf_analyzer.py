@@ -3,7 +3,9 @@
 Each run is bounded (``--request-count``). A run passes when perf_analyzer exits 0 (it exits
 non-zero when any request fails) and Triton's own statistics API shows the requests reaching the
 ensemble and its ONNX model: the ensemble's success count grew by perf_analyzer's reported request
-count, its inference count by that times the batch size, and no step failed. The light stand-ins of
+count, its inference count by that times the batch size, and no step failed. The counts are exact
+because the ensembles are this module's own: exported with the prefix ``perf_`` into a server no
+other test calls (a shared server's counters also grow by other tests' requests). The light stand-ins of
 the test fixtures serve detection and segmentation (the known-answer detector and colour-rule FCN):
 the DALI preprocessing and post-processing are the real ones.
 """
@@ -25,11 +27,12 @@ from triton_vision_models import tensors as t
 
 pytestmark = pytest.mark.integration
 
-SERVERS = {
-    t.CLASSIFICATION: "classification_server",
-    t.DETECTION: "bright_box_detection_server",
-    t.SEGMENTATION: "segmentation_known_answer_server",
+REPOSITORIES = {
+    t.CLASSIFICATION: "classification_repository",
+    t.DETECTION: "bright_box_detection_repository",
+    t.SEGMENTATION: "segmentation_known_answer_repository",
 }
+PREFIX = "perf_"
 ONNX_MODEL = {t.CLASSIFICATION: t.CLASSIFIER, t.DETECTION: t.DETECTOR, t.SEGMENTATION: t.SEGMENTER}
 
 
@@ -55,6 +58,20 @@ def test_perf_analyzer_drives_the_classification_ensemble_with_a_jpeg(classifica
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     assert "throughput" in result.stdout
     assert "Successful request count" in result.stdout
+
+
+@pytest.fixture(scope="module")
+def perf_server(request, tmp_path_factory):
+    """The three ensembles (the session's repositories) exported with the prefix perf_ into a server of
+    this module alone, so that Triton's counters of perf_* grow only by this module's requests."""
+    from tests.integration.conftest import running_server
+    from triton_vision_server.export_repo import export_repository
+
+    dest = tmp_path_factory.mktemp("perf_repository")
+    for ensemble, fixture in REPOSITORIES.items():  # the shared perf_image_guard, perf_model_info: the same files
+        export_repository(request.getfixturevalue(fixture), dest, prefix=PREFIX, models=[ensemble], force=True)
+    with running_server(dest) as server:
+        yield server
 
 
 @pytest.fixture(scope="module")
@@ -115,31 +132,31 @@ CASES = [
 
 @pytest.mark.parametrize(("ensemble", "batch_size", "protocol", "requests"), CASES, ids=lambda v: str(v))
 def test_perf_analyzer_drives_the_ensemble_with_real_jpegs_and_pngs(
-    request, real_images, tmp_path, ensemble, batch_size, protocol, requests
+    perf_server, real_images, tmp_path, ensemble, batch_size, protocol, requests
 ):
     from triton_vision_server.perf import perf_analyzer_data_command, perf_analyzer_env
 
-    server = request.getfixturevalue(SERVERS[ensemble])
+    server = perf_server
     url = server.options.grpc_url if protocol == "grpc" else server.options.http_url
     data_file = tmp_path / "input_data.json"
     command = perf_analyzer_data_command(
         real_images,
         data_file,
-        model=ensemble,
+        model=PREFIX + ensemble,
         url=url,
         protocol=protocol,
         batch_size=batch_size,
         concurrency="2" if batch_size == 1 else "1",
         request_count=requests,
     )
-    models = [ensemble, "image_guard", ONNX_MODEL[ensemble]]
+    models = [PREFIX + name for name in (ensemble, "image_guard", ONNX_MODEL[ensemble])]
     before = {m: statistics(server.options.grpc_url, m) for m in models}
     result = subprocess.run(command, env=perf_analyzer_env(), capture_output=True, text=True, timeout=300)
     after = {m: statistics(server.options.grpc_url, m) for m in models}
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
     sent = reported_request_count(result.stdout)
     assert sent >= requests
-    ensemble_delta = delta(after[ensemble], before[ensemble])
+    ensemble_delta = delta(after[models[0]], before[models[0]])
     assert ensemble_delta == {"success": sent, "fail": 0, "inferences": sent * batch_size}
     for step in models[1:]:
         step_delta = delta(after[step], before[step])
@@ -148,7 +165,6 @@ def test_perf_analyzer_drives_the_ensemble_with_real_jpegs_and_pngs(
 
 
 # -- `triton-vision perf`, the command ------------------------------------------------------------
-PREFIX = "tv_"
 PERF_TIMEOUT_S = 240
 README_PERF = re.compile(r"^\.venv/bin/triton-vision perf .*$", flags=re.MULTILINE)
 
@@ -158,20 +174,8 @@ def triton_vision_perf(*arguments: str, timeout: float = PERF_TIMEOUT_S) -> subp
     return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=timeout, check=False)
 
 
-@pytest.fixture(scope="module")
-def prefixed_server(classification_repository, tmp_path_factory):
-    """``export-repo --prefix tv_`` of the classification ensemble, served."""
-    from tests.integration.conftest import running_server
-    from triton_vision_server.export_repo import export_repository
-
-    dest = tmp_path_factory.mktemp("prefixed_repository")
-    export_repository(classification_repository, dest, prefix=PREFIX, models=[t.CLASSIFICATION])
-    with running_server(dest) as server:
-        yield server
-
-
-def test_perf_with_a_model_prefix_drives_the_exported_ensemble(prefixed_server, real_images):
-    url = prefixed_server.options.grpc_url
+def test_perf_with_a_model_prefix_drives_the_exported_ensemble(perf_server, real_images):
+    url = perf_server.options.grpc_url
     model = PREFIX + t.CLASSIFICATION
     before = statistics(url, model)
     run = triton_vision_perf(
@@ -193,15 +197,15 @@ def test_perf_with_a_model_prefix_drives_the_exported_ensemble(prefixed_server, 
     assert delta(statistics(url, model), before) == {"success": sent, "fail": 0, "inferences": sent}
 
 
-def test_perf_with_a_request_count_and_the_default_concurrency_runs_one_level(classification_server, real_images):
-    url = classification_server.options.grpc_url
-    before = statistics(url, t.CLASSIFICATION)
-    run = triton_vision_perf(*map(str, real_images[:2]), "--url", url, "--request-count", "4")
+def test_perf_with_a_request_count_and_the_default_concurrency_runs_one_level(perf_server, real_images):
+    url = perf_server.options.grpc_url
+    before = statistics(url, PREFIX + t.CLASSIFICATION)
+    run = triton_vision_perf(*map(str, real_images[:2]), "--url", url, "--model-prefix", PREFIX, "--request-count", "4")
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
     assert "Usage:" not in run.stdout + run.stderr
     assert run.stdout.count("Request concurrency:") == 1
     sent = reported_request_count(run.stdout)
-    assert sent >= 4 and delta(statistics(url, t.CLASSIFICATION), before)["success"] == sent
+    assert sent >= 4 and delta(statistics(url, PREFIX + t.CLASSIFICATION), before)["success"] == sent
 
 
 def bursty_load(seconds: float) -> subprocess.Popen:
