@@ -106,6 +106,7 @@ class Supervisor:
     heals: list[dict] = field(default_factory=list)  # what happened, for logs and tests
     _known: dict[int, str] = field(default_factory=dict)  # pid -> model, learnt while the process lived
     _handled: set[int] = field(default_factory=set)  # dead processes already acted on
+    _seen_dead: set[int] = field(default_factory=set)  # dead processes of no known model, already looked at
     _signatures: dict[str, tuple] = field(default_factory=dict)
     _changed: dict[str, tuple] = field(default_factory=dict)
     _next_file_scan: float = 0.0
@@ -169,10 +170,30 @@ class Supervisor:
                 self._handled.add(pid)
                 if self._known.get(pid):
                     dead.setdefault(self._known[pid], []).append(pid)
+        unknown = [pid for pid in self._handled - set(self._seen_dead) if not self._known.get(pid)]
+        self._seen_dead.update(unknown)
         self._handled &= set(processes)
         for model, pids in sorted(dead.items()):
             LOG.error("model '%s': process %s died; reloading it", model, ", ".join(map(str, pids)))
             self.heal(model, cause=f"process {pids} died")
+        if unknown:
+            self.heal_processless(unknown)
+
+    def heal_processless(self, dead: list[int]) -> None:
+        """Processes died before the supervisor saw them alive (while tritonserver started): which
+        model they ran is unknown, so every ready model without a live process is reloaded (the chaos
+        test found a detector killed during a restart never healed)."""
+        live = {proc.model for proc in self._scan_processes().values()}
+        try:
+            index = self.server.admin.repository_index()
+        except AdminRequestError as exc:
+            LOG.warning("processes %s died; the repository index is not available (%s)", dead, exc)
+            return
+        ensembles = set(ModelRepository.load(self.repository).ensembles)
+        for state in index:
+            if state.ready and state.name not in ensembles and state.name not in live:
+                LOG.error("model '%s': no live process (processes %s died); reloading it", state.name, dead)
+                self.heal(state.name, cause=f"no live process ({dead} died)")
 
     def heal(self, model: str, cause: str) -> bool:
         """Unload (not ready meanwhile) and load again; kill the old instances' leftover processes."""

@@ -10,7 +10,6 @@ from types import SimpleNamespace
 import pytest
 
 from triton_vision_server import memory
-from triton_vision_server.memory import ModelPool
 
 
 def test_jemalloc_is_preloaded_before_the_users_libraries_and_their_malloc_conf_is_kept(tmp_path):
@@ -50,61 +49,6 @@ def test_a_stubs_pool_is_the_region_its_command_line_names_and_holds_what_was_wr
     assert 1 << 20 <= pool.bytes < 2 << 20
     assert memory.stub_region(["tritonserver"], tmp_path) is None
     assert memory.region_bytes(tmp_path / "gone") == 0
-
-
-# -- serve's supervisor reloads a model whose pool grew ------------------------------------------------
-class FakeAdmin:
-    def __init__(self) -> None:
-        self.loads: list[tuple[str, str | None]] = []
-
-    def load_model(self, name: str, timeout: float = 0, config: str | None = None) -> None:
-        self.loads.append((name, config))
-
-
-@pytest.fixture
-def supervisor(monkeypatch, tmp_path):
-    from triton_vision_server import supervisor as module
-
-    pools: list[list[ModelPool]] = []
-    monkeypatch.setattr(memory, "model_pools", lambda processes, cmdlines, shm_dir: pools.pop(0))
-    server = SimpleNamespace(options=SimpleNamespace(model_repository=tmp_path), process=None, admin=FakeAdmin())
-    clock = [1000.0]
-    monkeypatch.setattr(module.time, "monotonic", lambda: clock[0])
-    found = module.Supervisor(server, trim_above_bytes=128 << 20)
-    monkeypatch.setattr(found, "_scan_processes", lambda: {})
-    return SimpleNamespace(supervisor=found, pools=pools, clock=clock, admin=server.admin)
-
-
-def scans(case, *sizes_mb: int, model: str = "image_guard", pid: int = 7) -> None:
-    for size in sizes_mb:
-        case.pools.append([ModelPool(model, pid, Path("/dev/shm/x"), size << 20)])
-        case.supervisor.check_pools()
-        case.clock[0] += 2.0
-
-
-def test_a_grown_pool_is_returned_by_a_reload_once_it_has_stopped_growing(supervisor):
-    scans(supervisor, 40, 300, 600)  # growing: a flood is on
-    assert supervisor.admin.loads == []
-    scans(supervisor, 600, 600)  # unchanged over two scans: it is over
-    assert supervisor.admin.loads == [("image_guard", None)]
-    assert supervisor.supervisor.heals[-1]["cause"] == "shared-memory pool of 600 MB"
-
-
-def test_a_pool_under_the_bound_is_left_alone_and_reloads_are_spaced(supervisor):
-    scans(supervisor, 100, 100, 100, 100)
-    assert supervisor.admin.loads == []
-    scans(supervisor, 300, 300, 300)
-    assert len(supervisor.admin.loads) == 1
-    scans(supervisor, 300, 300, 300, model="image_guard", pid=8)  # the fresh process grew again at once
-    assert len(supervisor.admin.loads) == 1  # within TRIM_COOLDOWN_S of the last reload
-    scans(supervisor, 300, 300, 300, 300, 300, model="image_guard", pid=8)
-    assert len(supervisor.admin.loads) == 2
-
-
-def test_no_bound_means_no_reload(supervisor):
-    supervisor.supervisor.trim_above_bytes = 0
-    supervisor.supervisor.check_pools()  # reads no pool at all
-    assert supervisor.admin.loads == [] and supervisor.pools == []
 
 
 # -- the probe: a refusal for load is an answer ---------------------------------------------------------

@@ -1,0 +1,100 @@
+"""serve's supervisor without a server: a fake admin API and fake process tables (tests/integration/
+test_healing.py and test_chaos.py run the real one)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from tests.conftest import MODEL_REPOSITORY
+from triton_vision_server import memory
+from triton_vision_server.admin import ModelState
+from triton_vision_server.memory import ModelPool
+
+
+# -- serve's supervisor reloads a model whose pool grew ------------------------------------------------
+class FakeAdmin:
+    def __init__(self, index: list[ModelState] | None = None) -> None:
+        self.loads: list[tuple[str, str | None]] = []
+        self.unloads: list[str] = []
+        self.index = index or []
+
+    def load_model(self, name: str, timeout: float = 0, config: str | None = None) -> None:
+        self.loads.append((name, config))
+
+    def unload_model(self, name: str, timeout: float = 0) -> None:
+        self.unloads.append(name)
+
+    def repository_index(self) -> list[ModelState]:
+        return self.index
+
+
+@pytest.fixture
+def supervisor(monkeypatch, tmp_path):
+    from triton_vision_server import supervisor as module
+
+    pools: list[list[ModelPool]] = []
+    monkeypatch.setattr(memory, "model_pools", lambda processes, cmdlines, shm_dir: pools.pop(0))
+    server = SimpleNamespace(options=SimpleNamespace(model_repository=tmp_path), process=None, admin=FakeAdmin())
+    clock = [1000.0]
+    monkeypatch.setattr(module.time, "monotonic", lambda: clock[0])
+    found = module.Supervisor(server, trim_above_bytes=128 << 20)
+    monkeypatch.setattr(found, "_scan_processes", lambda: {})
+    return SimpleNamespace(supervisor=found, pools=pools, clock=clock, admin=server.admin)
+
+
+def scans(case, *sizes_mb: int, model: str = "image_guard", pid: int = 7) -> None:
+    for size in sizes_mb:
+        case.pools.append([ModelPool(model, pid, Path("/dev/shm/x"), size << 20)])
+        case.supervisor.check_pools()
+        case.clock[0] += 2.0
+
+
+def test_a_grown_pool_is_returned_by_a_reload_once_it_has_stopped_growing(supervisor):
+    scans(supervisor, 40, 300, 600)  # growing: a flood is on
+    assert supervisor.admin.loads == []
+    scans(supervisor, 600, 600)  # unchanged over two scans: it is over
+    assert supervisor.admin.loads == [("image_guard", None)]
+    assert supervisor.supervisor.heals[-1]["cause"] == "shared-memory pool of 600 MB"
+
+
+def test_a_pool_under_the_bound_is_left_alone_and_reloads_are_spaced(supervisor):
+    scans(supervisor, 100, 100, 100, 100)
+    assert supervisor.admin.loads == []
+    scans(supervisor, 300, 300, 300)
+    assert len(supervisor.admin.loads) == 1
+    scans(supervisor, 300, 300, 300, model="image_guard", pid=8)  # the fresh process grew again at once
+    assert len(supervisor.admin.loads) == 1  # within TRIM_COOLDOWN_S of the last reload
+    scans(supervisor, 300, 300, 300, 300, 300, model="image_guard", pid=8)
+    assert len(supervisor.admin.loads) == 2
+
+
+def test_no_bound_means_no_reload(supervisor):
+    supervisor.supervisor.trim_above_bytes = 0
+    supervisor.supervisor.check_pools()  # reads no pool at all
+    assert supervisor.admin.loads == [] and supervisor.pools == []
+
+
+# -- processes that died before the supervisor saw them -------------------------------------------------
+def test_a_model_process_that_died_while_tritonserver_started_is_healed_by_its_model_having_no_process(
+    monkeypatch,
+):
+    from triton_vision_server import supervisor as module
+
+    index = [ModelState(name, "READY", "") for name in ("detection", "faster_rcnn", "image_guard")]
+    admin = FakeAdmin(index)
+    server = SimpleNamespace(
+        options=SimpleNamespace(model_repository=MODEL_REPOSITORY), process=SimpleNamespace(pid=1), admin=admin
+    )
+    tables = {
+        11: module.ModelProcess(11, "", True),  # a zombie: its command line is gone, its model unknown
+        12: module.ModelProcess(12, "image_guard", False),
+    }
+    monkeypatch.setattr(module, "model_processes", lambda pid, repository: dict(tables))
+    found = module.Supervisor(server)  # type: ignore[arg-type]
+    found.check_processes()
+    assert admin.unloads == ["faster_rcnn"] and [name for name, _ in admin.loads] == ["faster_rcnn"]
+    found.check_processes()  # the same zombie again: already acted on
+    assert len(admin.loads) == 1
