@@ -93,7 +93,7 @@ def test_a_model_process_that_died_while_tritonserver_started_is_healed_by_its_m
         12: module.ModelProcess(12, "image_guard", False),
     }
     monkeypatch.setattr(module, "model_processes", lambda pid, repository: dict(tables))
-    found = module.Supervisor(server)  # type: ignore[arg-type]
+    found = module.Supervisor(server)
     found.check_processes()
     assert admin.unloads == ["faster_rcnn"] and [name for name, _ in admin.loads] == ["faster_rcnn"]
     found.check_processes()  # the same zombie again: already acted on
