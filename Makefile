@@ -21,7 +21,7 @@ SYSTEM_LIBS := libpython$(PYVER).so.1.0:libpython$(PYVER) libb64.so.0d:libb64-0d
 # Debian packages by a file they install: the UI's browser tests drive headless Chromium.
 SYSTEM_FILES := /usr/bin/chromium:chromium /usr/bin/chromedriver:chromium-driver
 
-.PHONY: demo test chaos lint setup demo-setup export-tools system-deps clean model-analyzer-env
+.PHONY: demo test chaos lint kubernetes-validate setup demo-setup export-tools system-deps clean model-analyzer-env
 
 demo: demo-setup
 	$(BIN)/triton-vision demo $(DEMO_IMAGES) $(addprefix --people ,$(DEMO_PEOPLE))
@@ -51,9 +51,13 @@ lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 	$(BIN)/triton-vision check model_repository
 	$(BIN)/hadolint docker/Dockerfile
 	$(BIN)/check-jsonschema --builtin-schema vendor.compose-spec docker/compose.yaml
+	@$(MAKE) --no-print-directory kubernetes-validate
+
+kubernetes-validate: setup
 	$(BIN)/kubernetes-validate --strict --kubernetes-version $(K8S_VERSION) $(K8S_MANIFESTS)
 
 system-deps:

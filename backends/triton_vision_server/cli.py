@@ -19,7 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import triton_vision_contract as t
+import triton_vision_contract as contract
 from triton_vision_server.memory import DEFAULT_TRIM_ABOVE_BYTES
 from triton_vision_ui.cli import add_ui_port, with_ui
 
@@ -31,7 +31,7 @@ SERVER_MODULES = {
     "onnx": "onnx",
     "nvidia.dali": "nvidia-dali-cuda120",
 }
-DEFAULT_PORTS = (t.DEFAULT_HTTP_PORT, t.DEFAULT_GRPC_PORT, t.DEFAULT_METRICS_PORT)
+DEFAULT_PORTS = (contract.DEFAULT_HTTP_PORT, contract.DEFAULT_GRPC_PORT, contract.DEFAULT_METRICS_PORT)
 
 
 def missing_server_packages() -> list[str]:
@@ -95,7 +95,7 @@ def _add_repository(parser: argparse.ArgumentParser) -> None:
 def _add_server_options(parser: argparse.ArgumentParser, *, ports: tuple[int | None, ...]) -> None:
     _add_repository(parser)
     parser.add_argument(
-        "--host", default=t.DEFAULT_HOST, help="address to bind (default %(default)s: this machine only)"
+        "--host", default=contract.DEFAULT_HOST, help="address to bind (default %(default)s: this machine only)"
     )
     free = "a free port"
     for option, default, what in zip(

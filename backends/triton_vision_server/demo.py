@@ -11,7 +11,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-import triton_vision_contract as t
+import triton_vision_contract as contract
 from triton_vision_client.cli import print_answers, warn_stand_ins
 from triton_vision_client.client import VisionClient
 from triton_vision_client.images import read_images
@@ -48,14 +48,14 @@ def run_demo(options: ServerOptions, *, images: Sequence[str], people: Sequence[
     group_photos = list(people or images) or [str(scikit_image_photo("astronaut"))]
     with LocalTritonServer(options) as server, VisionClient(options.grpc_url, "grpc") as client:
         print(f"tritonserver ready: gRPC {options.grpc_url}, HTTP {options.http_url} (log: {server.log_path})")
-        warn_stand_ins(client, [t.CLASSIFIER])
-        print_answers(t.CLASSIFICATION, photos, client.classify(read_images(photos), top_k=top_k))
-        if (repository / t.SEGMENTATION).is_dir():
-            warn_stand_ins(client, [t.SEGMENTER])
+        warn_stand_ins(client, [contract.CLASSIFIER])
+        print_answers(contract.CLASSIFICATION, photos, client.classify(read_images(photos), top_k=top_k))
+        if (repository / contract.SEGMENTATION).is_dir():
+            warn_stand_ins(client, [contract.SEGMENTER])
             segments = client.segment(read_images(group_photos), overlay=True)
-            print_answers(t.SEGMENTATION, group_photos, segments, out=OUT)
-        if (repository / t.DETECTION).is_dir():
+            print_answers(contract.SEGMENTATION, group_photos, segments, out=OUT)
+        if (repository / contract.DETECTION).is_dir():
             encoded = read_images(group_photos)
-            warn_stand_ins(client, [t.DETECTOR])
-            print_answers(t.DETECTION, group_photos, client.detect(encoded), encoded=encoded, out=OUT)
+            warn_stand_ins(client, [contract.DETECTOR])
+            print_answers(contract.DETECTION, group_photos, client.detect(encoded), encoded=encoded, out=OUT)
     return 0

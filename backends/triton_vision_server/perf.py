@@ -276,7 +276,16 @@ def cmd_perf(args: argparse.Namespace) -> int:
     """perf_analyzer against a running server, fed real encoded images (a JSON input-data file)."""
     import tempfile
 
-    url = args.url or DEFAULT_URLS[args.protocol]
+    from triton_vision_client.connection import resolve_url
+    from triton_vision_client.errors import UsageError as ClientUsageError
+    from triton_vision_client.folderjob import check_protocol
+
+    try:
+        check_protocol(args.protocol)
+        url, _ = resolve_url(args.url, args.protocol)  # --url, else $TRITON_VISION_URL, else the default
+    except ClientUsageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     try:
         with tempfile.TemporaryDirectory() as scratch:
             data_file = args.input_data_out or Path(scratch) / "input_data.json"

@@ -39,6 +39,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from triton_vision_client.errors import EnsembleMismatchError
 from triton_vision_models.repository import ModelRepository
 
 from .admin import ModelState
@@ -364,7 +365,7 @@ class Supervisor:
             try:
                 self.probe(ensemble)  # type: ignore[misc]
                 self._probe_results.append((ensemble, ""))
-            except ValueError as exc:  # the probe cannot address it (no request sent): no evidence
+            except EnsembleMismatchError as exc:  # answers no task's outputs: no request sent, no evidence
                 LOG.warning("ensemble '%s' is not probed: %s", ensemble, exc)
                 self.probe_ensembles.remove(ensemble)
             except Exception as exc:  # noqa: BLE001 - any failure is a failed probe

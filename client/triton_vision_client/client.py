@@ -5,6 +5,11 @@ asks the server for its task and its images per request (its config), never assu
 its name. Every call goes through one engine (:func:`jobs.run_requests`): the list calls
 (:meth:`VisionClient.classify`, ...) are the streaming calls (:meth:`VisionClient.classify_many`,
 ...) with the answers put back in input order.
+
+Why one module of ~530 lines: it is the one public class, whose methods are the API a user reads
+(three tasks, each a list and a streaming call with their documented parameters, plus discovery);
+the machinery lives elsewhere (:mod:`.transport`, :mod:`.jobs`, :mod:`.answers`,
+:mod:`.connection`, :mod:`.discovery`).
 """
 
 from __future__ import annotations

@@ -29,6 +29,7 @@ from dataclasses import asdict, dataclass
 import triton_vision_contract as contract
 
 from .client import ClientError, VisionClient
+from .errors import EnsembleMismatchError
 from .folderjob import check_protocol
 
 # A 32x32 RGB PNG (colour gradient), 105 bytes: decodes with every decoder the ensembles use.
@@ -72,7 +73,9 @@ def _answer(client: VisionClient, ensemble: str, task: str | None) -> str:
     if task == contract.SEGMENTATION:
         (mask,) = client.segment([PROBE_PNG], ensemble=ensemble)
         return f"{mask.mask.shape[1]}x{mask.mask.shape[0]} mask"
-    raise ClientError(f"'{ensemble}' answers with no task's outputs (not loaded, or not a triton-vision ensemble)")
+    raise EnsembleMismatchError(
+        f"'{ensemble}' answers with no task's outputs (not loaded, or not a triton-vision ensemble)"
+    )
 
 
 def probe(

@@ -15,7 +15,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-import triton_vision_contract as t
+import triton_vision_contract as contract
 
 DEFAULT_PORT = 8080
 UI_MODULES = {"starlette": "starlette", "uvicorn": "uvicorn"}  # importable module: PyPI name
@@ -128,6 +128,8 @@ def register(sub: Any) -> None:
         ),
     )
     add_connection(p)
-    p.add_argument("--host", default=t.DEFAULT_HOST, help=f"address the page binds (default {t.DEFAULT_HOST})")
+    p.add_argument(
+        "--host", default=contract.DEFAULT_HOST, help=f"address the page binds (default {contract.DEFAULT_HOST})"
+    )
     p.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port of the page (default {DEFAULT_PORT}; 0: any)")
     p.set_defaults(func=cmd_ui)

@@ -14,14 +14,14 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-import triton_vision_contract as t
+import triton_vision_contract as contract
 from triton_vision_client.client import DEFAULT_URLS, VisionClient, split_classifications, split_detections
 from triton_vision_client.errors import ClientError, ServerUnreachableError
 from triton_vision_client.jobs import MAX_FILE_BYTES
 from triton_vision_client.segmentation import split_outputs
 
 from . import render
-from .discovery import EnsembleInfo, ensembles, guard_max_bytes
+from .discovery import EnsembleInfo, guard_max_bytes
 from .server_info import ServerAnswerError, TritonReader
 from .timing import Timing, counters, step_times, unsettled
 
@@ -74,31 +74,31 @@ def _fraction(text: str) -> float:
     try:
         return float(text)
     except ValueError:
-        raise PlaygroundError(f"{t.SCORE_THRESHOLD} must be a number, got '{text}'") from None
+        raise PlaygroundError(f"{contract.SCORE_THRESHOLD} must be a number, got '{text}'") from None
 
 
 # Per task: the request parameters the page may set (the server checks their ranges), how to read
 # the outputs, and how the page shows them.
 PARAMETERS: dict[str, dict[str, Callable[[str], Any]]] = {
-    t.CLASSIFICATION: {t.TOP_K: _whole(t.TOP_K)},
-    t.DETECTION: {t.SCORE_THRESHOLD: _fraction, t.MAX_DETECTIONS: _whole(t.MAX_DETECTIONS)},
-    t.SEGMENTATION: {},
+    contract.CLASSIFICATION: {contract.TOP_K: _whole(contract.TOP_K)},
+    contract.DETECTION: {contract.SCORE_THRESHOLD: _fraction, contract.MAX_DETECTIONS: _whole(contract.MAX_DETECTIONS)},
+    contract.SEGMENTATION: {},
 }
-FIXED_PARAMETERS: dict[str, dict[str, Any]] = {t.SEGMENTATION: {t.OVERLAY_PARAMETER: False}}
+FIXED_PARAMETERS: dict[str, dict[str, Any]] = {contract.SEGMENTATION: {contract.OVERLAY_PARAMETER: False}}
 SPLIT: dict[str, Callable[[Mapping[str, Any]], list[Any]]] = {
-    t.CLASSIFICATION: split_classifications,
-    t.DETECTION: split_detections,
-    t.SEGMENTATION: split_outputs,
+    contract.CLASSIFICATION: split_classifications,
+    contract.DETECTION: split_detections,
+    contract.SEGMENTATION: split_outputs,
 }
 VIEWS: dict[str, Callable[[bytes, Any], dict[str, Any]]] = {
-    t.CLASSIFICATION: lambda _data, answer: render.classification_view(answer),
-    t.DETECTION: render.detection_view,
-    t.SEGMENTATION: lambda _data, answer: render.segmentation_view(answer),
+    contract.CLASSIFICATION: lambda _data, answer: render.classification_view(answer),
+    contract.DETECTION: render.detection_view,
+    contract.SEGMENTATION: lambda _data, answer: render.segmentation_view(answer),
 }
 DEFAULTS = {
-    t.TOP_K: t.DEFAULT_TOP_K,
-    t.SCORE_THRESHOLD: t.DEFAULT_SCORE_THRESHOLD,
-    t.MAX_DETECTIONS: t.DEFAULT_MAX_DETECTIONS,
+    contract.TOP_K: contract.DEFAULT_TOP_K,
+    contract.SCORE_THRESHOLD: contract.DEFAULT_SCORE_THRESHOLD,
+    contract.MAX_DETECTIONS: contract.DEFAULT_MAX_DETECTIONS,
 }
 
 
@@ -165,7 +165,8 @@ class Playground:
 
     def _discover(self) -> None:
         client, reader = self._connected()
-        self._known = {info.name: (info, self._limit(reader, info)) for info in ensembles(client, reader)}
+        reader.check_live()
+        self._known = {info.name: (info, self._limit(reader, info)) for info in client.ensembles()}
 
     def overview(self) -> dict[str, Any]:
         """The server, its ensembles (task, readiness, stand-ins, upload limit) and the defaults."""
@@ -201,7 +202,7 @@ class Playground:
         client, reader = self._connected()
         before, problem = self._statistics(reader)
         start = time.perf_counter()
-        outputs = client.infer(info.name, [data], t.TASK_OUTPUTS[task], parameters)
+        outputs = client.infer(info.name, [data], contract.TASK_OUTPUTS[task], parameters)
         latency_ms = (time.perf_counter() - start) * 1000.0
         timing: Timing | None = None
         if before is not None:

@@ -12,14 +12,14 @@ from typing import Any
 
 import numpy as np
 
-import triton_vision_contract as t
+import triton_vision_contract as contract
 from triton_vision_client.annotate import annotate_file, class_colour
 from triton_vision_client.client import Classification, Detections
 from triton_vision_client.segmentation import Segmentation
 
 JPEG_QUALITY = 90
 BACKGROUND = 0  # VOC class id left transparent in the mask picture
-PALETTE = np.array(t.voc_palette(), dtype=np.uint8)  # RGB per class id
+PALETTE = np.array(contract.voc_palette(), dtype=np.uint8)  # RGB per class id
 
 
 def data_url(mime: str, data: bytes) -> str:

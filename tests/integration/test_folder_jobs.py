@@ -1,7 +1,7 @@
 """Folder jobs through the real tritonserver: trees with bad files, JSONL against single requests,
-progress only on terminals, --resume, annotated outputs mirroring the tree, bounded client memory;
-any ensemble of a task (prefixed, custom names, its own batch size), a job surviving a model
-reload, and the words for a wrong --batch or a wrong port."""
+progress only on terminals, --resume, annotated outputs mirroring the tree, bounded client memory,
+a job surviving a model reload, and the words for a wrong --batch or a wrong port. (Any ensemble of
+a task, prefixed or named otherwise: test_any_ensemble.py.)"""
 
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from tests.cli_support import JOB_TIMEOUT_S, cli, encode, jsonl, url_of
 from tests.conftest import ROOT, ensemble_repository
 from tests.detection_helpers import bright_rectangle_image
 from tests.images import corrupt_images
@@ -31,34 +32,7 @@ from triton_vision_models import tensors as t
 
 pytestmark = pytest.mark.integration
 
-JOB_TIMEOUT_S = 300
 SCORE_TOLERANCE = 1e-5  # the same image answered in a batch or alone: same pipeline, same numbers
-
-
-def encode(rgb: np.ndarray, ext: str) -> bytes:
-    ok, data = cv2.imencode(ext, cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
-    assert ok
-    return data.tobytes()
-
-
-def cli(*args: str, stdin: str | None = None, timeout: float = JOB_TIMEOUT_S) -> subprocess.CompletedProcess:
-    """``triton-vision ARGS`` as a user runs it, stdout and stderr captured (not terminals)."""
-    return subprocess.run(
-        [sys.executable, "-m", "triton_vision_client.cli", *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=timeout,
-        check=False,
-    )
-
-
-def jsonl(text: str) -> dict[str, dict]:
-    records = [json.loads(line) for line in text.splitlines() if line.strip()]
-    by_path = {r["path"]: r for r in records}
-    assert len(by_path) == len(records), "one record per image"
-    return by_path
 
 
 @pytest.fixture(scope="module")
@@ -474,162 +448,6 @@ def test_ctrl_c_keeps_whole_records_and_resume_finishes_the_job(tiny_classificat
     assert f"skipped {len(first)} already" in again.stderr
     paths = [json.loads(line)["path"] for line in output.read_text().splitlines()]
     assert sorted(paths) == sorted(str(p) for p in folder.iterdir())
-
-
-# -- any ensemble of a task: prefixed names, a custom name, its own batch size ----------------------
-PREFIX = "tv_"
-PETS = "pets"  # a classification ensemble of another name, one image per request
-
-
-@pytest.fixture(scope="module")
-def prefixed_repository(
-    classification_repository, bright_box_detection_repository, segmentation_known_answer_repository, tmp_path_factory
-) -> Path:
-    """The three built-in ensembles and 'pets' (classification's steps, max_batch_size 1), exported
-    with `export-repo --prefix tv_`: tv_classification, tv_detection, tv_segmentation, tv_pets."""
-    from triton_vision_server.export_repo import export_repository
-
-    merged = tmp_path_factory.mktemp("all_tasks_repo")
-    for source in (classification_repository, bright_box_detection_repository, segmentation_known_answer_repository):
-        shutil.copytree(source, merged, dirs_exist_ok=True)
-    shutil.copytree(merged / t.CLASSIFICATION, merged / PETS)
-    config = (merged / PETS / "config.pbtxt").read_text()
-    config = config.replace('name: "classification"', f'name: "{PETS}"').replace(
-        "max_batch_size: 32", "max_batch_size: 1"
-    )
-    (merged / PETS / "config.pbtxt").write_text(config)
-    dest = tmp_path_factory.mktemp("prefixed_repo")
-    export_repository(merged, dest, prefix=PREFIX)
-    return dest
-
-
-@pytest.fixture(scope="module")
-def prefixed_server(prefixed_repository):
-    with running_server(prefixed_repository) as server:
-        yield server
-
-
-def url_of(server, protocol: str) -> str:
-    return server.options.grpc_url if protocol == "grpc" else server.options.http_url
-
-
-def expected_ensembles(repository: Path) -> dict[str, tuple[str, int, list[str]]]:
-    """{ensemble: (task, max_batch_size, stand-in steps)} read from the repository's files."""
-    from tests.modelconfigs import load_config
-
-    tasks = {t.CLASS_IDS: t.CLASSIFICATION, t.BOXES: t.DETECTION, t.MASK: t.SEGMENTATION}
-    found = {}
-    for directory in sorted(repository.iterdir()):
-        config = load_config(directory)
-        if config.platform != "ensemble":
-            continue
-        task = next(tasks[o.name] for o in config.output if o.name in tasks)
-        steps = [step.model_name for step in config.ensemble_scheduling.step]
-        stand_ins = [
-            step
-            for step in steps
-            if (repository / step / "1" / "model.source.json").is_file()
-            and json.loads((repository / step / "1" / "model.source.json").read_text())["kind"] == "stand-in"
-        ]
-        found[directory.name] = (task, config.max_batch_size, stand_ins)
-    return found
-
-
-@pytest.mark.parametrize("protocol", ["grpc", "http"])
-def test_models_list_shows_every_ensemble_with_its_task_batch_size_and_stand_ins(
-    prefixed_server, prefixed_repository, protocol
-):
-    expected = expected_ensembles(prefixed_repository)
-    assert set(expected) == {f"{PREFIX}{name}" for name in (t.CLASSIFICATION, t.DETECTION, t.SEGMENTATION, PETS)}
-    url = url_of(prefixed_server, protocol)
-    listed = cli("models", "list", "--url", url, "--protocol", protocol, "--model-prefix", PREFIX, "--json")
-    assert listed.returncode == 0, listed.stderr
-    answer = json.loads(listed.stdout)
-    got = {e["name"]: (e["task"], e["max_batch_size"], e["stand_in"]) for e in answer["ensembles"]}
-    assert got == expected
-    assert all(e["ready"] for e in answer["ensembles"])
-    table = cli("models", "list", "--url", url, "--protocol", protocol, "--model-prefix", PREFIX)
-    assert table.returncode == 0, table.stderr
-    lines = table.stdout.splitlines()
-    assert lines[0].split() == ["ENSEMBLE", "TASK", "BATCH", "STATE", "STAND-IN", "MODELS"]
-    assert lines[1:] == [line for line in lines[1:] if line.split()[0] in expected] and len(lines) == 1 + len(expected)
-    pets = next(line for line in lines if line.startswith(f"{PREFIX}{PETS} "))
-    assert pets.split() == [f"{PREFIX}{PETS}", "classification", "1", "ready", f"{PREFIX}{t.CLASSIFIER}"]
-
-
-@pytest.mark.parametrize("protocol", ["grpc", "http"])
-@pytest.mark.parametrize("command", ["classify", "detect", "segment"])
-def test_every_command_calls_the_prefixed_ensemble_of_its_task(prefixed_server, tmp_path, protocol, command):
-    image = tmp_path / "box.png"
-    image.write_bytes(encode(bright_rectangle_image(150, 200, (40, 30, 120, 90)), ".png"))
-    url = url_of(prefixed_server, protocol)
-    task = {"classify": t.CLASSIFICATION, "detect": t.DETECTION, "segment": t.SEGMENTATION}[command]
-    out = [] if command == "classify" else ["--out", str(tmp_path / "out")]
-    plain = cli(command, str(image), *out, "--url", url, "--protocol", protocol)
-    assert plain.returncode == 3 and f"does not serve the '{task}' ensemble" in plain.stderr  # only tv_ ones here
-    done = cli(
-        command, str(image), *out, "--format", "jsonl", "--url", url, "--protocol", protocol, "--model-prefix", PREFIX
-    )
-    assert done.returncode == 0, done.stderr
-    (record,) = jsonl(done.stdout).values()
-    assert "error" not in record, record
-    assert ("tv_resnet18" in done.stderr) == (command == "classify")  # the stand-in warning names it
-
-
-def test_a_custom_ensemble_is_called_with_its_own_batch_size(prefixed_server, tmp_path, chelsea_rgb):
-    for index in range(3):
-        (tmp_path / f"{index}.png").write_bytes(encode(np.roll(chelsea_rgb, index * 7, axis=1), ".png"))
-    url = prefixed_server.options.grpc_url
-    # Three images, max_batch_size 1: a request of more than one image would be refused by Triton.
-    for name in (PETS, f"{PREFIX}{PETS}"):
-        done = cli(
-            "classify", str(tmp_path), "--ensemble", name, "--model-prefix", PREFIX, "--url", url, "--format", "jsonl"
-        )
-        assert done.returncode == 0, done.stderr
-        records = jsonl(done.stdout)
-        assert len(records) == 3 and all("classes" in r for r in records.values())
-    too_many = cli(
-        "classify", str(tmp_path), "--ensemble", PETS, "--model-prefix", PREFIX, "--url", url, "--batch", "2"
-    )
-    assert too_many.returncode == 2
-    assert f"the '{PREFIX}{PETS}' ensemble takes at most 1 images per request" in too_many.stderr
-
-
-def test_an_ensemble_of_another_task_is_refused_naming_the_command(prefixed_server, tmp_path, chelsea_rgb):
-    image = tmp_path / "a.png"
-    image.write_bytes(encode(chelsea_rgb, ".png"))
-    url = prefixed_server.options.grpc_url
-    done = cli("classify", str(image), "--ensemble", t.SEGMENTATION, "--model-prefix", PREFIX, "--url", url)
-    assert done.returncode == 2 and done.stdout == ""
-    assert done.stderr.strip() == (
-        f"error: the '{PREFIX}segmentation' ensemble answers segmentation, not classification: "
-        "use `triton-vision segment` (or --ensemble NAME of a classification ensemble)"
-    )
-
-
-def test_probe_checks_every_ensemble_through_the_call_of_its_task(prefixed_server):
-    done = cli("probe", "--url", prefixed_server.options.grpc_url, "--model-prefix", PREFIX, "--json")
-    assert done.returncode == 0, done.stdout + done.stderr
-    answer = json.loads(done.stdout)
-    assert {(e["ensemble"], e["task"], e["ok"]) for e in answer["ensembles"]} == {
-        (f"{PREFIX}{t.CLASSIFICATION}", t.CLASSIFICATION, True),
-        (f"{PREFIX}{PETS}", t.CLASSIFICATION, True),
-        (f"{PREFIX}{t.DETECTION}", t.DETECTION, True),
-        (f"{PREFIX}{t.SEGMENTATION}", t.SEGMENTATION, True),
-    }
-    only = cli("probe", "--url", prefixed_server.options.grpc_url, "--ensemble", f"{PREFIX}{PETS}")
-    assert only.returncode == 0 and only.stdout.startswith(f"{PREFIX}{PETS}: ok ")
-
-
-def test_ensembles_api_reports_what_the_repository_has(prefixed_server, prefixed_repository):
-    from triton_vision_client.discovery import EnsembleInfo
-
-    expected = expected_ensembles(prefixed_repository)
-    with VisionClient(prefixed_server.options.grpc_url, model_prefix=PREFIX) as client:
-        found = client.ensembles()
-    assert all(isinstance(info, EnsembleInfo) for info in found)
-    assert {info.name: (info.task, info.max_batch_size, list(info.stand_in)) for info in found} == expected
-    assert all(info.ready for info in found)
 
 
 # -- a job while the server reloads a model ---------------------------------------------------------

@@ -21,7 +21,7 @@ import cv2
 import numpy as np
 import pytest
 
-import triton_vision_contract as t
+import triton_vision_contract as contract
 from tests.conftest import ROOT, shared_path
 from tests.ui_support import (
     CAT_RECT,
@@ -176,7 +176,11 @@ def test_serve_ui_port_lists_the_servers_ensembles_with_their_tasks(browser, pag
         item.get_attribute("data-ensemble"): item.find_element(By.CSS_SELECTOR, ".task").text
         for item in browser.find_elements(By.CSS_SELECTOR, "#ensembles li[data-ensemble]")
     }
-    assert listed == {t.CLASSIFICATION: "classification", t.DETECTION: "detection", t.SEGMENTATION: "segmentation"}
+    assert listed == {
+        contract.CLASSIFICATION: "classification",
+        contract.DETECTION: "detection",
+        contract.SEGMENTATION: "segmentation",
+    }
     assert sorted(client.repository_ensembles() or []) == sorted(listed)
     assert all("ready" in item.text for item in browser.find_elements(By.CSS_SELECTOR, "#ensembles li"))
     screenshot(browser, "ensembles")
@@ -188,11 +192,11 @@ def test_classification_shows_the_grpc_clients_top_label_with_bars_and_each_step
     from selenium.webdriver.common.by import By
 
     kitten = photos["kitten.jpg"]
-    (expected,) = client.classify([kitten.read_bytes()], top_k=t.DEFAULT_TOP_K)
+    (expected,) = client.classify([kitten.read_bytes()], top_k=contract.DEFAULT_TOP_K)
     assert expected.class_ids[0] in CAT_CLASSES, "the real classifier sees a cat (independent of the page)"
-    open_page(browser, page_url, (t.CLASSIFICATION,))
+    open_page(browser, page_url, (contract.CLASSIFICATION,))
     upload(browser, [kitten], 1)
-    shown = panel(browser, "kitten.jpg", t.CLASSIFICATION)
+    shown = panel(browser, "kitten.jpg", contract.CLASSIFICATION)
     assert shown.get_attribute("data-state") == "done", shown.text
     rows = shown.find_elements(By.CSS_SELECTOR, ".top-k li")
     assert [row.get_attribute("data-label") for row in rows] == list(expected.labels)
@@ -203,7 +207,7 @@ def test_classification_shows_the_grpc_clients_top_label_with_bars_and_each_step
     import tritonclient.grpc as grpcclient
 
     with grpcclient.InferenceServerClient(served[0].grpc_url) as triton:
-        config = triton.get_model_config(t.CLASSIFICATION, as_json=True)["config"]
+        config = triton.get_model_config(contract.CLASSIFICATION, as_json=True)["config"]
     steps = [step["model_name"] for step in config["ensemble_scheduling"]["step"]]
     table = shown.find_elements(By.CSS_SELECTOR, ".steps tbody tr")
     assert [row.get_attribute("data-model") for row in table] == steps
@@ -229,9 +233,9 @@ def test_detection_draws_the_box_where_the_grpc_client_has_it_and_the_threshold_
     data = photos["scene.png"].read_bytes()
     (expected,) = client.detect([data])
     np.testing.assert_allclose(expected.boxes[0], WHITE_BOX, atol=2.0)  # the known answer
-    open_page(browser, page_url, (t.DETECTION,))
+    open_page(browser, page_url, (contract.DETECTION,))
     upload(browser, [photos["scene.png"]], 1)
-    shown = panel(browser, "scene.png", t.DETECTION)
+    shown = panel(browser, "scene.png", contract.DETECTION)
     assert shown.find_element(By.CSS_SELECTOR, ".summary").get_attribute("data-count") == "1"
     drawn = picture(shown.find_element(By.CSS_SELECTOR, "img.drawn").get_attribute("src")).astype(int)
     original = cv2.cvtColor(scene(), cv2.COLOR_RGB2BGR).astype(int)
@@ -249,16 +253,24 @@ def test_detection_draws_the_box_where_the_grpc_client_has_it_and_the_threshold_
 
     # Above the stand-in's score (0.99) the server finds nothing; at 0 it finds the box again.
     set_range(browser, "threshold", Keys.END)
-    wait(browser, lambda b: settled(b) and "score ≥ 1.00" in panel(b, "scene.png", t.DETECTION).text, "no re-ask")
+    wait(
+        browser, lambda b: settled(b) and "score ≥ 1.00" in panel(b, "scene.png", contract.DETECTION).text, "no re-ask"
+    )
     assert (
-        panel(browser, "scene.png", t.DETECTION).find_element(By.CSS_SELECTOR, ".summary").get_attribute("data-count")
+        panel(browser, "scene.png", contract.DETECTION)
+        .find_element(By.CSS_SELECTOR, ".summary")
+        .get_attribute("data-count")
         == "0"
     )
     assert client.detect([data], score_threshold=1.0)[0].scores == ()
     set_range(browser, "threshold", Keys.HOME)
-    wait(browser, lambda b: settled(b) and "score ≥ 0.00" in panel(b, "scene.png", t.DETECTION).text, "no re-ask")
+    wait(
+        browser, lambda b: settled(b) and "score ≥ 0.00" in panel(b, "scene.png", contract.DETECTION).text, "no re-ask"
+    )
     assert (
-        panel(browser, "scene.png", t.DETECTION).find_element(By.CSS_SELECTOR, ".summary").get_attribute("data-count")
+        panel(browser, "scene.png", contract.DETECTION)
+        .find_element(By.CSS_SELECTOR, ".summary")
+        .get_attribute("data-count")
         == "1"
     )
 
@@ -279,9 +291,9 @@ def test_segmentation_blends_the_mask_and_the_legend_lists_the_classes_present(b
     present = {label: fraction for _, label, fraction in expected.present()}
     person, cat = rect_fraction(PERSON_RECT), rect_fraction(CAT_RECT)
     assert present == pytest.approx({"background": 1 - person - cat, "person": person, "cat": cat}, abs=0.01)
-    open_page(browser, page_url, (t.SEGMENTATION,))
+    open_page(browser, page_url, (contract.SEGMENTATION,))
     upload(browser, [photos["scene.png"]], 1)
-    shown = panel(browser, "scene.png", t.SEGMENTATION)
+    shown = panel(browser, "scene.png", contract.SEGMENTATION)
     legend = shown.find_elements(By.CSS_SELECTOR, ".legend li")
     assert {row.get_attribute("data-label"): float(row.get_attribute("data-fraction")) for row in legend} == (
         pytest.approx(present, abs=1e-6)
@@ -306,13 +318,13 @@ def test_a_non_image_shows_the_guards_refusal_and_the_photo_beside_it_its_answer
         client.classify([photos["notes.txt"].read_bytes()])
     open_page(browser, page_url)
     upload(browser, [photos["kitten.jpg"], photos["notes.txt"]], 3)
-    for ensemble in (t.CLASSIFICATION, t.DETECTION, t.SEGMENTATION):
+    for ensemble in (contract.CLASSIFICATION, contract.DETECTION, contract.SEGMENTATION):
         bad = panel(browser, "notes.txt", ensemble)
         assert bad.get_attribute("data-state") == "error"
         message = bad.find_element(By.CSS_SELECTOR, ".error").text
         assert "not a JPEG or PNG" in message
         assert panel(browser, "kitten.jpg", ensemble).get_attribute("data-state") == "done"
-    assert panel(browser, "notes.txt", t.CLASSIFICATION).find_element(By.CSS_SELECTOR, ".error").text == str(
+    assert panel(browser, "notes.txt", contract.CLASSIFICATION).find_element(By.CSS_SELECTOR, ".error").text == str(
         refused.value
     )
     screenshot(browser, "refusal")
@@ -324,9 +336,9 @@ def test_a_file_over_the_guards_limit_is_refused_by_the_page_itself_and_never_se
     with big.open("wb") as handle:  # sparse: no disk, the browser only reads its size
         handle.truncate(GUARD_MAX_BYTES + 1)
     before = guard_requests(served)
-    open_page(browser, page_url, (t.CLASSIFICATION,))
+    open_page(browser, page_url, (contract.CLASSIFICATION,))
     upload(browser, [big], 1)
-    shown = panel(browser, "big.jpg", t.CLASSIFICATION)
+    shown = panel(browser, "big.jpg", contract.CLASSIFICATION)
     assert shown.get_attribute("data-state") == "error"
     assert f"above the limit of {GUARD_MAX_BYTES} bytes" in shown.text and "not sent" in shown.text
     sent = browser.execute_script("return performance.getEntriesByType('resource').map(e => e.name)")
@@ -338,7 +350,11 @@ def post(url: str, body: bytes | None, headers: dict[str, str], declared: int | 
     """A raw HTTP/1.1 POST to the UI; ``declared`` overrides Content-Length (the body is not sent then)."""
     host, port = url.split("//")[1].split("/")[0].rsplit(":", 1)
     length = declared if declared is not None else len(body or b"")
-    head = [f"POST /api/infer?ensemble={t.CLASSIFICATION} HTTP/1.1", f"Host: {host}", f"Content-Length: {length}"]
+    head = [
+        f"POST /api/infer?ensemble={contract.CLASSIFICATION} HTTP/1.1",
+        f"Host: {host}",
+        f"Content-Length: {length}",
+    ]
     head += [f"{k}: {v}" for k, v in headers.items()] + ["Connection: close", "", ""]
     with socket.create_connection((host, int(port)), timeout=60) as sock:
         sock.sendall("\r\n".join(head).encode() + (body if declared is None and body else b""))
@@ -398,7 +414,7 @@ def test_an_unreachable_server_is_a_clear_message_on_the_page(browser):
         )
         assert f"cannot reach a triton-vision server at {closed}" in banner.text
         assert "no server answers" in browser.find_element(By.ID, "ensembles").text
-        assert browser.find_element(By.ID, "top-k").get_attribute("value") == str(t.DEFAULT_TOP_K)
+        assert browser.find_element(By.ID, "top-k").get_attribute("value") == str(contract.DEFAULT_TOP_K)
         screenshot(browser, "unreachable")
 
 
@@ -434,7 +450,7 @@ def test_ui_command_over_http_lists_the_ensembles_and_answers_like_the_grpc_clie
         with urllib.request.urlopen(f"{url}api/ensembles", timeout=60) as response:
             overview = json.load(response)
         status, answer = post(url, kitten, {"Content-Type": "application/octet-stream"})
-    assert {e["name"]: e["task"] for e in overview["ensembles"]} == {name: name for name in t.TASKS}
+    assert {e["name"]: e["task"] for e in overview["ensembles"]} == {name: name for name in contract.TASKS}
     assert overview["server"]["protocol"] == "http" and "over http" in "".join(lines)
     assert status == 200 and [row["label"] for row in answer["labels"]] == list(expected.labels)
 

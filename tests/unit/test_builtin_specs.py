@@ -91,7 +91,7 @@ def test_the_model_catalogue_prepares_files_with_the_specs_tensors(ensemble):
 
 
 def test_the_readmes_spec_table_is_the_specs_own_reference():
-    from triton_vision_server.modelgen.modelspec import reference_table
+    from triton_vision_server.modelgen.keys import reference_table
 
     readme = (MODEL_REPOSITORY.parent / "README.md").read_text()
     table = readme.split("<!-- spec-keys -->\n", 1)[1].split("\n<!-- /spec-keys -->", 1)[0]

@@ -45,8 +45,8 @@ def test_bad_limits_are_a_config_error():
 def test_dali_configs_declare_the_documented_budgets():
     for name in (t.CLASSIFICATION_PREPROCESS, t.DETECTION_PREPROCESS, t.SEGMENTATION_PREPROCESS):
         spec = spec_for(MODEL_REPOSITORY / name)
-        assert spec.int_parameter("max_batch_pixels", 0) == DEFAULT_MAX_BATCH_PIXELS, name
-        assert spec.int_parameter("release_above_pixels", -1) == DEFAULT_RELEASE_ABOVE_PIXELS, name
+        assert spec.int_setting("max_batch_pixels", 0) == DEFAULT_MAX_BATCH_PIXELS, name
+        assert spec.int_setting("release_above_pixels", -1) == DEFAULT_RELEASE_ABOVE_PIXELS, name
 
 
 def encoded(height: int, width: int, value: int) -> bytes:

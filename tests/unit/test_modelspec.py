@@ -11,7 +11,8 @@ import pytest
 
 from tests.format_models import toml_text
 from triton_vision_models import geometry
-from triton_vision_server.modelgen.modelspec import KEYS, SpecError, parse_spec
+from triton_vision_server.modelgen.keys import KEYS
+from triton_vision_server.modelgen.modelspec import SpecError, parse_spec
 
 SPEC = Path("/specs/my.toml")
 BASES: dict[str, dict[str, Any]] = {

@@ -143,3 +143,20 @@ def test_perf_usage_errors_are_one_line_and_exit_2_without_running_perf_analyzer
     captured = capsys.readouterr()
     assert captured.err.startswith(message) and captured.err.count("\n") == 1, captured.err
     assert captured.out == ""  # no perf_analyzer command line, no perf_analyzer output
+
+
+def test_perf_reads_the_servers_address_from_the_environment_like_the_client(images, tmp_path, monkeypatch, capsys):
+    """`perf` without --url uses TRITON_VISION_URL, as classify does; a bad one is one line, exit 2."""
+    from triton_vision_client.cli import build_parser
+    from triton_vision_server import perf
+
+    seen = {}
+    monkeypatch.setattr(perf, "run_perf_analyzer", lambda command: seen.setdefault("command", command) and 0)
+    monkeypatch.setenv("TRITON_VISION_URL", "10.1.2.3:9001")
+    args = build_parser().parse_args(["perf", str(images[0]), "--request-count", "1"])
+    assert perf.cmd_perf(args) == 0
+    command = seen["command"]
+    assert command[command.index("-u") + 1] == "10.1.2.3:9001"
+    monkeypatch.setenv("TRITON_VISION_URL", "http://10.1.2.3:9001")
+    assert perf.cmd_perf(build_parser().parse_args(["perf", str(images[0])])) == 2
+    assert capsys.readouterr().err.startswith("error: TRITON_VISION_URL=http://10.1.2.3:9001: give HOST:PORT")

@@ -14,7 +14,7 @@ from tests.conftest import MODEL_REPOSITORY
 from tests.modelconfigs import load_config
 from tests.unit.test_modelspec import refusal, spec
 from triton_vision_server.modelgen.addmodel import add_model
-from triton_vision_server.modelgen.modelspec import DEFAULT_MAX_QUEUE_SIZE, DEFAULT_QUEUE_TIMEOUT_MS
+from triton_vision_server.modelgen.keys import DEFAULT_MAX_QUEUE_SIZE, DEFAULT_QUEUE_TIMEOUT_MS
 from triton_vision_server.queues import QueueBounds
 
 CONFIGS = {p.parent.name: load_config(p.parent) for p in MODEL_REPOSITORY.glob("*/config.pbtxt")}

@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import pytest
 
-import triton_vision_contract as t
+import triton_vision_contract as contract
 from triton_vision_client.client import Classification, Detections
 from triton_vision_client.segmentation import Segmentation
 from triton_vision_ui.render import classification_view, detection_view, mask_rgba, segmentation_view
@@ -62,8 +62,8 @@ def test_an_undecodable_photo_is_a_value_error_not_a_crash():
 
 
 def segmentation(mask: np.ndarray) -> Segmentation:
-    fractions = tuple(float(np.mean(mask == i)) for i in range(t.VOC_CLASSES))
-    labels = tuple(f"class{i}" for i in range(t.VOC_CLASSES))
+    fractions = tuple(float(np.mean(mask == i)) for i in range(contract.VOC_CLASSES))
+    labels = tuple(f"class{i}" for i in range(contract.VOC_CLASSES))
     return Segmentation(mask, fractions, labels, None)
 
 

@@ -28,11 +28,11 @@ from triton_vision_server.modelgen.verify import (
     VerifyError,
     class_folders,
     compare,
-    report_lines,
     sign_test_p,
     variants,
     verify_spec,
 )
+from triton_vision_server.modelgen.verify_report import report_lines
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)

@@ -67,8 +67,8 @@ class ClassificationPostprocessor:
         try:
             return cls(
                 labels,
-                default_top_k=spec.int_parameter("default_top_k", t.DEFAULT_TOP_K),
-                output=spec.parameter("output", LOGITS_OUTPUT),
+                default_top_k=spec.int_setting("default_top_k", t.DEFAULT_TOP_K),
+                output=spec.setting("output", LOGITS_OUTPUT),
             )
         except ConfigError as exc:
             raise ConfigError(f"model '{spec.name}': {exc}") from None

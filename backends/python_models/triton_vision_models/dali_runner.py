@@ -116,8 +116,8 @@ class DaliRunner:
         self.pipeline = build_pipeline()
         self.input_names = [tensor.name for tensor in spec.inputs]
         self.output_names = [tensor.name for tensor in spec.outputs]
-        self.max_batch_pixels = spec.int_parameter("max_batch_pixels", DEFAULT_MAX_BATCH_PIXELS)
-        self.release_above_pixels = spec.int_parameter("release_above_pixels", DEFAULT_RELEASE_ABOVE_PIXELS)
+        self.max_batch_pixels = spec.int_setting("max_batch_pixels", DEFAULT_MAX_BATCH_PIXELS)
+        self.release_above_pixels = spec.int_setting("release_above_pixels", DEFAULT_RELEASE_ABOVE_PIXELS)
         if self.max_batch_pixels < 1 or self.release_above_pixels < 0:
             raise ConfigError(
                 f"model '{spec.name}': max_batch_pixels must be >= 1 and release_above_pixels >= 0, "
@@ -128,7 +128,7 @@ class DaliRunner:
     @classmethod
     def from_spec(cls, spec: ModelSpec) -> DaliRunner:
         """Build the version folder's pipeline; ``num_threads`` comes from the config's parameters."""
-        num_threads = spec.int_parameter("num_threads", 2)
+        num_threads = spec.int_setting("num_threads", 2)
         path = spec.version_dir / (spec.default_model_filename or DEFAULT_PIPELINE_FILENAME)
         module = load_pipeline_module(path, f"triton_vision_dali_{spec.name}")
         pipeline_fn = find_autoserialized(module, path)

@@ -202,9 +202,9 @@ class DetectionPostprocessor:
     def from_spec(cls, spec: ModelSpec) -> DetectionPostprocessor:
         labels = labels_of(spec)
         defaults = {
-            t.SCORE_THRESHOLD: spec.parameter("default_score_threshold", str(t.DEFAULT_SCORE_THRESHOLD)),
-            t.MAX_DETECTIONS: spec.parameter("default_max_detections", str(t.DEFAULT_MAX_DETECTIONS)),
-            IOU_THRESHOLD: spec.parameter("default_iou_threshold", str(DEFAULT_IOU_THRESHOLD)),
+            t.SCORE_THRESHOLD: spec.setting("default_score_threshold", str(t.DEFAULT_SCORE_THRESHOLD)),
+            t.MAX_DETECTIONS: spec.setting("default_max_detections", str(t.DEFAULT_MAX_DETECTIONS)),
+            IOU_THRESHOLD: spec.setting("default_iou_threshold", str(DEFAULT_IOU_THRESHOLD)),
         }
         try:
             threshold = parse_score_threshold(defaults)
@@ -215,8 +215,8 @@ class DetectionPostprocessor:
         try:
             return cls(
                 labels,
-                format=spec.parameter("format", TORCHVISION),
-                label_offset=spec.int_parameter("label_offset", 0),
+                format=spec.setting("format", TORCHVISION),
+                label_offset=spec.int_setting("label_offset", 0),
                 rule=geometry.rule_of(spec, default=geometry.KEEP_ASPECT),
                 default_score_threshold=threshold,
                 default_max_detections=max_detections,

@@ -205,8 +205,8 @@ def mask_to_original(labels: np.ndarray, placement: Placement, void: int) -> np.
 def rule_of(spec: ModelSpec, *, default: str) -> ResizeRule:
     """The preprocessing's resize rule, from a post-processing model's config parameters
     (``resize``, ``size`` as "height,width", ``shorter``, ``min_size``, ``max_size``, ``pad``)."""
-    mode = spec.parameter("resize", default)
-    raw = spec.parameter("size", "")
+    mode = spec.setting("resize", default)
+    raw = spec.setting("size", "")
     size: Size | None = None
     if raw:
         try:
@@ -218,10 +218,10 @@ def rule_of(spec: ModelSpec, *, default: str) -> ResizeRule:
         return ResizeRule(
             mode,
             size,
-            spec.int_parameter("shorter", 0) or None,
-            spec.float_parameter("min_size", 0.0) or None,
-            spec.float_parameter("max_size", 0.0) or None,
-            spec.parameter("pad", TOP_LEFT),
+            spec.int_setting("shorter", 0) or None,
+            spec.float_setting("min_size", 0.0) or None,
+            spec.float_setting("max_size", 0.0) or None,
+            spec.setting("pad", TOP_LEFT),
         )
     except ConfigError as exc:
         raise ConfigError(f"model '{spec.name}': {exc}") from None

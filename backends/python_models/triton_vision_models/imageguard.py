@@ -82,11 +82,11 @@ class ImageLimits:
     def from_spec(cls, spec: ModelSpec) -> ImageLimits:
         defaults = cls()
         return cls(
-            max_bytes=spec.int_parameter("max_bytes", defaults.max_bytes),
-            max_pixels=spec.int_parameter("max_pixels", defaults.max_pixels),
-            max_side=spec.int_parameter("max_side", defaults.max_side),
-            max_request_pixels=spec.int_parameter("max_request_pixels", defaults.max_request_pixels),
-            max_request_bytes=spec.int_parameter("max_request_bytes", defaults.max_request_bytes),
+            max_bytes=spec.int_setting("max_bytes", defaults.max_bytes),
+            max_pixels=spec.int_setting("max_pixels", defaults.max_pixels),
+            max_side=spec.int_setting("max_side", defaults.max_side),
+            max_request_pixels=spec.int_setting("max_request_pixels", defaults.max_request_pixels),
+            max_request_bytes=spec.int_setting("max_request_bytes", defaults.max_request_bytes),
         )
 
 

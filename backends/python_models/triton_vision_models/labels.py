@@ -22,7 +22,7 @@ def load_labels(path: Path) -> tuple[str, ...]:
 
 def labels_of(spec: ModelSpec) -> tuple[str, ...]:
     """The labels of the file that the model's ``labels`` parameter names, relative to the repository."""
-    name = spec.parameter(LABELS_PARAMETER, "")
+    name = spec.setting(LABELS_PARAMETER, "")
     if not name:
         raise ConfigError(f"model '{spec.name}': parameter '{LABELS_PARAMETER}' names no label file")
     return load_labels(spec.repository_dir.parent / name)

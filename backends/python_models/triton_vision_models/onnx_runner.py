@@ -27,9 +27,9 @@ def session_settings(spec: ModelSpec) -> dict[str, Any]:
     else is refused, as the native backend does); ``optimization { graph { level } }``: see
     :data:`GRAPH_LEVELS`.
     """
-    intra = spec.int_parameter("intra_op_thread_count", 0)
-    inter = spec.int_parameter("inter_op_thread_count", 0)
-    mode = spec.int_parameter("execution_mode", 0)
+    intra = spec.int_setting("intra_op_thread_count", 0)
+    inter = spec.int_setting("inter_op_thread_count", 0)
+    mode = spec.int_setting("execution_mode", 0)
     if mode not in (0, 1):
         raise ConfigError(f"model '{spec.name}': parameter 'execution_mode' must be 0 or 1, got {mode}")
     if intra < 0 or inter < 0:
@@ -118,7 +118,7 @@ class OnnxRunner:
         memory it grew for it back (it otherwise keeps the largest batch's working set: ~170 MB
         per ResNet-18 instance at 32 images)."""
         rows = max((int(a.shape[0]) for a in inputs.values() if a.ndim), default=0) if self.spec.batched else 0
-        if rows <= self.spec.int_parameter("arena_shrink_above_batch", DEFAULT_ARENA_SHRINK_ABOVE_BATCH):
+        if rows <= self.spec.int_setting("arena_shrink_above_batch", DEFAULT_ARENA_SHRINK_ABOVE_BATCH):
             return None
         import onnxruntime as ort
 

@@ -140,8 +140,8 @@ class RepositoryModel:
         name = self.model_filename
         return [version / name for version in self.versions if name and (version / name).is_file()]
 
-    def parameter(self, key: str, default: str = "") -> str:
-        """A string parameter of its config (Triton's ``parameters`` map)."""
+    def setting(self, key: str, default: str = "") -> str:
+        """A string parameter of its config (Triton's ``parameters`` map: the model's settings)."""
         value = self.config.parameters.get(key)
         return value.string_value if value is not None and value.string_value != "" else default
 

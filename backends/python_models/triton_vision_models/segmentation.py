@@ -134,7 +134,7 @@ class SegmentationPostprocessor:
     @classmethod
     def from_spec(cls, spec: ModelSpec) -> SegmentationPostprocessor:
         labels = labels_of(spec)
-        fmt = spec.parameter("format", LOGITS_NCHW)
+        fmt = spec.setting("format", LOGITS_NCHW)
         if fmt != CLASS_MAP:
             logits = spec.input(t.LOGITS)
             classes = logits.dims[0] if fmt == LOGITS_NCHW else logits.dims[-1]

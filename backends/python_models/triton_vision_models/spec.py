@@ -94,19 +94,21 @@ class ModelSpec:
             graph_optimization_level=int(graph["level"]) if "level" in graph else None,
         )
 
-    def parameter(self, key: str, default: str) -> str:
+    # A model's settings are its config's ``parameters`` (strings); a request's parameters (top_k,
+    # score_threshold, ...) are another thing, checked by :mod:`.parameters`.
+    def setting(self, key: str, default: str) -> str:
         value = self.parameters.get(key, "")
         return value if value != "" else default
 
-    def int_parameter(self, key: str, default: int) -> int:
-        raw = self.parameter(key, str(default))
+    def int_setting(self, key: str, default: int) -> int:
+        raw = self.setting(key, str(default))
         try:
             return int(raw)
         except ValueError as exc:
             raise ConfigError(f"model '{self.name}': parameter '{key}' must be an integer, got '{raw}'") from exc
 
-    def float_parameter(self, key: str, default: float) -> float:
-        raw = self.parameter(key, str(default))
+    def float_setting(self, key: str, default: float) -> float:
+        raw = self.setting(key, str(default))
         try:
             return float(raw)
         except ValueError as exc:

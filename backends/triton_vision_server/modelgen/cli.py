@@ -26,7 +26,8 @@ def cmd_add_model(args: argparse.Namespace) -> int:
         print("error: --verify-only needs --verify DIR", file=sys.stderr)
         return 2
     if args.verify is not None:
-        from .verify import VerifyError, report_lines, verify_spec
+        from .verify import VerifyError, verify_spec
+        from .verify_report import report_lines
 
         try:
             report = verify_spec(args.spec, args.verify, limit=args.verify_limit)

@@ -1,0 +1,99 @@
+"""Every key of a model spec, per table, with its type and meaning: the reference the parser checks
+unknown keys against and the README's key table is rendered from (a unit test ties the two)."""
+
+from __future__ import annotations
+
+# Each composing model's queue (README, Reliability III; docs/performance.md, "Bounded queues"):
+# at most this many requests wait, more are refused at once; a request that has waited this long
+# is refused. Measured on 2 cores, classification: 32 waiting single-image requests are ~1 s of
+# work at the ONNX step; 2 s leaves a lone folder job (4 requests of 32 images in flight) unrefused.
+DEFAULT_MAX_QUEUE_SIZE = 32
+DEFAULT_QUEUE_TIMEOUT_MS = 2000
+
+# Every key, per table, with its meaning: (type, meaning). The README's reference table is tied to it.
+KEYS: dict[str, dict[str, tuple[str, str]]] = {
+    "": {
+        "name": (
+            "string",
+            "the ensemble's name; its composing models are NAME_preprocess, NAME_model, NAME_postprocess",
+        ),
+        "task": ("string", "classification, detection or segmentation"),
+        "model": ("path", "the ONNX file, relative to the spec file (copied into NAME_model/1/model.onnx)"),
+        "labels": ("path", "one class name per line; CLASS_IDS index its lines (0-based)"),
+        "model_name": ("string", "the ONNX model's name in the repository (default NAME_model)"),
+        "max_batch_size": (
+            "integer",
+            "images per request, 1..32 (default 32 classification, 4 otherwise; 1 if the model cannot batch)",
+        ),
+        "description": ("string", "a line for the generated configs' comments"),
+        "shared_prefix": (
+            "string",
+            "the prefix of the shared models it calls (PREFIXimage_guard, PREFIXmodel_info); "
+            "export-repo --prefix writes it (default none)",
+        ),
+        "max_queue_size": (
+            "integer",
+            "requests that may wait in each of its models' queues; more are refused at once with UNAVAILABLE "
+            f"(0: no bound; default {DEFAULT_MAX_QUEUE_SIZE})",
+        ),
+        "queue_timeout_ms": (
+            "integer",
+            "a request that has waited this long in one of its models' queues is refused with UNAVAILABLE "
+            f"(0: no limit; default {DEFAULT_QUEUE_TIMEOUT_MS})",
+        ),
+    },
+    "preprocess": {
+        "resize": ("string", "shorter-crop, stretch, letterbox or keep-aspect (see below)"),
+        "size": ("[height, width]", "the network input's size (keep-aspect: omit for free dimensions)"),
+        "shorter": ("integer", "shorter-crop: the shorter side before the centre crop (torchvision's Resize)"),
+        "min_size": ("number", "keep-aspect: target of the shorter side"),
+        "max_size": ("number", "keep-aspect: cap of the longer side"),
+        "pad": ("string", "letterbox: top-left or center (default center)"),
+        "fill": (
+            'number or "mean"',
+            'letterbox: the padding, a pixel value 0..255 or "mean" (0 after normalisation; default)',
+        ),
+        "channels": ("string", "RGB or BGR (default RGB)"),
+        "layout": ("string", "NCHW or NHWC (default NCHW)"),
+        "dtype": ("string", "float32, or uint8 (raw 0..255 pixels, no normalisation; default float32)"),
+        "mean": ("[3 numbers]", "float32: value = (pixel / 255 - mean) / std, in the order of `channels` (default 0)"),
+        "std": ("[3 numbers]", "see mean (default 1)"),
+        "interpolation": ("string", "linear, cubic or nearest (default linear)"),
+        "antialias": ("boolean", "filter when shrinking, as Pillow/torchvision do (default true)"),
+    },
+    "postprocess": {
+        "output": ("string", "classification: logits (softmax applied) or probabilities (default logits)"),
+        "format": (
+            "string",
+            "detection: torchvision, tf-od or yolo; segmentation: logits-nchw, logits-nhwc or class-map",
+        ),
+        "label_offset": ("integer", "detection: the label of model class id c is line c + label_offset (default 0)"),
+        "tensors": ("table", "the model's output tensors by role, where they are not the conventional names (below)"),
+        "top_k": (
+            "integer",
+            "classification: default of the top_k request parameter (default 5, or the class count if fewer)",
+        ),
+        "score_threshold": ("number", "detection: default of the score_threshold request parameter (default 0.5)"),
+        "max_detections": ("integer", "detection: default of the max_detections request parameter (default 100)"),
+        "iou_threshold": ("number", "detection (yolo): default of the iou_threshold request parameter (default 0.45)"),
+    },
+    "inputs": {
+        "image": ("string", "the model input that takes the pixels (default: the only image-shaped input)"),
+        "image_sizes": ("string", "detection: an INT64 [batch, 2] input fed each image's resized (height, width)"),
+    },
+    "tensors": {
+        "inputs": ("list of tables", "built-in models whose file is prepared later: name, dtype, dims (no batch)"),
+        "outputs": ("list of tables", "see inputs"),
+        "max_batch_size": ("integer", "see inputs"),
+    },
+}
+
+
+def reference_table() -> str:
+    """The README's spec reference table, rendered from :data:`KEYS` (a test ties the two)."""
+    rows = ["| key | type | meaning |", "| --- | --- | --- |"]
+    for table, keys in KEYS.items():
+        for key, (kind, meaning) in keys.items():
+            where = f"`{key}`" if not table else f"`[{table}]` `{key}`"
+            rows.append(f"| {where} | {kind} | {meaning} |")
+    return "\n".join(rows)

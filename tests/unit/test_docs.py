@@ -1,0 +1,27 @@
+"""docs/architecture.md points at files that exist (a renamed module must be renamed there too)."""
+
+from __future__ import annotations
+
+import re
+
+from tests.conftest import ROOT
+
+
+def test_every_file_the_architecture_page_names_exists():
+    text = (ROOT / "docs" / "architecture.md").read_text()
+    named = set(re.findall(r"`([\w./-]+\.(?:py|toml|pbtxt|yaml|md|cfg))`", text))
+    named |= set(re.findall(r"\]\(\.\./([\w./-]+)\)", text))
+    skipped = {".venv", ".venv-ma", ".git", "build", "out"}
+    tracked = [
+        str(path.relative_to(ROOT))
+        for top in ROOT.iterdir()
+        if top.name not in skipped
+        for path in ([top] if top.is_file() else top.rglob("*"))
+        if path.is_file()
+    ]
+    missing = [
+        name
+        for name in sorted(named)
+        if "NAME" not in name and not any(path == name or path.endswith("/" + name) for path in tracked)
+    ]
+    assert missing == []
