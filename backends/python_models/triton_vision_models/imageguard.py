@@ -81,10 +81,14 @@ class ImageHeader:
     detail: str  # e.g. "progressive, 3 components" or "RGBA, 16-bit"
 
 
-def encoded_length(row: np.ndarray) -> int:
-    """Length of the file in a zero-padded row (valid JPEG and PNG files end in non-zero bytes)."""
-    nonzero = np.flatnonzero(row)
-    return int(nonzero[-1]) + 1 if nonzero.size else 0
+def encoded_bytes(row: np.ndarray) -> bytes:
+    """The file in a zero-padded row (valid JPEG and PNG files end in non-zero bytes), as bytes.
+
+    One copy of the row, and the padding stripped in C: ``np.flatnonzero`` over the row cost about
+    0.4 ms per 300 KB photo, twice per image (here and in the DALI runner's pixel budget).
+    """
+    data = row.tobytes()
+    return data if not data or data[-1] else data.rstrip(b"\0")
 
 
 def _jpeg_header(data: bytes) -> ImageHeader:
@@ -188,7 +192,7 @@ def declared_pixels(row: np.ndarray) -> int:
     """Declared width x height of the encoded image in a zero-padded row; 0 if its header is unreadable
     (the decoder then fails on it and the request is refused as corrupt)."""
     try:
-        header = read_header(row[: encoded_length(row)].tobytes())
+        header = read_header(encoded_bytes(row))
     except ImageRejectedError:
         return 0
     return header.width * header.height
@@ -207,7 +211,7 @@ class ImageGuard:
     def check_batch(self, batch: np.ndarray) -> list[ImageHeader]:
         headers = []
         for index, row in enumerate(batch):
-            data = row[: encoded_length(row)].tobytes()
+            data = encoded_bytes(row)
             try:
                 headers.append(check_image(data, self.limits))
             except ImageRejectedError as exc:

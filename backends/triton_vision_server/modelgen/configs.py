@@ -40,6 +40,14 @@ DALI_PARAMETERS = (
     ("release_above_pixels", "16000000"),
 )
 
+# ONNX Runtime session settings of every generated ONNX model (docs/performance.md, "Spinning").
+ONNX_PARAMETERS = (("session.intra_op.allow_spinning", "0"),)
+ONNX_SPINNING_NOTE = (
+    "# ONNX Runtime's intra-op threads spin while they wait for work (its default), burning a core between",
+    "# requests and while other steps hold the CPU; off, they sleep (docs/performance.md). The local",
+    "# backend honours it; Triton's native ONNX Runtime backend does not read it (there, threads spin).",
+)
+
 
 @dataclass(frozen=True)
 class ModelFiles:
@@ -274,6 +282,8 @@ def model_config(spec: EnsembleSpec, model: ModelContract, max_batch: int, *, pr
         "# starts 2 CPU instances, each with its own ONNX Runtime thread pool of one thread per core, which",
         "# then compete for the same cores; one instance batches instead (docs/performance.md).",
         "instance_group [ { count: 1 } ]",
+        *ONNX_SPINNING_NOTE,
+        *_parameters(ONNX_PARAMETERS),
     ]
     return _write(lines)
 
