@@ -214,3 +214,32 @@ def test_one_request_runs_on_its_own_array_and_several_on_their_concatenation(ru
     out = runner([RequestData({"x": a}), RequestData({"x": b})])
     assert seen[-1].shape == (3, 3)
     np.testing.assert_array_equal(out[1]["y"], 2 * b)
+
+
+def test_the_calm_cpu_session_has_its_own_threads_and_runs_only_while_the_cpus_are_calm(model_dir, tmp_path):
+    from triton_vision_models.cpu_pressure import CpuPressure
+
+    parameters = {"intra_op_thread_count": "1", "idle_intra_op_thread_count": "3"}
+    runner = OnnxRunner.from_spec(spec_with(model_dir, parameters))
+    assert runner.session.get_session_options().intra_op_num_threads == 1
+    assert runner.idle_session.get_session_options().intra_op_num_threads == 3
+    path, now = tmp_path / "pressure", [0.0]
+    runner.contention = CpuPressure(path, calm_below=0.2, clock=lambda: now[0])
+    x = {"x": np.ones((1, 2), np.float32)}
+    for stalled_us, calm in [(0, True), (1_000, True), (9_000, False), (9_500, True)]:
+        path.write_text(f"some avg10=0 avg60=0 avg300=0 total={stalled_us}\n")
+        before = runner.idle_runs
+        np.testing.assert_array_equal(runner.run_batch(x)["y"], 2 * x["x"])  # both sessions answer alike
+        assert runner.idle_runs - before == int(calm)
+        now[0] += 0.01  # the next call's window: 10 ms
+
+
+def test_without_the_parameter_there_is_one_session(model_dir):
+    assert OnnxRunner.from_spec(spec_with(model_dir, {})).idle_session is None
+
+
+def test_a_negative_calm_cpu_thread_count_is_refused(model_dir):
+    from triton_vision_models.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="idle_intra_op_thread_count' must be >= 0"):
+        OnnxRunner.from_spec(spec_with(model_dir, {"idle_intra_op_thread_count": "-1"}))

@@ -1,4 +1,13 @@
-"""Run an ONNX model for a list of requests, batching those whose shapes agree."""
+"""Run an ONNX model for a list of requests, batching those whose shapes agree.
+
+The session is made from the config as Triton's native ONNX Runtime backend makes it
+(:func:`session_settings`). Two settings are this (local) backend's own, and the native one ignores
+them: ONNX Runtime's spinning (:data:`SPINNING_KEYS`) and ``idle_intra_op_thread_count``, a second
+session with more intra-op threads used for an execution while the CPUs are calm
+(:mod:`.cpu_pressure`): at one request at a time a batch of one then runs on every core, and under
+load each instance runs its batch on one thread, without the waits of a parallel section whose
+threads share the cores with the other steps (docs/performance.md).
+"""
 
 from __future__ import annotations
 
@@ -9,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from .cpu_pressure import CpuPressure
 from .errors import ConfigError, ModelFileError
 from .spec import ModelSpec, RequestData
 
@@ -106,6 +116,23 @@ def session_options(spec: ModelSpec):
     return options
 
 
+IDLE_THREADS_KEY = "idle_intra_op_thread_count"
+
+
+def idle_options(spec: ModelSpec):
+    """The options of the calm-CPU session: the config's, with ``idle_intra_op_thread_count`` intra-op
+    threads (0: one per core); None when the config has no such parameter."""
+    raw = spec.parameters.get(IDLE_THREADS_KEY)
+    if raw is None:
+        return None
+    threads = spec.int_setting(IDLE_THREADS_KEY, 0)
+    if threads < 0:
+        raise ConfigError(f"model '{spec.name}': parameter '{IDLE_THREADS_KEY}' must be >= 0, got {threads}")
+    options = session_options(spec)
+    options.intra_op_num_threads = threads
+    return options
+
+
 def model_path(spec: ModelSpec) -> Path:
     return spec.version_dir / (spec.default_model_filename or DEFAULT_MODEL_FILENAME)
 
@@ -114,9 +141,10 @@ DEFAULT_ARENA_SHRINK_ABOVE_BATCH = 8
 
 
 class OnnxRunner:
-    """A pure runner (see :mod:`triton_adapter`) around one ONNX Runtime session."""
+    """A pure runner (see :mod:`triton_adapter`) around one ONNX Runtime session (and the calm-CPU
+    one, :func:`idle_options`)."""
 
-    def __init__(self, spec: ModelSpec, session) -> None:  # session: onnxruntime.InferenceSession
+    def __init__(self, spec: ModelSpec, session, idle_session=None) -> None:  # onnxruntime.InferenceSession
         self.spec = spec
         self.session = session
         model_inputs = {i.name for i in session.get_inputs()}
@@ -134,6 +162,9 @@ class OnnxRunner:
                     f"(it has {sorted(model_outputs)})"
                 )
         self.output_names = [tensor.name for tensor in spec.outputs]
+        self.idle_session = idle_session
+        self.idle_runs = 0  # executions that ran on idle_session (read by tests)
+        self.contention = CpuPressure()
 
     @classmethod
     def from_spec(cls, spec: ModelSpec) -> OnnxRunner:
@@ -151,14 +182,22 @@ class OnnxRunner:
         if spec.instance_kind == "KIND_GPU" and "CUDAExecutionProvider" in ort.get_available_providers():
             providers.insert(0, ("CUDAExecutionProvider", {"device_id": spec.device_id or 0}))
         session = ort.InferenceSession(str(path), sess_options=options, providers=providers)
-        return cls(spec, session)
+        idle = idle_options(spec) if len(providers) == 1 else None  # CPU threads only matter on the CPU
+        idle_session = (
+            ort.InferenceSession(str(path), sess_options=idle, providers=providers) if idle is not None else None
+        )
+        return cls(spec, session, idle_session)
 
     def run_batch(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         options = self._run_options(inputs)
+        session = self.session
+        if self.idle_session is not None and self.contention.calm():
+            session = self.idle_session
+            self.idle_runs += 1
         if options is None:
-            results = self.session.run(self.output_names, dict(inputs))
+            results = session.run(self.output_names, dict(inputs))
         else:
-            results = self.session.run(self.output_names, dict(inputs), options)
+            results = session.run(self.output_names, dict(inputs), options)
         return dict(zip(self.output_names, results, strict=True))
 
     def _run_options(self, inputs: Mapping[str, np.ndarray]):

@@ -277,15 +277,29 @@ def model_config(spec: EnsembleSpec, model: ModelContract, max_batch: int, *, pr
             "# runs); a delay was waited in full by every lone request (docs/performance.md).",
             "dynamic_batching { max_queue_delay_microseconds: 0 }",
         ]
-    lines += [
-        "# One instance (kind left to Triton: the GPU where there is one, else the CPU). Without it Triton",
-        "# starts 2 CPU instances, each with its own ONNX Runtime thread pool of one thread per core, which",
-        "# then compete for the same cores; one instance batches instead (docs/performance.md).",
-        "instance_group [ { count: 1 } ]",
-        *ONNX_SPINNING_NOTE,
-        *_parameters(ONNX_PARAMETERS),
-    ]
+    lines += [*onnx_instances(spec), *ONNX_SPINNING_NOTE, *_parameters(ONNX_PARAMETERS)]
     return _write(lines)
+
+
+def onnx_instances(spec: EnsembleSpec) -> list[str]:
+    """The ONNX model's instances and threads (kind left to Triton: the GPU where there is one, else
+    the CPU): a classifier's batch is cheap next to its steps, a detector's or segmenter's is seconds."""
+    if spec.task != contract.CLASSIFICATION:
+        return [
+            "# One instance (kind left to Triton: the GPU where there is one, else the CPU). Without it Triton",
+            "# starts 2 CPU instances, each with its own ONNX Runtime thread pool of one thread per core, which",
+            "# then compete for the same cores; one instance batches instead (docs/performance.md).",
+            "instance_group [ { count: 1 } ]",
+        ]
+    return [
+        "# Two instances of one intra-op thread each (kind left to Triton: the GPU where there is one, else",
+        "# the CPU): under load two batches run side by side, each on one thread, without the waits of a",
+        "# parallel section whose threads share the cores with the other steps. While the CPUs are calm",
+        "# (one request at a time) the local backend runs a batch on a second session with one thread per",
+        "# core (idle_intra_op_thread_count 0), which Triton's native backend ignores (docs/performance.md).",
+        "instance_group [ { count: 2 } ]",
+        *_parameters([("intra_op_thread_count", "1"), ("idle_intra_op_thread_count", "0")]),
+    ]
 
 
 def postprocess_parameters(spec: EnsembleSpec, model: ModelContract) -> list[tuple[str, str]]:
