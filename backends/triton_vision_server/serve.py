@@ -32,7 +32,7 @@ from .admin import ModelState
 from .errors import CrashLoopError, PortInUseError, RepositoryUnusableError, ServerFailedError, StopRequested
 from .ports import check_ports
 from .runtime import LocalTritonServer
-from .server_config import ServerOptions
+from .server_config import ServerOptions, describe_size
 from .supervisor import TICK_S, Supervisor
 
 LOG = logging.getLogger("triton_vision_server.serve")
@@ -135,6 +135,9 @@ class Serve:
         repository = servable_repository(self.options)
         say(f"model repository: {self.options.model_repository.resolve()}")
         say(f"ensembles: {', '.join(repository.ensembles)}")
+        if self.options.cache_size > 0:
+            cached = ", ".join(repository.cached_ensembles) or "none of its ensembles enables it"
+            say(f"response cache: {describe_size(self.options.cache_size)} (cached: {cached})")
         report_model_files(repository)
         self.probe_ensembles = [name for name in repository.ensembles if repository[name].task]
         check_ports(self.options.host, self.options.port_options)

@@ -165,30 +165,58 @@ def _step(model_name: str, inputs: Sequence[tuple[str, str]], outputs: Sequence[
     ]
 
 
-def ensemble_config(spec: EnsembleSpec, model: ModelContract, max_batch: int) -> str:
-    sized = spec.task != contract.CLASSIFICATION
+def image_outputs(spec: EnsembleSpec, model: ModelContract) -> dict[str, str]:
+    """What the post-processing reads from the image's part (guard, preprocessing, model), by the
+    flat ensemble's tensor name: its name as an output of the cached ``NAME_infer`` ensemble."""
+    exported = {tensor: name for name, tensor, _ in postprocess_inputs(spec, model)}
+    if spec.task != contract.CLASSIFICATION:
+        exported.update({"original_size": t.ORIGINAL_SIZE, "resized_size": t.RESIZED_SIZE})
+    return exported
+
+
+def _image_steps(spec: EnsembleSpec, model: ModelContract, rename: dict[str, str]) -> list[list[str]]:
+    """image_guard -> NAME_preprocess -> the ONNX model, its tensors named as ``rename`` says."""
+
+    def name(tensor: str) -> str:
+        return rename.get(tensor, tensor)
+
     pre_outputs = [(t.PIXELS, "pixels")]
-    if sized:
-        pre_outputs += [(t.ORIGINAL_SIZE, "original_size"), (t.RESIZED_SIZE, "resized_size")]
+    if spec.task != contract.CLASSIFICATION:
+        pre_outputs += [(t.ORIGINAL_SIZE, name("original_size")), (t.RESIZED_SIZE, name("resized_size"))]
     model_inputs = [(model.image_input, "pixels")]
     if model.image_sizes_input:
-        model_inputs.append((model.image_sizes_input, "resized_size"))
+        model_inputs.append((model.image_sizes_input, name("resized_size")))
     wired = postprocess_inputs(spec, model)
-    post_inputs = [(name, tensor) for name, tensor, _ in wired]
-    if sized:
-        post_inputs += [(t.ORIGINAL_SIZE, "original_size"), (t.RESIZED_SIZE, "resized_size")]
-    if spec.task == contract.SEGMENTATION:
-        post_inputs.append((t.IMAGE, "checked_image"))
-    outputs = [name for name in contract.TASK_OUTPUTS[spec.task]]
-    steps = [
+    return [
         _step(spec.image_guard_name, [(t.IMAGE, t.IMAGE)], [(t.CHECKED_IMAGE, "checked_image")]),
         _step(spec.preprocess_name, [(t.IMAGE, "checked_image")], pre_outputs),
-        _step(spec.model_name, model_inputs, [(output.name, tensor) for _, tensor, output in wired]),
-        _step(spec.postprocess_name, post_inputs, [(name, name) for name in outputs]),
+        _step(spec.model_name, model_inputs, [(output.name, name(tensor)) for _, tensor, output in wired]),
     ]
+
+
+def _scheduling(steps: list[list[str]]) -> list[str]:
     body = []
     for index, step in enumerate(steps):
         body += step[:-1] + ["    }," if index < len(steps) - 1 else "    }"]
+    return ["ensemble_scheduling {", "  step [", *body, "  ]", "}"]
+
+
+def ensemble_config(spec: EnsembleSpec, model: ModelContract, max_batch: int) -> str:
+    """The ensemble clients call: ``NAME_infer`` (cached) -> NAME_postprocess, or with ``cache = false``
+    the four steps in one ensemble."""
+    exported = image_outputs(spec, model)
+    post_inputs = [(name, tensor) for name, tensor, _ in postprocess_inputs(spec, model)]
+    if spec.task != contract.CLASSIFICATION:
+        post_inputs += [(t.ORIGINAL_SIZE, "original_size"), (t.RESIZED_SIZE, "resized_size")]
+    if spec.task == contract.SEGMENTATION:  # the overlay's photo; with the cache, the request's own bytes
+        post_inputs.append((t.IMAGE, "checked_image" if not spec.cache else t.IMAGE))
+    outputs = [name for name in contract.TASK_OUTPUTS[spec.task]]
+    post = _step(spec.postprocess_name, post_inputs, [(name, name) for name in outputs])
+    if spec.cache:
+        image = _step(spec.infer_name, [(t.IMAGE, t.IMAGE)], [(name, tensor) for tensor, name in exported.items()])
+        steps = [image, post]
+    else:
+        steps = [*_image_steps(spec, model, {}), post]
     return _write(
         [
             *_comment(
@@ -202,11 +230,46 @@ def ensemble_config(spec: EnsembleSpec, model: ModelContract, max_batch: int) ->
             f"max_batch_size: {max_batch}",
             *_block("input", [_tensor(t.IMAGE, "TYPE_UINT8", [-1])]),
             *_block("output", ensemble_outputs(spec, model)),
-            "ensemble_scheduling {",
-            "  step [",
-            *body,
-            "  ]",
-            "}",
+            *_scheduling(steps),
+        ]
+    )
+
+
+def request_parameters(spec: EnsembleSpec) -> str:
+    """The request parameters the post-processing reads, for comments."""
+    if spec.task == contract.CLASSIFICATION:
+        return contract.TOP_K
+    if spec.task == contract.DETECTION:
+        extra = ", iou_threshold" if spec.postprocess.format == "yolo" else ""
+        return f"{contract.SCORE_THRESHOLD}, {contract.MAX_DETECTIONS}{extra}"
+    return contract.OVERLAY_PARAMETER
+
+
+def infer_config(spec: EnsembleSpec, model: ModelContract, max_batch: int) -> str:
+    """``NAME_infer``: the steps whose answer depends on the image's bytes alone, with the response cache."""
+    exported = image_outputs(spec, model)
+    outputs = [_tensor(name, output.dtype, output.dims) for name, _, output in postprocess_inputs(spec, model)]
+    if spec.task != contract.CLASSIFICATION:
+        outputs += [_tensor(t.ORIGINAL_SIZE, "TYPE_INT64", [2]), _tensor(t.RESIZED_SIZE, "TYPE_INT64", [2])]
+    return _write(
+        [
+            *_comment(
+                f"The image's part of '{spec.name}': {spec.image_guard_name} -> {spec.preprocess_name} -> "
+                f"{spec.model_name}, whose answer depends on the image's bytes alone. Triton's response cache "
+                "keys an entry on the model and the input bytes, not on request parameters, so it is enabled "
+                f"here and not on '{spec.name}', whose post-processing reads them ({request_parameters(spec)}): a "
+                "repeated image skips decoding and the model, and its post-processing still follows its own "
+                "request. Used when the server has a cache (`triton-vision serve --cache-size`); without one the "
+                "setting does nothing (docs/performance.md).",
+                GENERATED.format(spec=f"{spec.name}/spec.toml"),
+            ),
+            f'name: "{spec.infer_name}"',
+            'platform: "ensemble"',
+            f"max_batch_size: {max_batch}",
+            *_block("input", [_tensor(t.IMAGE, "TYPE_UINT8", [-1])]),
+            *_block("output", outputs),
+            *_scheduling(_image_steps(spec, model, exported)),
+            "response_cache { enable: true }",
         ]
     )
 
