@@ -168,6 +168,14 @@ def _unknown_accelerator(repo: Path) -> None:
     )
 
 
+def _ensemble_output_reshaped(repo: Path) -> None:
+    edit(
+        repo / "classification_infer" / "config.pbtxt",
+        '{ name: "LOGITS" data_type: TYPE_FP32 dims: [ 1000 ] }',
+        '{ name: "LOGITS" data_type: TYPE_FP32 dims: [ 1000 ] reshape: { shape: [ 10, 100 ] } }',
+    )
+
+
 def _dali_external_source_renamed(repo: Path) -> None:
     edit(repo / "classification_preprocess" / "1" / "dali.py", 'name="IMAGE"', 'name="IMAGES"')
 
@@ -297,6 +305,13 @@ BREAKAGES: dict[str, tuple[Callable[[Path], None], list[str]]] = {
         [
             "resnet18: gpu_execution_accelerator 'tensorrtx' is unknown to the ONNX Runtime backend "
             "(expected one of: cuda, tensorrt)"
+        ],
+    ),
+    "ensemble output reshaped": (
+        _ensemble_output_reshaped,
+        [
+            "classification_infer: 'LOGITS' declares a reshape, which an ensemble cannot use: Triton compares "
+            "its reshaped shape [-1, 10, 100] with the steps' served shapes; declare the dims alone"
         ],
     ),
     "dali external source renamed": (

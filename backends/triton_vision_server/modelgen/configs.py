@@ -248,7 +248,11 @@ def request_parameters(spec: EnsembleSpec) -> str:
 def infer_config(spec: EnsembleSpec, model: ModelContract, max_batch: int) -> str:
     """``NAME_infer``: the steps whose answer depends on the image's bytes alone, with the response cache."""
     exported = image_outputs(spec, model)
-    outputs = [_tensor(name, output.dtype, output.dims) for name, _, output in postprocess_inputs(spec, model)]
+    # A scalar per image is [1] here: an ensemble's tensors are the models' shapes as Triton serves them
+    # (its reshape is the model's business).
+    outputs = [
+        _tensor(name, output.dtype, output.dims or [1]) for name, _, output in postprocess_inputs(spec, model)
+    ]
     if spec.task != contract.CLASSIFICATION:
         outputs += [_tensor(t.ORIGINAL_SIZE, "TYPE_INT64", [2]), _tensor(t.RESIZED_SIZE, "TYPE_INT64", [2])]
     return _write(
