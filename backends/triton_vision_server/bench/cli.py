@@ -35,6 +35,7 @@ def options_from(args: argparse.Namespace) -> BenchOptions:
         repeat_concurrency=parse_concurrency(args.repeat_concurrency, "--repeat-concurrency")
         if args.repeat_concurrency
         else None,
+        compare_onnx=args.compare_onnx,
         out=args.out,
         note=args.note,
     ).check()
@@ -112,6 +113,14 @@ def add_parser(sub: Any, wrap: Callable) -> None:
     )
     p.add_argument(
         "--repeat-concurrency", default=None, help="its concurrency levels (default: 1 and the sweep's highest)"
+    )
+    p.add_argument(
+        "--compare-onnx",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="detection: another detector ONNX file of the same contract, compared in-process on the same "
+        "photos (ms per image, box agreement)",
     )
     p.add_argument("--out", type=Path, default=default.out)
     p.add_argument("--note", default="", help="a remark stored in the report (e.g. what else ran)")

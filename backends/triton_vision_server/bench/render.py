@@ -147,6 +147,7 @@ def render_markdown(report: Mapping[str, Any]) -> str:
             lines += [_step_line(p["concurrency"], s) for s in p.get("server_steps", [])]
     lines += _repeats_lines(report)
     lines += _process_lines(report)
+    lines += _detector_lines(report)
     if report.get("notes"):
         lines += ["", "## Notes", ""] + [f"- {note}" for note in report["notes"]]
     return "\n".join(lines) + "\n"
@@ -186,6 +187,36 @@ def _repeats_lines(report: Mapping[str, Any]) -> list[str]:
             f"| {r['fresh']}, {_fmt(r['fresh_p50_ms'], 1)} | {r['cache_hits']} / {r['cache_misses']} "
             f"| {_fmt(r['hits_per_repeat'], 2)} | {_fmt(r['server_cpu_ms_per_image'])} |"
         )
+    return lines
+
+
+def _detector_lines(report: Mapping[str, Any]) -> list[str]:
+    """The two detectors compared in-process (``--compare-onnx``)."""
+    found = report.get("detectors")
+    if not found:
+        return []
+    ms, kinds, totals = found["ms_per_image"], found["kinds"], found["totals"]
+    caveat = (
+        ""
+        if found["meaningful"]
+        else " At least one is a random-weight stand-in: its boxes are noise, and so is this agreement; the"
+        " speeds are the architectures' own."
+    )
+    lines = [
+        "",
+        "## Two detectors on the same photos (in-process)",
+        "",
+        f"The served `{found['models']['served']}` ({kinds['served']}) and `{found['models']['other']}`"
+        f" ({kinds['other']}), one image at a time on the reference preprocessing, ONNX Runtime's default"
+        f" threads: {_fmt(ms['served'], 0)} and {_fmt(ms['other'], 0)} ms per image. Boxes scoring at least"
+        f" {found['score_threshold']:g}; two agree with the same label and IoU >= {found['match_iou']:g}:"
+        f" {totals['agree']} of {totals['served']} and {totals['other']} (agreement, matched / union:"
+        f" {_fmt(found['agreement'], 2)}).{caveat}",
+        "",
+        "| image | served: boxes | other: boxes | agree |",
+        "|---|---|---|---|",
+    ]
+    lines += [f"| {r['image']} | {r['served']} | {r['other']} | {r['agree']} |" for r in found["per_image"]]
     return lines
 
 

@@ -14,6 +14,7 @@ from typing import Any
 
 from ..server_config import describe_size
 from . import report as br
+from .agreement import compare_detectors
 from .images import BenchImage, bench_images, median_jpeg
 from .in_process import in_process
 from .machine import machine_description, read_loadavg, versions
@@ -132,6 +133,7 @@ def run_bench(options: BenchOptions) -> dict[str, Any]:
         if workdir is not None:
             workdir.cleanup()
     ceiling, bound = in_process(chosen, images, budget_s=max(4.0, options.duration_s * 2))
+    detectors = compare_detectors(chosen, images, options.compare_onnx) if options.compare_onnx else None
     machine["loadavg_after"] = read_loadavg()
     report: dict[str, Any] = {
         "schema": br.SCHEMA,
@@ -160,6 +162,8 @@ def run_bench(options: BenchOptions) -> dict[str, Any]:
         "in_process": ceiling,
         "work_bound": bound,
     }
+    if detectors is not None:
+        report["detectors"] = detectors
     report["served_line"] = instances_line(served)
     report["summary"] = br.summarise(report)
     report["targets"] = br.targets(chosen.task, report["summary"])
