@@ -35,11 +35,11 @@ def chelsea_rgb():
 
 def ensemble_repository(target: Path, ensemble: str) -> Path:
     """A new repository with an ensemble, the models its steps name, and model_info."""
-    from tests.modelconfigs import load_config
     from triton_vision_models import tensors as t
+    from triton_vision_models.repository import ModelRepository
 
-    steps = load_config(MODEL_REPOSITORY / ensemble).ensemble_scheduling.step
-    return copy_model_dirs(target, list(dict.fromkeys([ensemble, *(s.model_name for s in steps), t.MODEL_INFO])))
+    composing = ModelRepository.load(MODEL_REPOSITORY).composing_models(ensemble, nested=True)
+    return copy_model_dirs(target, list(dict.fromkeys([ensemble, *composing, t.MODEL_INFO])))
 
 
 def copy_model_dirs(target: Path, names: list[str]) -> Path:

@@ -10,7 +10,20 @@ from google.protobuf import json_format
 from triton_vision_models.repository import load_config
 from triton_vision_models.spec import ModelSpec
 
-__all__ = ["load_config", "spec_for"]
+__all__ = ["load_config", "spec_for", "step_models"]
+
+
+def step_models(repository: Path, ensemble: str, *, nested: bool = True) -> list[str]:
+    """The models an ensemble's config.pbtxt names as steps, in order; a step that is an ensemble
+    (a generated ensemble's cached NAME_infer) is followed by its own steps, or with ``nested=False``
+    replaced by them. The tests' own reading of the configs, apart from the code under test."""
+    found: list[str] = []
+    for step in load_config(repository / ensemble).ensemble_scheduling.step:
+        if load_config(repository / step.model_name).platform == "ensemble":
+            found += ([step.model_name] if nested else []) + step_models(repository, step.model_name, nested=nested)
+        else:
+            found.append(step.model_name)
+    return found
 
 
 def spec_for(model_dir: Path, version: str = "1", **args: str) -> ModelSpec:

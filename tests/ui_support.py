@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 
 from tests.conftest import MODEL_REPOSITORY, SHARED, copy_model_dirs
-from tests.modelconfigs import load_config
+from tests.modelconfigs import step_models
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
@@ -53,8 +53,7 @@ def three_ensemble_repository(target: Path) -> Path:
 
     names = []
     for ensemble in (t.CLASSIFICATION, t.DETECTION, t.SEGMENTATION):
-        steps = load_config(MODEL_REPOSITORY / ensemble).ensemble_scheduling.step
-        names += [ensemble, *(step.model_name for step in steps)]
+        names += [ensemble, *step_models(MODEL_REPOSITORY, ensemble)]
     repository = copy_model_dirs(target / "repository", list(dict.fromkeys([*names, t.MODEL_INFO])))
     if not REAL_CLASSIFIER.is_file():
         pytest.skip(f"{REAL_CLASSIFIER} is not available (../shared is absent)")

@@ -80,7 +80,17 @@ def _server_options(args: argparse.Namespace):
         log_verbose=args.log_verbose,
         allow_model_control=args.allow_model_control,
         log_dir=args.log_dir,
+        cache_size=args.cache_size,
     )
+
+
+def _byte_size(text: str) -> int:
+    from triton_vision_server.server_config import parse_size
+
+    try:
+        return parse_size(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _add_repository(parser: argparse.ArgumentParser) -> None:
@@ -113,6 +123,14 @@ def _add_server_options(parser: argparse.ArgumentParser, *, ports: tuple[int | N
         "--allow-model-control",
         action="store_true",
         help="let clients load/unload models (off by default; shared memory, logging and trace stay closed)",
+    )
+    parser.add_argument(
+        "--cache-size",
+        type=_byte_size,
+        default=0,
+        metavar="SIZE",
+        help="memory of Triton's response cache, e.g. 256M: a repeated image is answered without decoding "
+        "or the model, its post-processing still following its request (default: 0, no cache)",
     )
 
 

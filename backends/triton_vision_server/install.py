@@ -34,6 +34,7 @@ class TritonInstall:
     libs: Path
     python_backend: Path
     stub: Path
+    caches: Path | None = None  # Triton's cache implementations (caches/local: the response cache)
 
     @classmethod
     def locate(cls) -> TritonInstall:
@@ -49,6 +50,7 @@ class TritonInstall:
             libs=Path(spec.origin).parent.parent / "nvidia_pytriton.libs",
             python_backend=root / "backends" / "python",
             stub=root / "python_backend_stubs" / python_version() / "triton_python_backend_stub",
+            caches=root / "caches",
         )
         for path in (install.binary, install.libs, install.python_backend, install.stub):
             if not path.exists():

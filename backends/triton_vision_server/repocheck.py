@@ -191,6 +191,13 @@ def check_ensemble(name: str, configs: dict[str, ModelConfig], unreadable: Itera
             for number, model in absent
             if model not in set(unreadable)
         ]
+    for tensor in [*ens_inputs.values(), *ens_outputs.values()]:
+        if tensor.HasField("reshape"):  # Triton then takes the reshape as the ensemble tensor's shape
+            problems.append(
+                f"'{tensor.name}' declares a reshape, which an ensemble cannot use: Triton compares its reshaped "
+                f"shape {list(full_shape(ensemble, tensor, in_model=True))} with the steps' served shapes; "
+                "declare the dims alone"
+            )
     # Ensemble tensor -> (dtype, shape, where it comes from); inputs first, then every step output.
     available = {n: (i.data_type, full_shape(ensemble, i), f"ensemble input '{n}'") for n, i in ens_inputs.items()}
     for step in steps:

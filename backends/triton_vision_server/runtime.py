@@ -81,7 +81,10 @@ class LocalTritonServer:
         self._workdir: tempfile.TemporaryDirectory | None = None
 
     def command(self, backend_dir: Path) -> list[str]:
-        return [str(self.install.binary), *self.options.arguments(backend_dir=backend_dir, shm_prefix=self.shm_prefix)]
+        arguments = self.options.arguments(
+            backend_dir=backend_dir, shm_prefix=self.shm_prefix, cache_dir=self.install.caches
+        )
+        return [str(self.install.binary), *arguments]
 
     def start(self) -> LocalTritonServer:
         self.install.check_numpy()

@@ -35,7 +35,7 @@ from .memory import DEFAULT_TRIM_ABOVE_BYTES
 from .ports import check_ports
 from .queues import QueueBounds
 from .runtime import LocalTritonServer
-from .server_config import ServerOptions
+from .server_config import ServerOptions, describe_size
 from .supervisor import TICK_S, Supervisor
 
 LOG = logging.getLogger("triton_vision_server.serve")
@@ -140,6 +140,9 @@ class Serve:
         repository = servable_repository(self.options)
         say(f"model repository: {self.options.model_repository.resolve()}")
         say(f"ensembles: {', '.join(repository.ensembles)}")
+        if self.options.cache_size > 0:
+            cached = ", ".join(repository.cached_ensembles) or "none of its ensembles enables it"
+            say(f"response cache: {describe_size(self.options.cache_size)} (cached: {cached})")
         report_model_files(repository)
         self.probe_ensembles = [name for name in repository.ensembles if repository[name].task]
         check_ports(self.options.host, self.options.port_options)

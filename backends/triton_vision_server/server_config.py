@@ -16,6 +16,24 @@ import triton_vision_contract as contract
 from . import access, memory
 
 EXIT_TIMEOUT_S = 10  # tritonserver's wait for in-flight requests on SIGTERM
+SIZE_UNITS = {"": 1, "K": 2**10, "M": 2**20, "G": 2**30}
+
+
+def parse_size(text: str) -> int:
+    """``256M`` -> 268435456: bytes, or K/M/G (powers of 1024, an optional trailing B or iB); ValueError
+    naming the accepted forms otherwise."""
+    cleaned = text.strip().upper().removesuffix("IB").removesuffix("B")
+    number, unit = (cleaned[:-1], cleaned[-1]) if cleaned[-1:] in ("K", "M", "G") else (cleaned, "")
+    if not number.isdigit():
+        raise ValueError(f"'{text}' is not a size: give bytes or a number with K, M or G (e.g. 256M)")
+    return int(number) * SIZE_UNITS[unit]
+
+
+def describe_size(size: int) -> str:
+    for unit in ("G", "M", "K"):
+        if size >= SIZE_UNITS[unit] and size % SIZE_UNITS[unit] == 0:
+            return f"{size // SIZE_UNITS[unit]} {unit}iB"
+    return f"{size} bytes"
 
 
 @dataclass
@@ -28,6 +46,7 @@ class ServerOptions:
     log_verbose: int = 0
     allow_model_control: bool = False  # open the model-repository API to clients
     log_dir: Path | None = None  # None: logs.default_log_dir()
+    cache_size: int = 0  # bytes of Triton's response cache (local); 0: no cache
     # Key of the restricted APIs; never printed, never leaves this process tree.
     admin_key: str = field(default_factory=access.new_key, repr=False)
 
@@ -58,7 +77,14 @@ class ServerOptions:
             return tuple(api for api in access.RESTRICTED_APIS if api != access.MODEL_CONTROL_API)
         return access.RESTRICTED_APIS
 
-    def arguments(self, *, backend_dir: Path, shm_prefix: str) -> list[str]:
+    def cache_arguments(self, cache_dir: Path | None) -> list[str]:
+        """The response cache: Triton's ``local`` cache of ``cache_size`` bytes (none when 0)."""
+        if self.cache_size <= 0:
+            return []
+        where = [f"--cache-directory={cache_dir}"] if cache_dir is not None else []
+        return [*where, f"--cache-config=local,size={self.cache_size}"]
+
+    def arguments(self, *, backend_dir: Path, shm_prefix: str, cache_dir: Path | None = None) -> list[str]:
         """tritonserver's arguments (without the binary)."""
         return [
             f"--model-repository={self.model_repository.resolve()}",
@@ -77,5 +103,6 @@ class ServerOptions:
             f"--backend-config=python,shm-region-prefix-name={shm_prefix}",
             f"--exit-timeout-secs={EXIT_TIMEOUT_S}",
             *memory.GRPC_ARGS,
+            *self.cache_arguments(cache_dir),
             *access.restriction_args(self.admin_key, self.restricted_apis),
         ]

@@ -198,24 +198,29 @@ class VisionClient:
             raise ModelNotServedError(self.url, model)
 
     def _config(self, model: str, *, fresh: bool = False) -> EnsembleConfig:
-        """The ensemble's config (kept after the first answer); :class:`ModelNotServedError` when the
-        server has no such model loaded."""
-        from tritonclient.utils import InferenceServerException
-
+        """The ensemble's config (kept after the first answer), nested ensembles' steps among its
+        steps; :class:`ModelNotServedError` when the server has no such model loaded."""
         if not fresh and model in self._configs:
             return self._configs[model]
-        try:
-            if self.protocol == "grpc":
-                answer = self._ask(
-                    lambda: self._client.get_model_config(model, as_json=True, client_timeout=self.timeout_s)
-                )
-            else:
-                answer = self._ask(lambda: self._client.get_model_config(model))
-        except InferenceServerException:
-            raise ModelNotServedError(self.url, model) from None
-        config = EnsembleConfig.from_json(model, answer)
+        answer = self._config_json(model)
+        if answer is None:
+            raise ModelNotServedError(self.url, model)
+        config = EnsembleConfig.from_json(model, answer).with_nested(self._config_json)
         self._configs[model] = config
         return config
+
+    def _config_json(self, model: str) -> Mapping[str, Any] | None:
+        """A model's config as the server answers it (None when it has no such model loaded)."""
+        from tritonclient.utils import InferenceServerException
+
+        try:
+            if self.protocol == "grpc":
+                return self._ask(
+                    lambda: self._client.get_model_config(model, as_json=True, client_timeout=self.timeout_s)
+                )
+            return self._ask(lambda: self._client.get_model_config(model))
+        except InferenceServerException:
+            return None
 
     def _has_model(self, model: str) -> bool:
         """False only when the server says it has no model of that name at all."""

@@ -7,8 +7,8 @@ task comes from the output names (``contract.task_of``), the batch size from the
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
 from typing import Any
 
 import triton_vision_contract as contract
@@ -41,6 +41,26 @@ class EnsembleConfig:
             steps=tuple(dict.fromkeys(step for step in steps if step)),
             outputs=tuple(outputs),
         )
+
+    def with_nested(self, config_of: Callable[[str], Mapping[str, Any] | None]) -> EnsembleConfig:
+        """Its steps with each nested ensemble's steps after it (a generated ensemble's cached
+        ``NAME_infer`` runs the guard, the preprocessing and the model); ``config_of(model)`` is the
+        server's config JSON of a step (None when it has none)."""
+        return replace(self, steps=nested_steps(self.steps, config_of, {self.name}))
+
+
+def nested_steps(
+    steps: tuple[str, ...], config_of: Callable[[str], Mapping[str, Any] | None], seen: set[str]
+) -> tuple[str, ...]:
+    found: list[str] = []
+    for step in steps:
+        found.append(step)
+        config = config_of(step) if step not in seen else None
+        body = config.get("config", config) if config is not None else {}
+        if body.get("platform") == "ensemble":
+            inner = EnsembleConfig.from_json(step, body).steps
+            found.extend(nested_steps(inner, config_of, seen | {step}))
+    return tuple(dict.fromkeys(found))
 
 
 @dataclass(frozen=True)

@@ -15,9 +15,12 @@ SERVER_START_TIMEOUT_S = 240.0
 
 
 @contextlib.contextmanager
-def running_server(repository: Path, *, allow_model_control: bool = False) -> Iterator[LocalTritonServer]:
+def running_server(
+    repository: Path, *, allow_model_control: bool = False, cache_size: int = 0
+) -> Iterator[LocalTritonServer]:
     """A LocalTritonServer on free loopback ports, ready, stopped afterwards (``allow_model_control``:
-    clients may load and unload models, as with ``serve --allow-model-control``)."""
+    clients may load and unload models, as with ``serve --allow-model-control``; ``cache_size``: bytes
+    of response cache, as ``serve --cache-size``)."""
     from triton_vision_server.ports import free_port
     from triton_vision_server.server_config import ServerOptions
 
@@ -27,6 +30,7 @@ def running_server(repository: Path, *, allow_model_control: bool = False) -> It
         grpc_port=free_port(),
         metrics_port=free_port(),
         allow_model_control=allow_model_control,
+        cache_size=cache_size,
     )
     server = LocalTritonServer(options)
     server.start()

@@ -55,23 +55,24 @@ def prefixed_server(prefixed_repository):
 
 def expected_ensembles(repository: Path) -> dict[str, tuple[str, int, list[str]]]:
     """{ensemble: (task, max_batch_size, stand-in steps)} read from the repository's files."""
-    from tests.modelconfigs import load_config
+    from tests.modelconfigs import load_config, step_models
 
     tasks = {t.CLASS_IDS: t.CLASSIFICATION, t.BOXES: t.DETECTION, t.MASK: t.SEGMENTATION}
+    configs = {directory.name: load_config(directory) for directory in sorted(repository.iterdir())}
+    nested = {step.model_name for config in configs.values() for step in config.ensemble_scheduling.step}
     found = {}
-    for directory in sorted(repository.iterdir()):
-        config = load_config(directory)
-        if config.platform != "ensemble":
+    for name, config in configs.items():
+        if config.platform != "ensemble" or name in nested:  # NAME_infer: a step, not called by clients
             continue
         task = next(tasks[o.name] for o in config.output if o.name in tasks)
-        steps = [step.model_name for step in config.ensemble_scheduling.step]
+        steps = step_models(repository, name)
         stand_ins = [
             step
             for step in steps
             if (repository / step / "1" / "model.source.json").is_file()
             and json.loads((repository / step / "1" / "model.source.json").read_text())["kind"] == "stand-in"
         ]
-        found[directory.name] = (task, config.max_batch_size, stand_ins)
+        found[name] = (task, config.max_batch_size, stand_ins)
     return found
 
 

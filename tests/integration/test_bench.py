@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ROOT
-from tests.modelconfigs import load_config
+from tests.modelconfigs import load_config, step_models
 
 pytestmark = pytest.mark.integration
 
@@ -69,12 +69,7 @@ def test_bench_starts_its_server_and_writes_markdown_json_and_png(classification
     assert 602_112 < report["paths"]["seed"]["points"][0]["request_bytes_per_image"] < 602_112 + 1024
 
     steps = report["paths"]["ensemble"]["points"][0]["server_steps"]
-    assert [s["model"] for s in steps] == [
-        "image_guard",
-        "classification_preprocess",
-        "resnet18",
-        "classification_postprocess",
-    ]
+    assert [s["model"] for s in steps] == step_models(classification_repository, "classification")
     for step in steps:
         assert step["requests"] >= 1 and step["compute_ms"] > 0 and step["queue_ms"] >= 0
     assert report["served_configs"]["resnet18"]["instance_group"]
@@ -84,13 +79,16 @@ def test_bench_starts_its_server_and_writes_markdown_json_and_png(classification
     # CPU per image per process: tritonserver and a stub per composing model (the config's steps),
     # adding up to the server's CPU per image; the ONNX model's stub spends the most, at least half
     # of what the same model costs in-process on one thread (a ratio of figures of this one run).
-    steps_in_config = [
-        s.model_name for s in load_config(classification_repository / "classification").ensemble_scheduling.step
-    ]
+    steps_in_config = step_models(classification_repository, "classification", nested=False)  # no process
+    instances = {
+        m: sum(g.count for g in load_config(classification_repository / m).instance_group) for m in steps_in_config
+    }
     for point in report["paths"]["ensemble"]["points"]:
         rows = {row["process"]: row for row in point["server_processes"]}
         assert list(rows) == ["tritonserver", *steps_in_config]
-        assert all(row["processes"] == 1 and row["rss_mb"] > 0 for row in rows.values())
+        assert all(
+            row["processes"] == max(1, instances.get(name, 1)) and row["rss_mb"] > 0 for name, row in rows.items()
+        )
         assert sum(r["cpu_ms_per_image"] for r in rows.values()) == pytest.approx(point["server_cpu_ms_per_image"])
         assert max(rows.values(), key=lambda r: r["cpu_ms_per_image"])["process"] == "resnet18"
         assert rows["resnet18"]["cpu_ms_per_image"] >= 0.5 * report["work_bound"]["model_cpu_ms"]
@@ -98,8 +96,14 @@ def test_bench_starts_its_server_and_writes_markdown_json_and_png(classification
     assert [entry["concurrency"] for entry in tables] == sorted({1, report["summary"]["ensemble_best_concurrency"]})
     assert tables[0]["rows"][-1]["process"] == "client (the bench process)"
 
+    # The repeated-image workload, on a second server with a response cache: the repeats were hits of
+    # the ensemble's cached image part.
+    (lowest, *_) = report["summary"]["repeats"]
+    assert lowest["concurrency"] == 1 and lowest["cached_models"] == ["classification_infer"]
+    assert lowest["repeats"] >= 1 and lowest["cache_hits"] == lowest["repeats"] and lowest["repeat_p50_ms"] > 0
+
     markdown = (out / "bench-classification.md").read_text()
-    for heading in ("## Summary", "## Targets", "## Where the time goes", "## Where the cycles go"):
+    for heading in ("## Summary", "## Targets", "## Where the time goes", "## Where the cycles go", "## Repeated"):
         assert heading in markdown
     assert (out / "bench-classification.png").read_bytes()[:4] == b"\x89PNG"
 
@@ -113,18 +117,14 @@ def test_bench_measures_an_ensemble_renamed_by_export_repo(classification_reposi
     out = tmp_path / "bench"
     command = [triton_vision(), "bench", "--ensemble", "tv_classification", "--model-repository", str(repository)]
     command += ["--duration", "0.3", "--warmup", "0.2", "--concurrency", "1", "--seed-concurrency", "1"]
-    command += ["--no-perf-analyzer", "--max-images", "2", "--out", str(out)]
+    command += ["--no-perf-analyzer", "--no-repeats", "--max-images", "2", "--out", str(out)]
     run = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=BENCH_TIMEOUT_S, check=False)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     report = json.loads((out / "bench-tv_classification.json").read_text())
     assert (report["task"], report["model"]) == ("classification", "tv_resnet18")
     (point,) = report["paths"]["ensemble"]["points"]
-    assert [s["model"] for s in point["server_steps"]] == [
-        "tv_image_guard",
-        "tv_classification_preprocess",
-        "tv_resnet18",
-        "tv_classification_postprocess",
-    ]
+    assert [s["model"] for s in point["server_steps"]] == step_models(repository, "tv_classification")
+    assert point["server_steps"][0]["model"] == "tv_classification_infer"
     assert all(s["requests"] >= 1 for s in point["server_steps"])
     (seed,) = report["paths"]["seed"]["points"]
     assert seed["errors"] == 0 and 602_112 < seed["request_bytes_per_image"] < 602_112 + 1024

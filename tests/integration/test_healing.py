@@ -249,13 +249,13 @@ def test_ctrl_c_during_start_up_stops_at_once_and_leaves_nothing(classification_
 @pytest.fixture(scope="module")
 def corrupt_detector_repository(tmp_path_factory) -> Path:
     """Classification (stand-in), segmentation (colour-rule FCN) and detection whose ONNX file is garbage."""
-    from tests.modelconfigs import load_config
+    from tests.modelconfigs import step_models
     from tests.segmentation_support import colour_rule_fcn
     from triton_vision_server import modelfiles
 
     names = [t.MODEL_INFO]
     for ensemble in (t.CLASSIFICATION, t.SEGMENTATION, t.DETECTION):
-        names += [ensemble, *(s.model_name for s in load_config(MODEL_REPOSITORY / ensemble).ensemble_scheduling.step)]
+        names += [ensemble, *step_models(MODEL_REPOSITORY, ensemble)]
     root = copy_model_dirs(tmp_path_factory.mktemp("corrupt_detector_repo"), list(dict.fromkeys(names)))
     modelfiles.prepare(root, modelfiles.CATALOGUE[t.CLASSIFIER], stand_in=True)
     onnx.save(colour_rule_fcn(), str(root / t.SEGMENTER / "1" / "model.onnx"))

@@ -206,9 +206,16 @@ def test_classification_shows_the_grpc_clients_top_label_with_bars_and_each_step
     # Where the time went: one row per step of the ensemble's config, each counted our one request.
     import tritonclient.grpc as grpcclient
 
+    def served_steps(triton, ensemble: str) -> list[str]:  # a nested ensemble, then its own steps
+        found = []
+        for step in triton.get_model_config(ensemble, as_json=True)["config"]["ensemble_scheduling"]["step"]:
+            found.append(step["model_name"])
+            if triton.get_model_config(step["model_name"], as_json=True)["config"].get("platform") == "ensemble":
+                found += served_steps(triton, step["model_name"])
+        return found
+
     with grpcclient.InferenceServerClient(served[0].grpc_url) as triton:
-        config = triton.get_model_config(contract.CLASSIFICATION, as_json=True)["config"]
-    steps = [step["model_name"] for step in config["ensemble_scheduling"]["step"]]
+        steps = served_steps(triton, contract.CLASSIFICATION)
     table = shown.find_elements(By.CSS_SELECTOR, ".steps tbody tr")
     assert [row.get_attribute("data-model") for row in table] == steps
     assert [row.find_elements(By.TAG_NAME, "td")[1].text for row in table] == ["1"] * len(steps)

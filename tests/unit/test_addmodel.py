@@ -48,7 +48,7 @@ def repository(tmp_path) -> Path:
 @pytest.mark.parametrize("name", fs.FORMAT_SPECS)
 def test_each_format_is_written_checked_and_batched_as_the_graph_allows(tmp_path, repository, name):
     result = add_model(fs.write_format_spec(tmp_path / "specs", name), repository)
-    assert result.written == [name, f"{name}_preprocess", f"{name}_model", f"{name}_postprocess"]
+    assert result.written == [name, f"{name}_infer", f"{name}_preprocess", f"{name}_model", f"{name}_postprocess"]
     assert result.shared == ["image_guard", "model_info"]
     assert (result.batching, result.max_batch_size) == BATCHING[name]
     report = check_repository(repository)
@@ -98,7 +98,7 @@ def test_a_name_clash_is_refused_without_force(tmp_path, repository):
     with pytest.raises(SpecError) as refused:
         add_model(spec, repository)
     assert str(refused.value) == (
-        f"{repository} already has yolo, yolo_preprocess, yolo_model, yolo_postprocess "
+        f"{repository} already has yolo, yolo_infer, yolo_preprocess, yolo_model, yolo_postprocess "
         "(choose another name in yolo.toml, or --force to replace)"
     )
 
@@ -164,3 +164,25 @@ def test_the_command_prints_what_it_wrote_and_refuses_in_one_line(tmp_path, repo
     )
     assert again.returncode == 1 and again.stderr.count("\n") == 1
     assert again.stderr.startswith(f"error: {repository} already has tv, ")
+
+
+@pytest.mark.parametrize("name", ["tv", "segmap"])
+def test_the_image_part_is_a_cached_ensemble_and_cache_false_keeps_four_steps_in_one(tmp_path, repository, name):
+    result = add_model(fs.write_format_spec(tmp_path / "specs", name), repository)
+    outer = load_config(repository / name)
+    inner = load_config(repository / f"{name}_infer")
+    assert [s.model_name for s in outer.ensemble_scheduling.step] == [f"{name}_infer", f"{name}_postprocess"]
+    inner_steps = [s.model_name for s in inner.ensemble_scheduling.step]
+    assert inner_steps == ["image_guard", f"{name}_preprocess", f"{name}_model"]
+    # Triton's cache keys entries on input bytes, not request parameters: the ensemble whose
+    # post-processing reads them is never cached, the image's part always is.
+    assert inner.response_cache.enable and not outer.response_cache.enable
+    assert not load_config(repository / f"{name}_postprocess").response_cache.enable
+    flat = tmp_path / "flat"
+    flat.mkdir()
+    result = add_model(fs.write_format_spec(tmp_path / "flat-specs", name, cache=False), flat)
+    assert result.written == [name, f"{name}_preprocess", f"{name}_model", f"{name}_postprocess"]
+    steps = [s.model_name for s in load_config(flat / name).ensemble_scheduling.step]
+    assert steps == ["image_guard", f"{name}_preprocess", f"{name}_model", f"{name}_postprocess"]
+    assert not load_config(flat / name).response_cache.enable
+    assert check_repository(flat).ok and check_repository(repository).ok

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from tests.conftest import MODEL_REPOSITORY, copy_model_dirs, ensemble_repository
-from tests.modelconfigs import load_config
+from tests.modelconfigs import step_models
 from triton_vision_client.cli import main
 from triton_vision_models import tensors as t
 from triton_vision_models.repository import ModelRepository
@@ -30,11 +30,6 @@ BUILT_IN_ONNX = {
     ),
     t.SEGMENTATION: (t.SEGMENTER, {t.SEGMENTER_INPUT: t.PIXELS}, (t.SEGMENTER_OUTPUT,)),
 }
-
-
-def config_steps(repository, ensemble: str) -> list[str]:
-    """The ensemble's step models as its config.pbtxt lists them (the tests' own reading)."""
-    return [step.model_name for step in load_config(repository / ensemble).ensemble_scheduling.step]
 
 
 # -- the command line -------------------------------------------------------------------------
@@ -75,7 +70,7 @@ def test_built_in_profiles_follow_each_ensembles_config(ensemble):
         inputs,
         outputs,
     )
-    assert list(profile.steps) == config_steps(MODEL_REPOSITORY, ensemble)
+    assert list(profile.steps) == step_models(MODEL_REPOSITORY, ensemble)
     assert profile.model_path == MODEL_REPOSITORY / model / "1" / "model.onnx"
 
 
@@ -93,7 +88,7 @@ def test_a_renamed_ensemble_with_a_renamed_onnx_input_is_profiled_by_its_task(tm
     source = ensemble_repository(tmp_path / "source", t.CLASSIFICATION)
     dest = tmp_path / "exported"
     export_repository(source, dest, prefix="tv_", models=[t.CLASSIFICATION])
-    for name in (f"tv_{t.CLASSIFICATION}", f"tv_{t.CLASSIFIER}"):
+    for name in (f"tv_{t.CLASSIFICATION_INFER}", f"tv_{t.CLASSIFIER}"):
         config = dest / name / "config.pbtxt"
         config.write_text(config.read_text().replace(f'"{t.CLASSIFIER_INPUT}"', '"input_1"'))
     profile = profiles.profile(ModelRepository.load(dest), f"tv_{t.CLASSIFICATION}")
@@ -105,7 +100,7 @@ def test_a_renamed_ensemble_with_a_renamed_onnx_input_is_profiled_by_its_task(tm
 
 def test_ensembles_the_bench_cannot_measure_are_refused_by_name(tmp_path):
     repository = copy_model_dirs(
-        tmp_path / "repo", [t.CLASSIFICATION, *config_steps(MODEL_REPOSITORY, t.CLASSIFICATION)]
+        tmp_path / "repo", [t.CLASSIFICATION, *step_models(MODEL_REPOSITORY, t.CLASSIFICATION)]
     )
     (repository / "guard_only").mkdir()
     (repository / "guard_only" / "config.pbtxt").write_text(
@@ -135,11 +130,11 @@ def test_bench_repository_holds_the_ensemble_and_its_steps_with_linked_onnx_file
     profile = profiles.profile(ModelRepository.load(source), t.CLASSIFICATION)
     target = bench_repository(source, profile, tmp_path / "bench")
     assert sorted(p.name for p in target.iterdir()) == sorted(
-        [t.CLASSIFICATION, *config_steps(source, t.CLASSIFICATION)]
+        [t.CLASSIFICATION, *step_models(source, t.CLASSIFICATION)]
     )
     link = target / t.CLASSIFIER / "1" / "model.onnx"
     assert link.is_symlink() and link.resolve() == (source / t.CLASSIFIER / "1" / "model.onnx").resolve()
-    for name in config_steps(source, t.CLASSIFICATION):
+    for name in step_models(source, t.CLASSIFICATION):
         assert (target / name / "config.pbtxt").read_text() == (source / name / "config.pbtxt").read_text()
 
 
@@ -232,6 +227,44 @@ def test_load_generator_counts_errors_and_fails_when_nothing_succeeds(monkeypatc
 
     with pytest.raises(BenchError, match="no measurement at concurrency 2: .*server gone"):
         asyncio.run(load.drive(broken, 2, warmup_s=0.0, duration_s=0.1, min_requests=1, max_point_s=1.0))
+
+
+def test_the_load_generator_keeps_latencies_by_the_kind_send_names(monkeypatch):
+    server = SerialServer(0.25)
+    monkeypatch.setattr(load.time, "perf_counter", server.clock)
+
+    async def send(index: int) -> str:
+        await server.send(index)
+        return "repeat" if server.calls % 2 else "fresh"
+
+    result = asyncio.run(load.drive(send, 1, warmup_s=0.0, duration_s=2.0, min_requests=4, max_point_s=50.0))
+    kinds = result.latencies_by_kind
+    assert set(kinds) == {"repeat", "fresh"} and abs(len(kinds["repeat"]) - len(kinds["fresh"])) <= 1
+    assert len(kinds["repeat"]) + len(kinds["fresh"]) == len(result.latencies_s)
+
+
+def test_a_repeats_new_image_is_new_bytes_that_decode_and_pass_the_guard_as_the_image(chelsea_rgb):
+    """The repeated-image workload's fresh requests: the photo plus a trailer after its end."""
+    import cv2
+
+    from tests.modelconfigs import spec_for
+    from tests.runners import run_request
+    from triton_vision_models.dali_runner import DaliRunner
+    from triton_vision_models.imageguard import ImageLimits, check_image
+    from triton_vision_server.bench.sweep import unique_bytes
+
+    runner = DaliRunner.from_spec(spec_for(MODEL_REPOSITORY / t.CLASSIFICATION_PREPROCESS))
+    for ext in (".jpg", ".png"):
+        data = bench_images.encode(chelsea_rgb, ext)
+        first, second = unique_bytes(data, 1), unique_bytes(data, 2)
+        assert len({data, first, second}) == 3 and first.startswith(data) and first[-1] != 0
+        assert check_image(first, ImageLimits()) == check_image(data, ImageLimits())
+        np.testing.assert_array_equal(
+            cv2.imdecode(np.frombuffer(first, np.uint8), cv2.IMREAD_COLOR),
+            cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR),
+        )
+        pixels = [run_request(runner, {t.IMAGE: np.frombuffer(d, np.uint8)[None]})[t.PIXELS] for d in (data, first)]
+        np.testing.assert_array_equal(pixels[0], pixels[1])
 
 
 # -- the served configs, perf_analyzer's CSV, the files -----------------------------------------

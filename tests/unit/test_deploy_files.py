@@ -14,9 +14,10 @@ PROBE = ["triton-vision", "probe", "--url", "127.0.0.1:8001"]
 
 
 def ensembles() -> list[str]:
-    return [
-        p.parent.name for p in MODEL_REPOSITORY.glob("*/config.pbtxt") if load_config(p.parent).platform == "ensemble"
-    ]
+    """The ensembles clients call: every ensemble that no other ensemble runs as a step."""
+    configs = {p.parent.name: load_config(p.parent) for p in MODEL_REPOSITORY.glob("*/config.pbtxt")}
+    steps = {s.model_name for c in configs.values() for s in c.ensemble_scheduling.step}
+    return [name for name, c in configs.items() if c.platform == "ensemble" and name not in steps]
 
 
 def test_hpa_reads_the_metric_the_adapter_rule_defines():
@@ -106,3 +107,17 @@ def test_no_shipped_file_knows_the_development_machines_shared_folder():
     shipped = [*(ROOT / "backends").rglob("*.py"), *(ROOT / "client").rglob("*.py"), *(ROOT / "docker").rglob("*")]
     knowing = [p for p in shipped if p.is_file() and "shared/images" in p.read_text(errors="replace")]
     assert knowing == []
+
+
+def test_image_and_kubernetes_give_tritonserver_the_same_response_cache_as_serve_takes_it():
+    from triton_vision_server.server_config import ServerOptions
+
+    dockerfile = (ROOT / "docker" / "Dockerfile").read_text()
+    cmd = re.search(r"^CMD (\[.*\])$", dockerfile, flags=re.MULTILINE)
+    assert cmd is not None
+    deployment = yaml.safe_load((KUBERNETES / "deployment.yaml").read_text())
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    image = [a for a in yaml.safe_load(cmd.group(1)) if a.startswith("--cache-config=")]
+    pod = [a for a in container["args"] if a.startswith("--cache-config=")]
+    serve = ServerOptions(ROOT / "model_repository", cache_size=256 * 2**20).cache_arguments(None)
+    assert image == pod == serve == ["--cache-config=local,size=268435456"]

@@ -17,11 +17,11 @@ from triton_vision_server import modelfiles
 def test_detection_names_agree_with_the_tensors_module():
     ensemble = load_config(MODEL_REPOSITORY / t.DETECTION)
     assert [o.name for o in ensemble.output] == [t.BOXES, t.SCORES, t.CLASS_IDS, t.LABELS, t.COUNT]
-    assert [s.model_name for s in ensemble.ensemble_scheduling.step] == [
+    assert [s.model_name for s in ensemble.ensemble_scheduling.step] == [t.DETECTION_INFER, t.DETECTION_POSTPROCESS]
+    assert [s.model_name for s in load_config(MODEL_REPOSITORY / t.DETECTION_INFER).ensemble_scheduling.step] == [
         t.IMAGE_GUARD,
         t.DETECTION_PREPROCESS,
         t.DETECTOR,
-        t.DETECTION_POSTPROCESS,
     ]
     detector = load_config(MODEL_REPOSITORY / t.DETECTOR)
     assert detector.platform == "onnxruntime_onnx"
@@ -49,7 +49,8 @@ def test_detection_names_agree_with_the_tensors_module():
 
 def test_the_detector_and_its_ensemble_take_a_batch_and_the_detector_gets_the_resized_sizes():
     assert load_config(MODEL_REPOSITORY / t.DETECTOR).max_batch_size == t.DETECTION_MAX_BATCH == 4
-    ensemble = load_config(MODEL_REPOSITORY / t.DETECTION)
+    assert load_config(MODEL_REPOSITORY / t.DETECTION).max_batch_size == t.DETECTION_MAX_BATCH
+    ensemble = load_config(MODEL_REPOSITORY / t.DETECTION_INFER)
     assert ensemble.max_batch_size == t.DETECTION_MAX_BATCH
     (detector_step,) = [s for s in ensemble.ensemble_scheduling.step if s.model_name == t.DETECTOR]
     (preprocess_step,) = [s for s in ensemble.ensemble_scheduling.step if s.model_name == t.DETECTION_PREPROCESS]

@@ -8,7 +8,7 @@ from tritonclient.utils import InferenceServerException
 
 from triton_vision_client.cli import ensemble_table
 from triton_vision_client.client import mismatch
-from triton_vision_client.discovery import EnsembleConfig, EnsembleInfo, ensemble_info
+from triton_vision_client.discovery import EnsembleConfig, EnsembleInfo, ensemble_info, stand_ins
 from triton_vision_client.errors import ServerUnreachableError
 from triton_vision_client.jobs import REFUSED, SERVER_ERROR, TIMED_OUT, UNAVAILABLE, RequestError
 from triton_vision_client.transport import request_failure
@@ -168,3 +168,28 @@ def test_other_failures_keep_their_reasons():
         request_failure(ConnectionRefusedError(111, "refused"), url="h:1", protocol="http", timeout_s=1),
         ServerUnreachableError,
     )
+
+
+def test_a_nested_ensembles_steps_follow_it_so_stand_ins_behind_it_are_found():
+    def config(name: str, steps: list[str], platform: str = "ensemble") -> dict:
+        return {
+            "name": name,
+            "platform": platform,
+            "ensemble_scheduling": {"step": [{"model_name": step} for step in steps]},
+        }
+
+    served = {
+        "classification_infer": config("classification_infer", ["image_guard", "pre", "resnet18"]),
+        "classification_postprocess": config("classification_postprocess", [], platform=""),
+        "image_guard": {"name": "image_guard", "backend": "python"},
+        "pre": {"name": "pre", "backend": "dali"},
+        "resnet18": {"name": "resnet18", "platform": "onnxruntime_onnx"},
+    }
+    outer = EnsembleConfig.from_json(
+        "classification", config("classification", ["classification_infer", "classification_postprocess"])
+    )
+    expanded = outer.with_nested(served.get)
+    assert expanded.steps == ("classification_infer", "image_guard", "pre", "resnet18", "classification_postprocess")
+    assert stand_ins(expanded.steps, {"resnet18": {"kind": "stand-in"}}) == ("resnet18",)
+    looping = {"a": config("a", ["a", "b"]), "b": {"name": "b"}}  # an ensemble naming itself ends
+    assert EnsembleConfig.from_json("a", looping["a"]).with_nested(looping.get).steps == ("a", "b")

@@ -18,11 +18,12 @@ from triton_vision_server.repocheck import check_repository
 
 CLASSIFICATION_MODELS = [
     "classification",
+    "classification_infer",
+    "classification_postprocess",
+    "model_info",
     "image_guard",
     "classification_preprocess",
     "resnet18",
-    "classification_postprocess",
-    "model_info",
 ]
 
 
@@ -43,10 +44,14 @@ def test_export_of_one_ensemble_takes_its_steps_and_model_info_renamed(source: P
         assert load_config(dest / ("tv_" + name)).name == "tv_" + name
     ensemble = load_config(dest / "tv_classification")
     assert [s.model_name for s in ensemble.ensemble_scheduling.step] == [
+        "tv_classification_infer",
+        "tv_classification_postprocess",
+    ]
+    cached = load_config(dest / "tv_classification_infer")
+    assert [s.model_name for s in cached.ensemble_scheduling.step] == [
         "tv_image_guard",
         "tv_classification_preprocess",
         "tv_resnet18",
-        "tv_classification_postprocess",
     ]
     postprocess = load_config(dest / "tv_classification_postprocess")
     assert postprocess.parameters["labels"].string_value == "tv_resnet18/imagenet_labels.txt"
@@ -104,7 +109,7 @@ def test_export_repo_command_prints_the_copy_checks_it_and_says_how_clients_call
     out = capsys.readouterr().out.splitlines()
     assert code == 0
     assert out[0] == f"classification -> {dest / 'tv_classification'}"
-    assert f"{dest}: 6 models checked, ok" in out
+    assert f"{dest}: 7 models checked, ok" in out
     assert out[-1].endswith("triton-vision classify IMAGE --model-prefix tv_")
 
 
@@ -149,8 +154,14 @@ def test_an_exported_ensembles_spec_regenerates_the_exported_names(tmp_path):
     assert 'labels = "../tv_resnet18/imagenet_labels.txt"' in spec and 'shared_prefix = "tv_"' in spec
     before = {d.name: load_config(d) for d in dest.iterdir()}
     result = add_model(dest / "tv_classification" / "spec.toml", dest)
-    four = ["tv_classification", "tv_classification_preprocess", "tv_resnet18", "tv_classification_postprocess"]
-    assert result.written == four and result.shared == []
-    assert sorted(p.name for p in dest.iterdir()) == sorted([*four, "tv_image_guard", "tv_model_info"])
+    five = [
+        "tv_classification",
+        "tv_classification_infer",
+        "tv_classification_preprocess",
+        "tv_resnet18",
+        "tv_classification_postprocess",
+    ]
+    assert result.written == five and result.shared == []
+    assert sorted(p.name for p in dest.iterdir()) == sorted([*five, "tv_image_guard", "tv_model_info"])
     # Regenerated under the exported names: the same configs (only comments name the spec differently).
     assert {d.name: load_config(d) for d in dest.iterdir()} == before

@@ -13,6 +13,7 @@ from triton_vision_models.imageguard import (
     declared_pixels,
     encoded_length,
     read_header,
+    row_view,
 )
 from triton_vision_models.spec import RequestData
 
@@ -56,9 +57,11 @@ def test_byte_limit_is_checked_first():
         check_image(b"\xff\xd8\xff" + b"\x01" * 98, ImageLimits(max_bytes=100))
 
 
-def test_encoded_length_ignores_zero_padding_only_at_the_end():
-    assert encoded_length(np.array([1, 0, 2, 0, 0], np.uint8)) == 3
-    assert encoded_length(np.zeros(4, np.uint8)) == 0
+def test_row_view_drops_zero_padding_only_at_the_end():
+    assert bytes(row_view(np.array([1, 0, 2, 0, 0], np.uint8))) == b"\x01\x00\x02"
+    assert bytes(row_view(np.array([1, 0, 2], np.uint8))) == b"\x01\x00\x02"
+    assert bytes(row_view(np.zeros(4, np.uint8))) == b""
+    assert bytes(row_view(np.zeros(0, np.uint8))) == b""
 
 
 def test_guard_refuses_only_the_request_with_the_bad_image_and_names_its_index(rgb):

@@ -120,14 +120,14 @@ def test_text_that_is_not_toml_is_refused():
         (
             {"top": {"modle": "x.onnx"}},
             "my.toml: unknown key 'modle' (known: name, task, model, labels, model_name, max_batch_size, "
-            "description, shared_prefix, max_queue_size, queue_timeout_ms; tables [preprocess], [postprocess], "
-            "[inputs], [tensors])",
+            "description, cache, shared_prefix, max_queue_size, queue_timeout_ms; tables [preprocess], "
+            "[postprocess], [inputs], [tensors])",
         ),
         (
             {"preprocesss": {"resize": "stretch"}},
             "my.toml: unknown key 'preprocesss' (known: name, task, model, labels, model_name, max_batch_size, "
-            "description, shared_prefix, max_queue_size, queue_timeout_ms; tables [preprocess], [postprocess], "
-            "[inputs], [tensors])",
+            "description, cache, shared_prefix, max_queue_size, queue_timeout_ms; tables [preprocess], "
+            "[postprocess], [inputs], [tensors])",
         ),
         (
             {"preprocess": {"sise": 3}},

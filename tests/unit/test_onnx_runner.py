@@ -153,3 +153,93 @@ def test_arena_is_shrunk_only_after_batches_above_the_threshold(tmp_path):
     assert options.get_run_config_entry("memory.enable_memory_arena_shrinkage") == "cpu:0"
     out = runner([RequestData({"x": np.ones((20, 3), np.float32)})])  # runs with the shrinking options
     np.testing.assert_array_equal(out[0]["y"], np.full((20, 3), 2.0, np.float32))
+
+
+def test_spinning_entries_reach_the_session_and_the_native_booleans_are_read_as_triton_reads_them(model_dir):
+    parameters = {
+        "session.intra_op.allow_spinning": "0",
+        "session.inter_op.allow_spinning": "1",
+        "enable_mem_arena": "OFF",  # Triton's ParseBoolValue: case-insensitive true/on/1, false/off/0
+        "enable_mem_pattern": "False",
+    }
+    options = OnnxRunner.from_spec(spec_with(model_dir, parameters)).session.get_session_options()
+    assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+    assert options.get_session_config_entry("session.inter_op.allow_spinning") == "1"
+    assert options.enable_cpu_mem_arena is False
+    assert options.enable_mem_pattern is False
+    on = {"enable_mem_arena": "on", "enable_mem_pattern": "1"}
+    options = OnnxRunner.from_spec(spec_with(model_dir, on)).session.get_session_options()
+    assert options.enable_cpu_mem_arena is True
+    assert options.enable_mem_pattern is True
+
+
+def test_without_the_parameters_onnx_runtime_keeps_its_defaults(model_dir):
+    options = OnnxRunner.from_spec(spec_with(model_dir, {})).session.get_session_options()
+    with pytest.raises(RuntimeError, match="does not have configuration"):  # unset: ORT's default, spinning
+        options.get_session_config_entry("session.intra_op.allow_spinning")
+    assert options.enable_cpu_mem_arena is True
+    assert options.enable_mem_pattern is True
+
+
+@pytest.mark.parametrize(
+    ("parameters", "message"),
+    [
+        # ONNX Runtime reads any value but "1" as "0": "true" would silently mean no spinning.
+        ({"session.intra_op.allow_spinning": "true"}, r"allow_spinning' must be \"0\" or \"1\", got 'true'"),
+        ({"session.inter_op.allow_spinning": ""}, r"inter_op.allow_spinning' must be \"0\" or \"1\""),
+        ({"enable_mem_arena": "yes"}, "enable_mem_arena' must be true or false"),
+        ({"enable_mem_pattern": ""}, "enable_mem_pattern' must be true or false"),
+    ],
+)
+def test_bad_memory_and_spinning_values_are_refused_naming_them(model_dir, parameters, message):
+    from triton_vision_models.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=message):
+        OnnxRunner.from_spec(spec_with(model_dir, parameters))
+
+
+def test_one_request_runs_on_its_own_array_and_several_on_their_concatenation(runner, monkeypatch):
+    seen = []
+    run = runner.run_batch
+
+    def spy(inputs):
+        seen.append(inputs["x"])
+        return run(inputs)
+
+    monkeypatch.setattr(runner, "run_batch", spy)
+    a = np.ones((2, 3), np.float32)
+    b = np.zeros((1, 3), np.float32)
+    runner([RequestData({"x": a})])
+    assert seen[-1] is a
+    out = runner([RequestData({"x": a}), RequestData({"x": b})])
+    assert seen[-1].shape == (3, 3)
+    np.testing.assert_array_equal(out[1]["y"], 2 * b)
+
+
+def test_the_calm_cpu_session_has_its_own_threads_and_runs_only_while_the_cpus_are_calm(model_dir, tmp_path):
+    from triton_vision_models.cpu_pressure import CpuPressure
+
+    parameters = {"intra_op_thread_count": "1", "idle_intra_op_thread_count": "3"}
+    runner = OnnxRunner.from_spec(spec_with(model_dir, parameters))
+    assert runner.session.get_session_options().intra_op_num_threads == 1
+    assert runner.idle_session.get_session_options().intra_op_num_threads == 3
+    path, now = tmp_path / "pressure", [0.0]
+    runner.contention = CpuPressure(path, calm_below=0.2, clock=lambda: now[0])
+    x = {"x": np.ones((1, 2), np.float32)}
+    for stalled_us, calm in [(0, True), (1_000, True), (9_000, False), (9_500, True)]:
+        path.write_text(f"some avg10=0 avg60=0 avg300=0 total={stalled_us}\n")
+        before = runner.idle_runs
+        np.testing.assert_array_equal(runner.run_batch(x)["y"], 2 * x["x"])  # both sessions answer alike
+        assert runner.idle_runs - before == int(calm)
+        now[0] += 0.01  # the next call's window: 10 ms
+
+
+def test_without_the_parameter_there_is_one_session(model_dir):
+    assert OnnxRunner.from_spec(spec_with(model_dir, {})).idle_session is None
+
+
+def test_a_negative_calm_cpu_thread_count_is_refused(model_dir):
+    from triton_vision_models.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="idle_intra_op_thread_count' must be >= 0"):
+        OnnxRunner.from_spec(spec_with(model_dir, {"idle_intra_op_thread_count": "-1"}))

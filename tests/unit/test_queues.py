@@ -48,7 +48,9 @@ def test_the_spec_keys_set_the_queue_of_each_generated_model(tmp_path):
     repository.mkdir()
     path = fs.write_format_spec(tmp_path / "specs", "yolo", max_queue_size=5, queue_timeout_ms=0)
     result = add_model(path, repository)
-    for model in result.written[1:]:  # the ensemble has no queue; its steps have
+    steps = [model for model in result.written if load_config(repository / model).platform != "ensemble"]
+    assert steps == ["yolo_preprocess", "yolo_model", "yolo_postprocess"]  # ensembles have no queue
+    for model in steps:
         policy = load_config(repository / model).dynamic_batching.default_queue_policy
         assert (policy.max_queue_size, policy.default_timeout_microseconds) == (5, 0), model
 
@@ -83,7 +85,8 @@ def test_serve_overrides_the_default_prioritys_queue_and_keeps_the_rest_of_the_c
     assert batching["default_queue_policy"]["max_queue_size"] == 4
     assert int(batching["default_queue_policy"]["default_timeout_microseconds"]) == 500_000
     assert batching["priority_queue_policy"]["1"]["max_queue_size"] == 8  # the probes' queue stays
-    assert [i["name"] for i in config["input"]] == ["data"] and config["instance_group"] == [{"count": 1}]
+    assert [i["name"] for i in config["input"]] == ["data"]
+    assert config["instance_group"] == [{"count": load_config(MODEL_REPOSITORY / "resnet18").instance_group[0].count}]
 
 
 def test_serve_changes_nothing_without_overrides_or_without_a_queue():

@@ -117,15 +117,15 @@ def _no_version_folder(repo: Path) -> None:
 
 
 def _step_names_missing_model(repo: Path) -> None:
-    edit(repo / "classification" / "config.pbtxt", 'model_name: "resnet18"', 'model_name: "resnet19"')
+    edit(repo / "classification_infer" / "config.pbtxt", 'model_name: "resnet18"', 'model_name: "resnet19"')
 
 
 def _input_map_key_unknown(repo: Path) -> None:
-    edit(repo / "classification" / "config.pbtxt", 'input_map { key: "data"', 'input_map { key: "input"')
+    edit(repo / "classification_infer" / "config.pbtxt", 'input_map { key: "data"', 'input_map { key: "input"')
 
 
 def _input_reads_unknown_tensor(repo: Path) -> None:
-    edit(repo / "classification" / "config.pbtxt", 'key: "data" value: "pixels"', 'key: "data" value: "pixel"')
+    edit(repo / "classification_infer" / "config.pbtxt", 'key: "data" value: "pixels"', 'key: "data" value: "pixel"')
 
 
 def _dtype_mismatch(repo: Path) -> None:
@@ -137,7 +137,7 @@ def _shape_mismatch(repo: Path) -> None:
 
 
 def _output_map_key_unknown(repo: Path) -> None:
-    edit(repo / "classification" / "config.pbtxt", 'key: "resnetv15_dense0_fwd"', 'key: "logits"')
+    edit(repo / "classification_infer" / "config.pbtxt", 'key: "resnetv15_dense0_fwd"', 'key: "logits"')
 
 
 def _ensemble_output_not_produced(repo: Path) -> None:
@@ -165,6 +165,14 @@ def _unknown_accelerator(repo: Path) -> None:
     config.write_text(
         config.read_text()
         + 'optimization { execution_accelerators { gpu_execution_accelerator: [ { name: "tensorrtx" } ] } }\n'
+    )
+
+
+def _ensemble_output_reshaped(repo: Path) -> None:
+    edit(
+        repo / "classification_infer" / "config.pbtxt",
+        '{ name: "LOGITS" data_type: TYPE_FP32 dims: [ 1000 ] }',
+        '{ name: "LOGITS" data_type: TYPE_FP32 dims: [ 1000 ] reshape: { shape: [ 10, 100 ] } }',
     )
 
 
@@ -213,7 +221,7 @@ BREAKAGES: dict[str, tuple[Callable[[Path], None], list[str]]] = {
     "directory renamed": (
         _renamed_directory,
         [
-            "classification: step 3 names model 'resnet18', which is not in the repository",
+            "classification_infer: step 3 names model 'resnet18', which is not in the repository",
             "classification_postprocess: parameter 'labels' names 'resnet18/imagenet_labels.txt', "
             "which is not a file of the repository",
             "resnet_18: config name 'resnet18' differs from its directory name 'resnet_18'",
@@ -225,42 +233,42 @@ BREAKAGES: dict[str, tuple[Callable[[Path], None], list[str]]] = {
     ),
     "step names a missing model": (
         _step_names_missing_model,
-        ["classification: step 3 names model 'resnet19', which is not in the repository"],
+        ["classification_infer: step 3 names model 'resnet19', which is not in the repository"],
     ),
     "input_map key is no input": (
         _input_map_key_unknown,
         [
-            "classification: step 3 (resnet18): input 'data' is not fed (no input_map entry)",
-            "classification: step 3 (resnet18): input_map key 'input' is not an input of 'resnet18' (its inputs: data)",
+            "classification_infer: step 3 (resnet18): input 'data' is not fed (no input_map entry)",
+            "classification_infer: step 3 (resnet18): input_map key 'input' is not an input of 'resnet18' "
+            "(its inputs: data)",
         ],
     ),
     "input reads an unknown tensor": (
         _input_reads_unknown_tensor,
         [
-            "classification: step 3 (resnet18): input 'data' reads tensor 'pixel', which is neither an "
+            "classification_infer: step 3 (resnet18): input 'data' reads tensor 'pixel', which is neither an "
             "ensemble input nor any step's output"
         ],
     ),
     "dtype mismatch": (
         _dtype_mismatch,
         [
-            "classification: step 3 (resnet18): input 'data' expects TYPE_FP16, tensor 'pixels' "
+            "classification_infer: step 3 (resnet18): input 'data' expects TYPE_FP16, tensor 'pixels' "
             "(classification_preprocess output 'PIXELS') is TYPE_FP32"
         ],
     ),
     "shape mismatch": (
         _shape_mismatch,
         [
-            "classification: step 3 (resnet18): input 'data' expects shape [-1, 3, 256, 256], tensor 'pixels' "
+            "classification_infer: step 3 (resnet18): input 'data' expects shape [-1, 3, 256, 256], tensor 'pixels' "
             "(classification_preprocess output 'PIXELS') has [-1, 3, 224, 224]"
         ],
     ),
     "output_map key is no output": (
         _output_map_key_unknown,
         [
-            "classification: step 4 (classification_postprocess): input 'LOGITS' reads tensor 'logits', which is "
-            "neither an ensemble input nor any step's output",
-            "classification: step 3 (resnet18): output_map key 'logits' is not an output of 'resnet18' "
+            "classification_infer: output 'LOGITS' is not produced by any step",
+            "classification_infer: step 3 (resnet18): output_map key 'logits' is not an output of 'resnet18' "
             "(its outputs: resnetv15_dense0_fwd)",
         ],
     ),
@@ -270,7 +278,7 @@ BREAKAGES: dict[str, tuple[Callable[[Path], None], list[str]]] = {
     ),
     "step allows fewer images than the ensemble": (
         _step_batch_too_small,
-        ["classification: step 3 (resnet18): max_batch_size 8 is below the ensemble's 32"],
+        ["classification_infer: step 3 (resnet18): max_batch_size 8 is below the ensemble's 32"],
     ),
     "python model without model.py": (
         _missing_model_py,
@@ -297,6 +305,13 @@ BREAKAGES: dict[str, tuple[Callable[[Path], None], list[str]]] = {
         [
             "resnet18: gpu_execution_accelerator 'tensorrtx' is unknown to the ONNX Runtime backend "
             "(expected one of: cuda, tensorrt)"
+        ],
+    ),
+    "ensemble output reshaped": (
+        _ensemble_output_reshaped,
+        [
+            "classification_infer: 'LOGITS' declares a reshape, which an ensemble cannot use: Triton compares "
+            "its reshaped shape [-1, 10, 100] with the steps' served shapes; declare the dims alone"
         ],
     ),
     "dali external source renamed": (
@@ -368,15 +383,15 @@ def test_an_unparsable_config_is_reported_with_the_line_and_protobufs_own_messag
 def test_check_command_exits_0_on_a_good_repository(repository: Path, capsys):
     assert cli.main(["check", str(repository)]) == 0
     out = capsys.readouterr().out
-    assert out.splitlines()[-1] == f"{repository}: 6 models checked, ok"
+    assert out.splitlines()[-1] == f"{repository}: 7 models checked, ok"
 
 
 def test_check_command_exits_1_and_names_the_problem(repository: Path, capsys):
     _shape_mismatch(repository)
     assert cli.main(["check", str(repository)]) == 1
     lines = capsys.readouterr().out.splitlines()
-    assert lines[-2].startswith("PROBLEM: classification: step 3 (resnet18): input 'data' expects shape")
-    assert lines[-1] == f"{repository}: 6 models checked, 1 problem"
+    assert lines[-2].startswith("PROBLEM: classification_infer: step 3 (resnet18): input 'data' expects shape")
+    assert lines[-1] == f"{repository}: 7 models checked, 1 problem"
 
 
 def test_check_command_json_report_is_machine_readable(repository: Path, capsys):

@@ -25,12 +25,15 @@ def test_the_projects_repository_has_three_ensembles_each_of_its_own_task():
 
 def test_steps_are_the_ensembles_models_in_step_order():
     repository = ModelRepository.load(MODEL_REPOSITORY)
-    assert repository.steps(t.CLASSIFICATION) == [
+    assert repository.steps(t.CLASSIFICATION) == [t.CLASSIFICATION_INFER, t.CLASSIFICATION_POSTPROCESS]
+    assert repository.steps(t.CLASSIFICATION_INFER) == [t.IMAGE_GUARD, t.CLASSIFICATION_PREPROCESS, t.CLASSIFIER]
+    assert repository.composing_models(t.CLASSIFICATION) == [
         t.IMAGE_GUARD,
         t.CLASSIFICATION_PREPROCESS,
         t.CLASSIFIER,
         t.CLASSIFICATION_POSTPROCESS,
     ]
+    assert repository.composing_models(t.CLASSIFICATION, nested=True)[0] == t.CLASSIFICATION_INFER
     assert repository.steps(t.CLASSIFIER) == []
     assert repository.steps("no_such_model") == []
     assert repository.ensembles_using(t.IMAGE_GUARD) == [t.CLASSIFICATION, t.DETECTION, t.SEGMENTATION]
@@ -38,9 +41,9 @@ def test_steps_are_the_ensembles_models_in_step_order():
 
 
 def test_a_nested_ensemble_is_expanded_into_the_models_it_runs(tmp_path):
-    root = copy_model_dirs(
-        tmp_path / "repo", [t.CLASSIFICATION, *ModelRepository.load(MODEL_REPOSITORY).steps("classification")]
-    )
+    project = ModelRepository.load(MODEL_REPOSITORY)
+    models = [t.CLASSIFICATION, *project.composing_models(t.CLASSIFICATION, nested=True)]
+    root = copy_model_dirs(tmp_path / "repo", models)
     outer = root / "outer"
     (outer / "1").mkdir(parents=True)
     (outer / "config.pbtxt").write_text(
@@ -52,8 +55,10 @@ def test_a_nested_ensemble_is_expanded_into_the_models_it_runs(tmp_path):
     )
     repository = ModelRepository.load(root)
     assert repository.steps("outer") == [t.CLASSIFICATION]
-    assert repository.composing_models("outer") == repository.steps(t.CLASSIFICATION)
+    assert repository.composing_models("outer") == repository.composing_models(t.CLASSIFICATION)
     assert repository["outer"].task is None  # SCORES alone is no task's wire contract
+    assert repository.ensembles == ["outer"]  # the ensembles clients call: no other ensemble's step
+    assert repository.nested_ensembles == [t.CLASSIFICATION, t.CLASSIFICATION_INFER]
 
 
 def test_a_broken_config_is_set_aside_with_its_reason_and_the_others_are_read(tmp_path):
@@ -77,11 +82,12 @@ def test_closure_brings_steps_label_owners_and_model_info():
     repository = ModelRepository.load(MODEL_REPOSITORY)
     assert repository.closure([t.CLASSIFICATION]) == [
         t.CLASSIFICATION,
+        t.CLASSIFICATION_INFER,
+        t.CLASSIFICATION_POSTPROCESS,
+        t.MODEL_INFO,
         t.IMAGE_GUARD,
         t.CLASSIFICATION_PREPROCESS,
         t.CLASSIFIER,
-        t.CLASSIFICATION_POSTPROCESS,
-        t.MODEL_INFO,
     ]
     # classification_postprocess reads resnet18/imagenet_labels.txt: the classifier's directory comes too.
     assert repository.closure([t.CLASSIFICATION_POSTPROCESS]) == [t.CLASSIFICATION_POSTPROCESS, t.CLASSIFIER]

@@ -253,3 +253,33 @@ def test_a_model_file_that_is_not_onnx_is_reported_not_a_traceback(tmp_path, cap
     (repository / t.CLASSIFIER / "1" / "model.onnx").write_bytes(b"this is not an ONNX file" * 100)
     report_model_files(servable_repository(ServerOptions(repository)))
     assert f"  {t.CLASSIFIER}: not ONNX: {repository / t.CLASSIFIER / '1' / 'model.onnx'}" in capsys.readouterr().out
+
+
+def test_cache_size_is_read_with_units_and_reaches_tritonserver_only_when_set(tmp_path, capsys):
+    from triton_vision_client import cli
+    from triton_vision_server.server_config import ServerOptions, parse_size
+
+    assert [parse_size(text) for text in ("0", "4096", "256M", "256MiB", "1g", "2K")] == [
+        0,
+        4096,
+        256 * 2**20,
+        256 * 2**20,
+        2**30,
+        2048,
+    ]
+    for bad in ("", "-1", "12X", "1.5G", "M"):
+        with pytest.raises(ValueError, match="is not a size"):
+            parse_size(bad)
+    caches = tmp_path / "caches"
+    with_cache = ServerOptions(tmp_path, cache_size=parse_size("64M"))
+    arguments = with_cache.arguments(backend_dir=tmp_path, shm_prefix="tv1_", cache_dir=caches)
+    assert [a for a in arguments if a.startswith("--cache")] == [
+        f"--cache-directory={caches}",
+        "--cache-config=local,size=67108864",
+    ]
+    plain = ServerOptions(tmp_path).arguments(backend_dir=tmp_path, shm_prefix="tv1_", cache_dir=caches)
+    assert not [a for a in plain if a.startswith("--cache")]
+    with pytest.raises(SystemExit) as exited:
+        cli.main(["serve", "--cache-size", "lots"])
+    assert exited.value.code == 2
+    assert "argument --cache-size: 'lots' is not a size" in capsys.readouterr().err

@@ -5,7 +5,7 @@ from __future__ import annotations
 from google.protobuf import json_format
 
 from tests.conftest import MODEL_REPOSITORY
-from tests.modelconfigs import load_config
+from tests.modelconfigs import load_config, step_models
 from triton_vision_ui.discovery import guard_max_bytes
 
 
@@ -15,8 +15,7 @@ def config_json(name: str) -> dict:
 
 
 def test_the_guard_limit_is_the_image_guard_configs_32_mib():
-    steps = config_json("classification")["ensemble_scheduling"]["step"]
-    configs = {step["model_name"]: config_json(step["model_name"]) for step in steps}
+    configs = {step: config_json(step) for step in step_models(MODEL_REPOSITORY, "classification")}
     assert guard_max_bytes(configs) == ("image_guard", 32 * 1024 * 1024)
 
 

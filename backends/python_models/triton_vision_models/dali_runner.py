@@ -180,7 +180,10 @@ class DaliRunner:
         for tensor_list in outputs:
             if hasattr(tensor_list, "as_cpu"):
                 tensor_list = tensor_list.as_cpu()
-            per_output.append([np.array(tensor_list.at(i)) for i in range(len(tensor_list))])
+            if tensor_list.is_dense_tensor():  # one copy out of DALI's buffers, samples as views of it
+                per_output.append(list(tensor_list.as_array()))
+            else:
+                per_output.append([np.array(tensor_list.at(i)) for i in range(len(tensor_list))])
         return per_output
 
     def __call__(self, requests: Sequence[RequestData]) -> list[dict[str, np.ndarray] | Exception]:
@@ -231,7 +234,7 @@ class DaliRunner:
                         f"model '{self.spec.name}': output '{name}' has different shapes within one "
                         f"request ({sorted(shapes)}); the pipeline must give uniform shapes"
                     )
-                answer[name] = np.stack(mine)
+                answer[name] = mine[0][None] if size == 1 else np.stack(mine)
             results.append(answer)
             offset += size
         return results

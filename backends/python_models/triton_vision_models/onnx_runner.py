@@ -1,4 +1,13 @@
-"""Run an ONNX model for a list of requests, batching those whose shapes agree."""
+"""Run an ONNX model for a list of requests, batching those whose shapes agree.
+
+The session is made from the config as Triton's native ONNX Runtime backend makes it
+(:func:`session_settings`). Two settings are this (local) backend's own, and the native one ignores
+them: ONNX Runtime's spinning (:data:`SPINNING_KEYS`) and ``idle_intra_op_thread_count``, a second
+session with more intra-op threads used for an execution while the CPUs are calm
+(:mod:`.cpu_pressure`): at one request at a time a batch of one then runs on every core, and under
+load each instance runs its batch on one thread, without the waits of a parallel section whose
+threads share the cores with the other steps (docs/performance.md).
+"""
 
 from __future__ import annotations
 
@@ -9,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from .cpu_pressure import CpuPressure
 from .errors import ConfigError, ModelFileError
 from .spec import ModelSpec, RequestData
 
@@ -19,13 +29,48 @@ GRAPH_LEVELS = {-1: "ORT_ENABLE_BASIC", 1: "ORT_ENABLE_EXTENDED", 2: "ORT_DISABL
 DEFAULT_GRAPH_LEVEL = "ORT_ENABLE_ALL"
 
 
+# Triton's ParseBoolValue (backend_common.cc), which the native backend applies to enable_mem_arena
+# and enable_mem_pattern: case-insensitive true/on/1 and false/off/0, anything else refused.
+TRUE_WORDS = ("true", "on", "1")
+FALSE_WORDS = ("false", "off", "0")
+# ONNX Runtime session config entries a config may set as parameters of the same name. ORT itself
+# treats any value other than "1" as "0"; both are the only values taken here. Triton's native
+# backend (r24.10 and later) reads none of them: there its thread pools spin (ORT's default).
+SPINNING_KEYS = ("session.intra_op.allow_spinning", "session.inter_op.allow_spinning")
+
+
+def parse_bool(spec: ModelSpec, key: str) -> bool | None:
+    """A boolean parameter as Triton's ``ParseBoolValue`` reads it; None when the config has none."""
+    raw = spec.parameters.get(key)
+    if raw is None:
+        return None
+    word = raw.lower()
+    if word in TRUE_WORDS or word in FALSE_WORDS:
+        return word in TRUE_WORDS
+    raise ConfigError(f"model '{spec.name}': parameter '{key}' must be true or false (or on/off, 1/0), got '{raw}'")
+
+
+def config_entries(spec: ModelSpec) -> dict[str, str]:
+    """The session config entries among the config's parameters (:data:`SPINNING_KEYS`)."""
+    entries = {}
+    for key in SPINNING_KEYS:
+        raw = spec.parameters.get(key)
+        if raw is None:
+            continue
+        if raw not in ("0", "1"):
+            raise ConfigError(f"model '{spec.name}': parameter '{key}' must be \"0\" or \"1\", got '{raw}'")
+        entries[key] = raw
+    return entries
+
+
 def session_settings(spec: ModelSpec) -> dict[str, Any]:
     """The ONNX Runtime session settings a config asks for, with the native backend's names and meaning.
 
     ``parameters``: ``intra_op_thread_count`` and ``inter_op_thread_count`` (0 or absent: ONNX
     Runtime's default, one per physical core), ``execution_mode`` (0 sequential, 1 parallel; anything
-    else is refused, as the native backend does); ``optimization { graph { level } }``: see
-    :data:`GRAPH_LEVELS`.
+    else is refused, as the native backend does), ``enable_mem_arena`` and ``enable_mem_pattern``
+    (booleans, :func:`parse_bool`; absent: ORT's default, on); ``optimization { graph { level } }``:
+    see :data:`GRAPH_LEVELS`. Local only (the native backend ignores them): :data:`SPINNING_KEYS`.
     """
     intra = spec.int_setting("intra_op_thread_count", 0)
     inter = spec.int_setting("inter_op_thread_count", 0)
@@ -35,7 +80,7 @@ def session_settings(spec: ModelSpec) -> dict[str, Any]:
     if intra < 0 or inter < 0:
         raise ConfigError(f"model '{spec.name}': thread counts must be >= 0, got intra {intra}, inter {inter}")
     level = spec.graph_optimization_level
-    return {
+    settings: dict[str, Any] = {
         "intra_op_num_threads": intra,
         "inter_op_num_threads": inter,
         "execution_mode": "ORT_PARALLEL" if mode == 1 else "ORT_SEQUENTIAL",
@@ -43,6 +88,14 @@ def session_settings(spec: ModelSpec) -> dict[str, Any]:
         if level is not None
         else DEFAULT_GRAPH_LEVEL,
     }
+    for key, attribute in (("enable_mem_arena", "enable_cpu_mem_arena"), ("enable_mem_pattern", "enable_mem_pattern")):
+        value = parse_bool(spec, key)
+        if value is not None:
+            settings[attribute] = value
+    entries = config_entries(spec)
+    if entries:
+        settings["config_entries"] = entries
+    return settings
 
 
 def session_options(spec: ModelSpec):
@@ -55,6 +108,28 @@ def session_options(spec: ModelSpec):
     options.inter_op_num_threads = settings["inter_op_num_threads"]
     options.execution_mode = getattr(ort.ExecutionMode, settings["execution_mode"])
     options.graph_optimization_level = getattr(ort.GraphOptimizationLevel, settings["graph_optimization_level"])
+    for attribute in ("enable_cpu_mem_arena", "enable_mem_pattern"):
+        if attribute in settings:
+            setattr(options, attribute, settings[attribute])
+    for key, value in settings.get("config_entries", {}).items():
+        options.add_session_config_entry(key, value)
+    return options
+
+
+IDLE_THREADS_KEY = "idle_intra_op_thread_count"
+
+
+def idle_options(spec: ModelSpec):
+    """The options of the calm-CPU session: the config's, with ``idle_intra_op_thread_count`` intra-op
+    threads (0: one per core); None when the config has no such parameter."""
+    raw = spec.parameters.get(IDLE_THREADS_KEY)
+    if raw is None:
+        return None
+    threads = spec.int_setting(IDLE_THREADS_KEY, 0)
+    if threads < 0:
+        raise ConfigError(f"model '{spec.name}': parameter '{IDLE_THREADS_KEY}' must be >= 0, got {threads}")
+    options = session_options(spec)
+    options.intra_op_num_threads = threads
     return options
 
 
@@ -66,9 +141,10 @@ DEFAULT_ARENA_SHRINK_ABOVE_BATCH = 8
 
 
 class OnnxRunner:
-    """A pure runner (see :mod:`triton_adapter`) around one ONNX Runtime session."""
+    """A pure runner (see :mod:`triton_adapter`) around one ONNX Runtime session (and the calm-CPU
+    one, :func:`idle_options`)."""
 
-    def __init__(self, spec: ModelSpec, session) -> None:  # session: onnxruntime.InferenceSession
+    def __init__(self, spec: ModelSpec, session, idle_session=None) -> None:  # onnxruntime.InferenceSession
         self.spec = spec
         self.session = session
         model_inputs = {i.name for i in session.get_inputs()}
@@ -86,6 +162,9 @@ class OnnxRunner:
                     f"(it has {sorted(model_outputs)})"
                 )
         self.output_names = [tensor.name for tensor in spec.outputs]
+        self.idle_session = idle_session
+        self.idle_runs = 0  # executions that ran on idle_session (read by tests)
+        self.contention = CpuPressure()
 
     @classmethod
     def from_spec(cls, spec: ModelSpec) -> OnnxRunner:
@@ -103,14 +182,22 @@ class OnnxRunner:
         if spec.instance_kind == "KIND_GPU" and "CUDAExecutionProvider" in ort.get_available_providers():
             providers.insert(0, ("CUDAExecutionProvider", {"device_id": spec.device_id or 0}))
         session = ort.InferenceSession(str(path), sess_options=options, providers=providers)
-        return cls(spec, session)
+        idle = idle_options(spec) if len(providers) == 1 else None  # CPU threads only matter on the CPU
+        idle_session = (
+            ort.InferenceSession(str(path), sess_options=idle, providers=providers) if idle is not None else None
+        )
+        return cls(spec, session, idle_session)
 
     def run_batch(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         options = self._run_options(inputs)
+        session = self.session
+        if self.idle_session is not None and self.contention.calm():
+            session = self.idle_session
+            self.idle_runs += 1
         if options is None:
-            results = self.session.run(self.output_names, dict(inputs))
+            results = session.run(self.output_names, dict(inputs))
         else:
-            results = self.session.run(self.output_names, dict(inputs), options)
+            results = session.run(self.output_names, dict(inputs), options)
         return dict(zip(self.output_names, results, strict=True))
 
     def _run_options(self, inputs: Mapping[str, np.ndarray]):
@@ -137,7 +224,10 @@ class OnnxRunner:
         results: list[dict[str, np.ndarray]] = [{} for _ in requests]
         for members in self._chunks(requests, groups.values()):
             names = list(requests[members[0]].inputs)
-            batch = {name: np.concatenate([requests[i].inputs[name] for i in members]) for name in names}
+            if len(members) == 1:  # one request: its own arrays, not a copy
+                batch = dict(requests[members[0]].inputs)
+            else:
+                batch = {name: np.concatenate([requests[i].inputs[name] for i in members]) for name in names}
             outputs = self.run_batch(batch)
             sizes = [requests[i].batch_size(self.spec) for i in members]
             offsets = np.cumsum([0, *sizes])

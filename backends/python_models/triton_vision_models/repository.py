@@ -189,8 +189,22 @@ class ModelRepository:
 
     @property
     def ensembles(self) -> list[str]:
-        """The names of the repository's ensembles, sorted."""
-        return sorted(name for name, model in self.models.items() if model.is_ensemble)
+        """The names of the repository's ensembles that clients call, sorted: those that are no step of
+        another ensemble (the cached ``NAME_infer`` part of a generated ensemble is one: see
+        :attr:`nested_ensembles`)."""
+        nested = set(self.nested_ensembles)
+        return sorted(name for name, model in self.models.items() if model.is_ensemble and name not in nested)
+
+    @property
+    def cached_ensembles(self) -> list[str]:
+        """The models whose config enables Triton's response cache (``response_cache { enable: true }``)."""
+        return sorted(name for name, model in self.models.items() if model.config.response_cache.enable)
+
+    @property
+    def nested_ensembles(self) -> list[str]:
+        """The ensembles that another ensemble of the repository runs as a step, sorted."""
+        steps = {step for model in self.models.values() if model.is_ensemble for step in model.steps}
+        return sorted(name for name in steps - {None} if name in self.models and self.models[name].is_ensemble)
 
     def of_kind(self, kind: str) -> list[str]:
         return sorted(name for name, model in self.models.items() if model.kind == kind)
@@ -200,13 +214,15 @@ class ModelRepository:
         model = self.models.get(ensemble)
         return list(model.steps) if model is not None else []
 
-    def composing_models(self, ensemble: str) -> list[str]:
-        """Every model an ensemble runs, in step order, nested ensembles expanded (not included)."""
+    def composing_models(self, ensemble: str, *, nested: bool = False) -> list[str]:
+        """Every model an ensemble runs, in step order, nested ensembles expanded (``nested``: each
+        nested ensemble too, before its own steps)."""
         found: list[str] = []
         for step in self.steps(ensemble):
             model = self.models.get(step)
             if model is not None and model.is_ensemble and step != ensemble:
-                found.extend(m for m in self.composing_models(step) if m not in found)
+                inner = self.composing_models(step, nested=nested)
+                found.extend(m for m in ([step] if nested else []) + inner if m not in found)
             elif step not in found:
                 found.append(step)
         return found

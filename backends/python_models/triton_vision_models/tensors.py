@@ -43,6 +43,7 @@ from triton_vision_contract import (  # noqa: F401 - re-exported: the models imp
 )
 
 # Classification ensemble.
+CLASSIFICATION_INFER = "classification_infer"  # guard -> preprocess -> model, response-cached
 CLASSIFICATION_PREPROCESS = "classification_preprocess"
 CLASSIFICATION_POSTPROCESS = "classification_postprocess"
 PIXELS = "PIXELS"  # preprocess output: FP32 [3, 224, 224], RGB, ImageNet mean/std
@@ -62,6 +63,7 @@ RESIZED_SIZE = "RESIZED_SIZE"  # of the resized image (the unpadded region of PI
 SOURCE_FILENAME = "model.source.json"  # written next to each model.onnx
 
 # Segmentation ensemble.
+SEGMENTATION_INFER = "segmentation_infer"
 SEGMENTATION_PREPROCESS = "segmentation_preprocess"
 SEGMENTATION_POSTPROCESS = "segmentation_postprocess"
 SEGMENTER_INPUT = "input"  # the ONNX model zoo's fcn-resnet50-11 contract: FP32 [N, 3, H, W]
@@ -74,6 +76,7 @@ SEGMENTATION_CANVAS = 520  # working resolution: the longer side, and the square
 
 # Detection ensemble (Faster R-CNN). Up to DETECTION_MAX_BATCH images per request: the exported
 # detector loops over the batch (an ONNX Loop around the traced single-image graph).
+DETECTION_INFER = "detection_infer"
 DETECTION_PREPROCESS = "detection_preprocess"
 DETECTOR_MOBILENET = "faster_rcnn_mobilenet_v3"  # catalogue option: same directory, MobileNetV3 weights
 DETECTION_POSTPROCESS = "detection_postprocess"

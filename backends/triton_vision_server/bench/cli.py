@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from .messages import BenchUsageError
-from .options import BenchOptions, parse_concurrency
+from .options import BenchOptions, parse_cache_size, parse_concurrency
 
 
 def options_from(args: argparse.Namespace) -> BenchOptions:
@@ -30,6 +30,12 @@ def options_from(args: argparse.Namespace) -> BenchOptions:
         max_point_s=max(args.duration, args.max_point),
         perf_analyzer=not args.no_perf_analyzer,
         perf_analyzer_concurrency=parse_concurrency(args.perf_analyzer_concurrency, "--perf-analyzer-concurrency"),
+        repeats=not args.no_repeats,
+        cache_size=parse_cache_size(args.cache_size),
+        repeat_concurrency=parse_concurrency(args.repeat_concurrency, "--repeat-concurrency")
+        if args.repeat_concurrency
+        else None,
+        compare_onnx=args.compare_onnx,
         out=args.out,
         note=args.note,
     ).check()
@@ -95,6 +101,27 @@ def add_parser(sub: Any, wrap: Callable) -> None:
     p.add_argument("--max-point", type=float, default=default.max_point_s, help="at most this many seconds per point")
     p.add_argument("--no-perf-analyzer", action="store_true", help="skip the perf_analyzer points")
     p.add_argument("--perf-analyzer-concurrency", default=",".join(map(str, default.perf_analyzer_concurrency)))
+    p.add_argument(
+        "--no-repeats",
+        action="store_true",
+        help="skip the repeated-image workload (half the requests repeat an image: the response cache)",
+    )
+    p.add_argument(
+        "--cache-size",
+        default="256M",
+        help="response cache of the repeated-image workload's server (default %(default)s; serve --cache-size)",
+    )
+    p.add_argument(
+        "--repeat-concurrency", default=None, help="its concurrency levels (default: 1 and the sweep's highest)"
+    )
+    p.add_argument(
+        "--compare-onnx",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="detection: another detector ONNX file of the same contract, compared in-process on the same "
+        "photos (ms per image, box agreement)",
+    )
     p.add_argument("--out", type=Path, default=default.out)
     p.add_argument("--note", default="", help="a remark stored in the report (e.g. what else ran)")
     p.set_defaults(func=wrap(cmd_bench))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from .messages import BenchError
@@ -22,10 +22,11 @@ class PointResult:
     errors: int
     first_error: str
     client_cpu_s: float
+    latencies_by_kind: dict[str, list[float]] = field(default_factory=dict)  # when send() names a kind
 
 
 async def drive(
-    send: Callable[[int], Awaitable[None]],
+    send: Callable[[int], Awaitable[str | None]],
     concurrency: int,
     *,
     warmup_s: float,
@@ -34,7 +35,8 @@ async def drive(
     max_point_s: float,
     on_window: Callable[[str], Awaitable[None]] | None = None,
 ) -> PointResult:
-    """``concurrency`` workers call ``send(i)`` back to back (i counts requests per worker).
+    """``concurrency`` workers call ``send(i)`` back to back (i counts requests per worker); a ``send``
+    that returns a kind (e.g. "repeat") has its latencies kept by kind as well.
 
     The window opens at the first completion after ``warmup_s`` and closes at the first completion
     once ``duration_s`` has passed and ``min_requests`` completed (or ``max_point_s`` after it
@@ -44,9 +46,10 @@ async def drive(
     start = time.perf_counter()
     state: dict[str, Any] = {"open": None, "close": None, "count": 0, "errors": 0, "first_error": ""}
     latencies: list[float] = []
+    by_kind: dict[str, list[float]] = {}
     cpu = {}
 
-    async def completed(now: float, latency: float) -> None:
+    async def completed(now: float, latency: float, kind: str | None) -> None:
         if state["close"] is not None:
             return
         if state["open"] is None:
@@ -58,6 +61,8 @@ async def drive(
             return
         state["count"] += 1
         latencies.append(latency)
+        if kind is not None:
+            by_kind.setdefault(kind, []).append(latency)
         elapsed = now - state["open"]
         if (elapsed >= duration_s and state["count"] >= min_requests) or elapsed >= max_point_s:
             state["close"] = now
@@ -72,7 +77,7 @@ async def drive(
                 break  # nothing completes: give up
             sent = time.perf_counter()
             try:
-                await send(index)
+                kind = await send(index)
             except Exception as exc:  # noqa: BLE001 - counted and reported, the sweep goes on
                 state["errors"] += 1
                 state["first_error"] = state["first_error"] or f"{type(exc).__name__}: {exc}"[:400]
@@ -80,7 +85,7 @@ async def drive(
                     break
                 continue
             now = time.perf_counter()
-            await completed(now, now - sent)
+            await completed(now, now - sent, kind)
             index += concurrency
 
     await asyncio.gather(*(worker(slot) for slot in range(concurrency)))
@@ -95,4 +100,5 @@ async def drive(
         state["errors"],
         state["first_error"],
         cpu["stop"] - cpu["start"],
+        by_kind,
     )

@@ -11,6 +11,7 @@ from .messages import BenchUsageError
 
 DEFAULT_REPOSITORY = Path("model_repository")
 MAX_CONCURRENCY = 256
+DEFAULT_CACHE_SIZE = 256 * 2**20  # the repeats workload's server: a response cache of 256 MiB
 
 
 @dataclass
@@ -28,6 +29,10 @@ class BenchOptions:
     max_point_s: float = 120.0
     perf_analyzer: bool = True
     perf_analyzer_concurrency: tuple[int, ...] = (1, 4)
+    repeats: bool = True  # the repeated-image workload, on a server with a response cache
+    cache_size: int = DEFAULT_CACHE_SIZE
+    repeat_concurrency: tuple[int, ...] | None = None  # None: 1 and the sweep's highest
+    compare_onnx: Path | None = None  # detection: another detector to compare in-process (speed, boxes)
     out: Path = Path("out/bench")
     note: str = ""
 
@@ -39,6 +44,12 @@ class BenchOptions:
             raise BenchUsageError(f"--warmup must not be negative, got {self.warmup_s:g}")
         if self.max_images < 1:
             raise BenchUsageError(f"--max-images must be at least 1, got {self.max_images}")
+        if self.compare_onnx is not None and not self.compare_onnx.is_file():
+            raise BenchUsageError(f"--compare-onnx {self.compare_onnx}: no such file")
+        if self.repeats and self.cache_size <= 0 and self.url is None:
+            raise BenchUsageError(
+                "--cache-size must be positive for the repeated-image workload (or give --no-repeats)"
+            )
         return self
 
 
@@ -51,3 +62,13 @@ def parse_concurrency(text: str, option: str = "--concurrency") -> tuple[int, ..
     if not values or any(not 1 <= v <= MAX_CONCURRENCY for v in values):
         raise BenchUsageError(f"{option} values must be in 1..{MAX_CONCURRENCY}, got '{text}'")
     return tuple(sorted(set(values)))
+
+
+def parse_cache_size(text: str) -> int:
+    """``256M`` -> bytes, as ``serve --cache-size`` reads it."""
+    from ..server_config import parse_size
+
+    try:
+        return parse_size(text)
+    except ValueError as exc:
+        raise BenchUsageError(f"--cache-size: {exc}") from None

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -47,11 +48,12 @@ class Profile:
     task: str
     model: str  # the ONNX model the seed's path calls directly
     model_path: Path  # its file, which the in-process paths run
-    steps: tuple[str, ...]  # every model the ensemble runs, in step order
+    steps: tuple[str, ...]  # every model the ensemble runs, in step order (nested ensembles before their steps)
     model_inputs: dict[str, str]  # ONNX model input -> the preprocessing output that feeds it
     model_outputs: tuple[str, ...]  # what the seed's path asks the bare model for
     settings: TaskSettings
     pre: PreprocessSpec  # the ensemble's spec's preprocessing
+    nested: tuple[str, ...] = ()  # the ensembles among steps (NAME_infer): no instance, nothing "busy"
 
     def preprocess(self, data: bytes) -> dict[str, np.ndarray]:
         """The spec's preprocessing of one encoded image (OpenCV), under the ONNX model's input names."""
@@ -64,6 +66,22 @@ def load_repository(path: Path) -> ModelRepository:
         return ModelRepository.load(path)
     except ConfigError as exc:
         raise BenchUsageError(f"{exc} (--model-repository)") from None
+
+
+def onnx_steps(repository: ModelRepository, ensemble: str) -> list[tuple[list[Any], Any]]:
+    """(the steps of the ensemble that holds it, the step) for each ONNX Runtime step, nested ensembles
+    (a generated ensemble's cached ``NAME_infer``) searched too."""
+    steps = list(repository[ensemble].config.ensemble_scheduling.step)
+    found: list[tuple[list[Any], Any]] = []
+    for step in steps:
+        model = repository.models.get(step.model_name)
+        if model is None:
+            continue
+        if model.kind == ONNXRUNTIME:
+            found.append((steps, step))
+        elif model.is_ensemble and step.model_name != ensemble:
+            found.extend(onnx_steps(repository, step.model_name))
+    return found
 
 
 def profile(repository: ModelRepository, ensemble: str) -> Profile:
@@ -79,13 +97,13 @@ def profile(repository: ModelRepository, ensemble: str) -> Profile:
         raise BenchUsageError(
             f"ensemble '{ensemble}' (outputs {outputs}) is of no task the bench knows ({', '.join(TASK_SETTINGS)})"
         )
-    steps = list(repository[ensemble].config.ensemble_scheduling.step)
-    onnx = [s for s in steps if s.model_name in repository and repository[s.model_name].kind == ONNXRUNTIME]
-    if len(onnx) != 1:
-        found = ", ".join(s.model_name for s in onnx) or "none"
-        raise BenchUsageError(f"ensemble '{ensemble}' needs exactly one ONNX Runtime step for the bench, has {found}")
-    step = onnx[0]
-    made_by = {tensor: output for s in steps for output, tensor in s.output_map.items()}  # tensor -> output
+    found = onnx_steps(repository, ensemble)
+    if len(found) != 1:
+        names = ", ".join(s.model_name for _, s in found) or "none"
+        raise BenchUsageError(f"ensemble '{ensemble}' needs exactly one ONNX Runtime step for the bench, has {names}")
+    containing, step = found[0]
+    steps = tuple(repository.composing_models(ensemble, nested=True))
+    made_by = {tensor: output for s in containing for output, tensor in s.output_map.items()}  # tensor -> output
     model_inputs = {}
     for model_input, tensor in step.input_map.items():
         output = made_by.get(tensor)
@@ -102,9 +120,10 @@ def profile(repository: ModelRepository, ensemble: str) -> Profile:
         task=task,
         model=step.model_name,
         model_path=model_path,
-        steps=tuple(repository.composing_models(ensemble)),
+        steps=steps,
         model_inputs=dict(sorted(model_inputs.items())),
         model_outputs=tuple(sorted(step.output_map.keys())),
         settings=TASK_SETTINGS[task],
         pre=preprocess.spec_of(repository, ensemble),
+        nested=tuple(m for m in steps if m in repository and repository[m].is_ensemble),
     )

@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from ..server_config import describe_size
 from .report import best_point
 
 
@@ -92,12 +93,14 @@ def render_markdown(report: Mapping[str, Any]) -> str:
         f"{_fmt(summary['ratio_to_model_alone'], 2)}x the model alone; "
         f"wire bytes per image {_fmt(summary['wire_to_encoded'], 3)}x the encoded file.",
         "",
-        "CPU per image, server processes + client, at the cheapest point (other load on the machine barely"
-        f" moves it): the ensemble {_fmt(summary.get('ensemble_cpu_ms_per_image'))} ms, the seed's path"
-        f" {_fmt(summary.get('seed_cpu_ms_per_image'))} ms, against"
-        f" {_fmt(summary.get('work_cpu_ms_per_image'))} ms of preprocessing + model work: work efficiency"
-        f" {_fmt(summary.get('ensemble_work_efficiency'), 2)} (ensemble),"
-        f" {_fmt(summary.get('seed_work_efficiency'), 2)} (seed's path).",
+        "CPU per image, server processes + client (other load on the machine barely moves it), against"
+        f" {_fmt(summary.get('work_cpu_ms_per_image'))} ms of preprocessing + model work: the ensemble"
+        f" {_fmt(summary.get('ensemble_cpu_ms_per_image'))} ms at its best point (work efficiency"
+        f" {_fmt(summary.get('ensemble_work_efficiency'), 2)}) and"
+        f" {_fmt(summary.get('ensemble_lowest_cpu_ms_per_image'))} ms at the lowest concurrency"
+        f" ({_fmt(summary.get('ensemble_lowest_work_efficiency'), 2)}); the seed's path"
+        f" {_fmt(summary.get('seed_cpu_ms_per_image'))} ms at its best point"
+        f" ({_fmt(summary.get('seed_work_efficiency'), 2)}).",
         "",
         "## Against the project's goals",
         "",
@@ -144,16 +147,80 @@ def render_markdown(report: Mapping[str, Any]) -> str:
             "|---|---|---|---|---|---|---|---|",
         ]
         for p in sorted(steps, key=lambda p: p["concurrency"]):
-            for s in p.get("server_steps", []):
-                lines.append(
-                    f"| {p['concurrency']} | {s['model']} | {s['requests']} | {_fmt(s['mean_batch'], 2)} "
-                    f"| {_fmt(s['queue_ms'], 2)} | {_fmt(s['compute_ms'], 2)} | {_fmt(s['compute_infer_ms'], 2)} "
-                    f"| {_fmt(s['busy'], 2)} |"
-                )
+            lines += [_step_line(p["concurrency"], s) for s in p.get("server_steps", [])]
+    lines += _repeats_lines(report)
     lines += _process_lines(report)
+    lines += _detector_lines(report)
     if report.get("notes"):
         lines += ["", "## Notes", ""] + [f"- {note}" for note in report["notes"]]
     return "\n".join(lines) + "\n"
+
+
+def _step_line(concurrency: int, s: Mapping[str, Any]) -> str:
+    return (
+        f"| {concurrency} | {s['model']} | {s['requests']} | {_fmt(s['mean_batch'], 2)} "
+        f"| {_fmt(s['queue_ms'], 2)} | {_fmt(s['compute_ms'], 2)} | {_fmt(s['compute_infer_ms'], 2)} "
+        f"| {_fmt(s['busy'], 2)} |"
+    )
+
+
+def _repeats_lines(report: Mapping[str, Any]) -> list[str]:
+    """The repeated-image workload: hits against repeats, their latency against new images'."""
+    rows = report["summary"].get("repeats") or []
+    if not rows:
+        return []
+    size = report["server"].get("cache_size")
+    lines = [
+        "",
+        "## Repeated images: the response cache",
+        "",
+        f"Every other request repeats the image of the latest answered one; the server "
+        f"{'had a response cache of ' + describe_size(size) if size else 'was given with --url, its cache as it is'}."
+        " The cache keeps each ensemble's image part (`NAME_infer`: guard, preprocessing, model), whose"
+        " answer depends on the image's bytes alone; the post-processing runs for every request with its"
+        " own parameters. Hits and misses: Triton's statistics of the cached model over the window.",
+        "",
+        "| concurrency | images/s | repeated: requests, p50 ms | new: requests, p50 ms | cache hits / misses "
+        "| hits per repeated request | server CPU ms/image |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['concurrency']} | {_fmt(r['images_per_s'])} | {r['repeats']}, {_fmt(r['repeat_p50_ms'], 2)} "
+            f"| {r['fresh']}, {_fmt(r['fresh_p50_ms'], 1)} | {r['cache_hits']} / {r['cache_misses']} "
+            f"| {_fmt(r['hits_per_repeat'], 2)} | {_fmt(r['server_cpu_ms_per_image'])} |"
+        )
+    return lines
+
+
+def _detector_lines(report: Mapping[str, Any]) -> list[str]:
+    """The two detectors compared in-process (``--compare-onnx``)."""
+    found = report.get("detectors")
+    if not found:
+        return []
+    ms, kinds, totals = found["ms_per_image"], found["kinds"], found["totals"]
+    caveat = (
+        ""
+        if found["meaningful"]
+        else " At least one is a random-weight stand-in: its boxes are noise, and so is this agreement; the"
+        " speeds are the architectures' own."
+    )
+    lines = [
+        "",
+        "## Two detectors on the same photos (in-process)",
+        "",
+        f"The served `{found['models']['served']}` ({kinds['served']}) and `{found['models']['other']}`"
+        f" ({kinds['other']}), one image at a time on the reference preprocessing, ONNX Runtime's default"
+        f" threads: {_fmt(ms['served'], 0)} and {_fmt(ms['other'], 0)} ms per image. Boxes scoring at least"
+        f" {found['score_threshold']:g}; two agree with the same label and IoU >= {found['match_iou']:g}:"
+        f" {totals['agree']} of {totals['served']} and {totals['other']} (agreement, matched / union:"
+        f" {_fmt(found['agreement'], 2)}).{caveat}",
+        "",
+        "| image | served: boxes | other: boxes | agree |",
+        "|---|---|---|---|",
+    ]
+    lines += [f"| {r['image']} | {r['served']} | {r['other']} | {r['agree']} |" for r in found["per_image"]]
+    return lines
 
 
 def _process_lines(report: Mapping[str, Any]) -> list[str]:

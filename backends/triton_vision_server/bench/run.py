@@ -4,80 +4,71 @@ ensemble's sweep, perf_analyzer's points, the seed's path, in-process, and the r
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import tempfile
 import time
+from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from ..server_config import describe_size
 from . import report as br
-from .images import bench_images, median_jpeg
+from .agreement import compare_detectors
+from .images import BenchImage, bench_images, median_jpeg
 from .in_process import in_process
 from .machine import machine_description, read_loadavg, versions
 from .messages import BenchError, progress
 from .options import BenchOptions
 from .perf_analyzer import perf_analyzer_path
-from .profiles import load_repository, profile
+from .profiles import Profile, load_repository, profile
 from .repository import bench_repository
 from .served import check_server, instances_line, model_source, served_configs
-from .sweep import ENSEMBLE, SEED, Sweep
+from .sweep import ENSEMBLE, REPEATS, SEED, Sweep
 
 SERVER_START_TIMEOUT_S = 300
 
 
-def run_bench(options: BenchOptions) -> dict[str, Any]:
+@contextlib.contextmanager
+def local_server(served_repository: Path, cache_size: int = 0) -> Iterator[tuple[str, int | None]]:
+    """A local tritonserver on ``served_repository``: (its gRPC address, its pid); stopped afterwards."""
     from ..runtime import LocalTritonServer, ServerOptions, free_port
 
-    options.check()
-    repository = options.model_repository
-    chosen = profile(load_repository(repository), options.ensemble)
-    steps = list(chosen.steps)
-    if options.url:  # a server that is not there is the first thing to say
-        check_server(options.url, [chosen.ensemble, *steps])
-    if not chosen.model_path.is_file():  # the in-process paths run this file
-        raise BenchError(f"{chosen.model_path} is missing: run `triton-vision models prepare --model {chosen.model}`")
-    images = bench_images(options.images, options.max_images, options.photos)
-    started = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    clock = time.perf_counter()
-    machine = machine_description()
-    machine["loadavg_before"] = read_loadavg()
-    if options.note:
-        machine["note"] = options.note
-    progress(
-        f"{options.ensemble}: {len(images)} images, {machine['cores']} cores ({machine['cpu_model']}), "
-        f"load {machine['loadavg_before']}"
+    server_options = ServerOptions(
+        model_repository=served_repository,
+        http_port=free_port(),
+        grpc_port=free_port(),
+        metrics_port=free_port(),
+        cache_size=cache_size,
     )
-    server = None
-    workdir = None
-    served_repository: Path | None = None
+    cache = f", response cache {describe_size(cache_size)}" if cache_size else ""
+    progress(f"starting tritonserver on {server_options.grpc_url}{cache} ...")
+    server = LocalTritonServer(server_options).start()
     try:
-        if options.url:
-            url = options.url
-            how = "given with --url"
+        server.wait_ready(timeout=SERVER_START_TIMEOUT_S)
+        yield server_options.grpc_url, server.process.pid if server.process else None
+    finally:
+        progress("stopping tritonserver ...")
+        server.stop()
+
+
+def _served_paths(
+    options: BenchOptions, chosen: Profile, images: list[BenchImage], served_repository: Path | None
+) -> tuple[dict[str, dict], str, str, dict[str, dict[str, Any]]]:
+    """The ensemble's sweep, perf_analyzer's points and the seed's path, on one server (no cache)."""
+    steps = list(chosen.steps)
+    with contextlib.ExitStack() as stack:
+        if served_repository is None:
+            url, server_pid, how = str(options.url), None, "given with --url"
         else:
-            workdir = tempfile.TemporaryDirectory(prefix="triton-vision-bench-")
-            served_repository = bench_repository(repository, chosen, Path(workdir.name) / "repository")
-            server_options = ServerOptions(
-                model_repository=served_repository,
-                http_port=free_port(),
-                grpc_port=free_port(),
-                metrics_port=free_port(),
-            )
-            progress(f"starting tritonserver on {server_options.grpc_url} ({', '.join(steps)}) ...")
-            server = LocalTritonServer(server_options).start()
-            server.wait_ready(timeout=SERVER_START_TIMEOUT_S)
-            url = server_options.grpc_url
+            url, server_pid = stack.enter_context(local_server(served_repository))
             how = "started by the bench: the local runtime, this repository's configs"
         served = served_configs(url, [chosen.ensemble, *steps])
-        server_pid = server.process.pid if server and server.process else None
         sweep = Sweep(url, options, images, chosen, server_pid, served_repository)
         paths: dict[str, dict] = {}
         paths[ENSEMBLE] = asyncio.run(
             sweep.run(
-                ENSEMBLE,
-                options.concurrency or chosen.settings.concurrency,
-                f"the `{chosen.ensemble}` ensemble",
-                steps,
+                ENSEMBLE, options.concurrency or chosen.settings.concurrency, f"the `{chosen.ensemble}` ensemble", steps
             )
         )
         if options.perf_analyzer:
@@ -93,13 +84,56 @@ def run_bench(options: BenchOptions) -> dict[str, Any]:
             )
         )
         paths[SEED]["label"] = "the seed's path: client preprocessing, FP32 to the bare model"
+    return paths, url, how, served
+
+
+def _repeats_path(
+    options: BenchOptions, chosen: Profile, images: list[BenchImage], served_repository: Path | None, url: str
+) -> dict:
+    """The repeated-image workload on a server with a response cache (``--url``: that server, as it is)."""
+    concurrency = options.repeat_concurrency or (1, max(options.concurrency or chosen.settings.concurrency))
+    label = f"the `{chosen.ensemble}` ensemble, half the requests repeating an image (response cache)"
+    with contextlib.ExitStack() as stack:
+        server_pid = None
+        if served_repository is not None:
+            url, server_pid = stack.enter_context(local_server(served_repository, options.cache_size))
+        sweep = Sweep(url, options, images, chosen, server_pid, served_repository)
+        return asyncio.run(sweep.run(REPEATS, tuple(sorted(set(concurrency))), label, list(chosen.steps)))
+
+
+def run_bench(options: BenchOptions) -> dict[str, Any]:
+    options.check()
+    repository = options.model_repository
+    chosen = profile(load_repository(repository), options.ensemble)
+    if options.url:  # a server that is not there is the first thing to say
+        check_server(options.url, [chosen.ensemble, *chosen.steps])
+    if not chosen.model_path.is_file():  # the in-process paths run this file
+        raise BenchError(f"{chosen.model_path} is missing: run `triton-vision models prepare --model {chosen.model}`")
+    images = bench_images(options.images, options.max_images, options.photos)
+    started = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    clock = time.perf_counter()
+    machine = machine_description()
+    machine["loadavg_before"] = read_loadavg()
+    if options.note:
+        machine["note"] = options.note
+    progress(
+        f"{options.ensemble}: {len(images)} images, {machine['cores']} cores ({machine['cpu_model']}), "
+        f"load {machine['loadavg_before']}"
+    )
+    workdir = None
+    served_repository: Path | None = None
+    if not options.url:
+        workdir = tempfile.TemporaryDirectory(prefix="triton-vision-bench-")
+        served_repository = bench_repository(repository, chosen, Path(workdir.name) / "repository")
+    try:
+        paths, url, how, served = _served_paths(options, chosen, images, served_repository)
+        if options.repeats:
+            paths[REPEATS] = _repeats_path(options, chosen, images, served_repository, url)
     finally:
-        if server is not None:
-            progress("stopping tritonserver ...")
-            server.stop()
         if workdir is not None:
             workdir.cleanup()
     ceiling, bound = in_process(chosen, images, budget_s=max(4.0, options.duration_s * 2))
+    detectors = compare_detectors(chosen, images, options.compare_onnx) if options.compare_onnx else None
     machine["loadavg_after"] = read_loadavg()
     report: dict[str, Any] = {
         "schema": br.SCHEMA,
@@ -111,7 +145,7 @@ def run_bench(options: BenchOptions) -> dict[str, Any]:
         "elapsed_s": time.perf_counter() - clock,
         "machine": machine,
         "versions": versions(),
-        "server": {"url": url, "how": how},
+        "server": {"url": url, "how": how, "cache_size": options.cache_size if options.repeats else 0},
         "settings": {
             "duration_s": options.duration_s,
             "warmup_s": options.warmup_s,
@@ -128,6 +162,8 @@ def run_bench(options: BenchOptions) -> dict[str, Any]:
         "in_process": ceiling,
         "work_bound": bound,
     }
+    if detectors is not None:
+        report["detectors"] = detectors
     report["served_line"] = instances_line(served)
     report["summary"] = br.summarise(report)
     report["targets"] = br.targets(chosen.task, report["summary"])

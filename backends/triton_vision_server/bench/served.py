@@ -9,7 +9,14 @@ from typing import Any
 
 from .messages import BenchError
 
-THREAD_PARAMETERS = ("intra_op_thread_count", "inter_op_thread_count", "num_threads", "execution_mode")
+THREAD_PARAMETERS = (
+    "intra_op_thread_count",
+    "idle_intra_op_thread_count",
+    "inter_op_thread_count",
+    "session.intra_op.allow_spinning",
+    "num_threads",
+    "execution_mode",
+)
 
 
 def model_source(repository: Path, model: str) -> str:

@@ -8,6 +8,8 @@ each point carries per-step statistics deltas and CPU per image per process.
 from __future__ import annotations
 
 import asyncio
+import collections
+import itertools
 import math
 import os
 from collections.abc import Sequence
@@ -30,6 +32,14 @@ from .profiles import Profile
 
 ENSEMBLE = "ensemble"
 SEED = "seed"
+REPEATS = "repeats"  # the ensemble, every other request repeating an image sent before (the response cache)
+FRESH, REPEAT = "fresh", "repeat"
+
+
+def unique_bytes(data: bytes, serial: int) -> bytes:
+    """``data`` followed by a trailer that makes its bytes new to the response cache. Decoders stop at
+    the image's end (JPEG's end-of-image marker, PNG's IEND chunk), so it decodes as ``data`` does."""
+    return data + b"#tv-bench-%08x" % serial
 
 
 def request_bytes(model: str, inputs: list, outputs: list | None = None) -> int:
@@ -90,7 +100,7 @@ class Sweep:
         client = aioclient.InferenceServerClient(self.url)
         pool = ThreadPoolExecutor(max_workers=max(concurrencies), thread_name_prefix="bench-preprocess")
         try:
-            if path == ENSEMBLE:
+            if path in (ENSEMBLE, REPEATS):
                 prepared = [[infer_input(t.IMAGE, np.frombuffer(i.data, np.uint8)[None])] for i in self.images]
                 model = profile.ensemble
                 outputs = None
@@ -105,16 +115,31 @@ class Sweep:
             response_sizes: list[int] = []
             loop = asyncio.get_running_loop()
 
-            async def send(index: int) -> None:
+            sent = itertools.count()  # the repeats path: requests in the order they are sent
+            recent: collections.deque[list] = collections.deque(maxlen=64)  # fresh images answered
+
+            async def send(index: int) -> str | None:
                 image = index % len(self.images)
+                kind = None
                 if path == ENSEMBLE:
                     inputs = prepared[image]
+                elif path == REPEATS:
+                    serial = next(sent)
+                    kind = REPEAT if serial % 2 and recent else FRESH
+                    if kind == REPEAT:
+                        inputs = recent[-1]
+                    else:
+                        data = unique_bytes(self.images[(serial // 2) % len(self.images)].data, serial)
+                        inputs = [infer_input(t.IMAGE, np.frombuffer(data, np.uint8)[None])]
                 else:
                     tensors = await loop.run_in_executor(pool, profile.preprocess, self.images[image].data)
                     inputs = [infer_input(k, v) for k, v in tensors.items()]
                 result = await client.infer(model, inputs, outputs=outputs, client_timeout=600)
+                if kind == FRESH:
+                    recent.append(inputs)
                 if len(response_sizes) < 2 * len(self.images):
                     response_sizes.append(result.get_response().ByteSize())
+                return kind
 
             for concurrency in concurrencies:
                 snapshots: dict[str, Any] = {}
@@ -171,15 +196,26 @@ class Sweep:
         if before is not None and after is not None and images:
             point["server_processes"] = cpu.per_image(before, after, images, order=self.profile.steps)
             point["server_cpu_ms_per_image"] = sum(row["cpu_ms_per_image"] for row in point["server_processes"])
+        for kind, latencies in result.latencies_by_kind.items():
+            point[kind] = {"requests": len(latencies), **br.latency_summary(latencies)}
         if result.first_error:
             point["first_error"] = result.first_error
         if step_models and "open" in snapshots and "close" in snapshots:
             point["server_steps"] = br.statistics_delta(
                 snapshots["open"], snapshots["close"], step_models, result.window_s
             )
+            for row in point["server_steps"]:
+                if row["model"] in self.profile.nested:  # an ensemble: its steps are the ones busy
+                    row["busy"] = math.nan
         return point
 
     def source(self, path: str) -> str:
+        if path == REPEATS:
+            return (
+                "the same load generator against a server with a response cache (`--cache-size`); every other"
+                " request repeats the image of the latest answered one, the others are new to the cache (an image's"
+                " bytes with a short trailer after its end, which decoders ignore)"
+            )
         if path == ENSEMBLE:
             return (
                 "triton_vision_server.bench's asyncio gRPC load generator (tritonclient.grpc.aio), encoded bytes,"

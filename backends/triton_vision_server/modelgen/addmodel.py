@@ -72,8 +72,12 @@ def generate(spec: EnsembleSpec, *, spec_text: str | None = None) -> Generated:
     }
     if served is None:
         model_files[KEEP] = ""
-    generated.models = [
-        ModelFiles(spec.name, ensemble_files),
+    generated.models = [ModelFiles(spec.name, ensemble_files)]
+    if spec.cache:
+        generated.models.append(
+            ModelFiles(spec.infer_name, {"config.pbtxt": configs.infer_config(spec, model, max_batch), KEEP: ""})
+        )
+    generated.models += [
         ModelFiles(
             spec.preprocess_name,
             {

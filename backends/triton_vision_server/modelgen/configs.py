@@ -43,6 +43,14 @@ DALI_PARAMETERS = (
     ("release_above_pixels", "16000000"),
 )
 
+# ONNX Runtime session settings of every generated ONNX model (docs/performance.md, "Spinning").
+ONNX_PARAMETERS = (("session.intra_op.allow_spinning", "0"),)
+ONNX_SPINNING_NOTE = (
+    "# ONNX Runtime's intra-op threads spin while they wait for work (its default), burning a core between",
+    "# requests and while other steps hold the CPU; off, they sleep (docs/performance.md). The local",
+    "# backend honours it; Triton's native ONNX Runtime backend does not read it (there, threads spin).",
+)
+
 
 @dataclass(frozen=True)
 class ModelFiles:
@@ -190,30 +198,58 @@ def _step(model_name: str, inputs: Sequence[tuple[str, str]], outputs: Sequence[
     ]
 
 
-def ensemble_config(spec: EnsembleSpec, model: ModelContract, max_batch: int) -> str:
-    sized = spec.task != contract.CLASSIFICATION
+def image_outputs(spec: EnsembleSpec, model: ModelContract) -> dict[str, str]:
+    """What the post-processing reads from the image's part (guard, preprocessing, model), by the
+    flat ensemble's tensor name: its name as an output of the cached ``NAME_infer`` ensemble."""
+    exported = {tensor: name for name, tensor, _ in postprocess_inputs(spec, model)}
+    if spec.task != contract.CLASSIFICATION:
+        exported.update({"original_size": t.ORIGINAL_SIZE, "resized_size": t.RESIZED_SIZE})
+    return exported
+
+
+def _image_steps(spec: EnsembleSpec, model: ModelContract, rename: dict[str, str]) -> list[list[str]]:
+    """image_guard -> NAME_preprocess -> the ONNX model, its tensors named as ``rename`` says."""
+
+    def name(tensor: str) -> str:
+        return rename.get(tensor, tensor)
+
     pre_outputs = [(t.PIXELS, "pixels")]
-    if sized:
-        pre_outputs += [(t.ORIGINAL_SIZE, "original_size"), (t.RESIZED_SIZE, "resized_size")]
+    if spec.task != contract.CLASSIFICATION:
+        pre_outputs += [(t.ORIGINAL_SIZE, name("original_size")), (t.RESIZED_SIZE, name("resized_size"))]
     model_inputs = [(model.image_input, "pixels")]
     if model.image_sizes_input:
-        model_inputs.append((model.image_sizes_input, "resized_size"))
+        model_inputs.append((model.image_sizes_input, name("resized_size")))
     wired = postprocess_inputs(spec, model)
-    post_inputs = [(name, tensor) for name, tensor, _ in wired]
-    if sized:
-        post_inputs += [(t.ORIGINAL_SIZE, "original_size"), (t.RESIZED_SIZE, "resized_size")]
-    if spec.task == contract.SEGMENTATION:
-        post_inputs.append((t.IMAGE, "checked_image"))
-    outputs = [name for name in contract.TASK_OUTPUTS[spec.task]]
-    steps = [
+    return [
         _step(spec.image_guard_name, [(t.IMAGE, t.IMAGE)], [(t.CHECKED_IMAGE, "checked_image")]),
         _step(spec.preprocess_name, [(t.IMAGE, "checked_image")], pre_outputs),
-        _step(spec.model_name, model_inputs, [(output.name, tensor) for _, tensor, output in wired]),
-        _step(spec.postprocess_name, post_inputs, [(name, name) for name in outputs]),
+        _step(spec.model_name, model_inputs, [(output.name, name(tensor)) for _, tensor, output in wired]),
     ]
+
+
+def _scheduling(steps: list[list[str]]) -> list[str]:
     body = []
     for index, step in enumerate(steps):
         body += step[:-1] + ["    }," if index < len(steps) - 1 else "    }"]
+    return ["ensemble_scheduling {", "  step [", *body, "  ]", "}"]
+
+
+def ensemble_config(spec: EnsembleSpec, model: ModelContract, max_batch: int) -> str:
+    """The ensemble clients call: ``NAME_infer`` (cached) -> NAME_postprocess, or with ``cache = false``
+    the four steps in one ensemble."""
+    exported = image_outputs(spec, model)
+    post_inputs = [(name, tensor) for name, tensor, _ in postprocess_inputs(spec, model)]
+    if spec.task != contract.CLASSIFICATION:
+        post_inputs += [(t.ORIGINAL_SIZE, "original_size"), (t.RESIZED_SIZE, "resized_size")]
+    if spec.task == contract.SEGMENTATION:  # the overlay's photo; with the cache, the request's own bytes
+        post_inputs.append((t.IMAGE, "checked_image" if not spec.cache else t.IMAGE))
+    outputs = [name for name in contract.TASK_OUTPUTS[spec.task]]
+    post = _step(spec.postprocess_name, post_inputs, [(name, name) for name in outputs])
+    if spec.cache:
+        image = _step(spec.infer_name, [(t.IMAGE, t.IMAGE)], [(name, tensor) for tensor, name in exported.items()])
+        steps = [image, post]
+    else:
+        steps = [*_image_steps(spec, model, {}), post]
     return _write(
         [
             *_comment(
@@ -227,11 +263,48 @@ def ensemble_config(spec: EnsembleSpec, model: ModelContract, max_batch: int) ->
             f"max_batch_size: {max_batch}",
             *_block("input", [_tensor(t.IMAGE, "TYPE_UINT8", [-1])]),
             *_block("output", ensemble_outputs(spec, model)),
-            "ensemble_scheduling {",
-            "  step [",
-            *body,
-            "  ]",
-            "}",
+            *_scheduling(steps),
+        ]
+    )
+
+
+def request_parameters(spec: EnsembleSpec) -> str:
+    """The request parameters the post-processing reads, for comments."""
+    if spec.task == contract.CLASSIFICATION:
+        return contract.TOP_K
+    if spec.task == contract.DETECTION:
+        extra = ", iou_threshold" if spec.postprocess.format == "yolo" else ""
+        return f"{contract.SCORE_THRESHOLD}, {contract.MAX_DETECTIONS}{extra}"
+    return contract.OVERLAY_PARAMETER
+
+
+def infer_config(spec: EnsembleSpec, model: ModelContract, max_batch: int) -> str:
+    """``NAME_infer``: the steps whose answer depends on the image's bytes alone, with the response cache."""
+    exported = image_outputs(spec, model)
+    # A scalar per image is [1] here: an ensemble's tensors are the models' shapes as Triton serves them
+    # (its reshape is the model's business).
+    outputs = [_tensor(name, output.dtype, output.dims or [1]) for name, _, output in postprocess_inputs(spec, model)]
+    if spec.task != contract.CLASSIFICATION:
+        outputs += [_tensor(t.ORIGINAL_SIZE, "TYPE_INT64", [2]), _tensor(t.RESIZED_SIZE, "TYPE_INT64", [2])]
+    return _write(
+        [
+            *_comment(
+                f"The image's part of '{spec.name}': {spec.image_guard_name} -> {spec.preprocess_name} -> "
+                f"{spec.model_name}, whose answer depends on the image's bytes alone. Triton's response cache "
+                "keys an entry on the model and the input bytes, not on request parameters, so it is enabled "
+                f"here and not on '{spec.name}', whose post-processing reads them ({request_parameters(spec)}): a "
+                "repeated image skips decoding and the model, and its post-processing still follows its own "
+                "request. Used when the server has a cache (`triton-vision serve --cache-size`); without one the "
+                "setting does nothing (docs/performance.md).",
+                GENERATED.format(spec=f"{spec.name}/spec.toml"),
+            ),
+            f'name: "{spec.infer_name}"',
+            'platform: "ensemble"',
+            f"max_batch_size: {max_batch}",
+            *_block("input", [_tensor(t.IMAGE, "TYPE_UINT8", [-1])]),
+            *_block("output", outputs),
+            *_scheduling(_image_steps(spec, model, exported)),
+            "response_cache { enable: true }",
         ]
     )
 
@@ -301,13 +374,29 @@ def model_config(spec: EnsembleSpec, model: ModelContract, max_batch: int, *, pr
             "# runs); a delay was waited in full by every lone request (docs/performance.md).",
         )
         lines += dynamic_batching(spec.queue, note=note)
-    lines += [
-        "# One instance (kind left to Triton: the GPU where there is one, else the CPU). Without it Triton",
-        "# starts 2 CPU instances, each with its own ONNX Runtime thread pool of one thread per core, which",
-        "# then compete for the same cores; one instance batches instead (docs/performance.md).",
-        "instance_group [ { count: 1 } ]",
-    ]
+    lines += [*onnx_instances(spec), *ONNX_SPINNING_NOTE, *_parameters(ONNX_PARAMETERS)]
     return _write(lines)
+
+
+def onnx_instances(spec: EnsembleSpec) -> list[str]:
+    """The ONNX model's instances and threads (kind left to Triton: the GPU where there is one, else
+    the CPU): a classifier's batch is cheap next to its steps, a detector's or segmenter's is seconds."""
+    if spec.task != contract.CLASSIFICATION:
+        return [
+            "# One instance (kind left to Triton: the GPU where there is one, else the CPU). Without it Triton",
+            "# starts 2 CPU instances, each with its own ONNX Runtime thread pool of one thread per core, which",
+            "# then compete for the same cores; one instance batches instead (docs/performance.md).",
+            "instance_group [ { count: 1 } ]",
+        ]
+    return [
+        "# Two instances of one intra-op thread each (kind left to Triton: the GPU where there is one, else",
+        "# the CPU): under load two batches run side by side, each on one thread, without the waits of a",
+        "# parallel section whose threads share the cores with the other steps. While the CPUs are calm",
+        "# (one request at a time) the local backend runs a batch on a second session with one thread per",
+        "# core (idle_intra_op_thread_count 0), which Triton's native backend ignores (docs/performance.md).",
+        "instance_group [ { count: 2 } ]",
+        *_parameters([("intra_op_thread_count", "1"), ("idle_intra_op_thread_count", "0")]),
+    ]
 
 
 def postprocess_parameters(spec: EnsembleSpec, model: ModelContract) -> list[tuple[str, str]]:

@@ -26,6 +26,12 @@ KEYS: dict[str, dict[str, tuple[str, str]]] = {
             "images per request, 1..32 (default 32 classification, 4 otherwise; 1 if the model cannot batch)",
         ),
         "description": ("string", "a line for the generated configs' comments"),
+        "cache": (
+            "boolean",
+            "the guard, preprocessing and model form NAME_infer, an ensemble with Triton's response cache, so "
+            "a repeated image skips them when the server has a cache (serve --cache-size); false: one "
+            "ensemble of four steps (default true)",
+        ),
         "shared_prefix": (
             "string",
             "the prefix of the shared models it calls (PREFIXimage_guard, PREFIXmodel_info); "

@@ -166,6 +166,11 @@ class EnsembleSpec:
     image_sizes_input: str | None = None
     declared: DeclaredContract | None = None
     queue: QueueSpec = field(default_factory=QueueSpec)
+    cache: bool = True  # the image's part is NAME_infer, an ensemble with the response cache
+
+    @property
+    def infer_name(self) -> str:
+        return f"{self.name}_infer"
 
     @property
     def preprocess_name(self) -> str:
@@ -403,6 +408,7 @@ def parse_spec(text: str, path: Path) -> EnsembleSpec:
     if max_batch is not None and not 1 <= max_batch <= MAX_IMAGES_PER_REQUEST:
         raise top.fail("max_batch_size", f"a whole number in 1..{MAX_IMAGES_PER_REQUEST}")
     description = top.get("description", str, "a string", "")
+    cache = top.get("cache", bool, "true or false", True)
     shared_prefix = top.get("shared_prefix", str, "a model-name prefix", "")
     if shared_prefix and not NAME_PATTERN.fullmatch(shared_prefix):
         raise top.fail("shared_prefix", "letters, digits, '_', '.' and '-'")
@@ -459,6 +465,7 @@ def parse_spec(text: str, path: Path) -> EnsembleSpec:
         image_sizes_input=image_sizes,
         declared=declared,
         queue=queue,
+        cache=cache,
     )
 
 

@@ -8,20 +8,13 @@ Outputs PIXELS. Decodes on "mixed" (nvJPEG) when the pipeline has a GPU, on "cpu
 the DALI backend's autoserialization convention; imports nothing but DALI.
 """
 
-from nvidia.dali import Pipeline, fn, math, pipeline_def, types
+from nvidia.dali import Pipeline, fn, pipeline_def, types
 from nvidia.dali.plugin.triton import autoserialize
 
 SIZE = (224, 224)  # the network input's (height, width)
-SHORTER = 256.0  # the shorter side before the crop
+SHORTER = 256  # the shorter side before the crop
 MEAN = [123.675, 116.28, 103.53]  # pixel units, RGB order
 STD = [58.395, 57.12, 57.375]
-
-
-def _half_even_half(value):
-    """round(value / 2) with halves to even, for an INT64 DataNode (Python's round, as torchvision)."""
-    half = value // 2
-    odd = value - half * 2
-    return half + odd * (half - (half // 2) * 2)
 
 
 @autoserialize
@@ -33,24 +26,21 @@ def classification_preprocess():
     # The decoded shape [H, W, C] (EXIF orientation applied), read from the encoded bytes on the
     # CPU: resize's size and the crop's start must live on the CPU even when images are on the GPU.
     shape = fn.peek_image_shape(encoded, dtype=types.INT64)
-    height = fn.cast(shape[0], dtype=types.FLOAT64)
-    width = fn.cast(shape[1], dtype=types.FLOAT64)
     # torchvision's Resize(SHORTER): the shorter side becomes SHORTER, the longer
-    # int(SHORTER * longer / shorter).
-    shorter = math.min(height, width)
-    out_height = math.floor(height * SHORTER / shorter)
-    out_width = math.floor(width * SHORTER / shorter)
+    # int(SHORTER * longer / shorter), i.e. SHORTER * side // shorter in integers.
+    height_width = shape[0:2]
+    resized_size = height_width * SHORTER // fn.reductions.min(height_width)
     pixels = fn.resize(
         images,
-        size=fn.stack(fn.cast(out_height, dtype=types.FLOAT), fn.cast(out_width, dtype=types.FLOAT)),
+        size=fn.cast(resized_size, dtype=types.FLOAT),
         interp_type=types.INTERP_LINEAR,
         antialias=True,
     )
+    # torchvision's CenterCrop: start = round((resized - SIZE) / 2) with halves to even, i.e.
+    # half + (excess & 1 & half) with half = excess // 2, in integers.
+    excess = resized_size - types.Constant(list(SIZE), dtype=types.INT64)
+    half = excess // 2
+    start = fn.cast(half + (excess & 1 & half), dtype=types.INT32)
+    pixels = fn.slice(pixels, start=start, shape=list(SIZE), axis_names="HW")
     pixels = fn.crop_mirror_normalize(pixels, mean=MEAN, std=STD, dtype=types.FLOAT, output_layout="CHW")
-    # torchvision's CenterCrop: start = round((resized - SIZE) / 2), halves to even, in integers.
-    start = fn.stack(
-        _half_even_half(fn.cast(out_height, dtype=types.INT64) - SIZE[0]),
-        _half_even_half(fn.cast(out_width, dtype=types.INT64) - SIZE[1]),
-    )
-    pixels = fn.slice(pixels, start=fn.cast(start, dtype=types.INT32), shape=list(SIZE), axis_names="HW")
     return pixels
