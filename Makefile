@@ -76,17 +76,31 @@ system-deps:
 	  { echo "could not install$$missing: install them with apt-get"; exit 1; }; \
 	fi
 
+# What each environment takes on disk (README, Install sizes), checked before pip starts: pip would
+# stop half-way with "No space left on device" (and torch's CUDA wheels are ~3 GB of downloads on a
+# machine without them in a local package index). Without pip's cache the downloads are not kept twice.
+TEST_ENV_GB ?= 8
+DEMO_ENV_GB ?= 2
+free_gb = $$(df -Pk $(1) | awk 'NR==2 {printf "%d", $$4 / 1048576}')
+define need_space
+	@free=$(call free_gb,$(VENV)); if [ "$$free" -lt $(1) ]; then \
+	  echo "$(2) needs about $(1) GB free on this disk, $$free GB are free here (df -h $(VENV)): free some space" \
+	       "or set VENV to a place with more (make $(3) VENV=/bigger/disk/venv)"; exit 1; fi
+endef
+
 $(VENV)/.pip:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	touch $@
 
 $(VENV)/.installed: pyproject.toml | $(VENV)/.pip
-	$(BIN)/python -m pip install -q -e ".[dev,export]" $(TORCH_PIP_ARGS)
+	$(call need_space,$(TEST_ENV_GB),the test environment (dev and export extras with torch),test)
+	$(BIN)/python -m pip install -q --no-cache-dir -e ".[dev,export]" $(TORCH_PIP_ARGS)
 	touch $@
 
 $(VENV)/.installed-demo: pyproject.toml | $(VENV)/.pip
-	$(BIN)/python -m pip install -q -e ".[demo]"
+	$(call need_space,$(DEMO_ENV_GB),the demo's environment (.[demo]),demo)
+	$(BIN)/python -m pip install -q --no-cache-dir -e ".[demo]"
 	touch $@
 
 model-analyzer-env: $(MA_VENV)/.installed
