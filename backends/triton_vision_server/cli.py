@@ -322,16 +322,17 @@ def cmd_model_analyzer(args: argparse.Namespace) -> int:
     import subprocess
 
     from triton_vision_server.errors import RuntimeMissingError
-    from triton_vision_server.model_analyzer import write_model_analyzer_config
+    from triton_vision_server.model_analyzer import flattened_repository, write_model_analyzer_config
     from triton_vision_server.perf import perf_analyzer_env, write_input_data
 
     workdir = args.workdir.resolve()
     _existing_repository(args.model_repository)
     input_data = write_input_data([Path(image) for image in args.images], workdir / "input_data.json")
+    repository = flattened_repository(args.model_repository.resolve(), args.ensemble, workdir / "model_repository")
     config = write_model_analyzer_config(
         workdir / "model_analyzer.yaml",
         ensemble=args.ensemble,
-        model_repository=args.model_repository.resolve(),
+        model_repository=repository,
         input_data=input_data,
         workdir=workdir,
         http_port=args.http_port,

@@ -12,6 +12,12 @@ over the composing models' ``max_batch_size``, ``instance_group`` count and dyna
 not load without a GPU). perf_analyzer is this environment's (tritonclient 2.51), fed the real
 images as a JSON input-data file (:func:`triton_vision_server.perf.write_input_data`).
 
+Model Analyzer refuses an ensemble with an ensemble among its steps ("does not support ensembles
+as a composing model type"), and a generated ensemble's image part is one (``NAME_infer``, kept by
+the response cache): :func:`flattened_repository` gives it a repository in which that step is
+replaced by the steps it runs, the other models linked to the originals. The server loads the
+flattened ensemble through the model-control API like every configuration Model Analyzer tries.
+
 :func:`model_analyzer_config` returns the YAML document (written as JSON, which is YAML) for
 ``model-analyzer profile -f FILE``.
 """
@@ -19,10 +25,13 @@ images as a JSON input-data file (:func:`triton_vision_server.perf.write_input_d
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
+from google.protobuf import text_format
+
 import triton_vision_contract as contract
-from triton_vision_models.repository import ModelRepository
+from triton_vision_models.repository import CONFIG_FILENAME, ModelConfig, ModelRepository
 
 from .errors import UsageError
 from .perf import perf_analyzer_binary
@@ -39,6 +48,54 @@ def composing_models(model_repository: Path, ensemble: str) -> list[str]:
             f"'{ensemble}' is not an ensemble of {model_repository} (its ensembles: {', '.join(repository.ensembles)})"
         )
     return repository.composing_models(ensemble)
+
+
+def inline_nested_ensembles(repository: ModelRepository, ensemble: str) -> ModelConfig:
+    """``ensemble``'s config with every step that is itself an ensemble replaced by that ensemble's own
+    steps (recursively): its inputs and outputs wired to the outer tensors, its inner tensors renamed
+    ``NESTED.tensor`` so that they cannot meet the outer ones."""
+    config = type(repository[ensemble].config)()
+    config.CopyFrom(repository[ensemble].config)
+    steps = list(config.ensemble_scheduling.step)
+    del config.ensemble_scheduling.step[:]
+    for step in steps:
+        nested = repository.models.get(step.model_name)
+        if nested is None or not nested.is_ensemble or step.model_name == ensemble:
+            config.ensemble_scheduling.step.add().CopyFrom(step)
+            continue
+        outer = {**dict(step.input_map), **dict(step.output_map)}  # nested tensor name -> outer tensor
+        for inner in inline_nested_ensembles(repository, step.model_name).ensemble_scheduling.step:
+            added = config.ensemble_scheduling.step.add()
+            added.CopyFrom(inner)
+            for mapping in (added.input_map, added.output_map):
+                for key, tensor in list(mapping.items()):
+                    mapping[key] = outer.get(tensor, f"{step.model_name}.{tensor}")
+    return config
+
+
+def flattened_repository(model_repository: Path, ensemble: str, target: Path) -> Path:
+    """``model_repository`` as Model Analyzer can profile ``ensemble``: at ``target`` (made afresh), the
+    ensemble's own directory with nested ensembles inlined, every other model a link to the original.
+    Returns ``model_repository`` itself when the ensemble has no nested ensemble."""
+    composing_models(model_repository, ensemble)  # a UsageError for a name that is no ensemble here
+    repository = ModelRepository.load(model_repository)
+    if not any(repository.models[s].is_ensemble for s in repository.steps(ensemble) if s in repository.models):
+        return model_repository
+    if target.exists():
+        shutil.rmtree(target)
+    target.mkdir(parents=True)
+    for name, model in repository.models.items():
+        if name != ensemble:
+            (target / name).symlink_to(model.directory.resolve(), target_is_directory=True)
+    flat = target / ensemble
+    shutil.copytree(repository[ensemble].directory, flat, symlinks=True)
+    (flat / CONFIG_FILENAME).write_text(
+        "# Written by `triton-vision model-analyzer`: the nested ensembles of "
+        f"{repository[ensemble].directory / CONFIG_FILENAME} inlined (Model Analyzer profiles no nested ensemble).\n"
+        + text_format.MessageToString(inline_nested_ensembles(repository, ensemble)),
+        encoding="utf-8",
+    )
+    return target
 
 
 def model_analyzer_config(

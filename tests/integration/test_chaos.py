@@ -27,7 +27,7 @@ import pytest
 from tests.conftest import MODEL_REPOSITORY, copy_model_dirs
 from tests.detection_helpers import PERSON, bright_box_detector, bright_rectangle_image, encode
 from tests.integration.test_classification import in_process_probabilities
-from tests.modelconfigs import load_config
+from tests.modelconfigs import step_models
 from tests.processes import children, server_pss_mb
 from tests.segmentation_support import colour_rule_fcn, png, synthetic
 from tests.serve_support import Serve, serving
@@ -55,8 +55,7 @@ def chaos_repository(tmp_path_factory) -> Path:
 
     names = []
     for ensemble in (t.CLASSIFICATION, t.DETECTION, t.SEGMENTATION):
-        steps = load_config(MODEL_REPOSITORY / ensemble).ensemble_scheduling.step
-        names += [ensemble, *(step.model_name for step in steps)]
+        names += [ensemble, *step_models(MODEL_REPOSITORY, ensemble)]  # NAME_infer and its steps too
     repository = copy_model_dirs(tmp_path_factory.mktemp("chaos_repo"), list(dict.fromkeys([*names, t.MODEL_INFO])))
     modelfiles.prepare(repository, modelfiles.CATALOGUE[t.CLASSIFIER], stand_in=True)
     detector = tmp_path_factory.mktemp("bright_box") / "bright_box.onnx"
