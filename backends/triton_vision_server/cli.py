@@ -233,6 +233,7 @@ def cmd_models(args: argparse.Namespace) -> int:
                 f"model repository {repository.path} has no model '{entry.name}' "
                 f"(looked for {repository.path / entry.name / 'config.pbtxt'}); is --model-repository right?"
             )
+        was_there = (modelfiles.version_dir(repository.path, entry.name) / modelfiles.MODEL_FILENAME).is_file()
         source = modelfiles.prepare(
             repository.path,
             entry,
@@ -245,6 +246,8 @@ def cmd_models(args: argparse.Namespace) -> int:
         print(
             ("WARNING: " + line) if source.is_stand_in else line, file=sys.stderr if source.is_stand_in else sys.stdout
         )
+        if entry.choice and (args.force or not was_there):  # said when this model was put in place
+            print(f"note: {entry.choice}")
     return 0
 
 
@@ -430,7 +433,8 @@ def register(sub: Any) -> None:
         default=None,
         metavar="N",
         help="requests that may wait in each composing model's queue before more are refused at once (UNAVAILABLE); "
-        "0: no bound (default: what each config says, 32 for the generated ones)",
+        "0: no bound (default: what each config says: 32 for classification's models, 8 for detection's and "
+        "segmentation's)",
     )
     p.add_argument(
         "--queue-timeout-ms",
@@ -438,7 +442,8 @@ def register(sub: Any) -> None:
         default=None,
         metavar="MS",
         help="a request that has waited this long in a composing model's queue is refused (UNAVAILABLE); "
-        "0: no limit (default: what each config says, 2000 for the generated ones)",
+        "0: no limit (default: what each config says: 2000 for classification's models, 30000 for detection's "
+        "and segmentation's)",
     )
     p.add_argument(
         "--trim-shm-above",

@@ -66,6 +66,8 @@ class ModelEntry:
     convert: Callable[[Path], onnx.ModelProto] | None = None
     # Same tensor contract without torch, where build_stand_in needs it (an export); None: not needed.
     small_stand_in: Callable[[], onnx.ModelProto] | None = None
+    # The choice a user faces once this model is in place (`models prepare` prints it); None: none.
+    choice: str | None = None
 
 
 CATALOGUE: dict[str, ModelEntry] = {
@@ -118,6 +120,21 @@ CATALOGUE[t.SEGMENTER] = ModelEntry(
 
 
 # -- detection: torchvision Faster R-CNN, exported (export extra) --------------------------------
+# Measured with `bench --ensemble detection --compare-onnx` (docs/performance.md, section 9): the two
+# architectures in-process on 2 cores, 3101 and 505 ms per photo; box mAP from torchvision's weights table.
+DETECTOR_CHOICE = {
+    "resnet50_fpn_v2": (
+        "on a CPU this detector takes about 3 s per photo (2 cores); `triton-vision models prepare --model "
+        f"{t.DETECTOR_MOBILENET} --force` serves MobileNetV3-Large-FPN instead: about 6x faster, box mAP 32.8 "
+        "instead of 46.7 (docs/performance.md, section 9). On a GPU keep this one."
+    ),
+    "mobilenet_v3": (
+        "MobileNetV3-Large-FPN is the CPU choice (about 0.5 s per photo on 2 cores, box mAP 32.8); on a GPU, "
+        f"`triton-vision models prepare --model {t.DETECTOR} --force` serves ResNet-50-FPN v2 (box mAP 46.7)."
+    ),
+}
+
+
 def _faster_rcnn_entry(arch: str, description: str, download: Download) -> ModelEntry:
     def stand_in() -> onnx.ModelProto:
         from .detection_onnx import export_faster_rcnn
@@ -132,6 +149,7 @@ def _faster_rcnn_entry(arch: str, description: str, download: Download) -> Model
     return ModelEntry(
         name=t.DETECTOR,  # both architectures serve from model_repository/faster_rcnn
         description=description,
+        choice=DETECTOR_CHOICE[arch],
         contract=Contract(
             inputs={t.DETECTOR_INPUT: (3, -1, -1), t.DETECTOR_IMAGE_SIZES: (2,)},
             outputs={

@@ -233,6 +233,23 @@ def test_models_status_says_what_is_not_prepared_in_a_table_and_as_json(tmp_path
     assert entry == {"model": t.SEGMENTER, "kind": "NOT PREPARED", "size": 0, "path": str(Path(entry["path"]))}
 
 
+def test_preparing_the_detector_says_which_one_to_pick_on_a_cpu_and_on_a_gpu(tmp_path, capsys):
+    import onnx
+
+    from triton_vision_server import modelfiles
+
+    repository = ensemble_repository(tmp_path / "repo", t.DETECTION)
+    detector = tmp_path / "detector.onnx"
+    onnx.save(modelfiles.CATALOGUE[t.DETECTOR].small_stand_in(), str(detector))
+    prepare = ["models", "prepare", "--model-repository", str(repository), "--model", t.DETECTOR]
+    assert cli.main([*prepare, "--from", str(detector)]) == 0
+    note = capsys.readouterr().out.splitlines()[-1]
+    assert note.startswith("note: on a CPU this detector takes about 3 s per photo")
+    assert f"models prepare --model {t.DETECTOR_MOBILENET} --force" in note and "On a GPU keep this one." in note
+    assert cli.main(prepare) == 0  # already in place: nothing was chosen, nothing to say
+    assert "note:" not in capsys.readouterr().out
+
+
 def test_serve_with_a_port_in_use_exits_2_naming_it_before_starting_tritonserver(tmp_path, capsys):
     repository = ensemble_repository(tmp_path / "repo", t.CLASSIFICATION)
     with socket.socket() as listener:
