@@ -26,6 +26,7 @@ def _session(path: Path, threads: int):
 
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
+    options.log_severity_level = 3  # errors only: torchvision exports warn about subgraph names at load (~120 lines)
     return ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
 
 
