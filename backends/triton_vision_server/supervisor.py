@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from triton_vision_client.errors import EnsembleMismatchError
-from triton_vision_models.repository import ModelRepository
+from triton_vision_models.repository import ENSEMBLE, ModelRepository
 
 from .admin import ModelState
 from .errors import AdminRequestError
@@ -190,7 +190,7 @@ class Supervisor:
         except AdminRequestError as exc:
             LOG.warning("processes %s died; the repository index is not available (%s)", dead, exc)
             return
-        ensembles = set(ModelRepository.load(self.repository).ensembles)
+        ensembles = set(ModelRepository.load(self.repository).of_kind(ENSEMBLE))  # nested ones too: no process
         for state in index:
             if state.ready and state.name not in ensembles and state.name not in live:
                 LOG.error("model '%s': no live process (processes %s died); reloading it", state.name, dead)
