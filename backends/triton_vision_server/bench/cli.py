@@ -11,6 +11,7 @@ from typing import Any
 
 from .messages import BenchUsageError
 from .options import BenchOptions, parse_cache_size, parse_concurrency
+from .render import goal_word
 
 
 def options_from(args: argparse.Namespace) -> BenchOptions:
@@ -59,7 +60,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
         f"in-process {summary['in_process_images_per_s']:.2f}, work bound {summary['work_bound_images_per_s']:.2f}"
     )
     for row in report["targets"]:
-        print(f"  {'met    ' if row['met'] else 'NOT MET'} {row['target']}: {row['measured']:.3f} ({row['goal']})")
+        reached = f"reached: {goal_word(row['met'])}"
+        print(f"  {row['target']}: {row['measured']:.3f} (goal {row['goal']}; {reached})")
     for path in written:
         print(f"wrote {path}")
     return 0

@@ -15,6 +15,12 @@ from ..server_config import describe_size
 from .report import best_point
 
 
+def goal_word(met: bool) -> str:
+    """How a goal's row reads, in the report and on the terminal: a goal not reached is a measurement
+    of this machine, not an error of the set-up."""
+    return "yes" if met else "not here"
+
+
 def _fmt(value: Any, digits: int = 1) -> str:
     if value is None:
         return "-"
@@ -111,7 +117,7 @@ def render_markdown(report: Mapping[str, Any]) -> str:
         "|---|---|---|---|",
     ]
     for row in report["targets"]:
-        reached = "yes" if row["met"] else "not here"
+        reached = goal_word(row["met"])
         lines.append(f"| {row['target']} | {row['goal']} | {_fmt(row['measured'], 3)} | {reached} |")
     for path in report["paths"].values():
         lines += [
