@@ -3,6 +3,8 @@ processes (Python backend stubs) and their resident memory."""
 
 from __future__ import annotations
 
+import signal
+import subprocess
 from collections import defaultdict
 from pathlib import Path
 
@@ -82,3 +84,15 @@ def server_pss_mb(pid: int) -> float:
         except OSError:
             continue
     return total
+
+
+def stop(process: subprocess.Popen, sig: int = signal.SIGTERM, timeout_s: float = 60.0) -> None:
+    """Send ``sig`` to a child that is still running, wait for it, kill it if it outlasts ``timeout_s``."""
+    if process.poll() is not None:
+        return
+    process.send_signal(sig)
+    try:
+        process.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()

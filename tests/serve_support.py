@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.processes import children
+from tests.processes import children, stop
 
 SERVE_START_TIMEOUT_S = 240.0
 
@@ -79,12 +79,6 @@ def serving(repository: Path, *extra: str) -> Iterator[Serve]:
             assert time.monotonic() < deadline, f"serve did not start within {SERVE_START_TIMEOUT_S} s:\n{serve.log()}"
         yield serve
     finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        stop(process, signal.SIGTERM)
         for thread in threads:
             thread.join(timeout=5)

@@ -23,6 +23,7 @@ import pytest
 
 from tests.conftest import MODEL_REPOSITORY, SHARED, copy_model_dirs
 from tests.modelconfigs import step_models
+from tests.processes import stop
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
@@ -149,12 +150,7 @@ def running(args: list[str], until: re.Pattern) -> Iterator[list[str]]:
             time.sleep(0.1)
         yield lines
     finally:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(process, signal.SIGINT)
         pump.join(timeout=5)
 
 
@@ -173,9 +169,9 @@ def serve_args(options, ui_port: int) -> list[str]:
 
 def free_ports_options(repository: Path):
     """``ServerOptions`` for ``repository`` on free loopback ports."""
-    from triton_vision_server.runtime import ServerOptions, free_port
+    from triton_vision_server.runtime import ServerOptions
 
-    return ServerOptions(repository, http_port=free_port(), grpc_port=free_port(), metrics_port=free_port())
+    return ServerOptions.on_free_ports(repository)
 
 
 @contextmanager

@@ -50,6 +50,13 @@ class ServerOptions:
     # Key of the restricted APIs; never printed, never leaves this process tree.
     admin_key: str = field(default_factory=access.new_key, repr=False)
 
+    @classmethod
+    def on_free_ports(cls, model_repository: Path, **options) -> ServerOptions:
+        """Options for a server on three free loopback ports (the bench's and the tests' servers)."""
+        from .ports import free_port
+
+        return cls(model_repository, http_port=free_port(), grpc_port=free_port(), metrics_port=free_port(), **options)
+
     @property
     def client_host(self) -> str:
         return contract.DEFAULT_HOST if self.host in ("0.0.0.0", "") else self.host

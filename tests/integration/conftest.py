@@ -21,17 +21,9 @@ def running_server(
     """A LocalTritonServer on free loopback ports, ready, stopped afterwards (``allow_model_control``:
     clients may load and unload models, as with ``serve --allow-model-control``; ``cache_size``: bytes
     of response cache, as ``serve --cache-size``)."""
-    from triton_vision_server.ports import free_port
     from triton_vision_server.server_config import ServerOptions
 
-    options = ServerOptions(
-        model_repository=repository,
-        http_port=free_port(),
-        grpc_port=free_port(),
-        metrics_port=free_port(),
-        allow_model_control=allow_model_control,
-        cache_size=cache_size,
-    )
+    options = ServerOptions.on_free_ports(repository, allow_model_control=allow_model_control, cache_size=cache_size)
     server = LocalTritonServer(options)
     server.start()
     try:

@@ -162,6 +162,7 @@ class OnnxRunner:
                     f"(it has {sorted(model_outputs)})"
                 )
         self.output_names = [tensor.name for tensor in spec.outputs]
+        self.arena_shrink_above = spec.int_setting("arena_shrink_above_batch", DEFAULT_ARENA_SHRINK_ABOVE_BATCH)
         self.idle_session = idle_session
         self.idle_runs = 0  # executions that ran on idle_session (read by tests)
         self.contention = CpuPressure()
@@ -205,7 +206,7 @@ class OnnxRunner:
         memory it grew for it back (it otherwise keeps the largest batch's working set: ~170 MB
         per ResNet-18 instance at 32 images)."""
         rows = max((int(a.shape[0]) for a in inputs.values() if a.ndim), default=0) if self.spec.batched else 0
-        if rows <= self.spec.int_setting("arena_shrink_above_batch", DEFAULT_ARENA_SHRINK_ABOVE_BATCH):
+        if rows <= self.arena_shrink_above:
             return None
         import onnxruntime as ort
 

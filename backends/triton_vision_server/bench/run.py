@@ -32,15 +32,9 @@ SERVER_START_TIMEOUT_S = 300
 @contextlib.contextmanager
 def local_server(served_repository: Path, cache_size: int = 0) -> Iterator[tuple[str, int | None]]:
     """A local tritonserver on ``served_repository``: (its gRPC address, its pid); stopped afterwards."""
-    from ..runtime import LocalTritonServer, ServerOptions, free_port
+    from ..runtime import LocalTritonServer, ServerOptions
 
-    server_options = ServerOptions(
-        model_repository=served_repository,
-        http_port=free_port(),
-        grpc_port=free_port(),
-        metrics_port=free_port(),
-        cache_size=cache_size,
-    )
+    server_options = ServerOptions.on_free_ports(served_repository, cache_size=cache_size)
     cache = f", response cache {describe_size(cache_size)}" if cache_size else ""
     progress(f"starting tritonserver on {server_options.grpc_url}{cache} ...")
     server = LocalTritonServer(server_options).start()
