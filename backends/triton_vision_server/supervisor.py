@@ -9,7 +9,7 @@ issues 7230 and 8604). The supervisor, ticking every :data:`TICK_S` in ``serve``
   names the model's file in the repository); when one turns zombie (died unexpectedly) it unloads the
   model (its ensembles become unavailable, so ``/v2/health/ready`` stops answering 200 and probes
   take the replica out of rotation) and loads it again: fresh processes, service back within
-  seconds. Processes of the old instances still alive afterwards are killed.
+  seconds. Processes of the old instances still alive afterwards are killed (and not healed again).
 - **model files changed** (``models prepare --force``, a copied ``model.onnx``): after the files
   have been still for one scan, the model is loaded again. Triton builds the new instances beside
   the old ones, which keep answering until the new ones are ready: no request fails. A file that
@@ -269,6 +269,9 @@ class Supervisor:
             time.sleep(TICK_S)
         for pid in alive:
             LOG.warning("model '%s': killing process %d left by its old instance", model, pid)
+            # this death is the supervisor's own doing: tritonserver does not always reap the process, and a
+            # zombie not marked handled was "healed" again: a second outage (seen in CI, on a loaded machine)
+            self._handled.add(pid)
             try:
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:

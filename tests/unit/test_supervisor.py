@@ -100,3 +100,35 @@ def test_a_model_process_that_died_while_tritonserver_started_is_healed_by_its_m
     assert admin.unloads == ["faster_rcnn"] and [name for name, _ in admin.loads] == ["faster_rcnn"]
     found.check_processes()  # the same zombie again: already acted on
     assert len(admin.loads) == 1
+
+
+# -- the supervisor's own kills are not deaths to heal ---------------------------------------------------
+def test_a_leftover_process_the_supervisor_killed_is_not_healed_a_second_time(monkeypatch):
+    from triton_vision_server import supervisor as module
+
+    admin = FakeAdmin([ModelState("resnet18", "READY", "")])
+    server = SimpleNamespace(
+        options=SimpleNamespace(model_repository=MODEL_REPOSITORY), process=SimpleNamespace(pid=1), admin=admin
+    )
+    tables = {
+        21: module.ModelProcess(21, "resnet18", False),  # two instances
+        22: module.ModelProcess(22, "resnet18", False),
+    }
+    monkeypatch.setattr(module, "model_processes", lambda pid, repository: dict(tables))
+    monkeypatch.setattr(module, "STALE_PROCESS_GRACE_S", 0.0)
+    killed: list[int] = []
+
+    def kill(pid: int, sig: int) -> None:  # the old instance's process, still alive after the reload
+        killed.append(pid)
+        tables[pid] = module.ModelProcess(pid, "resnet18", True)  # now a zombie tritonserver did not reap
+
+    monkeypatch.setattr(module.os, "kill", kill)
+    found = module.Supervisor(server)
+    found.check_processes()  # learns both processes
+    tables[21] = module.ModelProcess(21, "resnet18", True)  # one dies
+    found.check_processes()
+    assert killed == [22] and admin.unloads == ["resnet18"] and len(admin.loads) == 1
+    found.check_processes()  # 22 is a zombie now, by the supervisor's own hand
+    found.check_processes()
+    assert admin.unloads == ["resnet18"] and len(admin.loads) == 1
+    assert [heal["cause"] for heal in found.heals] == ["process [21] died"]
