@@ -10,6 +10,11 @@ issues 7230 and 8604). The supervisor, ticking every :data:`TICK_S` in ``serve``
   model (its ensembles become unavailable, so ``/v2/health/ready`` stops answering 200 and probes
   take the replica out of rotation) and loads it again: fresh processes, service back within
   seconds. Processes of the old instances still alive afterwards are killed (and not healed again).
+- **a model whose process died while it loaded** (killed while tritonserver started or while a
+  heal loaded it; Triton's reason: "Stub process ... is not healthy") stays down until it is loaded
+  again: the supervisor loads it again after :data:`LOAD_RETRY_DELAYS_S` (then the ensembles that
+  wait for it), and gives up, logging why, once those are spent. Other load failures (a corrupt
+  file) wait for the files to change.
 - **model files changed** (``models prepare --force``, a copied ``model.onnx``): after the files
   have been still for one scan, the model is loaded again. Triton builds the new instances beside
   the old ones, which keep answering until the new ones are ready: no request fails. A file that
@@ -56,6 +61,13 @@ STALE_PROCESS_GRACE_S = 5.0
 TRIM_QUIET_SCANS = 2  # the pool has not changed over this many file scans (>= 4 s): the flood is over
 TRIM_COOLDOWN_S = 10.0
 IGNORED_SUFFIXES = (".partial", ".tmp", ".pyc")
+LOAD_RETRY_DELAYS_S = (1.0, 2.0, 4.0, 8.0, 16.0)  # a model whose process died while it loaded: at most 5 more loads
+
+
+def process_died_while_loading(reason: str) -> bool:
+    """Triton's reason for a failed load says the model's process died meanwhile (a transient cause:
+    loading it again gives it a fresh process), not that its files or code are wrong."""
+    return "Stub process" in reason and "not healthy" in reason
 
 
 @dataclass(frozen=True)
@@ -117,6 +129,7 @@ class Supervisor:
     _next_probe: float = 0.0
     _pool_bytes: dict[int, tuple[int, int]] = field(default_factory=dict)  # pid -> (its pool, scans unchanged)
     _trimmed: dict[str, float] = field(default_factory=dict)  # model -> when it was last reloaded for its pool
+    _retries: dict[str, tuple[int, float]] = field(default_factory=dict)  # model -> (loads tried again, next at)
 
     @property
     def repository(self) -> Path:
@@ -128,6 +141,7 @@ class Supervisor:
         for state in index:
             if not state.ready:
                 LOG.error("model '%s' is DOWN (%s): %s", state.name, state.state or "not loaded", state.reason)
+                self._retry_if_transient(state.name, state.reason)
         self.apply_queue_bounds(index)
         self.check_processes()
         self._signatures = {d.name: file_signature(d) for d in self._model_dirs()}
@@ -150,6 +164,7 @@ class Supervisor:
     # -- one step of serve's loop ---------------------------------------------------------------
     def tick(self) -> None:
         self.check_processes()
+        self.check_retries()
         now = time.monotonic()
         if now >= self._next_file_scan:
             self.check_files()
@@ -212,7 +227,33 @@ class Supervisor:
             LOG.warning("model '%s': reloaded in %.1f s, serving again", model, seconds)
         else:
             LOG.error("model '%s': reload failed after %.1f s: %s", model, seconds, error)
+            self._retry_if_transient(model, error)
         return ok
+
+    # -- loads that failed because the model's process died meanwhile ----------------------------
+    def _retry_if_transient(self, model: str, reason: str) -> None:
+        if process_died_while_loading(reason) and model not in self._retries:
+            delay = LOAD_RETRY_DELAYS_S[0]
+            LOG.warning("model '%s': its process died while it loaded; loading it again in %.0f s", model, delay)
+            self._retries[model] = (0, time.monotonic() + delay)
+
+    def check_retries(self) -> None:
+        for model, (tried, due) in sorted(self._retries.items()):
+            if time.monotonic() < due:
+                continue
+            ok, error = self._load(model)
+            tried += 1
+            if ok:
+                del self._retries[model]
+                LOG.warning("model '%s': loaded again (try %d), serving again", model, tried)
+                self.load_waiting_ensembles(model)
+            elif process_died_while_loading(error) and tried < len(LOAD_RETRY_DELAYS_S):
+                delay = LOAD_RETRY_DELAYS_S[tried]
+                self._retries[model] = (tried, time.monotonic() + delay)
+                LOG.warning("model '%s': try %d failed (%s); again in %.0f s", model, tried, error, delay)
+            else:
+                del self._retries[model]
+                LOG.error("model '%s': stays DOWN after %d tries to load it again: %s", model, tried, error)
 
     def apply_queue_bounds(self, index: list[ModelState]) -> None:
         """Load every ready model with a dynamic batcher again with serve's queue bounds (if any)."""

@@ -311,6 +311,42 @@ def test_corrupt_detector_leaves_classification_and_segmentation_serving_and_nam
     assert not ready  # strict readiness: not every model is available
 
 
+# -- a model whose process dies while it loads ---------------------------------------------------------
+def test_a_model_whose_process_died_while_it_loaded_is_loaded_again_and_its_ensemble_serves(
+    own_classification_repository, photo, tmp_path
+):
+    """As when tritonserver is restarted and a model process is killed while it starts (the chaos
+    soak found the detection ensemble down for good after that): the first process of
+    classification_postprocess kills itself in its model's ``initialize``."""
+    marker = tmp_path / "die_once"  # outside the repository: no file of the model changes
+    marker.touch()
+    model_py = own_classification_repository / t.CLASSIFICATION_POSTPROCESS / "1" / "model.py"
+    model_py.write_text(
+        model_py.read_text() + "\n\nimport os, pathlib, signal\n"
+        "_initialize = TritonPythonModel.initialize\n"
+        "def initialize_once_killed(self, args):\n"  # in the instance's process, not the config's
+        f"    if pathlib.Path({str(marker)!r}).exists():\n"
+        f"        pathlib.Path({str(marker)!r}).unlink()\n"
+        "        os.kill(os.getpid(), signal.SIGKILL)\n"
+        "    return _initialize(self, args)\n"
+        "TritonPythonModel.initialize = initialize_once_killed\n"
+    )
+    with serving(own_classification_repository, "--probe-interval", "0") as serve:
+        answer, deadline = None, time.monotonic() + HEAL_WAIT_S
+        with VisionClient(serve.grpc_url, "grpc", timeout_s=REQUEST_TIMEOUT_S) as client:
+            while answer is None and time.monotonic() < deadline:
+                try:
+                    answer = client.classify([photo], top_k=3)[0].class_ids
+                except ClientError:
+                    time.sleep(0.5)
+        log = serve.log()
+    assert not marker.exists(), "the model process never ran the model file"
+    assert f"DOWN: {t.CLASSIFICATION_POSTPROCESS}:" in log, log
+    assert f"model '{t.CLASSIFICATION_POSTPROCESS}': its process died while it loaded" in log, log
+    assert answer is not None and len(answer) == 3, f"classification never answered:\n{log}"
+    assert f"model '{t.CLASSIFICATION_POSTPROCESS}': loaded again" in log, log
+
+
 # -- a model file replaced while serving --------------------------------------------------------------
 def test_replaced_model_file_answers_with_the_new_weights_and_no_request_fails(
     own_classification_repository, photo, tmp_path

@@ -132,3 +132,85 @@ def test_a_leftover_process_the_supervisor_killed_is_not_healed_a_second_time(mo
     found.check_processes()
     assert admin.unloads == ["resnet18"] and len(admin.loads) == 1
     assert [heal["cause"] for heal in found.heals] == ["process [21] died"]
+
+
+# -- a model whose process died while it loaded is loaded again ------------------------------------------
+DIED_WHILE_LOADING = "Internal: Stub process 'detection_postprocess_0_0' is not healthy."
+
+
+class FlakyAdmin(FakeAdmin):
+    """Loads fail with ``failures`` (Triton's reasons) in turn, then succeed and mark the model ready."""
+
+    def __init__(self, index: list[ModelState], failures: list[str]) -> None:
+        super().__init__(index)
+        self.failures = failures
+
+    def load_model(self, name: str, timeout: float = 0, config: str | None = None) -> None:
+        from triton_vision_server.errors import AdminRequestError
+
+        self.loads.append((name, config))
+        if self.failures:
+            raise AdminRequestError(f"loading model '{name}' failed (HTTP 400): {self.failures.pop(0)}")
+        self.index = [ModelState(s.name, "READY", "") if s.name == name else s for s in self.index]
+
+
+def restarted(monkeypatch, failures: list[str], reason: str = DIED_WHILE_LOADING):
+    """A supervisor taking stock after tritonserver started with detection_postprocess down for ``reason``."""
+    from triton_vision_server import supervisor as module
+
+    index = [
+        ModelState("detection", "UNAVAILABLE", ""),  # never tried: its step failed
+        ModelState("detection_postprocess", "UNAVAILABLE", reason),
+        ModelState("image_guard", "READY", ""),
+    ]
+    admin = FlakyAdmin(index, failures)
+    server = SimpleNamespace(
+        options=SimpleNamespace(model_repository=MODEL_REPOSITORY), process=SimpleNamespace(pid=1), admin=admin
+    )
+    monkeypatch.setattr(module, "model_processes", lambda pid, repository: {})
+    clock = [1000.0]
+    monkeypatch.setattr(module.time, "monotonic", lambda: clock[0])
+    found = module.Supervisor(server)
+    found.start()
+    return SimpleNamespace(supervisor=found, admin=admin, clock=clock)
+
+
+def retry_ticks(case, seconds: float) -> None:
+    for _ in range(int(seconds / 0.25)):
+        case.clock[0] += 0.25
+        case.supervisor.check_retries()
+
+
+def test_a_model_whose_process_died_while_it_loaded_is_loaded_again_and_its_ensemble_with_it(monkeypatch):
+    case = restarted(monkeypatch, failures=[DIED_WHILE_LOADING])  # the first try fails the same way
+    assert case.admin.loads == []
+    retry_ticks(case, 0.75)
+    assert case.admin.loads == []  # the first try waits LOAD_RETRY_DELAYS_S[0]
+    retry_ticks(case, 0.5)
+    assert [name for name, _ in case.admin.loads] == ["detection_postprocess"]
+    retry_ticks(case, 2.0)  # the second try, after 2 s more, loads it, then the ensemble that waited
+    assert [name for name, _ in case.admin.loads] == ["detection_postprocess", "detection_postprocess", "detection"]
+    retry_ticks(case, 60.0)
+    assert len(case.admin.loads) == 3 and all(state.ready for state in case.admin.index)
+
+
+def test_loads_again_are_bounded_and_other_load_failures_wait_for_new_files(monkeypatch):
+    from triton_vision_server.supervisor import LOAD_RETRY_DELAYS_S
+
+    case = restarted(monkeypatch, failures=[DIED_WHILE_LOADING] * 100)
+    retry_ticks(case, 120.0)
+    assert len(case.admin.loads) == len(LOAD_RETRY_DELAYS_S)  # then it stays down, and says why
+    corrupt = restarted(monkeypatch, failures=[], reason="failed to load 'model.onnx': INVALID_PROTOBUF")
+    retry_ticks(corrupt, 60.0)
+    assert corrupt.admin.loads == []
+
+
+def test_a_heal_whose_fresh_process_died_while_it_loaded_is_tried_again(monkeypatch):
+    case = restarted(monkeypatch, failures=[])
+    retry_ticks(case, 5.0)  # detection_postprocess and detection come back
+    case.admin.loads.clear()
+    case.admin.failures = [DIED_WHILE_LOADING]  # killed again, this time while the heal loads it
+    assert case.supervisor.heal("detection_postprocess", cause="process [31] died") is False
+    retry_ticks(case, 1.25)
+    assert [name for name, _ in case.admin.loads] == ["detection_postprocess", "detection_postprocess"]
+    assert case.admin.unloads == ["detection_postprocess"]
