@@ -106,6 +106,10 @@ class ServerOptions:
             "--load-model=*",
             "--exit-on-error=false",
             "--strict-readiness=true",
+            # every config is complete (generated, `check`ed): the Python backend's extra process per
+            # model that would complete them costs ~2 s of a 4-5 s start (classification repository,
+            # measured), and one killed while it ran hung that model's load past serve's 240 s bound
+            "--disable-auto-complete-config",
             f"--log-verbose={self.log_verbose}",
             f"--backend-config=python,shm-region-prefix-name={shm_prefix}",
             f"--exit-timeout-secs={EXIT_TIMEOUT_S}",

@@ -24,6 +24,7 @@ def test_command_binds_loopback_and_restricts_model_control_to_a_secret_header_b
     assert "--metrics-address=127.0.0.1" in command
     assert "--model-control-mode=explicit" in command and "--load-model=*" in command
     assert "--exit-on-error=false" in command
+    assert "--disable-auto-complete-config" in command  # the configs are complete: no extra process per model
     restriction = f"model-repository,shared-memory,logging,trace:{ADMIN_HEADER}={options.admin_key}"
     assert f"--http-restricted-api={restriction}" in command
     assert f"--grpc-restricted-protocol={restriction}" in command

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 import pytest
 
@@ -164,7 +165,7 @@ def restarted(monkeypatch, failures: list[str], reason: str = DIED_WHILE_LOADING
         ModelState("image_guard", "READY", ""),
     ]
     admin = FlakyAdmin(index, failures)
-    server = SimpleNamespace(
+    server: Any = SimpleNamespace(
         options=SimpleNamespace(model_repository=MODEL_REPOSITORY), process=SimpleNamespace(pid=1), admin=admin
     )
     monkeypatch.setattr(module, "model_processes", lambda pid, repository: {})
