@@ -126,7 +126,26 @@ class Playground:
         self._known: dict[str, tuple[EnsembleInfo, Limit]] = {}
 
     def _on_worker(self, call: Callable[..., Any], *args: Any) -> Any:
-        return self._worker.submit(call, *args).result()
+        return self._worker.submit(self._forgetting_unreachable, call, *args).result()
+
+    def _forgetting_unreachable(self, call: Callable[..., Any], *args: Any) -> Any:
+        """``call``; a server that does not answer closes the connections, so the next call connects
+        afresh: a gRPC channel that failed keeps failing at once for its reconnect back-off (growing
+        to 120 s), and a page opened before tritonserver listened was seen to wait 25 s to 3 min
+        after the server was up."""
+        try:
+            return call(*args)
+        except ServerUnreachableError:
+            self._close_connections()
+            raise
+
+    def _close_connections(self) -> None:
+        connections, self._connections = self._connections, None
+        for connection in connections or ():
+            try:
+                connection.close()
+            except Exception:  # noqa: BLE001 - a connection that failed may fail to close too: it is dropped anyway
+                pass
 
     def _connected(self) -> tuple[VisionClient, TritonReader]:
         """The client and the reader (made on the worker thread, at its first call)."""
@@ -137,12 +156,7 @@ class Playground:
         return self._connections
 
     def close(self) -> None:
-        def close_connections() -> None:
-            if self._connections is not None:
-                for connection in self._connections:
-                    connection.close()
-
-        self._on_worker(close_connections)
+        self._on_worker(self._close_connections)
         self._worker.shutdown(wait=True)
 
     def check_live(self) -> None:
