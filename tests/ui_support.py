@@ -167,13 +167,6 @@ def serve_args(options, ui_port: int) -> list[str]:
     ]
 
 
-def free_ports_options(repository: Path):
-    """``ServerOptions`` for ``repository`` on free loopback ports."""
-    from triton_vision_server.runtime import ServerOptions
-
-    return ServerOptions.on_free_ports(repository)
-
-
 @contextmanager
 def ui_command(*args: str) -> Iterator[tuple[str, list[str]]]:
     """``triton-vision ui ARGS --port 0``: its page's URL once it listens, and its output lines."""

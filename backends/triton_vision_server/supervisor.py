@@ -10,8 +10,8 @@ issues 7230 and 8604). The supervisor, ticking every :data:`TICK_S` in ``serve``
   model (its ensembles become unavailable, so ``/v2/health/ready`` stops answering 200 and probes
   take the replica out of rotation) and loads it again: fresh processes, service back within
   seconds. Processes of the old instances still alive afterwards are killed (and not healed again).
-- **a model whose process died while it loaded** (killed while tritonserver started or while a
-  heal loaded it; Triton's reason: "Stub process ... is not healthy") stays down until it is loaded
+- **a model whose process died while it loaded** (killed while tritonserver started, or while a
+  heal or new files loaded it; Triton's reason: "Stub process ... is not healthy") stays down until it is loaded
   again: the supervisor loads it again after :data:`LOAD_RETRY_DELAYS_S` (then the ensembles that
   wait for it), and gives up, logging why, once those are spent. Other load failures (a corrupt
   file) wait for the files to change.
@@ -338,6 +338,7 @@ class Supervisor:
                 self.load_waiting_ensembles(name)
             else:
                 LOG.error("model '%s': the new files failed to load: %s", name, error)
+                self._retry_if_transient(name, error)  # else the new files would wait for another change
             self.heals.append({"model": name, "cause": "files changed", "ok": ok, "error": error})
 
     def check_pools(self) -> None:

@@ -31,7 +31,6 @@ from tests.ui_support import (
     UI_LINE,
     WHITE_BOX,
     browser_missing,
-    free_ports_options,
     rect_fraction,
     running,
     scene,
@@ -42,6 +41,7 @@ from tests.ui_support import (
     ui_url,
 )
 from triton_vision_client.client import ClientError, VisionClient
+from triton_vision_server.server_config import ServerOptions
 
 pytestmark = pytest.mark.integration
 
@@ -59,7 +59,7 @@ def served(tmp_path_factory):
     """``serve --ui-port``, answering: the command, and the page's URL."""
     from triton_vision_server.runtime import free_port
 
-    options = free_ports_options(three_ensemble_repository(tmp_path_factory.mktemp("ui")))
+    options = ServerOptions.on_free_ports(three_ensemble_repository(tmp_path_factory.mktemp("ui")))
     with running(serve_args(options, free_port()), SERVING_LINE) as lines:
         url = ui_url(lines)
         assert url is not None, "".join(lines)
@@ -431,7 +431,7 @@ def test_a_page_opened_while_tritonserver_starts_says_so_then_lists_the_ensemble
 
     from triton_vision_server.runtime import free_port
 
-    options = free_ports_options(three_ensemble_repository(tmp_path))
+    options = ServerOptions.on_free_ports(three_ensemble_repository(tmp_path))
     with running(serve_args(options, free_port()), UI_LINE) as lines:
         browser.get(ui_url(lines))
         first = wait(

@@ -32,6 +32,13 @@ class FakeAdmin:
         return self.index
 
 
+def running_server(admin: FakeAdmin) -> Any:
+    """A stand-in for a running LocalTritonServer on the project's repository, with ``admin`` as its API."""
+    return SimpleNamespace(
+        options=SimpleNamespace(model_repository=MODEL_REPOSITORY), process=SimpleNamespace(pid=1), admin=admin
+    )
+
+
 @pytest.fixture
 def supervisor(monkeypatch, tmp_path):
     from triton_vision_server import supervisor as module
@@ -88,9 +95,7 @@ def test_a_model_process_that_died_while_tritonserver_started_is_healed_by_its_m
     # would refuse its requests while it loads ("has no available versions", seen in the chaos soak)
     names = ("detection", "detection_infer", "faster_rcnn", "image_guard")
     admin = FakeAdmin([ModelState(name, "READY", "") for name in names])
-    server = SimpleNamespace(
-        options=SimpleNamespace(model_repository=MODEL_REPOSITORY), process=SimpleNamespace(pid=1), admin=admin
-    )
+    server = running_server(admin)
     tables = {
         11: module.ModelProcess(11, "", True),  # a zombie: its command line is gone, its model unknown
         12: module.ModelProcess(12, "image_guard", False),
@@ -108,9 +113,7 @@ def test_a_leftover_process_the_supervisor_killed_is_not_healed_a_second_time(mo
     from triton_vision_server import supervisor as module
 
     admin = FakeAdmin([ModelState("resnet18", "READY", "")])
-    server = SimpleNamespace(
-        options=SimpleNamespace(model_repository=MODEL_REPOSITORY), process=SimpleNamespace(pid=1), admin=admin
-    )
+    server = running_server(admin)
     tables = {
         21: module.ModelProcess(21, "resnet18", False),  # two instances
         22: module.ModelProcess(22, "resnet18", False),
@@ -165,9 +168,7 @@ def restarted(monkeypatch, failures: list[str], reason: str = DIED_WHILE_LOADING
         ModelState("image_guard", "READY", ""),
     ]
     admin = FlakyAdmin(index, failures)
-    server: Any = SimpleNamespace(
-        options=SimpleNamespace(model_repository=MODEL_REPOSITORY), process=SimpleNamespace(pid=1), admin=admin
-    )
+    server = running_server(admin)
     monkeypatch.setattr(module, "model_processes", lambda pid, repository: {})
     clock = [1000.0]
     monkeypatch.setattr(module.time, "monotonic", lambda: clock[0])
@@ -215,3 +216,18 @@ def test_a_heal_whose_fresh_process_died_while_it_loaded_is_tried_again(monkeypa
     retry_ticks(case, 1.25)
     assert [name for name, _ in case.admin.loads] == ["detection_postprocess", "detection_postprocess"]
     assert case.admin.unloads == ["detection_postprocess"]
+
+
+def test_new_files_whose_load_lost_its_process_are_loaded_again(monkeypatch):
+    from triton_vision_server.supervisor import file_signature
+
+    case = restarted(monkeypatch, failures=[])
+    retry_ticks(case, 5.0)
+    case.admin.loads.clear()
+    case.admin.failures = [DIED_WHILE_LOADING]
+    changed = MODEL_REPOSITORY / "faster_rcnn"
+    case.supervisor._signatures["faster_rcnn"] = ()  # its files changed, and have been still for a scan
+    case.supervisor._changed["faster_rcnn"] = file_signature(changed)
+    case.supervisor.check_files()
+    retry_ticks(case, 1.25)
+    assert [name for name, _ in case.admin.loads] == ["faster_rcnn", "faster_rcnn"]
