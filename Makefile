@@ -7,10 +7,14 @@ BIN    := $(VENV)/bin
 # index, e.g. PyTorch's CPU-only wheels: make test TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
 TORCH_INDEX_URL ?=
 TORCH_PIP_ARGS := $(if $(TORCH_INDEX_URL),--extra-index-url $(TORCH_INDEX_URL))
-# The demo's photos: the development machines keep real ones in ../shared/images; elsewhere the
-# demo uses scikit-image's. DEMO_IMAGES to classify, DEMO_PEOPLE to segment and detect.
-DEMO_IMAGES ?= $(wildcard ../shared/images/*.jpg)
-DEMO_PEOPLE ?= $(wildcard ../shared/images/persons.jpg)
+# The test data folder (real photos and models; docs/testing.md): ../shared on the development
+# machines. Tests that need it skip, naming it, where it is absent.
+TRITON_VISION_DATA ?= ../shared
+export TRITON_VISION_DATA
+# The demo's photos: real ones from the data folder; elsewhere the demo uses scikit-image's.
+# DEMO_IMAGES to classify, DEMO_PEOPLE to segment and detect.
+DEMO_IMAGES ?= $(wildcard $(TRITON_VISION_DATA)/images/*.jpg)
+DEMO_PEOPLE ?= $(wildcard $(TRITON_VISION_DATA)/images/persons.jpg)
 # Triton Model Analyzer, in an environment of its own (its dependencies stay out of .venv).
 MA_VENV ?= .venv-ma
 MODEL_ANALYZER_VERSION ?= 1.58.0
@@ -21,24 +25,39 @@ SYSTEM_LIBS := libpython$(PYVER).so.1.0:libpython$(PYVER) libb64.so.0d:libb64-0d
 # Debian packages by a file they install: the UI's browser tests drive headless Chromium.
 SYSTEM_FILES := /usr/bin/chromium:chromium /usr/bin/chromedriver:chromium-driver
 
-.PHONY: demo test chaos lint kubernetes-validate setup demo-setup export-tools system-deps clean model-analyzer-env
+.PHONY: help demo test unit integration chaos lint kubernetes-validate setup demo-setup export-tools system-deps \
+	clean model-analyzer-env
 
-demo: demo-setup
+# pytest's exit 5 ("no tests ran") is a failure here, said by name.
+define pytest
+	@$(BIN)/python -m pytest -q $(1); status=$$?; \
+	if [ $$status -eq 5 ]; then echo "pytest collected no tests: that is a failure here"; fi; exit $$status
+endef
+
+help: ## this list
+	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-20s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+demo: demo-setup ## set up, prepare model files, serve locally, answer real photos
 	$(BIN)/triton-vision demo $(DEMO_IMAGES) $(addprefix --people ,$(DEMO_PEOPLE))
 
-test: setup lint model-analyzer-env
-	@$(BIN)/python -m pytest -q; status=$$?; \
-	if [ $$status -eq 5 ]; then echo "pytest collected no tests: that is a failure here"; fi; exit $$status
+test: setup lint model-analyzer-env ## everything CI runs: the linters, the unit and integration tiers
+	$(call pytest,)
+
+unit: $(VENV)/.installed ## the unit tier alone (no server, no system packages, about a minute)
+	$(call pytest,tests/unit)
+
+integration: setup model-analyzer-env ## the integration tier: tests against the real tritonserver
+	$(call pytest,tests/integration)
 
 # The chaos soak runs in `make test` for 90 s; `make chaos CHAOS_S=600` runs it alone, longer.
 CHAOS_S ?= 600
-chaos: setup
+chaos: setup ## the chaos soak alone, longer (CHAOS_S seconds)
 	TRITON_VISION_CHAOS_S=$(CHAOS_S) $(BIN)/python -m pytest -q -s tests/integration/test_chaos.py
 
 # setup: everything the tests need (dev and export extras); demo-setup: serving only, no torch.
 setup: system-deps $(VENV)/.installed
 demo-setup: system-deps $(VENV)/.installed-demo
-export-tools: $(VENV)/.pip
+export-tools: $(VENV)/.pip ## add torch and torchvision to the demo's environment (exports only)
 	$(BIN)/python -m pip install -q -e ".[export]" $(TORCH_PIP_ARGS)
 
 # Deployment files are checked offline (no Docker engine, no cluster): the model repository with
@@ -47,7 +66,7 @@ export-tools: $(VENV)/.pip
 K8S_VERSION   ?= 1.30.0
 K8S_MANIFESTS := $(addprefix docker/kubernetes/,deployment.yaml service.yaml hpa.yaml networkpolicy.yaml)
 
-lint: setup
+lint: $(VENV)/.installed ## ruff, mypy, the import layers, check, the deployment files (no apt)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
@@ -57,7 +76,7 @@ lint: setup
 	$(BIN)/check-jsonschema --builtin-schema vendor.compose-spec docker/compose.yaml
 	@$(MAKE) --no-print-directory kubernetes-validate
 
-kubernetes-validate: setup
+kubernetes-validate: $(VENV)/.installed
 	$(BIN)/kubernetes-validate --strict --kubernetes-version $(K8S_VERSION) $(K8S_MANIFESTS)
 
 system-deps:
@@ -103,7 +122,7 @@ $(VENV)/.installed-demo: pyproject.toml | $(VENV)/.pip
 	$(BIN)/python -m pip install -q --no-cache-dir -e ".[demo]"
 	touch $@
 
-model-analyzer-env: $(MA_VENV)/.installed
+model-analyzer-env: $(MA_VENV)/.installed ## Triton Model Analyzer in an environment of its own (.venv-ma)
 
 $(MA_VENV)/.installed:
 	$(PYTHON) -m venv $(MA_VENV)
@@ -111,6 +130,6 @@ $(MA_VENV)/.installed:
 	$(MA_VENV)/bin/python -m pip install -q "triton-model-analyzer==$(MODEL_ANALYZER_VERSION)" "numpy<2"
 	touch $@
 
-clean:
+clean: ## remove the environments, out/ and the prepared model files
 	rm -rf $(VENV) $(MA_VENV) out
 	find model_repository -name model.onnx -delete -o -name model.source.json -delete

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -9,14 +10,16 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 MODEL_REPOSITORY = ROOT / "model_repository"
-SHARED = ROOT.parent / "shared"
+# The test data folder (real photos and models): TRITON_VISION_DATA, by default ../shared.
+DATA_VARIABLE = "TRITON_VISION_DATA"
+SHARED = Path(os.environ.get(DATA_VARIABLE) or ROOT.parent / "shared").resolve()
 
 
 def shared_path(relative: str) -> Path:
-    """A file under ../shared, or a clean skip naming it when absent."""
+    """A file of the test data folder, or a clean skip naming it when absent."""
     path = SHARED / relative
     if not path.exists():
-        pytest.skip(f"{path} is not available (../shared is absent)")
+        pytest.skip(f"{path} is not available (set {DATA_VARIABLE} to the test data folder; default ../shared)")
     return path
 
 

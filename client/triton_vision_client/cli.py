@@ -2,9 +2,9 @@
 
 The client commands (classify, detect, segment, probe, models list) need only the ``client``
 extra. Other packages add commands through entry-point groups: each entry point of
-``triton_vision.commands`` takes the sub-command parser (``triton_vision_server.cli.register``
+``triton_vision.commands`` takes the sub-command parser (``triton_vision_cli.server_commands.register``
 adds ``serve``, ``demo``, ``perf``, ...), each of ``triton_vision.model_actions`` takes the
-``models`` command's actions (``triton_vision_server.cli.register_model_actions`` adds
+``models`` command's actions (``triton_vision_cli.server_commands.register_model_actions`` adds
 ``prepare`` and ``status``). This module imports nothing from them.
 """
 

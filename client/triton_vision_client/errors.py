@@ -1,9 +1,21 @@
-"""The client's exceptions: one root, :class:`ClientError`, and narrow subclasses."""
+"""The client's exceptions: :class:`ClientError` and narrow subclasses, under the project's one
+root (:mod:`triton_vision_contract.errors`, where the whole tree is drawn)."""
 
 from __future__ import annotations
 
+from triton_vision_contract.errors import TritonVisionError, UsageError
 
-class ClientError(RuntimeError):
+__all__ = [
+    "BadURLError",
+    "ClientError",
+    "EnsembleMismatchError",
+    "ModelNotServedError",
+    "ServerUnreachableError",
+    "UsageError",
+]
+
+
+class ClientError(TritonVisionError, RuntimeError):
     """The server refused or failed a request; the message is the server's."""
 
 
@@ -36,14 +48,9 @@ class ModelNotServedError(ClientError):
         )
 
 
-class UsageError(ClientError, ValueError):
-    """The caller asked for something that cannot work: a malformed URL, an ensemble of another
-    task, more images per request than the ensemble takes. Nothing was sent."""
-
-
-class BadURLError(UsageError):
+class BadURLError(UsageError, ClientError):
     """The server address is not HOST:PORT (a scheme, no port)."""
 
 
-class EnsembleMismatchError(UsageError):
+class EnsembleMismatchError(UsageError, ClientError):
     """The ensemble cannot answer the call: another task's ensemble, or a batch above its maximum."""

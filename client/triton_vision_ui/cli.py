@@ -16,14 +16,11 @@ from collections.abc import Callable
 from typing import Any
 
 import triton_vision_contract as contract
+from triton_vision_contract.errors import UsageError
 
 DEFAULT_PORT = 8080
 UI_MODULES = {"starlette": "starlette", "uvicorn": "uvicorn"}  # importable module: PyPI name
 EXIT_USAGE = 2
-
-
-class UsageError(Exception):
-    """A command-line mistake or a missing install: one line, exit 2."""
 
 
 def missing_ui_packages() -> list[str]:

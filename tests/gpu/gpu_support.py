@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 
 from tests.conftest import MODEL_REPOSITORY
-from tests.modelconfigs import spec_for
+from tests.support.modelconfigs import spec_for
 from triton_vision_models.dali_runner import DaliRunner
 
 

@@ -15,7 +15,7 @@ import onnxruntime as ort
 import pytest
 
 from tests.gpu.gpu_support import cuda_device_count, jpeg_photos, row, runner
-from tests.reference import classification_input, softmax
+from tests.support.reference import classification_input, softmax
 from triton_vision_models import tensors as t
 from triton_vision_models.spec import RequestData
 
@@ -49,11 +49,11 @@ def test_mixed_decoding_runs_on_the_gpu_and_matches_cpu_decoding(model):
 def test_served_classification_with_gpu_decoding_answers_like_the_cpu_reference(tmp_path):
     from tests.conftest import ensemble_repository
     from tests.integration.conftest import running_server
+    from triton_vision_authoring import models as model_files
     from triton_vision_client.client import VisionClient
-    from triton_vision_server import modelfiles
 
     repository = ensemble_repository(tmp_path / "repo", t.CLASSIFICATION)
-    modelfiles.prepare(repository, modelfiles.CATALOGUE[t.CLASSIFIER], stand_in=True)
+    model_files.prepare(repository, model_files.CATALOGUE[t.CLASSIFIER], stand_in=True)
     photos = jpeg_photos()
     with running_server(repository) as server:
         with VisionClient(server.options.grpc_url, "grpc") as client:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ensemble_repository
-from triton_vision_server.runtime import LocalTritonServer
+from triton_vision_serving.runtime import LocalTritonServer
 
 SERVER_START_TIMEOUT_S = 240.0
 
@@ -21,7 +21,7 @@ def running_server(
     """A LocalTritonServer on free loopback ports, ready, stopped afterwards (``allow_model_control``:
     clients may load and unload models, as with ``serve --allow-model-control``; ``cache_size``: bytes
     of response cache, as ``serve --cache-size``)."""
-    from triton_vision_server.server_config import ServerOptions
+    from triton_vision_serving.server_config import ServerOptions
 
     options = ServerOptions.on_free_ports(repository, allow_model_control=allow_model_control, cache_size=cache_size)
     server = LocalTritonServer(options)
@@ -47,11 +47,11 @@ def serve_fixture(repository_fixture: str):
 @pytest.fixture(scope="session")
 def classification_repository(tmp_path_factory) -> Path:
     """The classification ensemble with a ResNet-18 stand-in (random weights)."""
+    from triton_vision_authoring import models as model_files
     from triton_vision_models import tensors as t
-    from triton_vision_server import modelfiles
 
     repository = ensemble_repository(tmp_path_factory.mktemp("classification_repo"), t.CLASSIFICATION)
-    modelfiles.prepare(repository, modelfiles.CATALOGUE[t.CLASSIFIER], stand_in=True)
+    model_files.prepare(repository, model_files.CATALOGUE[t.CLASSIFIER], stand_in=True)
     return repository
 
 
@@ -61,7 +61,7 @@ def segmentation_known_answer_repository(tmp_path_factory) -> Path:
     """The segmentation ensemble with the colour-rule FCN (red -> person, green -> cat)."""
     import onnx
 
-    from tests.segmentation_support import colour_rule_fcn
+    from tests.support.segmentation import colour_rule_fcn
     from triton_vision_models import tensors as t
 
     repository = ensemble_repository(tmp_path_factory.mktemp("segmentation_colour_repo"), t.SEGMENTATION)
@@ -72,11 +72,11 @@ def segmentation_known_answer_repository(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def segmentation_fcn_repository(tmp_path_factory) -> Path:
     """The segmentation ensemble with the catalogue's FCN-ResNet50 stand-in (torchvision, random weights)."""
+    from triton_vision_authoring import models as model_files
     from triton_vision_models import tensors as t
-    from triton_vision_server import modelfiles
 
     repository = ensemble_repository(tmp_path_factory.mktemp("segmentation_fcn_repo"), t.SEGMENTATION)
-    modelfiles.prepare(repository, modelfiles.CATALOGUE[t.SEGMENTER], stand_in=True)
+    model_files.prepare(repository, model_files.CATALOGUE[t.SEGMENTER], stand_in=True)
     return repository
 
 
@@ -86,14 +86,14 @@ def bright_box_detection_repository(tmp_path_factory) -> Path:
     """The detection ensemble with the known-answer stand-in (box = bright pixels' bounding box)."""
     import onnx
 
-    from tests.detection_helpers import bright_box_detector
+    from tests.support.detection import bright_box_detector
+    from triton_vision_authoring import models as model_files
     from triton_vision_models import tensors as t
-    from triton_vision_server import modelfiles
 
     repository = ensemble_repository(tmp_path_factory.mktemp("detection_bright_box_repo"), t.DETECTION)
     path = tmp_path_factory.mktemp("bright_box") / "bright_box.onnx"
     onnx.save(bright_box_detector(), str(path))
-    modelfiles.prepare(repository, modelfiles.CATALOGUE[t.DETECTOR], from_path=path)
+    model_files.prepare(repository, model_files.CATALOGUE[t.DETECTOR], from_path=path)
     return repository
 
 
@@ -101,13 +101,13 @@ def bright_box_detection_repository(tmp_path_factory) -> Path:
 def mobilenet_detection_repository(tmp_path_factory) -> Path:
     """The detection ensemble with a seeded random MobileNetV3 Faster R-CNN (export extra needed)."""
     pytest.importorskip("torchvision")
-    from tests.detection_helpers import lively_random_state_dict
+    from tests.support.detection import lively_random_state_dict
+    from triton_vision_authoring import models as model_files
     from triton_vision_models import tensors as t
-    from triton_vision_server import modelfiles
 
     repository = ensemble_repository(tmp_path_factory.mktemp("detection_mobilenet_repo"), t.DETECTION)
     weights = lively_random_state_dict(tmp_path_factory.mktemp("mobilenet_weights") / "mobilenet_v3.pth")
-    modelfiles.prepare(repository, modelfiles.CATALOGUE[t.DETECTOR_MOBILENET], from_path=weights)
+    model_files.prepare(repository, model_files.CATALOGUE[t.DETECTOR_MOBILENET], from_path=weights)
     return repository
 
 
@@ -115,11 +115,11 @@ def mobilenet_detection_repository(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def formats_repository(tmp_path_factory) -> Path:
     """A repository of add-model ensembles: the tiny models of every detection and segmentation format
-    (tests/format_models.py) and, where ../shared has them, the 5-class MobileNetV2 ``pets`` and the
+    (tests/support/format_models.py) and, where ../shared has them, the 5-class MobileNetV2 ``pets`` and the
     TFLite MobileNet v1 ``mobilenet_v1``."""
-    from tests import format_models as fs
     from tests.conftest import SHARED
-    from triton_vision_server.modelgen.addmodel import add_model
+    from tests.support import format_models as fs
+    from triton_vision_authoring.add_model.add_model import add_model
 
     repository = tmp_path_factory.mktemp("formats_repo")
     specs = tmp_path_factory.mktemp("formats_specs")

@@ -13,10 +13,10 @@ import tritonclient.grpc as grpcclient
 import tritonclient.http as httpclient
 from tritonclient.utils import InferenceServerException
 
-from tests.images import accepted_images
+from tests.support.images import accepted_images
 from triton_vision_client.client import VisionClient
 from triton_vision_models import tensors as t
-from triton_vision_server.access import ADMIN_HEADER, GRPC_ADMIN_HEADER
+from triton_vision_serving.access import ADMIN_HEADER, GRPC_ADMIN_HEADER
 
 pytestmark = pytest.mark.integration
 

@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.cli_support import cli, encode, jsonl, url_of
-from tests.detection_helpers import bright_rectangle_image
 from tests.integration.conftest import running_server
+from tests.support.cli import cli, encode, jsonl, url_of
+from tests.support.detection import bright_rectangle_image
 from triton_vision_client.client import VisionClient
 from triton_vision_models import tensors as t
 
@@ -31,7 +31,7 @@ def prefixed_repository(
 ) -> Path:
     """The three built-in ensembles and 'pets' (classification's steps, max_batch_size 1), exported
     with `export-repo --prefix tv_`: tv_classification, tv_detection, tv_segmentation, tv_pets."""
-    from triton_vision_server.export_repo import export_repository
+    from triton_vision_authoring.export_repo import export_repository
 
     merged = tmp_path_factory.mktemp("all_tasks_repo")
     for source in (classification_repository, bright_box_detection_repository, segmentation_known_answer_repository):
@@ -55,7 +55,7 @@ def prefixed_server(prefixed_repository):
 
 def expected_ensembles(repository: Path) -> dict[str, tuple[str, int, list[str]]]:
     """{ensemble: (task, max_batch_size, stand-in steps)} read from the repository's files."""
-    from tests.modelconfigs import load_config, step_models
+    from tests.support.modelconfigs import load_config, step_models
 
     tasks = {t.CLASS_IDS: t.CLASSIFICATION, t.BOXES: t.DETECTION, t.MASK: t.SEGMENTATION}
     configs = {directory.name: load_config(directory) for directory in sorted(repository.iterdir())}

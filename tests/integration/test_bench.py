@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ROOT
-from tests.modelconfigs import load_config, step_models
+from tests.support.modelconfigs import load_config, step_models
 
 pytestmark = pytest.mark.integration
 
@@ -111,7 +111,7 @@ def test_bench_starts_its_server_and_writes_markdown_json_and_png(classification
 
 def test_bench_measures_an_ensemble_renamed_by_export_repo(classification_repository, tmp_path):
     """Profiles come from the repository: a prefixed copy is measured under its own names."""
-    from triton_vision_server.export_repo import export_repository
+    from triton_vision_authoring.export_repo import export_repository
 
     repository = tmp_path / "exported"
     export_repository(classification_repository, repository, prefix="tv_", models=["classification"])
@@ -132,7 +132,7 @@ def test_bench_measures_an_ensemble_renamed_by_export_repo(classification_reposi
 
 
 def test_bench_against_an_address_without_a_server_says_so_without_a_traceback(tmp_path):
-    from triton_vision_server.runtime import free_port
+    from triton_vision_serving.runtime import free_port
 
     run = subprocess.run(
         [triton_vision(), "bench", "--url", f"127.0.0.1:{free_port()}", "--out", str(tmp_path)],

@@ -15,9 +15,9 @@ import cv2
 import numpy as np
 import pytest
 
-from tests.images import accepted_images
 from tests.integration.conftest import running_server
-from tests.processes import memory
+from tests.support.images import accepted_images
+from tests.support.processes import memory
 from triton_vision_client.client import ClientError, VisionClient
 from triton_vision_models import tensors as t
 

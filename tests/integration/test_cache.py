@@ -16,12 +16,12 @@ import onnx
 import pytest
 
 from tests.conftest import MODEL_REPOSITORY, copy_model_dirs, ensemble_repository
-from tests.detection_helpers import STAND_IN_SCORE, bright_box_detector, bright_rectangle_image, encode
 from tests.integration.conftest import running_server
-from tests.modelconfigs import step_models
+from tests.support.detection import STAND_IN_SCORE, bright_box_detector, bright_rectangle_image, encode
+from tests.support.modelconfigs import step_models
+from triton_vision_authoring import models as model_files
 from triton_vision_client.client import ClientError, VisionClient
 from triton_vision_models import tensors as t
-from triton_vision_server import modelfiles
 
 pytestmark = pytest.mark.integration
 
@@ -37,10 +37,10 @@ def repository(tmp_path_factory):
     root = ensemble_repository(tmp_path_factory.mktemp("cache_repo"), t.CLASSIFICATION)
     extra = [m for m in [t.DETECTION, *step_models(MODEL_REPOSITORY, t.DETECTION)] if not (root / m).exists()]
     copy_model_dirs(root, extra)
-    modelfiles.prepare(root, modelfiles.CATALOGUE[t.CLASSIFIER], stand_in=True)
+    model_files.prepare(root, model_files.CATALOGUE[t.CLASSIFIER], stand_in=True)
     detector = tmp_path_factory.mktemp("bright_box") / "bright_box.onnx"
     onnx.save(bright_box_detector(), str(detector))
-    modelfiles.prepare(root, modelfiles.CATALOGUE[t.DETECTOR], from_path=detector)
+    model_files.prepare(root, model_files.CATALOGUE[t.DETECTOR], from_path=detector)
     top_level = root / TOP_LEVEL
     shutil.copytree(root / t.CLASSIFICATION, top_level)
     config = top_level / "config.pbtxt"

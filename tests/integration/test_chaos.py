@@ -25,12 +25,12 @@ import onnx
 import pytest
 
 from tests.conftest import MODEL_REPOSITORY, copy_model_dirs
-from tests.detection_helpers import PERSON, bright_box_detector, bright_rectangle_image, encode
 from tests.integration.test_classification import in_process_probabilities
-from tests.modelconfigs import step_models
-from tests.processes import children, server_pss_mb
-from tests.segmentation_support import colour_rule_fcn, png, synthetic
-from tests.serve_support import Serve, serving
+from tests.support.detection import PERSON, bright_box_detector, bright_rectangle_image, encode
+from tests.support.modelconfigs import step_models
+from tests.support.processes import children, server_pss_mb
+from tests.support.segmentation import colour_rule_fcn, png, synthetic
+from tests.support.serve import Serve, serving
 from triton_vision_client.client import ClientError, VisionClient
 from triton_vision_models import tensors as t
 
@@ -51,16 +51,16 @@ RECTANGLE = (101, 57, 333, 290)  # x1, y1, x2, y2 in a 517x389 image
 @pytest.fixture(scope="module")
 def chaos_repository(tmp_path_factory) -> Path:
     """The three built-in ensembles in one repository, with fast models whose answers are known."""
-    from triton_vision_server import modelfiles
+    from triton_vision_authoring import models as model_files
 
     names = []
     for ensemble in (t.CLASSIFICATION, t.DETECTION, t.SEGMENTATION):
         names += [ensemble, *step_models(MODEL_REPOSITORY, ensemble)]  # NAME_infer and its steps too
     repository = copy_model_dirs(tmp_path_factory.mktemp("chaos_repo"), list(dict.fromkeys([*names, t.MODEL_INFO])))
-    modelfiles.prepare(repository, modelfiles.CATALOGUE[t.CLASSIFIER], stand_in=True)
+    model_files.prepare(repository, model_files.CATALOGUE[t.CLASSIFIER], stand_in=True)
     detector = tmp_path_factory.mktemp("bright_box") / "bright_box.onnx"
     onnx.save(bright_box_detector(), str(detector))
-    modelfiles.prepare(repository, modelfiles.CATALOGUE[t.DETECTOR], from_path=detector)
+    model_files.prepare(repository, model_files.CATALOGUE[t.DETECTOR], from_path=detector)
     onnx.save(colour_rule_fcn(), str(repository / t.SEGMENTER / "1" / "model.onnx"))
     return repository
 

@@ -12,7 +12,7 @@ import pytest
 
 from tests.conftest import ensemble_repository, shared_path
 from tests.integration.conftest import running_server
-from tests.reference import classification_input, softmax
+from tests.support.reference import classification_input, softmax
 from triton_vision_client.client import ClientError, VisionClient
 from triton_vision_models import tensors as t
 
@@ -144,11 +144,11 @@ def test_model_info_says_the_served_classifier_is_a_stand_in(client):
 @pytest.fixture(scope="module")
 def real_classifier_server(tmp_path_factory):
     """../shared's MobileNetV2 (same preprocessing as resnet18-v1-7) imported with `--from`."""
-    from triton_vision_server import modelfiles
+    from triton_vision_authoring import models as model_files
 
     source = shared_path("models/mobilenetv2-12-int8.onnx")
     repository = ensemble_repository(tmp_path_factory.mktemp("real_classifier_repo"), t.CLASSIFICATION)
-    imported = modelfiles.prepare(repository, modelfiles.CATALOGUE[t.CLASSIFIER], from_path=source)
+    imported = model_files.prepare(repository, model_files.CATALOGUE[t.CLASSIFIER], from_path=source)
     assert imported.kind == "local"
     with running_server(repository) as server:
         yield server, repository

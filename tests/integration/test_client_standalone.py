@@ -1,6 +1,6 @@
 """The client extra alone, in a fresh virtual environment: its commands work (classify through a
 served ensemble, models list), the server commands name the missing extra. Which modules the client
-imports is tests/unit/test_client_imports.py's job."""
+imports is tests/unit/client/test_client_imports.py's job."""
 
 from __future__ import annotations
 

@@ -46,8 +46,8 @@ def photo_path(tmp_path_factory, chelsea_rgb) -> Path:
 def prefixed_server(classification_repository, tmp_path_factory):
     """export-repo --prefix tv_ --models classification into a repository that already holds a
     user's model named 'classification' (it must stay theirs), served by the real tritonserver."""
-    from triton_vision_server.export_repo import export_repository
-    from triton_vision_server.repocheck import check_repository
+    from triton_vision_authoring.check import check_repository
+    from triton_vision_authoring.export_repo import export_repository
 
     dest = tmp_path_factory.mktemp("users_repository")
     theirs = dest / t.CLASSIFICATION
@@ -153,7 +153,7 @@ def scrape(server) -> dict[tuple[str, str], float]:
 def test_metrics_separate_queue_from_compute_for_every_step_of_the_ensemble(prefixed_server, photo_path):
     """On an ensemble no other test calls (metrics_classification), so that the counters grow by this
     test's one request alone (on the shared server they once grew by 2: another test's request)."""
-    from tests.modelconfigs import step_models
+    from tests.support.modelconfigs import step_models
 
     server, dest = prefixed_server
     ensemble_name = METRICS_PREFIX + t.CLASSIFICATION

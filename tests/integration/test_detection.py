@@ -20,7 +20,7 @@ import onnxruntime as ort
 import pytest
 
 from tests.conftest import ROOT, shared_path
-from tests.detection_helpers import (
+from tests.support.detection import (
     PERSON,
     STAND_IN_SCORE,
     bright_rectangle_image,

@@ -22,11 +22,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.cli_support import JOB_TIMEOUT_S, cli, encode, jsonl, url_of
 from tests.conftest import ROOT, ensemble_repository
-from tests.detection_helpers import bright_rectangle_image
-from tests.images import corrupt_images
 from tests.integration.conftest import running_server
+from tests.support.cli import JOB_TIMEOUT_S, cli, encode, jsonl, url_of
+from tests.support.detection import bright_rectangle_image
+from tests.support.images import corrupt_images
 from triton_vision_client.client import VisionClient
 from triton_vision_models import tensors as t
 
@@ -205,7 +205,7 @@ def test_resume_sends_failed_images_again_unless_told_to_keep_them(classificatio
 
 
 def test_a_batch_above_the_ensembles_maximum_is_refused_before_sending(classification_server, tmp_path, chelsea_rgb):
-    from tests.modelconfigs import load_config
+    from tests.support.modelconfigs import load_config
 
     image = tmp_path / "a.png"
     image.write_bytes(encode(chelsea_rgb, ".png"))
@@ -259,7 +259,7 @@ def test_detect_writes_annotated_images_mirroring_the_tree(bright_box_detection_
 
 
 def test_segment_writes_masks_mirroring_the_tree(segmentation_known_answer_server, tmp_path):
-    from tests.segmentation_support import png, synthetic
+    from tests.support.segmentation import png, synthetic
 
     root = tmp_path / "in"
     (root / "sub").mkdir(parents=True)
@@ -318,12 +318,12 @@ def tiny_classifier():
 def tiny_classification_server(tmp_path_factory):
     import onnx
 
-    from triton_vision_server import modelfiles
+    from triton_vision_authoring import models as model_files
 
     repository = ensemble_repository(tmp_path_factory.mktemp("tiny_classification_repo"), t.CLASSIFICATION)
     path = tmp_path_factory.mktemp("tiny") / "tiny.onnx"
     onnx.save(tiny_classifier(), str(path))
-    modelfiles.prepare(repository, modelfiles.CATALOGUE[t.CLASSIFIER], from_path=path)
+    model_files.prepare(repository, model_files.CATALOGUE[t.CLASSIFIER], from_path=path)
     with running_server(repository) as server:
         yield server
 
@@ -456,12 +456,12 @@ def reloadable_tiny_server(tmp_path):
     """The tiny classifier on a private server whose models the test may unload and load."""
     import onnx
 
-    from triton_vision_server import modelfiles
+    from triton_vision_authoring import models as model_files
 
     repository = ensemble_repository(tmp_path / "reloadable_repo", t.CLASSIFICATION)
     path = tmp_path / "tiny.onnx"
     onnx.save(tiny_classifier(), str(path))
-    modelfiles.prepare(repository, modelfiles.CATALOGUE[t.CLASSIFIER], from_path=path)
+    model_files.prepare(repository, model_files.CATALOGUE[t.CLASSIFIER], from_path=path)
     with running_server(repository, allow_model_control=True) as server:
         yield server
 

@@ -2,7 +2,7 @@
 through the real tritonserver (one server for all: tests/integration/conftest.py ``formats_server``).
 
 Each served answer is compared with the same ONNX file run in-process by ONNX Runtime on the
-independent Pillow/NumPy preprocessing of its rule (tests/format_references.py, never modelgen's own),
+independent Pillow/NumPy preprocessing of its rule (tests/support/format_references.py, never modelgen's own),
 decoded by the NumPy references there, and, for the tiny models, with where the coloured blocks of the
 synthetic images really are. Tolerances, and what was measured (2 CPU cores, DALI on the CPU):
 
@@ -29,10 +29,10 @@ import onnxruntime as ort
 import pytest
 
 import triton_vision_contract as contract
-from tests import format_models as fs
-from tests import format_references as ref
-from tests import reference
 from tests.conftest import SHARED, shared_path
+from tests.support import format_models as fs
+from tests.support import format_references as ref
+from tests.support import reference
 from triton_vision_client.answers import split_classifications, split_detections
 from triton_vision_client.client import ClientError, VisionClient
 from triton_vision_client.segmentation import split_outputs

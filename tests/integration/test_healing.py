@@ -21,9 +21,9 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from tests.conftest import MODEL_REPOSITORY, copy_model_dirs
-from tests.images import accepted_images
-from tests.processes import alive, children, stub_pids
-from tests.serve_support import Serve, serving
+from tests.support.images import accepted_images
+from tests.support.processes import alive, children, stub_pids
+from tests.support.serve import Serve, serving
 from triton_vision_client.client import ClientError, VisionClient
 from triton_vision_models import tensors as t
 
@@ -225,7 +225,7 @@ def test_killed_tritonserver_is_restarted_on_the_same_ports_and_answers_again(cl
 
 # -- Ctrl-C while the models load ------------------------------------------------------------------
 def test_ctrl_c_during_start_up_stops_at_once_and_leaves_nothing(classification_repository, tmp_path):
-    from triton_vision_server.ports import free_port
+    from triton_vision_serving.ports import free_port
 
     ports = [str(free_port()) for _ in range(3)]
     command = [sys.executable, "-m", "triton_vision_client.cli", "serve", "--model-repository"]
@@ -263,15 +263,15 @@ def test_ctrl_c_during_start_up_stops_at_once_and_leaves_nothing(classification_
 @pytest.fixture(scope="module")
 def corrupt_detector_repository(tmp_path_factory) -> Path:
     """Classification (stand-in), segmentation (colour-rule FCN) and detection whose ONNX file is garbage."""
-    from tests.modelconfigs import step_models
-    from tests.segmentation_support import colour_rule_fcn
-    from triton_vision_server import modelfiles
+    from tests.support.modelconfigs import step_models
+    from tests.support.segmentation import colour_rule_fcn
+    from triton_vision_authoring import models as model_files
 
     names = [t.MODEL_INFO]
     for ensemble in (t.CLASSIFICATION, t.SEGMENTATION, t.DETECTION):
         names += [ensemble, *step_models(MODEL_REPOSITORY, ensemble)]
     root = copy_model_dirs(tmp_path_factory.mktemp("corrupt_detector_repo"), list(dict.fromkeys(names)))
-    modelfiles.prepare(root, modelfiles.CATALOGUE[t.CLASSIFIER], stand_in=True)
+    model_files.prepare(root, model_files.CATALOGUE[t.CLASSIFIER], stand_in=True)
     onnx.save(colour_rule_fcn(), str(root / t.SEGMENTER / "1" / "model.onnx"))
     (root / t.DETECTOR / "1" / "model.onnx").write_bytes(b"this is not an ONNX file" * 100)
     return root

@@ -38,12 +38,12 @@ def model_analyzer_executable() -> Path:
 @pytest.fixture(scope="module")
 def controllable_server(tmp_path_factory):
     """The classification ensemble (ResNet-18 stand-in) served with model control on."""
-    from triton_vision_server import modelfiles
-    from triton_vision_server.runtime import LocalTritonServer
-    from triton_vision_server.server_config import ServerOptions
+    from triton_vision_authoring import models as model_files
+    from triton_vision_serving.runtime import LocalTritonServer
+    from triton_vision_serving.server_config import ServerOptions
 
     repository = ensemble_repository(tmp_path_factory.mktemp("model_analyzer_repo"), t.CLASSIFICATION)
-    modelfiles.prepare(repository, modelfiles.CATALOGUE[t.CLASSIFIER], stand_in=True)
+    model_files.prepare(repository, model_files.CATALOGUE[t.CLASSIFIER], stand_in=True)
     options = ServerOptions.on_free_ports(repository, allow_model_control=True)
     with LocalTritonServer(options) as server:
         yield server

@@ -18,9 +18,9 @@ import tritonclient.grpc as grpcclient
 import tritonclient.http as httpclient
 
 import triton_vision_contract as contract
-from tests.images import accepted_images
-from tests.processes import server_pss_mb
-from tests.serve_support import Serve, serving
+from tests.support.images import accepted_images
+from tests.support.processes import server_pss_mb
+from tests.support.serve import Serve, serving
 from triton_vision_client.client import ClientError, VisionClient
 from triton_vision_client.inputs import ImageSource
 from triton_vision_client.probe import probe

@@ -37,8 +37,8 @@ ONNX_MODEL = {t.CLASSIFICATION: t.CLASSIFIER, t.DETECTION: t.DETECTOR, t.SEGMENT
 
 
 def test_perf_analyzer_drives_the_classification_ensemble_with_a_jpeg(classification_server, chelsea_rgb, tmp_path):
-    from triton_vision_server.perf import perf_analyzer_command, perf_analyzer_env
-    from triton_vision_server.runtime import RuntimeMissingError
+    from triton_vision_bench.perf import perf_analyzer_command, perf_analyzer_env
+    from triton_vision_serving.runtime import RuntimeMissingError
 
     image = tmp_path / "chelsea.jpg"
     cv2.imwrite(str(image), cv2.cvtColor(chelsea_rgb, cv2.COLOR_RGB2BGR))
@@ -65,7 +65,7 @@ def perf_server(request, tmp_path_factory):
     """The three ensembles (the session's repositories) exported with the prefix perf_ into a server of
     this module alone, so that Triton's counters of perf_* grow only by this module's requests."""
     from tests.integration.conftest import running_server
-    from triton_vision_server.export_repo import export_repository
+    from triton_vision_authoring.export_repo import export_repository
 
     dest = tmp_path_factory.mktemp("perf_repository")
     for ensemble, fixture in REPOSITORIES.items():  # the shared perf_image_guard, perf_model_info: the same files
@@ -134,7 +134,7 @@ CASES = [
 def test_perf_analyzer_drives_the_ensemble_with_real_jpegs_and_pngs(
     perf_server, real_images, tmp_path, ensemble, batch_size, protocol, requests
 ):
-    from triton_vision_server.perf import perf_analyzer_data_command, perf_analyzer_env
+    from triton_vision_bench.perf import perf_analyzer_data_command, perf_analyzer_env
 
     server = perf_server
     url = server.options.grpc_url if protocol == "grpc" else server.options.http_url

@@ -20,10 +20,10 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from tests.cli_support import encode
 from tests.conftest import ROOT, SHARED, shared_path
-from tests.detection_helpers import bright_rectangle_image
 from tests.integration.conftest import running_server
+from tests.support.cli import encode
+from tests.support.detection import bright_rectangle_image
 
 pytestmark = pytest.mark.integration
 

@@ -21,8 +21,8 @@ import tritonclient.grpc as grpcclient
 from tritonclient.utils import InferenceServerException
 
 from tests.conftest import ROOT
-from tests.images import accepted_images, corrupt_images, refused_images
-from tests.processes import memory, server_processes
+from tests.support.images import accepted_images, corrupt_images, refused_images
+from tests.support.processes import memory, server_processes
 from triton_vision_client.client import ClientError, VisionClient
 from triton_vision_models import tensors as t
 
@@ -294,7 +294,7 @@ def test_serve_gives_up_naming_the_cause_when_tritonserver_keeps_dying(classific
     import sys
     import time
 
-    from triton_vision_server.ports import free_port
+    from triton_vision_serving.ports import free_port
 
     ports = [str(free_port()) for _ in range(3)]
     serve = subprocess.Popen(

@@ -16,7 +16,7 @@ import pytest
 from PIL import Image
 
 from tests.conftest import shared_path
-from tests.segmentation_support import (
+from tests.support.segmentation import (
     CAT,
     PERSON,
     RED,

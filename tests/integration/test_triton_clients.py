@@ -20,7 +20,7 @@ import tritonclient.http as httpclient
 
 from tests.conftest import MODEL_REPOSITORY, copy_model_dirs, shared_path
 from tests.integration.conftest import running_server
-from tests.reference import classification_input
+from tests.support.reference import classification_input
 from triton_vision_models import tensors as t
 
 pytestmark = pytest.mark.integration
@@ -105,11 +105,11 @@ def test_class_count_answers_score_index_label_of_the_top_k_logits(classificatio
 @pytest.fixture(scope="module")
 def bare_real_classifier(tmp_path_factory):
     """Only ``resnet18``, its file ../shared's real ImageNet MobileNetV2 (same contract after import)."""
-    from triton_vision_server import modelfiles
+    from triton_vision_authoring import models as model_files
 
     source = shared_path("models/mobilenetv2-12-int8.onnx")
     repository = copy_model_dirs(tmp_path_factory.mktemp("bare_classifier_repo"), [t.CLASSIFIER])
-    modelfiles.prepare(repository, modelfiles.CATALOGUE[t.CLASSIFIER], from_path=source)
+    model_files.prepare(repository, model_files.CATALOGUE[t.CLASSIFIER], from_path=source)
     with running_server(repository) as server:
         yield server
 

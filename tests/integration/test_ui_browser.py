@@ -23,7 +23,7 @@ import pytest
 
 import triton_vision_contract as contract
 from tests.conftest import ROOT, shared_path
-from tests.ui_support import (
+from tests.support.ui import (
     CAT_RECT,
     PERSON_RECT,
     SCENE_SIZE,
@@ -41,7 +41,7 @@ from tests.ui_support import (
     ui_url,
 )
 from triton_vision_client.client import ClientError, VisionClient
-from triton_vision_server.server_config import ServerOptions
+from triton_vision_serving.server_config import ServerOptions
 
 pytestmark = pytest.mark.integration
 
@@ -57,7 +57,7 @@ VOC_PERSON_RGB = (192, 128, 128)
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
     """``serve --ui-port``, answering: the command, and the page's URL."""
-    from triton_vision_server.runtime import free_port
+    from triton_vision_serving.runtime import free_port
 
     options = ServerOptions.on_free_ports(three_ensemble_repository(tmp_path_factory.mktemp("ui")))
     with running(serve_args(options, free_port()), SERVING_LINE) as lines:
@@ -409,7 +409,7 @@ def test_the_page_loads_nothing_from_anywhere_but_its_own_server(browser, page_u
 def test_an_unreachable_server_is_a_clear_message_on_the_page(browser):
     from selenium.webdriver.common.by import By
 
-    from triton_vision_server.runtime import free_port
+    from triton_vision_serving.runtime import free_port
 
     closed = f"127.0.0.1:{free_port()}"
     with ui_command("--url", closed) as (url, _lines):
@@ -429,7 +429,7 @@ def test_a_page_opened_while_tritonserver_starts_says_so_then_lists_the_ensemble
     """`serve --ui-port` starts the page first: it says no server answers yet, and asks again."""
     from selenium.webdriver.common.by import By
 
-    from triton_vision_server.runtime import free_port
+    from triton_vision_serving.runtime import free_port
 
     options = ServerOptions.on_free_ports(three_ensemble_repository(tmp_path))
     with running(serve_args(options, free_port()), UI_LINE) as lines:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.verify_support import V1_PREPROCESS, v1_spec, write_photos
+from tests.support.verify import V1_PREPROCESS, v1_spec, write_photos
 from triton_vision_client.cli import main
 
 TIMEOUT_S = 300

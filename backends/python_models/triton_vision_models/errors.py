@@ -1,10 +1,18 @@
-"""One exception root for the project; narrow subclasses name what went wrong."""
+"""What the Python models raise, under the project's one root (:mod:`triton_vision_contract.errors`)."""
 
 from __future__ import annotations
 
+from triton_vision_contract.errors import TritonVisionError
 
-class TritonVisionError(Exception):
-    """Root of every error raised on purpose by triton-vision."""
+__all__ = [
+    "ConfigError",
+    "ImageRejectedError",
+    "InferenceError",
+    "InvalidInputError",
+    "InvalidParameterError",
+    "ModelFileError",
+    "TritonVisionError",
+]
 
 
 class ConfigError(TritonVisionError):

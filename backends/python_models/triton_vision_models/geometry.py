@@ -3,7 +3,7 @@
 Each preprocessing model (a ``dali.py`` generated from a model spec) resizes the decoded image by
 one of four rules; the post-processing maps boxes and masks back to the original pixels with the
 same rule. The rules are stated here once; the generated pipelines transliterate them into DALI
-arithmetic, and ``tests/unit/test_geometry.py`` runs both on sizes that hit every rounding tie.
+arithmetic, and ``tests/unit/models/test_torchvision_crop.py`` runs both on sizes that hit every rounding tie.
 
 - ``shorter-crop`` (torchvision ``Resize(shorter)`` + ``CenterCrop(size)``): the shorter side becomes
   ``shorter``, the longer ``int(shorter * longer / shorter_side)`` (truncated, as torchvision

@@ -1,1 +1,0 @@
-"""Server-side tooling: the local tritonserver runtime and the model files it serves."""

@@ -1,0 +1,1 @@
+"""Runnable benchmarks (python -m benchmarks.NAME from the project root); docs/benchmarking.md."""

@@ -1,0 +1,1 @@
+"""Shared test support: reference preprocessing, test images, repository builders, processes."""

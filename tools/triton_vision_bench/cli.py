@@ -1,0 +1,129 @@
+"""``triton-vision bench``'s arguments and its command: usage errors are one line and exit 2,
+failures of the run one line and exit 1 (through the ``wrap`` of :func:`add_parser`)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from triton_vision_bench.messages import BenchUsageError
+from triton_vision_bench.options import BenchOptions, parse_cache_size, parse_concurrency
+from triton_vision_bench.render import goal_word
+
+
+def options_from(args: argparse.Namespace) -> BenchOptions:
+    return BenchOptions(
+        ensemble=args.ensemble,
+        url=args.url,
+        model_repository=args.model_repository,
+        images=tuple(args.images),
+        photos=args.photos,
+        max_images=args.max_images,
+        concurrency=parse_concurrency(args.concurrency) if args.concurrency else None,
+        seed_concurrency=parse_concurrency(args.seed_concurrency, "--seed-concurrency")
+        if args.seed_concurrency
+        else None,
+        duration_s=args.duration,
+        warmup_s=args.warmup,
+        max_point_s=max(args.duration, args.max_point),
+        perf_analyzer=not args.no_perf_analyzer,
+        perf_analyzer_concurrency=parse_concurrency(args.perf_analyzer_concurrency, "--perf-analyzer-concurrency"),
+        repeats=not args.no_repeats,
+        cache_size=parse_cache_size(args.cache_size),
+        repeat_concurrency=parse_concurrency(args.repeat_concurrency, "--repeat-concurrency")
+        if args.repeat_concurrency
+        else None,
+        compare_onnx=args.compare_onnx,
+        out=args.out,
+        note=args.note,
+    ).check()
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from triton_vision_bench.render import write_report
+    from triton_vision_bench.run import run_bench
+
+    try:
+        options = options_from(args)
+        report = run_bench(options)
+    except BenchUsageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    written = write_report(report, options.out)
+    summary = report["summary"]
+    print(
+        f"{report['ensemble']}: ensemble {summary['ensemble_best_images_per_s']:.2f} images/s "
+        f"(c={summary['ensemble_best_concurrency']}), seed's path {summary['seed_best_images_per_s']:.2f}, "
+        f"in-process {summary['in_process_images_per_s']:.2f}, work bound {summary['work_bound_images_per_s']:.2f}"
+    )
+    for row in report["targets"]:
+        reached = f"reached: {goal_word(row['met'])}"
+        print(f"  {row['target']}: {row['measured']:.3f} (goal {row['goal']}; {reached})")
+    for path in written:
+        print(f"wrote {path}")
+    return 0
+
+
+def add_parser(sub: Any, wrap: Callable) -> None:
+    """Adds ``bench`` to the ``triton-vision`` sub-command parser ``sub``; ``wrap`` guards the command."""
+    p = sub.add_parser(
+        "bench",
+        help="ensemble vs client-side preprocessing vs in-process vs the work bound; Markdown, JSON and PNG",
+    )
+    default = BenchOptions()
+    p.add_argument(
+        "--ensemble",
+        default=default.ensemble,
+        help="any ensemble of the repository whose task the bench knows (classification, detection, segmentation)",
+    )
+    p.add_argument("--url", default=None, help="gRPC address of a running server (default: start one locally)")
+    p.add_argument("--model-repository", type=Path, default=default.model_repository)
+    p.add_argument(
+        "--images", nargs="*", type=Path, default=[], help="image files, sent as they are (default: see --photos)"
+    )
+    p.add_argument(
+        "--photos",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="a folder of JPEG photos, each sent as its JPEG and a 640 px PNG (default: scikit-image's photos)",
+    )
+    p.add_argument("--max-images", type=int, default=default.max_images)
+    p.add_argument("--concurrency", default=None, help="ensemble sweep, e.g. 1,2,4,8,16 (default per task)")
+    p.add_argument("--seed-concurrency", default=None, help="the seed's path sweep (default per task)")
+    p.add_argument(
+        "--duration", type=float, default=default.duration_s, help="seconds measured per point (default %(default)s)"
+    )
+    p.add_argument(
+        "--warmup", type=float, default=default.warmup_s, help="seconds of warm-up per point (default %(default)s)"
+    )
+    p.add_argument("--max-point", type=float, default=default.max_point_s, help="at most this many seconds per point")
+    p.add_argument("--no-perf-analyzer", action="store_true", help="skip the perf_analyzer points")
+    p.add_argument("--perf-analyzer-concurrency", default=",".join(map(str, default.perf_analyzer_concurrency)))
+    p.add_argument(
+        "--no-repeats",
+        action="store_true",
+        help="skip the repeated-image workload (half the requests repeat an image: the response cache)",
+    )
+    p.add_argument(
+        "--cache-size",
+        default="256M",
+        help="response cache of the repeated-image workload's server (default %(default)s; serve --cache-size)",
+    )
+    p.add_argument(
+        "--repeat-concurrency", default=None, help="its concurrency levels (default: 1 and the sweep's highest)"
+    )
+    p.add_argument(
+        "--compare-onnx",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="detection: another detector ONNX file of the same contract, compared in-process on the same "
+        "photos (ms per image, box agreement)",
+    )
+    p.add_argument("--out", type=Path, default=default.out)
+    p.add_argument("--note", default="", help="a remark stored in the report (e.g. what else ran)")
+    p.set_defaults(func=wrap(cmd_bench))

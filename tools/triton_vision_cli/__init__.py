@@ -1,0 +1,1 @@
+"""The ``triton-vision`` command: one table of commands over the project's packages."""

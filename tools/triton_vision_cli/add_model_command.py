@@ -1,0 +1,96 @@
+"""``triton-vision add-model SPEC.toml [--model-repository REPO] [--force] [--verify DIR]``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+DEFAULT_REPOSITORY = Path("model_repository")
+DEFAULT_VERIFY_LIMIT = 50  # photos per class
+DESCRIPTION = (
+    "Make an ONNX classifier, detector or segmenter an encoded-bytes ensemble: write NAME, NAME_preprocess "
+    "(DALI), the ONNX model and NAME_postprocess into the repository from a model spec (TOML; see the "
+    "README's 'Your own model'). With --verify DIR (a classifier's photos, one folder per class), first run "
+    "the model in-process under the spec's preprocessing and its usual alternatives (colour order, scaling, "
+    "resize), print their accuracies, and write nothing when one is clearly better."
+)
+
+
+def cmd_add_model(args: argparse.Namespace) -> int:
+    from triton_vision_authoring.add_model.add_model import add_model
+
+    if args.verify_only and args.verify is None:
+        print("error: --verify-only needs --verify DIR", file=sys.stderr)
+        return 2
+    if args.verify is not None:
+        from triton_vision_authoring.add_model.verify import VerifyError, verify_spec
+        from triton_vision_authoring.add_model.verify_report import report_lines
+
+        try:
+            report = verify_spec(args.spec, args.verify, limit=args.verify_limit)
+        except VerifyError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        for line in report_lines(report):
+            print(line, file=sys.stderr if line.startswith("WARNING") else sys.stdout)
+        if report.warnings:
+            if not args.verify_only:
+                print(
+                    f"not written: fix [preprocess] in {args.spec.name}, or run add-model without --verify "
+                    "to write the ensemble as the spec says",
+                    file=sys.stderr,
+                )
+            return 1
+        if args.verify_only:
+            return 0
+    result = add_model(args.spec, args.model_repository, force=args.force)
+    spec = result.spec
+    print(f"{spec.name}: {spec.task} ensemble written to {args.model_repository}/")
+    for name in result.written:
+        print(f"  {args.model_repository / name}/")
+    for name in result.shared:
+        print(f"  {args.model_repository / name}/ (shared by every ensemble; the repository had none)")
+    print(f"  model: {result.batching}; {result.max_batch_size} image(s) per request")
+    if result.source is not None:
+        print(f"  {spec.model_name}/1/model.onnx: from {result.source.origin} (sha256 {result.source.sha256[:12]}...)")
+    print(f"clients: triton-vision {_verb(spec.task)} IMAGE --ensemble {spec.name}")
+    return 0
+
+
+def _verb(task: str) -> str:
+    return {"classification": "classify", "detection": "detect", "segmentation": "segment"}[task]
+
+
+def register(
+    sub: Any, wrap: Callable[[Callable[[argparse.Namespace], int]], Callable[[argparse.Namespace], int]]
+) -> None:
+    p = sub.add_parser(
+        "add-model", help="make an ONNX model an encoded-bytes ensemble from a spec", description=DESCRIPTION
+    )
+    p.add_argument("spec", type=Path, help="the model spec (TOML); its paths are relative to it")
+    p.add_argument("--model-repository", type=Path, default=DEFAULT_REPOSITORY, help="default: model_repository")
+    p.add_argument("--force", action="store_true", help="replace the ensemble's models if the repository has them")
+    p.add_argument(
+        "--verify",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="photos in one folder per class (named by label-file lines): first compare the spec's colour order, "
+        "scaling and resize with their usual alternatives in-process, and write nothing if one is clearly better",
+    )
+    p.add_argument(
+        "--verify-limit",
+        type=int,
+        default=DEFAULT_VERIFY_LIMIT,
+        metavar="N",
+        help=f"photos per class to verify with (default {DEFAULT_VERIFY_LIMIT})",
+    )
+    p.add_argument(
+        "--verify-only",
+        action="store_true",
+        help="with --verify: report, write nothing (exit 1 when an alternative is clearly better)",
+    )
+    p.set_defaults(func=wrap(cmd_add_model))

@@ -1,0 +1,60 @@
+"""``triton-vision demo``: prepare the model files, serve them, answer photos, stop.
+
+The photos are the ones given (``make demo`` passes the development machines' photos where they
+exist); without any, scikit-image's own photos (*chelsea*, a cat; *astronaut*, a person) are
+written to ``out/`` and used.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import triton_vision_contract as contract
+from triton_vision_authoring import models as model_files
+from triton_vision_client.cli import print_answers, warn_stand_ins
+from triton_vision_client.client import VisionClient
+from triton_vision_client.images import read_images
+from triton_vision_serving.runtime import LocalTritonServer
+from triton_vision_serving.server_config import ServerOptions
+
+OUT = Path("out")
+
+
+def scikit_image_photo(name: str) -> Path:
+    """One of scikit-image's photos (``chelsea``, ``astronaut``) as a PNG in ``out/``."""
+    import cv2
+    from skimage import data
+
+    path = OUT / f"{name}.png"
+    path.parent.mkdir(exist_ok=True)
+    cv2.imwrite(str(path), cv2.cvtColor(getattr(data, name)(), cv2.COLOR_RGB2BGR))
+    return path
+
+
+def prepare_models(repository: Path) -> None:
+    for name, entry in model_files.CATALOGUE.items():
+        if name == entry.name and (repository / name / "config.pbtxt").is_file():
+            source = model_files.prepare(repository, entry, report=lambda m: print(m, file=sys.stderr))
+            print(f"{name}: {model_files.describe(source)}")
+
+
+def run_demo(options: ServerOptions, *, images: Sequence[str], people: Sequence[str] | None, top_k: int) -> int:
+    repository = options.model_repository
+    prepare_models(repository)
+    photos = list(images) or [str(scikit_image_photo("chelsea"))]
+    group_photos = list(people or images) or [str(scikit_image_photo("astronaut"))]
+    with LocalTritonServer(options) as server, VisionClient(options.grpc_url, "grpc") as client:
+        print(f"tritonserver ready: gRPC {options.grpc_url}, HTTP {options.http_url} (log: {server.log_path})")
+        warn_stand_ins(client, [contract.CLASSIFIER])
+        print_answers(contract.CLASSIFICATION, photos, client.classify(read_images(photos), top_k=top_k))
+        if (repository / contract.SEGMENTATION).is_dir():
+            warn_stand_ins(client, [contract.SEGMENTER])
+            segments = client.segment(read_images(group_photos), overlay=True)
+            print_answers(contract.SEGMENTATION, group_photos, segments, out=OUT)
+        if (repository / contract.DETECTION).is_dir():
+            encoded = read_images(group_photos)
+            warn_stand_ins(client, [contract.DETECTOR])
+            print_answers(contract.DETECTION, group_photos, client.detect(encoded), encoded=encoded, out=OUT)
+    return 0
