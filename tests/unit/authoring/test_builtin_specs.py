@@ -90,9 +90,9 @@ def test_the_model_catalogue_prepares_files_with_the_specs_tensors(ensemble):
     assert {name: outputs[name] for name in contract.outputs} == contract.outputs
 
 
-def test_the_readmes_spec_table_is_the_specs_own_reference():
+def test_the_add_model_pages_spec_table_is_the_specs_own_reference():
     from triton_vision_authoring.add_model.keys import reference_table
 
-    readme = (MODEL_REPOSITORY.parent / "README.md").read_text()
-    table = readme.split("<!-- spec-keys -->\n", 1)[1].split("\n<!-- /spec-keys -->", 1)[0]
+    page = (MODEL_REPOSITORY.parent / "docs" / "add-model.md").read_text()
+    table = page.split("<!-- spec-keys -->\n", 1)[1].split("\n<!-- /spec-keys -->", 1)[0]
     assert table == reference_table()

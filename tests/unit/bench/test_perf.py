@@ -117,14 +117,14 @@ def test_a_concurrency_range_perf_analyzer_would_refuse_is_refused(images, tmp_p
         perf_analyzer_data_command(images, tmp_path / "x.json", concurrency=text)
 
 
-def test_windows_settle_on_a_shared_cpu_by_default_and_the_readme_says_how(images, tmp_path):
+def test_windows_settle_on_a_shared_cpu_by_default_and_the_docs_say_how(images, tmp_path):
     command = perf_analyzer_data_command(images, tmp_path / "x.json")
     assert command[command.index("--concurrency-range") + 1] == CONCURRENCY
     assert command[command.index("--measurement-interval") + 1] == str(MEASUREMENT_MS)
     assert int(command[command.index("--stability-percentage") + 1]) == STABILITY_PERCENTAGE > 10
     assert int(command[command.index("--max-trials") + 1]) == MAX_TRIALS > 10
-    readme = (ROOT / "README.md").read_text()
-    assert f"--stability-percentage {STABILITY_PERCENTAGE}" in readme and f"--max-trials {MAX_TRIALS}" in readme
+    page = (ROOT / "docs" / "benchmarking.md").read_text()
+    assert f"--stability-percentage {STABILITY_PERCENTAGE}" in page and f"--max-trials {MAX_TRIALS}" in page
 
 
 @pytest.mark.parametrize(

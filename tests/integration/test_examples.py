@@ -1,16 +1,19 @@
-"""The README's "Your own model" examples, run as written.
+"""The examples of examples/<name>/, run from their folders' files as their READMEs say.
 
-Each `<!-- example: NAME -->` section's code blocks are taken from the README itself: the pets
-example's Python and shell lines run unchanged (only `.venv/bin/` is this environment's, and the
-server is a private one on free ports instead of `serve &` on the default ones); the YOLO and
-DeepLab specs are written as they stand next to same-contract stand-in files (Ultralytics and a
-DeepLab export are not available here), added, served and asked.
+Each example folder is copied into a project-like folder (an empty model_repository, the data
+folder as ../shared beside it) and its README's commands run there unchanged: only `python` and
+`triton-vision` are this environment's, and the server is a private one on free ports instead of
+`serve &` on the default ones. The YOLO and DeepLab specs are served next to same-contract
+stand-in files (Ultralytics and a DeepLab export are not available here), added, served and asked.
 """
 
 from __future__ import annotations
 
+import json
+import os
 import re
 import shlex
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -27,47 +30,53 @@ from tests.support.detection import bright_rectangle_image
 
 pytestmark = pytest.mark.integration
 
-README = (ROOT / "README.md").read_text()
+EXAMPLES = ROOT / "examples"
 BIN = Path(sys.executable).parent
 
 
-def example_blocks(name: str) -> list[tuple[str, str]]:
-    """(language, text) of the code blocks of the README's ``<!-- example: name -->`` section."""
-    section = README.split(f"<!-- example: {name} -->", 1)[1]
-    section = re.split(r"\n<!-- example: |\n## ", section, maxsplit=1)[0]
-    return re.findall(r"```(\w*)\n(.*?)```", section, flags=re.S)
+def readme_blocks(name: str) -> list[tuple[str, str]]:
+    """(language, text) of the code blocks of ``examples/<name>/README.md``, in order."""
+    return re.findall(r"```(\w*)\n(.*?)```", (EXAMPLES / name / "README.md").read_text(), flags=re.S)
+
+
+def readme_commands(name: str) -> list[str]:
+    """The command lines of the example README's first shell block, comments dropped."""
+    script = next(text for language, text in readme_blocks(name) if language == "bash")
+    return [line.split("#")[0].strip() for line in script.strip().splitlines()]
 
 
 def run(line: str, cwd: Path) -> subprocess.CompletedProcess:
-    command = shlex.split(line.replace(".venv/bin/", f"{BIN}/"))
-    return subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=300, check=False)
+    """A README command line with this environment's ``python`` and ``triton-vision``."""
+    command = shlex.split(line)
+    if command[0] == "python":
+        command[0] = sys.executable
+    elif command[0] == "triton-vision":
+        command[0] = str(BIN / "triton-vision")
+    env = {**os.environ, "TRITON_VISION_DATA": str(cwd.parent / "shared")}
+    return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=300, check=False)
 
 
 @pytest.fixture
 def workdir(tmp_path) -> Path:
-    """A project-like folder: an empty model_repository, ../shared beside it."""
+    """A project-like folder: examples/, an empty model_repository, ../shared beside it."""
     if not SHARED.is_dir():
-        pytest.skip(f"{SHARED} is not available (../shared is absent)")
+        pytest.skip(f"{SHARED} is not available (the data folder is absent: TRITON_VISION_DATA)")
     (tmp_path / "shared").symlink_to(SHARED)
     work = tmp_path / "work"
     (work / "model_repository").mkdir(parents=True)
+    shutil.copytree(EXAMPLES, work / "examples")
     return work
 
 
-def test_the_fine_tuned_classifier_example_answers_its_own_labels(workdir):
+def test_the_pets_example_answers_its_own_labels(workdir):
     shared_path("models/mobilenetv2-12-int8.onnx")
-    (_, script), (_, spec), (_, commands) = example_blocks("pets")[:3]
-    (workdir / "make_pets.py").write_text(script)
-    (workdir / "pets.toml").write_text(spec)
-    lines = [line.split("#")[0].strip() for line in commands.strip().splitlines()]
+    lines = readme_commands("pets")
     serve = next(line for line in lines if " serve" in line)
     classify = next(line for line in lines if " classify " in line)
     for line in lines[: lines.index(serve)]:
-        if line.startswith("printf"):  # the shell builtin, as a user's shell runs it
-            subprocess.run(line, shell=True, cwd=workdir, check=True)
-            continue
         done = run(line, workdir)
         assert done.returncode == 0, (line, done.stderr)
+    assert (workdir / "examples" / "pets" / "pets.onnx").is_file()
     assert (workdir / "model_repository" / "pets" / "spec.toml").is_file()
     with running_server(workdir / "model_repository") as server:
         done = run(f"{classify} --url {server.options.grpc_url}", workdir)
@@ -76,8 +85,20 @@ def test_the_fine_tuned_classifier_example_answers_its_own_labels(workdir):
     assert "tabby" in kitten and "tiger cat" in kitten  # the README's answer: tabby 0.439, tiger cat 0.439
     assert dog.split("\n")[1].split()[-1] == "kuvasz"  # dog.jpg's top label
     # The README shows this output: its numbers are what the example prints.
-    shown = example_blocks("pets")[3][1]
+    shown = next(text for language, text in readme_blocks("pets") if "classified 2 of 2" in text)
     assert re.search(r"0\.4390\s+0\s+tabby", shown) and re.search(r"0\.43\d\d\s+0\s+tabby", kitten)
+
+
+def test_the_mobilenet_v1_example_is_served_one_image_per_request(workdir):
+    shared_path("models/mobilenet_v1_0.25_224.onnx")
+    (add_model,) = [line for line in readme_commands("mobilenet_v1") if " add-model " in line]
+    done = run(add_model, workdir)
+    assert done.returncode == 0, done.stderr
+    shown = next(text for language, text in readme_blocks("mobilenet_v1") if "max_batch_size 1" in text)
+    said = next(line for line in shown.splitlines() if "fixed batch of 1" in line).strip()
+    assert said in done.stdout  # the README's line, as add-model prints it
+    config = (workdir / "model_repository" / "mobilenet_v1_model" / "config.pbtxt").read_text()
+    assert "max_batch_size: 1" in config
 
 
 def yolo_stand_in(classes: int = 80, size: int = 640) -> onnx.ModelProto:
@@ -126,35 +147,26 @@ def deeplab_stand_in(classes: int = 21, size: int = 512) -> onnx.ModelProto:
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], ir_version=8)
 
 
-def test_the_yolo_and_deeplab_specs_serve_same_contract_files(workdir):
-    (_, yolo_spec), (_, deeplab_spec) = example_blocks("yolo")[0], example_blocks("deeplab")[0]
-    (workdir / "yolo.toml").write_text(yolo_spec)
-    (workdir / "deeplab.toml").write_text(deeplab_spec)
-    onnx.save(yolo_stand_in(), str(workdir / "yolov8n.onnx"))
-    onnx.save(deeplab_stand_in(), str(workdir / "deeplab.onnx"))
-    (workdir / "coco80.txt").write_text("\n".join(f"class{i}" for i in range(80)) + "\n")
-    (workdir / "voc21.txt").write_text("\n".join(f"voc{i}" for i in range(21)) + "\n")
-    for spec in ("yolo.toml", "deeplab.toml"):
-        done = run(f".venv/bin/triton-vision add-model {spec}", workdir)
+def test_the_yolo_and_deeplab_examples_serve_same_contract_files(workdir):
+    onnx.save(yolo_stand_in(), str(workdir / "examples" / "yolo" / "yolov8n.onnx"))
+    onnx.save(deeplab_stand_in(), str(workdir / "examples" / "deeplab" / "deeplab.onnx"))
+    for name in ("yolo", "deeplab"):
+        (add_model,) = [line for line in readme_commands(name) if " add-model " in line]
+        done = run(add_model, workdir)
         assert done.returncode == 0, done.stderr
     photo = workdir / "box.png"
     photo.write_bytes(encode(bright_rectangle_image(480, 640, (100, 80, 300, 240)), ".png"))
     with running_server(workdir / "model_repository") as server:
         url = server.options.grpc_url
         detected = run(
-            f".venv/bin/triton-vision detect {photo} --ensemble yolo --format jsonl --url {url} "
-            f"--out {workdir / 'out'}",
-            workdir,
+            f"triton-vision detect {photo} --ensemble yolo --format jsonl --url {url} --out {workdir / 'out'}", workdir
         )
         segmented = run(
-            f".venv/bin/triton-vision segment {photo} --ensemble deeplab --format jsonl --url {url} "
-            f"--out {workdir / 'out'}",
+            f"triton-vision segment {photo} --ensemble deeplab --format jsonl --url {url} --out {workdir / 'out'}",
             workdir,
         )
     assert detected.returncode == 0, detected.stderr
     assert segmented.returncode == 0, segmented.stderr
-    import json
-
     boxes = json.loads(detected.stdout)["detections"]
     assert all(0 <= x <= 640 and 0 <= y <= 480 for d in boxes for x, y in (d["box"][:2], d["box"][2:]))
     mask = json.loads(segmented.stdout)
