@@ -116,7 +116,8 @@ def bare_real_classifier(tmp_path_factory):
 
 @pytest.mark.parametrize("protocol", PROTOCOLS)
 def test_a_client_with_its_own_preprocessing_gets_a_cat_from_the_bare_model(bare_real_classifier, photos, protocol):
-    """The seed's way: preprocess on the client, call resnet18 directly, read class_count labels."""
+    """The client-side-preprocessing baseline: preprocess on the client, call resnet18 directly, read
+    class_count labels."""
     kitten = shared_path("images/kitten.jpg").read_bytes()
     batch = np.stack([classification_input(kitten), classification_input(photos[0])])
     with connect(bare_real_classifier, protocol) as client:

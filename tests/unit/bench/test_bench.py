@@ -46,7 +46,7 @@ def test_concurrency_list_is_parsed_sorted_and_bounded():
         (["--ensemble", "nope"], "error: no ensemble 'nope' in model_repository (ensembles: classification, detection"),
         (["--ensemble", t.CLASSIFIER], f"error: no ensemble '{t.CLASSIFIER}'"),  # a model, not an ensemble
         (["--concurrency", "1,0"], "error: --concurrency values must be in 1..256, got '1,0'"),
-        (["--seed-concurrency", "x"], "error: --seed-concurrency takes integers separated by commas, got 'x'"),
+        (["--baseline-concurrency", "x"], "error: --baseline-concurrency takes integers separated by commas, got 'x'"),
         (["--duration", "0"], "error: --duration must be positive, got 0"),
         (["--model-repository", "absent"], "error: model repository absent is not a directory"),
     ],

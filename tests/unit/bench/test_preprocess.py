@@ -1,5 +1,6 @@
-"""The bench's reference preprocessing (the seed's path, in-process) against what the ensembles
-compute: each task's real DALI pipeline (CPU), and the tests' own Pillow/OpenCV references."""
+"""The bench's reference preprocessing (the client-side-preprocessing baseline, in-process) against
+what the ensembles compute: each task's real DALI pipeline (CPU), and the tests' own Pillow/OpenCV
+references."""
 
 from __future__ import annotations
 
