@@ -474,7 +474,7 @@ def python_model_source(docstring: str, module: str, runner: str, options: str =
             f"from triton_vision_models.{module} import {runner}",
             "from triton_vision_models.triton_adapter import python_model",
             "",
-            f"TritonPythonModel = python_model({runner}.from_spec{options})",
+            f"TritonPythonModel = python_model({runner}.from_config{options})",
         ]
     )
 

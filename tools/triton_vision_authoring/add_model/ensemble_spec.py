@@ -1,4 +1,4 @@
-"""A model spec (TOML): what an ONNX model needs around it to become an encoded-bytes ensemble.
+"""An ensemble spec (TOML): what an ONNX model needs around it to become an encoded-bytes ensemble.
 
 ```toml
 name = "pets"                       # the ensemble's name; composing models are NAME_*
@@ -47,7 +47,7 @@ else:  # pragma: no cover - Python 3.10
 
 
 class SpecError(ConfigError):
-    """A model spec is unusable, or disagrees with its model file."""
+    """An ensemble spec is unusable, or disagrees with its model file."""
 
 
 TASKS = contract.TASKS

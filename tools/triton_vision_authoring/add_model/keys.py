@@ -1,4 +1,4 @@
-"""Every key of a model spec, per table, with its type and meaning: the reference the parser checks
+"""Every key of an ensemble spec, per table, with its type and meaning: the reference the parser checks
 unknown keys against and the README's key table is rendered from (a unit test ties the two)."""
 
 from __future__ import annotations
