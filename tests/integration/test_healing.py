@@ -46,7 +46,7 @@ def photo(chelsea_rgb) -> bytes:
 
 
 def constant_classifier(class_id: int) -> onnx.ModelProto:
-    """ResNet-18's tensor contract (data [N,3,224,224] -> resnetv15_dense0_fwd [N,1000]) whose
+    """ResNet-18's tensor signature (data [N,3,224,224] -> resnetv15_dense0_fwd [N,1000]) whose
     logits ignore the image: ``class_id`` always wins. New weights with a known answer."""
     logits = np.zeros((1, 1000), np.float32)
     logits[0, class_id] = 10.0

@@ -3,7 +3,7 @@
 Each `<!-- example: NAME -->` section's code blocks are taken from the README itself: the pets
 example's Python and shell lines run unchanged (only `.venv/bin/` is this environment's, and the
 server is a private one on free ports instead of `serve &` on the default ones); the YOLO and
-DeepLab specs are written as they stand next to same-contract stand-in files (Ultralytics and a
+DeepLab specs are written as they stand next to stand-in files of the same tensor signature (Ultralytics and a
 DeepLab export are not available here), added, served and asked.
 """
 
@@ -81,7 +81,7 @@ def test_the_fine_tuned_classifier_example_answers_its_own_labels(workdir):
 
 
 def yolo_stand_in(classes: int = 80, size: int = 640) -> onnx.ModelProto:
-    """Ultralytics' export contract: images [1, 3, 640, 640] -> output0 [1, 4 + 80, 64] (random weights)."""
+    """Ultralytics' export signature: images [1, 3, 640, 640] -> output0 [1, 4 + 80, 64] (random weights)."""
     rng = np.random.default_rng(0)
     grid = size // 8
     weights = rng.normal(0, 0.5, (4 + classes, 3, 1, 1)).astype(np.float32)
@@ -126,7 +126,7 @@ def deeplab_stand_in(classes: int = 21, size: int = 512) -> onnx.ModelProto:
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], ir_version=8)
 
 
-def test_the_yolo_and_deeplab_specs_serve_same_contract_files(workdir):
+def test_the_yolo_and_deeplab_specs_serve_same_signature_files(workdir):
     (_, yolo_spec), (_, deeplab_spec) = example_blocks("yolo")[0], example_blocks("deeplab")[0]
     (workdir / "yolo.toml").write_text(yolo_spec)
     (workdir / "deeplab.toml").write_text(deeplab_spec)

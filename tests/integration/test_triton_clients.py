@@ -104,7 +104,7 @@ def test_class_count_answers_score_index_label_of_the_top_k_logits(classificatio
 
 @pytest.fixture(scope="module")
 def bare_real_classifier(tmp_path_factory):
-    """Only ``resnet18``, its file ../shared's real ImageNet MobileNetV2 (same contract after import)."""
+    """Only ``resnet18``, its file ../shared's real ImageNet MobileNetV2 (same tensor signature after import)."""
     from triton_vision_authoring import models as model_files
 
     source = shared_path("models/mobilenetv2-12-int8.onnx")

@@ -125,7 +125,7 @@ def add_parser(sub: Any, wrap: Callable) -> None:
         type=Path,
         default=None,
         metavar="FILE",
-        help="detection: another detector ONNX file of the same contract, compared in-process on the same "
+        help="detection: another detector ONNX file of the same tensor signature, compared in-process on the same "
         "photos (ms per image, box agreement)",
     )
     p.add_argument("--out", type=Path, default=default.out)

@@ -1,4 +1,4 @@
-"""The detection configs agree with the tensors module and the batched contract."""
+"""The detection configs agree with the tensors module and the batched tensor signature."""
 
 from __future__ import annotations
 
