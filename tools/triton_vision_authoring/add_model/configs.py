@@ -36,6 +36,9 @@ CLASS_MAP_INPUT = (t.CLASS_MAP, "class_map")
 # Health probes (priority contract.PROBE_PRIORITY) wait in a queue of their own, served first,
 # without a wait limit; this bounds it, so that the priority cannot be used to queue without bound.
 PROBE_QUEUE_SIZE = 8
+# The docs page and heading the generated comments point to, per topic.
+QUEUES_DOC = "docs/reliability.md#bounded-queues-and-overload"
+MEMORY_DOC = "docs/reliability.md#bounded-bytes-and-memory"
 DALI_PARAMETERS = (
     ("num_threads", "2"),
     ("max_batch_pixels", "64000000"),
@@ -108,7 +111,7 @@ def dynamic_batching(queue: QueueSpec, *, note: Sequence[str] = (DELAY_NOTE,)) -
     return [
         *note,
         *_comment(
-            f"Bounded queue (README, Reliability III): {'; '.join(bounds) or 'no bound'} (UNAVAILABLE). "
+            f"Bounded queue ({QUEUES_DOC}): {'; '.join(bounds) or 'no bound'} (UNAVAILABLE). "
             f"Priority {contract.PROBE_PRIORITY} (health probes) is served first, from a queue of its own."
         ),
         "dynamic_batching {",
@@ -329,7 +332,7 @@ def preprocess_config(spec: EnsembleSpec, model: ModelSignature, max_batch: int)
             *_parameters(DALI_PARAMETERS[:1]),
             "# Memory bound of the local DALI backend (backends/dali): an execution runs in sub-batches of at",
             "# most max_batch_pixels declared decoded pixels, and the pipeline is rebuilt (its buffers freed)",
-            "# after a sub-batch above release_above_pixels. See README, Reliability II.",
+            f"# after a sub-batch above release_above_pixels. See {MEMORY_DOC}.",
             *_parameters(DALI_PARAMETERS[1:]),
         ]
     )
@@ -505,9 +508,11 @@ def image_guard_files(name: str = t.IMAGE_GUARD) -> ModelFiles:
             "instance_group [ { kind: KIND_CPU count: 1 } ]",
             *dynamic_batching(QueueSpec()),  # shared by every ensemble: the defaults
             *_parameters([("max_bytes", "33554432"), ("max_pixels", "50000000"), ("max_side", "16384")]),
-            "# Sum of the declared width x height of one request's images (see README, Reliability II).",
+            "# Sum of the declared width x height of one request's images",
+            f"# ({MEMORY_DOC}).",
             *_parameters([("max_request_pixels", "256000000")]),
-            "# The request's IMAGE tensor (rows x longest row), refused from its shape (README, Reliability III).",
+            "# The request's IMAGE tensor (rows x longest row), refused from its shape",
+            f"# ({MEMORY_DOC}).",
             *_parameters([("max_request_bytes", "67108864")]),
         ]
     )
