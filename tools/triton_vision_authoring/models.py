@@ -119,13 +119,13 @@ CATALOGUE[t.SEGMENTER] = ModelEntry(
 
 
 # -- detection: torchvision Faster R-CNN, exported (export extra) --------------------------------
-# Measured with `bench --ensemble detection --compare-onnx` (docs/performance.md, section 9): the two
+# Measured with `bench --ensemble detection --compare-onnx` (docs/performance.md): the two
 # architectures in-process on 2 cores, 3101 and 505 ms per photo; box mAP from torchvision's weights table.
 DETECTOR_CHOICE = {
     "resnet50_fpn_v2": (
         "on a CPU this detector takes about 3 s per photo (2 cores); `triton-vision models prepare --model "
         f"{t.DETECTOR_MOBILENET} --force` serves MobileNetV3-Large-FPN instead: about 6x faster, box mAP 32.8 "
-        "instead of 46.7 (docs/performance.md, section 9). On a GPU keep this one."
+        "instead of 46.7 (docs/performance.md). On a GPU keep this one."
     ),
     "mobilenet_v3": (
         "MobileNetV3-Large-FPN is the CPU choice (about 0.5 s per photo on 2 cores, box mAP 32.8); on a GPU, "

@@ -34,7 +34,7 @@ from .imageguard import declared_pixels
 from .model_config import ModelConfig, RequestData
 
 DEFAULT_PIPELINE_FILENAME = "dali.py"
-# Defaults of the config parameters (README, Reliability II): 64 M pixels decode to 192 MB of RGB;
+# Defaults of the config parameters (docs/reliability.md#bounded-bytes-and-memory): 64 M pixels decode to 192 MB of RGB;
 # with the decoder's and resize's working buffers a sub-batch peaks at ~0.4 GB, so the three DALI
 # models at once stay near 1.2 GB. A pipeline that has held more than 16 M pixels is rebuilt.
 DEFAULT_MAX_BATCH_PIXELS = 64_000_000
