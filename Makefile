@@ -20,7 +20,7 @@ MA_VENV ?= .venv-ma
 MODEL_ANALYZER_VERSION ?= 1.58.0
 PYVER  := $(shell $(PYTHON) -c 'import sys; print(f"{sys.version_info[0]}.{sys.version_info[1]}")')
 # Debian packages: the Python backend stub links the system libpython; perf_analyzer links libb64.
-# jemalloc: tritonserver returns the memory of floods of big requests (README, Reliability III).
+# jemalloc: tritonserver returns the memory of floods of big requests (docs/reliability.md#bounded-bytes-and-memory).
 SYSTEM_LIBS := libpython$(PYVER).so.1.0:libpython$(PYVER) libb64.so.0d:libb64-0d libjemalloc.so.2:libjemalloc2
 # Debian packages by a file they install: the UI's browser tests drive headless Chromium.
 SYSTEM_FILES := /usr/bin/chromium:chromium /usr/bin/chromedriver:chromium-driver
@@ -95,7 +95,7 @@ system-deps:
 	  { echo "could not install$$missing: install them with apt-get"; exit 1; }; \
 	fi
 
-# What each environment takes on disk (README, Install sizes), checked before pip starts: pip would
+# What each environment takes on disk (docs/install.md#install-sizes), checked before pip starts: pip would
 # stop half-way with "No space left on device" (and torch's CUDA wheels are ~3 GB of downloads on a
 # machine without them in a local package index). Without pip's cache the downloads are not kept twice.
 TEST_ENV_GB ?= 8

@@ -12,7 +12,7 @@ import time
 
 from tests.gpu.gpu_support import cuda_device_count, jpeg_photos, runner
 from triton_vision_models import tensors as t
-from triton_vision_models.spec import RequestData
+from triton_vision_models.model_config import RequestData
 
 ROUNDS = 20
 
@@ -35,7 +35,7 @@ def main() -> None:
     print(f"{'pipeline':28s} {'batch':>5s} {'CPU img/s':>10s} {'GPU img/s':>10s} {'GPU/CPU':>8s}")
     for model in (t.CLASSIFICATION_PREPROCESS, t.DETECTION_PREPROCESS, t.SEGMENTATION_PREPROCESS):
         cpu, gpu = runner(model, gpu=False), runner(model, gpu=True)
-        size = cpu.spec.max_batch_size
+        size = cpu.config.max_batch_size
         chosen = list(itertools.islice(itertools.cycle(photos), size))
         batch = np.zeros((size, max(map(len, chosen))), dtype=np.uint8)
         for index, data in enumerate(chosen):

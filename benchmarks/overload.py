@@ -1,4 +1,4 @@
-"""The overload figures of README, Reliability III, measured through a real `triton-vision serve`
+"""The overload figures of docs/performance.md, measured through a real `triton-vision serve`
 (not a test: it asserts nothing; the bounded versions are tests/integration/test_overload.py).
 
     .venv/bin/python -m benchmarks.overload [--clients 96] [--seconds 20] [--flood 4]

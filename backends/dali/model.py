@@ -9,4 +9,4 @@ and feeds it one batch made of the images of all requests in an execution.
 from triton_vision_models.dali_runner import DaliRunner
 from triton_vision_models.triton_adapter import python_model
 
-TritonPythonModel = python_model(DaliRunner.from_spec)
+TritonPythonModel = python_model(DaliRunner.from_config)

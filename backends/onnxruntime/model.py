@@ -9,4 +9,4 @@ batching the requests of one execution whose shapes agree.
 from triton_vision_models.onnx_runner import OnnxRunner
 from triton_vision_models.triton_adapter import python_model
 
-TritonPythonModel = python_model(OnnxRunner.from_spec)
+TritonPythonModel = python_model(OnnxRunner.from_config)

@@ -11,10 +11,11 @@ ensembles from ``model_info``, loaded or not: one that failed to load fails the 
 model_info, the built-in ensembles the server knows). Any name, any task.
 
 A probe is sent at ``contract.PROBE_PRIORITY``: the ensembles' models serve it before the requests
-in their bounded queues, so it answers while the server is overloaded (README, Reliability III). An
-ensemble whose models lack that priority level may refuse it for load ("Exceeds maximum queue
-size"): that is an answer, so the probe passes, saying ``busy``. A busy server is working; a
-failing liveness probe would restart it and drop every request it holds.
+in their bounded queues, so it answers while the server is overloaded
+(docs/reliability.md#bounded-queues-and-overload). An ensemble whose models lack that priority
+level may refuse it for load ("Exceeds maximum queue size"): that is an answer, so the probe
+passes, saying ``busy``. A busy server is working; a failing liveness probe would restart it and
+drop every request it holds.
 """
 
 from __future__ import annotations

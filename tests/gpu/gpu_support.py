@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 
 from tests.conftest import MODEL_REPOSITORY
-from tests.support.modelconfigs import spec_for
+from tests.support.modelconfigs import config_for
 from triton_vision_models.dali_runner import DaliRunner
 
 
@@ -33,7 +33,7 @@ def jpeg_photos() -> dict[str, bytes]:
 
 def runner(model: str, *, gpu: bool) -> DaliRunner:
     extra = {"model_instance_kind": "GPU", "model_instance_device_id": "0"} if gpu else {}
-    return DaliRunner.from_spec(spec_for(MODEL_REPOSITORY / model, **extra))
+    return DaliRunner.from_config(config_for(MODEL_REPOSITORY / model, **extra))
 
 
 def row(data: bytes) -> np.ndarray:

@@ -17,7 +17,7 @@ import pytest
 from tests.gpu.gpu_support import cuda_device_count, jpeg_photos, row, runner
 from tests.support.reference import classification_input, softmax
 from triton_vision_models import tensors as t
-from triton_vision_models.spec import RequestData
+from triton_vision_models.model_config import RequestData
 
 pytestmark = pytest.mark.skipif(cuda_device_count() == 0, reason="no CUDA device for DALI")
 

@@ -34,7 +34,7 @@ def test_bench_starts_its_server_and_writes_markdown_json_and_png(classification
         "0.3",
         "--concurrency",
         "1,2",
-        "--seed-concurrency",
+        "--baseline-concurrency",
         "1",
         "--perf-analyzer-concurrency",
         "1",
@@ -52,8 +52,8 @@ def test_bench_starts_its_server_and_writes_markdown_json_and_png(classification
     assert report["schema"] == "triton-vision-bench/1"
     assert report["machine"]["cores"] >= 1 and report["machine"]["loadavg_before"]
     assert [p["concurrency"] for p in report["paths"]["ensemble"]["points"]] == [1, 2]
-    assert [p["concurrency"] for p in report["paths"]["seed"]["points"]] == [1]
-    for point in report["paths"]["ensemble"]["points"] + report["paths"]["seed"]["points"]:
+    assert [p["concurrency"] for p in report["paths"]["baseline"]["points"]] == [1]
+    for point in report["paths"]["ensemble"]["points"] + report["paths"]["baseline"]["points"]:
         assert point["images_per_s"] > 0 and point["p50_ms"] <= point["p99_ms"]
         assert point["errors"] == 0
     pa = report["paths"]["ensemble_perf_analyzer"]
@@ -62,11 +62,11 @@ def test_bench_starts_its_server_and_writes_markdown_json_and_png(classification
     assert all(p["images_per_s"] > 0 for p in pa["points"])
 
     # Bytes on the wire: the ensemble gets each encoded file plus a small protobuf envelope,
-    # the seed's path 3 x 224 x 224 float32 = 602,112 bytes plus its envelope.
+    # the baseline's 3 x 224 x 224 float32 = 602,112 bytes plus its envelope.
     mean_file = sum(i["bytes"] for i in report["images"]) / len(report["images"])
     ensemble_bytes = report["paths"]["ensemble"]["points"][0]["request_bytes_per_image"]
     assert mean_file < ensemble_bytes < mean_file + 1024
-    assert 602_112 < report["paths"]["seed"]["points"][0]["request_bytes_per_image"] < 602_112 + 1024
+    assert 602_112 < report["paths"]["baseline"]["points"][0]["request_bytes_per_image"] < 602_112 + 1024
 
     steps = report["paths"]["ensemble"]["points"][0]["server_steps"]
     assert [s["model"] for s in steps] == step_models(classification_repository, "classification")
@@ -117,7 +117,7 @@ def test_bench_measures_an_ensemble_renamed_by_export_repo(classification_reposi
     export_repository(classification_repository, repository, prefix="tv_", models=["classification"])
     out = tmp_path / "bench"
     command = [triton_vision(), "bench", "--ensemble", "tv_classification", "--model-repository", str(repository)]
-    command += ["--duration", "0.3", "--warmup", "0.2", "--concurrency", "1", "--seed-concurrency", "1"]
+    command += ["--duration", "0.3", "--warmup", "0.2", "--concurrency", "1", "--baseline-concurrency", "1"]
     command += ["--no-perf-analyzer", "--no-repeats", "--max-images", "2", "--out", str(out)]
     run = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=BENCH_TIMEOUT_S, check=False)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
@@ -127,8 +127,8 @@ def test_bench_measures_an_ensemble_renamed_by_export_repo(classification_reposi
     assert [s["model"] for s in point["server_steps"]] == step_models(repository, "tv_classification")
     assert point["server_steps"][0]["model"] == "tv_classification_infer"
     assert all(s["requests"] >= 1 for s in point["server_steps"])
-    (seed,) = report["paths"]["seed"]["points"]
-    assert seed["errors"] == 0 and 602_112 < seed["request_bytes_per_image"] < 602_112 + 1024
+    (baseline,) = report["paths"]["baseline"]["points"]
+    assert baseline["errors"] == 0 and 602_112 < baseline["request_bytes_per_image"] < 602_112 + 1024
 
 
 def test_bench_against_an_address_without_a_server_says_so_without_a_traceback(tmp_path):

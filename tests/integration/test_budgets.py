@@ -24,7 +24,8 @@ from triton_vision_models import tensors as t
 pytestmark = pytest.mark.integration
 
 BOMB_SIDE = 7000  # 49 MP: under the per-image limit of 50 MP
-PEAK_LIMIT_MB = 2048.0  # the issue's targets: +2 GB at peak over the idle baseline ...
+# The targets (docs/reliability.md#bounded-bytes-and-memory):
+PEAK_LIMIT_MB = 2048.0  # +2 GB at peak over the idle baseline ...
 AFTER_LIMIT_MB = 512.0  # ... and +0.5 GB 10 s after
 SETTLE_S = 10.0
 REQUEST_TIMEOUT_S = 300.0
@@ -122,7 +123,8 @@ def open_guard_server(classification_repository, tmp_path_factory):
     """The classification ensemble with the guard's request budget opened up (2 G pixels), so that
     bombs reach the DALI step: what is measured is the DALI step's own bound. The queues' wait limit
     is lifted too: a bomb decodes for 20 s, and the requests queued behind it (the other bomb, the
-    normal traffic) would otherwise be refused after 2 s of waiting (README, Reliability III)."""
+    normal traffic) would otherwise be refused after 2 s of waiting
+    (docs/reliability.md#bounded-queues-and-overload)."""
     repository = tmp_path_factory.mktemp("open_guard") / "repository"
     shutil.copytree(classification_repository, repository)
     config = repository / t.IMAGE_GUARD / "config.pbtxt"
@@ -141,8 +143,8 @@ def test_bombs_that_pass_the_guard_are_decoded_in_sub_batches_within_the_memory_
     open_guard_server, chelsea_rgb, black_png
 ):
     # 2 concurrent requests of 8 x 49 MP (3.1 GB of decoded pixels at once without the bound):
-    # a quarter of the issue's 2 x 32 images, to keep the test near a minute on 2 shared cores;
-    # the full-size scenario was measured by hand (README, Reliability II).
+    # a quarter of the full-size 2 x 32 images, to keep the test near a minute on 2 shared cores;
+    # the full-size scenario was measured by hand (docs/performance.md).
     photo = accepted_images(chelsea_rgb)["baseline JPEG"]
     result = bomb_beside_traffic(open_guard_server, photo, [[black_png] * 8, [black_png] * 8])
     for outcome in result["outcomes"]:

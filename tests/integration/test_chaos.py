@@ -1,4 +1,5 @@
-"""Chaos soak through the real `triton-vision serve` (README, Reliability III): for CHAOS_S seconds,
+"""Chaos soak through the real `triton-vision serve` (docs/reliability.md#the-chaos-soak): for CHAOS_S
+seconds,
 classification, detection and segmentation traffic while model processes, and once tritonserver
 itself, are SIGKILLed at random (seeded). Every answer that comes back must be right (compared with
 references computed without the server), every failure an explicit error, no call may hang past its

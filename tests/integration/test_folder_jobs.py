@@ -295,7 +295,7 @@ def test_segment_writes_masks_mirroring_the_tree(segmentation_known_answer_serve
 
 # -- bounded client memory on thousands of images ------------------------------------------------
 def tiny_classifier():
-    """The resnet18 tensor contract, a tiny graph (mean colour -> 1000 logits): the server is quick,
+    """The resnet18 tensor signature, a tiny graph (mean colour -> 1000 logits): the server is quick,
     so thousands of images take seconds and the client's memory is what is measured."""
     import onnx
     from onnx import helper, numpy_helper

@@ -1,7 +1,8 @@
-"""Reliability II through the real `triton-vision serve`: a killed model process is healed under
-load, a killed tritonserver is restarted, a model file replaced while serving takes effect, a model
-that fails to load leaves the other ensembles serving, and nothing is left behind when serve is
-SIGKILLed or interrupted while its models load."""
+"""Healing and restarts through the real `triton-vision serve`
+(docs/reliability.md#healing-and-restarts): a killed model process is healed under load, a killed
+tritonserver is restarted, a model file replaced while serving takes effect, a model that fails to
+load leaves the other ensembles serving, and nothing is left behind when serve is SIGKILLed or
+interrupted while its models load."""
 
 from __future__ import annotations
 
@@ -30,7 +31,8 @@ from triton_vision_models import tensors as t
 pytestmark = pytest.mark.integration
 
 SERVE_START_TIMEOUT_S = 240.0
-# Bounds on the waits, not targets (no test asserts a time: the figures are printed, README, Reliability II).
+# Bounds on the waits, not targets (no test asserts a time: the figures are printed;
+# docs/reliability.md#healing-and-restarts).
 HEAL_WAIT_S = 120.0  # measured 3-4 s; a heal not done by then never happens
 REQUEST_TIMEOUT_S = 30.0  # every request's deadline
 HANG_SLACK_S = 5.0  # a request still running this long after its deadline has hung
@@ -46,7 +48,7 @@ def photo(chelsea_rgb) -> bytes:
 
 
 def constant_classifier(class_id: int) -> onnx.ModelProto:
-    """ResNet-18's tensor contract (data [N,3,224,224] -> resnetv15_dense0_fwd [N,1000]) whose
+    """ResNet-18's tensor signature (data [N,3,224,224] -> resnetv15_dense0_fwd [N,1000]) whose
     logits ignore the image: ``class_id`` always wins. New weights with a known answer."""
     logits = np.zeros((1, 1000), np.float32)
     logits[0, class_id] = 10.0

@@ -1,8 +1,9 @@
-"""Overload through the real `triton-vision serve` (README, Reliability III): a storm of clients meets
-bounded queues (refused at once with UNAVAILABLE over gRPC and 503 over HTTP, naming the queue; the
-answers that come back are right; health probes pass; the client's folder job retries the refusals),
-and a flood of oversized requests is refused naming the byte limit while normal requests are
-answered, its memory returned afterwards. Loops are bounded in count and time; no time is asserted."""
+"""Overload through the real `triton-vision serve` (docs/reliability.md#bounded-queues-and-overload):
+a storm of clients meets bounded queues (refused at once with UNAVAILABLE over gRPC and 503 over
+HTTP, naming the queue; the answers that come back are right; health probes pass; the client's
+folder job retries the refusals), and a flood of oversized requests is refused naming the byte
+limit while normal requests are answered, its memory returned afterwards. Loops are bounded in
+count and time; no time is asserted."""
 
 from __future__ import annotations
 
@@ -36,7 +37,8 @@ DEADLINE_S = 60.0  # no request may take longer (the client's deadline)
 PROBE_EVERY_S = 0.5
 FLOOD_ROWS, FLOOD_ROW_BYTES = 32, 8 << 20  # 256 MiB per request, four times the guard's max_request_bytes
 FLOOD_REQUESTS = 2
-FLOOD_PEAK_MB = 1536.0  # the issue's targets: +1.5 GB at peak over idle ...
+# The targets (docs/reliability.md#bounded-bytes-and-memory):
+FLOOD_PEAK_MB = 1536.0  # +1.5 GB at peak over idle ...
 FLOOD_AFTER_MB = 300.0  # ... and +0.3 GB once it is over (serve reloads the model whose pool grew)
 SETTLE_LIMIT_S = 90.0
 SETTLE_S = 5.0

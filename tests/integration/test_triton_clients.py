@@ -104,7 +104,7 @@ def test_class_count_answers_score_index_label_of_the_top_k_logits(classificatio
 
 @pytest.fixture(scope="module")
 def bare_real_classifier(tmp_path_factory):
-    """Only ``resnet18``, its file ../shared's real ImageNet MobileNetV2 (same contract after import)."""
+    """Only ``resnet18``, its file ../shared's real ImageNet MobileNetV2 (same tensor signature after import)."""
     from triton_vision_authoring import models as model_files
 
     source = shared_path("models/mobilenetv2-12-int8.onnx")
@@ -116,7 +116,8 @@ def bare_real_classifier(tmp_path_factory):
 
 @pytest.mark.parametrize("protocol", PROTOCOLS)
 def test_a_client_with_its_own_preprocessing_gets_a_cat_from_the_bare_model(bare_real_classifier, photos, protocol):
-    """The seed's way: preprocess on the client, call resnet18 directly, read class_count labels."""
+    """The client-side-preprocessing baseline: preprocess on the client, call resnet18 directly, read
+    class_count labels."""
     kitten = shared_path("images/kitten.jpg").read_bytes()
     batch = np.stack([classification_input(kitten), classification_input(photos[0])])
     with connect(bare_real_classifier, protocol) as client:

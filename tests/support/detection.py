@@ -1,6 +1,6 @@
 """Known-answer material for the detection tests (independent of the code under test).
 
-- :func:`bright_box_detector`: an ONNX graph with the ``faster_rcnn`` tensor contract whose one
+- :func:`bright_box_detector`: an ONNX graph with the ``faster_rcnn`` tensor signature whose one
   "detection" per image of the batch is the bounding box of the bright pixels of that image's
   (normalised) input inside its ``image_sizes``, score 0.99, COCO id 1 (person), in input
   pixels, x2/y2 exclusive (torchvision's continuous convention).

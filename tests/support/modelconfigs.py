@@ -7,10 +7,10 @@ from pathlib import Path
 
 from google.protobuf import json_format
 
+from triton_vision_models.model_config import ModelConfig
 from triton_vision_models.repository import load_config
-from triton_vision_models.spec import ModelSpec
 
-__all__ = ["load_config", "spec_for", "step_models"]
+__all__ = ["load_config", "config_for", "step_models"]
 
 
 def step_models(repository: Path, ensemble: str, *, nested: bool = True) -> list[str]:
@@ -26,10 +26,10 @@ def step_models(repository: Path, ensemble: str, *, nested: bool = True) -> list
     return found
 
 
-def spec_for(model_dir: Path, version: str = "1", **args: str) -> ModelSpec:
-    """The ModelSpec a Python model in ``model_dir`` gets from Triton's ``args``."""
+def config_for(model_dir: Path, version: str = "1", **args: str) -> ModelConfig:
+    """The ModelConfig a Python model in ``model_dir`` gets from Triton's ``args``."""
     config = json_format.MessageToDict(load_config(model_dir), preserving_proto_field_name=True)
-    return ModelSpec.from_triton_args(
+    return ModelConfig.from_triton_args(
         {
             "model_config": json.dumps(config),
             "model_repository": str(model_dir),

@@ -6,7 +6,7 @@ from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 
-from triton_vision_models.spec import RequestData
+from triton_vision_models.model_config import RequestData
 
 Outputs = Mapping[str, np.ndarray]
 

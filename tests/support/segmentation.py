@@ -19,7 +19,7 @@ THRESHOLD = 0.4
 
 
 def colour_rule_fcn() -> onnx.ModelProto:
-    """The fcn-resnet50-11 contract; logits from a colour rule on the (normalised) input pixels."""
+    """The fcn-resnet50-11 tensor signature; logits from a colour rule on the (normalised) input pixels."""
     init = [
         numpy_helper.from_array(STD.reshape(1, 3, 1, 1), "std"),
         numpy_helper.from_array(MEAN.reshape(1, 3, 1, 1), "mean"),

@@ -1,4 +1,4 @@
-"""Labelled photos and model specs for the ``add-model --verify`` tests (the real classifiers of ../shared).
+"""Labelled photos and ensemble specs for the ``add-model --verify`` tests (the real classifiers of ../shared).
 
 The photos are real: ../shared's kitten (a tabby) and dog (a kuvasz), scikit-image's chelsea (a tabby),
 coffee (an espresso), camera (a man at a tripod) and the left motorcycle of its stereo pair (a moped).

@@ -1,4 +1,4 @@
-"""Export torchvision's Faster R-CNN to the ``faster_rcnn`` tensor contract (export extra only).
+"""Export torchvision's Faster R-CNN to the ``faster_rcnn`` tensor signature (export extra only).
 
 torch/torchvision are imported lazily, here only: serving never needs them.
 
@@ -6,7 +6,7 @@ The exported graph is the detector *without* torchvision's own pre- and post-pro
 ``GeneralizedRCNNTransform`` keeps only its padding to a multiple of 32; normalisation and the
 resize (scale = min(800/shorter, 1333/longer)) happen in DALI (``detection_preprocess``), and
 boxes come out in the pixels of the resized model input; ``detection_postprocess`` maps them
-back to the original image. Contract (B images per call, any B; see :func:`export_model`):
+back to the original image. Tensor signature (B images per call, any B; see :func:`export_model`):
 
 - input ``images``      FP32 [B, 3, H, W] (RGB, ImageNet mean/std, already resized; each image
   top-left, zero-padded to the batch's largest height and width)
@@ -87,7 +87,7 @@ def _input_pixels_transform(transform):
 
 
 def export_model(model, *, description: str) -> onnx.ModelProto:
-    """Export ``model`` (eval mode) to ONNX with the batched ``faster_rcnn`` contract.
+    """Export ``model`` (eval mode) to ONNX with the batched ``faster_rcnn`` tensor signature.
 
     torchvision's detector loops over images in Python, so a trace fixes the image count. The
     single-image detector is traced once; a scripted wrapper loops over the batch (an ONNX
@@ -156,7 +156,7 @@ def _batched_detector(torch: Any, model: Any) -> Any:
 
 
 def _onnx_export(torch: Any, batched: Any) -> onnx.ModelProto:
-    """``batched`` as an ONNX graph with the contract's names and dynamic batch/height/width."""
+    """``batched`` as an ONNX graph with the signature's names and dynamic batch/height/width."""
     names_out = [t.DETECTOR_BOXES, t.DETECTOR_SCORES, t.DETECTOR_LABELS, t.DETECTOR_COUNT]
     example = (torch.rand(2, 3, *EXPORT_SIZE), torch.tensor([list(EXPORT_SIZE)] * 2, dtype=torch.int64))
     with tempfile.TemporaryDirectory() as tmp:

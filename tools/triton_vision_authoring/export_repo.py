@@ -102,7 +102,7 @@ def rename_config_text(text: str, config: ModelConfig, renames: dict[str, str]) 
     return "# Written by triton-vision export-repo.\n" + text_format.MessageToString(expected)
 
 
-SPEC_FILENAME = "spec.toml"  # an ensemble's model spec (triton-vision add-model keeps it there)
+SPEC_FILENAME = "spec.toml"  # an ensemble's spec (triton-vision add-model keeps it there)
 
 
 def rename_spec_text(text: str, renames: dict[str, str]) -> str:

@@ -3,13 +3,13 @@
 For each ONNX model of the repository there are three sources, tried in this order by
 ``prepare`` unless one is asked for:
 
-1. ``--from PATH``: a local ``.onnx`` file, checked against the config's tensor contract. A
+1. ``--from PATH``: a local ``.onnx`` file, checked against the config's tensor signature. A
    file with one input and one output named otherwise (e.g. ``input``/``output``) has them
-   renamed to the contract's names.
+   renamed to the signature's names.
 2. a download with a pinned sha256 (where the network allows);
-3. a stand-in: the real architecture and tensor contract with random weights, clearly marked.
+3. a stand-in: the real architecture and tensor signature with random weights, clearly marked.
    Where the real architecture needs torch (an export) and torch is not installed, a small graph
-   with the same tensor contract instead, and a note saying how to get the real one.
+   with the same tensor signature instead, and a note saying how to get the real one.
 
 Next to each ``model.onnx`` a ``model.source.json`` records where it came from. Files are
 written readable by everyone the umask allows (0644 under the usual 022): the server that reads
@@ -41,7 +41,7 @@ MODEL_FILENAME = "model.onnx"
 
 
 @dataclass(frozen=True)
-class Contract:
+class TensorSignature:
     """Tensor names (and non-batch shapes, -1 free) a model file must have."""
 
     inputs: dict[str, tuple[int, ...]]
@@ -58,12 +58,12 @@ class Download:
 class ModelEntry:
     name: str  # model directory in model_repository/
     description: str
-    contract: Contract
+    signature: TensorSignature
     build_stand_in: Callable[[], onnx.ModelProto]
     downloads: tuple[Download, ...] = field(default_factory=tuple)
     # Turns a non-ONNX weights file (a torchvision .pth state dict) into the ONNX model; None: ONNX only.
     convert: Callable[[Path], onnx.ModelProto] | None = None
-    # Same tensor contract without torch, where build_stand_in needs it (an export); None: not needed.
+    # Same tensor signature without torch, where build_stand_in needs it (an export); None: not needed.
     small_stand_in: Callable[[], onnx.ModelProto] | None = None
     # The choice a user faces once this model is in place (`models prepare` prints it); None: none.
     choice: str | None = None
@@ -73,7 +73,7 @@ CATALOGUE: dict[str, ModelEntry] = {
     t.CLASSIFIER: ModelEntry(
         name=t.CLASSIFIER,
         description="ResNet-18 v1 (ONNX model zoo resnet18-v1-7)",
-        contract=Contract(
+        signature=TensorSignature(
             inputs={t.CLASSIFIER_INPUT: (3, t.CLASSIFIER_INPUT_SIZE, t.CLASSIFIER_INPUT_SIZE)},
             outputs={t.CLASSIFIER_OUTPUT: (1000,)},
         ),
@@ -103,7 +103,7 @@ def _small_fcn() -> onnx.ModelProto:
 CATALOGUE[t.SEGMENTER] = ModelEntry(
     name=t.SEGMENTER,
     description="FCN-ResNet50 (ONNX model zoo fcn-resnet50-11, 21 Pascal VOC classes)",
-    contract=Contract(
+    signature=TensorSignature(
         inputs={t.SEGMENTER_INPUT: (3, -1, -1)},
         outputs={t.SEGMENTER_OUTPUT: (t.VOC_CLASSES, -1, -1), t.SEGMENTER_AUX: (t.VOC_CLASSES, -1, -1)},
     ),
@@ -119,13 +119,13 @@ CATALOGUE[t.SEGMENTER] = ModelEntry(
 
 
 # -- detection: torchvision Faster R-CNN, exported (export extra) --------------------------------
-# Measured with `bench --ensemble detection --compare-onnx` (docs/performance.md, section 9): the two
+# Measured with `bench --ensemble detection --compare-onnx` (docs/performance.md): the two
 # architectures in-process on 2 cores, 3101 and 505 ms per photo; box mAP from torchvision's weights table.
 DETECTOR_CHOICE = {
     "resnet50_fpn_v2": (
         "on a CPU this detector takes about 3 s per photo (2 cores); `triton-vision models prepare --model "
         f"{t.DETECTOR_MOBILENET} --force` serves MobileNetV3-Large-FPN instead: about 6x faster, box mAP 32.8 "
-        "instead of 46.7 (docs/performance.md, section 9). On a GPU keep this one."
+        "instead of 46.7 (docs/performance.md). On a GPU keep this one."
     ),
     "mobilenet_v3": (
         "MobileNetV3-Large-FPN is the CPU choice (about 0.5 s per photo on 2 cores, box mAP 32.8); on a GPU, "
@@ -149,7 +149,7 @@ def _faster_rcnn_entry(arch: str, description: str, download: Download) -> Model
         name=t.DETECTOR,  # both architectures serve from model_repository/faster_rcnn
         description=description,
         choice=DETECTOR_CHOICE[arch],
-        contract=Contract(
+        signature=TensorSignature(
             inputs={t.DETECTOR_INPUT: (3, -1, -1), t.DETECTOR_IMAGE_SIZES: (2,)},
             outputs={
                 t.DETECTOR_BOXES: (-1, 4),
@@ -278,23 +278,23 @@ def _shape(value_info: onnx.ValueInfoProto) -> tuple[int, ...]:
 
 
 def conform(model: onnx.ModelProto, entry: ModelEntry, origin: str, *, rename: bool = True) -> onnx.ModelProto:
-    """Check ``model`` against the entry's contract, renaming a lone input/output if needed
+    """Check ``model`` against the entry's tensor signature, renaming a lone input/output if needed
     (and allowed: a file already in the repository must match by name)."""
-    renames = _contract_renames(model.graph, entry, origin, rename=rename)
+    renames = _signature_renames(model.graph, entry, origin, rename=rename)
     if renames:
         _rename_tensors(model.graph, renames)
     _check_shapes(model.graph, entry, origin)
     return model
 
 
-def _contract_renames(graph: onnx.GraphProto, entry: ModelEntry, origin: str, *, rename: bool) -> dict[str, str]:
-    """Old -> new names that make the graph's inputs and outputs the contract's (a lone tensor only)."""
+def _signature_renames(graph: onnx.GraphProto, entry: ModelEntry, origin: str, *, rename: bool) -> dict[str, str]:
+    """Old -> new names that make the graph's inputs and outputs the signature's (a lone tensor only)."""
     initializer_names = {init.name for init in graph.initializer}
     inputs = [i for i in graph.input if i.name not in initializer_names]
     renames: dict[str, str] = {}
     for kind, actual, wanted in (
-        ("input", inputs, entry.contract.inputs),
-        ("output", list(graph.output), entry.contract.outputs),
+        ("input", inputs, entry.signature.inputs),
+        ("output", list(graph.output), entry.signature.outputs),
     ):
         names = {v.name for v in actual}
         if names == set(wanted):
@@ -303,7 +303,7 @@ def _contract_renames(graph: onnx.GraphProto, entry: ModelEntry, origin: str, *,
             renames[actual[0].name] = next(iter(wanted))
             continue
         raise ModelFileError(
-            f"{origin}: {kind}s {sorted(names)} do not match model '{entry.name}' contract {sorted(wanted)}"
+            f"{origin}: {kind}s {sorted(names)} do not match model '{entry.name}' tensor signature {sorted(wanted)}"
         )
     return renames
 
@@ -318,10 +318,10 @@ def _rename_tensors(graph: onnx.GraphProto, renames: dict[str, str]) -> None:
 
 
 def _check_shapes(graph: onnx.GraphProto, entry: ModelEntry, origin: str) -> None:
-    """Every contract tensor has a dynamic batch dimension and the contract's other dimensions."""
-    contract = {**entry.contract.inputs, **entry.contract.outputs}
+    """Every tensor of the signature has a dynamic batch dimension and the signature's other dimensions."""
+    signature = {**entry.signature.inputs, **entry.signature.outputs}
     for value in list(graph.input) + list(graph.output):
-        wanted = contract.get(value.name)
+        wanted = signature.get(value.name)
         if wanted is None:
             continue
         shape = _shape(value)
@@ -436,26 +436,26 @@ def _needs_conversion(item: Download, entry: ModelEntry) -> bool:
     return not item.url.endswith(".onnx") and entry.convert is not None
 
 
-SMALL_STAND_IN_ORIGIN = "small graph with the same tensor contract (torch not installed), random weights, seed 0"
+SMALL_STAND_IN_ORIGIN = "small graph with the same tensor signature (torch not installed), random weights, seed 0"
 
 
 def describe(source: ModelSource) -> str:
     """``source.describe()``, saying so when a stand-in is the small graph, not the real architecture."""
     if source.is_stand_in and source.origin == SMALL_STAND_IN_ORIGIN:
-        return f"{source.describe()}; a small graph with the same tensor contract, not the real architecture"
+        return f"{source.describe()}; a small graph with the same tensor signature, not the real architecture"
     return source.describe()
 
 
 def make_stand_in(repository: Path, entry: ModelEntry, report: Callable[[str], None] = print) -> ModelSource:
     """The real architecture with random weights; without torch, where it needs torch, a small
-    graph with the same contract (and ``report`` says how to get the real architecture)."""
+    graph with the same tensor signature (and ``report`` says how to get the real architecture)."""
     try:
         model = entry.build_stand_in()
     except torch_tools.ExportToolsMissingError as exc:
         if entry.small_stand_in is None:
             raise
         report(
-            f"{entry.name}: {exc}. Serving a small stand-in with the same tensor contract instead (not the real "
+            f"{entry.name}: {exc}. Serving a small stand-in with the same tensor signature instead (not the real "
             f"architecture); after installing them, `triton-vision models prepare --model {entry.name} --force` "
             "makes the real one"
         )
@@ -485,7 +485,7 @@ def prepare(
                 conform(onnx.load(str(path), load_external_data=False), entry, str(path), rename=False)
                 return current
             except ModelFileError as exc:
-                report(f"{entry.name}: the prepared file no longer fits the contract ({exc}); replacing it")
+                report(f"{entry.name}: the prepared file no longer fits its tensor signature ({exc}); replacing it")
     if entry.downloads:
         try:
             return download(entry, repository)

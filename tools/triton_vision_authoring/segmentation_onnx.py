@@ -1,11 +1,11 @@
-"""FCN-ResNet50 files with the ONNX model zoo's ``fcn-resnet50-11`` contract, made offline.
+"""FCN-ResNet50 files with the ONNX model zoo's ``fcn-resnet50-11`` tensor signature, made offline.
 
 - input ``input`` FP32 [N, 3, H, W] (RGB, ImageNet mean/std), H and W dynamic;
 - outputs ``out`` and ``aux`` FP32 [N, 21, H, W] (Pascal VOC logits at the input's size).
 
 ``torchvision_fcn`` exports torchvision's ``fcn_resnet50`` (random weights, seeded, unless a
 local state dict is given: torch/torchvision are imported lazily, the export extra only).
-``tiny_fcn`` builds a small graph with the same contract and no torch, for environments without
+``tiny_fcn`` builds a small graph with the same tensor signature and no torch, for environments without
 the export extra. Both random-weight files are marked as stand-ins.
 """
 

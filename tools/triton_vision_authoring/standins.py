@@ -1,4 +1,4 @@
-"""Stand-in ONNX models: the real architecture and tensor contract, random weights.
+"""Stand-in ONNX models: the real architecture and tensor signature, random weights.
 
 They are NOT pretrained: their answers are meaningless, their timings are not. Every stand-in
 carries ``metadata_props`` ``triton_vision.stand_in = "true"`` so tools can say so.
@@ -101,7 +101,7 @@ def resnet18_model(input_name: str, output_name: str, *, num_classes: int = 1000
 
 
 def mark_stand_in(model: onnx.ModelProto) -> onnx.ModelProto:
-    model.doc_string = "triton-vision stand-in: real architecture and tensor contract, RANDOM weights (not pretrained)"
+    model.doc_string = "triton-vision stand-in: real architecture and tensor signature, RANDOM weights (not pretrained)"
     entry = model.metadata_props.add()
     entry.key, entry.value = STAND_IN_KEY, "true"
     model.producer_name = "triton-vision"
@@ -123,7 +123,7 @@ def small_detector(
     classes: int = 91,
     seed: int = 0,
 ) -> onnx.ModelProto:
-    """A small graph with Faster R-CNN's tensor contract (no torch needed): per image one box, the
+    """A small graph with Faster R-CNN's tensor signature (no torch needed): per image one box, the
     whole image (``image_sizes``), with a score in (0.5, 1) (above the default threshold, so the
     demo draws it) and a class id (1..classes-1) from random projections of its mean colour.
     Meaningless answers of the right shapes and types."""

@@ -1,7 +1,7 @@
 """torch and torchvision, needed only to export a torchvision model to ONNX (the ``export`` extra).
 
 Serving never needs them: where they are missing, ``models prepare`` serves a small stand-in
-with the same tensor contract and says how to get the real architecture (:data:`EXPORT_HINT`).
+with the same tensor signature and says how to get the real architecture (:data:`EXPORT_HINT`).
 torch's default wheels bring its CUDA libraries (gigabytes); the CPU-only wheels come from
 PyTorch's own package index, which pip reaches with ``--extra-index-url``.
 """

@@ -7,7 +7,7 @@ In one run, on the same real photos (JPEG and PNG, several sizes) and the same `
   of the server (``tritonserver`` and each composing model's backend stub) over every window;
 - optionally ``perf_analyzer`` (from the tritonclient wheel, via :mod:`triton_vision_bench.perf`)
   on the ensemble;
-- the seed's path: the client decodes and preprocesses with OpenCV and sends FP32 tensors to the
+- the client-side-preprocessing baseline: the client decodes and preprocesses with OpenCV and sends FP32 tensors to the
   bare ONNX model through the same server;
 - in-process: the same preprocessing + ONNX Runtime in this process (the ceiling without
   serving), single-image latency, and the model alone on preprocessed tensors;

@@ -1,8 +1,8 @@
-"""Two detectors of the same tensor contract on the same photos, in-process: their speed and how far
+"""Two detectors of the same tensor signature on the same photos, in-process: their speed and how far
 their boxes agree (``triton-vision bench --ensemble detection --compare-onnx OTHER.onnx``).
 
 Both run on the bench's reference preprocessing, one image at a time. A box of one agrees with a box
-of the other when both score at least the contract's default threshold, carry the same label and
+of the other when both score at least the wire contract's default threshold, carry the same label and
 overlap with IoU >= 0.5 (each box matched once, best overlap first). With random-weight stand-ins the
 boxes are noise and so is their agreement: the report says so, and the speeds stand.
 """

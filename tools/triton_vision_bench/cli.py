@@ -23,8 +23,8 @@ def options_from(args: argparse.Namespace) -> BenchOptions:
         photos=args.photos,
         max_images=args.max_images,
         concurrency=parse_concurrency(args.concurrency) if args.concurrency else None,
-        seed_concurrency=parse_concurrency(args.seed_concurrency, "--seed-concurrency")
-        if args.seed_concurrency
+        baseline_concurrency=parse_concurrency(args.baseline_concurrency, "--baseline-concurrency")
+        if args.baseline_concurrency
         else None,
         duration_s=args.duration,
         warmup_s=args.warmup,
@@ -56,7 +56,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     summary = report["summary"]
     print(
         f"{report['ensemble']}: ensemble {summary['ensemble_best_images_per_s']:.2f} images/s "
-        f"(c={summary['ensemble_best_concurrency']}), seed's path {summary['seed_best_images_per_s']:.2f}, "
+        f"(c={summary['ensemble_best_concurrency']}), baseline {summary['baseline_best_images_per_s']:.2f}, "
         f"in-process {summary['in_process_images_per_s']:.2f}, work bound {summary['work_bound_images_per_s']:.2f}"
     )
     for row in report["targets"]:
@@ -93,7 +93,11 @@ def add_parser(sub: Any, wrap: Callable) -> None:
     )
     p.add_argument("--max-images", type=int, default=default.max_images)
     p.add_argument("--concurrency", default=None, help="ensemble sweep, e.g. 1,2,4,8,16 (default per task)")
-    p.add_argument("--seed-concurrency", default=None, help="the seed's path sweep (default per task)")
+    p.add_argument(
+        "--baseline-concurrency",
+        default=None,
+        help="the client-side-preprocessing baseline's sweep (default per task)",
+    )
     p.add_argument(
         "--duration", type=float, default=default.duration_s, help="seconds measured per point (default %(default)s)"
     )
@@ -121,7 +125,7 @@ def add_parser(sub: Any, wrap: Callable) -> None:
         type=Path,
         default=None,
         metavar="FILE",
-        help="detection: another detector ONNX file of the same contract, compared in-process on the same "
+        help="detection: another detector ONNX file of the same tensor signature, compared in-process on the same "
         "photos (ms per image, box agreement)",
     )
     p.add_argument("--out", type=Path, default=default.out)

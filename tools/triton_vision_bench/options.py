@@ -22,7 +22,7 @@ class BenchOptions:
     photos: Path | None = None  # JPEGs to send as JPEG and PNG (default: scikit-image's)
     max_images: int = 8
     concurrency: tuple[int, ...] | None = None  # None: the task's default sweep
-    seed_concurrency: tuple[int, ...] | None = None
+    baseline_concurrency: tuple[int, ...] | None = None
     duration_s: float = 4.0
     warmup_s: float = 1.5
     max_point_s: float = 120.0

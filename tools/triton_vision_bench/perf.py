@@ -15,10 +15,10 @@ encoded images as perf_analyzer's input data:
 
 Measurement: perf_analyzer repeats windows of ``measurement_ms`` until the last three agree,
 throughput and latency each within ``stability_percentage`` (max / min). Its own default, 10 %,
-is rarely met on a CPU shared with other work: on the 2-core development machine with one bursty
-process beside it, every run at concurrency 1 ended ``Failed to obtain stable measurement within
-10 measurement windows`` (exit 2, after 60 s); with 50 % and up to 20 windows every run settled
-after 3-4 windows (:data:`STABILITY_PERCENTAGE`, :data:`MAX_TRIALS`). ``request_count`` instead
+is rarely met on a CPU shared with other work: with one bursty process beside it on 2 cores, runs
+at concurrency 1 ended ``Failed to obtain stable measurement within 10 measurement windows``
+(exit 2, after 60 s); with 50 % and up to 20 windows they settled after a few windows
+(:data:`STABILITY_PERCENTAGE`, :data:`MAX_TRIALS`; measured: see docs/benchmarking.md). ``request_count`` instead
 bounds a run to that many requests, one concurrency level per run.
 
 ``triton-vision perf`` (:func:`add_parser`, registered by :mod:`triton_vision_cli.server_commands`)

@@ -1,6 +1,6 @@
 """Preprocessing in the bench process: the ensemble's own spec, done with OpenCV + NumPy.
 
-The seed's path (the client preprocesses and sends FP32 tensors to the bare ONNX model) and the
+The client-side-preprocessing baseline (the client preprocesses and sends FP32 tensors to the bare ONNX model) and the
 in-process ceiling run it. The rule is the ensemble's ``spec.toml`` (the one its DALI pipeline was
 generated from), done by :mod:`triton_vision_authoring.add_model.preprocess`; it returns what the
 pipeline returns, under the pipeline's output names (``PIXELS``, ``ORIGINAL_SIZE``,

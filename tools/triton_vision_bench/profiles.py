@@ -3,7 +3,7 @@
 :func:`profile` asks :class:`triton_vision_models.repository.ModelRepository` for the ensemble's
 task (told by its outputs), its composing models and its ONNX step; the ensemble's wiring names
 the ONNX model's inputs after the preprocessing outputs that feed them (``data`` <- ``PIXELS``),
-so the seed's path can send the reference preprocessing to the bare model under the model's own
+so the client-side-preprocessing baseline can send the reference preprocessing to the bare model under the model's own
 names, and ask it for the outputs the ensemble reads. Any ensemble of a known task can be
 measured, whatever it and its models are called; the sweep settings are the task's.
 """
@@ -30,7 +30,7 @@ class TaskSettings:
 
     in_process_batch: int  # the best batch in-process (and for the work bound)
     concurrency: tuple[int, ...]  # the ensemble's sweep
-    seed_concurrency: tuple[int, ...]  # the seed's path's sweep
+    baseline_concurrency: tuple[int, ...]  # the baseline's sweep
     min_requests: int  # completions per point, however long it takes (bounded by max_point_s)
 
 
@@ -45,11 +45,11 @@ TASK_SETTINGS = {
 class Profile:
     ensemble: str
     task: str
-    model: str  # the ONNX model the seed's path calls directly
+    model: str  # the ONNX model the baseline calls directly
     model_path: Path  # its file, which the in-process paths run
     steps: tuple[str, ...]  # every model the ensemble runs, in step order (nested ensembles before their steps)
     model_inputs: dict[str, str]  # ONNX model input -> the preprocessing output that feeds it
-    model_outputs: tuple[str, ...]  # what the seed's path asks the bare model for
+    model_outputs: tuple[str, ...]  # what the baseline asks the bare model for
     settings: TaskSettings
     pre: PreprocessSpec  # the ensemble's spec's preprocessing
     nested: tuple[str, ...] = ()  # the ensembles among steps (NAME_infer): no instance, nothing "busy"

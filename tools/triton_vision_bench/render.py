@@ -94,7 +94,7 @@ def render_markdown(report: Mapping[str, Any]) -> str:
         "",
         "Ratios (best ensemble point): "
         f"{_fmt(summary['ratio_to_work_bound'], 2)}x the work bound, "
-        f"{_fmt(summary['ratio_to_seed'], 2)}x the seed's path, "
+        f"{_fmt(summary['ratio_to_baseline'], 2)}x the client-side-preprocessing baseline, "
         f"{_fmt(summary['ratio_to_in_process'], 2)}x in-process, "
         f"{_fmt(summary['ratio_to_model_alone'], 2)}x the model alone; "
         f"wire bytes per image {_fmt(summary['wire_to_encoded'], 3)}x the encoded file.",
@@ -104,9 +104,9 @@ def render_markdown(report: Mapping[str, Any]) -> str:
         f" {_fmt(summary.get('ensemble_cpu_ms_per_image'))} ms at its best point (work efficiency"
         f" {_fmt(summary.get('ensemble_work_efficiency'), 2)}) and"
         f" {_fmt(summary.get('ensemble_lowest_cpu_ms_per_image'))} ms at the lowest concurrency"
-        f" ({_fmt(summary.get('ensemble_lowest_work_efficiency'), 2)}); the seed's path"
-        f" {_fmt(summary.get('seed_cpu_ms_per_image'))} ms at its best point"
-        f" ({_fmt(summary.get('seed_work_efficiency'), 2)}).",
+        f" ({_fmt(summary.get('ensemble_lowest_work_efficiency'), 2)}); the baseline"
+        f" {_fmt(summary.get('baseline_cpu_ms_per_image'))} ms at its best point"
+        f" ({_fmt(summary.get('baseline_work_efficiency'), 2)}).",
         "",
         "## Against the project's goals",
         "",

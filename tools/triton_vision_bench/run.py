@@ -1,5 +1,5 @@
 """One bench run: the profile from the repository, a server (started here, or ``--url``), the
-ensemble's sweep, perf_analyzer's points, the seed's path, in-process, and the report's dict."""
+ensemble's sweep, perf_analyzer's points, the client-side-preprocessing baseline, in-process, and the report's dict."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ from triton_vision_bench.perf_analyzer import perf_analyzer_path
 from triton_vision_bench.profiles import Profile, load_repository, profile
 from triton_vision_bench.repository import bench_repository
 from triton_vision_bench.served import check_server, instances_line, model_source, served_configs
-from triton_vision_bench.sweep import ENSEMBLE, REPEATS, SEED, Sweep
+from triton_vision_bench.sweep import BASELINE, ENSEMBLE, REPEATS, Sweep
 from triton_vision_serving.server_config import describe_size
 
 SERVER_START_TIMEOUT_S = 300
@@ -49,7 +49,7 @@ def local_server(served_repository: Path, cache_size: int = 0) -> Iterator[tuple
 def _served_paths(
     options: BenchOptions, chosen: Profile, images: list[BenchImage], served_repository: Path | None
 ) -> tuple[dict[str, dict], str, str, dict[str, dict[str, Any]]]:
-    """The ensemble's sweep, perf_analyzer's points and the seed's path, on one server (no cache)."""
+    """The ensemble's sweep, perf_analyzer's points and the baseline, on one server (no cache)."""
     steps = list(chosen.steps)
     with contextlib.ExitStack() as stack:
         if served_repository is None:
@@ -69,15 +69,15 @@ def _served_paths(
             paths["ensemble_perf_analyzer"] = perf_analyzer_path(
                 url, chosen, median_jpeg(images), options.perf_analyzer_concurrency, options
             )
-        paths[SEED] = asyncio.run(
+        paths[BASELINE] = asyncio.run(
             sweep.run(
-                SEED,
-                options.seed_concurrency or chosen.settings.seed_concurrency,
-                "the seed's path: client OpenCV preprocessing, FP32 to the bare model",
+                BASELINE,
+                options.baseline_concurrency or chosen.settings.baseline_concurrency,
+                "the baseline: client OpenCV preprocessing, FP32 to the bare model",
                 [chosen.model],
             )
         )
-        paths[SEED]["label"] = "the seed's path: client preprocessing, FP32 to the bare model"
+        paths[BASELINE]["label"] = "the client-side-preprocessing baseline: FP32 to the bare model"
     return paths, url, how, served
 
 

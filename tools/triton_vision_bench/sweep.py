@@ -1,4 +1,4 @@
-"""One path (the ensemble, or the seed's path to the bare model) over a concurrency sweep.
+"""One path (the ensemble, or the client-side-preprocessing baseline to the bare model) over a concurrency sweep.
 
 Each point is one window of :func:`load.drive`; at its opening and its closing the sweep takes
 Triton's statistics (``get_inference_statistics``) and a snapshot of the server's processes, so
@@ -30,7 +30,7 @@ from triton_vision_models import tensors as t
 from triton_vision_serving import procfs
 
 ENSEMBLE = "ensemble"
-SEED = "seed"
+BASELINE = "baseline"  # the client preprocesses (OpenCV) and sends FP32 tensors to the bare model
 REPEATS = "repeats"  # the ensemble, every other request repeating an image sent before (the response cache)
 FRESH, REPEAT = "fresh", "repeat"
 

@@ -1,8 +1,9 @@
-"""What keeps the memory of a flood of big requests from staying in the server (README, Reliability III).
+"""What keeps the memory of a flood of big requests from staying in the server
+(docs/reliability.md#bounded-bytes-and-memory).
 
-Measured on this project's 2-core machine, four concurrent gRPC requests of 32 rows x 8 MB to the
-classification ensemble (each refused) left +4.6 GB held by the server afterwards. Three causes,
-three remedies:
+Without these remedies, four concurrent gRPC requests of 32 rows x 8 MB to the classification
+ensemble (each refused) left gigabytes held by the server afterwards (measured: see
+docs/performance.md). Three causes, three remedies:
 
 - **tritonserver's gRPC request pool**: Triton keeps up to ``--grpc-infer-allocation-pool-size``
   (default 8) request objects per handler for reuse, and a reused protobuf message keeps the

@@ -1,7 +1,7 @@
 """``serve --max-queue-size N --queue-timeout-ms MS``: every composing model's queue bounds, at load.
 
 The bounds are written in each model's config (the generator writes 32 requests and 2 s,
-README, Reliability III); these options override them for one ``serve`` without touching the
+docs/reliability.md#bounded-queues-and-overload); these options override them for one ``serve`` without touching the
 files: after start-up every model with a dynamic batcher is loaded again with its own config
 (read from its config.pbtxt) in which the default priority's queue policy carries the new bounds,
 and every later load by the supervisor (a healed or changed model) does the same. Triton builds

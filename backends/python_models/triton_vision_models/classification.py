@@ -15,8 +15,8 @@ import numpy as np
 from . import tensors as t
 from .errors import ConfigError
 from .labels import labels_of
+from .model_config import ModelConfig, RequestData
 from .parameters import int_parameter, refuse_unknown
-from .spec import ModelSpec, RequestData
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
@@ -56,22 +56,22 @@ class ClassificationPostprocessor:
         self.output = output
 
     @classmethod
-    def from_spec(cls, spec: ModelSpec) -> ClassificationPostprocessor:
-        labels = labels_of(spec)
-        scores = spec.input(t.LOGITS)
+    def from_config(cls, config: ModelConfig) -> ClassificationPostprocessor:
+        labels = labels_of(config)
+        scores = config.input(t.LOGITS)
         classes = int(np.prod(scores.dims)) if scores.dims and min(scores.dims) > 0 else 0
         if classes and classes != len(labels):
             raise ConfigError(
-                f"model '{spec.name}': input '{t.LOGITS}' has {classes} classes, label file has {len(labels)}"
+                f"model '{config.name}': input '{t.LOGITS}' has {classes} classes, label file has {len(labels)}"
             )
         try:
             return cls(
                 labels,
-                default_top_k=spec.int_setting("default_top_k", t.DEFAULT_TOP_K),
-                output=spec.setting("output", LOGITS_OUTPUT),
+                default_top_k=config.int_setting("default_top_k", t.DEFAULT_TOP_K),
+                output=config.setting("output", LOGITS_OUTPUT),
             )
         except ConfigError as exc:
-            raise ConfigError(f"model '{spec.name}': {exc}") from None
+            raise ConfigError(f"model '{config.name}': {exc}") from None
 
     def __call__(self, requests: Sequence[RequestData]) -> list[dict[str, np.ndarray]]:
         return [self.run_one(request) for request in requests]

@@ -31,10 +31,10 @@ import numpy as np
 from . import tensors as t
 from .errors import ConfigError, ImageRejectedError, InferenceError, ModelFileError
 from .imageguard import declared_pixels
-from .spec import ModelSpec, RequestData
+from .model_config import ModelConfig, RequestData
 
 DEFAULT_PIPELINE_FILENAME = "dali.py"
-# Defaults of the config parameters (README, Reliability II): 64 M pixels decode to 192 MB of RGB;
+# Defaults of the config parameters (docs/reliability.md#bounded-bytes-and-memory): 64 M pixels decode to 192 MB of RGB;
 # with the decoder's and resize's working buffers a sub-batch peaks at ~0.4 GB, so the three DALI
 # models at once stay near 1.2 GB. A pipeline that has held more than 16 M pixels is rebuilt.
 DEFAULT_MAX_BATCH_PIXELS = 64_000_000
@@ -108,36 +108,36 @@ def decoder_message(exc: BaseException) -> str:
 class DaliRunner:
     """A pure runner (see :mod:`triton_adapter`) around one built DALI pipeline."""
 
-    def __init__(self, spec: ModelSpec, build_pipeline: Callable[[], Any]) -> None:
-        if not spec.batched:
-            raise ConfigError(f"model '{spec.name}': a DALI model needs max_batch_size > 0")
-        self.spec = spec
+    def __init__(self, config: ModelConfig, build_pipeline: Callable[[], Any]) -> None:
+        if not config.batched:
+            raise ConfigError(f"model '{config.name}': a DALI model needs max_batch_size > 0")
+        self.config = config
         self.build_pipeline = build_pipeline
         self.pipeline = build_pipeline()
-        self.input_names = [tensor.name for tensor in spec.inputs]
-        self.output_names = [tensor.name for tensor in spec.outputs]
-        self.max_batch_pixels = spec.int_setting("max_batch_pixels", DEFAULT_MAX_BATCH_PIXELS)
-        self.release_above_pixels = spec.int_setting("release_above_pixels", DEFAULT_RELEASE_ABOVE_PIXELS)
+        self.input_names = [tensor.name for tensor in config.inputs]
+        self.output_names = [tensor.name for tensor in config.outputs]
+        self.max_batch_pixels = config.int_setting("max_batch_pixels", DEFAULT_MAX_BATCH_PIXELS)
+        self.release_above_pixels = config.int_setting("release_above_pixels", DEFAULT_RELEASE_ABOVE_PIXELS)
         if self.max_batch_pixels < 1 or self.release_above_pixels < 0:
             raise ConfigError(
-                f"model '{spec.name}': max_batch_pixels must be >= 1 and release_above_pixels >= 0, "
+                f"model '{config.name}': max_batch_pixels must be >= 1 and release_above_pixels >= 0, "
                 f"got {self.max_batch_pixels} and {self.release_above_pixels}"
             )
         self.rebuilds = 0  # pipelines rebuilt to release memory (read by tests)
 
     @classmethod
-    def from_spec(cls, spec: ModelSpec) -> DaliRunner:
+    def from_config(cls, config: ModelConfig) -> DaliRunner:
         """Build the version folder's pipeline; ``num_threads`` comes from the config's parameters."""
-        num_threads = spec.int_setting("num_threads", 2)
-        path = spec.version_dir / (spec.default_model_filename or DEFAULT_PIPELINE_FILENAME)
-        module = load_pipeline_module(path, f"triton_vision_dali_{spec.name}")
+        num_threads = config.int_setting("num_threads", 2)
+        path = config.version_dir / (config.default_model_filename or DEFAULT_PIPELINE_FILENAME)
+        module = load_pipeline_module(path, f"triton_vision_dali_{config.name}")
         pipeline_fn = find_autoserialized(module, path)
 
         def build():
             pipeline = pipeline_fn(
-                batch_size=spec.max_batch_size,
+                batch_size=config.max_batch_size,
                 num_threads=num_threads,
-                device_id=spec.device_id,
+                device_id=config.device_id,
                 prefetch_queue_depth=1,
                 exec_async=False,
                 exec_pipelined=False,
@@ -145,7 +145,7 @@ class DaliRunner:
             pipeline.build()
             return pipeline
 
-        return cls(spec, build)
+        return cls(config, build)
 
     def release(self) -> None:
         """Drop the pipeline (and the buffers it grew) and build a fresh one."""
@@ -173,7 +173,7 @@ class DaliRunner:
             raise
         if len(outputs) != len(self.output_names):
             raise ConfigError(
-                f"model '{self.spec.name}': pipeline returns {len(outputs)} outputs, "
+                f"model '{self.config.name}': pipeline returns {len(outputs)} outputs, "
                 f"config declares {len(self.output_names)} ({self.output_names})"
             )
         per_output = []
@@ -197,23 +197,23 @@ class DaliRunner:
         try:
             return self.run_requests([request])[0]
         except Exception as batch_error:  # noqa: BLE001
-            for index in range(request.batch_size(self.spec)):
+            for index in range(request.batch_size(self.config)):
                 single = RequestData({name: value[index : index + 1] for name, value in request.inputs.items()})
                 try:
                     self.run_requests([single])
                 except Exception as exc:  # noqa: BLE001
                     return ImageRejectedError(
-                        f"model '{self.spec.name}': image {index} is corrupt or truncated: "
+                        f"model '{self.config.name}': image {index} is corrupt or truncated: "
                         f"the decoder failed ({decoder_message(exc)})"
                     )
-            return InferenceError(f"model '{self.spec.name}': {decoder_message(batch_error)}")
+            return InferenceError(f"model '{self.config.name}': {decoder_message(batch_error)}")
 
     def run_requests(self, requests: Sequence[RequestData]) -> list[dict[str, np.ndarray]]:
-        sizes = [request.batch_size(self.spec) for request in requests]
+        sizes = [request.batch_size(self.config) for request in requests]
         samples = {name: [row for request in requests for row in request.inputs[name]] for name in self.input_names}
         pixels = self.sample_pixels(samples)
         produced: list[list[np.ndarray]] = [[] for _ in self.output_names]
-        for run in plan_sub_batches(pixels, self.spec.max_batch_size, self.max_batch_pixels):
+        for run in plan_sub_batches(pixels, self.config.max_batch_size, self.max_batch_pixels):
             chunk = {name: rows[run.start : run.stop] for name, rows in samples.items()}
             try:
                 outputs = self.run_samples(chunk)
@@ -231,7 +231,7 @@ class DaliRunner:
                 shapes = {v.shape for v in mine}
                 if len(shapes) != 1:
                     raise InferenceError(
-                        f"model '{self.spec.name}': output '{name}' has different shapes within one "
+                        f"model '{self.config.name}': output '{name}' has different shapes within one "
                         f"request ({sorted(shapes)}); the pipeline must give uniform shapes"
                     )
                 answer[name] = mine[0][None] if size == 1 else np.stack(mine)

@@ -1,7 +1,7 @@
 """Detection post-processing: decode a detector's outputs, threshold, top-N, boxes back to the
 original image's pixels, labels (pure NumPy; OpenCV's NMS for the ``yolo`` format).
 
-Config parameters (``triton-vision add-model`` writes them from the spec):
+Config parameters (``triton-vision add-model`` writes them from the ensemble spec):
 
 - ``labels``: the label file (relative to the repository); ``label_offset``: the label of model class
   id ``c`` is line ``c + label_offset``, and CLASS_IDS answers that line number;
@@ -32,8 +32,8 @@ from . import geometry
 from . import tensors as t
 from .errors import ConfigError, InferenceError, InvalidInputError, InvalidParameterError
 from .labels import labels_of
+from .model_config import ModelConfig, RequestData
 from .parameters import float_parameter, int_parameter, refuse_unknown
-from .spec import ModelSpec, RequestData
 
 TORCHVISION = "torchvision"
 TF_OD = "tf-od"
@@ -199,31 +199,31 @@ class DetectionPostprocessor:
         self.parameters = PARAMETERS + ((IOU_THRESHOLD,) if format == YOLO else ())
 
     @classmethod
-    def from_spec(cls, spec: ModelSpec) -> DetectionPostprocessor:
-        labels = labels_of(spec)
+    def from_config(cls, config: ModelConfig) -> DetectionPostprocessor:
+        labels = labels_of(config)
         defaults = {
-            t.SCORE_THRESHOLD: spec.setting("default_score_threshold", str(t.DEFAULT_SCORE_THRESHOLD)),
-            t.MAX_DETECTIONS: spec.setting("default_max_detections", str(t.DEFAULT_MAX_DETECTIONS)),
-            IOU_THRESHOLD: spec.setting("default_iou_threshold", str(DEFAULT_IOU_THRESHOLD)),
+            t.SCORE_THRESHOLD: config.setting("default_score_threshold", str(t.DEFAULT_SCORE_THRESHOLD)),
+            t.MAX_DETECTIONS: config.setting("default_max_detections", str(t.DEFAULT_MAX_DETECTIONS)),
+            IOU_THRESHOLD: config.setting("default_iou_threshold", str(DEFAULT_IOU_THRESHOLD)),
         }
         try:
             threshold = parse_score_threshold(defaults)
             max_detections = parse_max_detections(defaults)
             iou = parse_iou_threshold(defaults)
         except InvalidParameterError as exc:
-            raise ConfigError(f"model '{spec.name}': default {exc}") from None
+            raise ConfigError(f"model '{config.name}': default {exc}") from None
         try:
             return cls(
                 labels,
-                format=spec.setting("format", TORCHVISION),
-                label_offset=spec.int_setting("label_offset", 0),
-                rule=geometry.rule_of(spec, default=geometry.KEEP_ASPECT),
+                format=config.setting("format", TORCHVISION),
+                label_offset=config.int_setting("label_offset", 0),
+                rule=geometry.rule_of(config, default=geometry.KEEP_ASPECT),
                 default_score_threshold=threshold,
                 default_max_detections=max_detections,
                 default_iou_threshold=iou,
             )
         except ConfigError as exc:
-            raise ConfigError(f"model '{spec.name}': {exc}") from None
+            raise ConfigError(f"model '{config.name}': {exc}") from None
 
     def __call__(self, requests: Sequence[RequestData]) -> list[dict[str, np.ndarray]]:
         return [self.run_one(request) for request in requests]

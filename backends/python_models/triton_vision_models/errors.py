@@ -20,7 +20,7 @@ class ConfigError(TritonVisionError):
 
 
 class ModelFileError(TritonVisionError):
-    """A model file is missing, unreadable or does not honour its tensor contract."""
+    """A model file is missing, unreadable or does not honour its tensor signature."""
 
 
 class InvalidInputError(TritonVisionError):

@@ -1,6 +1,6 @@
 """Where an image's pixels land in a network input, and back: the resize rules (pure Python/NumPy).
 
-Each preprocessing model (a ``dali.py`` generated from a model spec) resizes the decoded image by
+Each preprocessing model (a ``dali.py`` generated from an ensemble spec) resizes the decoded image by
 one of four rules; the post-processing maps boxes and masks back to the original pixels with the
 same rule. The rules are stated here once; the generated pipelines transliterate them into DALI
 arithmetic, and ``tests/unit/models/test_torchvision_crop.py`` runs both on sizes that hit every rounding tie.
@@ -32,7 +32,7 @@ import numpy as np
 from .errors import ConfigError
 
 if TYPE_CHECKING:
-    from .spec import ModelSpec
+    from .model_config import ModelConfig
 
 SHORTER_CROP = "shorter-crop"
 STRETCH = "stretch"
@@ -81,7 +81,7 @@ class Placement:
 
 @dataclass(frozen=True)
 class ResizeRule:
-    """One of :data:`RESIZE_MODES` with its sizes (the ``[preprocess]`` table of a model spec)."""
+    """One of :data:`RESIZE_MODES` with its sizes (the ``[preprocess]`` table of an ensemble spec)."""
 
     mode: str
     size: Size | None = None  # the network input's (H, W); None for keep-aspect (free dims)
@@ -202,26 +202,26 @@ def mask_to_original(labels: np.ndarray, placement: Placement, void: int) -> np.
     return mask
 
 
-def rule_of(spec: ModelSpec, *, default: str) -> ResizeRule:
+def rule_of(config: ModelConfig, *, default: str) -> ResizeRule:
     """The preprocessing's resize rule, from a post-processing model's config parameters
     (``resize``, ``size`` as "height,width", ``shorter``, ``min_size``, ``max_size``, ``pad``)."""
-    mode = spec.setting("resize", default)
-    raw = spec.setting("size", "")
+    mode = config.setting("resize", default)
+    raw = config.setting("size", "")
     size: Size | None = None
     if raw:
         try:
             height, width = (int(v) for v in raw.split(","))
         except ValueError:
-            raise ConfigError(f"model '{spec.name}': parameter 'size' must be 'height,width', got '{raw}'") from None
+            raise ConfigError(f"model '{config.name}': parameter 'size' must be 'height,width', got '{raw}'") from None
         size = (height, width)
     try:
         return ResizeRule(
             mode,
             size,
-            spec.int_setting("shorter", 0) or None,
-            spec.float_setting("min_size", 0.0) or None,
-            spec.float_setting("max_size", 0.0) or None,
-            spec.setting("pad", TOP_LEFT),
+            config.int_setting("shorter", 0) or None,
+            config.float_setting("min_size", 0.0) or None,
+            config.float_setting("max_size", 0.0) or None,
+            config.setting("pad", TOP_LEFT),
         )
     except ConfigError as exc:
-        raise ConfigError(f"model '{spec.name}': {exc}") from None
+        raise ConfigError(f"model '{config.name}': {exc}") from None

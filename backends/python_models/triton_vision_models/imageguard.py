@@ -23,7 +23,7 @@ import numpy as np
 
 from . import tensors as t
 from .errors import ImageRejectedError
-from .spec import ModelSpec, RequestData
+from .model_config import ModelConfig, RequestData
 
 # Signatures of formats we refuse, so the message can name them.
 OTHER_FORMATS: tuple[tuple[bytes, str], ...] = (
@@ -79,14 +79,14 @@ class ImageLimits:
     max_request_bytes: int = 64 * 1024 * 1024
 
     @classmethod
-    def from_spec(cls, spec: ModelSpec) -> ImageLimits:
+    def from_config(cls, config: ModelConfig) -> ImageLimits:
         defaults = cls()
         return cls(
-            max_bytes=spec.int_setting("max_bytes", defaults.max_bytes),
-            max_pixels=spec.int_setting("max_pixels", defaults.max_pixels),
-            max_side=spec.int_setting("max_side", defaults.max_side),
-            max_request_pixels=spec.int_setting("max_request_pixels", defaults.max_request_pixels),
-            max_request_bytes=spec.int_setting("max_request_bytes", defaults.max_request_bytes),
+            max_bytes=config.int_setting("max_bytes", defaults.max_bytes),
+            max_pixels=config.int_setting("max_pixels", defaults.max_pixels),
+            max_side=config.int_setting("max_side", defaults.max_side),
+            max_request_pixels=config.int_setting("max_request_pixels", defaults.max_request_pixels),
+            max_request_bytes=config.int_setting("max_request_bytes", defaults.max_request_bytes),
         )
 
 
@@ -251,8 +251,8 @@ class ImageGuard:
         self.limits = limits
 
     @classmethod
-    def from_spec(cls, spec: ModelSpec) -> ImageGuard:
-        return cls(ImageLimits.from_spec(spec))
+    def from_config(cls, config: ModelConfig) -> ImageGuard:
+        return cls(ImageLimits.from_config(config))
 
     def check_batch(self, batch: np.ndarray) -> list[ImageHeader]:
         check_request_bytes(batch, self.limits)

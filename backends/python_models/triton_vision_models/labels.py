@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .errors import ConfigError
-from .spec import ModelSpec
+from .model_config import ModelConfig
 
 LABELS_PARAMETER = "labels"  # a post-processing model's parameter: <other model>/<file>, from the repository root
 
@@ -20,9 +20,9 @@ def load_labels(path: Path) -> tuple[str, ...]:
     return labels
 
 
-def labels_of(spec: ModelSpec) -> tuple[str, ...]:
+def labels_of(config: ModelConfig) -> tuple[str, ...]:
     """The labels of the file that the model's ``labels`` parameter names, relative to the repository."""
-    name = spec.setting(LABELS_PARAMETER, "")
+    name = config.setting(LABELS_PARAMETER, "")
     if not name:
-        raise ConfigError(f"model '{spec.name}': parameter '{LABELS_PARAMETER}' names no label file")
-    return load_labels(spec.repository_dir.parent / name)
+        raise ConfigError(f"model '{config.name}': parameter '{LABELS_PARAMETER}' names no label file")
+    return load_labels(config.repository_dir.parent / name)

@@ -20,7 +20,7 @@ import numpy as np
 
 from .cpu_pressure import CpuPressure
 from .errors import ConfigError, ModelFileError
-from .spec import ModelSpec, RequestData
+from .model_config import ModelConfig, RequestData
 
 DEFAULT_MODEL_FILENAME = "model.onnx"
 # Triton's ONNX Runtime backend maps optimization { graph { level } } so: -1 basic, 1 extended,
@@ -39,31 +39,31 @@ FALSE_WORDS = ("false", "off", "0")
 SPINNING_KEYS = ("session.intra_op.allow_spinning", "session.inter_op.allow_spinning")
 
 
-def parse_bool(spec: ModelSpec, key: str) -> bool | None:
+def parse_bool(config: ModelConfig, key: str) -> bool | None:
     """A boolean parameter as Triton's ``ParseBoolValue`` reads it; None when the config has none."""
-    raw = spec.parameters.get(key)
+    raw = config.parameters.get(key)
     if raw is None:
         return None
     word = raw.lower()
     if word in TRUE_WORDS or word in FALSE_WORDS:
         return word in TRUE_WORDS
-    raise ConfigError(f"model '{spec.name}': parameter '{key}' must be true or false (or on/off, 1/0), got '{raw}'")
+    raise ConfigError(f"model '{config.name}': parameter '{key}' must be true or false (or on/off, 1/0), got '{raw}'")
 
 
-def config_entries(spec: ModelSpec) -> dict[str, str]:
+def config_entries(config: ModelConfig) -> dict[str, str]:
     """The session config entries among the config's parameters (:data:`SPINNING_KEYS`)."""
     entries = {}
     for key in SPINNING_KEYS:
-        raw = spec.parameters.get(key)
+        raw = config.parameters.get(key)
         if raw is None:
             continue
         if raw not in ("0", "1"):
-            raise ConfigError(f"model '{spec.name}': parameter '{key}' must be \"0\" or \"1\", got '{raw}'")
+            raise ConfigError(f"model '{config.name}': parameter '{key}' must be \"0\" or \"1\", got '{raw}'")
         entries[key] = raw
     return entries
 
 
-def session_settings(spec: ModelSpec) -> dict[str, Any]:
+def session_settings(config: ModelConfig) -> dict[str, Any]:
     """The ONNX Runtime session settings a config asks for, with the native backend's names and meaning.
 
     ``parameters``: ``intra_op_thread_count`` and ``inter_op_thread_count`` (0 or absent: ONNX
@@ -72,14 +72,14 @@ def session_settings(spec: ModelSpec) -> dict[str, Any]:
     (booleans, :func:`parse_bool`; absent: ORT's default, on); ``optimization { graph { level } }``:
     see :data:`GRAPH_LEVELS`. Local only (the native backend ignores them): :data:`SPINNING_KEYS`.
     """
-    intra = spec.int_setting("intra_op_thread_count", 0)
-    inter = spec.int_setting("inter_op_thread_count", 0)
-    mode = spec.int_setting("execution_mode", 0)
+    intra = config.int_setting("intra_op_thread_count", 0)
+    inter = config.int_setting("inter_op_thread_count", 0)
+    mode = config.int_setting("execution_mode", 0)
     if mode not in (0, 1):
-        raise ConfigError(f"model '{spec.name}': parameter 'execution_mode' must be 0 or 1, got {mode}")
+        raise ConfigError(f"model '{config.name}': parameter 'execution_mode' must be 0 or 1, got {mode}")
     if intra < 0 or inter < 0:
-        raise ConfigError(f"model '{spec.name}': thread counts must be >= 0, got intra {intra}, inter {inter}")
-    level = spec.graph_optimization_level
+        raise ConfigError(f"model '{config.name}': thread counts must be >= 0, got intra {intra}, inter {inter}")
+    level = config.graph_optimization_level
     settings: dict[str, Any] = {
         "intra_op_num_threads": intra,
         "inter_op_num_threads": inter,
@@ -89,20 +89,20 @@ def session_settings(spec: ModelSpec) -> dict[str, Any]:
         else DEFAULT_GRAPH_LEVEL,
     }
     for key, attribute in (("enable_mem_arena", "enable_cpu_mem_arena"), ("enable_mem_pattern", "enable_mem_pattern")):
-        value = parse_bool(spec, key)
+        value = parse_bool(config, key)
         if value is not None:
             settings[attribute] = value
-    entries = config_entries(spec)
+    entries = config_entries(config)
     if entries:
         settings["config_entries"] = entries
     return settings
 
 
-def session_options(spec: ModelSpec):
+def session_options(config: ModelConfig):
     """An ``onnxruntime.SessionOptions`` made from :func:`session_settings`."""
     import onnxruntime as ort
 
-    settings = session_settings(spec)
+    settings = session_settings(config)
     options = ort.SessionOptions()
     options.intra_op_num_threads = settings["intra_op_num_threads"]
     options.inter_op_num_threads = settings["inter_op_num_threads"]
@@ -119,22 +119,22 @@ def session_options(spec: ModelSpec):
 IDLE_THREADS_KEY = "idle_intra_op_thread_count"
 
 
-def idle_options(spec: ModelSpec):
+def idle_options(config: ModelConfig):
     """The options of the calm-CPU session: the config's, with ``idle_intra_op_thread_count`` intra-op
     threads (0: one per core); None when the config has no such parameter."""
-    raw = spec.parameters.get(IDLE_THREADS_KEY)
+    raw = config.parameters.get(IDLE_THREADS_KEY)
     if raw is None:
         return None
-    threads = spec.int_setting(IDLE_THREADS_KEY, 0)
+    threads = config.int_setting(IDLE_THREADS_KEY, 0)
     if threads < 0:
-        raise ConfigError(f"model '{spec.name}': parameter '{IDLE_THREADS_KEY}' must be >= 0, got {threads}")
-    options = session_options(spec)
+        raise ConfigError(f"model '{config.name}': parameter '{IDLE_THREADS_KEY}' must be >= 0, got {threads}")
+    options = session_options(config)
     options.intra_op_num_threads = threads
     return options
 
 
-def model_path(spec: ModelSpec) -> Path:
-    return spec.version_dir / (spec.default_model_filename or DEFAULT_MODEL_FILENAME)
+def model_path(config: ModelConfig) -> Path:
+    return config.version_dir / (config.default_model_filename or DEFAULT_MODEL_FILENAME)
 
 
 DEFAULT_ARENA_SHRINK_ABOVE_BATCH = 8
@@ -144,50 +144,50 @@ class OnnxRunner:
     """A pure runner (see :mod:`triton_adapter`) around one ONNX Runtime session (and the calm-CPU
     one, :func:`idle_options`)."""
 
-    def __init__(self, spec: ModelSpec, session, idle_session=None) -> None:  # onnxruntime.InferenceSession
-        self.spec = spec
+    def __init__(self, config: ModelConfig, session, idle_session=None) -> None:  # onnxruntime.InferenceSession
+        self.config = config
         self.session = session
         model_inputs = {i.name for i in session.get_inputs()}
         model_outputs = {o.name for o in session.get_outputs()}
-        for tensor in spec.inputs:
+        for tensor in config.inputs:
             if tensor.name not in model_inputs:
                 raise ModelFileError(
-                    f"model '{spec.name}': config input '{tensor.name}' is not an input of the ONNX file "
+                    f"model '{config.name}': config input '{tensor.name}' is not an input of the ONNX file "
                     f"(it has {sorted(model_inputs)})"
                 )
-        for tensor in spec.outputs:
+        for tensor in config.outputs:
             if tensor.name not in model_outputs:
                 raise ModelFileError(
-                    f"model '{spec.name}': config output '{tensor.name}' is not an output of the ONNX file "
+                    f"model '{config.name}': config output '{tensor.name}' is not an output of the ONNX file "
                     f"(it has {sorted(model_outputs)})"
                 )
-        self.output_names = [tensor.name for tensor in spec.outputs]
-        self.arena_shrink_above = spec.int_setting("arena_shrink_above_batch", DEFAULT_ARENA_SHRINK_ABOVE_BATCH)
+        self.output_names = [tensor.name for tensor in config.outputs]
+        self.arena_shrink_above = config.int_setting("arena_shrink_above_batch", DEFAULT_ARENA_SHRINK_ABOVE_BATCH)
         self.idle_session = idle_session
         self.idle_runs = 0  # executions that ran on idle_session (read by tests)
         self.contention = CpuPressure()
 
     @classmethod
-    def from_spec(cls, spec: ModelSpec) -> OnnxRunner:
+    def from_config(cls, config: ModelConfig) -> OnnxRunner:
         """Load the version folder's ONNX file with the config's :func:`session_settings`."""
         import onnxruntime as ort
 
-        options = session_options(spec)
-        path = model_path(spec)
+        options = session_options(config)
+        path = model_path(config)
         if not path.is_file():
             raise ModelFileError(
-                f"model '{spec.name}': {path.name} is missing from {path.parent}; "
+                f"model '{config.name}': {path.name} is missing from {path.parent}; "
                 "run `triton-vision models prepare` first"
             )
         providers: list = ["CPUExecutionProvider"]
-        if spec.instance_kind == "KIND_GPU" and "CUDAExecutionProvider" in ort.get_available_providers():
-            providers.insert(0, ("CUDAExecutionProvider", {"device_id": spec.device_id or 0}))
+        if config.instance_kind == "KIND_GPU" and "CUDAExecutionProvider" in ort.get_available_providers():
+            providers.insert(0, ("CUDAExecutionProvider", {"device_id": config.device_id or 0}))
         session = ort.InferenceSession(str(path), sess_options=options, providers=providers)
-        idle = idle_options(spec) if len(providers) == 1 else None  # CPU threads only matter on the CPU
+        idle = idle_options(config) if len(providers) == 1 else None  # CPU threads only matter on the CPU
         idle_session = (
             ort.InferenceSession(str(path), sess_options=idle, providers=providers) if idle is not None else None
         )
-        return cls(spec, session, idle_session)
+        return cls(config, session, idle_session)
 
     def run_batch(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         options = self._run_options(inputs)
@@ -205,7 +205,7 @@ class OnnxRunner:
         """After a batch above ``arena_shrink_above_batch`` rows, ONNX Runtime hands the arena
         memory it grew for it back (it otherwise keeps the largest batch's working set: ~170 MB
         per ResNet-18 instance at 32 images)."""
-        rows = max((int(a.shape[0]) for a in inputs.values() if a.ndim), default=0) if self.spec.batched else 0
+        rows = max((int(a.shape[0]) for a in inputs.values() if a.ndim), default=0) if self.config.batched else 0
         if rows <= self.arena_shrink_above:
             return None
         import onnxruntime as ort
@@ -215,7 +215,7 @@ class OnnxRunner:
         return options
 
     def __call__(self, requests: Sequence[RequestData]) -> list[dict[str, np.ndarray]]:
-        if not self.spec.batched:
+        if not self.config.batched:
             return [self.run_batch(request.inputs) for request in requests]
         # Requests whose non-batch shapes agree run as one batch.
         groups: dict[tuple, list[int]] = defaultdict(list)
@@ -230,7 +230,7 @@ class OnnxRunner:
             else:
                 batch = {name: np.concatenate([requests[i].inputs[name] for i in members]) for name in names}
             outputs = self.run_batch(batch)
-            sizes = [requests[i].batch_size(self.spec) for i in members]
+            sizes = [requests[i].batch_size(self.config) for i in members]
             offsets = np.cumsum([0, *sizes])
             for slot, index in enumerate(members):
                 start, stop = offsets[slot], offsets[slot + 1]
@@ -244,8 +244,8 @@ class OnnxRunner:
             current: list[int] = []
             size = 0
             for index in members:
-                rows = requests[index].batch_size(self.spec)
-                if current and size + rows > self.spec.max_batch_size:
+                rows = requests[index].batch_size(self.config)
+                if current and size + rows > self.config.max_batch_size:
                     chunks.append(current)
                     current, size = [], 0
                 current.append(index)

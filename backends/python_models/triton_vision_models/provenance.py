@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from . import tensors as t
-from .spec import ModelSpec, RequestData
+from .model_config import ModelConfig, RequestData
 
 
 @dataclass(frozen=True)
@@ -69,8 +69,8 @@ class ModelInfo:
         self.repository = repository
 
     @classmethod
-    def from_spec(cls, spec: ModelSpec) -> ModelInfo:
-        return cls(spec.repository_dir.parent)
+    def from_config(cls, config: ModelConfig) -> ModelInfo:
+        return cls(config.repository_dir.parent)
 
     def __call__(self, requests: Sequence[RequestData]) -> list[dict[str, np.ndarray]]:
         return [{t.INFO_JSON: np.array([self.answer(request)], dtype=np.object_)} for request in requests]

@@ -2,7 +2,7 @@
 
 Every tool that needs to know what a repository holds asks this module: ``triton-vision check``,
 ``serve`` and its supervisor, the bench, ``export-repo``, the Model Analyzer config, the
-``model_info`` model, the spec generator and the tests. Configs are parsed with Triton's own
+``model_info`` model, ``add-model`` and the tests. Configs are parsed with Triton's own
 protobuf (``tritonclient.grpc.model_config_pb2``); a directory whose config cannot be read is
 kept aside in :attr:`ModelRepository.unreadable` with the reason, so one broken model does not
 hide the others.

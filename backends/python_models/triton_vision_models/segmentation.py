@@ -1,6 +1,6 @@
 """Segmentation post-processing: class ids at the original size, fractions, overlay (pure NumPy).
 
-Config parameters (``triton-vision add-model`` writes them from the spec): ``labels`` (one line per
+Config parameters (``triton-vision add-model`` writes them from the ensemble spec): ``labels`` (one line per
 class id), ``format`` (what the model outputs per image: ``logits-nchw`` [C, h, w],
 ``logits-nhwc`` [h, w, C], or ``class-map`` [h, w] class ids), and the preprocessing's resize rule
 (``resize``, ``size``, ``pad``, ...; see :mod:`.geometry`). The output may have another resolution
@@ -30,8 +30,8 @@ from . import geometry
 from . import tensors as t
 from .errors import ConfigError, InferenceError, InvalidInputError
 from .labels import labels_of
+from .model_config import ModelConfig, RequestData
 from .parameters import bool_parameter, refuse_unknown
-from .spec import ModelSpec, RequestData
 
 LOGITS_NCHW = "logits-nchw"
 LOGITS_NHWC = "logits-nhwc"
@@ -132,20 +132,20 @@ class SegmentationPostprocessor:
         )
 
     @classmethod
-    def from_spec(cls, spec: ModelSpec) -> SegmentationPostprocessor:
-        labels = labels_of(spec)
-        fmt = spec.setting("format", LOGITS_NCHW)
+    def from_config(cls, config: ModelConfig) -> SegmentationPostprocessor:
+        labels = labels_of(config)
+        fmt = config.setting("format", LOGITS_NCHW)
         if fmt != CLASS_MAP:
-            logits = spec.input(t.LOGITS)
+            logits = config.input(t.LOGITS)
             classes = logits.dims[0] if fmt == LOGITS_NCHW else logits.dims[-1]
             if logits.dims and classes > 0 and classes != len(labels):
                 raise ConfigError(
-                    f"model '{spec.name}': input '{t.LOGITS}' has {classes} classes, label file has {len(labels)}"
+                    f"model '{config.name}': input '{t.LOGITS}' has {classes} classes, label file has {len(labels)}"
                 )
         try:
-            return cls(labels, format=fmt, rule=geometry.rule_of(spec, default=geometry.LETTERBOX))
+            return cls(labels, format=fmt, rule=geometry.rule_of(config, default=geometry.LETTERBOX))
         except ConfigError as exc:
-            raise ConfigError(f"model '{spec.name}': {exc}") from None
+            raise ConfigError(f"model '{config.name}': {exc}") from None
 
     def __call__(self, requests: Sequence[RequestData]) -> list[dict[str, np.ndarray]]:
         return [self.run_one(request) for request in requests]

@@ -47,7 +47,7 @@ CLASSIFICATION_INFER = "classification_infer"  # guard -> preprocess -> model, r
 CLASSIFICATION_PREPROCESS = "classification_preprocess"
 CLASSIFICATION_POSTPROCESS = "classification_postprocess"
 PIXELS = "PIXELS"  # preprocess output: FP32 [3, 224, 224], RGB, ImageNet mean/std
-CLASSIFIER_INPUT = "data"  # the ONNX model zoo's resnet18-v1-7 contract
+CLASSIFIER_INPUT = "data"  # the ONNX model zoo's resnet18-v1-7 tensor signature
 CLASSIFIER_OUTPUT = "resnetv15_dense0_fwd"
 LOGITS = "LOGITS"  # postprocess input: FP32 [1000]
 CLASSIFIER_INPUT_SIZE = 224
@@ -66,7 +66,7 @@ SOURCE_FILENAME = "model.source.json"  # written next to each model.onnx
 SEGMENTATION_INFER = "segmentation_infer"
 SEGMENTATION_PREPROCESS = "segmentation_preprocess"
 SEGMENTATION_POSTPROCESS = "segmentation_postprocess"
-SEGMENTER_INPUT = "input"  # the ONNX model zoo's fcn-resnet50-11 contract: FP32 [N, 3, H, W]
+SEGMENTER_INPUT = "input"  # the ONNX model zoo's fcn-resnet50-11 tensor signature: FP32 [N, 3, H, W]
 SEGMENTER_OUTPUT = "out"  # FP32 [N, 21, H, W] logits
 SEGMENTER_AUX = "aux"  # FP32 [N, 21, H, W] auxiliary head (not used by the ensemble)
 # preprocess outputs: PIXELS FP32 [3, 520, 520] (letterboxed: resized so the longer side is

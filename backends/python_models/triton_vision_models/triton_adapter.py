@@ -16,7 +16,7 @@ import numpy as np
 import triton_python_backend_utils as pb_utils
 
 from .errors import InvalidInputError, TritonVisionError
-from .spec import ModelSpec, RequestData, check_input
+from .model_config import ModelConfig, RequestData, check_input
 
 Runner = Callable[[Sequence[RequestData]], Sequence["Mapping[str, np.ndarray] | Exception"]]
 
@@ -48,23 +48,23 @@ def request_parameters(request: Any) -> dict[str, Any]:
 class TritonModelAdapter:
     """Maps Triton requests to a pure runner and back, one response per request."""
 
-    def __init__(self, spec: ModelSpec, runner: Runner, *, validate_inputs: bool = True) -> None:
-        self.spec = spec
+    def __init__(self, config: ModelConfig, runner: Runner, *, validate_inputs: bool = True) -> None:
+        self.config = config
         self.runner = runner
         self.validate_inputs = validate_inputs
         self.logger = pb_utils.Logger
-        self._output_dtypes = {out.name: out.dtype for out in spec.outputs}
+        self._output_dtypes = {out.name: out.dtype for out in config.outputs}
 
     # -- requests -> RequestData ------------------------------------------------------
     def read(self, request: Any) -> RequestData:
         inputs: dict[str, np.ndarray] = {}
-        for tensor in self.spec.inputs:
+        for tensor in self.config.inputs:
             value = pb_utils.get_input_tensor_by_name(request, tensor.name)
             if value is None:
-                raise InvalidInputError(f"model '{self.spec.name}': request has no input '{tensor.name}'")
+                raise InvalidInputError(f"model '{self.config.name}': request has no input '{tensor.name}'")
             array = value.as_numpy()
             if self.validate_inputs:
-                check_input(self.spec, tensor, array)
+                check_input(self.config, tensor, array)
             inputs[tensor.name] = array
         return RequestData(inputs=inputs, parameters=request_parameters(request))
 
@@ -88,7 +88,7 @@ class TritonModelAdapter:
             message = str(exc)
         else:
             code = pb_utils.TritonError.INTERNAL
-            message = f"model '{self.spec.name}': {type(exc).__name__}: {exc}"
+            message = f"model '{self.config.name}': {type(exc).__name__}: {exc}"
             self.logger.log_error(message)
         return pb_utils.InferenceResponse(output_tensors=[], error=pb_utils.TritonError(message, code))
 
@@ -121,8 +121,8 @@ class TritonModelAdapter:
             responses[index] = self.error(outputs) if isinstance(outputs, Exception) else self.respond(outputs)
 
 
-def python_model(load_runner: Callable[[ModelSpec], Runner], *, validate_inputs: bool = True) -> type:
-    """A ``TritonPythonModel`` class whose runner ``load_runner(spec)`` builds in ``initialize``.
+def python_model(load_runner: Callable[[ModelConfig], Runner], *, validate_inputs: bool = True) -> type:
+    """A ``TritonPythonModel`` class whose runner ``load_runner(config)`` builds in ``initialize``.
 
     ``validate_inputs=False`` is for runners that check their inputs themselves (e.g. ones that
     accept legitimately empty tensors, such as zero detections).
@@ -130,8 +130,8 @@ def python_model(load_runner: Callable[[ModelSpec], Runner], *, validate_inputs:
 
     class TritonPythonModel:
         def initialize(self, args: Mapping[str, str]) -> None:
-            spec = ModelSpec.from_triton_args(args)
-            self.adapter = TritonModelAdapter(spec, load_runner(spec), validate_inputs=validate_inputs)
+            config = ModelConfig.from_triton_args(args)
+            self.adapter = TritonModelAdapter(config, load_runner(config), validate_inputs=validate_inputs)
 
         def execute(self, requests: Sequence[Any]) -> list[Any]:
             return self.adapter.execute(requests)

@@ -3,4 +3,4 @@
 from triton_vision_models.classification import ClassificationPostprocessor
 from triton_vision_models.triton_adapter import python_model
 
-TritonPythonModel = python_model(ClassificationPostprocessor.from_spec)
+TritonPythonModel = python_model(ClassificationPostprocessor.from_config)

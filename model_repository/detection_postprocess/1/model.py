@@ -3,4 +3,4 @@
 from triton_vision_models.detection import DetectionPostprocessor
 from triton_vision_models.triton_adapter import python_model
 
-TritonPythonModel = python_model(DetectionPostprocessor.from_spec, validate_inputs=False)
+TritonPythonModel = python_model(DetectionPostprocessor.from_config, validate_inputs=False)

@@ -3,4 +3,4 @@
 from triton_vision_models.provenance import ModelInfo
 from triton_vision_models.triton_adapter import python_model
 
-TritonPythonModel = python_model(ModelInfo.from_spec)
+TritonPythonModel = python_model(ModelInfo.from_config)

@@ -3,4 +3,4 @@
 from triton_vision_models.segmentation import SegmentationPostprocessor
 from triton_vision_models.triton_adapter import python_model
 
-TritonPythonModel = python_model(SegmentationPostprocessor.from_spec)
+TritonPythonModel = python_model(SegmentationPostprocessor.from_config)

@@ -78,16 +78,16 @@ def test_segmentation_is_a_top_left_letterbox_into_the_working_canvas():
 
 @pytest.mark.parametrize("ensemble", ENSEMBLES)
 def test_the_model_catalogue_prepares_files_with_the_specs_tensors(ensemble):
-    """`models prepare` checks a file against the catalogue's contract: the spec declares the same one."""
+    """`models prepare` checks a file against the catalogue's tensor signature: the spec declares the same one."""
     from triton_vision_authoring.models import CATALOGUE
 
     spec = load_spec(spec_path(ensemble))
     declared = spec.declared
     assert declared is not None
-    contract = CATALOGUE[spec.model_name].contract
-    assert {i.name: i.dims for i in declared.inputs} == contract.inputs
+    signature = CATALOGUE[spec.model_name].signature
+    assert {i.name: i.dims for i in declared.inputs} == signature.inputs
     outputs = {o.name: o.dims for o in declared.outputs}
-    assert {name: outputs[name] for name in contract.outputs} == contract.outputs
+    assert {name: outputs[name] for name in signature.outputs} == signature.outputs
 
 
 def test_the_add_model_pages_spec_table_is_the_specs_own_reference():

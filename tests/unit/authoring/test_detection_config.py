@@ -1,4 +1,4 @@
-"""The detection configs agree with the tensors module and the batched contract."""
+"""The detection configs agree with the tensors module and the batched tensor signature."""
 
 from __future__ import annotations
 
@@ -7,11 +7,11 @@ from types import SimpleNamespace
 import numpy as np
 
 from tests.conftest import MODEL_REPOSITORY
-from tests.support.modelconfigs import load_config, spec_for
+from tests.support.modelconfigs import config_for, load_config
 from triton_vision_authoring import models as model_files
 from triton_vision_models import tensors as t
+from triton_vision_models.model_config import RequestData
 from triton_vision_models.onnx_runner import OnnxRunner
-from triton_vision_models.spec import RequestData
 
 
 def test_detection_names_agree_with_the_tensors_module():
@@ -93,7 +93,7 @@ class RecordingSession:
 
 def test_onnx_runner_never_batches_beyond_max_batch_size():
     session = RecordingSession()
-    runner = OnnxRunner(spec_for(MODEL_REPOSITORY / t.DETECTOR), session)
+    runner = OnnxRunner(config_for(MODEL_REPOSITORY / t.DETECTOR), session)
 
     def request(images: int) -> RequestData:
         return RequestData(

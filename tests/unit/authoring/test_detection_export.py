@@ -1,4 +1,4 @@
-"""The Faster R-CNN exporter (export extra): contract, stand-in marking, and faithfulness to torchvision.
+"""The Faster R-CNN exporter (export extra): tensor signature, stand-in marking, and faithfulness to torchvision.
 
 The faithfulness test needs no DALI and no server: torchvision's own eager model (its own
 normalise, resize and box rescaling) and the exported graph fed by the OpenCV reference
@@ -34,7 +34,7 @@ def prepared(tmp_path_factory, state_dict):
     return repository / t.DETECTOR / "1" / "model.onnx", source
 
 
-def test_imported_state_dict_is_exported_with_the_contract(prepared, state_dict):
+def test_imported_state_dict_is_exported_with_the_tensor_signature(prepared, state_dict):
     path, source = prepared
     assert source.kind == "local" and source.origin.endswith("mobilenet_v3.pth")
     model = onnx.load(str(path))

@@ -1,4 +1,4 @@
-"""Model spec parsing (modelgen.modelspec): what it reads, and every refusal with its exact message
+"""Ensemble spec parsing (add_model.ensemble_spec): what it reads, and every refusal with its exact message
 (each names the file, the key, what it must be and what it is)."""
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ import pytest
 from tests.conftest import shared_path
 from tests.support import format_models as fs
 from tests.support import format_references as ref
-from tests.support.modelconfigs import spec_for
+from tests.support.modelconfigs import config_for
 from tests.support.runners import run_request
 from triton_vision_authoring.add_model.add_model import generate
 from triton_vision_authoring.add_model.configs import ModelFiles
@@ -61,7 +61,7 @@ def preprocess_runner(directory: Path, preprocess: dict) -> tuple[DaliRunner, ob
     for relative, text in files.files.items():
         (model_dir / relative).parent.mkdir(parents=True, exist_ok=True)
         (model_dir / relative).write_text(text)
-    return DaliRunner.from_spec(spec_for(model_dir)), spec.preprocess
+    return DaliRunner.from_config(config_for(model_dir)), spec.preprocess
 
 
 def run(runner: DaliRunner, images: list[bytes]) -> dict[str, np.ndarray]:

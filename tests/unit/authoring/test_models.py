@@ -1,4 +1,4 @@
-"""Model files: contract checks, renaming, pinned downloads and stand-ins (no network)."""
+"""Model files: tensor signature checks, renaming, pinned downloads and stand-ins (no network)."""
 
 from __future__ import annotations
 
@@ -36,7 +36,7 @@ def classifier(input_name: str, output_name: str, shape=("batch", 3, 224, 224)) 
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
 
 
-def test_import_renames_a_lone_input_and_output_to_the_contract(tmp_path):
+def test_import_renames_a_lone_input_and_output_to_the_signature(tmp_path):
     onnx.save(classifier("input", "output"), str(tmp_path / "src.onnx"))
     source = model_files.prepare(tmp_path / "repo", ENTRY, from_path=tmp_path / "src.onnx")
     served = tmp_path / "repo" / t.CLASSIFIER / "1" / "model.onnx"
@@ -83,7 +83,7 @@ def test_prepare_falls_back_to_a_marked_stand_in_when_no_download_works(tmp_path
     assert standins.is_stand_in(served)
 
 
-def test_resnet18_stand_in_has_the_model_zoo_contract_and_a_dynamic_batch():
+def test_resnet18_stand_in_has_the_model_zoo_signature_and_a_dynamic_batch():
     session = ort.InferenceSession(ENTRY.build_stand_in().SerializeToString())
     (inp,), (out,) = session.get_inputs(), session.get_outputs()
     assert (inp.name, out.name) == (t.CLASSIFIER_INPUT, t.CLASSIFIER_OUTPUT)
@@ -96,15 +96,17 @@ def test_stand_ins_use_an_ir_version_older_onnx_runtime_builds_can_load():
     assert ENTRY.build_stand_in().ir_version <= standins.IR_VERSION == 8
 
 
-def test_prepare_replaces_a_prepared_file_that_no_longer_fits_the_contract(tmp_path):
+def test_prepare_replaces_a_prepared_file_that_no_longer_fits_the_signature(tmp_path):
     old = tmp_path / "old.onnx"
     onnx.save(classifier("data", "logits"), str(old))
-    model_files.prepare(tmp_path / "repo", ENTRY, from_path=old)  # renamed to the contract: fits
-    outdated = replace(ENTRY, contract=model_files.Contract(inputs={"data": (3, 224, 224)}, outputs={"other": (1000,)}))
+    model_files.prepare(tmp_path / "repo", ENTRY, from_path=old)  # renamed to the signature: fits
+    outdated = replace(
+        ENTRY, signature=model_files.TensorSignature(inputs={"data": (3, 224, 224)}, outputs={"other": (1000,)})
+    )
     messages: list[str] = []
     unreachable = replace(outdated, downloads=())
     source = model_files.prepare(tmp_path / "repo", unreachable, report=messages.append)
-    assert "no longer fits the contract" in messages[0]
+    assert "no longer fits its tensor signature" in messages[0]
     assert source.is_stand_in
 
 
@@ -145,7 +147,7 @@ def test_an_image_given_as_the_model_file_is_one_line_naming_the_file_and_what_i
 
 
 @pytest.mark.parametrize("name", [t.DETECTOR, t.SEGMENTER])
-def test_without_torch_a_small_marked_stand_in_with_the_contract_says_how_to_get_the_real_one(
+def test_without_torch_a_small_marked_stand_in_with_the_signature_says_how_to_get_the_real_one(
     name, tmp_path, monkeypatch
 ):
     import builtins
@@ -174,7 +176,7 @@ def test_without_torch_a_small_marked_stand_in_with_the_contract_says_how_to_get
         for m in messages
     ), messages
     model = onnx.load(str(served))
-    model_files.conform(model, entry, str(served), rename=False)  # the contract, by name and shape
+    model_files.conform(model, entry, str(served), rename=False)  # the signature, by name and shape
     assert served.stat().st_size < 1_000_000
 
 

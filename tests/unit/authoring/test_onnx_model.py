@@ -130,7 +130,7 @@ def test_a_missing_output_names_the_conventional_name_and_the_files_outputs(tmp_
         'name it: [postprocess.tensors] boxes = "..."'
     )
     path = case(tmp_path, model, TFOD_SPEC, {"format": "tf-od", "tensors": {"boxes": "boxes_out"}}, task="detection")
-    assert generate(load_spec(path)).contract.roles["boxes"] == "boxes_out"
+    assert generate(load_spec(path)).signature.roles["boxes"] == "boxes_out"
 
 
 def test_postprocess_tensors_naming_an_output_the_file_lacks(tmp_path):
@@ -245,7 +245,7 @@ def run(model: onnx.ModelProto, feed: dict[str, np.ndarray]) -> list[np.ndarray]
 )
 def test_classifier_batching(tmp_path, model, batching, max_batch):
     generated = generate(load_spec(case(tmp_path, model)))
-    assert (generated.contract.batching, generated.max_batch_size) == (batching, max_batch)
+    assert (generated.signature.batching, generated.max_batch_size) == (batching, max_batch)
     served = generated.onnx_model
     assert served is not None and served.graph.input[0].type.tensor_type.shape.dim[0].dim_param != ""
     images = np.random.default_rng(0).uniform(size=(max(2, max_batch) if batching != BATCH_ONE else 1, 3, 32, 32))
@@ -266,7 +266,7 @@ def test_the_real_tflite_mobilenet_is_served_one_image_per_request(tmp_path):
     labels = shared_path("labels/imagenet_1001_with_background.txt").read_text().splitlines()
     spec = case(tmp_path, model, fs.MOBILENET_V1_PREPROCESS, {"output": "probabilities"}, labels=labels)
     generated = generate(load_spec(spec))
-    assert (generated.contract.batching, generated.max_batch_size) == (BATCH_ONE, 1)
+    assert (generated.signature.batching, generated.max_batch_size) == (BATCH_ONE, 1)
     with pytest.raises(ort.capi.onnxruntime_pybind11_state.Fail, match="cannot be reshaped"):  # to a batch of 1
         run(generated.onnx_model, {"input": np.zeros((2, 224, 224, 3), np.float32)})
 
@@ -281,7 +281,7 @@ def test_the_tfod_detector_with_a_fixed_batch_of_one_batches_once_made_free(tmp_
         labels=fs.DET_LABELS,
     )
     generated = generate(load_spec(path))
-    assert (generated.contract.batching, generated.max_batch_size) == (BATCH_MADE_FREE, 4)
+    assert (generated.signature.batching, generated.max_batch_size) == (BATCH_MADE_FREE, 4)
     images = np.random.default_rng(0).integers(0, 255, size=(3, 48, 80, 3)).astype(np.uint8)
     outputs = run(generated.onnx_model, {"input_tensor": images})
     assert [o.shape for o in outputs] == [(3, 3, 4), (3, 3), (3, 3), (3,)]
@@ -293,10 +293,10 @@ def test_a_detector_without_a_batch_dimension_gets_one(tmp_path, opset11):
     preprocess = {"resize": "keep-aspect", "min_size": 40, "max_size": 60}
     path = case(tmp_path, model, preprocess, {"format": "torchvision"}, task="detection", labels=fs.DET_LABELS)
     generated = generate(load_spec(path))
-    assert (generated.contract.batching, generated.max_batch_size) == (BATCH_ADDED, 1)
+    assert (generated.signature.batching, generated.max_batch_size) == (BATCH_ADDED, 1)
     served = generated.onnx_model
     assert served is not None
-    assert [len(t.shape) for t in generated.contract.outputs] == [3, 2, 2]  # boxes [1, K, 4], labels, scores
+    assert [len(t.shape) for t in generated.signature.outputs] == [3, 2, 2]  # boxes [1, K, 4], labels, scores
     image = np.random.default_rng(0).uniform(size=(3, 40, 52)).astype(np.float32)
     batched = run(served, {"image": image[None]})
     alone = run(model, {"image": image})

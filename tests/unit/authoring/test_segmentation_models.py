@@ -1,4 +1,4 @@
-"""FCN model files: the stand-ins and the known-answer model honour the fcn-resnet50-11 contract."""
+"""FCN model files: the stand-ins and the known-answer model honour the fcn-resnet50-11 tensor signature."""
 
 from __future__ import annotations
 

@@ -46,7 +46,7 @@ def test_concurrency_list_is_parsed_sorted_and_bounded():
         (["--ensemble", "nope"], "error: no ensemble 'nope' in model_repository (ensembles: classification, detection"),
         (["--ensemble", t.CLASSIFIER], f"error: no ensemble '{t.CLASSIFIER}'"),  # a model, not an ensemble
         (["--concurrency", "1,0"], "error: --concurrency values must be in 1..256, got '1,0'"),
-        (["--seed-concurrency", "x"], "error: --seed-concurrency takes integers separated by commas, got 'x'"),
+        (["--baseline-concurrency", "x"], "error: --baseline-concurrency takes integers separated by commas, got 'x'"),
         (["--duration", "0"], "error: --duration must be positive, got 0"),
         (["--model-repository", "absent"], "error: model repository absent is not a directory"),
     ],
@@ -247,13 +247,13 @@ def test_a_repeats_new_image_is_new_bytes_that_decode_and_pass_the_guard_as_the_
     """The repeated-image workload's fresh requests: the photo plus a trailer after its end."""
     import cv2
 
-    from tests.support.modelconfigs import spec_for
+    from tests.support.modelconfigs import config_for
     from tests.support.runners import run_request
     from triton_vision_bench.sweep import unique_bytes
     from triton_vision_models.dali_runner import DaliRunner
     from triton_vision_models.imageguard import ImageLimits, check_image
 
-    runner = DaliRunner.from_spec(spec_for(MODEL_REPOSITORY / t.CLASSIFICATION_PREPROCESS))
+    runner = DaliRunner.from_config(config_for(MODEL_REPOSITORY / t.CLASSIFICATION_PREPROCESS))
     for ext in (".jpg", ".png"):
         data = bench_images.encode(chelsea_rgb, ext)
         first, second = unique_bytes(data, 1), unique_bytes(data, 2)

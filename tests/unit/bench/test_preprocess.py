@@ -1,5 +1,6 @@
-"""The bench's reference preprocessing (the seed's path, in-process) against what the ensembles
-compute: each task's real DALI pipeline (CPU), and the tests' own Pillow/OpenCV references."""
+"""The bench's reference preprocessing (the client-side-preprocessing baseline, in-process) against
+what the ensembles compute: each task's real DALI pipeline (CPU), and the tests' own Pillow/OpenCV
+references."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import pytest
 
 from tests.conftest import MODEL_REPOSITORY
 from tests.support.detection import reference_preprocess as detection_reference
-from tests.support.modelconfigs import spec_for
+from tests.support.modelconfigs import config_for
 from tests.support.reference import classification_input
 from tests.support.runners import run_request
 from tests.support.segmentation import reference_input as segmentation_reference
@@ -51,7 +52,7 @@ def photos(chelsea_rgb) -> dict[str, bytes]:
 
 @pytest.fixture(scope="module")
 def pipelines() -> dict[str, DaliRunner]:
-    return {task: DaliRunner.from_spec(spec_for(MODEL_REPOSITORY / model)) for task, model in PIPELINES.items()}
+    return {task: DaliRunner.from_config(config_for(MODEL_REPOSITORY / model)) for task, model in PIPELINES.items()}
 
 
 def spec(task: str):

@@ -157,8 +157,8 @@ def report(ensemble="classification"):
                     {**point(16, 45.0, 300.0)},
                 ],
             },
-            "seed": {
-                "label": "the seed's path",
+            "baseline": {
+                "label": "the client-side-preprocessing baseline",
                 "source": "load generator",
                 "points": [point(1, 30.0, 38.0, 602_000.0), point(4, 36.0, 100.0, 602_000.0)],
             },
@@ -182,15 +182,15 @@ def test_summary_ratios_come_from_the_best_points_of_each_path():
     summary = report()["summary"]
     assert summary["ensemble_best_images_per_s"] == 46.0 and summary["ensemble_best_concurrency"] == 4
     assert summary["ratio_to_work_bound"] == pytest.approx(46.0 / 48.0)
-    assert summary["ratio_to_seed"] == pytest.approx(46.0 / 36.0)
+    assert summary["ratio_to_baseline"] == pytest.approx(46.0 / 36.0)
     assert summary["p50_above_in_process_ms"] == pytest.approx(2.0)
     assert summary["largest_drop_with_concurrency"] == pytest.approx(1 / 46.0)
     assert summary["wire_to_encoded"] == pytest.approx(1.008)
 
 
-def with_server_cpu(data, ensemble=(44.0, 42.0, 43.0), seed=(44.0, 43.0)):
+def with_server_cpu(data, ensemble=(44.0, 42.0, 43.0), baseline=(44.0, 43.0)):
     """Server CPU ms per image at each point (the client adds 1 ms at every point)."""
-    for key, values in (("ensemble", ensemble), ("seed", seed)):
+    for key, values in (("ensemble", ensemble), ("baseline", baseline)):
         for p, server in zip(data["paths"][key]["points"], values, strict=True):
             p["server_cpu_ms_per_image"] = server
     data["summary"] = br.summarise(data)
@@ -199,7 +199,7 @@ def with_server_cpu(data, ensemble=(44.0, 42.0, 43.0), seed=(44.0, 43.0)):
 
 
 def test_classification_targets_say_which_are_met():
-    data = with_server_cpu(report())  # work 41.5 ms; c=1 45 ms, best (c=4) 43 ms, the seed's best (c=4) 44 ms
+    data = with_server_cpu(report())  # work 41.5 ms; c=1 45 ms, best (c=4) 43 ms, the baseline's best (c=4) 44 ms
     met = {row["target"]: (round(row["measured"], 3), row["met"]) for row in data["targets"]}
     assert met == {
         "work efficiency at the best point (work CPU / server + client CPU)": (0.965, True),  # 41.5 / 43
@@ -207,14 +207,14 @@ def test_classification_targets_say_which_are_met():
         "ensemble / work bound (best concurrency)": (0.958, True),
         "p50 at concurrency 1 minus in-process single image (ms)": (2.0, True),
         "largest fall of images/s as concurrency rises": (0.022, True),
-        "ensemble / seed's path, server + client CPU per image (best points)": (0.977, True),  # 43 / 44
+        "ensemble / baseline, server + client CPU per image (best points)": (0.977, True),  # 43 / 44
         "wire bytes per image / encoded file": (1.008, True),
     }
-    data = with_server_cpu(report(), ensemble=(46.0, 44.0, 43.0), seed=(44.0, 42.0))
+    data = with_server_cpu(report(), ensemble=(46.0, 44.0, 43.0), baseline=(44.0, 42.0))
     met = {row["target"]: row["met"] for row in data["targets"]}
     assert not met["work efficiency at the best point (work CPU / server + client CPU)"]  # 41.5 / 45
     assert not met["work efficiency at concurrency 1"]  # 41.5 / 47
-    assert not met["ensemble / seed's path, server + client CPU per image (best points)"]  # 45 / 43
+    assert not met["ensemble / baseline, server + client CPU per image (best points)"]  # 45 / 43
 
 
 def test_the_repeated_image_workload_reports_hits_against_repeats_and_their_latency():
@@ -256,10 +256,10 @@ def test_heavy_ensembles_are_held_against_their_model_alone():
 
 def test_a_missing_measurement_never_counts_as_met():
     data = with_server_cpu(report())
-    data["paths"]["seed"]["points"] = []
+    data["paths"]["baseline"]["points"] = []
     data["summary"] = br.summarise(data)
-    seed = next(r for r in br.targets("classification", data["summary"]) if "seed" in r["target"])
-    assert math.isnan(seed["measured"]) and seed["met"] is False
+    baseline = next(r for r in br.targets("classification", data["summary"]) if "baseline" in r["target"])
+    assert math.isnan(baseline["measured"]) and baseline["met"] is False
     data = report()  # no server CPU recorded: no efficiency
     efficiency = [r for r in data["targets"] if r["target"].startswith("work efficiency")]
     assert len(efficiency) == 2 and all(math.isnan(r["measured"]) and r["met"] is False for r in efficiency)
@@ -272,7 +272,7 @@ def test_markdown_has_the_summary_targets_sweeps_and_per_step_tables():
         "## Summary",
         "## Against the project's goals",
         "## the ensemble",
-        "## the seed's path",
+        "## the client-side-preprocessing baseline",
         "## Where the time goes",
     ):
         assert heading in text
@@ -283,9 +283,9 @@ def test_markdown_has_the_summary_targets_sweeps_and_per_step_tables():
 
 def test_report_survives_a_json_round_trip_with_nan():
     data = report()
-    data["paths"]["seed"]["points"][0]["p99_ms"] = math.nan
+    data["paths"]["baseline"]["points"][0]["p99_ms"] = math.nan
     again = json.loads(json.dumps(data))
-    assert math.isnan(again["paths"]["seed"]["points"][0]["p99_ms"])
+    assert math.isnan(again["paths"]["baseline"]["points"][0]["p99_ms"])
 
 
 def test_plot_is_a_png(tmp_path):
@@ -303,7 +303,7 @@ def test_cpu_per_image_and_work_efficiency_are_at_the_best_point_and_at_the_lowe
     assert summary["ensemble_work_efficiency"] == pytest.approx(41.5 / 50.0)
     assert summary["ensemble_lowest_cpu_ms_per_image"] == pytest.approx(61.0)
     assert summary["ensemble_lowest_work_efficiency"] == pytest.approx(41.5 / 61.0)
-    assert math.isnan(summary["seed_cpu_ms_per_image"])  # no server CPU recorded for it
+    assert math.isnan(summary["baseline_cpu_ms_per_image"])  # no server CPU recorded for it
 
 
 # -- CPU per image per process ------------------------------------------------------------------
@@ -328,7 +328,7 @@ def with_processes(data):
 
 def test_cpu_per_process_is_shown_at_the_lowest_concurrency_and_at_the_best_point():
     tables = with_processes(report())["summary"]["cpu_per_process"]
-    assert list(tables) == ["ensemble"]  # the seed's points carry no process figures
+    assert list(tables) == ["ensemble"]  # the baseline's points carry no process figures
     lowest, best = tables["ensemble"]
     assert (lowest["concurrency"], lowest["at"], best["concurrency"], best["at"]) == (
         1,

@@ -4,11 +4,11 @@ import numpy as np
 import pytest
 
 from tests.conftest import MODEL_REPOSITORY
-from tests.support.modelconfigs import spec_for
+from tests.support.modelconfigs import config_for
 from triton_vision_models import tensors as t
 from triton_vision_models.classification import ClassificationPostprocessor, parse_top_k, softmax, top_k
 from triton_vision_models.errors import ConfigError, InvalidParameterError
-from triton_vision_models.spec import RequestData
+from triton_vision_models.model_config import RequestData
 
 
 def test_softmax_matches_direct_formula_and_sums_to_one():
@@ -69,8 +69,8 @@ def test_parse_top_k_rejects_bad_values_with_a_message_naming_them(raw, message)
 
 
 def test_postprocessor_returns_k_labels_from_the_repository_label_file():
-    spec = spec_for(MODEL_REPOSITORY / t.CLASSIFICATION_POSTPROCESS)
-    runner = ClassificationPostprocessor.from_spec(spec)
+    config = config_for(MODEL_REPOSITORY / t.CLASSIFICATION_POSTPROCESS)
+    runner = ClassificationPostprocessor.from_config(config)
     logits = np.full((2, 1000), -5.0, dtype=np.float32)
     logits[0, 281] = 9.0  # tabby
     logits[1, 207] = 9.0  # golden retriever
@@ -85,10 +85,12 @@ def test_postprocessor_returns_k_labels_from_the_repository_label_file():
 def test_postprocessor_refuses_a_label_file_of_the_wrong_length(tmp_path):
     labels = tmp_path / "labels.txt"
     labels.write_text("a\nb\n")
-    spec = spec_for(MODEL_REPOSITORY / t.CLASSIFICATION_POSTPROCESS)
-    spec = type(spec)(**{**spec.__dict__, "repository_dir": tmp_path / "post", "parameters": {"labels": "labels.txt"}})
+    config = config_for(MODEL_REPOSITORY / t.CLASSIFICATION_POSTPROCESS)
+    config = type(config)(
+        **{**config.__dict__, "repository_dir": tmp_path / "post", "parameters": {"labels": "labels.txt"}}
+    )
     with pytest.raises(ConfigError, match="1000 classes, label file has 2"):
-        ClassificationPostprocessor.from_spec(spec)
+        ClassificationPostprocessor.from_config(config)
 
 
 def test_parameters_sent_as_strings_by_string_only_clients_are_accepted():

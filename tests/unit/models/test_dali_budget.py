@@ -10,7 +10,7 @@ import pytest
 
 from tests.conftest import MODEL_REPOSITORY
 from tests.support.images import png_header_only
-from tests.support.modelconfigs import spec_for
+from tests.support.modelconfigs import config_for
 from triton_vision_models import tensors as t
 from triton_vision_models.dali_runner import (
     DEFAULT_MAX_BATCH_PIXELS,
@@ -19,7 +19,7 @@ from triton_vision_models.dali_runner import (
     plan_sub_batches,
 )
 from triton_vision_models.errors import ConfigError
-from triton_vision_models.spec import RequestData
+from triton_vision_models.model_config import RequestData
 
 
 def test_sub_batches_keep_order_and_stay_within_the_pixel_budget():
@@ -44,9 +44,9 @@ def test_bad_limits_are_a_config_error():
 
 def test_dali_configs_declare_the_documented_budgets():
     for name in (t.CLASSIFICATION_PREPROCESS, t.DETECTION_PREPROCESS, t.SEGMENTATION_PREPROCESS):
-        spec = spec_for(MODEL_REPOSITORY / name)
-        assert spec.int_setting("max_batch_pixels", 0) == DEFAULT_MAX_BATCH_PIXELS, name
-        assert spec.int_setting("release_above_pixels", -1) == DEFAULT_RELEASE_ABOVE_PIXELS, name
+        config = config_for(MODEL_REPOSITORY / name)
+        assert config.int_setting("max_batch_pixels", 0) == DEFAULT_MAX_BATCH_PIXELS, name
+        assert config.int_setting("release_above_pixels", -1) == DEFAULT_RELEASE_ABOVE_PIXELS, name
 
 
 def encoded(height: int, width: int, value: int) -> bytes:
@@ -58,11 +58,11 @@ def encoded(height: int, width: int, value: int) -> bytes:
 @pytest.fixture(scope="module")
 def small_budget_runner() -> DaliRunner:
     """Classification preprocessing whose budget is two 200x200 images; rebuilt above one."""
-    spec = spec_for(MODEL_REPOSITORY / t.CLASSIFICATION_PREPROCESS)
-    spec = dataclasses.replace(
-        spec, parameters={**spec.parameters, "max_batch_pixels": "80000", "release_above_pixels": "40000"}
+    config = config_for(MODEL_REPOSITORY / t.CLASSIFICATION_PREPROCESS)
+    config = dataclasses.replace(
+        config, parameters={**config.parameters, "max_batch_pixels": "80000", "release_above_pixels": "40000"}
     )
-    return DaliRunner.from_spec(spec)
+    return DaliRunner.from_config(config)
 
 
 def test_split_execution_answers_each_image_as_when_it_runs_alone(small_budget_runner):

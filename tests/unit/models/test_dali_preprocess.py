@@ -7,12 +7,12 @@ import numpy as np
 import pytest
 
 from tests.conftest import MODEL_REPOSITORY, shared_path
-from tests.support.modelconfigs import spec_for
+from tests.support.modelconfigs import config_for
 from tests.support.reference import classification_input
 from tests.support.runners import run_request
 from triton_vision_models import tensors as t
 from triton_vision_models.dali_runner import DaliRunner
-from triton_vision_models.spec import RequestData
+from triton_vision_models.model_config import RequestData
 
 # Pixel units (0..255) after undoing the normalisation: DALI's and Pillow's antialiased
 # linear resizes differ by one level of rounding on some pixels; a channel swap or a crop
@@ -23,7 +23,7 @@ P99_TOLERANCE = 1.5
 
 @pytest.fixture(scope="module")
 def runner() -> DaliRunner:
-    return DaliRunner.from_spec(spec_for(MODEL_REPOSITORY / t.CLASSIFICATION_PREPROCESS))
+    return DaliRunner.from_config(config_for(MODEL_REPOSITORY / t.CLASSIFICATION_PREPROCESS))
 
 
 def encode(rgb: np.ndarray, ext: str) -> bytes:

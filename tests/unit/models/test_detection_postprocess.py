@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from tests.conftest import MODEL_REPOSITORY
-from tests.support.modelconfigs import spec_for
+from tests.support.modelconfigs import config_for
 from triton_vision_models import tensors as t
 from triton_vision_models.detection import (
     DetectionPostprocessor,
@@ -17,7 +17,7 @@ from triton_vision_models.detection import (
     select_detections,
 )
 from triton_vision_models.errors import InferenceError, InvalidInputError, InvalidParameterError
-from triton_vision_models.spec import RequestData
+from triton_vision_models.model_config import RequestData
 
 COCO_LABELS = MODEL_REPOSITORY / t.DETECTOR / "coco_labels.txt"
 
@@ -131,7 +131,7 @@ def test_label_names_index_by_coco_id_and_refuse_unknown_ids():
 # -- the runner, as Triton calls it ----------------------------------------------------------------
 @pytest.fixture(scope="module")
 def postprocessor() -> DetectionPostprocessor:
-    return DetectionPostprocessor.from_spec(spec_for(MODEL_REPOSITORY / t.DETECTION_POSTPROCESS))
+    return DetectionPostprocessor.from_config(config_for(MODEL_REPOSITORY / t.DETECTION_POSTPROCESS))
 
 
 def request(boxes, scores, ids, resized, original, count=None, **parameters) -> RequestData:

@@ -9,7 +9,7 @@ import pytest
 
 from tests.conftest import MODEL_REPOSITORY, shared_path
 from tests.support.detection import bright_rectangle_image, encode, reference_preprocess
-from tests.support.modelconfigs import spec_for
+from tests.support.modelconfigs import config_for
 from tests.support.runners import run_request
 from triton_vision_models import tensors as t
 from triton_vision_models.dali_runner import DaliRunner
@@ -19,7 +19,7 @@ STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)[:, None, None] * 255
 
 @pytest.fixture(scope="module")
 def runner() -> DaliRunner:
-    return DaliRunner.from_spec(spec_for(MODEL_REPOSITORY / t.DETECTION_PREPROCESS))
+    return DaliRunner.from_config(config_for(MODEL_REPOSITORY / t.DETECTION_PREPROCESS))
 
 
 def run_one(runner: DaliRunner, data: bytes) -> dict[str, np.ndarray]:

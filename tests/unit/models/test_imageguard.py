@@ -15,7 +15,7 @@ from triton_vision_models.imageguard import (
     read_header,
     row_view,
 )
-from triton_vision_models.spec import RequestData
+from triton_vision_models.model_config import RequestData
 
 
 @pytest.fixture(scope="module")
@@ -111,9 +111,9 @@ def test_default_request_budget_refuses_the_32_image_bomb_of_49_megapixel_pngs_b
 
 def test_guard_config_declares_the_limits_it_is_built_with():
     from tests.conftest import MODEL_REPOSITORY
-    from tests.support.modelconfigs import spec_for
+    from tests.support.modelconfigs import config_for
 
-    limits = ImageLimits.from_spec(spec_for(MODEL_REPOSITORY / t.IMAGE_GUARD))
+    limits = ImageLimits.from_config(config_for(MODEL_REPOSITORY / t.IMAGE_GUARD))
     assert limits == ImageLimits()  # the config's values are the documented defaults
 
 

@@ -10,8 +10,8 @@ import pytest
 from onnx import TensorProto, helper
 
 from triton_vision_models.errors import ModelFileError
+from triton_vision_models.model_config import ModelConfig, RequestData, TensorConfig
 from triton_vision_models.onnx_runner import OnnxRunner
-from triton_vision_models.spec import ModelSpec, RequestData, TensorSpec
 
 
 def doubling_model(path: Path) -> None:
@@ -25,14 +25,14 @@ def doubling_model(path: Path) -> None:
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8), str(path))
 
 
-def spec_in(folder: Path, *, max_batch_size: int = 8, output: str = "y") -> ModelSpec:
-    return ModelSpec(
+def config_in(folder: Path, *, max_batch_size: int = 8, output: str = "y") -> ModelConfig:
+    return ModelConfig(
         name="double",
         repository_dir=folder,
         version_dir=folder / "1",
         max_batch_size=max_batch_size,
-        inputs=(TensorSpec("x", np.dtype(np.float32), (-1,)),),
-        outputs=(TensorSpec(output, np.dtype(np.float32), (-1,)),),
+        inputs=(TensorConfig("x", np.dtype(np.float32), (-1,)),),
+        outputs=(TensorConfig(output, np.dtype(np.float32), (-1,)),),
     )
 
 
@@ -40,7 +40,7 @@ def spec_in(folder: Path, *, max_batch_size: int = 8, output: str = "y") -> Mode
 def runner(tmp_path) -> OnnxRunner:
     (tmp_path / "1").mkdir()
     doubling_model(tmp_path / "1" / "model.onnx")
-    return OnnxRunner.from_spec(spec_in(tmp_path))
+    return OnnxRunner.from_config(config_in(tmp_path))
 
 
 def test_requests_of_mixed_shapes_each_get_their_own_rows(runner):
@@ -57,19 +57,19 @@ def test_a_config_output_missing_from_the_onnx_file_is_named(tmp_path):
     (tmp_path / "1").mkdir()
     doubling_model(tmp_path / "1" / "model.onnx")
     with pytest.raises(ModelFileError, match="config output 'logits' is not an output of the ONNX file"):
-        OnnxRunner.from_spec(spec_in(tmp_path, output="logits"))
+        OnnxRunner.from_config(config_in(tmp_path, output="logits"))
 
 
 def test_a_missing_model_file_says_how_to_make_it(tmp_path):
     with pytest.raises(ModelFileError, match="triton-vision models prepare"):
-        OnnxRunner.from_spec(spec_in(tmp_path))
+        OnnxRunner.from_config(config_in(tmp_path))
 
 
 # -- session options: the native ONNX Runtime backend's names and meaning -------------------------
-def spec_with(folder: Path, parameters: dict[str, str], level: int | None = None) -> ModelSpec:
+def config_with(folder: Path, parameters: dict[str, str], level: int | None = None) -> ModelConfig:
     import dataclasses
 
-    return dataclasses.replace(spec_in(folder), parameters=parameters, graph_optimization_level=level)
+    return dataclasses.replace(config_in(folder), parameters=parameters, graph_optimization_level=level)
 
 
 @pytest.fixture
@@ -80,7 +80,9 @@ def model_dir(tmp_path) -> Path:
 
 
 def test_intra_op_thread_count_reaches_the_onnx_runtime_session(model_dir):
-    runner = OnnxRunner.from_spec(spec_with(model_dir, {"intra_op_thread_count": "1", "inter_op_thread_count": "3"}))
+    runner = OnnxRunner.from_config(
+        config_with(model_dir, {"intra_op_thread_count": "1", "inter_op_thread_count": "3"})
+    )
     options = runner.session.get_session_options()
     assert options.intra_op_num_threads == 1
     assert options.inter_op_num_threads == 3
@@ -89,7 +91,7 @@ def test_intra_op_thread_count_reaches_the_onnx_runtime_session(model_dir):
 def test_execution_mode_1_is_parallel_and_graph_level_follows_the_native_mapping(model_dir):
     import onnxruntime as ort
 
-    runner = OnnxRunner.from_spec(spec_with(model_dir, {"execution_mode": "1"}, level=1))
+    runner = OnnxRunner.from_config(config_with(model_dir, {"execution_mode": "1"}, level=1))
     options = runner.session.get_session_options()
     assert options.execution_mode == ort.ExecutionMode.ORT_PARALLEL
     assert options.graph_optimization_level == ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
@@ -108,13 +110,13 @@ def test_execution_mode_1_is_parallel_and_graph_level_follows_the_native_mapping
 def test_graph_levels_map_as_tritons_onnxruntime_backend_maps_them(model_dir, level, expected):
     from triton_vision_models.onnx_runner import session_settings
 
-    assert session_settings(spec_with(model_dir, {}, level=level))["graph_optimization_level"] == expected
+    assert session_settings(config_with(model_dir, {}, level=level))["graph_optimization_level"] == expected
 
 
 def test_defaults_leave_thread_counts_to_onnx_runtime(model_dir):
     from triton_vision_models.onnx_runner import session_settings
 
-    assert session_settings(spec_with(model_dir, {})) == {
+    assert session_settings(config_with(model_dir, {})) == {
         "intra_op_num_threads": 0,
         "inter_op_num_threads": 0,
         "execution_mode": "ORT_SEQUENTIAL",
@@ -130,7 +132,7 @@ def test_bad_session_parameters_are_refused_naming_them(model_dir, parameters, m
     from triton_vision_models.errors import ConfigError
 
     with pytest.raises(ConfigError, match=message):
-        OnnxRunner.from_spec(spec_with(model_dir, parameters))
+        OnnxRunner.from_config(config_with(model_dir, parameters))
 
 
 def test_spec_reads_the_graph_level_from_the_config_optimization_block(tmp_path):
@@ -138,16 +140,16 @@ def test_spec_reads_the_graph_level_from_the_config_optimization_block(tmp_path)
 
     config = {"name": "m", "max_batch_size": 1, "optimization": {"graph": {"level": -1}}}
     args = {"model_config": json.dumps(config), "model_repository": str(tmp_path), "model_version": "1"}
-    assert ModelSpec.from_triton_args(args).graph_optimization_level == -1
+    assert ModelConfig.from_triton_args(args).graph_optimization_level == -1
     config.pop("optimization")
     args["model_config"] = json.dumps(config)
-    assert ModelSpec.from_triton_args(args).graph_optimization_level is None
+    assert ModelConfig.from_triton_args(args).graph_optimization_level is None
 
 
 def test_arena_is_shrunk_only_after_batches_above_the_threshold(tmp_path):
     (tmp_path / "1").mkdir()
     doubling_model(tmp_path / "1" / "model.onnx")
-    runner = OnnxRunner.from_spec(spec_in(tmp_path, max_batch_size=32))
+    runner = OnnxRunner.from_config(config_in(tmp_path, max_batch_size=32))
     assert runner._run_options({"x": np.zeros((8, 3), np.float32)}) is None
     options = runner._run_options({"x": np.zeros((9, 3), np.float32)})
     assert options.get_run_config_entry("memory.enable_memory_arena_shrinkage") == "cpu:0"
@@ -162,19 +164,19 @@ def test_spinning_entries_reach_the_session_and_the_native_booleans_are_read_as_
         "enable_mem_arena": "OFF",  # Triton's ParseBoolValue: case-insensitive true/on/1, false/off/0
         "enable_mem_pattern": "False",
     }
-    options = OnnxRunner.from_spec(spec_with(model_dir, parameters)).session.get_session_options()
+    options = OnnxRunner.from_config(config_with(model_dir, parameters)).session.get_session_options()
     assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
     assert options.get_session_config_entry("session.inter_op.allow_spinning") == "1"
     assert options.enable_cpu_mem_arena is False
     assert options.enable_mem_pattern is False
     on = {"enable_mem_arena": "on", "enable_mem_pattern": "1"}
-    options = OnnxRunner.from_spec(spec_with(model_dir, on)).session.get_session_options()
+    options = OnnxRunner.from_config(config_with(model_dir, on)).session.get_session_options()
     assert options.enable_cpu_mem_arena is True
     assert options.enable_mem_pattern is True
 
 
 def test_without_the_parameters_onnx_runtime_keeps_its_defaults(model_dir):
-    options = OnnxRunner.from_spec(spec_with(model_dir, {})).session.get_session_options()
+    options = OnnxRunner.from_config(config_with(model_dir, {})).session.get_session_options()
     with pytest.raises(RuntimeError, match="does not have configuration"):  # unset: ORT's default, spinning
         options.get_session_config_entry("session.intra_op.allow_spinning")
     assert options.enable_cpu_mem_arena is True
@@ -195,7 +197,7 @@ def test_bad_memory_and_spinning_values_are_refused_naming_them(model_dir, param
     from triton_vision_models.errors import ConfigError
 
     with pytest.raises(ConfigError, match=message):
-        OnnxRunner.from_spec(spec_with(model_dir, parameters))
+        OnnxRunner.from_config(config_with(model_dir, parameters))
 
 
 def test_one_request_runs_on_its_own_array_and_several_on_their_concatenation(runner, monkeypatch):
@@ -220,7 +222,7 @@ def test_the_calm_cpu_session_has_its_own_threads_and_runs_only_while_the_cpus_a
     from triton_vision_models.cpu_pressure import CpuPressure
 
     parameters = {"intra_op_thread_count": "1", "idle_intra_op_thread_count": "3"}
-    runner = OnnxRunner.from_spec(spec_with(model_dir, parameters))
+    runner = OnnxRunner.from_config(config_with(model_dir, parameters))
     assert runner.session.get_session_options().intra_op_num_threads == 1
     assert runner.idle_session.get_session_options().intra_op_num_threads == 3
     path, now = tmp_path / "pressure", [0.0]
@@ -235,11 +237,11 @@ def test_the_calm_cpu_session_has_its_own_threads_and_runs_only_while_the_cpus_a
 
 
 def test_without_the_parameter_there_is_one_session(model_dir):
-    assert OnnxRunner.from_spec(spec_with(model_dir, {})).idle_session is None
+    assert OnnxRunner.from_config(config_with(model_dir, {})).idle_session is None
 
 
 def test_a_negative_calm_cpu_thread_count_is_refused(model_dir):
     from triton_vision_models.errors import ConfigError
 
     with pytest.raises(ConfigError, match="idle_intra_op_thread_count' must be >= 0"):
-        OnnxRunner.from_spec(spec_with(model_dir, {"idle_intra_op_thread_count": "-1"}))
+        OnnxRunner.from_config(config_with(model_dir, {"idle_intra_op_thread_count": "-1"}))

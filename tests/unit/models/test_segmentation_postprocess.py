@@ -8,10 +8,11 @@ import pytest
 from PIL import Image
 
 from tests.conftest import MODEL_REPOSITORY
-from tests.support.modelconfigs import load_config, spec_for
+from tests.support.modelconfigs import config_for, load_config
 from triton_vision_models import geometry
 from triton_vision_models import tensors as t
 from triton_vision_models.errors import InvalidInputError, InvalidParameterError
+from triton_vision_models.model_config import RequestData
 from triton_vision_models.segmentation import (
     SegmentationPostprocessor,
     blend,
@@ -23,13 +24,12 @@ from triton_vision_models.segmentation import (
     resize_labels,
     voc_palette,
 )
-from triton_vision_models.spec import RequestData
 
 
 @pytest.fixture(scope="module")
 def served() -> SegmentationPostprocessor:
     """The post-processing as the committed config sets it up (520x520 top-left letterbox)."""
-    return SegmentationPostprocessor.from_spec(spec_for(MODEL_REPOSITORY / t.SEGMENTATION_POSTPROCESS))
+    return SegmentationPostprocessor.from_config(config_for(MODEL_REPOSITORY / t.SEGMENTATION_POSTPROCESS))
 
 
 def on_canvas(served: SegmentationPostprocessor, canvas: int) -> SegmentationPostprocessor:

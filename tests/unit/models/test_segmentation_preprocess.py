@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from tests.conftest import MODEL_REPOSITORY, shared_path
-from tests.support.modelconfigs import spec_for
+from tests.support.modelconfigs import config_for
 from tests.support.runners import Outputs, run_request
 from tests.support.segmentation import png, reference_input, synthetic
 from triton_vision_client.images import pack_images
@@ -18,7 +18,7 @@ STD_255 = np.array([0.229, 0.224, 0.225], dtype=np.float32)[:, None, None] * 255
 
 @pytest.fixture(scope="module")
 def runner() -> DaliRunner:
-    return DaliRunner.from_spec(spec_for(MODEL_REPOSITORY / t.SEGMENTATION_PREPROCESS))
+    return DaliRunner.from_config(config_for(MODEL_REPOSITORY / t.SEGMENTATION_PREPROCESS))
 
 
 def run(runner: DaliRunner, images: list[bytes]) -> Outputs:

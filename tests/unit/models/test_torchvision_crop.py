@@ -16,7 +16,7 @@ import pytest
 from PIL import Image
 
 from tests.conftest import MODEL_REPOSITORY
-from tests.support.modelconfigs import spec_for
+from tests.support.modelconfigs import config_for
 from tests.support.reference import (
     classification_input,
     shorter_crop_rgb,
@@ -70,7 +70,7 @@ def pixel_error(a: np.ndarray, b: np.ndarray) -> float:
 
 @pytest.fixture(scope="module")
 def runner() -> DaliRunner:
-    return DaliRunner.from_spec(spec_for(MODEL_REPOSITORY / t.CLASSIFICATION_PREPROCESS))
+    return DaliRunner.from_config(config_for(MODEL_REPOSITORY / t.CLASSIFICATION_PREPROCESS))
 
 
 @pytest.mark.parametrize(("width", "height"), TIE_SIZES)

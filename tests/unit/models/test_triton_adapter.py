@@ -12,15 +12,15 @@ import pytest
 
 from tests.support import fake_pb_utils as pb
 from triton_vision_models.errors import InferenceError, InvalidParameterError
-from triton_vision_models.spec import ModelSpec, RequestData, TensorSpec
+from triton_vision_models.model_config import ModelConfig, RequestData, TensorConfig
 
-SPEC = ModelSpec(
+CONFIG = ModelConfig(
     name="scaler",
     repository_dir=Path("/nonexistent/scaler"),
     version_dir=Path("/nonexistent/scaler/1"),
     max_batch_size=4,
-    inputs=(TensorSpec("X", np.dtype(np.uint8), (-1,)),),
-    outputs=(TensorSpec("Y", np.dtype(np.float32), (-1,)), TensorSpec("NAMES", np.dtype(np.object_), (1,))),
+    inputs=(TensorConfig("X", np.dtype(np.uint8), (-1,)),),
+    outputs=(TensorConfig("Y", np.dtype(np.float32), (-1,)), TensorConfig("NAMES", np.dtype(np.object_), (1,))),
 )
 
 
@@ -70,7 +70,7 @@ def test_outputs_are_cast_to_the_config_dtype_and_parameters_reach_the_runner(ad
         seen.extend(dict(r.parameters) for r in requests)
         return Recorder()(requests)
 
-    adapter = adapter_module.TritonModelAdapter(SPEC, runner)
+    adapter = adapter_module.TritonModelAdapter(CONFIG, runner)
     (response,) = adapter.execute([request(1, 2, 3, top_k=3)])
     assert not response.has_error()
     y = response.outputs()["Y"]
@@ -82,7 +82,7 @@ def test_outputs_are_cast_to_the_config_dtype_and_parameters_reach_the_runner(ad
 
 def test_wrong_dtype_is_invalid_arg_naming_model_tensor_and_types_and_others_answer(adapter_module):
     runner = Recorder()
-    adapter = adapter_module.TritonModelAdapter(SPEC, runner)
+    adapter = adapter_module.TritonModelAdapter(CONFIG, runner)
     good, bad = adapter.execute([request(5), request(5, dtype=np.float32)])
     assert not good.has_error()
     code, message = error_of(bad)
@@ -92,13 +92,13 @@ def test_wrong_dtype_is_invalid_arg_naming_model_tensor_and_types_and_others_ans
 
 
 def test_missing_input_is_invalid_arg(adapter_module):
-    adapter = adapter_module.TritonModelAdapter(SPEC, Recorder())
+    adapter = adapter_module.TritonModelAdapter(CONFIG, Recorder())
     (response,) = adapter.execute([pb.Request({"OTHER": np.zeros((1, 1), np.uint8)})])
     assert error_of(response) == (pb.TritonError.INVALID_ARG, "model 'scaler': request has no input 'X'")
 
 
 def test_refusal_returned_by_the_runner_fails_only_its_request(adapter_module):
-    adapter = adapter_module.TritonModelAdapter(SPEC, Recorder())
+    adapter = adapter_module.TritonModelAdapter(CONFIG, Recorder())
     first, second = adapter.execute([request(1, scale="bad"), request(2)])
     assert error_of(first) == (pb.TritonError.INVALID_ARG, "parameter 'scale' must be a number, got 'bad'")
     np.testing.assert_array_equal(second.outputs()["Y"], [[4]])
@@ -106,7 +106,7 @@ def test_refusal_returned_by_the_runner_fails_only_its_request(adapter_module):
 
 def test_failed_batch_is_retried_request_by_request_so_only_the_bad_one_fails(adapter_module):
     runner = Recorder(fail_when_batched_with=13)
-    adapter = adapter_module.TritonModelAdapter(SPEC, runner)
+    adapter = adapter_module.TritonModelAdapter(CONFIG, runner)
     responses = adapter.execute([request(1), request(13), request(3)])
     assert runner.calls == [3, 1, 1, 1]
     np.testing.assert_array_equal(responses[0].outputs()["Y"], [[2]])
@@ -119,7 +119,7 @@ def test_unexpected_exception_is_internal_names_the_model_and_is_logged(adapter_
         raise ValueError("shapes (3,) and (4,) not aligned")
 
     pb.Logger.messages.clear()
-    adapter = adapter_module.TritonModelAdapter(SPEC, runner)
+    adapter = adapter_module.TritonModelAdapter(CONFIG, runner)
     (response,) = adapter.execute([request(1)])
     expected = "model 'scaler': ValueError: shapes (3,) and (4,) not aligned"
     assert error_of(response) == (pb.TritonError.INTERNAL, expected)
@@ -132,7 +132,7 @@ def test_exception_while_reading_one_request_fails_that_request_alone(adapter_mo
             raise RuntimeError("parameters unavailable")
 
     runner = Recorder()
-    adapter = adapter_module.TritonModelAdapter(SPEC, runner)
+    adapter = adapter_module.TritonModelAdapter(CONFIG, runner)
     broken, good = adapter.execute([BrokenRequest({"X": np.ones((1, 1), np.uint8)}), request(7)])
     code, message = error_of(broken)
     assert code == pb.TritonError.INTERNAL
@@ -142,10 +142,10 @@ def test_exception_while_reading_one_request_fails_that_request_alone(adapter_mo
 
 
 def test_python_model_builds_its_runner_once_in_initialize(adapter_module, tmp_path):
-    built: list[ModelSpec] = []
+    built: list[ModelConfig] = []
 
-    def load_runner(spec: ModelSpec):
-        built.append(spec)
+    def load_runner(config: ModelConfig):
+        built.append(config)
         return Recorder()
 
     model_class = adapter_module.python_model(load_runner)
@@ -164,7 +164,7 @@ def test_python_model_builds_its_runner_once_in_initialize(adapter_module, tmp_p
         (response,) = model.execute([request(value)])
         np.testing.assert_array_equal(response.outputs()["Y"], [[2 * value]])
     assert len(built) == 1
-    assert built[0].inputs == SPEC.inputs
+    assert built[0].inputs == CONFIG.inputs
 
 
 def test_a_refused_requests_input_is_freed_when_the_execution_ends_without_the_garbage_collector(adapter_module):
@@ -185,7 +185,7 @@ def test_a_refused_requests_input_is_freed_when_the_execution_ends_without_the_g
                 results.append(exc)
         return results
 
-    adapter = adapter_module.TritonModelAdapter(SPEC, runner)
+    adapter = adapter_module.TritonModelAdapter(CONFIG, runner)
     array = np.zeros((1, 1 << 20), np.uint8)
     alive = weakref.ref(array)
     gc.disable()

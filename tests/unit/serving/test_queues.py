@@ -1,5 +1,6 @@
 """Bounded queues: what the generator writes into every composing model, the spec keys that set it,
-and serve's overrides (README, Reliability III). The behaviour under load is tests/integration/test_overload.py."""
+and serve's overrides (docs/reliability.md#bounded-queues-and-overload). The behaviour under load is
+tests/integration/test_overload.py."""
 
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ BATCHED = sorted(name for name, config in CONFIGS.items() if config.platform != 
 
 
 # A model of seconds per image on a CPU (the detector, the segmenter and their steps) waits up to 30 s in
-# a queue of 8; the others up to 2 s in a queue of 32 (the defaults; docs/performance.md section 5).
+# a queue of 8; the others up to 2 s in a queue of 32 (the defaults; docs/performance.md).
 HEAVY = {"detection_preprocess", "faster_rcnn", "detection_postprocess"} | {
     "segmentation_preprocess",
     "fcn_resnet50",

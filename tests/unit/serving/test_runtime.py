@@ -120,8 +120,8 @@ def test_model_info_lists_the_repositorys_ensembles_loaded_or_not(tmp_path):
 
     from tests.conftest import MODEL_REPOSITORY
     from triton_vision_models import tensors as t
+    from triton_vision_models.model_config import RequestData
     from triton_vision_models.provenance import ModelInfo, repository_ensembles
-    from triton_vision_models.spec import RequestData
 
     assert repository_ensembles(MODEL_REPOSITORY) == [t.CLASSIFICATION, t.DETECTION, t.SEGMENTATION]
     query = RequestData({t.INFO_QUERY: np.array([t.INFO_ENSEMBLES.encode()], dtype=np.object_)})

@@ -209,7 +209,7 @@ def test_models_status_is_a_table_with_the_imported_files_own_sha256(tmp_path, c
 
     repository = ensemble_repository(tmp_path / "repo", t.CLASSIFICATION)
     imported = tmp_path / "mine.onnx"
-    onnx.save(classifier("input", "output"), str(imported))  # renamed to the contract: rewritten
+    onnx.save(classifier("input", "output"), str(imported))  # renamed to the tensor signature: rewritten
     prepare = ["models", "prepare", "--model", t.CLASSIFIER, "--from", str(imported)]
     assert cli.main([*prepare, "--model-repository", str(repository)]) == 0
     capsys.readouterr()

@@ -1,4 +1,4 @@
-"""Ensembles from model specs: ``triton-vision add-model`` (and the built-in ensembles, generated the same way).
+"""Ensembles from ensemble specs: ``triton-vision add-model`` (and the built-in ensembles, generated the same way).
 
 - :mod:`.ensemble_spec`: the spec (TOML) and its checks;
 - :mod:`.onnx_model`: the model file against its spec (tensors, batching, refusals);

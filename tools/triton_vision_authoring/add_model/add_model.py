@@ -28,9 +28,9 @@ from triton_vision_authoring.add_model.configs import ModelFiles
 from triton_vision_authoring.add_model.dali_source import dali_source
 from triton_vision_authoring.add_model.ensemble_spec import DEFAULT_MAX_BATCH, EnsembleSpec, SpecError, load_spec
 from triton_vision_authoring.add_model.onnx_model import (
-    ModelContract,
+    ModelSignature,
     count_labels,
-    declared_contract,
+    declared_signature,
     load_onnx,
     prepare_model,
 )
@@ -46,7 +46,7 @@ class Generated:
     """What one spec gives: the model directories' text files, and the ONNX file to install."""
 
     spec: EnsembleSpec
-    contract: ModelContract
+    signature: ModelSignature
     max_batch_size: int
     models: list[ModelFiles] = field(default_factory=list)
     onnx_model: onnx.ModelProto | None = None
@@ -63,7 +63,7 @@ def generate(spec: EnsembleSpec, *, spec_text: str | None = None) -> Generated:
         served, model = prepare_model(spec, load_onnx(spec.model), labels)
         prepared_by = f"copied from {model.source_name} by `triton-vision add-model`"
     else:
-        served, model = None, declared_contract(spec, labels)
+        served, model = None, declared_signature(spec, labels)
         prepared_by = "produced by `triton-vision models prepare`"
     wanted = spec.max_batch_size or DEFAULT_MAX_BATCH[spec.task]
     max_batch = max(1, min(wanted, model.max_batch_size))
@@ -187,7 +187,7 @@ def add_model(spec_path: Path, repository: Path, *, force: bool = False) -> AddR
     if install and generated.onnx_model is not None and spec.model is not None:
         source = _install_onnx(generated.onnx_model, served.parent, str(spec.model.resolve()))
     return AddResult(
-        spec, generated.names, [f.name for f in shared], generated.max_batch_size, generated.contract.batching, source
+        spec, generated.names, [f.name for f in shared], generated.max_batch_size, generated.signature.batching, source
     )
 
 

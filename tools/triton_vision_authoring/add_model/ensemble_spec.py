@@ -1,4 +1,4 @@
-"""A model spec (TOML): what an ONNX model needs around it to become an encoded-bytes ensemble.
+"""An ensemble spec (TOML): what an ONNX model needs around it to become an encoded-bytes ensemble.
 
 ```toml
 name = "pets"                       # the ensemble's name; composing models are NAME_*
@@ -47,7 +47,7 @@ else:  # pragma: no cover - Python 3.10
 
 
 class SpecError(ConfigError):
-    """A model spec is unusable, or disagrees with its model file."""
+    """An ensemble spec is unusable, or disagrees with its model file."""
 
 
 TASKS = contract.TASKS
@@ -118,7 +118,7 @@ class PostprocessSpec:
     format: str = ""
     label_offset: int = 0
     tensors: Mapping[str, str] = field(default_factory=dict)
-    top_k: int | None = None  # None: the contract's default, or every class where there are fewer
+    top_k: int | None = None  # None: the wire contract's default, or every class where there are fewer
     score_threshold: float = contract.DEFAULT_SCORE_THRESHOLD
     max_detections: int = contract.DEFAULT_MAX_DETECTIONS
     iou_threshold: float = 0.45
@@ -140,7 +140,7 @@ class DeclaredTensor:
 
 
 @dataclass(frozen=True)
-class DeclaredContract:
+class DeclaredSignature:
     """The model's tensors, for built-in models whose ONNX file is prepared after generation."""
 
     inputs: tuple[DeclaredTensor, ...]
@@ -163,7 +163,7 @@ class EnsembleSpec:
     shared_prefix: str = ""  # the shared models are <shared_prefix>image_guard and <shared_prefix>model_info
     image_input: str | None = None
     image_sizes_input: str | None = None
-    declared: DeclaredContract | None = None
+    declared: DeclaredSignature | None = None
     queue: QueueSpec = field(default_factory=QueueSpec)
     cache: bool = True  # the image's part is NAME_infer, an ensemble with the response cache
 
@@ -368,7 +368,7 @@ def _postprocess(table: _Table, task: str) -> PostprocessSpec:
     )
 
 
-def _declared(table: _Table) -> DeclaredContract:
+def _declared(table: _Table) -> DeclaredSignature:
     def tensors(key: str) -> tuple[DeclaredTensor, ...]:
         items = table.get(key, list, "a list of {name, dtype, dims} tables", [])
         found = []
@@ -380,7 +380,7 @@ def _declared(table: _Table) -> DeclaredContract:
 
     inputs, outputs = tensors("inputs"), tensors("outputs")
     max_batch = table.get("max_batch_size", int, "a whole number >= 0", 0)
-    return DeclaredContract(inputs, outputs, max_batch)
+    return DeclaredSignature(inputs, outputs, max_batch)
 
 
 def parse_spec(text: str, path: Path) -> EnsembleSpec:

@@ -1,12 +1,13 @@
-"""Every key of a model spec, per table, with its type and meaning: the reference the parser checks
+"""Every key of an ensemble spec, per table, with its type and meaning: the reference the parser checks
 unknown keys against and the README's key table is rendered from (a unit test ties the two)."""
 
 from __future__ import annotations
 
-# Each composing model's queue (README, Reliability III; docs/performance.md, "Bounded queues"):
+# Each composing model's queue (docs/reliability.md#bounded-queues-and-overload):
 # at most this many requests wait, more are refused at once; a request that has waited this long
-# is refused. Measured on 2 cores, classification: 32 waiting single-image requests are ~1 s of
-# work at the ONNX step; 2 s leaves a lone folder job (4 requests of 32 images in flight) unrefused.
+# is refused. For classification 32 waiting single-image requests are about a second of work at the
+# ONNX step; 2 s leaves a lone folder job (4 requests of 32 images in flight) unrefused (measured:
+# see docs/performance.md).
 DEFAULT_MAX_QUEUE_SIZE = 32
 DEFAULT_QUEUE_TIMEOUT_MS = 2000
 

@@ -73,7 +73,7 @@ class Tensor:
 
 
 @dataclass
-class ModelContract:
+class ModelSignature:
     """The model's tensors as served (batch dimension first), and how they are wired."""
 
     inputs: list[Tensor]
@@ -250,10 +250,10 @@ def count_labels(path: Path) -> int:
     return sum(1 for line in path.read_text(encoding="utf-8").splitlines() if line.strip())
 
 
-def check_outputs(spec: EnsembleSpec, contract_: ModelContract, labels: int, where: str) -> None:
+def check_outputs(spec: EnsembleSpec, signature: ModelSignature, labels: int, where: str) -> None:
     """Shapes and class counts of the outputs the post-processing reads."""
     fmt = spec.format
-    out = {role: contract_.output(name) for role, name in contract_.roles.items()}
+    out = {role: signature.output(name) for role, name in signature.roles.items()}
 
     def refuse(role: str, wanted: str) -> SpecError:
         tensor = out[role]
@@ -267,14 +267,14 @@ def check_outputs(spec: EnsembleSpec, contract_: ModelContract, labels: int, whe
             raise SpecError(
                 f"{where}: {what} has {count} classes, the label file {spec.labels.name} has {labels} lines"
             )
-        contract_.num_classes = count if count > 0 else None
+        signature.num_classes = count if count > 0 else None
 
     if fmt == contract.CLASSIFICATION:
         scores = out["scores"]
         if len(scores.shape) < 2 or any(d != 1 for d in scores.shape[1:-1]):
             raise refuse("scores", "[batch, classes]")
         classes(scores.shape[-1], f"output '{scores.name}'")
-        contract_.num_classes = labels
+        signature.num_classes = labels
         top_k = spec.postprocess.top_k
         if top_k is not None and top_k > labels:
             raise SpecError(
@@ -301,7 +301,7 @@ def check_outputs(spec: EnsembleSpec, contract_: ModelContract, labels: int, whe
                     f"the label file {spec.labels.name} has {labels} lines "
                     f"(label_offset {spec.postprocess.label_offset})"
                 )
-            contract_.num_classes = count
+            signature.num_classes = count
     elif fmt in ("logits-nchw", "logits-nhwc"):
         logits = out["logits"]
         if len(logits.shape) != 4:
@@ -314,7 +314,7 @@ def check_outputs(spec: EnsembleSpec, contract_: ModelContract, labels: int, whe
         class_map = out["classes"]
         if len(class_map.shape) not in (3, 4) or class_map.dtype not in INTEGER_TYPES + ("TYPE_FP32",):
             raise refuse("classes", "[batch, height, width] class ids")
-        contract_.num_classes = labels
+        signature.num_classes = labels
     if spec.task == contract.SEGMENTATION and labels > 255:
         raise SpecError(f"{where}: {labels} classes do not fit a UINT8 mask (at most 255; 255 marks void pixels)")
 
@@ -345,8 +345,8 @@ def runs_with_batch(
     return all(np.asarray(r).ndim >= 1 and np.asarray(r).shape[0] == batch for r in results)
 
 
-def prepare_model(spec: EnsembleSpec, model: onnx.ModelProto, labels: int) -> tuple[onnx.ModelProto, ModelContract]:
-    """The file as it will be served, and its contract; :class:`SpecError` where spec and file disagree."""
+def prepare_model(spec: EnsembleSpec, model: onnx.ModelProto, labels: int) -> tuple[onnx.ModelProto, ModelSignature]:
+    """The file as it will be served, and its tensor signature; :class:`SpecError` where spec and file disagree."""
     where = f"{spec.source.name} vs {spec.model.name if spec.model else 'the model'}"
     inputs, outputs = graph_tensors(model, where)
     image, sizes = find_image_input(spec, inputs, where)
@@ -380,7 +380,7 @@ def prepare_model(spec: EnsembleSpec, model: onnx.ModelProto, labels: int) -> tu
             f"dimension that input '{image.name}' has first ({list(image.shape)}); Triton batches every tensor"
         )
     default = spec.max_batch_size or DEFAULT_MAX_BATCH[spec.task]
-    result = ModelContract(
+    result = ModelSignature(
         inputs=inputs,
         outputs=outputs,
         max_batch_size=1 if batching in (BATCH_ONE, BATCH_ADDED) else default,
@@ -404,8 +404,8 @@ def _mark(model: onnx.ModelProto, marks: dict[str, str]) -> None:
         model.metadata_props.add(key=key, value=value)
 
 
-def declared_contract(spec: EnsembleSpec, labels: int) -> ModelContract:
-    """The contract a built-in spec declares ([tensors]) for a model file prepared later."""
+def declared_signature(spec: EnsembleSpec, labels: int) -> ModelSignature:
+    """The tensor signature a built-in spec declares ([tensors]) for a model file prepared later."""
     declared = spec.declared
     if declared is None:
         raise SpecError(f"{spec.source.name}: neither 'model' nor [tensors]")
@@ -422,7 +422,7 @@ def declared_contract(spec: EnsembleSpec, labels: int) -> ModelContract:
     outputs = [tensor(t) for t in declared.outputs]
     image, sizes = find_image_input(spec, inputs, where)
     check_image_input(spec, image, where)
-    result = ModelContract(
+    result = ModelSignature(
         inputs=inputs,
         outputs=outputs,
         max_batch_size=declared.max_batch_size,

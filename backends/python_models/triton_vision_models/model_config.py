@@ -34,7 +34,7 @@ TRITON_TO_NUMPY: dict[str, np.dtype] = {
 
 
 @dataclass(frozen=True)
-class TensorSpec:
+class TensorConfig:
     """One input or output of a model config; ``dims`` exclude the batch dimension."""
 
     name: str
@@ -42,7 +42,7 @@ class TensorSpec:
     dims: tuple[int, ...]
 
     @classmethod
-    def from_config(cls, model: str, entry: Mapping[str, Any]) -> TensorSpec:
+    def from_entry(cls, model: str, entry: Mapping[str, Any]) -> TensorConfig:
         type_name = entry.get("data_type", "")
         if type_name not in TRITON_TO_NUMPY:
             raise ConfigError(f"model '{model}': tensor '{entry.get('name')}' has unsupported data_type '{type_name}'")
@@ -53,15 +53,15 @@ class TensorSpec:
 
 
 @dataclass(frozen=True)
-class ModelSpec:
+class ModelConfig:
     """What a Python model needs to know about itself, derived from Triton's ``args``."""
 
     name: str
     repository_dir: Path  # the model's own directory: <model_repository>/<name>
     version_dir: Path  # <model_repository>/<name>/<version>
     max_batch_size: int
-    inputs: tuple[TensorSpec, ...]
-    outputs: tuple[TensorSpec, ...]
+    inputs: tuple[TensorConfig, ...]
+    outputs: tuple[TensorConfig, ...]
     parameters: Mapping[str, str] = field(default_factory=dict)
     instance_kind: str = "KIND_CPU"
     device_id: int | None = None
@@ -70,12 +70,12 @@ class ModelSpec:
     graph_optimization_level: int | None = None
 
     @classmethod
-    def from_triton_args(cls, args: Mapping[str, str]) -> ModelSpec:
+    def from_triton_args(cls, args: Mapping[str, str]) -> ModelConfig:
         config = json.loads(args["model_config"])
         name = config.get("name") or args.get("model_name", "")
         model_dir = Path(args["model_repository"])
-        inputs = tuple(TensorSpec.from_config(name, e) for e in config.get("input", []))
-        outputs = tuple(TensorSpec.from_config(name, e) for e in config.get("output", []))
+        inputs = tuple(TensorConfig.from_entry(name, e) for e in config.get("input", []))
+        outputs = tuple(TensorConfig.from_entry(name, e) for e in config.get("output", []))
         parameters = {key: value.get("string_value", "") for key, value in config.get("parameters", {}).items()}
         kind = args.get("model_instance_kind", "CPU")
         device = args.get("model_instance_device_id")
@@ -114,16 +114,16 @@ class ModelSpec:
         except ValueError as exc:
             raise ConfigError(f"model '{self.name}': parameter '{key}' must be a number, got '{raw}'") from exc
 
-    def input(self, name: str) -> TensorSpec:
-        for spec in self.inputs:
-            if spec.name == name:
-                return spec
+    def input(self, name: str) -> TensorConfig:
+        for tensor in self.inputs:
+            if tensor.name == name:
+                return tensor
         raise ConfigError(f"model '{self.name}': config has no input '{name}' (has {[s.name for s in self.inputs]})")
 
-    def output(self, name: str) -> TensorSpec:
-        for spec in self.outputs:
-            if spec.name == name:
-                return spec
+    def output(self, name: str) -> TensorConfig:
+        for tensor in self.outputs:
+            if tensor.name == name:
+                return tensor
         raise ConfigError(f"model '{self.name}': config has no output '{name}' (has {[s.name for s in self.outputs]})")
 
     @property
@@ -138,25 +138,25 @@ class RequestData:
     inputs: Mapping[str, np.ndarray]
     parameters: Mapping[str, Any] = field(default_factory=dict)
 
-    def batch_size(self, spec: ModelSpec) -> int:
-        if not spec.batched or not self.inputs:
+    def batch_size(self, config: ModelConfig) -> int:
+        if not config.batched or not self.inputs:
             return 1
         return int(next(iter(self.inputs.values())).shape[0])
 
 
-def check_input(spec: ModelSpec, tensor: TensorSpec, array: np.ndarray) -> None:
-    """Raise :class:`InvalidInputError` unless ``array`` fits ``tensor`` of model ``spec``."""
-    expected_rank = len(tensor.dims) + (1 if spec.batched else 0)
-    where = f"model '{spec.name}', input '{tensor.name}'"
+def check_input(config: ModelConfig, tensor: TensorConfig, array: np.ndarray) -> None:
+    """Raise :class:`InvalidInputError` unless ``array`` fits ``tensor`` of model ``config``."""
+    expected_rank = len(tensor.dims) + (1 if config.batched else 0)
+    where = f"model '{config.name}', input '{tensor.name}'"
     if tensor.dtype != np.dtype(np.object_) and array.dtype != tensor.dtype:
         raise InvalidInputError(f"{where}: expected dtype {tensor.dtype.name}, got {array.dtype.name}")
     if array.ndim != expected_rank:
         raise InvalidInputError(f"{where}: expected rank {expected_rank}, got shape {list(array.shape)}")
     if array.size == 0:
         raise InvalidInputError(f"{where}: empty tensor (shape {list(array.shape)})")
-    if spec.batched and array.shape[0] > spec.max_batch_size:
-        raise InvalidInputError(f"{where}: batch of {array.shape[0]} is above max_batch_size {spec.max_batch_size}")
-    inner = array.shape[1:] if spec.batched else array.shape
+    if config.batched and array.shape[0] > config.max_batch_size:
+        raise InvalidInputError(f"{where}: batch of {array.shape[0]} is above max_batch_size {config.max_batch_size}")
+    inner = array.shape[1:] if config.batched else array.shape
     for axis, (want, got) in enumerate(zip(tensor.dims, inner, strict=True)):
         if want >= 0 and want != got:
             raise InvalidInputError(f"{where}: expected dims {list(tensor.dims)}, got {list(inner)} (axis {axis})")
