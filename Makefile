@@ -95,7 +95,7 @@ system-deps:
 	  { echo "could not install$$missing: install them with apt-get"; exit 1; }; \
 	fi
 
-# What each environment takes on disk (docs/install.md#install-sizes), checked before pip starts: pip would
+# What each environment takes on disk (docs/install.md#disk-space), checked before pip starts: pip would
 # stop half-way with "No space left on device" (and torch's CUDA wheels are ~3 GB of downloads on a
 # machine without them in a local package index). Without pip's cache the downloads are not kept twice.
 TEST_ENV_GB ?= 8

@@ -401,7 +401,7 @@ def register_model_actions(actions: Any) -> None:
         p.add_argument(
             "--from", dest="from_path", type=Path, default=None, help="import a local .onnx file (or a .pth)"
         )
-        p.add_argument("--stand-in", action="store_true", help="random-weight stand-in with the same tensor contract")
+        p.add_argument("--stand-in", action="store_true", help="random-weight stand-in with the same tensor signature")
         p.add_argument("--force", action="store_true", help="replace a model that is already prepared")
         p.add_argument("--json", action="store_true", help="status: one JSON list on stdout")
         _add_repository(p)

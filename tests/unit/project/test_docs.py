@@ -118,8 +118,8 @@ def test_every_docs_reference_points_to_a_page_and_heading():
 
 
 def test_nothing_points_to_a_readme_section_that_is_not_there():
-    """Comments once said "(README, Reliability III)"; the README is now a map and the manual lives
-    in docs/. A "README, <section>" reference must name a heading the README has."""
+    """The README is a map and the manual lives in docs/: a comment that points to a "README,
+    <section>" must name a heading the README has (docs pages are pointed to by anchor)."""
     readme_headings = set(headings(ROOT / "README.md"))
     stale = []
     for path in tree_files():
