@@ -393,3 +393,31 @@ def test_replaced_model_file_answers_with_the_new_weights_and_no_request_fails(
     assert {o.answer[0] for o in outcomes} <= {old[0], new_class}
     assert all(o.answer[0] == new_class for o in outcomes if o.started > new[0].ended)  # no flapping back
     assert f"model '{t.CLASSIFIER}': files changed" in log, log
+
+
+# -- a model process's grown shared-memory pool -------------------------------------------------------
+TRIM_WAIT_S = 120.0  # a trim follows two quiet file scans (~4 s) and a 10 s cool-down; measured ~10 s
+
+
+def test_a_grown_pool_is_returned_by_fresh_processes_every_time(classification_repository, photo):
+    """A batch of 8 images grows the pools of the models it passes (8 x 224 x 224 x 3 floats, 4.8 MB)
+    above a 2 MB bound: serve reloads such a model for fresh processes, and does so again the next
+    time (Triton ignores a load of an unchanged model: a reload that keeps its process trims
+    nothing and is tried again forever)."""
+    model = "classification_preprocess"
+    with serving(classification_repository, "--probe-interval", "0", "--trim-shm-above", "2") as serve:
+        server = serve.tritonserver_pid()
+        with VisionClient(serve.grpc_url, "grpc", timeout_s=REQUEST_TIMEOUT_S) as client:
+            for trim in (1, 2):
+                before = set(stub_pids(server, model))
+                assert before, f"no process runs {model}"
+                client.classify([photo] * 8, top_k=1)
+                deadline = time.monotonic() + TRIM_WAIT_S
+                while time.monotonic() < deadline and (
+                    serve.log().count(f"model '{model}': fresh process serving") < trim
+                    or set(stub_pids(server, model)) & before
+                ):
+                    time.sleep(0.5)
+                after = set(stub_pids(server, model))
+                assert after and not after & before, f"trim {trim}: {model} still runs {before & after}\n{serve.log()}"
+            assert len(client.classify([photo], top_k=1)[0].class_ids) == 1  # the fresh processes answer

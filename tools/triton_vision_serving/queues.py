@@ -18,6 +18,9 @@ from google.protobuf import json_format
 from triton_vision_models.errors import ConfigError
 from triton_vision_models.repository import load_config
 
+# A config parameter no model reads; a load that changes it gets fresh instances (config_json).
+RELOAD_PARAMETER = "triton_vision_reload"
+
 
 @dataclass(frozen=True)
 class QueueBounds:
@@ -40,24 +43,32 @@ class QueueBounds:
             parts.append(f"a wait limit of {self.timeout_ms / 1000:g} s" if self.timeout_ms else "no wait limit")
         return ", ".join(parts)
 
-    def config_json(self, model_dir: Path) -> str | None:
+    def config_json(self, model_dir: Path, *, generation: int | None = None) -> str | None:
         """The model's config with these bounds, as JSON for Triton's load API; None when nothing
         changes (no override, no dynamic batcher, or a config that does not parse: Triton then
-        loads the file itself and says what is wrong with it)."""
-        if not self.overrides:
+        loads the file itself and says what is wrong with it).
+
+        ``generation``: written as the config parameter :data:`RELOAD_PARAMETER`, which no model
+        reads. Triton ignores a load whose config and files are unchanged (the old instances serve
+        on); a new value makes it build fresh instances, and processes, beside the old ones."""
+        if not self.overrides and generation is None:
             return None
         try:
             config = load_config(model_dir)
         except ConfigError:
             return None
-        if not config.HasField("dynamic_batching"):
-            return None
-        policy = config.dynamic_batching.default_queue_policy
-        if self.max_size is not None:
-            policy.max_queue_size = self.max_size
-        if self.timeout_ms is not None:
-            policy.default_timeout_microseconds = self.timeout_ms * 1000
-            if self.timeout_ms:
-                policy.timeout_action = policy.REJECT
-                policy.allow_timeout_override = True
-        return json_format.MessageToJson(config, preserving_proto_field_name=True)
+        changed = False
+        if self.overrides and config.HasField("dynamic_batching"):
+            policy = config.dynamic_batching.default_queue_policy
+            if self.max_size is not None:
+                policy.max_queue_size = self.max_size
+            if self.timeout_ms is not None:
+                policy.default_timeout_microseconds = self.timeout_ms * 1000
+                if self.timeout_ms:
+                    policy.timeout_action = policy.REJECT
+                    policy.allow_timeout_override = True
+            changed = True
+        if generation is not None:
+            config.parameters[RELOAD_PARAMETER].string_value = str(generation)
+            changed = True
+        return json_format.MessageToJson(config, preserving_proto_field_name=True) if changed else None

@@ -35,12 +35,13 @@ needs; explicit mode with the supervisor polling the files does both.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -128,6 +129,7 @@ class Supervisor:
     _next_probe: float = 0.0
     _pool_bytes: dict[int, tuple[int, int]] = field(default_factory=dict)  # pid -> (its pool, scans unchanged)
     _trimmed: dict[str, float] = field(default_factory=dict)  # model -> when it was last reloaded for its pool
+    _generations: Iterator[int] = field(default_factory=lambda: itertools.count(1))  # of fresh loads
     _retries: dict[str, tuple[int, float]] = field(default_factory=dict)  # model -> (loads tried again, next at)
 
     @property
@@ -268,9 +270,11 @@ class Supervisor:
                     LOG.error("model '%s': its queue bounds could not be set: %s", state.name, error)
         LOG.warning("queues of %s: %s", ", ".join(bounded) or "no model", self.queue_bounds.describe())
 
-    def _load(self, model: str) -> tuple[bool, str]:
-        """Load ``model``; (True, "") or (False, Triton's reason): the supervisor logs either and goes on."""
-        config = self.queue_bounds.config_json(self.repository / model)
+    def _load(self, model: str, *, fresh: bool = False) -> tuple[bool, str]:
+        """Load ``model``; (True, "") or (False, Triton's reason): the supervisor logs either and goes on.
+        ``fresh``: new instances even though nothing changed (Triton ignores such a load otherwise)."""
+        generation = next(self._generations) if fresh else None
+        config = self.queue_bounds.config_json(self.repository / model, generation=generation)
         try:
             self._while_alive(f"loading model '{model}'", lambda: self.server.admin.load_model(model, config=config))
             return True, ""
@@ -371,7 +375,7 @@ class Supervisor:
             limit,
         )
         started = time.monotonic()
-        ok, error = self._load(pool.model)
+        ok, error = self._load(pool.model, fresh=True)
         seconds = time.monotonic() - started
         if ok:
             LOG.warning("model '%s': fresh process serving after %.1f s", pool.model, seconds)

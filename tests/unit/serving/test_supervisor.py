@@ -3,6 +3,7 @@ test_healing.py and test_chaos.py run the real one)."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -45,7 +46,9 @@ def supervisor(monkeypatch, tmp_path):
 
     pools: list[list[ModelPool]] = []
     monkeypatch.setattr(memory, "model_pools", lambda processes, cmdlines, shm_dir: pools.pop(0))
-    server = SimpleNamespace(options=SimpleNamespace(model_repository=tmp_path), process=None, admin=FakeAdmin())
+    server = SimpleNamespace(
+        options=SimpleNamespace(model_repository=MODEL_REPOSITORY), process=None, admin=FakeAdmin()
+    )
     clock = [1000.0]
     monkeypatch.setattr(module.time, "monotonic", lambda: clock[0])
     found = module.Supervisor(server, trim_above_bytes=128 << 20)
@@ -64,8 +67,27 @@ def test_a_grown_pool_is_returned_by_a_reload_once_it_has_stopped_growing(superv
     scans(supervisor, 40, 300, 600)  # growing: a flood is on
     assert supervisor.admin.loads == []
     scans(supervisor, 600, 600)  # unchanged over two scans: it is over
-    assert supervisor.admin.loads == [("image_guard", None)]
+    assert [name for name, _ in supervisor.admin.loads] == ["image_guard"]
     assert supervisor.supervisor.heals[-1]["cause"] == "shared-memory pool of 600 MB"
+
+
+def reload_parameters(admin: FakeAdmin) -> list[str]:
+    from triton_vision_serving.queues import RELOAD_PARAMETER
+
+    return [json.loads(config)["parameters"][RELOAD_PARAMETER]["string_value"] for _, config in admin.loads]
+
+
+def test_each_trim_asks_for_fresh_instances_with_the_models_own_config(supervisor):
+    """Triton ignores a load of an unchanged model (its processes and pools stay): each trim's load
+    carries the model's own config with a new value of a parameter no model reads."""
+    scans(supervisor, 600, 600, 600)
+    supervisor.clock[0] += 60
+    scans(supervisor, 600, 600, 600, pid=8)
+    assert len(supervisor.admin.loads) == 2
+    first, second = reload_parameters(supervisor.admin)
+    assert first != second
+    config = json.loads(supervisor.admin.loads[0][1])
+    assert config["name"] == "image_guard" and config["backend"] == "python"
 
 
 def test_a_pool_under_the_bound_is_left_alone_and_reloads_are_spaced(supervisor):
