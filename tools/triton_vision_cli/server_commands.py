@@ -320,6 +320,34 @@ def cmd_export_repo(args: argparse.Namespace) -> int:
     return 0 if report.ok else 1
 
 
+# -- init --------------------------------------------------------------------------------------
+def cmd_init(args: argparse.Namespace) -> int:
+    """Write the built-in repository into DIR (no extra needed: it only writes files)."""
+    from triton_vision_authoring.init import init_report, init_repository
+
+    written = init_repository(args.directory, force=args.force)
+    print("\n".join(init_report(args.directory, written)))
+    return 0
+
+
+def _register_init(sub: Any) -> None:
+    p = _parser(
+        sub,
+        "init",
+        "write the built-in model repository into DIR",
+        "Write the built-in model repository (configs, ensemble specs, labels, the Python models, the DALI "
+        "pipelines; no model files) into DIR, e.g. after installing the wheel. Then: triton-vision models "
+        "prepare --model-repository DIR; triton-vision serve --model-repository DIR.",
+    )
+    p.add_argument("directory", type=Path, metavar="DIR", help="where to write it (created; must be empty)")
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="write into a DIR that is not empty: the built-in files are replaced, other files (model files) kept",
+    )
+    p.set_defaults(func=cmd_init)
+
+
 # -- model-analyzer ------------------------------------------------------------------------------
 def cmd_model_analyzer(args: argparse.Namespace) -> int:
     """Write the input data and Model Analyzer's config into --workdir, then run it (unless --config-only)."""
@@ -493,6 +521,7 @@ def register(sub: Any) -> None:
     p.set_defaults(func=_server_command(cmd_export_repo))
 
     _register_model_analyzer(sub)
+    _register_init(sub)
 
     from triton_vision_bench import add_parser as add_bench
     from triton_vision_cli.add_model_command import register as add_model_command
