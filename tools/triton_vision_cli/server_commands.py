@@ -20,10 +20,10 @@ from pathlib import Path
 from typing import Any
 
 import triton_vision_contract as contract
+from triton_vision_authoring.init import DEFAULT_REPOSITORY
 from triton_vision_serving.memory import DEFAULT_TRIM_ABOVE_BYTES
 from triton_vision_ui.cli import add_ui_port, with_ui
 
-DEFAULT_REPOSITORY = Path("model_repository")
 # Importable modules the server commands need (the ``server`` extra), and their PyPI names.
 SERVER_MODULES = {
     "pytriton": "nvidia-pytriton",
@@ -155,13 +155,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 # -- models -----------------------------------------------------------------------------------
 def _existing_repository(path: Path, option: str = "--model-repository DIR"):
-    from triton_vision_authoring.errors import RepositoryUnusableError
+    from triton_vision_authoring.init import missing_repository
     from triton_vision_models.repository import ModelRepository
 
     if not path.is_dir():
-        raise RepositoryUnusableError(
-            f"model repository {path} does not exist (run from the project root, or pass {option})"
-        )
+        raise missing_repository(path, option)
     return ModelRepository.load(path)
 
 
@@ -258,6 +256,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from triton_vision_serving.demo import run_demo
     from triton_vision_serving.ports import free_port
 
+    _existing_repository(args.model_repository)
     for option in ("http_port", "grpc_port", "metrics_port"):
         if getattr(args, option) is None:  # free ports only where none was given
             setattr(args, option, free_port())
@@ -300,12 +299,11 @@ def cmd_check(args: argparse.Namespace) -> int:
 def cmd_export_repo(args: argparse.Namespace) -> int:
     """Copy the repository with every model renamed <prefix><name>, then check the copy."""
     from triton_vision_authoring.export_repo import export_repository
+    from triton_vision_authoring.init import repository_or_builtin
     from triton_vision_models.repository import ModelRepository
 
-    _existing_repository(args.model_repository)
-    exported = export_repository(
-        args.model_repository, args.dest, prefix=args.prefix, models=args.models, force=args.force
-    )
+    with repository_or_builtin(args.model_repository) as source:
+        exported = export_repository(source, args.dest, prefix=args.prefix, models=args.models, force=args.force)
     for model in exported:
         print(f"{model.source} -> {args.dest / model.name}")
     report = _quiet_check(args.dest, [m.name for m in exported])
@@ -517,7 +515,12 @@ def register(sub: Any) -> None:
         "--models", nargs="+", default=None, help="models to export (default: all); what they need comes along"
     )
     p.add_argument("--force", action="store_true", help="replace models of the same name in DEST")
-    _add_repository(p)
+    p.add_argument(
+        "--model-repository",
+        type=Path,
+        default=None,
+        help=f"the source repository (default: ./{DEFAULT_REPOSITORY} where it exists, else the built-in one)",
+    )
     p.set_defaults(func=_server_command(cmd_export_repo))
 
     _register_model_analyzer(sub)

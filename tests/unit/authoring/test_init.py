@@ -1,4 +1,5 @@
-"""``triton-vision init DIR`` writes the built-in repository."""
+"""``triton-vision init DIR`` writes the built-in repository; the commands whose repository defaults
+to ./model_repository name it where that folder is missing; ``export-repo`` falls back to it."""
 
 from __future__ import annotations
 
@@ -95,3 +96,47 @@ def test_init_refuses_a_file(tmp_path: Path, capsys):
     target.write_text("")
     assert cli.main(["init", str(target)]) == 2
     assert capsys.readouterr().err == f"error: {target} exists and is not a directory\n"
+
+
+# -- the default repository, where it is missing (a wheel install) -----------------------------------
+MISSING = (
+    "error: model repository model_repository does not exist: `triton-vision init model_repository` writes the "
+    "built-in one (or pass "
+)
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["serve"],
+        ["check"],
+        ["models", "status"],
+        ["models", "prepare"],
+        ["demo"],
+        ["bench"],
+        ["model-analyzer", t.CLASSIFICATION, "photo.jpg", "--config-only"],
+        ["export-repo", "out", "--model-repository", "model_repository"],  # named: no built-in instead
+    ],
+)
+def test_commands_without_the_default_repository_name_init_in_one_line(command, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(command) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(MISSING) and err.count("\n") == 1, err
+    assert sorted(tmp_path.iterdir()) == []
+
+
+def test_add_model_without_the_repository_names_init(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["add-model", str(MODEL_REPOSITORY / t.CLASSIFICATION / "spec.toml")]) != 0
+    assert "`triton-vision init model_repository` writes the built-in one" in capsys.readouterr().err
+
+
+def test_export_repo_without_the_default_repository_exports_the_built_in_one(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["export-repo", "theirs", "--models", t.CLASSIFICATION, "--prefix", "tv_"]) == 0
+    out = capsys.readouterr().out
+    assert f"{t.CLASSIFICATION} -> theirs/tv_{t.CLASSIFICATION}" in out.splitlines()
+    closure = ModelRepository.load(MODEL_REPOSITORY).closure([t.CLASSIFICATION])
+    assert sorted(p.name for p in (tmp_path / "theirs").iterdir()) == sorted(f"tv_{name}" for name in closure)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["theirs"]  # nothing else written here
