@@ -4,9 +4,7 @@ imports is tests/unit/client/test_client_imports.py's job."""
 
 from __future__ import annotations
 
-import os
 import subprocess
-import venv
 from pathlib import Path
 
 import cv2
@@ -14,24 +12,14 @@ import numpy as np
 import pytest
 
 from tests.conftest import ROOT
-
-INSTALL_TIMEOUT_S = 600
+from tests.support.venvs import fresh_venv, run_installed
 
 
 @pytest.fixture(scope="module")
 def client_venv(tmp_path_factory) -> Path:
     """A new virtual environment with `pip install .[client]` and nothing else."""
-    home = tmp_path_factory.mktemp("client_only") / "venv"
-    venv.EnvBuilder(with_pip=True).create(home)
+    home = fresh_venv(tmp_path_factory.mktemp("client_only") / "venv", f"{ROOT}[client]")
     python = home / "bin" / "python"
-    install = subprocess.run(
-        [str(python), "-m", "pip", "install", "-q", f"{ROOT}[client]"],
-        capture_output=True,
-        text=True,
-        timeout=INSTALL_TIMEOUT_S,
-    )
-    if install.returncode != 0:
-        pytest.fail(f"pip install .[client] failed:\n{install.stdout[-2000:]}\n{install.stderr[-4000:]}")
     for module in ("onnxruntime", "nvidia.dali", "pytriton"):  # else the tests below would prove nothing
         found = subprocess.run([str(python), "-c", f"import {module}"], capture_output=True, timeout=60)
         assert found.returncode != 0, f"{module} is importable in the client-only environment"
@@ -39,15 +27,7 @@ def client_venv(tmp_path_factory) -> Path:
 
 
 def run(venv_home: Path, *args: str) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
-    return subprocess.run(
-        [str(venv_home / "bin" / "triton-vision"), *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=env,
-        cwd=venv_home,
-    )
+    return run_installed(venv_home, *args, cwd=venv_home)
 
 
 def test_client_commands_work_and_server_commands_name_the_missing_extra(client_venv):

@@ -9,7 +9,7 @@ import sys
 import threading
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -57,13 +57,20 @@ def _pump(stream, sink: list[str], event: threading.Event | None) -> None:
 
 
 @contextmanager
-def serving(repository: Path, *extra: str) -> Iterator[Serve]:
+def serving(
+    repository: Path,
+    *extra: str,
+    program: Sequence[str] = (sys.executable, "-m", "triton_vision_client.cli"),
+    cwd: Path | None = None,
+    env: dict[str, str] | None = None,
+) -> Iterator[Serve]:
+    """``program serve`` (default: this checkout's) on ``repository``, started in ``cwd`` with ``env``."""
     from triton_vision_serving.ports import free_port
 
     ports = [free_port() for _ in range(3)]
-    command = [sys.executable, "-m", "triton_vision_client.cli", "serve", "--model-repository", str(repository)]
+    command = [*program, "serve", "--model-repository", str(repository)]
     command += ["--http-port", str(ports[0]), "--grpc-port", str(ports[1]), "--metrics-port", str(ports[2]), *extra]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=cwd, env=env)
     serve = Serve(process, ports[0], ports[1])
     started = threading.Event()
     threads = [

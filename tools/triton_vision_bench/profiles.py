@@ -17,10 +17,10 @@ from typing import Any
 import numpy as np
 
 from triton_vision_authoring.add_model.ensemble_spec import PreprocessSpec
+from triton_vision_authoring.init import missing_repository
 from triton_vision_bench import preprocess
 from triton_vision_bench.messages import BenchUsageError
 from triton_vision_models import tensors as t
-from triton_vision_models.errors import ConfigError
 from triton_vision_models.repository import ONNXRUNTIME, ModelRepository
 
 
@@ -61,10 +61,9 @@ class Profile:
 
 
 def load_repository(path: Path) -> ModelRepository:
-    try:
-        return ModelRepository.load(path)
-    except ConfigError as exc:
-        raise BenchUsageError(f"{exc} (--model-repository)") from None
+    if not path.is_dir():
+        raise BenchUsageError(str(missing_repository(path)))
+    return ModelRepository.load(path)
 
 
 def onnx_steps(repository: ModelRepository, ensemble: str) -> list[tuple[list[Any], Any]]:

@@ -8,7 +8,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-DEFAULT_REPOSITORY = Path("model_repository")
+from triton_vision_authoring.init import DEFAULT_REPOSITORY
+
 DEFAULT_VERIFY_LIMIT = 50  # photos per class
 DESCRIPTION = (
     "Make an ONNX classifier, detector or segmenter an encoded-bytes ensemble: write NAME, NAME_preprocess "

@@ -20,10 +20,10 @@ from pathlib import Path
 from typing import Any
 
 import triton_vision_contract as contract
+from triton_vision_authoring.init import DEFAULT_REPOSITORY
 from triton_vision_serving.memory import DEFAULT_TRIM_ABOVE_BYTES
 from triton_vision_ui.cli import add_ui_port, with_ui
 
-DEFAULT_REPOSITORY = Path("model_repository")
 # Importable modules the server commands need (the ``server`` extra), and their PyPI names.
 SERVER_MODULES = {
     "pytriton": "nvidia-pytriton",
@@ -155,13 +155,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 # -- models -----------------------------------------------------------------------------------
 def _existing_repository(path: Path, option: str = "--model-repository DIR"):
-    from triton_vision_authoring.errors import RepositoryUnusableError
+    from triton_vision_authoring.init import missing_repository
     from triton_vision_models.repository import ModelRepository
 
     if not path.is_dir():
-        raise RepositoryUnusableError(
-            f"model repository {path} does not exist (run from the project root, or pass {option})"
-        )
+        raise missing_repository(path, option)
     return ModelRepository.load(path)
 
 
@@ -258,6 +256,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from triton_vision_serving.demo import run_demo
     from triton_vision_serving.ports import free_port
 
+    _existing_repository(args.model_repository)
     for option in ("http_port", "grpc_port", "metrics_port"):
         if getattr(args, option) is None:  # free ports only where none was given
             setattr(args, option, free_port())
@@ -300,12 +299,11 @@ def cmd_check(args: argparse.Namespace) -> int:
 def cmd_export_repo(args: argparse.Namespace) -> int:
     """Copy the repository with every model renamed <prefix><name>, then check the copy."""
     from triton_vision_authoring.export_repo import export_repository
+    from triton_vision_authoring.init import repository_or_builtin
     from triton_vision_models.repository import ModelRepository
 
-    _existing_repository(args.model_repository)
-    exported = export_repository(
-        args.model_repository, args.dest, prefix=args.prefix, models=args.models, force=args.force
-    )
+    with repository_or_builtin(args.model_repository) as source:
+        exported = export_repository(source, args.dest, prefix=args.prefix, models=args.models, force=args.force)
     for model in exported:
         print(f"{model.source} -> {args.dest / model.name}")
     report = _quiet_check(args.dest, [m.name for m in exported])
@@ -318,6 +316,34 @@ def cmd_export_repo(args: argparse.Namespace) -> int:
             f"triton-vision classify IMAGE --model-prefix {args.prefix}"
         )
     return 0 if report.ok else 1
+
+
+# -- init --------------------------------------------------------------------------------------
+def cmd_init(args: argparse.Namespace) -> int:
+    """Write the built-in repository into DIR (no extra needed: it only writes files)."""
+    from triton_vision_authoring.init import init_report, init_repository
+
+    written = init_repository(args.directory, force=args.force)
+    print("\n".join(init_report(args.directory, written)))
+    return 0
+
+
+def _register_init(sub: Any) -> None:
+    p = _parser(
+        sub,
+        "init",
+        "write the built-in model repository into DIR",
+        "Write the built-in model repository (configs, ensemble specs, labels, the Python models, the DALI "
+        "pipelines; no model files) into DIR, e.g. after installing the wheel. Then: triton-vision models "
+        "prepare --model-repository DIR; triton-vision serve --model-repository DIR.",
+    )
+    p.add_argument("directory", type=Path, metavar="DIR", help="where to write it (created; must be empty)")
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="write into a DIR that is not empty: the built-in files are replaced, other files (model files) kept",
+    )
+    p.set_defaults(func=cmd_init)
 
 
 # -- model-analyzer ------------------------------------------------------------------------------
@@ -489,10 +515,16 @@ def register(sub: Any) -> None:
         "--models", nargs="+", default=None, help="models to export (default: all); what they need comes along"
     )
     p.add_argument("--force", action="store_true", help="replace models of the same name in DEST")
-    _add_repository(p)
+    p.add_argument(
+        "--model-repository",
+        type=Path,
+        default=None,
+        help=f"the source repository (default: ./{DEFAULT_REPOSITORY} where it exists, else the built-in one)",
+    )
     p.set_defaults(func=_server_command(cmd_export_repo))
 
     _register_model_analyzer(sub)
+    _register_init(sub)
 
     from triton_vision_bench import add_parser as add_bench
     from triton_vision_cli.add_model_command import register as add_model_command

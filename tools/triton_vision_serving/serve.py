@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 import triton_vision_contract as contract
 from triton_vision_authoring import models as model_files
 from triton_vision_authoring.errors import RepositoryUnusableError
+from triton_vision_authoring.init import missing_repository
 from triton_vision_models.errors import ConfigError
 from triton_vision_models.repository import ModelRepository
 from triton_vision_serving import memory
@@ -93,9 +94,7 @@ def servable_repository(options: ServerOptions) -> ModelRepository:
     try:
         repository = ModelRepository.load(path)
     except ConfigError:
-        raise RepositoryUnusableError(
-            f"model repository {path} does not exist (run from the project root, or pass --model-repository DIR)"
-        ) from None
+        raise missing_repository(path) from None
     if not repository.ensembles:
         held = f"its models: {', '.join(sorted(repository.models))}, none an ensemble" if repository.models else ""
         if repository.unreadable:

@@ -405,6 +405,6 @@ def test_check_command_json_report_is_machine_readable(repository: Path, capsys)
 def test_check_command_on_a_missing_directory_is_one_line_not_a_traceback(tmp_path: Path, capsys):
     assert cli.main(["check", str(tmp_path / "nowhere")]) == 2  # a usage error
     assert capsys.readouterr().err.strip() == (
-        f"error: model repository {tmp_path / 'nowhere'} does not exist "
-        "(run from the project root, or pass its path: triton-vision check DIR)"
+        f"error: model repository {tmp_path / 'nowhere'} does not exist: `triton-vision init {tmp_path / 'nowhere'}` "
+        "writes the built-in one (or pass its path: triton-vision check DIR)"
     )

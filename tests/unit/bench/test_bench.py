@@ -48,7 +48,7 @@ def test_concurrency_list_is_parsed_sorted_and_bounded():
         (["--concurrency", "1,0"], "error: --concurrency values must be in 1..256, got '1,0'"),
         (["--baseline-concurrency", "x"], "error: --baseline-concurrency takes integers separated by commas, got 'x'"),
         (["--duration", "0"], "error: --duration must be positive, got 0"),
-        (["--model-repository", "absent"], "error: model repository absent is not a directory"),
+        (["--model-repository", "absent"], "error: model repository absent does not exist: `triton-vision init"),
     ],
 )
 def test_usage_errors_are_one_line_and_exit_2_before_anything_starts(monkeypatch, capsys, arguments, message):

@@ -178,8 +178,8 @@ def test_models_commands_outside_the_project_root_say_so_and_exit_2(tmp_path, mo
     for action in ("status", "prepare"):
         assert cli.main(["models", action]) == 2
         assert capsys.readouterr().err.strip() == (
-            "error: model repository model_repository does not exist "
-            "(run from the project root, or pass --model-repository DIR)"
+            "error: model repository model_repository does not exist: `triton-vision init model_repository` "
+            "writes the built-in one (or pass --model-repository DIR)"
         )
 
 

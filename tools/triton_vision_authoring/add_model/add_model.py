@@ -157,7 +157,8 @@ def add_model(spec_path: Path, repository: Path, *, force: bool = False) -> AddR
     touched once they pass ``triton-vision check``."""
     if not repository.is_dir():
         raise SpecError(
-            f"model repository {repository} is not a directory (create it, or point --model-repository at yours)"
+            f"model repository {repository} is not a directory (create it, `triton-vision init {repository}` writes "
+            "the built-in one, or point --model-repository at yours)"
         )
     spec = load_spec(spec_path)
     in_place = spec_path.resolve() == (repository / spec.name / SPEC_FILENAME).resolve()
