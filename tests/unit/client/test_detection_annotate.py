@@ -7,7 +7,8 @@ import pytest
 
 from triton_vision_client.annotate import class_colour, draw_detections, text_colour
 from triton_vision_client.answers import Detections, split_detections
-from triton_vision_client.cli import build_parser, print_answers
+from triton_vision_client.cli import build_parser
+from triton_vision_client.tasks import print_answers
 
 
 def test_each_class_gets_its_own_colour_and_the_same_class_the_same_one():
