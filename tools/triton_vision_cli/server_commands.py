@@ -21,7 +21,7 @@ from typing import Any
 
 import triton_vision_contract as contract
 from triton_vision_serving.memory import DEFAULT_TRIM_ABOVE_BYTES
-from triton_vision_ui.cli import add_ui_port, with_ui
+from triton_vision_ui.launch import add_ui_port, with_ui
 
 DEFAULT_REPOSITORY = Path("model_repository")
 # Importable modules the server commands need (the ``server`` extra), and their PyPI names.
