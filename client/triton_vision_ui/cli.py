@@ -1,8 +1,4 @@
-"""``triton-vision ui``: the playground page on its own, forwarding to a running server.
-
-:func:`register` is this package's ``triton_vision.commands`` entry point; starting the page
-(here and for ``serve --ui-port``) is :mod:`.launch`'s.
-"""
+"""``triton-vision ui``: the playground page on its own, forwarding to a running server."""
 
 from __future__ import annotations
 
@@ -10,7 +6,6 @@ import argparse
 import signal
 import sys
 import threading
-from typing import Any
 
 import triton_vision_contract as contract
 from triton_vision_contract.errors import USAGE_EXIT_CODE, UsageError
@@ -20,7 +15,7 @@ from .launch import announce, start_ui
 DEFAULT_PORT = 8080
 
 
-def cmd_ui(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> int:
     from triton_vision_client.errors import ServerUnreachableError
 
     try:
@@ -46,21 +41,15 @@ def cmd_ui(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(sub: Any) -> None:
-    """Adds ``ui`` to the ``triton-vision`` sub-command parser ``sub``."""
-    from triton_vision_client.cli import add_connection
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    from triton_vision_client.folderjob import add_connection
 
-    p = sub.add_parser(
-        "ui",
-        help="a browser playground: drop images, see each ensemble's answer drawn",
-        description=(
-            "Serve a web page that lists the server's ensembles and shows, for the images you drop, "
-            "the top-k labels, the boxes drawn, the mask over the photo, and where the time went."
-        ),
+    p.description = (
+        "Serve a web page that lists the server's ensembles and shows, for the images you drop, "
+        "the top-k labels, the boxes drawn, the mask over the photo, and where the time went."
     )
     add_connection(p)
     p.add_argument(
         "--host", default=contract.DEFAULT_HOST, help=f"address the page binds (default {contract.DEFAULT_HOST})"
     )
     p.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port of the page (default {DEFAULT_PORT}; 0: any)")
-    p.set_defaults(func=cmd_ui)

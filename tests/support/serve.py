@@ -61,7 +61,7 @@ def serving(repository: Path, *extra: str) -> Iterator[Serve]:
     from triton_vision_serving.ports import free_port
 
     ports = [free_port() for _ in range(3)]
-    command = [sys.executable, "-m", "triton_vision_client.cli", "serve", "--model-repository", str(repository)]
+    command = [sys.executable, "-m", "triton_vision_cli", "serve", "--model-repository", str(repository)]
     command += ["--http-port", str(ports[0]), "--grpc-port", str(ports[1]), "--metrics-port", str(ports[2]), *extra]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     serve = Serve(process, ports[0], ports[1])

@@ -5,10 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from triton_vision_authoring.repository_option import DEFAULT_REPOSITORY
 from triton_vision_bench.messages import BenchUsageError
 from triton_vision_models import tensors as t
 
-DEFAULT_REPOSITORY = Path("model_repository")
 MAX_CONCURRENCY = 256
 DEFAULT_CACHE_SIZE = 256 * 2**20  # the repeats workload's server: a response cache of 256 MiB
 
