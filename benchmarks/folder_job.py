@@ -94,7 +94,7 @@ def perf_throughput(url: str, image: Path, workdir: Path, batch: int, concurrenc
 def folder_job(url: str, folder: Path, workdir: Path, concurrency: int) -> tuple[float, int, float]:
     """``triton-vision classify FOLDER`` as a subprocess: (images/s, images answered, seconds)."""
     output = workdir / "records.jsonl"
-    command = [sys.executable, "-m", "triton_vision_client.cli", "classify", str(folder), "--url", url]
+    command = [sys.executable, "-m", "triton_vision_cli", "classify", str(folder), "--url", url]
     command += ["--format", "jsonl", "--output", str(output), "--concurrency", str(concurrency)]
     done = subprocess.run(command, capture_output=True, text=True, timeout=JOB_TIMEOUT_S)
     match = SUMMARY.search(done.stderr)

@@ -1,11 +1,8 @@
-"""``triton-vision``: query the ensembles; with the server extra, serve them too.
+"""The client's commands: classify, detect, segment, probe, ensembles (the ``client`` extra only).
 
-The client commands (classify, detect, segment, probe, models list) need only the ``client``
-extra. Other packages add commands through entry-point groups: each entry point of
-``triton_vision.commands`` takes the sub-command parser (``triton_vision_cli.server_commands.register``
-adds ``serve``, ``demo``, ``perf``, ...), each of ``triton_vision.model_actions`` takes the
-``models`` command's actions (``triton_vision_cli.server_commands.register_model_actions`` adds
-``prepare`` and ``status``). This module imports nothing from them.
+:data:`COMMANDS` maps each name to its :class:`Command`, ``add_arguments(parser)`` and
+``run(args) -> int``; the ``triton-vision`` command table (:mod:`triton_vision_cli.main`) names
+this module for them, builds the parser and reports errors.
 """
 
 from __future__ import annotations
@@ -13,16 +10,15 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Sequence
-from importlib.metadata import PackageNotFoundError, entry_points, version
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import NamedTuple
 
 import triton_vision_contract as contract
 
 from . import records
 from .client import ClientError, VisionClient
 from .discovery import EnsembleInfo
-from .errors import UsageError
 from .folderjob import (
     EXIT_CODES_HELP,
     EXIT_OK,
@@ -32,18 +28,21 @@ from .folderjob import (
     add_connection,
     add_job_arguments,
     check_protocol,
-    out_path,
     positive_float,
     positive_int,
     run_job,
 )
-from .jobs import ImageResult, as_source
+from .probe import DEFAULT_TIMEOUT_S, cmd_probe
+from .tasks import CLASSIFY, DETECT, SEGMENT
 
-COMMAND_PLUGINS = "triton_vision.commands"  # entry-point group of packages that add commands
-MODEL_ACTION_PLUGINS = "triton_vision.model_actions"  # entry-point group of packages that add `models` actions
-DISTRIBUTION = "triton-vision"
+__all__ = ["COMMANDS", "Command"]
 
-__all__ = ["add_connection", "build_parser", "main", "print_answers", "warn_stand_ins"]
+
+class Command(NamedTuple):
+    """One command: what the command table calls to build its parser and to run it."""
+
+    add_arguments: Callable[[argparse.ArgumentParser], None]
+    run: Callable[[argparse.Namespace], int]
 
 
 def _checked_number(text: str, kind: type, low: float, high: float | None, what: str):
@@ -64,98 +63,7 @@ def _fraction(text: str) -> float:
     return _checked_number(text, float, 0.0, 1.0, "a number in [0, 1]")
 
 
-def warn_stand_ins(client: VisionClient, models: Sequence[str]) -> None:
-    for warning in client.stand_in_warnings(models):
-        print(warning, file=sys.stderr)
-
-
-# -- the commands: folder jobs (see folderjob.py for inputs, formats, resume and exit codes) -------
-def job_options(args: argparse.Namespace, on_retry) -> dict:
-    """The options every folder job passes to its ``*_many`` call."""
-    return {
-        "ensemble": args.ensemble,
-        "batch": args.batch,
-        "concurrency": args.concurrency,
-        "retry_for_s": args.retry_for,
-        "on_retry": on_retry,
-    }
-
-
-def start_classify(client: VisionClient, sources, args: argparse.Namespace, on_retry):
-    return client.classify_many(sources, top_k=args.top_k, **job_options(args, on_retry))
-
-
-def start_detect(client: VisionClient, sources, args: argparse.Namespace, on_retry):
-    return client.detect_many(
-        sources,
-        score_threshold=args.threshold,
-        max_detections=args.max_detections,
-        keep_data=True,
-        **job_options(args, on_retry),
-    )
-
-
-def save_detect(result: ImageResult, out_dir: Path) -> dict[str, str]:
-    """The image with its boxes drawn, as <out_dir>/<its place in the input tree>/<stem>.detections.jpg."""
-    import cv2
-
-    from .annotate import annotate_file
-
-    target = out_path(out_dir, result.source, ".detections.jpg")
-    if result.data is None:
-        raise ValueError("the image's bytes were not kept to draw on")
-    if not cv2.imwrite(str(target), annotate_file(result.data, result.answer)):
-        raise OSError(f"cannot write {target}")
-    return {"annotated": str(target)}
-
-
-def start_segment(client: VisionClient, sources, args: argparse.Namespace, on_retry):
-    return client.segment_many(sources, overlay=not args.no_overlay, **job_options(args, on_retry))
-
-
-def save_segment(result: ImageResult, out_dir: Path) -> dict[str, str]:
-    """<stem>_mask.png (indexed: pixel = class id) and <stem>_overlay.png (with a legend) under
-    ``out_dir``, mirroring the inputs."""
-    from .segmentation import add_legend, mask_png
-
-    mask = out_path(out_dir, result.source, "_mask.png")
-    mask.write_bytes(mask_png(result.answer.mask))
-    files = {"mask": str(mask)}
-    if result.answer.overlay_png:
-        overlay = out_path(out_dir, result.source, "_overlay.png")
-        overlay.write_bytes(add_legend(result.answer.overlay_png, result.answer))
-        files["overlay"] = str(overlay)
-    return files
-
-
-CLASSIFY = Task(contract.CLASSIFICATION, "classified", records.CLASSIFICATION, start_classify, default_concurrency=4)
-DETECT = Task(
-    contract.DETECTION, "detected objects in", records.DETECTION, start_detect, save_detect, default_concurrency=2
-)
-SEGMENT = Task(
-    contract.SEGMENTATION, "segmented", records.SEGMENTATION, start_segment, save_segment, default_concurrency=2
-)
-TASKS = {task.task: task for task in (CLASSIFY, DETECT, SEGMENT)}
-
-
-def print_answers(
-    task: str,
-    paths: Sequence[str],
-    answers: Sequence,
-    *,
-    encoded: Sequence[bytes] | None = None,
-    out: Path | None = None,
-) -> None:
-    """Each image's answer as the folder jobs print it (text records), its files first written
-    under ``out`` (detection: the annotated image, from ``encoded``; segmentation: mask, overlay)."""
-    job = TASKS[task]
-    writer = records.RecordWriter(sys.stdout, "text", job.kind)
-    for index, (path, answer) in enumerate(zip(paths, answers, strict=True)):
-        result = ImageResult(as_source(path), answer, data=encoded[index] if encoded is not None else None)
-        files = job.save(result, out) if job.save is not None and out is not None else {}
-        writer.write(job.kind.record(result, files))
-
-
+# -- the folder jobs (folderjob.py: inputs, formats, resume and exit codes; tasks.py: the three) ---
 def job_command(task: Task):
     def command(args: argparse.Namespace) -> int:
         return run_job(args, task)
@@ -163,7 +71,7 @@ def job_command(task: Task):
     return command
 
 
-# -- models list: what a server serves ------------------------------------------------------------
+# -- ensembles: what a server serves ------------------------------------------------------------
 def ensemble_table(ensembles: Sequence[EnsembleInfo]) -> list[str]:
     """One line per ensemble: name, task, images per request, state, stand-in steps."""
     header = ("ENSEMBLE", "TASK", "BATCH", "STATE", "STAND-IN MODELS")
@@ -186,7 +94,7 @@ def ensemble_table(ensembles: Sequence[EnsembleInfo]) -> list[str]:
     return [line(header), *(line(row) for row in rows)]
 
 
-def cmd_models_list(args: argparse.Namespace) -> int:
+def run_ensembles(args: argparse.Namespace) -> int:
     try:
         check_protocol(args.protocol)
         with VisionClient(args.url, args.protocol, timeout_s=args.timeout, model_prefix=args.model_prefix) as client:
@@ -207,142 +115,96 @@ def cmd_models_list(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def add_models_parser(sub) -> None:
-    """``models``: its ``list`` action here; plugins add theirs (``prepare``, ``status``)."""
-    p = sub.add_parser(
-        "models",
-        help="list a server's ensembles; with the server extra, prepare the model files",
-        description="list: a server's ensembles (client extra only). With the server extra, prepare: put the "
-        "repository's ONNX files in place; status: where each came from.",
+def add_ensembles_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.description = (
+        "Every ensemble of the server's repository (loaded or not): its task, its images per request "
+        "(max_batch_size), whether it is ready, and which of its models are stand-ins with random weights."
     )
-    actions = p.add_subparsers(dest="action", required=True, metavar="ACTION")
-    listing = actions.add_parser(
-        "list",
-        help="a server's ensembles: task, images per request, state, stand-in models",
-        description="Every ensemble of the server's repository (loaded or not): its task, its images per "
-        "request (max_batch_size), whether it is ready, and which of its models are stand-ins with random weights.",
+    parser.add_argument("--json", action="store_true", help="one JSON object on stdout")
+    parser.add_argument("--timeout", type=positive_float, default=30.0, help="seconds per request (default 30)")
+    add_connection(parser)
+
+
+# -- the folder jobs' and probe's arguments ---------------------------------------------------------
+def add_classify_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.description = (
+        "Top-k labels for each image from a classification ensemble; many requests in flight, results as they complete."
     )
-    listing.add_argument("--json", action="store_true", help="one JSON object on stdout")
-    listing.add_argument("--timeout", type=positive_float, default=30.0, help="seconds per request (default 30)")
-    add_connection(listing)
-    listing.set_defaults(func=cmd_models_list)
-    for plugin in entry_points(group=MODEL_ACTION_PLUGINS):
-        plugin.load()(actions)
-
-
-def _version() -> str:
-    try:
-        return version(DISTRIBUTION)
-    except PackageNotFoundError:
-        return "unknown (not installed)"
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="triton-vision", description=__doc__.splitlines()[0])
-    parser.add_argument("--version", action="version", version=f"triton-vision {_version()}")
-    sub = parser.add_subparsers(dest="command", required=True)
-
-    p = sub.add_parser(
-        "classify",
-        help="top-k labels for image files, folders and globs",
-        description="Top-k labels for each image from a classification ensemble; many requests in flight, "
-        "results as they complete.",
-        epilog=EXIT_CODES_HELP,
-    )
-    add_job_arguments(p, task=CLASSIFY.task, default_concurrency=CLASSIFY.default_concurrency)
-    p.add_argument(
+    parser.epilog = EXIT_CODES_HELP
+    add_job_arguments(parser, task=CLASSIFY.task, default_concurrency=CLASSIFY.default_concurrency)
+    parser.add_argument(
         "--top-k",
         type=_top_k,
         default=None,
         help=f"labels per image, >= {contract.MIN_TOP_K}, at most the model's classes "
         f"(server default {contract.DEFAULT_TOP_K})",
     )
-    add_connection(p)
-    p.set_defaults(func=job_command(CLASSIFY))
+    add_connection(parser)
 
-    p = sub.add_parser(
-        "segment",
-        help="class masks for image files and folders: indexed PNG mask and overlay",
-        description="Class masks for each image from a segmentation ensemble, written under --out mirroring "
-        "the input tree; the overlay carries a legend.",
-        epilog=EXIT_CODES_HELP,
-    )
-    add_job_arguments(p, task=SEGMENT.task, default_concurrency=SEGMENT.default_concurrency)
-    p.add_argument("--out", type=Path, default=Path("out"), help="where <stem>_mask.png and <stem>_overlay.png go")
-    p.add_argument("--no-overlay", action="store_true", help="write the mask only")
-    add_connection(p)
-    p.set_defaults(func=job_command(SEGMENT))
 
-    p = sub.add_parser(
-        "detect",
-        help="detections for image files and folders, recorded and drawn",
-        description="Detections for each image from a detection ensemble; annotated copies under --out "
-        "mirroring the input tree.",
-        epilog=EXIT_CODES_HELP,
+def add_segment_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.description = (
+        "Class masks for each image from a segmentation ensemble, written under --out mirroring the input "
+        "tree; the overlay carries a legend."
     )
-    add_job_arguments(p, task=DETECT.task, default_concurrency=DETECT.default_concurrency)
-    p.add_argument(
+    parser.epilog = EXIT_CODES_HELP
+    add_job_arguments(parser, task=SEGMENT.task, default_concurrency=SEGMENT.default_concurrency)
+    parser.add_argument("--out", type=Path, default=Path("out"), help="where <stem>_mask.png and <stem>_overlay.png go")
+    parser.add_argument("--no-overlay", action="store_true", help="write the mask only")
+    add_connection(parser)
+
+
+def add_detect_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.description = (
+        "Detections for each image from a detection ensemble; annotated copies under --out mirroring the input tree."
+    )
+    parser.epilog = EXIT_CODES_HELP
+    add_job_arguments(parser, task=DETECT.task, default_concurrency=DETECT.default_concurrency)
+    parser.add_argument(
         "--threshold",
         type=_fraction,
         default=None,
         help=f"minimum score in [0, 1] (server default {contract.DEFAULT_SCORE_THRESHOLD})",
     )
-    p.add_argument(
+    parser.add_argument(
         "--max-detections",
         type=positive_int,
         default=None,
         help=f"per image, >= 1 (server default {contract.DEFAULT_MAX_DETECTIONS})",
     )
-    p.add_argument("--out", type=Path, default=Path("out"), help="where annotated images go (default out/)")
-    p.add_argument(
+    parser.add_argument("--out", type=Path, default=Path("out"), help="where annotated images go (default out/)")
+    parser.add_argument(
         "--all-detections",
         action="store_true",
         help=f"text output: list every detection (default: the first {records.TEXT_DETECTIONS}, then how many "
         "more); jsonl and csv always have them all",
     )
-    add_connection(p)
-    p.set_defaults(func=job_command(DETECT))
+    add_connection(parser)
 
-    from .probe import DEFAULT_TIMEOUT_S, cmd_probe
 
-    p = sub.add_parser(
-        "probe", help="send a tiny image through every ensemble; exit 0 if all answer, 1 naming those that do not"
+def add_probe_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.description = (
+        "Send a tiny image through every ensemble of the server (or those named), as a health check: exit 0 "
+        "when all answer; 1 naming those that do not, or when no server answers; 2 on a bad command line."
     )
-    p.add_argument(
+    parser.add_argument(
         "--ensemble",
         action="append",
         default=None,
         metavar="NAME",
         help="only this one, of any task (repeatable; default: every ensemble of the server)",
     )
-    p.add_argument("--timeout", type=positive_float, default=DEFAULT_TIMEOUT_S, help="seconds per request (default 20)")
-    p.add_argument("--json", action="store_true", help="one JSON object on stdout")
-    add_connection(p)
-    p.set_defaults(func=cmd_probe)
-
-    add_models_parser(sub)
-    for plugin in entry_points(group=COMMAND_PLUGINS):
-        plugin.load()(sub)
-    return parser
+    parser.add_argument(
+        "--timeout", type=positive_float, default=DEFAULT_TIMEOUT_S, help="seconds per request (default 20)"
+    )
+    parser.add_argument("--json", action="store_true", help="one JSON object on stdout")
+    add_connection(parser)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args, extra = parser.parse_known_args(argv)
-    # Inputs may follow options (`classify photos/ --top-k 3 more/`): argparse leaves them over.
-    if extra and hasattr(args, "images") and all(item == "-" or not item.startswith("-") for item in extra):
-        args.images = [*args.images, *extra]
-    elif extra:
-        parser.error(f"unrecognized arguments: {' '.join(extra)}")
-    try:
-        return args.func(args)
-    except UsageError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except ClientError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+COMMANDS = {
+    "classify": Command(add_classify_arguments, job_command(CLASSIFY)),
+    "detect": Command(add_detect_arguments, job_command(DETECT)),
+    "segment": Command(add_segment_arguments, job_command(SEGMENT)),
+    "probe": Command(add_probe_arguments, cmd_probe),
+    "ensembles": Command(add_ensembles_arguments, run_ensembles),
+}

@@ -103,7 +103,7 @@ def add_job_arguments(parser: argparse.ArgumentParser, *, task: str, default_con
         "--ensemble",
         default=None,
         metavar="NAME",
-        help=f"any {task} ensemble of the server (default: {task}; `triton-vision models list` shows them)",
+        help=f"any {task} ensemble of the server (default: {task}; `triton-vision ensembles` lists them)",
     )
     parser.add_argument("--format", choices=FORMATS, default="text", help="one record per image (default text)")
     parser.add_argument("-o", "--output", type=Path, default=None, help="write records to FILE (default stdout)")

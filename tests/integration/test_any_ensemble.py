@@ -1,5 +1,5 @@
 """Every client command takes any ensemble of its task: prefixed names (`export-repo --prefix`), a
-custom name with its own batch size, `models list`, `probe` and `VisionClient.ensembles()`, through
+custom name with its own batch size, `ensembles`, `probe` and `VisionClient.ensembles()`, through
 the real tritonserver over gRPC and HTTP."""
 
 from __future__ import annotations
@@ -77,19 +77,19 @@ def expected_ensembles(repository: Path) -> dict[str, tuple[str, int, list[str]]
 
 
 @pytest.mark.parametrize("protocol", ["grpc", "http"])
-def test_models_list_shows_every_ensemble_with_its_task_batch_size_and_stand_ins(
+def test_ensembles_shows_every_ensemble_with_its_task_batch_size_and_stand_ins(
     prefixed_server, prefixed_repository, protocol
 ):
     expected = expected_ensembles(prefixed_repository)
     assert set(expected) == {f"{PREFIX}{name}" for name in (t.CLASSIFICATION, t.DETECTION, t.SEGMENTATION, PETS)}
     url = url_of(prefixed_server, protocol)
-    listed = cli("models", "list", "--url", url, "--protocol", protocol, "--model-prefix", PREFIX, "--json")
+    listed = cli("ensembles", "--url", url, "--protocol", protocol, "--model-prefix", PREFIX, "--json")
     assert listed.returncode == 0, listed.stderr
     answer = json.loads(listed.stdout)
     got = {e["name"]: (e["task"], e["max_batch_size"], e["stand_in"]) for e in answer["ensembles"]}
     assert got == expected
     assert all(e["ready"] for e in answer["ensembles"])
-    table = cli("models", "list", "--url", url, "--protocol", protocol, "--model-prefix", PREFIX)
+    table = cli("ensembles", "--url", url, "--protocol", protocol, "--model-prefix", PREFIX)
     assert table.returncode == 0, table.stderr
     lines = table.stdout.splitlines()
     assert lines[0].split() == ["ENSEMBLE", "TASK", "BATCH", "STATE", "STAND-IN", "MODELS"]

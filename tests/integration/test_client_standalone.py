@@ -1,5 +1,5 @@
 """The client extra alone, in a fresh virtual environment: its commands work (classify through a
-served ensemble, models list), the server commands name the missing extra. Which modules the client
+served ensemble, ensembles), the other commands name the extra they need. Which modules the client
 imports is tests/unit/client/test_client_imports.py's job."""
 
 from __future__ import annotations
@@ -30,17 +30,25 @@ def run(venv_home: Path, *args: str) -> subprocess.CompletedProcess:
     return run_installed(venv_home, *args, cwd=venv_home)
 
 
-def test_client_commands_work_and_server_commands_name_the_missing_extra(client_venv):
+def test_client_commands_work_and_the_others_name_the_missing_extra(client_venv):
+    listing = run(client_venv, "--help")
+    assert listing.returncode == 0, listing.stderr
+    assert "serve" in listing.stdout and "[server]" in listing.stdout
     help_run = run(client_venv, "classify", "--help")
     assert help_run.returncode == 0, help_run.stderr
     assert "--top-k" in help_run.stdout
-    for command in (["serve"], ["models", "prepare"]):
-        server = run(client_venv, *command)
-        assert server.returncode == 2, server.stderr
-        assert (
-            f"'triton-vision {command[0]}' needs the server extra" in server.stderr and "onnxruntime" in server.stderr
-        )
-        assert "Traceback" not in server.stderr
+    for command, extra, package in (
+        (["serve"], "server", "onnxruntime"),
+        (["models", "prepare"], "server", "onnxruntime"),
+        (["init", "R"], "server", "onnxruntime"),
+        (["ui"], "ui", "starlette"),
+        (["bench"], "bench", "matplotlib"),
+    ):
+        refused = run(client_venv, *command)
+        assert refused.returncode == 2, refused.stderr
+        (line,) = refused.stderr.splitlines()  # one line, no traceback
+        assert line.startswith(f"error: 'triton-vision {command[0]}' needs the {extra} extra (missing: "), line
+        assert line.endswith(f"): pip install 'triton-vision[{extra}]'") and package in line, line
 
 
 def test_client_only_install_classifies_through_the_served_ensemble(client_venv, classification_server, tmp_path):
@@ -56,6 +64,6 @@ def test_client_only_install_classifies_through_the_served_ensemble(client_venv,
 
 
 def test_client_only_install_lists_the_servers_ensembles(client_venv, classification_server):
-    listed = run(client_venv, "models", "list", "--url", classification_server.options.grpc_url)
+    listed = run(client_venv, "ensembles", "--url", classification_server.options.grpc_url)
     assert listed.returncode == 0, listed.stderr
     assert listed.stdout.splitlines()[1].split() == ["classification", "classification", "32", "ready", "resnet18"]

@@ -137,7 +137,7 @@ def test_detect_cli_prints_and_writes_annotated_images(bright_box_detection_serv
         [
             sys.executable,
             "-m",
-            "triton_vision_client.cli",
+            "triton_vision_cli",
             "detect",
             str(image),
             "--out",

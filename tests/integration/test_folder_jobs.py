@@ -132,7 +132,7 @@ def test_progress_line_on_a_terminal_with_rate_and_eta(classification_server, ph
     primary, secondary = pty.openpty()
     try:
         process = subprocess.Popen(
-            [sys.executable, "-m", "triton_vision_client.cli", "classify", str(root), "-r", "--format", "jsonl"]
+            [sys.executable, "-m", "triton_vision_cli", "classify", str(root), "-r", "--format", "jsonl"]
             + ["--url", classification_server.options.grpc_url, "--output", os.devnull],
             stdout=subprocess.DEVNULL,
             stderr=secondary,
@@ -226,7 +226,7 @@ def test_the_other_protocols_port_is_named_with_the_fix(classification_server, t
     assert grpc_to_http.stderr.strip() == (
         f"error: {options.http_url} answers HTTP, not gRPC: use --protocol http or port 8001"
     )
-    http_to_grpc = cli("models", "list", "--url", options.grpc_url, "--protocol", "http")
+    http_to_grpc = cli("ensembles", "--url", options.grpc_url, "--protocol", "http")
     assert http_to_grpc.returncode == 3
     assert http_to_grpc.stderr.strip() == (
         f"error: {options.grpc_url} answers gRPC, not HTTP: use --protocol grpc or port 8000"
@@ -354,7 +354,7 @@ def test_client_memory_stays_flat_from_500_to_5000_images(tiny_classification_se
     # A client holding the files it has read would grow by images 500..5000's bytes: more than the limit.
     assert total_bytes * (THOUSANDS - 500) / THOUSANDS > 1.5 * RSS_GROWTH_LIMIT_MB * 1024 * 1024
     output = tmp_path / "records.jsonl"
-    command = [sys.executable, "-m", "triton_vision_client.cli", "classify", str(folder), "-r", "--format", "jsonl"]
+    command = [sys.executable, "-m", "triton_vision_cli", "classify", str(folder), "-r", "--format", "jsonl"]
     command += ["-o", str(output), "--url", tiny_classification_server.options.grpc_url, "--concurrency", "8"]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=ROOT, text=True)
     at_500 = None
@@ -405,7 +405,7 @@ def test_ctrl_c_keeps_whole_records_and_resume_finishes_the_job(tiny_classificat
         (folder / f"{index:05d}.jpg").write_bytes(encode(rng.integers(0, 256, (48, 64, 3), dtype=np.uint8), ".jpg"))
     output = tmp_path / "records.jsonl"
     url = tiny_classification_server.options.grpc_url
-    command = [sys.executable, "-m", "triton_vision_client.cli", "classify", str(folder), "--format", "jsonl"]
+    command = [sys.executable, "-m", "triton_vision_cli", "classify", str(folder), "--format", "jsonl"]
     # one image per request, one request at a time: the job lasts long enough to be interrupted
     command += ["-o", str(output), "--url", url, "--batch", "1", "--concurrency", "1"]
     # An ignored SIGINT is inherited across exec (a shell's background job ignores it; in one full
@@ -482,7 +482,7 @@ def test_a_job_running_while_a_model_is_unloaded_and_loaded_again_answers_every_
         (folder / f"{index:04d}.jpg").write_bytes(encode(rng.integers(0, 256, (48, 64, 3), dtype=np.uint8), ".jpg"))
     output = tmp_path / "records.jsonl"
     url = url_of(server, protocol)
-    command = [sys.executable, "-m", "triton_vision_client.cli", "classify", str(folder), "--format", "jsonl"]
+    command = [sys.executable, "-m", "triton_vision_cli", "classify", str(folder), "--format", "jsonl"]
     command += ["-o", str(output), "--url", url, "--protocol", protocol, "--batch", "1", "--concurrency", "2"]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=ROOT, text=True)
     try:

@@ -230,7 +230,7 @@ def test_ctrl_c_during_start_up_stops_at_once_and_leaves_nothing(classification_
     from triton_vision_serving.ports import free_port
 
     ports = [str(free_port()) for _ in range(3)]
-    command = [sys.executable, "-m", "triton_vision_client.cli", "serve", "--model-repository"]
+    command = [sys.executable, "-m", "triton_vision_cli", "serve", "--model-repository"]
     command += [str(classification_repository), "--http-port", ports[0], "--grpc-port", ports[1]]
     command += ["--metrics-port", ports[2], "--probe-interval", "0", "--log-dir", str(tmp_path / "logs")]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -289,13 +289,13 @@ def test_corrupt_detector_leaves_classification_and_segmentation_serving_and_nam
             with pytest.raises(ClientError):
                 client.detect([photo])
         probe = subprocess.run(
-            [sys.executable, "-m", "triton_vision_client.cli", "probe", "--url", serve.grpc_url],
+            [sys.executable, "-m", "triton_vision_cli", "probe", "--url", serve.grpc_url],
             capture_output=True,
             text=True,
             timeout=120,
         )
         only_classification = subprocess.run(
-            [sys.executable, "-m", "triton_vision_client.cli", "probe", "--url", serve.grpc_url]
+            [sys.executable, "-m", "triton_vision_cli", "probe", "--url", serve.grpc_url]
             + ["--ensemble", t.CLASSIFICATION, "--ensemble", t.SEGMENTATION],
             capture_output=True,
             text=True,
@@ -368,7 +368,7 @@ def test_replaced_model_file_answers_with_the_new_weights_and_no_request_fails(
             time.sleep(1.0)
             replaced_at = time.monotonic()
             prepared = subprocess.run(
-                [sys.executable, "-m", "triton_vision_client.cli", "models", "prepare", "--model", t.CLASSIFIER]
+                [sys.executable, "-m", "triton_vision_cli", "models", "prepare", "--model", t.CLASSIFIER]
                 + ["--from", str(new_file), "--force", "--model-repository", str(own_classification_repository)],
                 capture_output=True,
                 text=True,

@@ -63,7 +63,7 @@ def test_model_analyzer_profiles_the_classification_ensemble(controllable_server
     command = [
         sys.executable,
         "-m",
-        "triton_vision_client.cli",
+        "triton_vision_cli",
         "model-analyzer",  # the README's command
         t.CLASSIFICATION,
         *map(str, images),

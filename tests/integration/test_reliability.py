@@ -298,7 +298,7 @@ def test_serve_gives_up_naming_the_cause_when_tritonserver_keeps_dying(classific
 
     ports = [str(free_port()) for _ in range(3)]
     serve = subprocess.Popen(
-        [sys.executable, "-m", "triton_vision_client.cli", "serve", "--model-repository"]
+        [sys.executable, "-m", "triton_vision_cli", "serve", "--model-repository"]
         + [str(classification_repository), "--http-port", ports[0], "--grpc-port", ports[1]]
         + ["--metrics-port", ports[2], "--probe-interval", "0"],
         stdout=subprocess.PIPE,

@@ -80,7 +80,7 @@ def test_an_invalid_overlay_parameter_is_refused(known_answer_client):
 
 
 def test_cli_segment_writes_an_indexed_mask_and_an_overlay(segmentation_known_answer_server, tmp_path, capsys):
-    from triton_vision_client.cli import main
+    from triton_vision_cli.main import main
 
     image, expected = synthetic(389, 520)
     path = tmp_path / "shapes.png"

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.verify import V1_PREPROCESS, v1_spec, write_photos
-from triton_vision_client.cli import main
+from triton_vision_cli.main import main
 
 TIMEOUT_S = 300
 WRONG_SCALING = V1_PREPROCESS.replace("mean = [0.5, 0.5, 0.5]", "mean = [0, 0, 0]").replace(
@@ -26,7 +26,7 @@ def photos(tmp_path_factory) -> Path:
 
 def add_model(*args: str | Path) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "triton_vision_client.cli", "add-model", *map(str, args)],
+        [sys.executable, "-m", "triton_vision_cli", "add-model", *map(str, args)],
         capture_output=True,
         text=True,
         timeout=TIMEOUT_S,

@@ -23,7 +23,7 @@ def encode(rgb: np.ndarray, ext: str) -> bytes:
 def cli(*args: str, stdin: str | None = None, timeout: float = JOB_TIMEOUT_S) -> subprocess.CompletedProcess:
     """``triton-vision ARGS`` as a user runs it, stdout and stderr captured (not terminals)."""
     return subprocess.run(
-        [sys.executable, "-m", "triton_vision_client.cli", *args],
+        [sys.executable, "-m", "triton_vision_cli", *args],
         input=stdin,
         capture_output=True,
         text=True,

@@ -60,7 +60,7 @@ def _pump(stream, sink: list[str], event: threading.Event | None) -> None:
 def serving(
     repository: Path,
     *extra: str,
-    program: Sequence[str] = (sys.executable, "-m", "triton_vision_client.cli"),
+    program: Sequence[str] = (sys.executable, "-m", "triton_vision_cli"),
     cwd: Path | None = None,
     env: dict[str, str] | None = None,
 ) -> Iterator[Serve]:

@@ -132,7 +132,7 @@ def ui_url(lines: list[str]) -> str | None:
 def running(args: list[str], until: re.Pattern) -> Iterator[list[str]]:
     """``triton-vision ARGS`` until a line of its output matches ``until``; its output lines (they
     keep coming); SIGINT at the end."""
-    command = [sys.executable, "-m", "triton_vision_client.cli", *args]
+    command = [sys.executable, "-m", "triton_vision_cli", *args]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     lines: list[str] = []
 

@@ -6,12 +6,13 @@ checkout, a folder of site-packages once the wheel is installed. Model files nev
 they written here, even from a checkout that has them): ``triton-vision models prepare`` makes them.
 
 The commands whose repository defaults to ``./model_repository`` name this command where that folder
-is missing (:func:`missing_repository`), and ``export-repo`` reads the built-in repository from here
-where it is (:func:`builtin_repository`).
+is missing (:mod:`triton_vision_authoring.repository_option`), and ``export-repo`` reads the built-in
+repository from here where there is no local one (:func:`repository_or_builtin`).
 """
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import fnmatch
 import importlib.resources
@@ -20,14 +21,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from triton_vision_authoring.errors import RepositoryUnusableError
+from triton_vision_authoring.repository_option import DEFAULT_REPOSITORY, missing_repository
 from triton_vision_contract.errors import UsageError
 
 if TYPE_CHECKING:  # importlib.resources.abc from Python 3.11 on
     from importlib.abc import Traversable
 
 BUILTIN_PACKAGE = "triton_vision_repository"  # model_repository/ in a checkout, package data in the wheel
-DEFAULT_REPOSITORY = Path("model_repository")  # the commands' default, relative to the current directory
 PACKAGE_MODULE = "__init__.py"  # makes the folder a package; Triton ignores it, init does not write it
 # Never written: Python's caches and model files (`models prepare` makes them). pyproject.toml's
 # exclude-package-data keeps the same ones out of the wheel (tests/unit/project/test_packaging.py).
@@ -86,15 +86,6 @@ def init_report(target: Path, written: list[Path]) -> list[str]:
     ]
 
 
-def missing_repository(path: Path, option: str = "--model-repository DIR") -> RepositoryUnusableError:
-    """The one-line error for a repository that is not there: a wheel install has no
-    ``./model_repository`` until ``init`` writes one."""
-    return RepositoryUnusableError(
-        f"model repository {path} does not exist: `triton-vision init {path}` writes the built-in one "
-        f"(or pass {option})"
-    )
-
-
 @contextlib.contextmanager
 def repository_or_builtin(path: Path | None) -> Iterator[Path]:
     """``path``, which must exist; for None, ``./model_repository`` where it exists, else (a wheel
@@ -109,3 +100,24 @@ def repository_or_builtin(path: Path | None) -> Iterator[Path]:
     if not path.is_dir():
         raise missing_repository(path)
     yield path
+
+
+# -- the command ------------------------------------------------------------------------------------
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.description = (
+        "Write the built-in model repository (configs, ensemble specs, labels, the Python models, the DALI "
+        "pipelines; no model files) into DIR, e.g. after installing the wheel. Then: triton-vision models "
+        "prepare --model-repository DIR; triton-vision serve --model-repository DIR."
+    )
+    parser.add_argument("directory", type=Path, metavar="DIR", help="where to write it (created; must be empty)")
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="write into a DIR that is not empty: the built-in files are replaced, other files (model files) kept",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    written = init_repository(args.directory, force=args.force)
+    print("\n".join(init_report(args.directory, written)))
+    return 0

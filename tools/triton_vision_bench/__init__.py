@@ -31,7 +31,3 @@ One job per module:
 - :mod:`.served`: the server's models as served; :mod:`.machine`: the machine's facts;
 - :mod:`.report`: the report's numbers (pure); :mod:`.render`: Markdown, PNG, the files.
 """
-
-from triton_vision_bench.cli import add_parser
-
-__all__ = ["add_parser"]

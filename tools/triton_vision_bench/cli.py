@@ -1,13 +1,11 @@
 """``triton-vision bench``'s arguments and its command: usage errors are one line and exit 2,
-failures of the run one line and exit 1 (through the ``wrap`` of :func:`add_parser`)."""
+failures of the run one line and exit 1 (the command table's)."""
 
 from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from triton_vision_bench.messages import BenchUsageError
 from triton_vision_bench.options import BenchOptions, parse_cache_size, parse_concurrency
@@ -42,7 +40,7 @@ def options_from(args: argparse.Namespace) -> BenchOptions:
     ).check()
 
 
-def cmd_bench(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> int:
     from triton_vision_bench.render import write_report
     from triton_vision_bench.run import run_bench
 
@@ -67,11 +65,11 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_parser(sub: Any, wrap: Callable) -> None:
-    """Adds ``bench`` to the ``triton-vision`` sub-command parser ``sub``; ``wrap`` guards the command."""
-    p = sub.add_parser(
-        "bench",
-        help="ensemble vs client-side preprocessing vs in-process vs the work bound; Markdown, JSON and PNG",
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.description = (
+        "Measure an ensemble on the same real photos four ways: served (a concurrency sweep), the client "
+        "preprocessing and sending tensors to the bare model, in-process, and the work bound; write a "
+        "Markdown report, its JSON and a PNG plot."
     )
     default = BenchOptions()
     p.add_argument(
@@ -130,4 +128,3 @@ def add_parser(sub: Any, wrap: Callable) -> None:
     )
     p.add_argument("--out", type=Path, default=default.out)
     p.add_argument("--note", default="", help="a remark stored in the report (e.g. what else ran)")
-    p.set_defaults(func=wrap(cmd_bench))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from triton_vision_authoring.init import DEFAULT_REPOSITORY
+from triton_vision_authoring.repository_option import DEFAULT_REPOSITORY
 from triton_vision_bench.messages import BenchUsageError
 from triton_vision_models import tensors as t
 

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from triton_vision_authoring.add_model.ensemble_spec import PreprocessSpec
-from triton_vision_authoring.init import missing_repository
+from triton_vision_authoring.repository_option import missing_repository
 from triton_vision_bench import preprocess
 from triton_vision_bench.messages import BenchUsageError
 from triton_vision_models import tensors as t

@@ -1,1 +1,1 @@
-"""The ``triton-vision`` command: one table of commands over the project's packages."""
+"""The ``triton-vision`` command: one table of commands over the project's packages (:mod:`.main`)."""

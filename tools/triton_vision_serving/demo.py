@@ -13,9 +13,9 @@ from pathlib import Path
 
 import triton_vision_contract as contract
 from triton_vision_authoring import models as model_files
-from triton_vision_client.cli import print_answers, warn_stand_ins
 from triton_vision_client.client import VisionClient
 from triton_vision_client.images import read_images
+from triton_vision_client.tasks import print_answers, warn_stand_ins
 from triton_vision_serving.runtime import LocalTritonServer
 from triton_vision_serving.server_config import ServerOptions
 

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 import triton_vision_contract as contract
 from triton_vision_authoring import models as model_files
 from triton_vision_authoring.errors import RepositoryUnusableError
-from triton_vision_authoring.init import missing_repository
+from triton_vision_authoring.repository_option import missing_repository
 from triton_vision_models.errors import ConfigError
 from triton_vision_models.repository import ModelRepository
 from triton_vision_serving import memory

@@ -151,7 +151,7 @@ def test_generated_models_that_fail_the_check_are_not_left_in_the_repository(tmp
 
 
 def test_the_command_prints_what_it_wrote_and_refuses_in_one_line(tmp_path, repository):
-    command = [sys.executable, "-m", "triton_vision_client.cli", "add-model"]
+    command = [sys.executable, "-m", "triton_vision_cli", "add-model"]
     spec = fs.write_format_spec(tmp_path, "tv")
     done = subprocess.run(
         [*command, str(spec), "--model-repository", str(repository)], capture_output=True, text=True, cwd=ROOT

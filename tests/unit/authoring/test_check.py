@@ -17,7 +17,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from tests.conftest import MODEL_REPOSITORY, ensemble_repository
 from triton_vision_authoring.check import check_repository
-from triton_vision_client import cli
+from triton_vision_cli.main import main
 
 
 @pytest.fixture
@@ -381,14 +381,14 @@ def test_an_unparsable_config_is_reported_with_the_line_and_protobufs_own_messag
 
 # -- the command ----------------------------------------------------------------------------------------
 def test_check_command_exits_0_on_a_good_repository(repository: Path, capsys):
-    assert cli.main(["check", str(repository)]) == 0
+    assert main(["check", str(repository)]) == 0
     out = capsys.readouterr().out
     assert out.splitlines()[-1] == f"{repository}: 7 models checked, ok"
 
 
 def test_check_command_exits_1_and_names_the_problem(repository: Path, capsys):
     _shape_mismatch(repository)
-    assert cli.main(["check", str(repository)]) == 1
+    assert main(["check", str(repository)]) == 1
     lines = capsys.readouterr().out.splitlines()
     assert lines[-2].startswith("PROBLEM: classification_infer: step 3 (resnet18): input 'data' expects shape")
     assert lines[-1] == f"{repository}: 7 models checked, 1 problem"
@@ -396,14 +396,14 @@ def test_check_command_exits_1_and_names_the_problem(repository: Path, capsys):
 
 def test_check_command_json_report_is_machine_readable(repository: Path, capsys):
     _dtype_mismatch(repository)
-    assert cli.main(["check", str(repository), "--json"]) == 1
+    assert main(["check", str(repository), "--json"]) == 1
     report = json.loads(capsys.readouterr().out)
     assert report["ok"] is False
     assert len(report["problems"]) == 1 and "expects TYPE_FP16" in report["problems"][0]
 
 
 def test_check_command_on_a_missing_directory_is_one_line_not_a_traceback(tmp_path: Path, capsys):
-    assert cli.main(["check", str(tmp_path / "nowhere")]) == 2  # a usage error
+    assert main(["check", str(tmp_path / "nowhere")]) == 2  # a usage error
     assert capsys.readouterr().err.strip() == (
         f"error: model repository {tmp_path / 'nowhere'} does not exist: `triton-vision init {tmp_path / 'nowhere'}` "
         "writes the built-in one (or pass its path: triton-vision check DIR)"

@@ -12,7 +12,7 @@ from tests.support.modelconfigs import load_config
 from tests.unit.authoring.test_check import classifier_onnx
 from triton_vision_authoring.check import check_repository
 from triton_vision_authoring.export_repo import export_repository, rename_config_text
-from triton_vision_client import cli
+from triton_vision_cli.main import main
 from triton_vision_contract.errors import UsageError
 from triton_vision_models.repository import model_dirs, new_config
 
@@ -103,7 +103,7 @@ def test_export_repo_command_prints_the_copy_checks_it_and_says_how_clients_call
     source: Path, tmp_path: Path, capsys
 ):
     dest = tmp_path / "theirs"
-    code = cli.main(
+    code = main(
         ["export-repo", str(dest), "--prefix", "tv_", "--models", "classification", "--model-repository", str(source)]
     )
     out = capsys.readouterr().out.splitlines()
@@ -134,9 +134,9 @@ def test_export_copies_files_others_can_read_whatever_the_source_modes(source: P
 def test_export_repo_command_refuses_a_clash_as_a_usage_error(source: Path, tmp_path: Path, capsys):
     dest = tmp_path / "theirs"
     args = ["export-repo", str(dest), "--prefix", "tv_", "--models", "resnet18", "--model-repository", str(source)]
-    assert cli.main(args) == 0
+    assert main(args) == 0
     capsys.readouterr()
-    assert cli.main(args) == 2
+    assert main(args) == 2
     assert capsys.readouterr().err.strip() == (
         f"error: {dest} already has tv_resnet18 (choose another --prefix, or --force to replace)"
     )

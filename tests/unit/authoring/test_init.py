@@ -10,7 +10,7 @@ import pytest
 
 from tests.conftest import MODEL_REPOSITORY
 from triton_vision_authoring import init
-from triton_vision_client import cli
+from triton_vision_cli import main as cli
 from triton_vision_contract.errors import UsageError
 from triton_vision_models import tensors as t
 from triton_vision_models.repository import ModelRepository

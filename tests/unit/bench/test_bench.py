@@ -17,7 +17,7 @@ from triton_vision_bench.options import parse_concurrency
 from triton_vision_bench.perf import perf_analyzer_csv
 from triton_vision_bench.render import write_report
 from triton_vision_bench.repository import bench_repository
-from triton_vision_client.cli import main
+from triton_vision_cli.main import main
 from triton_vision_models import tensors as t
 from triton_vision_models.repository import ModelRepository
 

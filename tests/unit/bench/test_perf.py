@@ -137,7 +137,7 @@ def test_windows_settle_on_a_shared_cpu_by_default_and_the_docs_say_how(images, 
     ],
 )
 def test_perf_usage_errors_are_one_line_and_exit_2_without_running_perf_analyzer(images, capsys, arguments, message):
-    from triton_vision_client.cli import main
+    from triton_vision_cli.main import main
 
     assert main(["perf", str(images[0]), "--url", "127.0.0.1:9", *arguments]) == 2
     captured = capsys.readouterr()
@@ -147,16 +147,16 @@ def test_perf_usage_errors_are_one_line_and_exit_2_without_running_perf_analyzer
 
 def test_perf_reads_the_servers_address_from_the_environment_like_the_client(images, tmp_path, monkeypatch, capsys):
     """`perf` without --url uses TRITON_VISION_URL, as classify does; a bad one is one line, exit 2."""
-    from triton_vision_bench import perf
-    from triton_vision_client.cli import build_parser
+    from triton_vision_bench import perf_command
+    from triton_vision_cli.main import build_parser
 
     seen = {}
-    monkeypatch.setattr(perf, "run_perf_analyzer", lambda command: seen.setdefault("command", command) and 0)
+    monkeypatch.setattr(perf_command, "run_perf_analyzer", lambda command: seen.setdefault("command", command) and 0)
     monkeypatch.setenv("TRITON_VISION_URL", "10.1.2.3:9001")
-    args = build_parser().parse_args(["perf", str(images[0]), "--request-count", "1"])
-    assert perf.cmd_perf(args) == 0
+    args = build_parser("perf").parse_args(["perf", str(images[0]), "--request-count", "1"])
+    assert perf_command.run(args) == 0
     command = seen["command"]
     assert command[command.index("-u") + 1] == "10.1.2.3:9001"
     monkeypatch.setenv("TRITON_VISION_URL", "http://10.1.2.3:9001")
-    assert perf.cmd_perf(build_parser().parse_args(["perf", str(images[0])])) == 2
+    assert perf_command.run(build_parser("perf").parse_args(["perf", str(images[0])])) == 2
     assert capsys.readouterr().err.startswith("error: TRITON_VISION_URL=http://10.1.2.3:9001: give HOST:PORT")

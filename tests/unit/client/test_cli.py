@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ROOT
-from triton_vision_client.cli import main
+from triton_vision_cli.main import main
 from triton_vision_client.folderjob import EXIT_SERVER, EXIT_USAGE
 
 
@@ -83,7 +83,7 @@ def test_version_is_the_packages(capsys):
     assert capsys.readouterr().out.strip() == f"triton-vision {expected}"
 
 
-@pytest.mark.parametrize("command", [["classify", "a.jpg"], ["probe"], ["models", "list"]])
+@pytest.mark.parametrize("command", [["classify", "a.jpg"], ["probe"], ["ensembles"]])
 def test_a_url_without_a_port_is_a_usage_error_for_every_client_command(capsys, command):
     assert main([*command, "--url", "127.0.0.1"]) == EXIT_USAGE
     assert error_of(capsys).splitlines()[-1] == (
@@ -101,6 +101,6 @@ def test_the_environment_names_the_server(capsys, image, no_server, monkeypatch)
     assert error_of(capsys) == "error: TRITON_VISION_PROTOCOL=udp: expected one of grpc, http"
 
 
-def test_models_list_without_a_server_exits_3_naming_it(capsys, no_server):
-    assert main(["models", "list", "--url", no_server]) == EXIT_SERVER
+def test_ensembles_without_a_server_exits_3_naming_it(capsys, no_server):
+    assert main(["ensembles", "--url", no_server]) == EXIT_SERVER
     assert error_of(capsys).startswith(f"error: cannot reach a triton-vision server at {no_server} (grpc)")

@@ -5,9 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from triton_vision_cli.main import build_parser
 from triton_vision_client.annotate import class_colour, draw_detections, text_colour
 from triton_vision_client.answers import Detections, split_detections
-from triton_vision_client.cli import build_parser, print_answers
+from triton_vision_client.tasks import print_answers
 
 
 def test_each_class_gets_its_own_colour_and_the_same_class_the_same_one():
@@ -65,9 +66,10 @@ def test_text_output_lists_the_first_ten_detections_and_counts_the_rest(capsys, 
 
 
 def test_detect_subcommand_parses_threshold_output_folder_and_all_detections():
-    args = build_parser().parse_args(["detect", "x.jpg", "y.png", "--threshold", "0.3", "--out", "annotated"])
+    parser = build_parser("detect")
+    args = parser.parse_args(["detect", "x.jpg", "y.png", "--threshold", "0.3", "--out", "annotated"])
     assert args.images == ["x.jpg", "y.png"] and args.threshold == 0.3 and str(args.out) == "annotated"
-    assert not args.all_detections and build_parser().parse_args(["detect", "x.jpg", "--all-detections"]).all_detections
+    assert not args.all_detections and parser.parse_args(["detect", "x.jpg", "--all-detections"]).all_detections
 
 
 def test_a_padded_batch_response_splits_into_one_result_per_image_cut_to_its_count():

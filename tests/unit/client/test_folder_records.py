@@ -10,8 +10,8 @@ from pathlib import Path, PurePath
 import numpy as np
 import pytest
 
+from triton_vision_cli.main import build_parser, main
 from triton_vision_client import records
-from triton_vision_client.cli import build_parser, main
 from triton_vision_client.client import Classification, Detections
 from triton_vision_client.folderjob import EXIT_SERVER, EXIT_USAGE, out_path
 from triton_vision_client.inputs import ImageSource
@@ -237,8 +237,7 @@ def test_outputs_mirror_the_input_tree_under_out(tmp_path):
 
 
 def test_inputs_may_follow_options_and_bad_numbers_are_usage_errors(capsys):
-    parser = build_parser()
-    args, extra = parser.parse_known_args(["classify", "a/", "--top-k", "3", "b.jpg", "-"])
+    args, extra = build_parser("classify").parse_known_args(["classify", "a/", "--top-k", "3", "b.jpg", "-"])
     assert args.images == ["a/"] and extra == ["b.jpg", "-"]  # main() appends them (next test)
     for bad in (
         ["classify", "x.jpg", "--top-k", "0"],
@@ -246,7 +245,7 @@ def test_inputs_may_follow_options_and_bad_numbers_are_usage_errors(capsys):
         ["classify", "x", "--concurrency", "0"],
     ):
         with pytest.raises(SystemExit) as info:
-            parser.parse_args(bad)
+            build_parser(bad[0]).parse_args(bad)
         assert info.value.code == 2
     assert "Traceback" not in capsys.readouterr().err
 

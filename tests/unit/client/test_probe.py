@@ -22,7 +22,7 @@ def test_embedded_image_is_a_small_png_the_guard_accepts_and_opencv_decodes():
 
 def run_probe(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "triton_vision_client.cli", "probe", *args],
+        [sys.executable, "-m", "triton_vision_cli", "probe", *args],
         capture_output=True,
         text=True,
         timeout=60,
@@ -51,9 +51,9 @@ def test_probe_json_output_is_machine_readable_when_unhealthy():
 
 
 def test_probe_takes_any_ensemble_name_and_refuses_a_malformed_url_with_exit_2():
-    from triton_vision_client.cli import build_parser
+    from triton_vision_cli.main import build_parser
 
-    args = build_parser().parse_args(["probe", "--ensemble", "pets", "--ensemble", "tv_detection"])
+    args = build_parser("probe").parse_args(["probe", "--ensemble", "pets", "--ensemble", "tv_detection"])
     assert args.ensemble == ["pets", "tv_detection"]
     result = run_probe("--ensemble", "pets", "--url", "http://127.0.0.1:8001")
     assert result.returncode == 2

@@ -10,9 +10,9 @@ from PIL import Image
 from triton_vision_client import records
 from triton_vision_client.answers import Segmentation
 from triton_vision_client.answers import split_segmentations as split_outputs
-from triton_vision_client.cli import save_segment
 from triton_vision_client.jobs import ImageResult, as_source
 from triton_vision_client.segmentation import add_legend, mask_png
+from triton_vision_client.tasks import save_segment
 from triton_vision_models import tensors as t
 
 NAMES = [

@@ -121,7 +121,7 @@ def test_serve_refuses_a_negative_bound_as_a_usage_error(tmp_path: Path):
     import sys
 
     run = subprocess.run(
-        [sys.executable, "-m", "triton_vision_client.cli", "serve", "--max-queue-size", "-1"],
+        [sys.executable, "-m", "triton_vision_cli", "serve", "--max-queue-size", "-1"],
         capture_output=True,
         text=True,
         timeout=60,

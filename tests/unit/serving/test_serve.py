@@ -11,7 +11,7 @@ import pytest
 
 from tests.conftest import ensemble_repository
 from triton_vision_authoring.errors import RepositoryUnusableError
-from triton_vision_client import cli
+from triton_vision_cli.main import main
 from triton_vision_models import tensors as t
 from triton_vision_serving.errors import PortInUseError
 from triton_vision_serving.ports import check_ports, free_port
@@ -60,13 +60,13 @@ def test_a_missing_repository_is_refused(tmp_path):
 
 def test_serve_command_on_an_empty_repository_exits_2_before_starting_anything(tmp_path, capsys):
     ports = [str(free_port()) for _ in range(3)]
-    code = cli.main(["serve", "--model-repository", str(tmp_path), "--http-port", ports[0]])
+    code = main(["serve", "--model-repository", str(tmp_path), "--http-port", ports[0]])
     assert code == 2
     assert capsys.readouterr().err.startswith(f"error: model repository {tmp_path} has no ensemble")
 
 
 def test_check_reports_a_repository_without_an_ensemble_as_a_problem(tmp_path, capsys):
-    assert cli.main(["check", str(tmp_path)]) == 1
+    assert main(["check", str(tmp_path)]) == 1
     out = capsys.readouterr().out.splitlines()
     assert out == [
         f"PROBLEM: {tmp_path}: has no ensemble (no model): a client would have nothing to call",
@@ -114,7 +114,7 @@ def test_serve_lists_the_ensembles_and_warns_for_stand_ins_whatever_their_names(
 @pytest.mark.parametrize("command", ["serve", "models", "check", "demo", "model-analyzer", "export-repo"])
 def test_server_commands_describe_themselves_in_their_help(command, capsys):
     with pytest.raises(SystemExit):
-        cli.main([command, "--help"])
+        main([command, "--help"])
     text = capsys.readouterr().out
     description = text.split("\n\n")[1]
     assert not description.startswith(("positional", "options")), text
@@ -122,7 +122,7 @@ def test_server_commands_describe_themselves_in_their_help(command, capsys):
 
 def test_serve_help_shows_the_default_ports_and_log_directory(capsys):
     with pytest.raises(SystemExit):
-        cli.main(["serve", "--help"])
+        main(["serve", "--help"])
     text = " ".join(capsys.readouterr().out.split())
     for what, port in (("HTTP", 8000), ("gRPC", 8001), ("metrics", 8002)):
         assert f"{what} port (default: {port})" in text
@@ -134,7 +134,7 @@ def test_demo_honours_given_ports_and_picks_free_ones_for_the_others(monkeypatch
 
     seen = []
     monkeypatch.setattr(demo, "run_demo", lambda options, **kwargs: seen.append(options) or 0)
-    assert cli.main(["demo", "--http-port", "18000", "--grpc-port", "18001", "--model-repository", str(tmp_path)]) == 0
+    assert main(["demo", "--http-port", "18000", "--grpc-port", "18001", "--model-repository", str(tmp_path)]) == 0
     (options,) = seen
     assert (options.http_port, options.grpc_port) == (18000, 18001)
     assert options.metrics_port not in (0, 18000, 18001)
@@ -149,7 +149,7 @@ def test_model_analyzer_is_a_subcommand_that_writes_its_config(tmp_path, chelsea
     image = tmp_path / "cat.png"
     cv2.imwrite(str(image), chelsea_rgb)
     workdir = tmp_path / "ma"
-    code = cli.main(
+    code = main(
         ["model-analyzer", t.CLASSIFICATION, str(image), "--model-repository", str(repository)]
         + ["--workdir", str(workdir), "--grpc-port", "18001", "--config-only"]
     )
@@ -165,7 +165,7 @@ def test_model_analyzer_on_an_unknown_ensemble_is_a_usage_error(tmp_path, chelse
     repository = ensemble_repository(tmp_path / "repo", t.CLASSIFICATION)
     image = tmp_path / "cat.png"
     cv2.imwrite(str(image), chelsea_rgb)
-    code = cli.main(
+    code = main(
         ["model-analyzer", "classifcation", str(image), "--model-repository", str(repository), "--config-only"]
         + ["--workdir", str(tmp_path / "ma")]
     )
@@ -176,7 +176,7 @@ def test_model_analyzer_on_an_unknown_ensemble_is_a_usage_error(tmp_path, chelse
 def test_models_commands_outside_the_project_root_say_so_and_exit_2(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     for action in ("status", "prepare"):
-        assert cli.main(["models", action]) == 2
+        assert main(["models", action]) == 2
         assert capsys.readouterr().err.strip() == (
             "error: model repository model_repository does not exist: `triton-vision init model_repository` "
             "writes the built-in one (or pass --model-repository DIR)"
@@ -185,10 +185,10 @@ def test_models_commands_outside_the_project_root_say_so_and_exit_2(tmp_path, mo
 
 def test_a_mistyped_repository_with_model_is_refused_and_nothing_is_created(tmp_path, capsys):
     typo = tmp_path / "model_repositroy"
-    assert cli.main(["models", "prepare", "--model", t.CLASSIFIER, "--model-repository", str(typo)]) == 2
+    assert main(["models", "prepare", "--model", t.CLASSIFIER, "--model-repository", str(typo)]) == 2
     assert not typo.exists()
     wrong = ensemble_repository(tmp_path / "seg", t.SEGMENTATION)
-    assert cli.main(["models", "prepare", "--model", t.CLASSIFIER, "--model-repository", str(wrong)]) == 2
+    assert main(["models", "prepare", "--model", t.CLASSIFIER, "--model-repository", str(wrong)]) == 2
     assert (
         capsys.readouterr()
         .err.strip()
@@ -211,9 +211,9 @@ def test_models_status_is_a_table_with_the_imported_files_own_sha256(tmp_path, c
     imported = tmp_path / "mine.onnx"
     onnx.save(classifier("input", "output"), str(imported))  # renamed to the tensor signature: rewritten
     prepare = ["models", "prepare", "--model", t.CLASSIFIER, "--from", str(imported)]
-    assert cli.main([*prepare, "--model-repository", str(repository)]) == 0
+    assert main([*prepare, "--model-repository", str(repository)]) == 0
     capsys.readouterr()
-    assert cli.main(["models", "status", "--model-repository", str(repository)]) == 0
+    assert main(["models", "status", "--model-repository", str(repository)]) == 0
     header, row = capsys.readouterr().out.splitlines()
     served = repository / t.CLASSIFIER / "1" / "model.onnx"
     served_sha = hashlib.sha256(served.read_bytes()).hexdigest()
@@ -226,10 +226,10 @@ def test_models_status_is_a_table_with_the_imported_files_own_sha256(tmp_path, c
 
 def test_models_status_says_what_is_not_prepared_in_a_table_and_as_json(tmp_path, capsys):
     repository = ensemble_repository(tmp_path / "repo", t.SEGMENTATION)
-    assert cli.main(["models", "status", "--model-repository", str(repository)]) == 0
+    assert main(["models", "status", "--model-repository", str(repository)]) == 0
     header, row = capsys.readouterr().out.splitlines()
     assert row.split()[:3] == [t.SEGMENTER, "NOT", "PREPARED"]
-    assert cli.main(["models", "status", "--json", "--model-repository", str(repository)]) == 0
+    assert main(["models", "status", "--json", "--model-repository", str(repository)]) == 0
     (entry,) = json.loads(capsys.readouterr().out)
     assert entry == {"model": t.SEGMENTER, "kind": "NOT PREPARED", "size": 0, "path": str(Path(entry["path"]))}
 
@@ -243,11 +243,11 @@ def test_preparing_the_detector_says_which_one_to_pick_on_a_cpu_and_on_a_gpu(tmp
     detector = tmp_path / "detector.onnx"
     onnx.save(model_files.CATALOGUE[t.DETECTOR].small_stand_in(), str(detector))
     prepare = ["models", "prepare", "--model-repository", str(repository), "--model", t.DETECTOR]
-    assert cli.main([*prepare, "--from", str(detector)]) == 0
+    assert main([*prepare, "--from", str(detector)]) == 0
     note = capsys.readouterr().out.splitlines()[-1]
     assert note.startswith("note: on a CPU this detector takes about 3 s per photo")
     assert f"models prepare --model {t.DETECTOR_MOBILENET} --force" in note and "On a GPU keep this one." in note
-    assert cli.main(prepare) == 0  # already in place: nothing was chosen, nothing to say
+    assert main(prepare) == 0  # already in place: nothing was chosen, nothing to say
     assert "note:" not in capsys.readouterr().out
 
 
@@ -257,7 +257,7 @@ def test_serve_with_a_port_in_use_exits_2_naming_it_before_starting_tritonserver
         listener.bind(("127.0.0.1", 0))
         listener.listen()
         taken = listener.getsockname()[1]
-        code = cli.main(
+        code = main(
             ["serve", "--model-repository", str(repository), "--http-port", str(free_port())]
             + ["--grpc-port", str(taken), "--metrics-port", str(free_port()), "--log-dir", str(tmp_path / "logs")]
         )
@@ -274,7 +274,6 @@ def test_a_model_file_that_is_not_onnx_is_reported_not_a_traceback(tmp_path, cap
 
 
 def test_cache_size_is_read_with_units_and_reaches_tritonserver_only_when_set(tmp_path, capsys):
-    from triton_vision_client import cli
     from triton_vision_serving.server_config import ServerOptions, parse_size
 
     assert [parse_size(text) for text in ("0", "4096", "256M", "256MiB", "1g", "2K")] == [
@@ -298,6 +297,6 @@ def test_cache_size_is_read_with_units_and_reaches_tritonserver_only_when_set(tm
     plain = ServerOptions(tmp_path).arguments(backend_dir=tmp_path, shm_prefix="tv1_", cache_dir=caches)
     assert not [a for a in plain if a.startswith("--cache")]
     with pytest.raises(SystemExit) as exited:
-        cli.main(["serve", "--cache-size", "lots"])
+        main(["serve", "--cache-size", "lots"])
     assert exited.value.code == 2
     assert "argument --cache-size: 'lots' is not a size" in capsys.readouterr().err

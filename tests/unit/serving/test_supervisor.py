@@ -74,7 +74,7 @@ def test_a_grown_pool_is_returned_by_a_reload_once_it_has_stopped_growing(superv
 def reload_parameters(admin: FakeAdmin) -> list[str]:
     from triton_vision_serving.queues import RELOAD_PARAMETER
 
-    return [json.loads(config)["parameters"][RELOAD_PARAMETER]["string_value"] for _, config in admin.loads]
+    return [json.loads(config or "{}")["parameters"][RELOAD_PARAMETER]["string_value"] for _, config in admin.loads]
 
 
 def test_each_trim_asks_for_fresh_instances_with_the_models_own_config(supervisor):
@@ -86,7 +86,7 @@ def test_each_trim_asks_for_fresh_instances_with_the_models_own_config(superviso
     assert len(supervisor.admin.loads) == 2
     first, second = reload_parameters(supervisor.admin)
     assert first != second
-    config = json.loads(supervisor.admin.loads[0][1])
+    config = json.loads(supervisor.admin.loads[0][1] or "{}")
     assert config["name"] == "image_guard" and config["backend"] == "python"
 
 

@@ -74,7 +74,7 @@ def test_ui_on_a_taken_port_is_one_line_and_exit_2():
         taken.listen(1)
         port = taken.getsockname()[1]
         result = subprocess.run(
-            [sys.executable, "-m", "triton_vision_client.cli", "ui", "--port", str(port), "--url", "127.0.0.1:1"],
+            [sys.executable, "-m", "triton_vision_cli", "ui", "--port", str(port), "--url", "127.0.0.1:1"],
             capture_output=True,
             text=True,
             timeout=60,

@@ -6,5 +6,5 @@
 - :mod:`.configs`: the ``config.pbtxt`` and ``model.py`` files;
 - :mod:`.add_model`: writing them into a repository;
 - :mod:`.verify`: the spec's preprocessing against its common alternatives on labelled photos;
-- :mod:`triton_vision_cli.add_model_command`: the ``add-model`` command.
+- :mod:`triton_vision_authoring.add_model_command`: the ``add-model`` command.
 """

@@ -4,23 +4,21 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
-from triton_vision_authoring.init import DEFAULT_REPOSITORY
+from triton_vision_authoring.repository_option import add_repository
 
 DEFAULT_VERIFY_LIMIT = 50  # photos per class
 DESCRIPTION = (
     "Make an ONNX classifier, detector or segmenter an encoded-bytes ensemble: write NAME, NAME_preprocess "
-    "(DALI), the ONNX model and NAME_postprocess into the repository from a model spec (TOML; see the "
-    "README's 'Your own model'). With --verify DIR (a classifier's photos, one folder per class), first run "
+    "(DALI), the ONNX model and NAME_postprocess into the repository from an ensemble spec (TOML; every "
+    "key: docs/add-model.md). With --verify DIR (a classifier's photos, one folder per class), first run "
     "the model in-process under the spec's preprocessing and its usual alternatives (colour order, scaling, "
     "resize), print their accuracies, and write nothing when one is clearly better."
 )
 
 
-def cmd_add_model(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> int:
     from triton_vision_authoring.add_model.add_model import add_model
 
     if args.verify_only and args.verify is None:
@@ -65,14 +63,10 @@ def _verb(task: str) -> str:
     return {"classification": "classify", "detection": "detect", "segmentation": "segment"}[task]
 
 
-def register(
-    sub: Any, wrap: Callable[[Callable[[argparse.Namespace], int]], Callable[[argparse.Namespace], int]]
-) -> None:
-    p = sub.add_parser(
-        "add-model", help="make an ONNX model an encoded-bytes ensemble from a spec", description=DESCRIPTION
-    )
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.description = DESCRIPTION
     p.add_argument("spec", type=Path, help="the model spec (TOML); its paths are relative to it")
-    p.add_argument("--model-repository", type=Path, default=DEFAULT_REPOSITORY, help="default: model_repository")
+    add_repository(p)
     p.add_argument("--force", action="store_true", help="replace the ensemble's models if the repository has them")
     p.add_argument(
         "--verify",
@@ -94,4 +88,3 @@ def register(
         action="store_true",
         help="with --verify: report, write nothing (exit 1 when an alternative is clearly better)",
     )
-    p.set_defaults(func=wrap(cmd_add_model))

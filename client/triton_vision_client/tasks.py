@@ -1,0 +1,107 @@
+"""The folder jobs' three tasks (classify, detect, segment): how each starts its requests and
+saves its files (:class:`~.folderjob.Task`); answers printed as the jobs print them."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import triton_vision_contract as contract
+
+from . import records
+from .client import VisionClient
+from .folderjob import Task, out_path
+from .jobs import ImageResult, as_source
+
+
+def warn_stand_ins(client: VisionClient, models: Sequence[str]) -> None:
+    for warning in client.stand_in_warnings(models):
+        print(warning, file=sys.stderr)
+
+
+def job_options(args: argparse.Namespace, on_retry) -> dict:
+    """The options every folder job passes to its ``*_many`` call."""
+    return {
+        "ensemble": args.ensemble,
+        "batch": args.batch,
+        "concurrency": args.concurrency,
+        "retry_for_s": args.retry_for,
+        "on_retry": on_retry,
+    }
+
+
+def start_classify(client: VisionClient, sources, args: argparse.Namespace, on_retry):
+    return client.classify_many(sources, top_k=args.top_k, **job_options(args, on_retry))
+
+
+def start_detect(client: VisionClient, sources, args: argparse.Namespace, on_retry):
+    return client.detect_many(
+        sources,
+        score_threshold=args.threshold,
+        max_detections=args.max_detections,
+        keep_data=True,
+        **job_options(args, on_retry),
+    )
+
+
+def save_detect(result: ImageResult, out_dir: Path) -> dict[str, str]:
+    """The image with its boxes drawn, as <out_dir>/<its place in the input tree>/<stem>.detections.jpg."""
+    import cv2
+
+    from .annotate import annotate_file
+
+    target = out_path(out_dir, result.source, ".detections.jpg")
+    if result.data is None:
+        raise ValueError("the image's bytes were not kept to draw on")
+    if not cv2.imwrite(str(target), annotate_file(result.data, result.answer)):
+        raise OSError(f"cannot write {target}")
+    return {"annotated": str(target)}
+
+
+def start_segment(client: VisionClient, sources, args: argparse.Namespace, on_retry):
+    return client.segment_many(sources, overlay=not args.no_overlay, **job_options(args, on_retry))
+
+
+def save_segment(result: ImageResult, out_dir: Path) -> dict[str, str]:
+    """<stem>_mask.png (indexed: pixel = class id) and <stem>_overlay.png (with a legend) under
+    ``out_dir``, mirroring the inputs."""
+    from .segmentation import add_legend, mask_png
+
+    mask = out_path(out_dir, result.source, "_mask.png")
+    mask.write_bytes(mask_png(result.answer.mask))
+    files = {"mask": str(mask)}
+    if result.answer.overlay_png:
+        overlay = out_path(out_dir, result.source, "_overlay.png")
+        overlay.write_bytes(add_legend(result.answer.overlay_png, result.answer))
+        files["overlay"] = str(overlay)
+    return files
+
+
+CLASSIFY = Task(contract.CLASSIFICATION, "classified", records.CLASSIFICATION, start_classify, default_concurrency=4)
+DETECT = Task(
+    contract.DETECTION, "detected objects in", records.DETECTION, start_detect, save_detect, default_concurrency=2
+)
+SEGMENT = Task(
+    contract.SEGMENTATION, "segmented", records.SEGMENTATION, start_segment, save_segment, default_concurrency=2
+)
+TASKS = {task.task: task for task in (CLASSIFY, DETECT, SEGMENT)}
+
+
+def print_answers(
+    task: str,
+    paths: Sequence[str],
+    answers: Sequence,
+    *,
+    encoded: Sequence[bytes] | None = None,
+    out: Path | None = None,
+) -> None:
+    """Each image's answer as the folder jobs print it (text records), its files first written
+    under ``out`` (detection: the annotated image, from ``encoded``; segmentation: mask, overlay)."""
+    job = TASKS[task]
+    writer = records.RecordWriter(sys.stdout, "text", job.kind)
+    for index, (path, answer) in enumerate(zip(paths, answers, strict=True)):
+        result = ImageResult(as_source(path), answer, data=encoded[index] if encoded is not None else None)
+        files = job.save(result, out) if job.save is not None and out is not None else {}
+        writer.write(job.kind.record(result, files))
