@@ -78,7 +78,9 @@ SEGMENTATION_MAX_BATCH = 4  # images per request (max_batch_size of segmentation
 # -- model_info: what the repository's ONNX files are (downloaded, imported or stand-in) ----
 MODEL_INFO = "model_info"
 INFO_QUERY = "QUERY"  # BYTES [1]: "sources" (anything else too) or "ensembles"
-INFO_JSON = "INFO"  # BYTES [1]: JSON {model name: {"kind": ..., "origin": ..., "sha256": ...}}
+# BYTES [1]: JSON {model name: {"kind", "origin", "sha256" (the served file's), "arrived_sha256" (the origin
+# file's, present where serving it meant rewriting it)}}
+INFO_JSON = "INFO"
 INFO_SOURCES = "sources"
 INFO_ENSEMBLES = "ensembles"  # INFO: JSON list of the repository's ensemble names, loaded or not
 

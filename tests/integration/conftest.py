@@ -98,6 +98,23 @@ def bright_box_detection_repository(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def small_detection_repository(tmp_path_factory) -> Path:
+    """The detection ensemble with the small stand-in `make demo` serves where torch is missing."""
+    import onnx
+
+    from triton_vision_authoring import models as model_files
+    from triton_vision_models import tensors as t
+
+    entry = model_files.CATALOGUE[t.DETECTOR]
+    assert entry.small_stand_in is not None
+    repository = ensemble_repository(tmp_path_factory.mktemp("detection_small_repo"), t.DETECTION)
+    path = tmp_path_factory.mktemp("small_detector") / "small_detector.onnx"
+    onnx.save(entry.small_stand_in(), str(path))
+    model_files.prepare(repository, entry, from_path=path)
+    return repository
+
+
+@pytest.fixture(scope="session")
 def mobilenet_detection_repository(tmp_path_factory) -> Path:
     """The detection ensemble with a seeded random MobileNetV3 Faster R-CNN (export extra needed)."""
     pytest.importorskip("torchvision")
@@ -136,4 +153,5 @@ segmentation_known_answer_server = serve_fixture("segmentation_known_answer_repo
 segmentation_fcn_server = serve_fixture("segmentation_fcn_repository")
 bright_box_detection_server = serve_fixture("bright_box_detection_repository")
 mobilenet_detection_server = serve_fixture("mobilenet_detection_repository")
+small_detection_server = serve_fixture("small_detection_repository")
 formats_server = serve_fixture("formats_repository")

@@ -5,7 +5,8 @@
    come back with that rectangle, in the pixels of the image that was sent.
 2. Same model, same answer: a seeded random MobileNetV3 Faster R-CNN served by Triton (DALI
    preprocessing) against the same model.onnx run in-process on the OpenCV reference input.
-3. Batches: differently sized images in one request answer as each does alone.
+3. Batches: differently sized images in one request answer as each does alone (the known-answer
+   stand-in, the small stand-in `make demo` serves without torch, a real exported detector).
 """
 
 from __future__ import annotations
@@ -155,6 +156,19 @@ def test_detect_cli_prints_and_writes_annotated_images(bright_box_detection_serv
     assert "1 detection" in result.stdout and "person" in result.stdout
     annotated = cv2.imread(str(out_dir / "rect.detections.jpg"))
     assert annotated is not None and annotated.shape[:2] == (389, 517)
+
+
+def test_the_demo_stand_in_answers_an_image_the_same_whatever_its_batch_mates(small_detection_server):
+    """The batch is padded to its largest image; the detector reads each image within its own size."""
+    kitten = shared_path("images/kitten.jpg").read_bytes()  # 720 x 720: resized to 800 x 800
+    persons = shared_path("images/persons.jpg").read_bytes()  # 640 x 491: 1042 x 800, pads the kitten's width
+    wide = encode(bright_rectangle_image(*DOWNSCALED), ".png")  # 1999 x 601: 1333 x 400, and its height
+    with VisionClient(small_detection_server.options.grpc_url, "grpc") as client:
+        (alone,) = client.detect([kitten])
+        for mates in ([persons], [wide], [persons, wide]):
+            together = client.detect([kitten, *mates])
+            assert together[0] == alone, (mates, together[0], alone)  # the same floats, not merely close
+    assert len(alone) == 1
 
 
 # -- a real exported Faster R-CNN (random weights), served vs in-process -------------------------

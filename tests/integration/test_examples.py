@@ -9,6 +9,7 @@ stand-in files (Ultralytics and a DeepLab export are not available here), added,
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -56,6 +57,20 @@ def run(line: str, cwd: Path) -> subprocess.CompletedProcess:
     return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=300, check=False)
 
 
+def served_from(text: str, model: str) -> tuple[str, str, str]:
+    """(file name, sha256, the rest) of add-model's line ``MODEL/1/model.onnx: from PATH (sha256 ...)``."""
+    found = re.search(rf"{model}/1/model\.onnx: from \S*/([^/\s]+) \(sha256 (\w+)\.\.\.(.*)\)$", text, flags=re.M)
+    assert found is not None, text
+    return found[1], found[2], found[3]
+
+
+def check_served_from(name: str, printed: str, model: str, source: Path) -> None:
+    """add-model names ``source`` with that file's own sha256, as the example's README quotes it."""
+    said = served_from(printed, model)
+    assert said[:2] == (source.name, hashlib.sha256(source.read_bytes()).hexdigest()[:12])
+    assert said == served_from(next(text for _, text in readme_blocks(name) if "model.onnx: from" in text), model)
+
+
 @pytest.fixture
 def workdir(tmp_path) -> Path:
     """A project-like folder: examples/, an empty model_repository, ../shared beside it."""
@@ -76,6 +91,8 @@ def test_the_pets_example_answers_its_own_labels(workdir):
     for line in lines[: lines.index(serve)]:
         done = run(line, workdir)
         assert done.returncode == 0, (line, done.stderr)
+        if " add-model " in line:
+            check_served_from("pets", done.stdout, "pets_model", workdir / "examples" / "pets" / "pets.onnx")
     assert (workdir / "examples" / "pets" / "pets.onnx").is_file()
     assert (workdir / "model_repository" / "pets" / "spec.toml").is_file()
     with running_server(workdir / "model_repository") as server:
@@ -97,6 +114,9 @@ def test_the_mobilenet_v1_example_is_served_one_image_per_request(workdir):
     shown = next(text for language, text in readme_blocks("mobilenet_v1") if "max_batch_size 1" in text)
     said = next(line for line in shown.splitlines() if "fixed batch of 1" in line).strip()
     assert said in done.stdout  # the README's line, as add-model prints it
+    check_served_from(
+        "mobilenet_v1", done.stdout, "mobilenet_v1_model", SHARED / "models" / "mobilenet_v1_0.25_224.onnx"
+    )
     config = (workdir / "model_repository" / "mobilenet_v1_model" / "config.pbtxt").read_text()
     assert "max_batch_size: 1" in config
 

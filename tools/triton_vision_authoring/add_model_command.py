@@ -54,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"  {args.model_repository / name}/ (shared by every ensemble; the repository had none)")
     print(f"  model: {result.batching}; {result.max_batch_size} image(s) per request")
     if result.source is not None:
-        print(f"  {spec.model_name}/1/model.onnx: from {result.source.origin} (sha256 {result.source.sha256[:12]}...)")
+        print(f"  {spec.model_name}/1/model.onnx: {result.source.from_origin()}")
     print(f"clients: triton-vision {_verb(spec.task)} IMAGE --ensemble {spec.name}")
     return 0
 

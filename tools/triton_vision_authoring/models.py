@@ -366,7 +366,7 @@ def _install(
     finally:
         tmp_path.unlink(missing_ok=True)
     digest = sha256_of(target)
-    source = ModelSource(kind, origin, digest, arrived_sha256 if arrived_sha256 not in ("", digest) else "")
+    source = ModelSource.installed(kind, origin, digest, arrived_sha256)
     source.write(folder)
     return source
 

@@ -126,7 +126,11 @@ def small_detector(
     """A small graph with Faster R-CNN's tensor signature (no torch needed): per image one box, the
     whole image (``image_sizes``), with a score in (0.5, 1) (above the default threshold, so the
     demo draws it) and a class id (1..classes-1) from random projections of its mean colour.
-    Meaningless answers of the right shapes and types."""
+    Meaningless answers of the right shapes and types.
+
+    As the exported Faster R-CNN, it loops over the batch and reads each image cropped to its
+    ``image_sizes``: the padding to the batch's largest image, which the batch-mates decide, never
+    reaches an answer (the same bytes answer the same alone or in any batch)."""
     boxes, scores, labels, count = outputs
     rng = np.random.default_rng(seed)
     const = numpy_helper.from_array
@@ -139,9 +143,12 @@ def small_detector(
         const(np.array([[1]], np.int64), "one_count"),
         const(np.array(1, np.int64), "first_class"),
         const(np.array(0.5, np.float32), "half"),
+        const(np.array(0, np.int64), "index0"),
     ]
     nodes = [
-        helper.make_node("ReduceMean", [images], ["rgb"], axes=[2, 3], keepdims=0),  # [B, 3]
+        helper.make_node("Shape", [images], ["images_shape"]),
+        helper.make_node("Gather", ["images_shape", "index0"], ["batch_size"], axis=0),  # a scalar: the trip count
+        helper.make_node("Loop", ["batch_size", ""], ["rgb"], body=_mean_colour_body(images, image_sizes)),  # [B, 3]
         helper.make_node("MatMul", ["rgb", "score_w"], ["logit"]),  # [B, 1]
         helper.make_node("Sigmoid", ["logit"], ["unit"]),
         helper.make_node("Mul", ["unit", "half"], ["half_unit"]),
@@ -176,3 +183,28 @@ def small_detector(
         initializer=initializers,
     )
     return mark_stand_in(helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)]))
+
+
+def _mean_colour_body(images: str, image_sizes: str) -> onnx.GraphProto:
+    """The body of a Loop over the batch: image i cropped to its (height, width), its mean per channel."""
+    const = numpy_helper.from_array
+    nodes = [
+        helper.make_node("Identity", ["cond_in"], ["cond_out"]),
+        helper.make_node("Gather", [images, "i"], ["image"], axis=0),  # [3, H, W], padded
+        helper.make_node("Gather", [image_sizes, "i"], ["extent"], axis=0),  # [2]: its (height, width)
+        helper.make_node("Slice", ["image", "origin", "extent", "spatial"], ["own"]),  # [3, height, width]
+        helper.make_node("ReduceMean", ["own"], ["mean"], axes=[1, 2], keepdims=0),  # [3]
+    ]
+    return helper.make_graph(
+        nodes,
+        "mean_colour",
+        [
+            helper.make_tensor_value_info("i", TensorProto.INT64, []),
+            helper.make_tensor_value_info("cond_in", TensorProto.BOOL, []),
+        ],
+        [
+            helper.make_tensor_value_info("cond_out", TensorProto.BOOL, []),
+            helper.make_tensor_value_info("mean", TensorProto.FLOAT, [3]),
+        ],
+        initializer=[const(np.array([0, 0], np.int64), "origin"), const(np.array([1, 2], np.int64), "spatial")],
+    )

@@ -22,14 +22,27 @@ class ModelSource:
     # renamed, a state dict exported); "" when the served file is the one that arrived.
     arrived_sha256: str = ""
 
+    @classmethod
+    def installed(cls, kind: str, origin: str, sha256: str, arrived_sha256: str = "") -> ModelSource:
+        """The source of a file served with ``sha256``, made from one that arrived with ``arrived_sha256``."""
+        return cls(kind, origin, sha256, arrived_sha256 if arrived_sha256 != sha256 else "")
+
     @property
     def is_stand_in(self) -> bool:
         return self.kind == "stand-in"
 
+    def from_origin(self) -> str:
+        """``from ORIGIN (sha256 ...)``, the sha256 of that file (what ``sha256sum ORIGIN`` says), and the
+        served copy's where serving it meant rewriting it."""
+        text = f"from {self.origin} (sha256 {(self.arrived_sha256 or self.sha256)[:12]}..."
+        if self.arrived_sha256:
+            text += f"; served as a rewritten copy, sha256 {self.sha256[:12]}..."
+        return text + ")"
+
     def describe(self) -> str:
         if self.is_stand_in:
             return "STAND-IN with random weights (not pretrained: its answers are meaningless)"
-        return f"{self.kind} from {self.origin} (sha256 {self.sha256[:12]}...)"
+        return f"{self.kind} {self.from_origin()}"
 
     def write(self, version_dir: Path) -> None:
         data = {key: value for key, value in asdict(self).items() if value != "" or key != "arrived_sha256"}

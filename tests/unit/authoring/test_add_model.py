@@ -186,3 +186,20 @@ def test_the_image_part_is_a_cached_ensemble_and_cache_false_keeps_four_steps_in
     assert steps == ["image_guard", f"{name}_preprocess", f"{name}_model", f"{name}_postprocess"]
     assert not load_config(flat / name).response_cache.enable
     assert check_repository(flat).ok and check_repository(repository).ok
+
+
+def test_the_source_files_own_sha256_is_printed_and_its_rewritten_copy_named(tmp_path, repository, capsys):
+    from triton_vision_cli import main as cli
+    from triton_vision_models.provenance import ModelSource
+
+    spec = fs.write_format_spec(tmp_path, "tv")  # no batch dimension: served with one added, a rewritten copy
+    source, served = tmp_path / "tv.onnx", repository / "tv_model" / "1" / "model.onnx"
+    assert cli.main(["add-model", str(spec), "--model-repository", str(repository)]) == 0
+    own, copy = (hashlib.sha256(path.read_bytes()).hexdigest() for path in (source, served))
+    assert own != copy
+    assert (
+        f"  tv_model/1/model.onnx: from {source.resolve()} (sha256 {own[:12]}...; served as a rewritten copy, "
+        f"sha256 {copy[:12]}...)"
+    ) in capsys.readouterr().out.splitlines()
+    recorded = ModelSource.read(served.parent)
+    assert recorded is not None and (recorded.sha256, recorded.arrived_sha256) == (copy, own)

@@ -114,35 +114,66 @@ def test_text_that_is_not_toml_is_refused():
         parse_spec("name = pets\n", SPEC)
 
 
+def unknown(table: str, key: str, hint: str = "") -> str:
+    """The refusal of unknown ``key`` in ``table`` ("": the top level), ``hint`` after its name."""
+    known = ", ".join(KEYS[table]) + ("" if table else "; tables [preprocess], [postprocess], [inputs], [tensors]")
+    return f"my.toml: unknown key {f'[{table}] ' if table else ''}'{key}'{hint} (known: {known})"
+
+
+C, D = "classification", "detection"
+
+
 @pytest.mark.parametrize(
-    "tables, message",
+    "task, drop, tables, message",
     [
+        (C, ("name",), {"top": {"nmae": "pets"}}, unknown("", "nmae", "; did you mean 'name'?")),
+        (C, ("labels",), {"top": {"label": "pets.txt"}}, unknown("", "label", "; did you mean 'labels'?")),
+        (C, ("preprocess",), {"preprocesss": {}}, unknown("", "preprocesss", "; did you mean 'preprocess'?")),
+        (C, (), {"top": {"max_queue": 8}}, unknown("", "max_queue", "; did you mean 'max_queue_size'?")),
+        (C, (), {"top": {"queue_timeout": 8}}, unknown("", "queue_timeout", "; did you mean 'queue_timeout_ms'?")),
+        (C, (), {"top": {"shorter": 256}}, unknown("", "shorter", "; it is a key of [preprocess]")),
         (
-            {"top": {"modle": "x.onnx"}},
-            "my.toml: unknown key 'modle' (known: name, task, model, labels, model_name, max_batch_size, "
-            "description, cache, shared_prefix, max_queue_size, queue_timeout_ms; tables [preprocess], "
-            "[postprocess], [inputs], [tensors])",
+            C,
+            ("preprocess.shorter",),
+            {"preprocess": {"shorter_side": 256}},
+            unknown("preprocess", "shorter_side", "; did you mean 'shorter'?"),
         ),
         (
-            {"preprocesss": {"resize": "stretch"}},
-            "my.toml: unknown key 'preprocesss' (known: name, task, model, labels, model_name, max_batch_size, "
-            "description, cache, shared_prefix, max_queue_size, queue_timeout_ms; tables [preprocess], "
-            "[postprocess], [inputs], [tensors])",
+            C,
+            (),
+            {"preprocess": {"max_batch_size": 8}},
+            unknown(
+                "preprocess",
+                "max_batch_size",
+                "; did you mean 'max_size'? 'max_batch_size' is a key of the top level or [tensors]",
+            ),
         ),
         (
-            {"preprocess": {"sise": 3}},
-            "my.toml: unknown key [preprocess] 'sise' (known: " + ", ".join(KEYS["preprocess"]) + ")",
+            D,
+            ("postprocess.format",),
+            {"postprocess": {"formats": "yolo"}},
+            unknown("postprocess", "formats", "; did you mean 'format'?"),
+        ),
+        (C, (), {"postprocess": {"topk": 3}}, unknown("postprocess", "topk", "; did you mean 'top_k'?")),
+        (C, (), {"inputs": {"imag": "x"}}, unknown("inputs", "imag", "; did you mean 'image'?")),
+        (C, (), {"inputs": {"pixels": "x"}}, unknown("inputs", "pixels")),
+        (
+            C,
+            ("model",),
+            {"tensors": {"output": []}},
+            unknown("tensors", "output", "; did you mean 'outputs'? 'output' is a key of [postprocess]"),
         ),
         (
-            {"postprocess": {"topk": 3}},
-            "my.toml: unknown key [postprocess] 'topk' (known: " + ", ".join(KEYS["postprocess"]) + ")",
+            D,
+            (),
+            {"postprocess": {"format": "torchvision", "tensors": {"boxs": "b"}}},
+            "my.toml: [postprocess.tensors] 'boxs' is not a role of format 'torchvision'; did you mean 'boxes'? "
+            "(roles: boxes, scores, labels, count)",
         ),
-        ({"inputs": {"pixels": "x"}}, "my.toml: unknown key [inputs] 'pixels' (known: image, image_sizes)"),
     ],
-    ids=["top", "table", "preprocess", "postprocess", "inputs"],
 )
-def test_unknown_keys_are_refused_naming_the_known_ones(tables, message):
-    assert refusal(**tables) == message
+def test_an_unknown_key_is_named_with_a_did_you_mean_before_any_missing_key(task, drop, tables, message):
+    assert refusal(task, drop, **tables) == message
 
 
 @pytest.mark.parametrize(

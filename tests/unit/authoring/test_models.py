@@ -195,6 +195,33 @@ def test_the_small_detector_answers_one_whole_image_box_per_image():
     assert labels.dtype == np.int64 and ((1 <= labels) & (labels <= 90)).all()
 
 
+def test_the_small_detector_answers_an_image_the_same_whatever_its_batch_mates():
+    """The preprocessing zero-pads a batch to its largest image (bottom/right); the detector reads
+    each image within its image_sizes only, as the exported Faster R-CNN does, so the padding (which
+    the batch-mates decide) changes nothing."""
+    session = ort.InferenceSession(model_files.CATALOGUE[t.DETECTOR].small_stand_in().SerializeToString())
+    rng = np.random.default_rng(1)
+    image = rng.normal(0.0, 1.0, (3, 40, 30)).astype(np.float32)
+
+    def first_answer(*mates: np.ndarray) -> list[np.ndarray]:
+        batch = [image, *mates]
+        canvas = np.zeros((len(batch), 3, max(i.shape[1] for i in batch), max(i.shape[2] for i in batch)), np.float32)
+        for row, pixels in zip(canvas, batch, strict=True):
+            row[:, : pixels.shape[1], : pixels.shape[2]] = pixels
+        sizes = np.array([i.shape[1:] for i in batch], np.int64)
+        outputs = session.run(None, {t.DETECTOR_INPUT: canvas, t.DETECTOR_IMAGE_SIZES: sizes})
+        return [output[0] for output in outputs]
+
+    alone = first_answer()
+    for mates in [
+        (rng.normal(0.0, 1.0, (3, 64, 80)),),  # padded along both axes
+        (rng.normal(0.0, 1.0, (3, 20, 100)),),  # along the width only
+        (rng.normal(0.0, 1.0, (3, 90, 10)), rng.normal(0.0, 1.0, (3, 40, 30))),  # the height only, three images
+    ]:
+        for got, want in zip(first_answer(*(m.astype(np.float32) for m in mates)), alone, strict=True):
+            np.testing.assert_array_equal(got, want)
+
+
 def test_a_download_that_needs_torch_is_not_fetched_without_it(tmp_path, monkeypatch):
     monkeypatch.setattr(model_files.torch_tools, "available", lambda: False)
     entry = model_files.CATALOGUE[t.DETECTOR]

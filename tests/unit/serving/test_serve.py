@@ -200,7 +200,7 @@ def test_a_mistyped_repository_with_model_is_refused_and_nothing_is_created(tmp_
     assert not (wrong / t.CLASSIFIER).exists()
 
 
-def test_models_status_is_a_table_with_the_imported_files_own_sha256(tmp_path, capsys):
+def test_prepare_serve_and_models_status_name_the_imported_files_own_sha256(tmp_path, capsys):
     import hashlib
 
     import onnx
@@ -212,12 +212,18 @@ def test_models_status_is_a_table_with_the_imported_files_own_sha256(tmp_path, c
     onnx.save(classifier("input", "output"), str(imported))  # renamed to the tensor signature: rewritten
     prepare = ["models", "prepare", "--model", t.CLASSIFIER, "--from", str(imported)]
     assert main([*prepare, "--model-repository", str(repository)]) == 0
-    capsys.readouterr()
-    assert main(["models", "status", "--model-repository", str(repository)]) == 0
-    header, row = capsys.readouterr().out.splitlines()
     served = repository / t.CLASSIFIER / "1" / "model.onnx"
     served_sha = hashlib.sha256(served.read_bytes()).hexdigest()
     arrived_sha = hashlib.sha256(imported.read_bytes()).hexdigest()
+    described = (
+        f"{t.CLASSIFIER}: local from {imported.resolve()} (sha256 {arrived_sha[:12]}...; served as a rewritten "
+        f"copy, sha256 {served_sha[:12]}...)"
+    )
+    assert capsys.readouterr().out.splitlines()[0] == described  # models prepare
+    report_model_files(servable_repository(ServerOptions(repository)))
+    assert capsys.readouterr().out.splitlines() == [f"  {described}"]  # serve
+    assert main(["models", "status", "--model-repository", str(repository)]) == 0
+    header, row = capsys.readouterr().out.splitlines()
     assert header.split() == ["model", "kind", "sha256", "size", "origin"]
     assert row.split()[:3] == [t.CLASSIFIER, "local", served_sha[:12]]
     assert f"{imported.resolve()} (that file's sha256 {arrived_sha[:12]}: rewritten to serve it)" in row

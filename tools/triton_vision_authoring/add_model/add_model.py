@@ -124,7 +124,8 @@ class AddResult:
     source: ModelSource | None
 
 
-def _install_onnx(model: onnx.ModelProto, version_dir: Path, origin: str) -> ModelSource:
+def _install_onnx(model: onnx.ModelProto, version_dir: Path, origin: Path) -> ModelSource:
+    """Write ``model`` (``origin``'s graph, rewritten: its batch dimension, our metadata) as the served file."""
     version_dir.mkdir(parents=True, exist_ok=True)
     target = version_dir / MODEL_FILENAME
     with tempfile.NamedTemporaryFile(dir=version_dir, suffix=".onnx.partial", delete=False) as tmp:
@@ -135,7 +136,8 @@ def _install_onnx(model: onnx.ModelProto, version_dir: Path, origin: str) -> Mod
         partial.replace(target)
     finally:
         partial.unlink(missing_ok=True)
-    source = ModelSource(kind="local", origin=origin, sha256=hashlib.sha256(target.read_bytes()).hexdigest())
+    sha256 = hashlib.sha256(target.read_bytes()).hexdigest()
+    source = ModelSource.installed("local", str(origin), sha256, hashlib.sha256(origin.read_bytes()).hexdigest())
     source.write(version_dir)
     return source
 
@@ -186,7 +188,7 @@ def add_model(spec_path: Path, repository: Path, *, force: bool = False) -> AddR
         _write_model(repository, files)
     source = None
     if install and generated.onnx_model is not None and spec.model is not None:
-        source = _install_onnx(generated.onnx_model, served.parent, str(spec.model.resolve()))
+        source = _install_onnx(generated.onnx_model, served.parent, spec.model.resolve())
     return AddResult(
         spec, generated.names, [f.name for f in shared], generated.max_batch_size, generated.signature.batching, source
     )

@@ -27,6 +27,7 @@ naming the file, the key, what it must be and what it is.
 
 from __future__ import annotations
 
+import difflib
 import re
 import sys
 from collections.abc import Mapping
@@ -195,11 +196,10 @@ class EnsembleSpec:
 
 # -- parsing ----------------------------------------------------------------------------------
 class _Table:
-    """One TOML table being read: every read key is ticked off; the rest are unknown."""
+    """One TOML table being read (its keys are known: :func:`_refuse_unknown_keys` ran first)."""
 
     def __init__(self, data: Mapping[str, Any], path: Path, table: str) -> None:
         self.data, self.path, self.table = dict(data), path, table
-        self.seen: set[str] = set()
 
     def where(self, key: str) -> str:
         return f"{self.path.name}: {f'[{self.table}] ' if self.table else ''}'{key}'"
@@ -211,7 +211,6 @@ class _Table:
         return key in self.data
 
     def get(self, key: str, kind: type | tuple[type, ...], wanted: str, default: Any = None) -> Any:
-        self.seen.add(key)
         if key not in self.data:
             return default
         value = self.data[key]
@@ -238,16 +237,31 @@ class _Table:
             raise self.fail(key, wanted)
         return tuple(int(v) if integers else float(v) for v in value)
 
-    def finish(self) -> None:
-        unknown = sorted(set(self.data) - self.seen)
-        if unknown:
-            known = ", ".join(KEYS[self.table]) + (
-                "; tables [preprocess], [postprocess], [inputs], [tensors]" if not self.table else ""
-            )
-            raise SpecError(
-                f"{self.path.name}: unknown key {f'[{self.table}] ' if self.table else ''}'{unknown[0]}' "
-                f"(known: {known})"
-            )
+
+def _did_you_mean(key: str, known: list[str]) -> str:
+    close = difflib.get_close_matches(key, known, n=1)
+    return f"; did you mean '{close[0]}'?" if close else ""
+
+
+def _refuse_unknown_keys(data: Mapping[str, Any], path: Path) -> None:
+    """Refuse the first unknown key of any table, before any other check: a misspelt key would
+    otherwise be reported as the missing key it was meant to be."""
+    tables = [name for name in KEYS if name]
+    for table in ["", *tables]:
+        values = data if not table else data.get(table)
+        if not isinstance(values, dict):
+            continue  # absent, or not a table: the parser names what it must be
+        known = list(KEYS[table]) + (tables if not table else [])
+        for key in values:
+            if key in known:
+                continue
+            hint = _did_you_mean(key, known)
+            owners = [name for name in KEYS if name != table and key in KEYS[name]]  # in the wrong table?
+            if owners:
+                where = " or ".join(f"[{name}]" if name else "the top level" for name in owners)
+                hint += f" {key!r} is a key of {where}" if hint else f"; it is a key of {where}"
+            listed = ", ".join(KEYS[table]) + ("; tables " + ", ".join(f"[{n}]" for n in tables) if not table else "")
+            raise SpecError(f"{path.name}: unknown key {f'[{table}] ' if table else ''}'{key}'{hint} (known: {listed})")
 
 
 def _path(table: _Table, key: str, *, required: bool) -> Path | None:
@@ -347,7 +361,7 @@ def _postprocess(table: _Table, task: str) -> PostprocessSpec:
         if role not in roles:
             raise SpecError(
                 f"{table.path.name}: [postprocess.tensors] '{role}' is not a role of format "
-                f"'{fmt or task}' (roles: {', '.join(roles)})"
+                f"'{fmt or task}'{_did_you_mean(role, list(roles))} (roles: {', '.join(roles)})"
             )
         if not isinstance(name, str):
             raise SpecError(f"{table.path.name}: [postprocess.tensors] '{role}' must be a tensor name, got {name!r}")
@@ -389,6 +403,7 @@ def parse_spec(text: str, path: Path) -> EnsembleSpec:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise SpecError(f"{path.name}: not valid TOML: {exc}") from None
+    _refuse_unknown_keys(data, path)
     top = _Table(data, path, "")
     name = top.get("name", str, "a model name")
     if name is None:
@@ -425,7 +440,6 @@ def parse_spec(text: str, path: Path) -> EnsembleSpec:
         tables[key] = _Table(value, path, key)
     if not top.has("preprocess"):
         raise SpecError(f"{path.name}: the [preprocess] table is missing (resize, size, ...)")
-    top.finish()
     preprocess = _preprocess(tables["preprocess"])
     postprocess = _postprocess(tables["postprocess"], task)
     inputs = tables["inputs"]
@@ -434,8 +448,6 @@ def parse_spec(text: str, path: Path) -> EnsembleSpec:
     if image_sizes is not None and task != contract.DETECTION:
         raise SpecError(f"{inputs.where('image_sizes')} applies to task detection, not {task}")
     declared = _declared(tables["tensors"]) if top.has("tensors") else None
-    for table in tables.values():
-        table.finish()
     if model is None and declared is None:
         raise SpecError(f"{path.name}: 'model' is missing (the ONNX file, relative to the spec file)")
     if preprocess.rule.mode == geometry.KEEP_ASPECT and task == contract.CLASSIFICATION:
