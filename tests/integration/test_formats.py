@@ -261,7 +261,7 @@ def softmax(x: np.ndarray) -> np.ndarray:
     return reference.softmax(x.astype(np.float64))
 
 
-@pytest.mark.skipif(not (SHARED / "models").is_dir(), reason="../shared/models is absent")
+@pytest.mark.skipif(not (SHARED / "models").is_dir(), reason=f"{SHARED}/models is absent (TRITON_VISION_DATA)")
 def test_the_five_class_mobilenetv2_answers_its_own_labels(client):
     images = [shared_path(f"images/{name}").read_bytes() for name in ("kitten.jpg", "dog.jpg")]
     results = split_classifications(client.infer("pets", images, CLASSIFICATION_OUTPUTS))
@@ -276,7 +276,7 @@ def test_the_five_class_mobilenetv2_answers_its_own_labels(client):
     assert results[0].labels[0] in ("tabby", "tiger cat") and results[1].labels[0] in ("golden retriever", "kuvasz")
 
 
-@pytest.mark.skipif(not (SHARED / "models").is_dir(), reason="../shared/models is absent")
+@pytest.mark.skipif(not (SHARED / "models").is_dir(), reason=f"{SHARED}/models is absent (TRITON_VISION_DATA)")
 def test_the_tflite_mobilenet_v1_answers_kitten_near_the_in_process_figures(client):
     data = shared_path("images/kitten.jpg").read_bytes()
     (got,) = split_classifications(client.infer("mobilenet_v1", [data], CLASSIFICATION_OUTPUTS, {"top_k": 3}))

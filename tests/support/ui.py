@@ -57,7 +57,7 @@ def three_ensemble_repository(target: Path) -> Path:
         names += [ensemble, *step_models(MODEL_REPOSITORY, ensemble)]
     repository = copy_model_dirs(target / "repository", list(dict.fromkeys([*names, t.MODEL_INFO])))
     if not REAL_CLASSIFIER.is_file():
-        pytest.skip(f"{REAL_CLASSIFIER} is not available (../shared is absent)")
+        pytest.skip(f"{REAL_CLASSIFIER} is not available (set TRITON_VISION_DATA to the test data folder)")
     model_files.prepare(repository, model_files.CATALOGUE[t.CLASSIFIER], from_path=REAL_CLASSIFIER)
     detector = target / "bright_box.onnx"
     onnx.save(bright_box_detector(), str(detector))
