@@ -83,7 +83,8 @@ def segmentation_fcn_repository(tmp_path_factory) -> Path:
 # -- detection ------------------------------------------------------------------------------
 @pytest.fixture(scope="session")
 def bright_box_detection_repository(tmp_path_factory) -> Path:
-    """The detection ensemble with the known-answer stand-in (box = bright pixels' bounding box)."""
+    """The detection ensemble with the known-answer stand-in of the model zoo detector's contract (box = bright
+    pixels' bounding box), imported as `models prepare --from` does (its batch dimension added)."""
     import onnx
 
     from tests.support.detection import bright_box_detector
@@ -99,15 +100,17 @@ def bright_box_detection_repository(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def mobilenet_detection_repository(tmp_path_factory) -> Path:
-    """The detection ensemble with a seeded random MobileNetV3 Faster R-CNN (export extra needed)."""
+    """The torchvision example's ensemble (examples/torchvision_detection) with a seeded random MobileNetV3
+    Faster R-CNN (export extra needed)."""
     pytest.importorskip("torchvision")
+    from tests.conftest import torchvision_detection_repository
     from tests.support.detection import lively_random_state_dict
     from triton_vision_authoring import models as model_files
     from triton_vision_models import tensors as t
 
-    repository = ensemble_repository(tmp_path_factory.mktemp("detection_mobilenet_repo"), t.DETECTION)
+    repository = torchvision_detection_repository(tmp_path_factory.mktemp("detection_mobilenet_repo"))
     weights = lively_random_state_dict(tmp_path_factory.mktemp("mobilenet_weights") / "mobilenet_v3.pth")
-    model_files.prepare(repository, model_files.CATALOGUE[t.DETECTOR_MOBILENET], from_path=weights)
+    model_files.prepare(repository, model_files.CATALOGUE[t.TORCHVISION_DETECTOR_MOBILENET], from_path=weights)
     return repository
 
 

@@ -157,6 +157,7 @@ class DeclaredSignature:
     inputs: tuple[DeclaredTensor, ...]
     outputs: tuple[DeclaredTensor, ...]
     max_batch_size: int
+    batch_added: bool = False  # the file has no batch dimension; `models prepare` adds one (max_batch_size 1)
 
 
 @dataclass(frozen=True)
@@ -412,8 +413,14 @@ def _declared(table: _Table) -> DeclaredSignature:
         return tuple(found)
 
     inputs, outputs = tensors("inputs"), tensors("outputs")
-    max_batch = table.get("max_batch_size", int, "a whole number >= 0", 0)
-    return DeclaredSignature(inputs, outputs, max_batch)
+    batch_added = table.get("batch_added", bool, "true or false", False)
+    max_batch = table.get("max_batch_size", int, "a whole number >= 0", 1 if batch_added else 0)
+    if batch_added and max_batch != 1:
+        raise SpecError(
+            f"{table.where('max_batch_size')} is {max_batch}, but a model whose batch dimension was added takes one "
+            "image per execution (batch_added = true): 1"
+        )
+    return DeclaredSignature(inputs, outputs, max_batch, batch_added)
 
 
 def parse_spec(text: str, path: Path) -> EnsembleSpec:

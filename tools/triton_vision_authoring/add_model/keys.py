@@ -103,6 +103,11 @@ KEYS: dict[str, dict[str, tuple[str, str]]] = {
         "inputs": ("list of tables", "built-in models whose file is prepared later: name, dtype, dims (no batch)"),
         "outputs": ("list of tables", "see inputs"),
         "max_batch_size": ("integer", "see inputs"),
+        "batch_added": (
+            "boolean",
+            "the file has no batch dimension: `models prepare` adds one, and the model takes one image per "
+            "execution (max_batch_size 1; default false)",
+        ),
     },
 }
 
