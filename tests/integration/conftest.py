@@ -99,6 +99,22 @@ def bright_box_detection_repository(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def empty_detection_repository(tmp_path_factory) -> Path:
+    """The detection ensemble with a detector of the built-in contract that finds nothing (zero rows)."""
+    import onnx
+
+    from tests.support.detection import empty_detector
+    from triton_vision_authoring import models as model_files
+    from triton_vision_models import tensors as t
+
+    repository = ensemble_repository(tmp_path_factory.mktemp("detection_empty_repo"), t.DETECTION)
+    path = tmp_path_factory.mktemp("empty") / "empty.onnx"
+    onnx.save(empty_detector(), str(path))
+    model_files.prepare(repository, model_files.CATALOGUE[t.DETECTOR], from_path=path)
+    return repository
+
+
+@pytest.fixture(scope="session")
 def mobilenet_detection_repository(tmp_path_factory) -> Path:
     """The torchvision example's ensemble (examples/torchvision_detection) with a seeded random MobileNetV3
     Faster R-CNN (export extra needed)."""
@@ -138,5 +154,6 @@ classification_server = serve_fixture("classification_repository")
 segmentation_known_answer_server = serve_fixture("segmentation_known_answer_repository")
 segmentation_fcn_server = serve_fixture("segmentation_fcn_repository")
 bright_box_detection_server = serve_fixture("bright_box_detection_repository")
+empty_detection_server = serve_fixture("empty_detection_repository")
 mobilenet_detection_server = serve_fixture("mobilenet_detection_repository")
 formats_server = serve_fixture("formats_repository")

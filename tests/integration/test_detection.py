@@ -124,6 +124,17 @@ def test_images_with_nothing_above_the_threshold_answer_empty_rows(bright_client
     assert out[t.BOXES].shape == (1, 0, 4) and out[t.COUNT].tolist() == [[0]]
 
 
+def test_a_photo_the_detector_finds_nothing_in_answers_empty_rows(empty_detection_server):
+    """The model zoo's detector answers zero rows ([1, 0, 4] once batched) for a photo with nothing in it:
+    Triton's ensemble carries the empty tensors to the post-processing, which answers no detection."""
+    data = encode(bright_rectangle_image(*UPSCALED), ".jpg")
+    with VisionClient(empty_detection_server.options.grpc_url, "grpc") as client:
+        (result,) = client.detect([data], score_threshold=0.0)
+        out = client.infer(t.DETECTION, [data], (t.BOXES, t.SCORES, t.LABELS, t.COUNT))
+    assert len(result) == 0 and result.boxes == ()
+    assert out[t.BOXES].shape == (1, 0, 4) and out[t.COUNT].tolist() == [[0]]
+
+
 def test_more_images_than_max_batch_size_in_one_request_are_refused(bright_client):
     """The model zoo's detector takes one image per execution, so the ensemble one per request."""
     assert bright_client.ensemble(t.DETECTION).max_batch_size == t.DETECTION_MAX_BATCH == 1

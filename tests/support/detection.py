@@ -96,6 +96,38 @@ def bright_box_detector() -> onnx.ModelProto:
     return model
 
 
+def empty_detector() -> onnx.ModelProto:
+    """The built-in detector's contract answering no detection at all: ``6379`` [0, 4], ``6381`` [0],
+    ``6383`` [0] (what the real detector answers for a photo with nothing in it)."""
+    const = lambda name, value, dtype=np.float32: numpy_helper.from_array(np.array(value, dtype=dtype), name)  # noqa: E731
+    nodes = [
+        helper.make_node("ReduceMax", ["image"], ["peak"], keepdims=0),
+        helper.make_node("Mul", ["box", "peak"], ["scaled"]),  # [1, 4], reading the input
+        helper.make_node("Slice", ["scaled", "zero1", "zero1"], ["6379"]),  # [0, 4]
+        helper.make_node("Slice", ["label", "zero1", "zero1"], ["6381"]),
+        helper.make_node("Slice", ["score", "zero1", "zero1"], ["6383"]),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "empty_detector",
+        [helper.make_tensor_value_info("image", TensorProto.FLOAT, [3, "height", "width"])],
+        [
+            helper.make_tensor_value_info("6379", TensorProto.FLOAT, ["nbox", 4]),
+            helper.make_tensor_value_info("6381", TensorProto.INT64, ["nbox"]),
+            helper.make_tensor_value_info("6383", TensorProto.FLOAT, ["nbox"]),
+        ],
+        initializer=[
+            const("box", [[1.0, 2.0, 3.0, 4.0]]),
+            const("label", [PERSON], np.int64),
+            const("score", [STAND_IN_SCORE]),
+            const("zero1", [0], np.int64),
+        ],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
+    onnx.checker.check_model(model)
+    return model
+
+
 def bright_rectangle_image(height: int, width: int, box: tuple[int, int, int, int]) -> np.ndarray:
     """RGB uint8; pixels x1 <= x < x2, y1 <= y < y2 white, the rest dark grey with a faint gradient."""
     x1, y1, x2, y2 = box
