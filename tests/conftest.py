@@ -45,6 +45,16 @@ def ensemble_repository(target: Path, ensemble: str) -> Path:
     return copy_model_dirs(target, list(dict.fromkeys([ensemble, *composing, t.MODEL_INFO])))
 
 
+def torchvision_detection_repository(target: Path) -> Path:
+    """A new repository with the torchvision Faster R-CNN example's ensemble (examples/torchvision_detection,
+    written by add-model; its model file not prepared) and the shared models."""
+    from triton_vision_authoring.add_model.add_model import add_model
+
+    target.mkdir(parents=True, exist_ok=True)
+    add_model(ROOT / "examples" / "torchvision_detection" / "torchvision_detection.toml", target)
+    return target
+
+
 def copy_model_dirs(target: Path, names: list[str]) -> Path:
     """Copy model directories (configs, code, labels; no ONNX files) into a new repository."""
     target.mkdir(parents=True, exist_ok=True)

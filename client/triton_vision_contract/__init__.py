@@ -61,7 +61,7 @@ SCORE_THRESHOLD = "score_threshold"  # request parameter, float in [0, 1]
 MAX_DETECTIONS = "max_detections"  # request parameter, int >= 1
 DEFAULT_SCORE_THRESHOLD = 0.5
 DEFAULT_MAX_DETECTIONS = 100
-DETECTION_MAX_BATCH = 4  # images per request (max_batch_size of detection and faster_rcnn)
+DETECTION_MAX_BATCH = 1  # images per request (max_batch_size of detection: its model takes one image a call)
 
 # -- segmentation ------------------------------------------------------------------------
 SEGMENTATION = "segmentation"

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ensemble_repository
+from tests.conftest import ensemble_repository, torchvision_detection_repository
 from triton_vision_serving.runtime import LocalTritonServer
 
 SERVER_START_TIMEOUT_S = 240.0
@@ -83,7 +83,8 @@ def segmentation_fcn_repository(tmp_path_factory) -> Path:
 # -- detection ------------------------------------------------------------------------------
 @pytest.fixture(scope="session")
 def bright_box_detection_repository(tmp_path_factory) -> Path:
-    """The detection ensemble with the known-answer stand-in (box = bright pixels' bounding box)."""
+    """The detection ensemble with the known-answer stand-in of the model zoo detector's contract (box = bright
+    pixels' bounding box), imported as `models prepare --from` does (its batch dimension added)."""
     import onnx
 
     from tests.support.detection import bright_box_detector
@@ -99,15 +100,16 @@ def bright_box_detection_repository(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def small_detection_repository(tmp_path_factory) -> Path:
-    """The detection ensemble with the small stand-in `make demo` serves where torch is missing."""
+    """The torchvision example's detection ensemble (batched, keep-aspect) with its small stand-in,
+    served where torch is missing."""
     import onnx
 
     from triton_vision_authoring import models as model_files
     from triton_vision_models import tensors as t
 
-    entry = model_files.CATALOGUE[t.DETECTOR]
+    entry = model_files.CATALOGUE[t.TORCHVISION_DETECTOR]
     assert entry.small_stand_in is not None
-    repository = ensemble_repository(tmp_path_factory.mktemp("detection_small_repo"), t.DETECTION)
+    repository = torchvision_detection_repository(tmp_path_factory.mktemp("detection_small_repo"))
     path = tmp_path_factory.mktemp("small_detector") / "small_detector.onnx"
     onnx.save(entry.small_stand_in(), str(path))
     model_files.prepare(repository, entry, from_path=path)
@@ -115,16 +117,34 @@ def small_detection_repository(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def empty_detection_repository(tmp_path_factory) -> Path:
+    """The detection ensemble with a detector of the built-in contract that finds nothing (zero rows)."""
+    import onnx
+
+    from tests.support.detection import empty_detector
+    from triton_vision_authoring import models as model_files
+    from triton_vision_models import tensors as t
+
+    repository = ensemble_repository(tmp_path_factory.mktemp("detection_empty_repo"), t.DETECTION)
+    path = tmp_path_factory.mktemp("empty") / "empty.onnx"
+    onnx.save(empty_detector(), str(path))
+    model_files.prepare(repository, model_files.CATALOGUE[t.DETECTOR], from_path=path)
+    return repository
+
+
+@pytest.fixture(scope="session")
 def mobilenet_detection_repository(tmp_path_factory) -> Path:
-    """The detection ensemble with a seeded random MobileNetV3 Faster R-CNN (export extra needed)."""
+    """The torchvision example's ensemble (examples/torchvision_detection) with a seeded random MobileNetV3
+    Faster R-CNN (export extra needed)."""
     pytest.importorskip("torchvision")
+
     from tests.support.detection import lively_random_state_dict
     from triton_vision_authoring import models as model_files
     from triton_vision_models import tensors as t
 
-    repository = ensemble_repository(tmp_path_factory.mktemp("detection_mobilenet_repo"), t.DETECTION)
+    repository = torchvision_detection_repository(tmp_path_factory.mktemp("detection_mobilenet_repo"))
     weights = lively_random_state_dict(tmp_path_factory.mktemp("mobilenet_weights") / "mobilenet_v3.pth")
-    model_files.prepare(repository, model_files.CATALOGUE[t.DETECTOR_MOBILENET], from_path=weights)
+    model_files.prepare(repository, model_files.CATALOGUE[t.TORCHVISION_DETECTOR_MOBILENET], from_path=weights)
     return repository
 
 
@@ -152,6 +172,7 @@ classification_server = serve_fixture("classification_repository")
 segmentation_known_answer_server = serve_fixture("segmentation_known_answer_repository")
 segmentation_fcn_server = serve_fixture("segmentation_fcn_repository")
 bright_box_detection_server = serve_fixture("bright_box_detection_repository")
+empty_detection_server = serve_fixture("empty_detection_repository")
 mobilenet_detection_server = serve_fixture("mobilenet_detection_repository")
 small_detection_server = serve_fixture("small_detection_repository")
 formats_server = serve_fixture("formats_repository")

@@ -1,12 +1,15 @@
-"""The detection ensemble through the real tritonserver.
+"""The detection ensembles through the real tritonserver.
 
-1. Known answer: a stand-in detector whose one detection is the bounding box of the bright
-   pixels it sees; a synthetic image of odd size with a white rectangle at a known place must
-   come back with that rectangle, in the pixels of the image that was sent.
-2. Same model, same answer: a seeded random MobileNetV3 Faster R-CNN served by Triton (DALI
-   preprocessing) against the same model.onnx run in-process on the OpenCV reference input.
-3. Batches: differently sized images in one request answer as each does alone (the known-answer
-   stand-in, the small stand-in `make demo` serves without torch, a real exported detector).
+1. Known answer: a stand-in of the built-in detector's contract (the ONNX model zoo's Faster R-CNN: BGR
+   minus the mean, padded to multiples of 32, no batch dimension) whose one detection is the bounding
+   box of the bright pixels it sees; a synthetic image of odd size with a white rectangle at a known
+   place must come back with that rectangle, in the pixels of the image that was sent. One image per
+   request: the client splits several.
+2. Same model, same answer: a seeded random MobileNetV3 Faster R-CNN served by Triton in the torchvision
+   example's ensemble (DALI preprocessing) against the same model.onnx run in-process on the OpenCV
+   reference input.
+3. Batches (the torchvision ensemble): differently sized images in one request answer as each does alone
+   (a real exported detector, and the small stand-in served where torch is missing).
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from tests.support.detection import (
     bright_rectangle_image,
     encode,
     exif_rotated_jpeg,
-    reference_preprocess,
+    torchvision_reference_preprocess,
 )
 from triton_vision_client.client import ClientError, VisionClient
 from triton_vision_models import tensors as t
@@ -67,7 +70,7 @@ def test_several_images_come_back_one_result_each_in_order(bright_client):
         (1, 2, 3, 4),
     ]
     images = [encode(bright_rectangle_image(389, 517, r), ".png") for r in rectangles]
-    results = bright_client.detect(images)  # two requests: 4 images, then 2
+    results = bright_client.detect(images)  # six requests: the ensemble takes one image per request
     assert len(results) == 6
     for result, rectangle in zip(results, rectangles, strict=True):
         np.testing.assert_allclose(result.boxes[0], rectangle, atol=BOX_TOLERANCE_PX)
@@ -98,31 +101,44 @@ def test_bad_parameter_is_refused_naming_it(bright_client):
         bright_client.detect([data], max_detections=0)
 
 
-def test_differently_sized_jpeg_and_png_in_one_request_answer_each_in_its_own_pixels(bright_client):
-    # Odd sizes on purpose: the two images resize to 800 x 1063 and 400 x 1333, so each is padded
-    # in the batch tensor along a different axis.
+def test_differently_sized_jpeg_and_png_answer_each_in_its_own_pixels(bright_client):
+    # Odd sizes on purpose: the two images resize to 800 x 1063 and 400 x 1333 and are padded to
+    # 800 x 1088 and 416 x 1344 (multiples of 32), along different axes.
     first = encode(bright_rectangle_image(*UPSCALED), ".jpg")
     second = encode(bright_rectangle_image(*DOWNSCALED), ".png")
-    out = bright_client.infer(t.DETECTION, [first, second], (t.BOXES, t.SCORES, t.CLASS_IDS, t.LABELS, t.COUNT))
-    assert out[t.COUNT].tolist() == [[1], [1]] and out[t.BOXES].shape == (2, 1, 4)
-    np.testing.assert_allclose(out[t.BOXES][0, 0], UPSCALED[2], atol=BOX_TOLERANCE_PX)
-    np.testing.assert_allclose(out[t.BOXES][1, 0], DOWNSCALED[2], atol=BOX_TOLERANCE_PX)
-    assert out[t.LABELS].tolist() == [[b"person"], [b"person"]]
+    for data, (_, _, rectangle) in ((first, UPSCALED), (second, DOWNSCALED)):
+        out = bright_client.infer(t.DETECTION, [data], (t.BOXES, t.SCORES, t.CLASS_IDS, t.LABELS, t.COUNT))
+        assert out[t.COUNT].tolist() == [[1]] and out[t.BOXES].shape == (1, 1, 4)
+        np.testing.assert_allclose(out[t.BOXES][0, 0], rectangle, atol=BOX_TOLERANCE_PX)
+        assert out[t.LABELS].tolist() == [[b"person"]]
 
-    together = bright_client.detect([first, second])  # one request of two images
+    together = bright_client.detect([first, second])  # the client sends them one per request
     alone = [bright_client.detect([image])[0] for image in (first, second)]
     assert together == alone
 
 
-def test_a_batch_with_nothing_above_the_threshold_answers_empty_rows(bright_client):
+def test_images_with_nothing_above_the_threshold_answer_empty_rows(bright_client):
     data = encode(bright_rectangle_image(*UPSCALED), ".png")
-    results = bright_client.detect([data, data, data, data, data], score_threshold=0.995)  # 4 + 1 requests
-    assert [len(r) for r in results] == [0] * 5
-    out = bright_client.infer(t.DETECTION, [data, data], (t.BOXES, t.COUNT), {t.SCORE_THRESHOLD: 0.995})
-    assert out[t.BOXES].shape == (2, 0, 4) and out[t.COUNT].tolist() == [[0], [0]]
+    results = bright_client.detect([data, data, data], score_threshold=0.995)  # 3 requests
+    assert [len(r) for r in results] == [0] * 3
+    out = bright_client.infer(t.DETECTION, [data], (t.BOXES, t.COUNT), {t.SCORE_THRESHOLD: 0.995})
+    assert out[t.BOXES].shape == (1, 0, 4) and out[t.COUNT].tolist() == [[0]]
+
+
+def test_a_photo_the_detector_finds_nothing_in_answers_empty_rows(empty_detection_server):
+    """The model zoo's detector answers zero rows ([1, 0, 4] once batched) for a photo with nothing in it:
+    Triton's ensemble carries the empty tensors to the post-processing, which answers no detection."""
+    data = encode(bright_rectangle_image(*UPSCALED), ".jpg")
+    with VisionClient(empty_detection_server.options.grpc_url, "grpc") as client:
+        (result,) = client.detect([data], score_threshold=0.0)
+        out = client.infer(t.DETECTION, [data], (t.BOXES, t.SCORES, t.LABELS, t.COUNT))
+    assert len(result) == 0 and result.boxes == ()
+    assert out[t.BOXES].shape == (1, 0, 4) and out[t.COUNT].tolist() == [[0]]
 
 
 def test_more_images_than_max_batch_size_in_one_request_are_refused(bright_client):
+    """The model zoo's detector takes one image per execution, so the ensemble one per request."""
+    assert bright_client.ensemble(t.DETECTION).max_batch_size == t.DETECTION_MAX_BATCH == 1
     data = encode(bright_rectangle_image(*UPSCALED), ".png")
     with pytest.raises(ClientError) as info:
         bright_client.infer(t.DETECTION, [data] * (t.DETECTION_MAX_BATCH + 1), (t.BOXES,))
@@ -158,37 +174,41 @@ def test_detect_cli_prints_and_writes_annotated_images(bright_box_detection_serv
     assert annotated is not None and annotated.shape[:2] == (389, 517)
 
 
-def test_the_demo_stand_in_answers_an_image_the_same_whatever_its_batch_mates(small_detection_server):
+# -- a real exported torchvision Faster R-CNN (random weights), served vs in-process --------------
+TORCHVISION_ENSEMBLE = "torchvision_detection"  # examples/torchvision_detection
+
+
+def test_the_small_stand_in_answers_an_image_the_same_whatever_its_batch_mates(small_detection_server):
     """The batch is padded to its largest image; the detector reads each image within its own size."""
     kitten = shared_path("images/kitten.jpg").read_bytes()  # 720 x 720: resized to 800 x 800
     persons = shared_path("images/persons.jpg").read_bytes()  # 640 x 491: 1042 x 800, pads the kitten's width
     wide = encode(bright_rectangle_image(*DOWNSCALED), ".png")  # 1999 x 601: 1333 x 400, and its height
     with VisionClient(small_detection_server.options.grpc_url, "grpc") as client:
-        (alone,) = client.detect([kitten])
+        (alone,) = client.detect([kitten], ensemble=TORCHVISION_ENSEMBLE)
         for mates in ([persons], [wide], [persons, wide]):
-            together = client.detect([kitten, *mates])
+            together = client.detect([kitten, *mates], ensemble=TORCHVISION_ENSEMBLE)
             assert together[0] == alone, (mates, together[0], alone)  # the same floats, not merely close
     assert len(alone) == 1
 
 
-# -- a real exported Faster R-CNN (random weights), served vs in-process -------------------------
 def test_served_mobilenet_equals_in_process_onnx_on_a_real_photo(
     mobilenet_detection_server, mobilenet_detection_repository
 ):
     data = shared_path("images/persons.jpg").read_bytes()
     with VisionClient(mobilenet_detection_server.options.grpc_url, "grpc") as client:
         started = time.perf_counter()
-        (served,) = client.detect([data], score_threshold=0.3, max_detections=20)
+        (served,) = client.detect([data], score_threshold=0.3, max_detections=20, ensemble=TORCHVISION_ENSEMBLE)
         elapsed = time.perf_counter() - started
     print(f"served detection of persons.jpg (MobileNetV3, CPU): {elapsed:.2f} s")
 
     rgb = cv2.cvtColor(cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
-    pixels, (height, width) = reference_preprocess(rgb)
+    pixels, (height, width) = torchvision_reference_preprocess(rgb)
     session = ort.InferenceSession(
-        str(mobilenet_detection_repository / t.DETECTOR / "1" / "model.onnx"), providers=["CPUExecutionProvider"]
+        str(mobilenet_detection_repository / t.TORCHVISION_DETECTOR / "1" / "model.onnx"),
+        providers=["CPUExecutionProvider"],
     )
     sizes = np.array([[height, width]], dtype=np.int64)
-    boxes, scores, labels, count = session.run(None, {t.DETECTOR_INPUT: pixels, t.DETECTOR_IMAGE_SIZES: sizes})
+    boxes, scores, labels, count = session.run(None, {t.TORCHVISION_INPUT: pixels, t.TORCHVISION_IMAGE_SIZES: sizes})
     n = int(count[0, 0])
     boxes, scores, labels = boxes[:, :n], scores[:, :n], labels[:, :n]
     keep = scores[0] >= 0.3
@@ -213,9 +233,10 @@ def test_served_mobilenet_answers_a_batch_image_by_image_as_alone(mobilenet_dete
     )  # 303 x 401 portrait
     with VisionClient(mobilenet_detection_server.options.grpc_url, "grpc") as client:
         started = time.perf_counter()
-        together = client.detect([photo, crop], score_threshold=0.3, max_detections=20)
+        options = {"score_threshold": 0.3, "max_detections": 20, "ensemble": TORCHVISION_ENSEMBLE}
+        together = client.detect([photo, crop], **options)
         elapsed = time.perf_counter() - started
-        alone = [client.detect([image], score_threshold=0.3, max_detections=20)[0] for image in (photo, crop)]
+        alone = [client.detect([image], **options)[0] for image in (photo, crop)]
     print(f"served detection of 2 images in one request (MobileNetV3, CPU): {elapsed:.2f} s")
     assert len(together[0]) >= 5 and len(together[1]) >= 1
     for batched, single in zip(together, alone, strict=True):

@@ -121,6 +121,22 @@ def test_the_mobilenet_v1_example_is_served_one_image_per_request(workdir):
     assert "max_batch_size: 1" in config
 
 
+def test_the_torchvision_detection_example_adds_its_own_ensemble_and_says_how_to_make_its_file(workdir):
+    """The README's add-model line writes the ensemble beside the (empty) repository's other models and
+    prints the README's quoted lines; its model file is `models prepare`'s (tested with a real export in
+    test_detection.py)."""
+    lines = readme_commands("torchvision_detection")
+    (add_model,) = [line for line in lines if " add-model " in line]
+    assert any(line.startswith("triton-vision models prepare --model faster_rcnn_torchvision") for line in lines)
+    done = run(add_model, workdir)
+    assert done.returncode == 0, done.stderr
+    shown = next(text for language, text in readme_blocks("torchvision_detection") if "not yet" in text)
+    for line in filter(None, shown.splitlines()):
+        assert line in done.stdout.splitlines(), (line, done.stdout)
+    config = (workdir / "model_repository" / "faster_rcnn_torchvision" / "config.pbtxt").read_text()
+    assert "max_batch_size: 4" in config and 'name: "image_sizes"' in config
+
+
 def yolo_stand_in(classes: int = 80, size: int = 640) -> onnx.ModelProto:
     """Ultralytics' export contract: images [1, 3, 640, 640] -> output0 [1, 4 + 80, 64] (random weights)."""
     rng = np.random.default_rng(0)

@@ -124,7 +124,7 @@ CASES = [
     (t.CLASSIFICATION, 1, "grpc", 8),
     (t.CLASSIFICATION, 4, "http", 3),
     (t.DETECTION, 1, "grpc", 4),
-    (t.DETECTION, 4, "grpc", 2),
+    (t.DETECTION, 1, "http", 2),  # one image per request: the model zoo's detector has no batch dimension
     (t.SEGMENTATION, 1, "http", 4),
     (t.SEGMENTATION, 4, "grpc", 2),
 ]

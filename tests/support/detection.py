@@ -1,11 +1,13 @@
 """Known-answer material for the detection tests (independent of the code under test).
 
-- :func:`bright_box_detector`: an ONNX graph with the ``faster_rcnn`` tensor signature whose one
-  "detection" per image of the batch is the bounding box of the bright pixels of that image's
-  (normalised) input inside its ``image_sizes``, score 0.99, COCO id 1 (person), in input
-  pixels, x2/y2 exclusive (torchvision's continuous convention).
+- :func:`bright_box_detector`: an ONNX graph with the built-in ``faster_rcnn``'s tensor signature (the
+  ONNX model zoo's FasterRCNN-12: ``image`` [3, H, W], no batch dimension) whose one "detection" is the
+  bounding box of the bright pixels of its input (BGR minus the mean: the padding, 0, is not bright),
+  score 0.99, class 1 (person), in input pixels, x2/y2 exclusive.
 - :func:`bright_rectangle_image`: a dark RGB image of any size with a white rectangle at a
   known place, so the right answer in original pixels is known before anything runs.
+- :func:`zoo_reference_preprocess`: the model zoo Faster R-CNN's preprocessing from its README (Pillow
+  and NumPy), and :func:`torchvision_reference_preprocess`: torchvision's (OpenCV and NumPy).
 - :func:`lively_random_state_dict`: a seeded random MobileNetV3 Faster R-CNN state dict whose
   feature scale is repaired so that it gives varied, confident detections (plain random
   weights give none above torchvision's internal 0.05 floor).
@@ -13,99 +15,115 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-# A white pixel's red channel after ImageNet normalisation is (1 - 0.485) / 0.229 = 2.25; the
-# dark background (50) gives -1.26. Half-way between them is the edge of the rectangle.
-BRIGHT_THRESHOLD = 0.5
+# The model zoo Faster R-CNN's README: BGR means subtracted from 0..255 pixels; shorter side 800 (longer at
+# most 1333), padded to multiples of 32.
+ZOO_MEAN_BGR = (102.9801, 115.9465, 122.7717)
+ZOO_MIN_SIZE, ZOO_MAX_SIZE, ZOO_DIVISIBLE = 800, 1333, 32
+# A white pixel's blue channel minus its mean is 255 - 103 = 152; the dark background (50..70) gives
+# -53..-33, the padding 0. Half-way is the edge of the rectangle.
+BRIGHT_THRESHOLD = 50.0
 BACKGROUND = 50
 STAND_IN_SCORE = 0.99
 PERSON = 1
 
 
 def bright_box_detector() -> onnx.ModelProto:
-    """Per image of the batch, the bounding box of its bright red-channel pixels (see module doc).
-
-    Only pixels inside the image's ``image_sizes`` count (the batch padding is not image, as for
-    the real detector). Every image gets exactly one detection: ``count`` is 1.
-    """
+    """The bounding box of the bright blue-channel pixels of ``image`` [3, H, W] (see module doc): outputs
+    ``6379`` boxes [1, 4], ``6381`` labels [1] (1: person), ``6383`` scores [1] (0.99)."""
     const = lambda name, value, dtype=np.float32: numpy_helper.from_array(np.array(value, dtype=dtype), name)  # noqa: E731
     nodes = [
-        helper.make_node("Gather", ["images", "zero"], ["red"], axis=1),  # [N, H, W]
-        helper.make_node("Greater", ["red", "threshold"], ["bright"]),
+        helper.make_node("Gather", ["image", "zero"], ["blue"], axis=0),  # [H, W]
+        helper.make_node("Greater", ["blue", "threshold"], ["bright"]),
         helper.make_node("Cast", ["bright"], ["brightf"], to=TensorProto.FLOAT),
-        helper.make_node("Shape", ["images"], ["shape"]),
-        helper.make_node("Shape", ["image_sizes"], ["sizes_shape"]),
-        helper.make_node("Gather", ["sizes_shape", "zero1"], ["n"], axis=0),  # [1]
-        helper.make_node("Concat", ["n", "one1"], ["n_by_1"], axis=0),  # [N, 1] as a shape
-        helper.make_node("Cast", ["image_sizes"], ["sizes_f"], to=TensorProto.FLOAT),
+        helper.make_node("Shape", ["image"], ["shape"]),
     ]
     ends = {}
-    for axis_name, dim, reduce_axis, size_index in (("y", 2, 2, 0), ("x", 3, 1, 1)):
-        a = axis_name
+    for a, dim, reduce_axis in (("y", 1, 1), ("x", 2, 0)):
         nodes += [
-            # any bright pixel per row (y) or column (x): [N, H] or [N, W]
+            # any bright pixel per row (y) or column (x): [H] or [W]
             helper.make_node("ReduceMax", ["brightf"], [f"{a}_any"], axes=[reduce_axis], keepdims=0),
             helper.make_node("Gather", ["shape", f"dim{dim}"], [f"{a}_len"], axis=0),
             helper.make_node("Cast", [f"{a}_len"], [f"{a}_lenf"], to=TensorProto.FLOAT),
-            helper.make_node("Range", ["zerof", f"{a}_lenf", "onef"], [f"{a}_idx"]),  # [H] or [W]
-            helper.make_node("Gather", ["sizes_f", f"size{size_index}"], [f"{a}_limit"], axis=1),  # [N, 1]
-            helper.make_node("Less", [f"{a}_idx", f"{a}_limit"], [f"{a}_inside"]),  # [N, H]
-            helper.make_node("Greater", [f"{a}_any", "half"], [f"{a}_bright"]),
-            helper.make_node("And", [f"{a}_bright", f"{a}_inside"], [f"{a}_hit"]),
+            helper.make_node("Range", ["zerof", f"{a}_lenf", "onef"], [f"{a}_idx"]),
+            helper.make_node("Greater", [f"{a}_any", "half"], [f"{a}_hit"]),
             helper.make_node("Where", [f"{a}_hit", f"{a}_idx", "big"], [f"{a}_lo_c"]),
             helper.make_node("Where", [f"{a}_hit", f"{a}_idx", "minus_one"], [f"{a}_hi_c"]),
-            helper.make_node("ReduceMin", [f"{a}_lo_c"], [f"{a}1"], axes=[1], keepdims=1),  # [N, 1]
-            helper.make_node("ReduceMax", [f"{a}_hi_c"], [f"{a}_last"], axes=[1], keepdims=1),
+            helper.make_node("ReduceMin", [f"{a}_lo_c"], [f"{a}1"], axes=[0], keepdims=1),  # [1]
+            helper.make_node("ReduceMax", [f"{a}_hi_c"], [f"{a}_last"], axes=[0], keepdims=1),
             helper.make_node("Add", [f"{a}_last", "onef"], [f"{a}2"]),  # exclusive edge
         ]
         ends[a] = (f"{a}1", f"{a}2")
     nodes += [
-        helper.make_node("Concat", [ends["x"][0], ends["y"][0], ends["x"][1], ends["y"][1]], ["box"], axis=1),
-        helper.make_node("Unsqueeze", ["box", "one1"], ["boxes"]),  # [N, 1, 4]
-        helper.make_node("Expand", ["score", "n_by_1"], ["scores"]),
-        helper.make_node("Expand", ["label", "n_by_1"], ["labels"]),
-        helper.make_node("Expand", ["one_count", "n_by_1"], ["count"]),
+        helper.make_node("Concat", [ends["x"][0], ends["y"][0], ends["x"][1], ends["y"][1]], ["box"], axis=0),
+        helper.make_node("Unsqueeze", ["box", "zero1"], ["6379"]),  # [1, 4]
+        helper.make_node("Identity", ["label"], ["6381"]),
+        helper.make_node("Identity", ["score"], ["6383"]),
     ]
     initializers = [
         const("zero", 0, np.int64),
         const("zero1", [0], np.int64),
-        const("one1", [1], np.int64),
+        const("dim1", 1, np.int64),
         const("dim2", 2, np.int64),
-        const("dim3", 3, np.int64),
-        const("size0", [0], np.int64),
-        const("size1", [1], np.int64),
         const("zerof", 0.0),
         const("onef", 1.0),
         const("half", 0.5),
         const("big", 1e9),
         const("minus_one", -1.0),
         const("threshold", BRIGHT_THRESHOLD),
-        const("score", [[STAND_IN_SCORE]]),
-        const("label", [[PERSON]], np.int64),
-        const("one_count", [[1]], np.int64),
+        const("score", [STAND_IN_SCORE]),
+        const("label", [PERSON], np.int64),
     ]
     graph = helper.make_graph(
         nodes,
         "bright_box_detector",
+        [helper.make_tensor_value_info("image", TensorProto.FLOAT, [3, "height", "width"])],
         [
-            helper.make_tensor_value_info("images", TensorProto.FLOAT, ["batch", 3, "height", "width"]),
-            helper.make_tensor_value_info("image_sizes", TensorProto.INT64, ["batch", 2]),
-        ],
-        [
-            helper.make_tensor_value_info("boxes", TensorProto.FLOAT, ["batch", "detections", 4]),
-            helper.make_tensor_value_info("scores", TensorProto.FLOAT, ["batch", "detections"]),
-            helper.make_tensor_value_info("labels", TensorProto.INT64, ["batch", "detections"]),
-            helper.make_tensor_value_info("count", TensorProto.INT64, ["batch", 1]),
+            helper.make_tensor_value_info("6379", TensorProto.FLOAT, ["nbox", 4]),
+            helper.make_tensor_value_info("6381", TensorProto.INT64, ["nbox"]),
+            helper.make_tensor_value_info("6383", TensorProto.FLOAT, ["nbox"]),
         ],
         initializer=initializers,
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
-    model.ir_version = 8
+    onnx.checker.check_model(model)
+    return model
+
+
+def empty_detector() -> onnx.ModelProto:
+    """The built-in detector's contract answering no detection at all: ``6379`` [0, 4], ``6381`` [0],
+    ``6383`` [0] (what the real detector answers for a photo with nothing in it)."""
+    const = lambda name, value, dtype=np.float32: numpy_helper.from_array(np.array(value, dtype=dtype), name)  # noqa: E731
+    nodes = [
+        helper.make_node("ReduceMax", ["image"], ["peak"], keepdims=0),
+        helper.make_node("Mul", ["box", "peak"], ["scaled"]),  # [1, 4], reading the input
+        helper.make_node("Slice", ["scaled", "zero1", "zero1"], ["6379"]),  # [0, 4]
+        helper.make_node("Slice", ["label", "zero1", "zero1"], ["6381"]),
+        helper.make_node("Slice", ["score", "zero1", "zero1"], ["6383"]),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "empty_detector",
+        [helper.make_tensor_value_info("image", TensorProto.FLOAT, [3, "height", "width"])],
+        [
+            helper.make_tensor_value_info("6379", TensorProto.FLOAT, ["nbox", 4]),
+            helper.make_tensor_value_info("6381", TensorProto.INT64, ["nbox"]),
+            helper.make_tensor_value_info("6383", TensorProto.FLOAT, ["nbox"]),
+        ],
+        initializer=[
+            const("box", [[1.0, 2.0, 3.0, 4.0]]),
+            const("label", [PERSON], np.int64),
+            const("score", [STAND_IN_SCORE]),
+            const("zero1", [0], np.int64),
+        ],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
     onnx.checker.check_model(model)
     return model
 
@@ -166,14 +184,33 @@ def lively_random_state_dict(path: Path, seed: int = 0) -> Path:
     return path
 
 
-def reference_preprocess(rgb: np.ndarray) -> tuple[np.ndarray, tuple[int, int]]:
+def zoo_reference_preprocess(rgb: np.ndarray) -> tuple[np.ndarray, tuple[int, int]]:
+    """The ONNX model zoo Faster R-CNN's preprocessing as its README writes it (Pillow and NumPy; no DALI,
+    no OpenCV): ratio = 800 / shorter side, capped so that the longer side is at most 1333 (the README's
+    "within [800, 1333]"; maskrcnn-benchmark's MAX_SIZE_TEST), each side int(ratio * side), Pillow's
+    bilinear resize, BGR, minus the mean, zeros bottom/right up to multiples of 32. Returns the
+    [3, H, W] float32 input and the resized (height, width)."""
+    from PIL import Image
+
+    height, width = rgb.shape[:2]
+    ratio = min(ZOO_MIN_SIZE / min(height, width), ZOO_MAX_SIZE / max(height, width))
+    size = (int(ratio * width), int(ratio * height))  # Pillow's (width, height)
+    image = Image.fromarray(rgb).resize(size, Image.BILINEAR)
+    bgr = np.array(image)[:, :, [2, 1, 0]].astype(np.float32)
+    chw = np.transpose(bgr, [2, 0, 1]) - np.array(ZOO_MEAN_BGR, np.float32)[:, None, None]
+    padded_h = int(math.ceil(chw.shape[1] / ZOO_DIVISIBLE) * ZOO_DIVISIBLE)
+    padded_w = int(math.ceil(chw.shape[2] / ZOO_DIVISIBLE) * ZOO_DIVISIBLE)
+    padded = np.zeros((3, padded_h, padded_w), dtype=np.float32)
+    padded[:, : chw.shape[1], : chw.shape[2]] = chw
+    return padded, (size[1], size[0])
+
+
+def torchvision_reference_preprocess(rgb: np.ndarray) -> tuple[np.ndarray, tuple[int, int]]:
     """OpenCV/NumPy version of torchvision's Faster R-CNN preprocessing (no DALI involved).
 
     scale = min(800 / shorter, 1333 / longer); size = floor(side * scale); bilinear on float
     pixels; (x / 255 - mean) / std; NCHW float32. Returns the input and its (height, width).
     """
-    import math
-
     import cv2
 
     height, width = rgb.shape[:2]

@@ -40,6 +40,7 @@ def ref_placement(
     centre: bool = True,
     min_size: float = 0,
     max_size: float = 0,
+    size_divisible: int = 1,
 ) -> RefPlacement:
     h0, w0 = original
     if rule == "stretch":
@@ -61,7 +62,8 @@ def ref_placement(
     if rule == "keep-aspect":
         scale = min(min_size / min(h0, w0), max_size / max(h0, w0))
         resized = (math.floor(h0 * scale), math.floor(w0 * scale))
-        return RefPlacement(original, resized, (0, 0), resized)
+        padded = (math.ceil(resized[0] / size_divisible), math.ceil(resized[1] / size_divisible))
+        return RefPlacement(original, resized, (0, 0), (padded[0] * size_divisible, padded[1] * size_divisible))
     raise ValueError(rule)
 
 
@@ -75,6 +77,7 @@ def ref_placement_of(preprocess: dict, original: tuple[int, int]) -> RefPlacemen
         centre=preprocess.get("pad", "center") == "center",
         min_size=preprocess.get("min_size", 0),
         max_size=preprocess.get("max_size", 0),
+        size_divisible=preprocess.get("size_divisible", 1),
     )
 
 

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from triton_vision_authoring.repository_option import add_repository
+from triton_vision_authoring.repository_option import DEFAULT_REPOSITORY, add_repository
 
 DEFAULT_VERIFY_LIMIT = 50  # photos per class
 DESCRIPTION = (
@@ -55,8 +55,20 @@ def run(args: argparse.Namespace) -> int:
     print(f"  model: {result.batching}; {result.max_batch_size} image(s) per request")
     if result.source is not None:
         print(f"  {spec.model_name}/1/model.onnx: {result.source.from_origin()}")
+    elif spec.model is None and not (args.model_repository / spec.model_name / "1" / "model.onnx").is_file():
+        print(f"  {spec.model_name}/1/model.onnx: not yet; {_prepare_hint(spec.model_name, args.model_repository)}")
     print(f"clients: triton-vision {_verb(spec.task)} IMAGE --ensemble {spec.name}")
     return 0
+
+
+def _prepare_hint(model: str, repository: Path) -> str:
+    """How the file of a spec that declares its tensors gets made."""
+    from triton_vision_authoring.models import CATALOGUE
+
+    where = "" if repository == DEFAULT_REPOSITORY else f" --model-repository {repository}"
+    if model in CATALOGUE:
+        return f"`triton-vision models prepare --model {model}{where}` makes it"
+    return "put the ONNX file there (its tensors as the spec's [tensors] declare)"
 
 
 def _verb(task: str) -> str:

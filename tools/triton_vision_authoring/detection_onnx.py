@@ -1,12 +1,13 @@
-"""Export torchvision's Faster R-CNN to the ``faster_rcnn`` tensor signature (export extra only).
+"""Export torchvision's Faster R-CNN to the ``faster_rcnn_torchvision`` tensor signature (export extra only):
+the model of the ``torchvision_detection`` ensemble (examples/torchvision_detection), not the built-in one.
 
 torch/torchvision are imported lazily, here only: serving never needs them.
 
 The exported graph is the detector *without* torchvision's own pre- and post-processing:
 ``GeneralizedRCNNTransform`` keeps only its padding to a multiple of 32; normalisation and the
-resize (scale = min(800/shorter, 1333/longer)) happen in DALI (``detection_preprocess``), and
-boxes come out in the pixels of the resized model input; ``detection_postprocess`` maps them
-back to the original image. Tensor signature (B images per call, any B; see :func:`export_model`):
+resize (scale = min(800/shorter, 1333/longer)) happen in DALI (``torchvision_detection_preprocess``),
+and boxes come out in the pixels of the resized model input; ``torchvision_detection_postprocess``
+maps them back to the original image. Tensor signature (B images per call, any B; see :func:`export_model`):
 
 - input ``images``      FP32 [B, 3, H, W] (RGB, ImageNet mean/std, already resized; each image
   top-left, zero-padded to the batch's largest height and width)
@@ -87,13 +88,13 @@ def _input_pixels_transform(transform):
 
 
 def export_model(model, *, description: str) -> onnx.ModelProto:
-    """Export ``model`` (eval mode) to ONNX with the batched ``faster_rcnn`` tensor signature.
+    """Export ``model`` (eval mode) to ONNX with the batched ``faster_rcnn_torchvision`` tensor signature.
 
     torchvision's detector loops over images in Python, so a trace fixes the image count. The
     single-image detector is traced once; a scripted wrapper loops over the batch (an ONNX
     ``Loop``), crops each image to its ``image_sizes`` (dropping the batch padding, so an image's
     answer does not depend on the images it travels with) and pads each image's detections to
-    ``DETECTOR_MAX_DETECTIONS`` rows, with their number in ``count``.
+    ``TORCHVISION_MAX_DETECTIONS`` rows, with their number in ``count``.
     """
     torch = _torch()
     with torch.no_grad(), warnings.catch_warnings():
@@ -150,14 +151,14 @@ def _detector_modules(torch: Any) -> tuple[type, type]:
 def _batched_detector(torch: Any, model: Any) -> Any:
     """The single-image detector traced once, inside the scripted loop over the batch."""
     single_class, batched_class = _detector_modules(torch)
-    rows = t.DETECTOR_MAX_DETECTIONS
+    rows = t.TORCHVISION_MAX_DETECTIONS
     single = torch.jit.trace(single_class(model, rows).eval(), (torch.rand(1, 3, *EXPORT_SIZE),), check_trace=False)
     return torch.jit.script(batched_class(single, rows).eval())
 
 
 def _onnx_export(torch: Any, batched: Any) -> onnx.ModelProto:
     """``batched`` as an ONNX graph with the signature's names and dynamic batch/height/width."""
-    names_out = [t.DETECTOR_BOXES, t.DETECTOR_SCORES, t.DETECTOR_LABELS, t.DETECTOR_COUNT]
+    names_out = [t.TORCHVISION_BOXES, t.TORCHVISION_SCORES, t.TORCHVISION_LABELS, t.TORCHVISION_COUNT]
     example = (torch.rand(2, 3, *EXPORT_SIZE), torch.tensor([list(EXPORT_SIZE)] * 2, dtype=torch.int64))
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "model.onnx"
@@ -167,11 +168,11 @@ def _onnx_export(torch: Any, batched: Any) -> onnx.ModelProto:
             str(path),
             dynamo=False,
             opset_version=OPSET,
-            input_names=[t.DETECTOR_INPUT, t.DETECTOR_IMAGE_SIZES],
+            input_names=[t.TORCHVISION_INPUT, t.TORCHVISION_IMAGE_SIZES],
             output_names=names_out,
             dynamic_axes={
-                t.DETECTOR_INPUT: {0: "batch", 2: "height", 3: "width"},
-                t.DETECTOR_IMAGE_SIZES: {0: "batch"},
+                t.TORCHVISION_INPUT: {0: "batch", 2: "height", 3: "width"},
+                t.TORCHVISION_IMAGE_SIZES: {0: "batch"},
                 **{name: {0: "batch"} for name in names_out},
             },
         )

@@ -1,15 +1,20 @@
 """Produce the ONNX files the model repository serves; they are never committed.
 
-For each ONNX model of the repository there are three sources, tried in this order by
-``prepare`` unless one is asked for:
+For each ONNX model of the repository (:data:`.catalogue.CATALOGUE`) there are three sources, tried in
+this order by ``prepare`` unless one is asked for:
 
 1. ``--from PATH``: a local ``.onnx`` file, checked against the config's tensor signature. A
    file with one input and one output named otherwise (e.g. ``input``/``output``) has them
    renamed to the signature's names.
 2. a download with a pinned sha256 (where the network allows);
 3. a stand-in: the real architecture and tensor signature with random weights, clearly marked.
-   Where the real architecture needs torch (an export) and torch is not installed, a small graph
-   with the same tensor signature instead, and a note saying how to get the real one.
+   Where the real architecture needs torch (an export) and torch is not installed, or exists only
+   as the download, a small graph with the same tensor signature instead (and, for the export, a
+   note saying how to get the real one).
+
+A file without a batch dimension (an entry marked ``unbatched``: the ONNX model zoo's Faster R-CNN)
+gets one of size 1 added, whatever its source, as ``add-model`` does; it is served with
+``max_batch_size`` 1.
 
 Next to each ``model.onnx`` a ``model.source.json`` records where it came from. Files are
 written readable by everyone the umask allows (0644 under the usual 022): the server that reads
@@ -24,170 +29,26 @@ import shutil
 import tempfile
 import urllib.request
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import onnx
 from google.protobuf.message import DecodeError
 
 from triton_vision_authoring import standins, torch_tools
+from triton_vision_authoring.add_model.batching import add_batch_dimension
+from triton_vision_authoring.catalogue import (  # noqa: F401 - re-exported: what `models prepare` makes
+    CATALOGUE,
+    Download,
+    ModelEntry,
+    TensorSignature,
+)
 from triton_vision_contract.errors import UsageError
-from triton_vision_models import tensors as t
 from triton_vision_models.errors import ModelFileError
 from triton_vision_models.provenance import ModelSource
 from triton_vision_models.repository import ONNXRUNTIME, ModelRepository
 
 MODEL_FILENAME = "model.onnx"
-
-
-@dataclass(frozen=True)
-class TensorSignature:
-    """Tensor names (and non-batch shapes, -1 free) a model file must have."""
-
-    inputs: dict[str, tuple[int, ...]]
-    outputs: dict[str, tuple[int, ...]]
-
-
-@dataclass(frozen=True)
-class Download:
-    url: str
-    sha256: str
-
-
-@dataclass(frozen=True)
-class ModelEntry:
-    name: str  # model directory in model_repository/
-    description: str
-    signature: TensorSignature
-    build_stand_in: Callable[[], onnx.ModelProto]
-    downloads: tuple[Download, ...] = field(default_factory=tuple)
-    # Turns a non-ONNX weights file (a torchvision .pth state dict) into the ONNX model; None: ONNX only.
-    convert: Callable[[Path], onnx.ModelProto] | None = None
-    # Same tensor signature without torch, where build_stand_in needs it (an export); None: not needed.
-    small_stand_in: Callable[[], onnx.ModelProto] | None = None
-    # The choice a user faces once this model is in place (`models prepare` prints it); None: none.
-    choice: str | None = None
-
-
-CATALOGUE: dict[str, ModelEntry] = {
-    t.CLASSIFIER: ModelEntry(
-        name=t.CLASSIFIER,
-        description="ResNet-18 v1 (ONNX model zoo resnet18-v1-7)",
-        signature=TensorSignature(
-            inputs={t.CLASSIFIER_INPUT: (3, t.CLASSIFIER_INPUT_SIZE, t.CLASSIFIER_INPUT_SIZE)},
-            outputs={t.CLASSIFIER_OUTPUT: (1000,)},
-        ),
-        build_stand_in=lambda: standins.resnet18_model(t.CLASSIFIER_INPUT, t.CLASSIFIER_OUTPUT),
-        downloads=(
-            Download(
-                url="https://github.com/onnx/models/raw/main/validated/vision/classification/resnet/model/resnet18-v1-7.onnx",
-                sha256="4e8f8653e7a2222b3904cc3fe8e304cd8b339ce1d05fd24688162f86fb6df52c",
-            ),
-        ),
-    ),
-}
-
-
-def _fcn_stand_in() -> onnx.ModelProto:
-    from triton_vision_authoring.segmentation_onnx import torchvision_fcn
-
-    return torchvision_fcn()
-
-
-def _small_fcn() -> onnx.ModelProto:
-    from triton_vision_authoring.segmentation_onnx import tiny_fcn
-
-    return tiny_fcn()
-
-
-CATALOGUE[t.SEGMENTER] = ModelEntry(
-    name=t.SEGMENTER,
-    description="FCN-ResNet50 (ONNX model zoo fcn-resnet50-11, 21 Pascal VOC classes)",
-    signature=TensorSignature(
-        inputs={t.SEGMENTER_INPUT: (3, -1, -1)},
-        outputs={t.SEGMENTER_OUTPUT: (t.VOC_CLASSES, -1, -1), t.SEGMENTER_AUX: (t.VOC_CLASSES, -1, -1)},
-    ),
-    build_stand_in=_fcn_stand_in,
-    small_stand_in=_small_fcn,
-    downloads=(
-        Download(
-            url="https://github.com/onnx/models/raw/main/validated/vision/object_detection_segmentation/fcn/model/fcn-resnet50-11.onnx",
-            sha256="8abd3ae6c258e6fd210d8fb296261ea5c0603c6cc2f568db6097f6fbaaeff0d5",
-        ),
-    ),
-)
-
-
-# -- detection: torchvision Faster R-CNN, exported (export extra) --------------------------------
-# Measured with `bench --ensemble detection --compare-onnx` (docs/performance.md): the two
-# architectures in-process on 2 cores, 3101 and 505 ms per photo; box mAP from torchvision's weights table.
-DETECTOR_CHOICE = {
-    "resnet50_fpn_v2": (
-        "on a CPU this detector takes about 3 s per photo (2 cores); `triton-vision models prepare --model "
-        f"{t.DETECTOR_MOBILENET} --force` serves MobileNetV3-Large-FPN instead: about 6x faster, box mAP 32.8 "
-        "instead of 46.7 (docs/performance.md). On a GPU keep this one."
-    ),
-    "mobilenet_v3": (
-        "MobileNetV3-Large-FPN is the CPU choice (about 0.5 s per photo on 2 cores, box mAP 32.8); on a GPU, "
-        f"`triton-vision models prepare --model {t.DETECTOR} --force` serves ResNet-50-FPN v2 (box mAP 46.7)."
-    ),
-}
-
-
-def _faster_rcnn_entry(arch: str, description: str, download: Download) -> ModelEntry:
-    def stand_in() -> onnx.ModelProto:
-        from triton_vision_authoring.detection_onnx import export_faster_rcnn
-
-        return export_faster_rcnn(arch)
-
-    def convert(path: Path) -> onnx.ModelProto:
-        from triton_vision_authoring.detection_onnx import export_faster_rcnn
-
-        return export_faster_rcnn(arch, path)
-
-    return ModelEntry(
-        name=t.DETECTOR,  # both architectures serve from model_repository/faster_rcnn
-        description=description,
-        choice=DETECTOR_CHOICE[arch],
-        signature=TensorSignature(
-            inputs={t.DETECTOR_INPUT: (3, -1, -1), t.DETECTOR_IMAGE_SIZES: (2,)},
-            outputs={
-                t.DETECTOR_BOXES: (-1, 4),
-                t.DETECTOR_SCORES: (-1,),
-                t.DETECTOR_LABELS: (-1,),
-                t.DETECTOR_COUNT: (1,),
-            },
-        ),
-        build_stand_in=stand_in,
-        downloads=(download,),
-        convert=convert,
-        small_stand_in=lambda: standins.small_detector(
-            t.DETECTOR_INPUT,
-            t.DETECTOR_IMAGE_SIZES,
-            (t.DETECTOR_BOXES, t.DETECTOR_SCORES, t.DETECTOR_LABELS, t.DETECTOR_COUNT),
-        ),
-    )
-
-
-# `models prepare` (and demo) use the key of a directory that exists: faster_rcnn (ResNet-50-FPN v2).
-# `models prepare --model faster_rcnn_mobilenet_v3 [--force]` puts MobileNetV3 there instead.
-# Downloads are torchvision's COCO_V1 state dicts (sizes approximate), exported on arrival.
-CATALOGUE[t.DETECTOR] = _faster_rcnn_entry(
-    "resnet50_fpn_v2",
-    "Faster R-CNN ResNet-50-FPN v2 (torchvision COCO_V1, box mAP 46.7), exported to ONNX",
-    Download(
-        url="https://download.pytorch.org/models/fasterrcnn_resnet50_fpn_v2_coco-dd69338a.pth",
-        sha256="dd69338a24b8d7381807e247652bdc356325bcbaf1cd3e092e00e0a1a58706bf",
-    ),
-)
-CATALOGUE[t.DETECTOR_MOBILENET] = _faster_rcnn_entry(
-    "mobilenet_v3",
-    "Faster R-CNN MobileNetV3-Large-FPN (torchvision COCO_V1, box mAP 32.8; CPU-friendly), exported to ONNX",
-    Download(
-        url="https://download.pytorch.org/models/fasterrcnn_mobilenet_v3_large_fpn-fb6a3cc7.pth",
-        sha256="fb6a3cc702b1df54c18a44b26708cd083614211062d0c36d2ca7bf9270df3533",
-    ),
-)
 
 
 def sha256_of(path: Path) -> str:
@@ -277,14 +138,23 @@ def _shape(value_info: onnx.ValueInfoProto) -> tuple[int, ...]:
     return tuple(d.dim_value if d.HasField("dim_value") else -1 for d in dims)
 
 
-def conform(model: onnx.ModelProto, entry: ModelEntry, origin: str, *, rename: bool = True) -> onnx.ModelProto:
-    """Check ``model`` against the entry's tensor signature, renaming a lone input/output if needed
-    (and allowed: a file already in the repository must match by name)."""
-    renames = _signature_renames(model.graph, entry, origin, rename=rename)
+def conform(model: onnx.ModelProto, entry: ModelEntry, origin: str, *, served: bool = False) -> onnx.ModelProto:
+    """Check ``model`` against the entry's tensor signature, renaming a lone input/output if needed; for an
+    ``unbatched`` entry, a file without the batch dimension comes back with one added (a new model).
+    ``served``: a file already in the repository, which must fit as it is (by name, batch dimension included)."""
+    renames = _signature_renames(model.graph, entry, origin, rename=not served)
     if renames:
         _rename_tensors(model.graph, renames)
+    if entry.unbatched and not served and _lacks_batch_dimension(model.graph, entry):
+        model = add_batch_dimension(model)
     _check_shapes(model.graph, entry, origin)
     return model
+
+
+def _lacks_batch_dimension(graph: onnx.GraphProto, entry: ModelEntry) -> bool:
+    """Whether the signature's inputs have exactly the signature's dimensions (no batch dimension before them)."""
+    shapes = {value.name: _shape(value) for value in graph.input}
+    return all(len(shapes.get(name, ())) == len(dims) for name, dims in entry.signature.inputs.items())
 
 
 def _signature_renames(graph: onnx.GraphProto, entry: ModelEntry, origin: str, *, rename: bool) -> dict[str, str]:
@@ -375,9 +245,13 @@ def _load_onnx(path: Path, what: str, entry: ModelEntry) -> onnx.ModelProto:
     try:
         return onnx.load(str(path))
     except (DecodeError, ValueError, RuntimeError) as exc:
+        kind = file_kind(path)
         hint = " or a torchvision state dict (.pth)" if entry.convert is not None else ""
+        converters = [key for key, other in CATALOGUE.items() if other.convert is not None]
+        if entry.convert is None and kind.startswith("a zip") and converters:
+            hint = f"; torchvision state dicts go to --model {' or '.join(converters)} (their own ensemble)"
         raise UsageError(
-            f"{what} {path}: not an ONNX model ({file_kind(path)}; {type(exc).__name__}); "
+            f"{what} {path}: not an ONNX model ({kind}; {type(exc).__name__}); "
             f"model '{entry.name}' takes an ONNX file{hint}"
         ) from None
 
@@ -425,7 +299,9 @@ def download(entry: ModelEntry, repository: Path, *, timeout: float = 30.0) -> M
                 if _needs_conversion(item, entry):
                     converted = conform(_convert(entry, partial, "download"), entry, item.url)
                     return _install(converted, repository, entry, "download", item.url, arrived_sha256=digest)
-                conform(onnx.load(str(partial), load_external_data=False), entry, item.url)
+                served = conform(onnx.load(str(partial), load_external_data=False), entry, item.url)
+                if entry.unbatched:  # the batch dimension added: the served file is the rewritten one
+                    return _install(served, repository, entry, "download", item.url, arrived_sha256=digest)
                 return _install(partial, repository, entry, "download", item.url)
         except (OSError, ModelFileError) as exc:
             errors.append(f"{item.url}: {exc}")
@@ -436,19 +312,34 @@ def _needs_conversion(item: Download, entry: ModelEntry) -> bool:
     return not item.url.endswith(".onnx") and entry.convert is not None
 
 
-SMALL_STAND_IN_ORIGIN = "small graph with the same tensor signature (torch not installed), random weights, seed 0"
+SMALL_GRAPH = "small graph with the same tensor signature"
+SMALL_STAND_IN_ORIGIN = f"{SMALL_GRAPH} (torch not installed), random weights, seed 0"
+DOWNLOAD_ONLY_ORIGIN = f"{SMALL_GRAPH} (the real architecture comes only as the download), random weights, seed 0"
+
+
+SMALL_GRAPH_NOTE = "a small graph with the same tensor signature, not the real architecture"
+
+
+def is_small_graph(source: ModelSource) -> bool:
+    """Whether a stand-in is a small graph of the tensor signature, not the real architecture."""
+    return source.is_stand_in and source.origin.startswith(SMALL_GRAPH)
 
 
 def describe(source: ModelSource) -> str:
     """``source.describe()``, saying so when a stand-in is the small graph, not the real architecture."""
-    if source.is_stand_in and source.origin == SMALL_STAND_IN_ORIGIN:
-        return f"{source.describe()}; a small graph with the same tensor signature, not the real architecture"
+    if is_small_graph(source):
+        return f"{source.describe()}; {SMALL_GRAPH_NOTE}"
     return source.describe()
 
 
 def make_stand_in(repository: Path, entry: ModelEntry, report: Callable[[str], None] = print) -> ModelSource:
-    """The real architecture with random weights; without torch, where it needs torch, a small
-    graph with the same tensor signature (and ``report`` says how to get the real architecture)."""
+    """The real architecture with random weights; a small graph with the same tensor signature where only the
+    download has the real architecture, or where it needs torch and torch is missing (and ``report`` says
+    how to get the real architecture)."""
+    if entry.build_stand_in is None:
+        if entry.small_stand_in is None:
+            raise ModelFileError(f"model '{entry.name}': no stand-in is known")
+        return _install_stand_in(entry.small_stand_in(), repository, entry, DOWNLOAD_ONLY_ORIGIN)
     try:
         model = entry.build_stand_in()
     except torch_tools.ExportToolsMissingError as exc:
@@ -459,8 +350,13 @@ def make_stand_in(repository: Path, entry: ModelEntry, report: Callable[[str], N
             f"architecture); after installing them, `triton-vision models prepare --model {entry.name} --force` "
             "makes the real one"
         )
-        return _install(entry.small_stand_in(), repository, entry, "stand-in", SMALL_STAND_IN_ORIGIN)
-    return _install(model, repository, entry, "stand-in", "random weights, seed 0")
+        return _install_stand_in(entry.small_stand_in(), repository, entry, SMALL_STAND_IN_ORIGIN)
+    return _install_stand_in(model, repository, entry, "random weights, seed 0")
+
+
+def _install_stand_in(model: onnx.ModelProto, repository: Path, entry: ModelEntry, origin: str) -> ModelSource:
+    """A stand-in served as the real file would be (an unbatched entry's gets its batch dimension)."""
+    return _install(conform(model, entry, origin), repository, entry, "stand-in", origin)
 
 
 def prepare(
@@ -482,7 +378,7 @@ def prepare(
         path = version_dir(repository, entry.name) / MODEL_FILENAME
         if sha256_of(path) == current.sha256:
             try:
-                conform(onnx.load(str(path), load_external_data=False), entry, str(path), rename=False)
+                conform(onnx.load(str(path), load_external_data=False), entry, str(path), served=True)
                 return current
             except ModelFileError as exc:
                 report(f"{entry.name}: the prepared file no longer fits its tensor signature ({exc}); replacing it")

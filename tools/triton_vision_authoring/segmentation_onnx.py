@@ -95,4 +95,5 @@ def tiny_fcn(*, seed: int = 0) -> onnx.ModelProto:
         ],
         initializer=g.initializers + constants,
     )
-    return standins.mark_stand_in(helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)]))
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
+    return standins.mark_stand_in(model, standins.SMALL_GRAPH)

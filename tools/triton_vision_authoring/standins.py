@@ -100,8 +100,12 @@ def resnet18_model(input_name: str, output_name: str, *, num_classes: int = 1000
     return mark_stand_in(helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)]))
 
 
-def mark_stand_in(model: onnx.ModelProto) -> onnx.ModelProto:
-    model.doc_string = "triton-vision stand-in: real architecture and tensor signature, RANDOM weights (not pretrained)"
+REAL_ARCHITECTURE = "real architecture and tensor signature"
+SMALL_GRAPH = "a small graph with the tensor signature only, NOT the real architecture"
+
+
+def mark_stand_in(model: onnx.ModelProto, what: str = REAL_ARCHITECTURE) -> onnx.ModelProto:
+    model.doc_string = f"triton-vision stand-in: {what}, RANDOM weights (not pretrained)"
     entry = model.metadata_props.add()
     entry.key, entry.value = STAND_IN_KEY, "true"
     model.producer_name = "triton-vision"
@@ -182,7 +186,7 @@ def small_detector(
         ],
         initializer=initializers,
     )
-    return mark_stand_in(helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)]))
+    return mark_stand_in(helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)]), SMALL_GRAPH)
 
 
 def _mean_colour_body(images: str, image_sizes: str) -> onnx.GraphProto:
@@ -208,3 +212,61 @@ def _mean_colour_body(images: str, image_sizes: str) -> onnx.GraphProto:
         ],
         initializer=[const(np.array([0, 0], np.int64), "origin"), const(np.array([1, 2], np.int64), "spatial")],
     )
+
+
+def small_unbatched_detector(
+    image: str,
+    outputs: tuple[str, str, str],
+    *,
+    classes: int = 81,
+    seed: int = 0,
+) -> onnx.ModelProto:
+    """A small graph with the ONNX model zoo Faster R-CNN's tensor signature (no batch dimension, no torch
+    needed): ``image`` FP32 [3, H, W] (BGR, 0..255 minus the mean) -> ``outputs`` boxes FP32 [1, 4] (the whole
+    input, padding included: the post-processing clips it to the image), labels INT64 [1] (1..classes-1)
+    and scores FP32 [1] (in (0.5, 1): above the default threshold, so the demo draws it), from random
+    projections of the input's mean colour. Meaningless answers of the right shapes and types."""
+    boxes, labels, scores = outputs
+    rng = np.random.default_rng(seed)
+    const = numpy_helper.from_array
+    initializers = [
+        const(np.array([0], np.int64), "axis0"),
+        const(np.array([2, 1], np.int64), "width_height"),
+        const(np.zeros(2, np.float32), "top_left"),
+        # Inputs are pixel values minus the mean (tens): weights a 64th of the small detector's keep the
+        # sigmoid off its flat ends.
+        const((rng.normal(0.0, 4.0, (3, 1)) / 64).astype(np.float32), "score_w"),
+        const(rng.normal(0.0, 1.0, (3, classes - 1)).astype(np.float32), "class_w"),
+        const(np.array([1], np.int64), "score_shape"),
+        const(np.array(1, np.int64), "first_class"),
+        const(np.array(0.5, np.float32), "half"),
+    ]
+    nodes = [
+        helper.make_node("ReduceMean", [image], ["bgr"], axes=[1, 2], keepdims=0),  # [3]
+        helper.make_node("Unsqueeze", ["bgr", "axis0"], ["bgr_row"]),  # [1, 3]
+        helper.make_node("MatMul", ["bgr_row", "score_w"], ["logit"]),  # [1, 1]
+        helper.make_node("Sigmoid", ["logit"], ["unit"]),
+        helper.make_node("Mul", ["unit", "half"], ["half_unit"]),
+        helper.make_node("Add", ["half_unit", "half"], ["score"]),  # in (0.5, 1)
+        helper.make_node("Reshape", ["score", "score_shape"], [scores]),  # [1]
+        helper.make_node("MatMul", ["bgr_row", "class_w"], ["class_logits"]),  # [1, classes - 1]
+        helper.make_node("ArgMax", ["class_logits"], ["class_index"], axis=1, keepdims=0),  # [1]
+        helper.make_node("Add", ["class_index", "first_class"], [labels]),
+        helper.make_node("Shape", [image], ["shape"]),  # (3, H, W)
+        helper.make_node("Gather", ["shape", "width_height"], ["size"], axis=0),  # (W, H)
+        helper.make_node("Cast", ["size"], ["size_f"], to=TensorProto.FLOAT),
+        helper.make_node("Concat", ["top_left", "size_f"], ["box"], axis=0),  # [4]
+        helper.make_node("Unsqueeze", ["box", "axis0"], [boxes]),  # [1, 4]
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "small_unbatched_detector_stand_in",
+        [helper.make_tensor_value_info(image, TensorProto.FLOAT, [3, "height", "width"])],
+        [
+            helper.make_tensor_value_info(boxes, TensorProto.FLOAT, ["nbox", 4]),
+            helper.make_tensor_value_info(labels, TensorProto.INT64, ["nbox"]),
+            helper.make_tensor_value_info(scores, TensorProto.FLOAT, ["nbox"]),
+        ],
+        initializer=initializers,
+    )
+    return mark_stand_in(helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)]), SMALL_GRAPH)

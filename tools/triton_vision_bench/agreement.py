@@ -1,5 +1,7 @@
 """Two detectors of the same tensor signature on the same photos, in-process: their speed and how far
-their boxes agree (``triton-vision bench --ensemble detection --compare-onnx OTHER.onnx``).
+their boxes agree (``triton-vision bench --ensemble detection --compare-onnx OTHER.onnx``). The outputs
+are read by role, under the names the served ensemble reads them by (the torchvision export's
+``boxes``/``scores``/``labels``/``count``, the model zoo Faster R-CNN's ``6379``/``6383``/``6381``).
 
 Both run on the bench's reference preprocessing, one image at a time. A box of one agrees with a box
 of the other when both score at least the wire contract's default threshold, carry the same label and
@@ -52,13 +54,35 @@ def matched(first: dict[str, np.ndarray], second: dict[str, np.ndarray], thresho
     return count
 
 
-def detections(session, inputs: dict[str, np.ndarray], score_threshold: float) -> dict[str, np.ndarray]:
-    """One image's raw detections at or above ``score_threshold``."""
-    names = [t.DETECTOR_BOXES, t.DETECTOR_SCORES, t.DETECTOR_LABELS, t.DETECTOR_COUNT]
-    boxes, scores, labels, count = session.run(names, inputs)
-    n = int(np.asarray(count).reshape(-1)[0])
-    keep = scores[0][:n] >= score_threshold
-    return {"boxes": boxes[0][:n][keep], "labels": labels[0][:n][keep], "scores": scores[0][:n][keep]}
+# The post-processing input each output role feeds (generated ensembles: add_model.configs.ROLE_INPUTS).
+ROLES = {t.RAW_BOXES: "boxes", t.RAW_SCORES: "scores", t.RAW_LABELS: "labels", t.RAW_COUNT: "count"}
+
+
+def output_roles(profile: Profile) -> dict[str, str]:
+    """The served detector's outputs by role (boxes, scores, labels; count where it has one), read from
+    the tensors the ensemble feeds them to (``RAW_BOXES`` or ``raw_boxes``, ...)."""
+    roles = {
+        ROLES[tensor.upper()]: output for output, tensor in profile.output_tensors.items() if tensor.upper() in ROLES
+    }
+    missing = [role for role in ("boxes", "scores", "labels") if role not in roles]
+    if missing:
+        raise BenchUsageError(
+            f"--compare-onnx: ensemble '{profile.ensemble}' feeds no {', '.join(missing)} from '{profile.model}' "
+            "to its post-processing (a detector with boxes, scores and labels outputs is needed)"
+        )
+    return roles
+
+
+def detections(
+    session, inputs: dict[str, np.ndarray], score_threshold: float, roles: dict[str, str]
+) -> dict[str, np.ndarray]:
+    """One image's raw detections at or above ``score_threshold`` (outputs named by ``roles``)."""
+    wanted = [role for role in ("boxes", "scores", "labels", "count") if role in roles]
+    found = dict(zip(wanted, session.run([roles[role] for role in wanted], inputs), strict=True))
+    boxes, scores, labels = (np.asarray(found[role])[0] for role in ("boxes", "scores", "labels"))
+    n = int(np.asarray(found["count"]).reshape(-1)[0]) if "count" in found else len(scores)
+    keep = scores[:n] >= score_threshold
+    return {"boxes": boxes[:n][keep], "labels": labels[:n][keep], "scores": scores[:n][keep]}
 
 
 def _kind(path: Path) -> str:
@@ -85,15 +109,16 @@ def compare_detectors(profile: Profile, images: list[BenchImage], other: Path) -
         key: ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
         for key, path in models.items()
     }
+    roles = output_roles(profile)
     tensors = [profile.preprocess(image.data) for image in images]
     found: dict[str, list[dict[str, np.ndarray]]] = {key: [] for key in models}
     wall: dict[str, list[float]] = {key: [] for key in models}
     for key, session in sessions.items():
         progress(f"detectors: {models[key]} on {len(images)} images ...")
-        detections(session, tensors[0], threshold)  # warm-up
+        detections(session, tensors[0], threshold, roles)  # warm-up
         for inputs in tensors:
             start = time.perf_counter()
-            found[key].append(detections(session, inputs, threshold))
+            found[key].append(detections(session, inputs, threshold, roles))
             wall[key].append(time.perf_counter() - start)
     per_image: list[dict[str, Any]] = []
     counts: list[tuple[int, int, int]] = []

@@ -10,7 +10,7 @@ measured, whatever it and its models are called; the sweep settings are the task
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +53,7 @@ class Profile:
     settings: TaskSettings
     pre: PreprocessSpec  # the ensemble's spec's preprocessing
     nested: tuple[str, ...] = ()  # the ensembles among steps (NAME_infer): no instance, nothing "busy"
+    output_tensors: dict[str, str] = field(default_factory=dict)  # ONNX model output -> the tensor it feeds
 
     def preprocess(self, data: bytes) -> dict[str, np.ndarray]:
         """The spec's preprocessing of one encoded image (OpenCV), under the ONNX model's input names."""
@@ -124,4 +125,5 @@ def profile(repository: ModelRepository, ensemble: str) -> Profile:
         settings=TASK_SETTINGS[task],
         pre=preprocess.spec_of(repository, ensemble),
         nested=tuple(m for m in steps if m in repository and repository[m].is_ensemble),
+        output_tensors=dict(step.output_map),
     )

@@ -2,7 +2,9 @@
 
 The photos are the ones given (``make demo`` passes the development machines' photos where they
 exist); without any, scikit-image's own photos (*chelsea*, a cat; *astronaut*, a person) are
-written to ``out/`` and used.
+written to ``out/`` and used. Before the answers the demo says, model by model, whether they come
+from real pretrained weights (the pinned downloads), from a file the user imported, or from a
+stand-in with random weights (meaningless); each task's answers repeat it in their heading.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from triton_vision_authoring import models as model_files
 from triton_vision_client.client import VisionClient
 from triton_vision_client.images import read_images
 from triton_vision_client.tasks import print_answers, warn_stand_ins
+from triton_vision_models.provenance import ModelSource
 from triton_vision_serving.runtime import LocalTritonServer
 from triton_vision_serving.server_config import ServerOptions
 
@@ -33,28 +36,77 @@ def scikit_image_photo(name: str) -> Path:
     return path
 
 
-def prepare_models(repository: Path) -> None:
+# Each built-in ensemble's ONNX model: whose weights its answers come from.
+TASK_MODELS = {
+    contract.CLASSIFICATION: contract.CLASSIFIER,
+    contract.SEGMENTATION: contract.SEGMENTER,
+    contract.DETECTION: contract.DETECTOR,
+}
+
+
+def prepare_models(repository: Path) -> dict[str, ModelSource]:
+    """Every catalogued model the repository has, put in place; {model: where its file came from}."""
+    prepared = {}
     for name, entry in model_files.CATALOGUE.items():
         if name == entry.name and (repository / name / "config.pbtxt").is_file():
-            source = model_files.prepare(repository, entry, report=lambda m: print(m, file=sys.stderr))
-            print(f"{name}: {model_files.describe(source)}")
+            prepared[name] = model_files.prepare(repository, entry, report=lambda m: print(m, file=sys.stderr))
+    return prepared
+
+
+def verdict(source: ModelSource) -> str:
+    """Whether a model's answers are real, in a few words."""
+    if source.is_stand_in:
+        return "STAND-IN, random weights: meaningless answers"
+    if source.kind == "download":
+        return "real: pretrained weights"
+    return "your file: as real as its weights"
+
+
+def which_answers_are_real(prepared: dict[str, ModelSource]) -> list[str]:
+    """One line per model: real pretrained weights, an imported file, or a stand-in, and where from."""
+    lines = ["which answers are real:"]
+    for name, source in prepared.items():
+        entry = model_files.CATALOGUE[name]
+        task = next((task for task, model in TASK_MODELS.items() if model == name), None)
+        served = f"{name} ({task})" if task else name
+        if source.is_stand_in:
+            small = f" ({model_files.SMALL_GRAPH_NOTE})" if model_files.is_small_graph(source) else ""
+            lines.append(
+                f"  {served}: {verdict(source)}{small}; the real {entry.description}: with the network, "
+                f"`triton-vision models prepare --model {name} --force`"
+            )
+        elif source.kind == "download":
+            lines.append(f"  {served}: {verdict(source)}, {entry.description} ({source.describe()})")
+        else:
+            lines.append(f"  {served}: {verdict(source)} ({source.describe()})")
+    return lines
+
+
+def heading(task: str, prepared: dict[str, ModelSource]) -> str:
+    model = TASK_MODELS[task]
+    source = prepared.get(model)
+    return f"{task} ({model}: {verdict(source) if source is not None else 'not prepared by the demo'}):"
 
 
 def run_demo(options: ServerOptions, *, images: Sequence[str], people: Sequence[str] | None, top_k: int) -> int:
     repository = options.model_repository
-    prepare_models(repository)
+    prepared = prepare_models(repository)
+    print("\n".join(which_answers_are_real(prepared)))
     photos = list(images) or [str(scikit_image_photo("chelsea"))]
     group_photos = list(people or images) or [str(scikit_image_photo("astronaut"))]
     with LocalTritonServer(options) as server, VisionClient(options.grpc_url, "grpc") as client:
         print(f"tritonserver ready: gRPC {options.grpc_url}, HTTP {options.http_url} (log: {server.log_path})")
         warn_stand_ins(client, [contract.CLASSIFIER])
+        print(heading(contract.CLASSIFICATION, prepared))
         print_answers(contract.CLASSIFICATION, photos, client.classify(read_images(photos), top_k=top_k))
         if (repository / contract.SEGMENTATION).is_dir():
             warn_stand_ins(client, [contract.SEGMENTER])
             segments = client.segment(read_images(group_photos), overlay=True)
+            print(heading(contract.SEGMENTATION, prepared))
             print_answers(contract.SEGMENTATION, group_photos, segments, out=OUT)
         if (repository / contract.DETECTION).is_dir():
             encoded = read_images(group_photos)
             warn_stand_ins(client, [contract.DETECTOR])
+            print(heading(contract.DETECTION, prepared))
             print_answers(contract.DETECTION, group_photos, client.detect(encoded), encoded=encoded, out=OUT)
     return 0

@@ -15,7 +15,8 @@ arithmetic, and ``tests/unit/models/test_torchvision_crop.py`` runs both on size
   ``(canvas - resized) // 2``); the rest is padding.
 - ``keep-aspect`` (torchvision's ``GeneralizedRCNNTransform``): scale
   ``min(min_size / shorter_side, max_size / longer_side)``, each side ``floor(side * scale)`` in
-  float64; the network input has the image's own size (a batch is zero-padded bottom/right).
+  float64; the network input has the image's own size, zero-padded bottom/right up to multiples of
+  ``size_divisible`` (1: none; an FPN detector's 32), and a batch further to its largest image.
 
 A network input pixel ``(y, x)`` shows the resized image's pixel ``(y - offset_y, x - offset_x)``;
 a resized pixel ``(y, x)`` covers the original's ``(y * H0 / h1, x * W0 / w1)``.
@@ -89,6 +90,7 @@ class ResizeRule:
     min_size: float | None = None  # keep-aspect
     max_size: float | None = None  # keep-aspect
     pad: str = TOP_LEFT  # letterbox: where the image sits in the canvas
+    size_divisible: int = 1  # keep-aspect: the network input's sides are multiples of it (padding)
 
     def __post_init__(self) -> None:
         if self.mode not in RESIZE_MODES:
@@ -104,11 +106,21 @@ class ResizeRule:
             raise ConfigError("resize 'keep-aspect' needs min_size and max_size")
         if self.pad not in PAD_POSITIONS:
             raise ConfigError(f"pad must be one of {', '.join(PAD_POSITIONS)}, got '{self.pad}'")
+        if self.size_divisible < 1 or (self.size_divisible != 1 and self.mode != KEEP_ASPECT):
+            raise ConfigError(
+                f"size_divisible must be a whole number >= 1, and other than 1 for keep-aspect only, got "
+                f"{self.size_divisible} for '{self.mode}'"
+            )
 
     @property
     def network(self) -> Size:
         """The network input's fixed (H, W) (0, 0 for keep-aspect: the image's own size)."""
         return self.size if self.size is not None else (0, 0)
+
+    def padded(self, resized: Size) -> Size:
+        """keep-aspect: the network input of one image, its resized sides rounded up to ``size_divisible``."""
+        step = self.size_divisible
+        return -(-int(resized[0]) // step) * step, -(-int(resized[1]) // step) * step
 
     # -- the rules ----------------------------------------------------------------------------
     def resized_size(self, original: Size) -> Size:
@@ -141,7 +153,7 @@ class ResizeRule:
         """Where ``original``'s pixels land; ``resized`` as the preprocessing reported it, if at hand."""
         got = resized if resized is not None else self.resized_size(original)
         resized_hw = (int(got[0]), int(got[1]))
-        network = self.size if self.size is not None else resized_hw
+        network = self.size if self.size is not None else self.padded(resized_hw)
         return Placement((int(original[0]), int(original[1])), resized_hw, self.offset(resized_hw), network)
 
 
@@ -204,7 +216,8 @@ def mask_to_original(labels: np.ndarray, placement: Placement, void: int) -> np.
 
 def rule_of(config: ModelConfig, *, default: str) -> ResizeRule:
     """The preprocessing's resize rule, from a post-processing model's config parameters
-    (``resize``, ``size`` as "height,width", ``shorter``, ``min_size``, ``max_size``, ``pad``)."""
+    (``resize``, ``size`` as "height,width", ``shorter``, ``min_size``, ``max_size``, ``pad``,
+    ``size_divisible``)."""
     mode = config.setting("resize", default)
     raw = config.setting("size", "")
     size: Size | None = None
@@ -222,6 +235,7 @@ def rule_of(config: ModelConfig, *, default: str) -> ResizeRule:
             config.float_setting("min_size", 0.0) or None,
             config.float_setting("max_size", 0.0) or None,
             config.setting("pad", TOP_LEFT),
+            config.int_setting("size_divisible", 1),
         )
     except ConfigError as exc:
         raise ConfigError(f"model '{config.name}': {exc}") from None

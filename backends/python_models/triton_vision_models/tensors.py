@@ -74,20 +74,36 @@ SEGMENTER_AUX = "aux"  # FP32 [N, 21, H, W] auxiliary head (not used by the ense
 SEGMENTATION_CANVAS = 520  # working resolution: the longer side, and the square canvas
 # postprocess input LOGITS: FP32 [21, 520, 520]
 
-# Detection ensemble (Faster R-CNN). Up to DETECTION_MAX_BATCH images per request: the exported
-# detector loops over the batch (an ONNX Loop around the traced single-image graph).
+# Detection ensemble: the ONNX model zoo's Faster R-CNN R-50-FPN (FasterRCNN-12.onnx, from
+# maskrcnn-benchmark), whose file has no batch dimension: `models prepare` adds one of 1, so the
+# ensemble takes one image per request (DETECTION_MAX_BATCH).
 DETECTION_INFER = "detection_infer"
 DETECTION_PREPROCESS = "detection_preprocess"
-DETECTOR_MOBILENET = "faster_rcnn_mobilenet_v3"  # catalogue option: same directory, MobileNetV3 weights
 DETECTION_POSTPROCESS = "detection_postprocess"
-# preprocess outputs: PIXELS FP32 [3, H, W] (resized, ImageNet mean/std), ORIGINAL_SIZE and RESIZED_SIZE
-DETECTOR_INPUT = "images"  # FP32 [3, H, W], zero-padded to the batch's largest H and W
-DETECTOR_IMAGE_SIZES = "image_sizes"  # INT64 [2]: the image's height, width before padding
-DETECTOR_MAX_DETECTIONS = 100  # torchvision's detections_per_img: rows per image below
-DETECTOR_BOXES = "boxes"  # FP32 [100, 4], x1 y1 x2 y2 in detector-input pixels
-DETECTOR_SCORES = "scores"  # FP32 [100]
-DETECTOR_LABELS = "labels"  # INT64 [100], COCO category ids (91-id numbering)
-DETECTOR_COUNT = "count"  # INT64 [1]: how many of the rows above are detections
+# preprocess outputs: PIXELS FP32 [3, H, W] (BGR, 0..255 minus DETECTOR_PIXEL_MEAN, padded to multiples
+# of 32), ORIGINAL_SIZE and RESIZED_SIZE
+DETECTOR_INPUT = "image"  # FP32 [3, H, W] in the file; [1, 3, H, W] served
+DETECTOR_BOXES = "6379"  # FP32 [n, 4], x1 y1 x2 y2 in detector-input pixels
+DETECTOR_LABELS = "6381"  # INT64 [n], 1..80: lines of coco_classes.txt (0 is the background)
+DETECTOR_SCORES = "6383"  # FP32 [n]
+DETECTOR_MIN_SIZE = 800  # the resize rule: scale = min(800 / shorter, 1333 / longer)
+DETECTOR_MAX_SIZE = 1333
+DETECTOR_SIZE_DIVISIBLE = 32  # the padded input's height and width are multiples of it
+DETECTOR_PIXEL_MEAN = (102.9801, 115.9465, 122.7717)  # BGR, subtracted from 0..255 pixels (std 1)
+DETECTOR_LABEL_FILE = "coco_classes.txt"
+
+# The torchvision Faster R-CNN export (examples/torchvision_detection: its own ensemble, spec and
+# directory): B images per call, an ONNX Loop around the traced single-image graph.
+TORCHVISION_DETECTOR = "faster_rcnn_torchvision"  # its model directory (ResNet-50-FPN v2 by default)
+TORCHVISION_DETECTOR_MOBILENET = "faster_rcnn_mobilenet_v3"  # catalogue option: same directory, MobileNetV3
+TORCHVISION_INPUT = "images"  # FP32 [3, H, W], RGB ImageNet mean/std, zero-padded to the batch's largest H and W
+TORCHVISION_IMAGE_SIZES = "image_sizes"  # INT64 [2]: the image's height, width before padding
+TORCHVISION_MAX_DETECTIONS = 100  # torchvision's detections_per_img: rows per image below
+TORCHVISION_BOXES = "boxes"  # FP32 [100, 4], x1 y1 x2 y2 in detector-input pixels
+TORCHVISION_SCORES = "scores"  # FP32 [100]
+TORCHVISION_LABELS = "labels"  # INT64 [100], COCO category ids (91-id numbering)
+TORCHVISION_COUNT = "count"  # INT64 [1]: how many of the rows above are detections
+
 # postprocess inputs (the detector's outputs under these names)
 RAW_BOXES = "RAW_BOXES"
 RAW_SCORES = "RAW_SCORES"
@@ -96,10 +112,8 @@ RAW_COUNT = "RAW_COUNT"
 RAW_PREDICTIONS = "RAW_PREDICTIONS"  # yolo format: FP32 [4 + classes, candidates] (centre x, y, w, h, scores)
 CLASS_MAP = "CLASS_MAP"  # segmentation format "class-map": the model's class ids [H, W]
 # ensemble outputs, per image, padded to the request's largest K: BOXES FP32 [K, 4] (x1 y1 x2 y2,
-# original pixels), SCORES FP32 [K], CLASS_IDS INT32 [K] (COCO ids), LABELS BYTES [K],
+# original pixels), SCORES FP32 [K], CLASS_IDS INT32 [K] (label file lines), LABELS BYTES [K],
 # COUNT INT32 [1] (this image's K; rows beyond it are padding)
-DETECTOR_MIN_SIZE = 800  # torchvision's resize rule: scale = min(800 / shorter, 1333 / longer)
-DETECTOR_MAX_SIZE = 1333
 
 # image_guard: every ensemble's first step; checks headers and limits, passes IMAGE through.
 IMAGE_GUARD = "image_guard"

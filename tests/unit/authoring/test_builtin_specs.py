@@ -43,7 +43,7 @@ def test_each_generated_pipeline_batch_size_equals_its_config(ensemble):
     assert int(batch_size) == load_config(MODEL_REPOSITORY / model).max_batch_size
 
 
-@pytest.mark.parametrize("ensemble", ENSEMBLES)
+@pytest.mark.parametrize("ensemble", [t.CLASSIFICATION, t.SEGMENTATION])
 def test_normalisation_is_imagenet_mean_and_std(ensemble):
     pre = load_spec(spec_path(ensemble)).preprocess
     assert pre.mean == pytest.approx(t.IMAGENET_MEAN) and pre.std == pytest.approx(t.IMAGENET_STD)
@@ -62,11 +62,32 @@ def test_classification_is_torchvisions_resize_256_centre_crop_224():
     assert list(load_config(MODEL_REPOSITORY / t.CLASSIFIER).input[0].dims) == [3, *rule.size]
 
 
-def test_detection_is_torchvisions_rcnn_transform():
+def test_detection_is_the_model_zoo_faster_rcnns_own_preprocessing():
+    """BGR, the zoo's means subtracted from 0..255 pixels (std 1), shorter side 800 (longer at most 1333),
+    padded to multiples of 32; its outputs read by their own names; one image per request."""
     spec = load_spec(spec_path(t.DETECTION))
-    rule = spec.preprocess.rule
-    assert (rule.mode, rule.min_size, rule.max_size) == ("keep-aspect", t.DETECTOR_MIN_SIZE, t.DETECTOR_MAX_SIZE)
-    assert (spec.model_name, spec.postprocess.format, spec.preprocess.antialias) == (t.DETECTOR, "torchvision", False)
+    pre, rule = spec.preprocess, spec.preprocess.rule
+    assert (rule.mode, rule.min_size, rule.max_size, rule.size_divisible) == (
+        "keep-aspect",
+        t.DETECTOR_MIN_SIZE,
+        t.DETECTOR_MAX_SIZE,
+        t.DETECTOR_SIZE_DIVISIBLE,
+    )
+    assert (pre.channels, pre.layout, pre.dtype, pre.pixel_units) == ("BGR", "NCHW", "float32", True)
+    assert [m * 255 for m in pre.mean] == pytest.approx(t.DETECTOR_PIXEL_MEAN)
+    assert [s * 255 for s in pre.std] == pytest.approx((1.0, 1.0, 1.0))
+    assert (spec.model_name, spec.postprocess.format, spec.labels.name) == (
+        t.DETECTOR,
+        "torchvision",
+        t.DETECTOR_LABEL_FILE,
+    )
+    assert dict(spec.postprocess.tensors) == {
+        "boxes": t.DETECTOR_BOXES,
+        "labels": t.DETECTOR_LABELS,
+        "scores": t.DETECTOR_SCORES,
+    }
+    assert spec.declared is not None and spec.declared.batch_added
+    assert load_config(MODEL_REPOSITORY / t.DETECTION).max_batch_size == t.DETECTION_MAX_BATCH == 1
 
 
 def test_segmentation_is_a_top_left_letterbox_into_the_working_canvas():
@@ -88,6 +109,7 @@ def test_the_model_catalogue_prepares_files_with_the_specs_tensors(ensemble):
     assert {i.name: i.dims for i in declared.inputs} == signature.inputs
     outputs = {o.name: o.dims for o in declared.outputs}
     assert {name: outputs[name] for name in signature.outputs} == signature.outputs
+    assert declared.batch_added == CATALOGUE[spec.model_name].unbatched
 
 
 def test_the_add_model_pages_spec_table_is_the_specs_own_reference():

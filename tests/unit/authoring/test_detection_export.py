@@ -12,7 +12,7 @@ import onnx
 import pytest
 
 from tests.conftest import shared_path
-from tests.support.detection import lively_random_state_dict, reference_preprocess
+from tests.support.detection import lively_random_state_dict, torchvision_reference_preprocess
 from triton_vision_models import tensors as t
 
 torch = pytest.importorskip("torch")
@@ -30,20 +30,22 @@ def prepared(tmp_path_factory, state_dict):
     from triton_vision_authoring import models as model_files
 
     repository = tmp_path_factory.mktemp("repo")
-    source = model_files.prepare(repository, model_files.CATALOGUE[t.DETECTOR_MOBILENET], from_path=state_dict)
-    return repository / t.DETECTOR / "1" / "model.onnx", source
+    source = model_files.prepare(
+        repository, model_files.CATALOGUE[t.TORCHVISION_DETECTOR_MOBILENET], from_path=state_dict
+    )
+    return repository / t.TORCHVISION_DETECTOR / "1" / "model.onnx", source
 
 
 def test_imported_state_dict_is_exported_with_the_tensor_signature(prepared, state_dict):
     path, source = prepared
     assert source.kind == "local" and source.origin.endswith("mobilenet_v3.pth")
     model = onnx.load(str(path))
-    assert [i.name for i in model.graph.input] == [t.DETECTOR_INPUT, t.DETECTOR_IMAGE_SIZES]
+    assert [i.name for i in model.graph.input] == [t.TORCHVISION_INPUT, t.TORCHVISION_IMAGE_SIZES]
     assert [o.name for o in model.graph.output] == [
-        t.DETECTOR_BOXES,
-        t.DETECTOR_SCORES,
-        t.DETECTOR_LABELS,
-        t.DETECTOR_COUNT,
+        t.TORCHVISION_BOXES,
+        t.TORCHVISION_SCORES,
+        t.TORCHVISION_LABELS,
+        t.TORCHVISION_COUNT,
     ]
     for value in list(model.graph.input) + list(model.graph.output):
         assert value.type.tensor_type.shape.dim[0].dim_param == "batch"
@@ -67,10 +69,10 @@ def test_exported_graph_with_reference_preprocessing_matches_torchvision_eager(p
     with torch.no_grad():
         expected = eager([torch.from_numpy(rgb).permute(2, 0, 1).float() / 255.0])[0]
 
-    pixels, (height, width) = reference_preprocess(rgb)
+    pixels, (height, width) = torchvision_reference_preprocess(rgb)
     session = ort.InferenceSession(str(prepared[0]), providers=["CPUExecutionProvider"])
     sizes = np.array([[height, width]], dtype=np.int64)
-    boxes, scores, labels, count = session.run(None, {t.DETECTOR_INPUT: pixels, t.DETECTOR_IMAGE_SIZES: sizes})
+    boxes, scores, labels, count = session.run(None, {t.TORCHVISION_INPUT: pixels, t.TORCHVISION_IMAGE_SIZES: sizes})
     assert boxes.shape == (1, 100, 4) and scores.shape == (1, 100) and count.shape == (1, 1)
     n = int(count[0, 0])
     assert n == len(expected["scores"]), "as many detections as torchvision's eager model"
@@ -112,7 +114,7 @@ def test_a_zero_padded_batch_answers_each_image_as_torchvision_does_alone(prepar
     eager = fasterrcnn_mobilenet_v3_large_fpn(weights=None, weights_backbone=None, num_classes=91).eval()
     eager.load_state_dict(torch.load(str(state_dict), weights_only=True))
     session = ort.InferenceSession(str(prepared[0]), providers=["CPUExecutionProvider"])
-    inputs = [reference_preprocess(rgb) for rgb in images]
+    inputs = [torchvision_reference_preprocess(rgb) for rgb in images]
 
     def run(members):
         height = max(inputs[i][1][0] for i in members)
@@ -122,7 +124,7 @@ def test_a_zero_padded_batch_answers_each_image_as_torchvision_does_alone(prepar
             h, w = inputs[i][1]
             batch[row, :, :h, :w] = inputs[i][0][0]
         sizes = np.array([inputs[i][1] for i in members], dtype=np.int64)
-        return session.run(None, {t.DETECTOR_INPUT: batch, t.DETECTOR_IMAGE_SIZES: sizes})
+        return session.run(None, {t.TORCHVISION_INPUT: batch, t.TORCHVISION_IMAGE_SIZES: sizes})
 
     alone = [run([i]) for i in range(3)]
     for members in ([0], [0, 1], [2, 0, 1]):

@@ -103,6 +103,30 @@ def test_a_detection_spec_reads_every_postprocess_key():
     assert parsed.preprocess.fill == 114.0 and parsed.preprocess.channels == "BGR"
 
 
+def test_pixel_mean_and_std_are_the_same_normalisation_on_0_to_255_pixels():
+    parsed = spec(
+        "detection",
+        preprocess={"resize": "keep-aspect", "min_size": 800, "max_size": 1333, "size_divisible": 32},
+        postprocess={"format": "torchvision"},
+        drop=("preprocess.size", "preprocess.fill"),
+    )
+    assert parsed.preprocess.rule.size_divisible == 32 and not parsed.preprocess.pixel_units
+    with pytest.raises(SpecError, match=r"\[preprocess\] 'size_divisible' must be a whole number >= 1, got 0$"):
+        spec(
+            "detection",
+            preprocess={"resize": "keep-aspect", "min_size": 800, "max_size": 1333, "size_divisible": 0},
+            postprocess={"format": "torchvision"},
+            drop=("preprocess.size", "preprocess.fill"),
+        )
+    zoo = spec(preprocess={"channels": "BGR", "pixel_mean": [102.9801, 115.9465, 122.7717]})
+    pre = zoo.preprocess
+    assert pre.pixel_units and pre.std == pytest.approx((1 / 255,) * 3)
+    assert pre.mean == pytest.approx((102.9801 / 255, 115.9465 / 255, 122.7717 / 255))
+    scaled = spec(preprocess={"pixel_mean": [123.675, 116.28, 103.53], "pixel_std": [58.395, 57.12, 57.375]})
+    assert scaled.preprocess.mean == pytest.approx((0.485, 0.456, 0.406))
+    assert scaled.preprocess.std == pytest.approx((0.229, 0.224, 0.225))
+
+
 def test_absolute_paths_stay_as_they_are():
     parsed = spec(top={"model": "/models/x.onnx", "labels": "../labels/x.txt"})
     assert parsed.model == Path("/models/x.onnx") and parsed.labels == Path("/specs/../labels/x.txt")
@@ -211,6 +235,15 @@ def test_an_unknown_key_is_named_with_a_did_you_mean_before_any_missing_key(task
         (
             {"preprocess": {"std": [1, 0, 1]}},
             "my.toml: [preprocess] 'std' must be a list of 3 positive numbers, got [1, 0, 1]",
+        ),
+        (
+            {"preprocess": {"pixel_std": [1, -1, 1]}},
+            "my.toml: [preprocess] 'pixel_std' must be a list of 3 positive numbers, got [1, -1, 1]",
+        ),
+        (
+            {"preprocess": {"pixel_mean": [100, 110, 120], "mean": [0.5, 0.5, 0.5]}},
+            "my.toml: [preprocess] 'mean' and 'pixel_mean' say the same in other units (0..1 and 0..255 pixels): "
+            "write one pair",
         ),
         ({"postprocess": {"top_k": 0}}, "my.toml: [postprocess] 'top_k' must be a whole number >= 1, got 0"),
         ({"postprocess": {"output": 1}}, "my.toml: [postprocess] 'output' must be one of logits, probabilities, got 1"),
@@ -336,6 +369,16 @@ def test_values_outside_their_choices_are_refused(task, tables, message):
             "detection",
             {"preprocess": {"min_size": 600}},
             "my.toml: [preprocess] 'min_size' applies to resize 'keep-aspect', not 'letterbox'",
+        ),
+        (
+            "detection",
+            {"preprocess": {"size_divisible": 32}},
+            "my.toml: [preprocess] 'size_divisible' applies to resize 'keep-aspect', not 'letterbox'",
+        ),
+        (
+            "classification",
+            {"preprocess": {"dtype": "uint8", "pixel_mean": [100, 110, 120]}},
+            "my.toml: [preprocess] 'pixel_mean' applies to dtype float32, not uint8 (raw 0..255 pixels)",
         ),
         (
             "classification",

@@ -109,6 +109,15 @@ CASES = {
     },
     "shorter-crop-nhwc": fs.FORMAT_SPECS["segnhwc"][3],
     "keep-aspect-float": {"resize": "keep-aspect", "min_size": 96, "max_size": 160, "antialias": False},
+    # The ONNX model zoo's Faster R-CNN: BGR, its mean subtracted from 0..255 pixels, padded to multiples of 32.
+    "keep-aspect-bgr-pixel-mean-divisible-32": {
+        "resize": "keep-aspect",
+        "min_size": 96,
+        "max_size": 160,
+        "size_divisible": 32,
+        "channels": "BGR",
+        "pixel_mean": [102.9801, 115.9465, 122.7717],
+    },
     "keep-aspect-uint8": {
         "resize": "keep-aspect",
         "min_size": 96,
@@ -149,6 +158,10 @@ def test_generated_pipeline_equals_the_reference(tmp_path, name):
     runner, pre = preprocess_runner(tmp_path, raw)
     images = [LANDSCAPE, PORTRAIT, shared_path("images/kitten.jpg").read_bytes()]
     out = run(runner, images)
+    if raw["resize"] == "keep-aspect":  # the batch: padded to its largest image, sides multiples of size_divisible
+        spatial = out[t.PIXELS].shape[2:] if pre.layout == "NCHW" else out[t.PIXELS].shape[1:3]
+        largest = [max(reference(d, pre, raw)[1].network[axis] for d in images) for axis in (0, 1)]
+        assert list(spatial) == largest, (spatial, largest)
     for index, data in enumerate(images):
         want, placement = reference(data, pre, raw)
         network = out[t.PIXELS][index]

@@ -141,12 +141,30 @@ def test_an_image_given_as_the_model_file_is_one_line_naming_the_file_and_what_i
     assert str(refused.value) == (
         f"--from {photo}: not an ONNX model (a JPEG image; DecodeError); model 'resnet18' takes an ONNX file"
     )
-    detector = model_files.CATALOGUE[t.DETECTOR]
-    with pytest.raises(UsageError, match=r"not a model file \(a JPEG image\); model 'faster_rcnn' takes"):
-        model_files.prepare(tmp_path / "repo", detector, from_path=photo)
+    exported = model_files.CATALOGUE[t.TORCHVISION_DETECTOR]
+    with pytest.raises(UsageError, match=r"not a model file \(a JPEG image\); model 'faster_rcnn_torchvision' takes"):
+        model_files.prepare(tmp_path / "repo", exported, from_path=photo)
+    with pytest.raises(UsageError, match=r"not an ONNX model \(a JPEG image; DecodeError\); model 'faster_rcnn' takes"):
+        model_files.prepare(tmp_path / "repo", model_files.CATALOGUE[t.DETECTOR], from_path=photo)
 
 
-@pytest.mark.parametrize("name", [t.DETECTOR, t.SEGMENTER])
+def test_a_state_dict_given_for_the_zoo_detector_is_pointed_to_the_torchvision_entries(tmp_path):
+    import zipfile
+
+    from triton_vision_contract.errors import UsageError
+
+    weights = tmp_path / "fasterrcnn.pth"
+    with zipfile.ZipFile(weights, "w") as archive:  # what torch.save writes
+        archive.writestr("archive/data.pkl", b"")
+    with pytest.raises(UsageError) as refused:
+        model_files.prepare(tmp_path / "repo", model_files.CATALOGUE[t.DETECTOR], from_path=weights)
+    assert str(refused.value).endswith(
+        "model 'faster_rcnn' takes an ONNX file; torchvision state dicts go to --model faster_rcnn_torchvision or "
+        "faster_rcnn_mobilenet_v3 (their own ensemble)"
+    )
+
+
+@pytest.mark.parametrize("name", [t.TORCHVISION_DETECTOR, t.SEGMENTER])
 def test_without_torch_a_small_marked_stand_in_with_the_signature_says_how_to_get_the_real_one(
     name, tmp_path, monkeypatch
 ):
@@ -176,19 +194,19 @@ def test_without_torch_a_small_marked_stand_in_with_the_signature_says_how_to_ge
         for m in messages
     ), messages
     model = onnx.load(str(served))
-    model_files.conform(model, entry, str(served), rename=False)  # the signature, by name and shape
+    model_files.conform(model, entry, str(served), served=True)  # the signature, by name and shape
     assert served.stat().st_size < 1_000_000
 
 
-def test_the_small_detector_answers_one_whole_image_box_per_image():
-    entry = model_files.CATALOGUE[t.DETECTOR]
+def test_the_small_torchvision_detector_answers_one_whole_image_box_per_image():
+    entry = model_files.CATALOGUE[t.TORCHVISION_DETECTOR]
     assert entry.small_stand_in is not None
     session = ort.InferenceSession(entry.small_stand_in().SerializeToString())
     images = np.random.default_rng(0).random((2, 3, 64, 80), dtype=np.float32)
     sizes = np.array([[64, 80], [40, 30]], np.int64)
     boxes, scores, labels, count = session.run(
-        [t.DETECTOR_BOXES, t.DETECTOR_SCORES, t.DETECTOR_LABELS, t.DETECTOR_COUNT],
-        {t.DETECTOR_INPUT: images, t.DETECTOR_IMAGE_SIZES: sizes},
+        [t.TORCHVISION_BOXES, t.TORCHVISION_SCORES, t.TORCHVISION_LABELS, t.TORCHVISION_COUNT],
+        {t.TORCHVISION_INPUT: images, t.TORCHVISION_IMAGE_SIZES: sizes},
     )
     np.testing.assert_array_equal(boxes, [[[0, 0, 80, 64]], [[0, 0, 30, 40]]])
     assert count.tolist() == [[1], [1]] and scores.shape == (2, 1) and ((0.5 < scores) & (scores < 1)).all()
@@ -199,7 +217,9 @@ def test_the_small_detector_answers_an_image_the_same_whatever_its_batch_mates()
     """The preprocessing zero-pads a batch to its largest image (bottom/right); the detector reads
     each image within its image_sizes only, as the exported Faster R-CNN does, so the padding (which
     the batch-mates decide) changes nothing."""
-    session = ort.InferenceSession(model_files.CATALOGUE[t.DETECTOR].small_stand_in().SerializeToString())
+    entry = model_files.CATALOGUE[t.TORCHVISION_DETECTOR]  # the batched, keep-aspect torchvision signature
+    assert entry.small_stand_in is not None
+    session = ort.InferenceSession(entry.small_stand_in().SerializeToString())
     rng = np.random.default_rng(1)
     image = rng.normal(0.0, 1.0, (3, 40, 30)).astype(np.float32)
 
@@ -209,7 +229,7 @@ def test_the_small_detector_answers_an_image_the_same_whatever_its_batch_mates()
         for row, pixels in zip(canvas, batch, strict=True):
             row[:, : pixels.shape[1], : pixels.shape[2]] = pixels
         sizes = np.array([i.shape[1:] for i in batch], np.int64)
-        outputs = session.run(None, {t.DETECTOR_INPUT: canvas, t.DETECTOR_IMAGE_SIZES: sizes})
+        outputs = session.run(None, {t.TORCHVISION_INPUT: canvas, t.TORCHVISION_IMAGE_SIZES: sizes})
         return [output[0] for output in outputs]
 
     alone = first_answer()
@@ -224,6 +244,98 @@ def test_the_small_detector_answers_an_image_the_same_whatever_its_batch_mates()
 
 def test_a_download_that_needs_torch_is_not_fetched_without_it(tmp_path, monkeypatch):
     monkeypatch.setattr(model_files.torch_tools, "available", lambda: False)
-    entry = model_files.CATALOGUE[t.DETECTOR]
+    entry = model_files.CATALOGUE[t.TORCHVISION_DETECTOR]
     with pytest.raises(ModelFileError, match=r"not fetched, a state dict: exporting it to ONNX needs torch"):
         model_files.download(entry, tmp_path / "repo")
+
+
+# -- the model zoo's Faster R-CNN: a file without a batch dimension ---------------------------------------
+DETECTOR = model_files.CATALOGUE[t.DETECTOR]
+DETECTOR_OUTPUTS = [t.DETECTOR_BOXES, t.DETECTOR_LABELS, t.DETECTOR_SCORES]
+
+
+def served_detector(repository) -> ort.InferenceSession:
+    return ort.InferenceSession(str(repository / t.DETECTOR / "1" / "model.onnx"), providers=["CPUExecutionProvider"])
+
+
+def test_offline_the_zoo_detector_is_a_small_marked_stand_in_of_its_signature_with_a_batch_of_one(tmp_path):
+    """No torch, no network: the stand-in is a small graph of the zoo file's own contract, labelled as one,
+    served (as the real file would be) with a batch dimension added."""
+    unreachable = replace(DETECTOR, downloads=(model_files.Download((tmp_path / "absent").as_uri(), "0" * 64),))
+    messages: list[str] = []
+    source = model_files.prepare(tmp_path / "repo", unreachable, report=messages.append)
+    assert source.is_stand_in and source.origin == model_files.DOWNLOAD_ONLY_ORIGIN
+    assert model_files.describe(source).endswith(
+        "a small graph with the same tensor signature, not the real architecture"
+    )
+    assert "making a stand-in instead" in messages[0]
+    served = tmp_path / "repo" / t.DETECTOR / "1" / "model.onnx"
+    assert standins.is_stand_in(served) and "NOT the real architecture" in onnx.load(str(served)).doc_string
+    session = served_detector(tmp_path / "repo")
+    (image,) = session.get_inputs()
+    assert image.name == t.DETECTOR_INPUT and image.shape[1] == 3 and isinstance(image.shape[0], str)
+    pixels = np.random.default_rng(0).normal(0, 40, (1, 3, 64, 96)).astype(np.float32)
+    boxes, labels, scores = session.run(DETECTOR_OUTPUTS, {t.DETECTOR_INPUT: pixels})
+    np.testing.assert_array_equal(boxes, [[[0, 0, 96, 64]]])  # the whole input
+    assert labels.dtype == np.int64 and 1 <= labels[0, 0] <= 80 and 0.5 < scores[0, 0] < 1
+    model_files.conform(onnx.load(str(served)), DETECTOR, str(served), served=True)  # fits as served
+
+
+def unbatched_detector() -> onnx.ModelProto:
+    """The zoo file's contract without its network: image [3, H, W] -> one box, label 3, score 0.9."""
+    const = lambda name, value, dtype=np.float32: helper.make_tensor(  # noqa: E731
+        name, helper.np_dtype_to_tensor_dtype(np.dtype(dtype)), np.shape(value), np.ravel(value)
+    )
+    graph = helper.make_graph(
+        [
+            helper.make_node("ReduceMax", [t.DETECTOR_INPUT], ["peak"], keepdims=0),
+            helper.make_node("Mul", ["box", "peak"], [t.DETECTOR_BOXES]),
+            helper.make_node("Identity", ["label"], [t.DETECTOR_LABELS]),
+            helper.make_node("Identity", ["score"], [t.DETECTOR_SCORES]),
+        ],
+        "zoo_contract",
+        [helper.make_tensor_value_info(t.DETECTOR_INPUT, TensorProto.FLOAT, [3, "height", "width"])],
+        [
+            helper.make_tensor_value_info(t.DETECTOR_BOXES, TensorProto.FLOAT, ["nbox", 4]),
+            helper.make_tensor_value_info(t.DETECTOR_LABELS, TensorProto.INT64, ["nbox"]),
+            helper.make_tensor_value_info(t.DETECTOR_SCORES, TensorProto.FLOAT, ["nbox"]),
+        ],
+        initializer=[const("box", [[1.0, 2.0, 3.0, 4.0]]), const("label", [3], np.int64), const("score", [0.9])],
+    )
+    # The zoo file is opset 12 (Squeeze/Unsqueeze take their axes as attributes there), IR version 7.
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 12)], ir_version=7)
+
+
+def test_a_pinned_download_without_a_batch_dimension_is_served_with_one_added(tmp_path):
+    payload = tmp_path / "FasterRCNN-12.onnx"
+    onnx.save(unbatched_detector(), str(payload))
+    digest = hashlib.sha256(payload.read_bytes()).hexdigest()
+    pinned = replace(DETECTOR, downloads=(model_files.Download(payload.as_uri(), digest),))
+    source = model_files.prepare(tmp_path / "repo", pinned)
+    assert (source.kind, source.origin, source.arrived_sha256) == ("download", payload.as_uri(), digest)
+    assert source.sha256 != digest  # the served file is the rewritten one, and says which file arrived
+    boxes, labels, scores = served_detector(tmp_path / "repo").run(
+        DETECTOR_OUTPUTS, {t.DETECTOR_INPUT: np.full((1, 3, 32, 64), 2.0, np.float32)}
+    )
+    assert boxes.tolist() == [[[2.0, 4.0, 6.0, 8.0]]] and labels.tolist() == [[3]] and scores.shape == (1, 1)
+    again: list[str] = []
+    assert model_files.prepare(tmp_path / "repo", pinned, report=again.append) == source and not again
+
+
+def test_a_local_file_of_the_zoo_contract_is_imported_with_a_batch_dimension(tmp_path):
+    path = tmp_path / "mine.onnx"
+    onnx.save(unbatched_detector(), str(path))
+    source = model_files.prepare(tmp_path / "repo", DETECTOR, from_path=path)
+    assert source.kind == "local" and source.arrived_sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
+    (image,) = served_detector(tmp_path / "repo").get_inputs()
+    assert len(image.shape) == 4
+
+
+def test_a_zoo_contract_file_with_other_tensors_is_refused_naming_the_signature(tmp_path):
+    path = tmp_path / "other.onnx"
+    model = unbatched_detector()
+    model.graph.output[0].name = "boxes"
+    model.graph.node[1].output[0] = "boxes"
+    onnx.save(model, str(path))
+    with pytest.raises(ModelFileError, match=r"outputs \['6381', '6383', 'boxes'\] do not match model 'faster_rcnn'"):
+        model_files.prepare(tmp_path / "repo", DETECTOR, from_path=path)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from tests.conftest import MODEL_REPOSITORY
-from tests.support.detection import reference_preprocess as detection_reference
+from tests.support.detection import zoo_reference_preprocess as detection_reference
 from tests.support.modelconfigs import config_for
 from tests.support.reference import classification_input
 from tests.support.runners import run_request
@@ -28,6 +28,7 @@ PIPELINES = {
     t.SEGMENTATION: t.SEGMENTATION_PREPROCESS,
 }
 STD = np.array(t.IMAGENET_STD, dtype=np.float32)[:, None, None] * 255
+PIXEL_STD = {t.DETECTION: 1.0}  # the detector's input is in pixel units already (its mean subtracted, std 1)
 
 
 def encode(rgb: np.ndarray, ext: str) -> bytes:
@@ -36,8 +37,8 @@ def encode(rgb: np.ndarray, ext: str) -> bytes:
     return data.tobytes()
 
 
-def pixel_error(a: np.ndarray, b: np.ndarray) -> float:
-    return float((np.abs(a - b) * STD).mean())
+def pixel_error(a: np.ndarray, b: np.ndarray, task: str = t.CLASSIFICATION) -> float:
+    return float((np.abs(a - b) * PIXEL_STD.get(task, STD)).mean())
 
 
 @pytest.fixture(scope="module")
@@ -72,7 +73,7 @@ def test_reference_gives_what_the_ensembles_dali_pipeline_gives(task, photos, pi
         if t.RESIZED_SIZE in theirs:
             assert ours[t.RESIZED_SIZE].tolist() == theirs[t.RESIZED_SIZE].tolist(), name
             assert ours[t.ORIGINAL_SIZE].tolist() == theirs[t.ORIGINAL_SIZE].tolist(), name
-        assert pixel_error(ours[t.PIXELS][0], theirs[t.PIXELS][0]) < PIXEL_TOLERANCE, name
+        assert pixel_error(ours[t.PIXELS][0], theirs[t.PIXELS][0], task) < PIXEL_TOLERANCE, name
 
 
 def test_classification_is_the_pillow_reference(photos):
@@ -81,13 +82,15 @@ def test_classification_is_the_pillow_reference(photos):
         assert pixel_error(ours, classification_input(data)) < PIXEL_TOLERANCE, name
 
 
-def test_detection_size_and_pixels_follow_torchvisions_rule(photos):
+def test_detection_size_and_pixels_follow_the_model_zoos_rule(photos):
     for name, data in photos.items():
         rgb = cv2.cvtColor(cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
         pixels, size = detection_reference(rgb)
         ours = preprocess.tensors(data, spec(t.DETECTION))
         assert ours[t.RESIZED_SIZE].tolist() == [list(size)], name
-        assert pixel_error(ours[t.PIXELS][0], pixels[0]) < 0.5, name  # the same bilinear resize
+        assert ours[t.PIXELS][0].shape == pixels.shape, name  # padded to multiples of 32
+        # OpenCV's area/linear resize vs Pillow's bilinear (rounded to 8 bits): under a level on average
+        assert pixel_error(ours[t.PIXELS][0], pixels, t.DETECTION) < PIXEL_TOLERANCE, name
 
 
 def test_segmentation_letterbox_matches_the_reference_and_pads_with_zeros(photos):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tests.conftest import MODEL_REPOSITORY
+from tests.conftest import MODEL_REPOSITORY, ROOT
 from tests.support.modelconfigs import config_for
 from triton_vision_models import tensors as t
 from triton_vision_models.detection import (
@@ -19,7 +19,9 @@ from triton_vision_models.detection import (
 from triton_vision_models.errors import InferenceError, InvalidInputError, InvalidParameterError
 from triton_vision_models.model_config import RequestData
 
-COCO_LABELS = MODEL_REPOSITORY / t.DETECTOR / "coco_labels.txt"
+COCO_LABELS = MODEL_REPOSITORY / t.DETECTOR / t.DETECTOR_LABEL_FILE  # the model zoo's: ids 1..80
+COCO91_LABELS = ROOT / "examples" / "torchvision_detection" / "coco91.txt"  # torchvision's 91-id numbering
+DOG, BOTTLE = 17, 40  # in the model zoo's numbering (torchvision's: 18, 44)
 
 
 # -- box mapping -----------------------------------------------------------------------------
@@ -113,19 +115,25 @@ def test_max_detections_rejects_others_naming_parameter_expected_and_actual(raw)
 
 
 # -- COCO labels ----------------------------------------------------------------------------------
-def test_coco_label_file_uses_the_91_id_numbering():
-    lines = COCO_LABELS.read_text().splitlines()
+def test_the_torchvision_label_file_uses_the_91_id_numbering():
+    lines = COCO91_LABELS.read_text().splitlines()
     assert len(lines) == 91
     assert lines[0] == "__background__" and lines[1] == "person" and lines[90] == "toothbrush"
     assert lines[12] == "N/A" and lines[13] == "stop sign"  # id 12 is unused in COCO
     assert len([name for name in lines[1:] if name != "N/A"]) == 80
 
 
-def test_label_names_index_by_coco_id_and_refuse_unknown_ids():
+def test_the_built_in_label_file_is_the_80_classes_numbered_from_1_as_the_model_zoo_does():
+    lines = COCO_LABELS.read_text().splitlines()
+    assert len(lines) == 81 and lines[0] == "__background" and lines[1] == "person" and lines[80] == "toothbrush"
+    assert lines[1:] == [name for name in COCO91_LABELS.read_text().splitlines()[1:] if name != "N/A"]
+
+
+def test_label_names_index_by_class_id_and_refuse_unknown_ids():
     labels = COCO_LABELS.read_text().splitlines()
-    assert label_names(np.array([1, 18, 44]), labels).tolist() == [b"person", b"dog", b"bottle"]
-    with pytest.raises(InferenceError, match="0..90"):
-        label_names(np.array([91]), labels)
+    assert label_names(np.array([1, DOG, BOTTLE]), labels).tolist() == [b"person", b"dog", b"bottle"]
+    with pytest.raises(InferenceError, match="0..80"):
+        label_names(np.array([81]), labels)
 
 
 # -- the runner, as Triton calls it ----------------------------------------------------------------
@@ -134,42 +142,53 @@ def postprocessor() -> DetectionPostprocessor:
     return DetectionPostprocessor.from_config(config_for(MODEL_REPOSITORY / t.DETECTION_POSTPROCESS))
 
 
-def request(boxes, scores, ids, resized, original, count=None, **parameters) -> RequestData:
-    """One image's detector output, padded with junk rows to 100 as the exported detector does."""
-    count = len(scores) if count is None else count
+def request(boxes, scores, ids, resized, original, *, padded_to: int = 0, **parameters) -> RequestData:
+    """One image's detector output: as the model zoo's detector gives it (every row a detection), or
+    (``padded_to``) padded with junk rows and a count, as the torchvision export gives it."""
+    count = len(scores)
+    rows = max(padded_to, count)
 
     def padded(values, shape, fill):
         return np.concatenate(
-            [np.array(values, dtype=np.float64).reshape(shape), np.full((100 - count, *shape[1:]), fill)]
+            [np.array(values, dtype=np.float64).reshape(shape), np.full((rows - count, *shape[1:]), fill)]
         )
 
-    return RequestData(
-        inputs={
-            t.RAW_BOXES: padded(boxes, (-1, 4), 7.0).astype(np.float32)[None],
-            t.RAW_SCORES: padded(scores, (-1,), 0.9).astype(np.float32)[None],  # junk above any threshold
-            t.RAW_LABELS: padded(ids, (-1,), 5).astype(np.int64)[None],
-            t.RAW_COUNT: np.array([[count]], dtype=np.int64),
-            t.ORIGINAL_SIZE: np.array([original], dtype=np.int64),
-            t.RESIZED_SIZE: np.array([resized], dtype=np.int64),
-        },
-        parameters=parameters,
-    )
+    inputs = {
+        t.RAW_BOXES: padded(boxes, (-1, 4), 7.0).astype(np.float32)[None],
+        t.RAW_SCORES: padded(scores, (-1,), 0.9).astype(np.float32)[None],  # junk above any threshold
+        t.RAW_LABELS: padded(ids, (-1,), 5).astype(np.int64)[None],
+        t.ORIGINAL_SIZE: np.array([original], dtype=np.int64),
+        t.RESIZED_SIZE: np.array([resized], dtype=np.int64),
+    }
+    if padded_to:
+        inputs[t.RAW_COUNT] = np.array([[count]], dtype=np.int64)
+    return RequestData(inputs=inputs, parameters=parameters)
 
 
-def test_runner_answers_original_pixels_names_and_count(postprocessor):
+@pytest.mark.parametrize("padded_to", [0, 100], ids=["model-zoo-rows", "torchvision-padded-rows"])
+def test_runner_answers_original_pixels_names_and_count(postprocessor, padded_to):
     req = request(
         [[100, 50, 300, 250], [0, 0, 800, 600], [10, 10, 20, 20]],
         [0.95, 0.4, 0.6],
-        [1, 3, 18],
+        [1, 3, DOG],
         resized=(600, 800),
         original=(300, 400),
+        padded_to=padded_to,
     )
     (out,) = postprocessor([req])
     np.testing.assert_allclose(out[t.BOXES], [[[50, 25, 150, 125], [5, 5, 10, 10]]])
     np.testing.assert_allclose(out[t.SCORES], [[0.95, 0.6]])
-    assert out[t.CLASS_IDS].tolist() == [[1, 18]] and out[t.CLASS_IDS].dtype == np.int32
+    assert out[t.CLASS_IDS].tolist() == [[1, DOG]] and out[t.CLASS_IDS].dtype == np.int32
     assert out[t.LABELS].tolist() == [[b"person", b"dog"]]
     assert out[t.COUNT].tolist() == [[2]] and out[t.COUNT].dtype == np.int32
+
+
+def test_boxes_in_the_padding_to_32_are_clipped_to_the_image(postprocessor):
+    """The network input is padded to multiples of 32 (800 x 1042 -> 800 x 1056): a box reaching into the
+    padding comes back clipped to the original image."""
+    (out,) = postprocessor([request([[1000, 700, 1056, 800]], [0.9], [1], resized=(800, 1042), original=(491, 640))])
+    x1, y1, x2, y2 = out[t.BOXES][0, 0]
+    assert x2 == 640 and y2 == 491 and x1 == pytest.approx(1000 * 640 / 1042) and y1 == pytest.approx(700 * 491 / 800)
 
 
 def test_runner_honours_request_parameters(postprocessor):
@@ -194,11 +213,11 @@ def test_runner_answers_zero_detections_with_empty_outputs(postprocessor):
 
 
 def test_runner_rejects_inconsistent_inputs(postprocessor):
-    req = request([[0, 0, 8, 8]], [0.9], [1], (600, 800), (300, 400))
-    req.inputs[t.RAW_SCORES] = req.inputs[t.RAW_SCORES][:, :50]
+    req = request([[0, 0, 8, 8], [1, 1, 4, 4]], [0.9, 0.8], [1, 1], (600, 800), (300, 400))
+    req.inputs[t.RAW_SCORES] = req.inputs[t.RAW_SCORES][:, :1]
     with pytest.raises(InvalidInputError, match="inconsistent"):
         postprocessor([req])
-    too_many = request([[0, 0, 8, 8]], [0.9], [1], (600, 800), (300, 400))
+    too_many = request([[0, 0, 8, 8]], [0.9], [1], (600, 800), (300, 400), padded_to=100)
     too_many.inputs[t.RAW_COUNT] = np.array([[101]], dtype=np.int64)
     with pytest.raises(InvalidInputError, match="inconsistent"):
         postprocessor([too_many])
@@ -210,24 +229,30 @@ def batch_request(*images: RequestData, **parameters) -> RequestData:
 
 
 def test_a_batch_answers_per_image_padded_to_the_largest_count(postprocessor):
+    # Batches of several images come from the torchvision export (its rows padded to 100, with a count).
     first = request(
-        [[100, 50, 300, 250], [10, 10, 20, 20]], [0.95, 0.6], [1, 18], resized=(600, 800), original=(300, 400)
+        [[100, 50, 300, 250], [10, 10, 20, 20]],
+        [0.95, 0.6],
+        [1, DOG],
+        resized=(600, 800),
+        original=(300, 400),
+        padded_to=100,
     )
-    second = request([[0, 0, 40, 80]], [0.3], [3], resized=(800, 400), original=(400, 200))  # below 0.5
-    third = request([[80, 40, 120, 80]], [0.7], [44], resized=(800, 800), original=(80, 80))
+    second = request([[0, 0, 40, 80]], [0.3], [3], resized=(800, 400), original=(400, 200), padded_to=100)
+    third = request([[80, 40, 120, 80]], [0.7], [BOTTLE], resized=(800, 800), original=(80, 80), padded_to=100)
     (out,) = postprocessor([batch_request(first, second, third)])
     assert out[t.COUNT].tolist() == [[2], [0], [1]]
     assert out[t.BOXES].shape == (3, 2, 4) and out[t.LABELS].shape == (3, 2)
     np.testing.assert_allclose(out[t.BOXES][0], [[50, 25, 150, 125], [5, 5, 10, 10]])
     np.testing.assert_allclose(out[t.BOXES][2][:1], [[8, 4, 12, 8]])
-    assert out[t.CLASS_IDS].tolist() == [[1, 18], [0, 0], [44, 0]]
+    assert out[t.CLASS_IDS].tolist() == [[1, DOG], [0, 0], [BOTTLE, 0]]
     assert out[t.LABELS].tolist() == [[b"person", b"dog"], [b"", b""], [b"bottle", b""]]
     np.testing.assert_allclose(out[t.SCORES], [[0.95, 0.6], [0, 0], [0.7, 0]])
     np.testing.assert_array_equal(out[t.BOXES][1], 0)
 
 
 def test_a_batch_where_no_image_has_detections_answers_empty_rows(postprocessor):
-    empty = request(np.zeros((0, 4)), [], [], (600, 800), (300, 400))
+    empty = request(np.zeros((0, 4)), [], [], (600, 800), (300, 400), padded_to=100)
     (out,) = postprocessor([batch_request(empty, empty)])
     assert out[t.BOXES].shape == (2, 0, 4) and out[t.COUNT].tolist() == [[0], [0]]
 

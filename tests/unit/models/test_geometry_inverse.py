@@ -21,26 +21,29 @@ RULES: dict[str, dict[str, Any]] = {
     "letterbox-center": dict(size=(48, 64), centre=True),
     "shorter-crop": dict(size=(40, 40), shorter=45),
     "keep-aspect": dict(min_size=60, max_size=100),
+    "keep-aspect-divisible": dict(min_size=60, max_size=100, size_divisible=32),
 }
 
 
 def code_rule(name: str) -> geometry.ResizeRule:
     params = RULES[name]
-    mode = name.removesuffix("-top-left").removesuffix("-center")
     return geometry.ResizeRule(
-        mode,
+        mode_of(name),
         params.get("size"),
         params.get("shorter"),
         params.get("min_size"),
         params.get("max_size"),
         geometry.CENTER if params.get("centre") else geometry.TOP_LEFT,
+        params.get("size_divisible", 1),
     )
 
 
+def mode_of(name: str) -> str:
+    return name.removesuffix("-top-left").removesuffix("-center").removesuffix("-divisible")
+
+
 def ref_rule(name: str, original) -> ref.RefPlacement:
-    params = dict(RULES[name])
-    mode = name.removesuffix("-top-left").removesuffix("-center")
-    return ref.ref_placement(mode, original, **params)
+    return ref.ref_placement(mode_of(name), original, **RULES[name])
 
 
 @pytest.mark.parametrize("name", RULES)
@@ -121,3 +124,13 @@ def test_the_reference_loop_and_its_separable_form_agree():
     placement = ref_rule("shorter-crop", (53, 37))
     labels = random_labels(placement.network, seed=3)
     np.testing.assert_array_equal(ref.ref_mask_fast(labels, placement), ref.ref_mask_to_original(labels, placement))
+
+
+def test_size_divisible_pads_the_network_input_and_applies_to_keep_aspect_only():
+    rule = geometry.ResizeRule(geometry.KEEP_ASPECT, min_size=800, max_size=1333, size_divisible=32)
+    placement = rule.placement((491, 640))  # resized 800 x 1042 (1042.77 floored)
+    assert (placement.resized, placement.network, placement.offset) == ((800, 1042), (800, 1056), (0, 0))
+    with pytest.raises(geometry.ConfigError, match="keep-aspect only"):
+        geometry.ResizeRule(geometry.STRETCH, (64, 64), size_divisible=32)
+    with pytest.raises(geometry.ConfigError, match="whole number >= 1"):
+        geometry.ResizeRule(geometry.KEEP_ASPECT, min_size=800, max_size=1333, size_divisible=0)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ensemble_repository
+from tests.conftest import ensemble_repository, torchvision_detection_repository
 from triton_vision_authoring.errors import RepositoryUnusableError
 from triton_vision_cli.main import main
 from triton_vision_models import tensors as t
@@ -245,14 +245,15 @@ def test_preparing_the_detector_says_which_one_to_pick_on_a_cpu_and_on_a_gpu(tmp
 
     from triton_vision_authoring import models as model_files
 
-    repository = ensemble_repository(tmp_path / "repo", t.DETECTION)
+    repository = torchvision_detection_repository(tmp_path / "repo")
     detector = tmp_path / "detector.onnx"
-    onnx.save(model_files.CATALOGUE[t.DETECTOR].small_stand_in(), str(detector))
-    prepare = ["models", "prepare", "--model-repository", str(repository), "--model", t.DETECTOR]
+    onnx.save(model_files.CATALOGUE[t.TORCHVISION_DETECTOR].small_stand_in(), str(detector))
+    prepare = ["models", "prepare", "--model-repository", str(repository), "--model", t.TORCHVISION_DETECTOR]
     assert main([*prepare, "--from", str(detector)]) == 0
     note = capsys.readouterr().out.splitlines()[-1]
     assert note.startswith("note: on a CPU this detector takes about 3 s per photo")
-    assert f"models prepare --model {t.DETECTOR_MOBILENET} --force" in note and "On a GPU keep this one." in note
+    assert f"models prepare --model {t.TORCHVISION_DETECTOR_MOBILENET} --force" in note
+    assert "On a GPU keep this one." in note
     assert main(prepare) == 0  # already in place: nothing was chosen, nothing to say
     assert "note:" not in capsys.readouterr().out
 

@@ -58,7 +58,8 @@ def add_batch_dimension(model: onnx.ModelProto) -> onnx.ModelProto:
     """The model with a leading batch dimension of 1 on every input and output (Squeeze in, Unsqueeze out).
 
     Squeeze/Unsqueeze take their axes as an input from opset 13 on, as an attribute before (torchvision's
-    detection exports are often opset 11). A constant output (an initialiser) is renamed like a node's."""
+    detection exports are often opset 11). A constant output (an initialiser) is renamed like a node's, and
+    so is a shape the file records for an output (``value_info``: it describes the unbatched tensor)."""
     rewritten = onnx.ModelProto()
     rewritten.CopyFrom(model)
     graph = rewritten.graph
@@ -90,6 +91,9 @@ def add_batch_dimension(model: onnx.ModelProto) -> onnx.ModelProto:
             next(init for init in graph.initializer if init.name == value.name).name = inner
         else:
             raise SpecError(f"output '{value.name}' is the input of that name passed through: no batch can be added")
+        for info in graph.value_info:
+            if info.name == value.name:
+                info.name = inner
         tail.append(reshaped("Unsqueeze", inner, value.name))
         value.type.tensor_type.shape.dim.insert(0, onnx.TensorShapeProto.Dimension(dim_param=BATCH_DIM))
     nodes = [*head, *graph.node, *tail]

@@ -415,6 +415,8 @@ def postprocess_parameters(spec: EnsembleSpec, model: ModelSignature) -> list[tu
         geometry_items.append(("shorter", str(rule.shorter)))
     if rule.min_size is not None and rule.max_size is not None:
         geometry_items += [("min_size", f"{rule.min_size:g}"), ("max_size", f"{rule.max_size:g}")]
+    if rule.size_divisible != 1:
+        geometry_items.append(("size_divisible", str(rule.size_divisible)))
     if rule.mode == "letterbox":
         geometry_items.append(("pad", rule.pad))
     if spec.task == contract.DETECTION:

@@ -20,8 +20,13 @@ WIDTH = 100  # docstring lines are wrapped to this width
 INTERP = {"linear": "types.INTERP_LINEAR", "cubic": "types.INTERP_CUBIC", "nearest": "types.INTERP_NN"}
 
 
+def _rounded(values) -> list[float]:
+    """Pixel-unit values as written (x / 255 * 255 is not always x in floating point)."""
+    return [round(float(v), 10) for v in values]
+
+
 def _floats(values) -> str:
-    return "[" + ", ".join(repr(round(float(v), 10)) for v in values) + "]"
+    return "[" + ", ".join(repr(v) for v in _rounded(values)) + "]"
 
 
 def pixel_mean_std(pre: PreprocessSpec) -> tuple[list[float], list[float]]:
@@ -54,14 +59,19 @@ def describe(pre: PreprocessSpec) -> str:
         where = "at the top-left" if rule.pad == geometry.TOP_LEFT else "centred"
         steps = f"resized to fit {size} (aspect kept, sides rounded half up), placed {where} in a {size} canvas"
     else:
+        padding = "each batch padded bottom/right to its largest height and width"
+        if rule.size_divisible > 1:
+            padding = f"padded bottom/right to multiples of {rule.size_divisible}, each batch to its largest"
         steps = (
             f"scaled by min({rule.min_size:g} / shorter side, {rule.max_size:g} / longer side), sides "
-            "floor(side x scale) in float64 (torchvision's GeneralizedRCNNTransform), each batch padded "
-            "bottom/right to its largest height and width"
+            f"floor(side x scale) in float64 (torchvision's GeneralizedRCNNTransform), {padding}"
         )
     filter_ = f"{pre.interpolation}{', antialiased' if pre.antialias else ''}"
     if pre.dtype == "uint8":
         values = "raw 0..255 pixels (uint8)"
+    elif pre.pixel_units:
+        mean, std = (_rounded(v) for v in pixel_mean_std(pre))
+        values = f"(x - mean) / std on 0..255 pixels (mean {mean}, std {std}) float32"
     else:
         values = f"(x/255 - mean) / std (mean {list(pre.mean)}, std {list(pre.std)}) float32"
     return f"{pre.channels} -> {steps} ({filter_}) -> {values}, {pre.layout[1:]}"
@@ -144,6 +154,12 @@ def _place_lines(rule: geometry.ResizeRule, fill: list[float]) -> list[str]:
             "    )",
         ]
     if rule.mode == geometry.KEEP_ASPECT:
+        if rule.size_divisible > 1:
+            return [
+                "    # Zero after normalisation, as torchvision's own batching pads, each side up to a multiple of",
+                "    # SIZE_DIVISIBLE and to the batch's largest; the sizes say what is image.",
+                '    pixels = fn.pad(pixels, axis_names="HW", fill_value=0.0, align=[SIZE_DIVISIBLE, SIZE_DIVISIBLE])',
+            ]
         return [
             "    # Zero after normalisation, as torchvision's own batching pads; the sizes say what is image.",
             '    pixels = fn.pad(pixels, axis_names="HW", fill_value=0.0)',
@@ -166,6 +182,8 @@ def dali_source(spec: EnsembleSpec, max_batch: int) -> str:
     if rule.mode == geometry.KEEP_ASPECT:
         constants.append(f"MIN_SIZE = {float(rule.min_size or 0)!r}")
         constants.append(f"MAX_SIZE = {float(rule.max_size or 0)!r}")
+        if rule.size_divisible > 1:
+            constants.append(f"SIZE_DIVISIBLE = {rule.size_divisible}  # padded height and width are multiples of it")
     if pre.dtype == "float32":
         constants.append(f"MEAN = {_floats(mean)}  # pixel units, {pre.channels} order")
         constants.append(f"STD = {_floats(std)}")

@@ -14,7 +14,7 @@ channels = "RGB"                    # RGB | BGR
 layout = "NCHW"                     # NCHW | NHWC
 dtype = "float32"                   # float32 | uint8 (raw 0..255 pixels, no normalisation)
 mean = [0.485, 0.456, 0.406]        # float32: value = (pixel / 255 - mean) / std, in `channels` order
-std = [0.229, 0.224, 0.225]
+std = [0.229, 0.224, 0.225]         # (or pixel_mean/pixel_std: the same on 0..255 pixels)
 
 [postprocess]
 output = "logits"                   # classification: logits | probabilities
@@ -89,6 +89,15 @@ RULE_KEY_HINTS = {
     "min_size": "the target of the shorter side",
     "max_size": "the cap of the longer side",
 }
+# [preprocess] keys that only one resize rule reads.
+RULE_KEYS = {
+    "shorter": geometry.SHORTER_CROP,
+    "pad": geometry.LETTERBOX,
+    "fill": geometry.LETTERBOX,
+    "min_size": geometry.KEEP_ASPECT,
+    "max_size": geometry.KEEP_ASPECT,
+    "size_divisible": geometry.KEEP_ASPECT,
+}
 # [postprocess] keys that only one task reads (iou_threshold: detection format yolo only).
 POSTPROCESS_TASKS = {
     "output": contract.CLASSIFICATION,
@@ -111,6 +120,8 @@ class PreprocessSpec:
     interpolation: str = "linear"
     antialias: bool = True
     fill: float | str = "mean"
+    # The spec wrote them in 0..255 pixel units (pixel_mean/pixel_std): said so where they are described.
+    pixel_units: bool = False
 
 
 @dataclass(frozen=True)
@@ -147,6 +158,7 @@ class DeclaredSignature:
     inputs: tuple[DeclaredTensor, ...]
     outputs: tuple[DeclaredTensor, ...]
     max_batch_size: int
+    batch_added: bool = False  # the file has no batch dimension; `models prepare` adds one (max_batch_size 1)
 
 
 @dataclass(frozen=True)
@@ -287,12 +299,12 @@ def _preprocess(table: _Table) -> PreprocessSpec:
     min_size = table.get("min_size", (int, float), "a number")
     max_size = table.get("max_size", (int, float), "a number")
     pad = table.choice("pad", geometry.PAD_POSITIONS, geometry.CENTER)
-    for key, used_by in (("shorter", geometry.SHORTER_CROP), ("pad", geometry.LETTERBOX), ("fill", geometry.LETTERBOX)):
+    size_divisible = table.get("size_divisible", int, "a whole number >= 1", 1)
+    for key, used_by in RULE_KEYS.items():
         if table.has(key) and mode != used_by:
             raise SpecError(f"{table.where(key)} applies to resize '{used_by}', not '{mode}'")
-    for key in ("min_size", "max_size"):
-        if table.has(key) and mode != geometry.KEEP_ASPECT:
-            raise SpecError(f"{table.where(key)} applies to resize 'keep-aspect', not '{mode}'")
+    if size_divisible < 1:
+        raise table.fail("size_divisible", "a whole number >= 1")
     if mode == geometry.KEEP_ASPECT and size is not None:
         raise SpecError(f"{table.where('size')}: resize 'keep-aspect' takes the image's own size (omit size)")
     needed = {geometry.SHORTER_CROP: ("size", "shorter"), geometry.KEEP_ASPECT: ("min_size", "max_size")}
@@ -308,17 +320,14 @@ def _preprocess(table: _Table) -> PreprocessSpec:
             "the centre crop would run past the resized image"
         )
     try:
-        rule = geometry.ResizeRule(mode, size, shorter, min_size, max_size, pad or geometry.CENTER)
+        rule = geometry.ResizeRule(mode, size, shorter, min_size, max_size, pad or geometry.CENTER, size_divisible)
     except ConfigError as exc:
         raise SpecError(f"{table.path.name}: [preprocess] {exc}") from None
     dtype = table.choice("dtype", DTYPES, "float32") or "float32"
-    mean = table.numbers("mean", 3, (0.0, 0.0, 0.0))
-    std = table.numbers("std", 3, (1.0, 1.0, 1.0))
-    for key in ("mean", "std"):
+    mean, std, pixel_units = _normalisation(table)
+    for key in ("mean", "std", "pixel_mean", "pixel_std"):
         if dtype == "uint8" and table.has(key):
             raise SpecError(f"{table.where(key)} applies to dtype float32, not uint8 (raw 0..255 pixels)")
-    if any(s <= 0 for s in std):
-        raise table.fail("std", "a list of 3 positive numbers")
     fill = table.get("fill", (int, float, str), 'a pixel value 0..255 or "mean"', "mean" if dtype == "float32" else 0)
     if (isinstance(fill, str) and fill != "mean") or (not isinstance(fill, str) and not 0 <= fill <= 255):
         raise table.fail("fill", 'a pixel value 0..255 or "mean"')
@@ -334,7 +343,32 @@ def _preprocess(table: _Table) -> PreprocessSpec:
         interpolation=table.choice("interpolation", INTERPOLATIONS, "linear") or "linear",
         antialias=table.get("antialias", bool, "true or false", True),
         fill=fill if isinstance(fill, str) else float(fill),
+        pixel_units=pixel_units,
     )
+
+
+def _normalisation(table: _Table) -> tuple[tuple[float, float, float], tuple[float, float, float], bool]:
+    """Mean and std in 0..1 units, and whether the spec wrote them in 0..255 pixel units (pixel_mean/pixel_std,
+    as Detectron's and mmdetection's configs do)."""
+    mean = table.numbers("mean", 3, (0.0, 0.0, 0.0))
+    std = table.numbers("std", 3, (1.0, 1.0, 1.0))
+    pixel_mean = table.numbers("pixel_mean", 3)
+    pixel_std = table.numbers("pixel_std", 3)
+    pixel_units = pixel_mean is not None or pixel_std is not None
+    if pixel_units:
+        clash = next((key for key in ("mean", "std") if table.has(key)), None)
+        if clash is not None:
+            other = "pixel_mean" if pixel_mean is not None else "pixel_std"
+            raise SpecError(
+                f"{table.where(clash)} and '{other}' say the same in other units (0..1 and 0..255 pixels): "
+                "write one pair"
+            )
+        mean = tuple(m / 255 for m in (pixel_mean or (0.0, 0.0, 0.0)))
+        std = tuple(s / 255 for s in (pixel_std or (1.0, 1.0, 1.0)))
+    key = "pixel_std" if table.has("pixel_std") else "std"
+    if any(s <= 0 for s in std):
+        raise table.fail(key, "a list of 3 positive numbers")
+    return mean, std, pixel_units
 
 
 def _postprocess(table: _Table, task: str) -> PostprocessSpec:
@@ -393,8 +427,14 @@ def _declared(table: _Table) -> DeclaredSignature:
         return tuple(found)
 
     inputs, outputs = tensors("inputs"), tensors("outputs")
-    max_batch = table.get("max_batch_size", int, "a whole number >= 0", 0)
-    return DeclaredSignature(inputs, outputs, max_batch)
+    batch_added = table.get("batch_added", bool, "true or false", False)
+    max_batch = table.get("max_batch_size", int, "a whole number >= 0", 1 if batch_added else 0)
+    if batch_added and max_batch != 1:
+        raise SpecError(
+            f"{table.where('max_batch_size')} is {max_batch}, but a model whose batch dimension was added takes one "
+            "image per execution (batch_added = true): 1"
+        )
+    return DeclaredSignature(inputs, outputs, max_batch, batch_added)
 
 
 def parse_spec(text: str, path: Path) -> EnsembleSpec:

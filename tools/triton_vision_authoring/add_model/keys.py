@@ -55,6 +55,11 @@ KEYS: dict[str, dict[str, tuple[str, str]]] = {
         "shorter": ("integer", "shorter-crop: the shorter side before the centre crop (torchvision's Resize)"),
         "min_size": ("number", "keep-aspect: target of the shorter side"),
         "max_size": ("number", "keep-aspect: cap of the longer side"),
+        "size_divisible": (
+            "integer",
+            "keep-aspect: the network input's height and width are padded (bottom/right, zeros) up to multiples "
+            "of this, as FPN detectors need (32; default 1)",
+        ),
         "pad": ("string", "letterbox: top-left or center (default center)"),
         "fill": (
             'number or "mean"',
@@ -65,6 +70,12 @@ KEYS: dict[str, dict[str, tuple[str, str]]] = {
         "dtype": ("string", "float32, or uint8 (raw 0..255 pixels, no normalisation; default float32)"),
         "mean": ("[3 numbers]", "float32: value = (pixel / 255 - mean) / std, in the order of `channels` (default 0)"),
         "std": ("[3 numbers]", "see mean (default 1)"),
+        "pixel_mean": (
+            "[3 numbers]",
+            "float32: value = (pixel - pixel_mean) / pixel_std on 0..255 pixels, in the order of `channels` "
+            "(Detectron's and mmdetection's units); instead of mean and std",
+        ),
+        "pixel_std": ("[3 numbers]", "see pixel_mean (default 1)"),
         "interpolation": ("string", "linear, cubic or nearest (default linear)"),
         "antialias": ("boolean", "filter when shrinking, as Pillow/torchvision do (default true)"),
     },
@@ -92,6 +103,11 @@ KEYS: dict[str, dict[str, tuple[str, str]]] = {
         "inputs": ("list of tables", "built-in models whose file is prepared later: name, dtype, dims (no batch)"),
         "outputs": ("list of tables", "see inputs"),
         "max_batch_size": ("integer", "see inputs"),
+        "batch_added": (
+            "boolean",
+            "the file has no batch dimension: `models prepare` adds one, and the model takes one image per "
+            "execution (max_batch_size 1; default false)",
+        ),
     },
 }
 

@@ -426,6 +426,7 @@ def declared_signature(spec: EnsembleSpec, labels: int) -> ModelSignature:
         inputs=inputs,
         outputs=outputs,
         max_batch_size=declared.max_batch_size,
+        batching=BATCH_ADDED if declared.batch_added else BATCH_FREE,
         image_input=image.name,
         image_sizes_input=sizes.name if sizes is not None else None,
     )
