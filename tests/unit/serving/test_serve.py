@@ -4,6 +4,7 @@ reports, when it restarts a dead tritonserver and when it gives up; the server c
 from __future__ import annotations
 
 import json
+import shutil
 import socket
 from pathlib import Path
 
@@ -238,6 +239,33 @@ def test_models_status_says_what_is_not_prepared_in_a_table_and_as_json(tmp_path
     assert main(["models", "status", "--json", "--model-repository", str(repository)]) == 0
     (entry,) = json.loads(capsys.readouterr().out)
     assert entry == {"model": t.SEGMENTER, "kind": "NOT PREPARED", "size": 0, "path": str(Path(entry["path"]))}
+
+
+@pytest.mark.parametrize("option", [["--from", "x.onnx"], ["--force"], ["--stand-in"]])
+def test_models_status_refuses_the_options_only_prepare_uses(tmp_path, capsys, option):
+    repository = ensemble_repository(tmp_path / "repo", t.SEGMENTATION)
+    with pytest.raises(SystemExit) as info:
+        main(["models", "status", *option, "--model-repository", str(repository)])
+    assert info.value.code == 2
+    assert f"unrecognized arguments: {' '.join(option)}" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as info:
+        main(["models", "prepare", "--json", "--model-repository", str(repository)])
+    assert info.value.code == 2
+
+
+def test_models_status_model_shows_that_models_row_and_refuses_an_unknown_one(tmp_path, capsys):
+    repository = ensemble_repository(tmp_path / "repo", t.CLASSIFICATION)
+    shutil.copytree(repository / t.CLASSIFIER, repository / "other")
+    config = repository / "other" / "config.pbtxt"
+    config.write_text(config.read_text().replace(f'name: "{t.CLASSIFIER}"', 'name: "other"'))
+    assert main(["models", "status", "--model-repository", str(repository)]) == 0
+    assert [line.split()[0] for line in capsys.readouterr().out.splitlines()[1:]] == ["other", t.CLASSIFIER]
+    assert main(["models", "status", "--model", t.CLASSIFIER, "--model-repository", str(repository)]) == 0
+    assert [line.split()[0] for line in capsys.readouterr().out.splitlines()[1:]] == [t.CLASSIFIER]
+    assert main(["models", "status", "--model", "resnet81", "--model-repository", str(repository)]) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"error: model repository {repository} has no ONNX model 'resnet81' (its ONNX models: other, {t.CLASSIFIER})"
+    )
 
 
 def test_preparing_the_detector_says_which_one_to_pick_on_a_cpu_and_on_a_gpu(tmp_path, capsys):
