@@ -115,6 +115,7 @@ class Summary:
     sent: int | None = None  # images taken from the inputs (sent, or failed before sending)
     retries: int = 0  # requests sent again after the server called them temporarily unavailable
     retry_reason: str = ""  # the first such answer
+    notes: list[str] = field(default_factory=list)  # said after the counts (outputs renamed, ...)
 
     def retried(self, message: str) -> None:
         self.retries += 1
@@ -173,6 +174,7 @@ class Summary:
             noun = "file" if self.skipped_not_images == 1 else "files"
             verb = "is not an image" if self.skipped_not_images == 1 else "are not images"
             lines.append(f"ignored {self.skipped_not_images} {noun} in the folders that {verb}")
+        lines.extend(self.notes)
         if self.examples:
             lines.append("failures" + (" (first few)" if self.failed > len(self.examples) else "") + ":")
             lines.extend(self.examples)
