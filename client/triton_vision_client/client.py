@@ -273,13 +273,19 @@ class VisionClient:
             found.append(ensemble_info(name, config, self._ready(name), sources))
         return found
 
-    def plan(self, task: str, ensemble: str | None, batch: int | None) -> tuple[str, int]:
+    def plan(self, task: str, ensemble: str | None, batch: int | None, *, top_k: int | None = None) -> tuple[str, int]:
         """The served ensemble and the images per request for a call of ``task``; raises
-        :class:`EnsembleMismatchError` for another task's ensemble or a batch above its maximum."""
+        :class:`EnsembleMismatchError` for another task's ensemble, a batch above its maximum or a
+        ``top_k`` above its class count (where its config says it)."""
         model = self.served_name(ensemble or task)
         config = self._config(model)
         if config.task != task:
             raise EnsembleMismatchError(mismatch(model, config, task))
+        if top_k is not None and config.classes is not None and top_k > config.classes:
+            raise EnsembleMismatchError(
+                f"the '{model}' ensemble has {config.classes} classes: --top-k {top_k} asks for more labels "
+                f"than it has (give --top-k {config.classes} or less)"
+            )
         limit = max(1, config.max_batch_size)
         if batch is None:
             return model, limit
@@ -320,7 +326,8 @@ class VisionClient:
         :class:`ModelNotServedError` when the server lacks the ensemble, :class:`EnsembleMismatchError`
         for an ensemble of another task or too large a batch.
         """
-        model, per_request = self.plan(task, ensemble, batch)
+        top_k = (parameters or {}).get(contract.TOP_K) if task == contract.CLASSIFICATION else None
+        model, per_request = self.plan(task, ensemble, batch, top_k=top_k)
         self.check_ready(model)
         submit, close = self._transport.submitter(model, contract.TASK_OUTPUTS[task], parameters, concurrency)
         try:

@@ -7,7 +7,8 @@ task comes from the output names (``contract.task_of``), the batch size from the
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import math
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -27,6 +28,7 @@ class EnsembleConfig:
     max_batch_size: int
     steps: tuple[str, ...]  # the models its steps name, in order
     outputs: tuple[str, ...] = ()
+    classes: int | None = None  # a classification ensemble's class count, where a step's config says it
 
     @classmethod
     def from_json(cls, name: str, config: Mapping[str, Any]) -> EnsembleConfig:
@@ -45,8 +47,34 @@ class EnsembleConfig:
     def with_nested(self, config_of: Callable[[str], Mapping[str, Any] | None]) -> EnsembleConfig:
         """Its steps with each nested ensemble's steps after it (a generated ensemble's cached
         ``NAME_infer`` runs the guard, the preprocessing and the model); ``config_of(model)`` is the
-        server's config JSON of a step (None when it has none)."""
-        return replace(self, steps=nested_steps(self.steps, config_of, {self.name}))
+        server's config JSON of a step (None when it has none). A classification ensemble also
+        gets its class count (:func:`class_count`)."""
+        asked: dict[str, Mapping[str, Any] | None] = {}
+
+        def remembered(model: str) -> Mapping[str, Any] | None:
+            if model not in asked:
+                asked[model] = config_of(model)
+            return asked[model]
+
+        steps = nested_steps(self.steps, remembered, {self.name})
+        classes = class_count([asked[step] for step in steps if asked.get(step)])
+        return replace(self, steps=steps, classes=classes if self.task == contract.CLASSIFICATION else None)
+
+
+def class_count(step_configs: Iterable[Mapping[str, Any] | None]) -> int | None:
+    """The class count of a classification ensemble from its steps' configs: the step that answers
+    the task's outputs (the postprocessing) takes one input of fixed dims, the scores of every class
+    (None when no step says so)."""
+    for config in step_configs:
+        body = (config or {}).get("config", config or {})
+        outputs = [str(output.get("name", "")) for output in body.get("output", [])]
+        inputs = body.get("input", [])
+        if body.get("platform") == "ensemble" or contract.task_of(outputs) != contract.CLASSIFICATION:
+            continue
+        dims = [int(dim) for dim in inputs[0].get("dims", [])] if len(inputs) == 1 else []
+        if dims and min(dims) > 0:
+            return math.prod(dims)
+    return None
 
 
 def nested_steps(

@@ -9,7 +9,7 @@ Exit status (also in ``triton-vision classify --help``):
 - 1: some image failed (missing, unreadable, refused by the server, ...), or none was found;
 - 2: the command line is wrong (argparse; an output that cannot be written; ``--resume`` without
   a resumable ``--output``; a malformed ``--url``; an ensemble of another task; ``--batch``
-  above the ensemble's max_batch_size);
+  above the ensemble's max_batch_size; ``--top-k`` above its class count);
 - 3: no server at the address, or it does not serve the ensemble (the job stops);
 - 130: interrupted (Ctrl-C); what was written stays, ``--resume`` continues.
 """
@@ -337,7 +337,8 @@ def run_job(args: argparse.Namespace, task: Task, *, stdin: TextIO | None = None
     start = time.monotonic()
     output: TextIO | None = None
     try:
-        ensemble, _ = client.plan(task.task, args.ensemble, args.batch)  # nothing sent if it cannot work
+        top_k = getattr(args, "top_k", None)  # classify's
+        ensemble, _ = client.plan(task.task, args.ensemble, args.batch, top_k=top_k)  # nothing sent if it cannot work
         for model in client.ensemble(ensemble).stand_in:
             say(stand_in_warning(model))
         results = task.start(client, sources(), args, summary.retried)

@@ -219,6 +219,23 @@ def test_a_batch_above_the_ensembles_maximum_is_refused_before_sending(classific
     assert done.stdout == ""
 
 
+@pytest.mark.parametrize("protocol", ["grpc", "http"])
+def test_a_top_k_above_the_class_count_is_refused_before_sending(classification_server, tmp_path, protocol):
+    for index in range(3):
+        (tmp_path / f"{index}.png").write_bytes(encode(np.full((40, 50, 3), 60 * index, np.uint8), ".png"))
+    url = url_of(classification_server, protocol)
+    done = cli("classify", str(tmp_path), "--top-k", "5000", "--url", url, "--protocol", protocol)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.strip() == (
+        "error: the 'classification' ensemble has 1000 classes: --top-k 5000 asks for more labels than it has "
+        "(give --top-k 1000 or less)"
+    )
+    assert done.stdout == ""
+    every = cli("classify", str(tmp_path), "--top-k", "1000", "--url", url, "--protocol", protocol, "--format", "jsonl")
+    assert every.returncode == 0, every.stderr
+    assert {len(record["classes"]) for record in jsonl(every.stdout).values()} == {1000}
+
+
 def test_the_other_protocols_port_is_named_with_the_fix(classification_server, tmp_path):
     options = classification_server.options
     grpc_to_http = cli("classify", "x.jpg", "--url", options.http_url)

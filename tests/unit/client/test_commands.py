@@ -57,3 +57,20 @@ def test_inputs_of_the_same_name_get_outputs_of_their_own_in_input_order(
         f"3 outputs renamed: their inputs share a name under --out (first: {inputs[1]} -> {out / expected[1]})"
         in stderr.splitlines()
     )
+
+
+def test_a_top_k_above_the_ensembles_classes_is_refused_before_anything_is_sent(server, tmp_path, capsys):
+    for index in range(3):
+        write_image(tmp_path / "photos" / f"{index}.jpg")
+    server.requests.clear()
+    argv = ["classify", str(tmp_path / "photos"), "--top-k", "5000", "--url", server.url, "--protocol", "http"]
+    code, stdout, stderr = run(capsys, *argv)
+    assert code == 2
+    assert stderr.strip() == (
+        "error: the 'classification' ensemble has 1000 classes: --top-k 5000 asks for more labels than it "
+        "has (give --top-k 1000 or less)"
+    )
+    assert stdout == "" and server.inferred.count("classification") == 0
+    code, stdout, stderr = run(capsys, *argv[:2], "--top-k", "1000", *argv[4:])
+    assert code == 0, stderr
+    assert server.inferred.count("classification") == 1
