@@ -8,7 +8,7 @@ task comes from the output names (``contract.task_of``), the batch size from the
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -133,3 +133,45 @@ def ensemble_info(
 
 def stand_in_warning(model: str) -> str:
     return f"WARNING: the served '{model}' is a stand-in with random weights: its answers are meaningless"
+
+
+def mismatch(model: str, config: EnsembleConfig, task: str) -> str:
+    """Why ``model`` cannot answer a call of ``task``."""
+    if config.task is None:
+        found = ", ".join(config.outputs) or "none"
+        return (
+            f"the '{model}' model does not answer with any task's outputs (it has {found}): "
+            f"a {task} ensemble answers {', '.join(contract.TASK_OUTPUTS[task])}"
+        )
+    return (
+        f"the '{model}' ensemble answers {config.task}, not {task}: "
+        f"use `triton-vision {COMMANDS[config.task]}` (or --ensemble NAME of a {task} ensemble)"
+    )
+
+
+def model_prefixes(names: Iterable[str]) -> list[str]:
+    """The model prefixes among a server's model names (``""``: none): what comes before each
+    model_info (an exported repository renames its own), else before a built-in ensemble's name."""
+    names = list(names)
+    found = [name[: -len(contract.MODEL_INFO)] for name in names if name.endswith(contract.MODEL_INFO)]
+    if not found:
+        found = [name[: -len(task)] for name in names for task in contract.TASKS if name.endswith(task)]
+    return list(dict.fromkeys(found))
+
+
+def prefix_advice(found: Mapping[str, Sequence[str]]) -> str | None:
+    """What to give to call the ensembles a server has under other model prefixes ({prefix:
+    ensembles}), or None when there are none."""
+    if len(found) == 1:
+        ((prefix, names),) = found.items()
+        if not prefix:
+            return f"it has {', '.join(names)}, without a prefix: leave out --model-prefix"
+        return (
+            f"it has {', '.join(names)}: give --model-prefix {prefix} "
+            f"(a repository exported with `export-repo --prefix {prefix}`)"
+        )
+    parts = [
+        f"{', '.join(names)} ({f'--model-prefix {prefix}' if prefix else 'no --model-prefix'})"
+        for prefix, names in found.items()
+    ]
+    return f"it has ensembles under other prefixes: {'; '.join(parts)}" if parts else None

@@ -450,6 +450,28 @@ def test_a_page_opened_while_tritonserver_starts_says_so_then_lists_the_ensemble
         assert not browser.find_element(By.ID, "banner").is_displayed()
 
 
+def test_a_prefixed_repository_without_the_prefix_is_said_to_have_its_ensembles_under_it(browser):
+    """A repository exported with `export-repo --prefix tv_` (a fake Triton over HTTP here), the page
+    opened without --model-prefix: it names the ensembles it found and the option."""
+    from selenium.webdriver.common.by import By
+
+    from tests.support.fake_triton import fake_triton, repository
+
+    with fake_triton(repository("tv_")) as server, ui_command("--protocol", "http", "--url", server.url) as (url, _):
+        browser.get(url)
+        shown = wait(
+            browser,
+            lambda b: (
+                "--model-prefix" in b.find_element(By.ID, "ensembles").text and b.find_element(By.ID, "ensembles").text
+            ),
+            "no advice",
+        )
+    assert shown == (
+        "The server has no ensemble of a task the UI knows; it has tv_classification, tv_detection, "
+        "tv_segmentation: give --model-prefix tv_ (a repository exported with `export-repo --prefix tv_`)."
+    )
+
+
 def test_ui_command_over_http_lists_the_ensembles_and_answers_like_the_grpc_client(served, client, photos):
     kitten = photos["kitten.jpg"].read_bytes()
     (expected,) = client.classify([kitten])

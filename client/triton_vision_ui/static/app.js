@@ -107,7 +107,8 @@ function renderEnsembles() {
   const list = $("ensembles");
   list.replaceChildren();
   if (state.overview.ensembles.length === 0) {
-    list.append(el("li", { class: "muted", text: "The server has no ensemble of a task the UI knows." }));
+    const advice = state.overview.advice ? `; ${state.overview.advice}` : "";
+    list.append(el("li", { class: "muted", text: `The server has no ensemble of a task the UI knows${advice}.` }));
   }
   for (const ensemble of state.overview.ensembles) {
     const box = el("input", { type: "checkbox", checked: state.chosen.has(ensemble.name), disabled: !usable(ensemble) });

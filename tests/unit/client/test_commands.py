@@ -74,3 +74,69 @@ def test_a_top_k_above_the_ensembles_classes_is_refused_before_anything_is_sent(
     code, stdout, stderr = run(capsys, *argv[:2], "--top-k", "1000", *argv[4:])
     assert code == 0, stderr
     assert server.inferred.count("classification") == 1
+
+
+# -- a repository exported with a prefix, served alone ------------------------------------------------
+PREFIXED = "tv_classification, tv_detection, tv_segmentation"
+ADVICE = f"it has {PREFIXED}: give --model-prefix tv_ (a repository exported with `export-repo --prefix tv_`)"
+
+
+@pytest.fixture(scope="module")
+def prefixed_server():
+    with fake_triton(repository("tv_")) as running:
+        yield running
+
+
+def test_ensembles_of_a_prefixed_repository_without_the_prefix_names_the_prefix(prefixed_server, capsys):
+    url = prefixed_server.url
+    code, stdout, stderr = run(capsys, "ensembles", "--url", url, "--protocol", "http")
+    assert (code, stdout.strip(), stderr) == (0, f"the server at {url} has no ensembles; {ADVICE}", "")
+    code, stdout, _ = run(capsys, "ensembles", "--url", url, "--protocol", "http", "--json")
+    assert json.loads(stdout) == {
+        "url": url,
+        "protocol": "http",
+        "ensembles": [],
+        "other_prefixes": {"tv_": PREFIXED.split(", ")},
+    }
+    code, stdout, _ = run(capsys, "ensembles", "--url", url, "--protocol", "http", "--model-prefix", "tv_")
+    assert code == 0 and [line.split()[0] for line in stdout.splitlines()[1:]] == PREFIXED.split(", ")
+
+
+def test_probe_and_classify_of_a_prefixed_repository_name_the_prefix(prefixed_server, tmp_path, capsys):
+    url = prefixed_server.url
+    code, _, stderr = run(capsys, "probe", "--url", url, "--protocol", "http")
+    assert (code, stderr.strip()) == (1, f"UNHEALTHY: the server at {url} serves no ensemble; {ADVICE}")
+    image = write_image(tmp_path / "a.jpg")
+    code, stdout, stderr = run(capsys, "classify", str(image), "--url", url, "--protocol", "http")
+    assert (code, stdout) == (3, "")
+    assert stderr.strip() == f"error: the server at {url} does not serve the 'classification' ensemble; {ADVICE}"
+    assert run(capsys, "classify", str(image), "--url", url, "--protocol", "http", "--model-prefix", "tv_")[0] == 0
+
+
+def test_without_model_info_the_repository_index_gives_the_prefixed_ensembles(capsys):
+    """A bare tritonserver (its repository index open) with model_info not loaded: the index names
+    the prefixed built-in ensembles."""
+    with fake_triton(repository("tv_"), index_open=True, unloaded={"tv_model_info"}) as server:
+        code, stdout, _ = run(capsys, "ensembles", "--url", server.url, "--protocol", "http")
+    assert (code, stdout.strip()) == (0, f"the server at {server.url} has no ensembles; {ADVICE}")
+
+
+def test_a_prefix_the_server_does_not_have_says_the_ensembles_are_unprefixed(server, capsys):
+    code, stdout, _ = run(capsys, "ensembles", "--url", server.url, "--protocol", "http", "--model-prefix", "x_")
+    assert (code, stdout.strip()) == (
+        0,
+        f"the server at {server.url} has no ensembles named x_*; it has classification, detection, "
+        "segmentation, without a prefix: leave out --model-prefix",
+    )
+
+
+def test_an_unknown_ensemble_lists_those_of_its_task(server, tmp_path, capsys):
+    image = write_image(tmp_path / "a.jpg")
+    code, _, stderr = run(
+        capsys, "classify", str(image), "--ensemble", "nosuch", "--url", server.url, "--protocol", "http"
+    )
+    assert (code, stderr.strip()) == (
+        3,
+        f"error: the server at {server.url} does not serve the 'nosuch' ensemble; its classification "
+        "ensembles: classification (--ensemble NAME)",
+    )

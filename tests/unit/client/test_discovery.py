@@ -7,8 +7,7 @@ import pytest
 from tritonclient.utils import InferenceServerException
 
 from triton_vision_client.cli import ensemble_table
-from triton_vision_client.client import mismatch
-from triton_vision_client.discovery import EnsembleConfig, EnsembleInfo, ensemble_info, stand_ins
+from triton_vision_client.discovery import EnsembleConfig, EnsembleInfo, ensemble_info, mismatch, stand_ins
 from triton_vision_client.errors import ServerUnreachableError
 from triton_vision_client.jobs import REFUSED, SERVER_ERROR, TIMED_OUT, UNAVAILABLE, RequestError
 from triton_vision_client.transport import request_failure
