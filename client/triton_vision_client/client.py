@@ -33,7 +33,7 @@ from .answers import (
     split_classifications,
     split_detections,
 )
-from .connection import DEFAULT_URLS, PROTOCOLS, diagnose, resolve_url
+from .connection import DEFAULT_URLS, PROTOCOLS, diagnose, is_metrics_port, metrics_advice, resolve_url
 from .discovery import EnsembleConfig, EnsembleInfo, ensemble_info, mismatch, stand_in_warning, stand_ins
 from .errors import ClientError, EnsembleMismatchError, ModelNotServedError, ServerUnreachableError
 from .inputs import ImageSource
@@ -183,6 +183,10 @@ class VisionClient:
     def check_server(self) -> None:
         """Raise :class:`ServerUnreachableError` (saying why) unless a server answers and is live."""
         if not self._ask(self._client.is_server_live):
+            if is_metrics_port(self.url):  # HTTP answered, but not Triton's liveness route
+                raise ServerUnreachableError(
+                    self.url, self.protocol, "not live", metrics_advice(self.url, self.protocol)
+                )
             raise ClientError(f"the server at {self.url} answers but is not live")
 
     def _ready(self, model: str) -> bool:
