@@ -383,6 +383,7 @@ def run_job(args: argparse.Namespace, task: Task, *, stdin: TextIO | None = None
         if output is not None and output is not sys.stdout:
             output.close()
     summary.skipped_not_images = stats.skipped_not_images
+    summary.skipped_subfolders = stats.skipped_subfolders
     renamed = names.report(args.out, task.out_suffix) if names is not None else None
     if renamed:
         summary.notes.append(renamed)

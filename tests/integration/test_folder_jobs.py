@@ -124,7 +124,7 @@ def test_files_globs_and_paths_on_stdin_with_missing_ones_reported(classificatio
         str(root / "sub/deeper/small.png"),
         str(root / "sub/deeper/grey.png"),
     }
-    assert ",no such file,not found," in rows[str(root / "missing.png")]
+    assert f",no such file or directory: {root / 'missing.png'},not found," in rows[str(root / "missing.png")]
 
 
 def test_progress_line_on_a_terminal_with_rate_and_eta(classification_server, photo_tree):

@@ -16,6 +16,7 @@ from triton_vision_authoring import models as model_files
 from triton_vision_client.client import VisionClient
 from triton_vision_client.images import read_images
 from triton_vision_client.tasks import print_answers, warn_stand_ins
+from triton_vision_contract.errors import UsageError
 from triton_vision_serving.runtime import LocalTritonServer
 from triton_vision_serving.server_config import ServerOptions
 
@@ -40,7 +41,17 @@ def prepare_models(repository: Path) -> None:
             print(f"{name}: {model_files.describe(source)}")
 
 
+def check_photos(paths: Sequence[str]) -> None:
+    """Refuse a photo that is not there (as the folder jobs say it) before anything is prepared or started."""
+    for path in paths:
+        if not Path(path).exists():
+            raise UsageError(f"no such file or directory: {path}")
+        if Path(path).is_dir():
+            raise UsageError(f"{path} is a directory: the demo takes photo files")
+
+
 def run_demo(options: ServerOptions, *, images: Sequence[str], people: Sequence[str] | None, top_k: int) -> int:
+    check_photos([*images, *(people or [])])
     repository = options.model_repository
     prepare_models(repository)
     photos = list(images) or [str(scikit_image_photo("chelsea"))]

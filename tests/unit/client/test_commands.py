@@ -140,3 +140,20 @@ def test_an_unknown_ensemble_lists_those_of_its_task(server, tmp_path, capsys):
         f"error: the server at {server.url} does not serve the 'nosuch' ensemble; its classification "
         "ensembles: classification (--ensemble NAME)",
     )
+
+
+def test_a_folder_with_subfolders_without_r_and_missing_inputs_say_so(server, tmp_path, capsys):
+    write_image(tmp_path / "photos" / "a.jpg")
+    write_image(tmp_path / "photos" / "sub" / "b.jpg")
+    write_image(tmp_path / "photos" / "other" / "c.jpg")
+    missing = [str(tmp_path / "nosuch.jpg"), str(tmp_path / "nosuchdir")]
+    argv = ["classify", str(tmp_path / "photos"), *missing, "--format", "jsonl"]
+    code, stdout, stderr = run(capsys, *argv, "--url", server.url, "--protocol", "http")
+    assert code == 1
+    records = {record["path"]: record for record in map(json.loads, stdout.splitlines())}
+    assert set(records) == {str(tmp_path / "photos" / "a.jpg"), *missing}
+    for path in missing:
+        assert (records[path]["error"], records[path]["reason"]) == (f"no such file or directory: {path}", "not found")
+    assert "skipped 2 subfolders (give -r to take their images too)" in stderr.splitlines()
+    code, _, stderr = run(capsys, *argv[:2], "-r", "--url", server.url, "--protocol", "http")
+    assert code == 0 and "subfolder" not in stderr

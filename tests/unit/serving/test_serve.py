@@ -141,6 +141,15 @@ def test_demo_honours_given_ports_and_picks_free_ones_for_the_others(monkeypatch
     assert options.metrics_port not in (0, 18000, 18001)
 
 
+def test_demo_refuses_a_missing_photo_before_preparing_or_starting_anything(tmp_path, capsys):
+    repository = ensemble_repository(tmp_path / "repo", t.CLASSIFICATION)
+    missing = tmp_path / "nosuch.jpg"
+    for argv in ([str(missing)], ["--people", str(missing)]):
+        assert main(["demo", *argv, "--model-repository", str(repository)]) == 2
+        assert capsys.readouterr().err.strip() == f"error: no such file or directory: {missing}"
+    assert not (repository / t.CLASSIFIER / "1" / "model.onnx").exists()
+
+
 def test_model_analyzer_is_a_subcommand_that_writes_its_config(tmp_path, chelsea_rgb, capsys):
     import json
 
