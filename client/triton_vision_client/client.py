@@ -45,6 +45,7 @@ from .jobs import (
     RetryPolicy,
     run_requests,
 )
+from .progress import count
 from .transport import NOT_LOADED_PHRASE, Transport
 
 __all__ = [
@@ -292,7 +293,7 @@ class VisionClient:
             raise ValueError(f"batch must be >= 1, got {batch}")
         if batch > limit:
             raise EnsembleMismatchError(
-                f"the '{model}' ensemble takes at most {limit} images per request (its max_batch_size), "
+                f"the '{model}' ensemble takes at most {count(limit, 'image')} per request (its max_batch_size), "
                 f"not {batch}: give --batch {limit} or less, or leave it out"
             )
         return model, batch

@@ -162,7 +162,7 @@ def test_a_custom_ensemble_is_called_with_its_own_batch_size(prefixed_server, tm
         "classify", str(tmp_path), "--ensemble", PETS, "--model-prefix", PREFIX, "--url", url, "--batch", "2"
     )
     assert too_many.returncode == 2
-    assert f"the '{PREFIX}{PETS}' ensemble takes at most 1 images per request" in too_many.stderr
+    assert f"the '{PREFIX}{PETS}' ensemble takes at most 1 image per request" in too_many.stderr
 
 
 def test_an_ensemble_of_another_task_is_refused_naming_the_command(prefixed_server, tmp_path, chelsea_rgb):

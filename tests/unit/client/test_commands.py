@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 import pytest
 
-from tests.support.fake_triton import fake_triton, repository
+from tests.support.fake_triton import ensemble, fake_triton, repository
 from triton_vision_cli.main import main
 
 
@@ -157,3 +157,15 @@ def test_a_folder_with_subfolders_without_r_and_missing_inputs_say_so(server, tm
     assert "skipped 2 subfolders (give -r to take their images too)" in stderr.splitlines()
     code, _, stderr = run(capsys, *argv[:2], "-r", "--url", server.url, "--protocol", "http")
     assert code == 0 and "subfolder" not in stderr
+
+
+def test_a_batch_above_a_one_image_ensembles_maximum_is_refused_in_the_singular(tmp_path, capsys):
+    pets = ensemble("pets", "classification", ["classification_infer", "classify_post"], max_batch_size=1)
+    with fake_triton([*repository(), pets]) as one:
+        argv = ["classify", str(write_image(tmp_path / "a.jpg")), "--ensemble", "pets", "--batch", "2"]
+        code, _, stderr = run(capsys, *argv, "--url", one.url, "--protocol", "http")
+    assert (code, stderr.strip()) == (
+        2,
+        "error: the 'pets' ensemble takes at most 1 image per request (its max_batch_size), not 2: give --batch 1 "
+        "or less, or leave it out",
+    )
