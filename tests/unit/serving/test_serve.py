@@ -4,7 +4,9 @@ reports, when it restarts a dead tritonserver and when it gives up; the server c
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
 import socket
 from pathlib import Path
 
@@ -45,6 +47,50 @@ def test_deaths_older_than_the_window_are_forgotten():
 
 
 # -- before starting -------------------------------------------------------------------------------
+@pytest.mark.parametrize(("sent", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 0)])
+def test_ctrl_c_after_ready_stops_tritonserver_and_exits_130_a_sigterm_0(tmp_path, monkeypatch, capsys, sent, code):
+    """Ctrl-C exits 130 whenever it comes, as during start-up; SIGTERM once serving is the service
+    stopped as asked (0). tritonserver and the supervisor are fakes: the signal comes at the first tick."""
+    from triton_vision_serving import serve as module
+
+    stopped = []
+
+    class FakeServer:
+        log_path = tmp_path / "tritonserver.log"
+
+        def wait_settled(self, timeout, should_stop) -> None:
+            pass
+
+        def exited(self) -> bool:
+            return False
+
+        def stop(self, timeout=None) -> None:
+            stopped.append(timeout)
+
+    class FakeSupervisor:
+        def __init__(self, server, **settings) -> None:
+            pass
+
+        def start(self) -> list:
+            return []
+
+        def tick(self) -> None:
+            os.kill(os.getpid(), sent)
+
+    def start(self, generation):
+        self.server = FakeServer()
+        return self.server
+
+    monkeypatch.setattr(module.Serve, "_start", start)
+    monkeypatch.setattr(module, "Supervisor", FakeSupervisor)
+    options = ServerOptions.on_free_ports(ensemble_repository(tmp_path / "repo", t.CLASSIFICATION))
+    assert module.Serve(module.ServeSettings(options)).run() == code
+    out = capsys.readouterr().out
+    assert "Ctrl-C stops the server." in out and stopped
+    stopping = "interrupted: stopping tritonserver ..." if code else "stopping tritonserver ..."
+    assert out.splitlines()[-2:] == [stopping, "stopped"]
+
+
 def test_an_empty_repository_is_refused_at_once_naming_what_to_do(tmp_path):
     with pytest.raises(RepositoryUnusableError) as refused:
         servable_repository(ServerOptions(tmp_path))
