@@ -19,9 +19,12 @@ DETECTIONS_SUFFIX = ".detections.jpg"
 MASK_SUFFIX = "_mask.png"
 
 
-def warn_stand_ins(client: VisionClient, models: Sequence[str]) -> None:
-    for warning in client.stand_in_warnings(models):
+def warn_stand_ins(client: VisionClient, models: Sequence[str]) -> list[str]:
+    """A warning on stderr for each of ``models`` that is a stand-in; the warnings."""
+    warnings = client.stand_in_warnings(models)
+    for warning in warnings:
         print(warning, file=sys.stderr)
+    return warnings
 
 
 def job_options(args: argparse.Namespace, on_retry) -> dict:

@@ -196,6 +196,37 @@ def test_demo_refuses_a_missing_photo_before_preparing_or_starting_anything(tmp_
     assert not (repository / t.CLASSIFIER / "1" / "model.onnx").exists()
 
 
+def test_the_demos_stand_in_classifier_points_at_the_one_line_import_of_the_real_one(tmp_path, capsys):
+    """With the data folder's MobileNetV2 at hand, the demo names it in the command that imports it
+    (and does not import it itself); the command it prints works as printed."""
+    import shlex
+
+    from tests.conftest import SHARED
+    from triton_vision_serving.demo import REAL_CLASSIFIER, stand_in_advice
+
+    repository = ensemble_repository(tmp_path / "model_repository", t.CLASSIFICATION)
+    data = tmp_path / "data"
+    advice = stand_in_advice(repository, data)
+    assert advice == (
+        f"  `triton-vision models prepare --model {t.CLASSIFIER} --from FILE.onnx --model-repository {repository}` "
+        "serves a classifier of your own in its place (1000 ImageNet classes, 3x224x224 input)"
+    )
+    (data / "models").mkdir(parents=True)
+    (data / REAL_CLASSIFIER).write_bytes(b"not read")
+    real = data / REAL_CLASSIFIER
+    command = f"triton-vision models prepare --model {t.CLASSIFIER} --from {real} --model-repository {repository}"
+    assert stand_in_advice(repository, data) == (
+        f"  the data folder has the real MobileNetV2: `{command}` serves it in {t.CLASSIFIER}'s place "
+        "(then run the demo again)"
+    )
+    assert not (repository / t.CLASSIFIER / "1" / "model.onnx").exists()  # said, not done
+    shared = SHARED / REAL_CLASSIFIER
+    if shared.is_file():
+        printed = stand_in_advice(repository, SHARED).split("`")[1]
+        assert main(shlex.split(printed)[1:]) == 0
+        assert f"{t.CLASSIFIER}: local from {shared}" in capsys.readouterr().out
+
+
 def test_model_analyzer_is_a_subcommand_that_writes_its_config(tmp_path, chelsea_rgb, capsys):
     import json
 
