@@ -18,7 +18,7 @@ import triton_vision_contract as contract
 
 from . import records
 from .client import ClientError, VisionClient
-from .discovery import EnsembleInfo
+from .discovery import EnsembleInfo, prefix_advice
 from .folderjob import (
     EXIT_CODES_HELP,
     EXIT_OK,
@@ -100,6 +100,7 @@ def run_ensembles(args: argparse.Namespace) -> int:
         with VisionClient(args.url, args.protocol, timeout_s=args.timeout, model_prefix=args.model_prefix) as client:
             found = client.ensembles()
             url, protocol = client.url, client.protocol
+            elsewhere = {} if found else client.other_prefixes()
     except ValueError as exc:  # a malformed --url, a bad protocol
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -107,11 +108,17 @@ def run_ensembles(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_SERVER
     if args.json:
-        print(json.dumps({"url": url, "protocol": protocol, "ensembles": [info.as_dict() for info in found]}))
+        listing = {"url": url, "protocol": protocol, "ensembles": [info.as_dict() for info in found]}
+        print(json.dumps({**listing, "other_prefixes": elsewhere} if elsewhere else listing))
     elif found:
         print("\n".join(ensemble_table(found)))
     else:
-        print(f"the server at {url} has no ensembles" + (f" named {args.model_prefix}*" if args.model_prefix else ""))
+        advice = prefix_advice(elsewhere)
+        print(
+            f"the server at {url} has no ensembles"
+            + (f" named {args.model_prefix}*" if args.model_prefix else "")
+            + (f"; {advice}" if advice else "")
+        )
     return EXIT_OK
 
 

@@ -9,7 +9,7 @@ its name. Every call goes through one engine (:func:`jobs.run_requests`): the li
 Why one module of ~530 lines: it is the one public class, whose methods are the API a user reads
 (three tasks, each a list and a streaming call with their documented parameters, plus discovery);
 the machinery lives elsewhere (:mod:`.transport`, :mod:`.jobs`, :mod:`.answers`,
-:mod:`.connection`, :mod:`.discovery`).
+:mod:`.connection`, :mod:`.discovery`, :mod:`.survey`).
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ import numpy as np
 
 import triton_vision_contract as contract
 
+from . import survey
 from .answers import (
     SPLITTERS,
     Classification,
@@ -32,8 +33,8 @@ from .answers import (
     split_classifications,
     split_detections,
 )
-from .connection import DEFAULT_URLS, PROTOCOLS, diagnose, resolve_url
-from .discovery import COMMANDS, EnsembleConfig, EnsembleInfo, ensemble_info, stand_in_warning, stand_ins
+from .connection import DEFAULT_URLS, PROTOCOLS, diagnose, is_metrics_port, metrics_advice, resolve_url
+from .discovery import EnsembleConfig, EnsembleInfo, ensemble_info, mismatch, stand_in_warning, stand_ins
 from .errors import ClientError, EnsembleMismatchError, ModelNotServedError, ServerUnreachableError
 from .inputs import ImageSource
 from .jobs import (
@@ -44,6 +45,7 @@ from .jobs import (
     RetryPolicy,
     run_requests,
 )
+from .progress import count
 from .transport import NOT_LOADED_PHRASE, Transport
 
 __all__ = [
@@ -182,6 +184,10 @@ class VisionClient:
     def check_server(self) -> None:
         """Raise :class:`ServerUnreachableError` (saying why) unless a server answers and is live."""
         if not self._ask(self._client.is_server_live):
+            if is_metrics_port(self.url):  # HTTP answered, but not Triton's liveness route
+                raise ServerUnreachableError(
+                    self.url, self.protocol, "not live", metrics_advice(self.url, self.protocol)
+                )
             raise ClientError(f"the server at {self.url} answers but is not live")
 
     def _ready(self, model: str) -> bool:
@@ -256,30 +262,30 @@ class VisionClient:
         the built-in ensembles the server knows. Raises :class:`ServerUnreachableError` when no
         server answers.
         """
-        self.check_server()
-        listed = self.repository_ensembles()
-        if listed is None:
-            names = [self.served_name(task) for task in contract.TASKS]
-            names = [name for name in names if self._has_model(name)]
-        else:
-            names = [name for name in listed if name.startswith(self.model_prefix)]
-        sources = self.model_sources()
-        found = []
-        for name in names:
-            try:
-                config: EnsembleConfig | None = self._config(name, fresh=True)
-            except ModelNotServedError:
-                config = None
-            found.append(ensemble_info(name, config, self._ready(name), sources))
-        return found
+        return survey.ensembles(self)
 
-    def plan(self, task: str, ensemble: str | None, batch: int | None) -> tuple[str, int]:
+    def other_prefixes(self) -> dict[str, list[str]]:
+        """The ensembles the server has under model prefixes other than the client's: {prefix:
+        names} ({} when none; ``""``: no prefix), from its loaded models' statistics and, where that
+        API is open, its repository index."""
+        return survey.other_prefixes(self)
+
+    def plan(self, task: str, ensemble: str | None, batch: int | None, *, top_k: int | None = None) -> tuple[str, int]:
         """The served ensemble and the images per request for a call of ``task``; raises
-        :class:`EnsembleMismatchError` for another task's ensemble or a batch above its maximum."""
+        :class:`EnsembleMismatchError` for another task's ensemble, a batch above its maximum or a
+        ``top_k`` above its class count (where its config says it)."""
         model = self.served_name(ensemble or task)
-        config = self._config(model)
+        try:
+            config = self._config(model)
+        except ModelNotServedError:
+            raise survey.not_served(self, model, task) from None
         if config.task != task:
             raise EnsembleMismatchError(mismatch(model, config, task))
+        if top_k is not None and config.classes is not None and top_k > config.classes:
+            raise EnsembleMismatchError(
+                f"the '{model}' ensemble has {config.classes} classes: --top-k {top_k} asks for more labels "
+                f"than it has (give --top-k {config.classes} or less)"
+            )
         limit = max(1, config.max_batch_size)
         if batch is None:
             return model, limit
@@ -287,7 +293,7 @@ class VisionClient:
             raise ValueError(f"batch must be >= 1, got {batch}")
         if batch > limit:
             raise EnsembleMismatchError(
-                f"the '{model}' ensemble takes at most {limit} images per request (its max_batch_size), "
+                f"the '{model}' ensemble takes at most {count(limit, 'image')} per request (its max_batch_size), "
                 f"not {batch}: give --batch {limit} or less, or leave it out"
             )
         return model, batch
@@ -320,7 +326,8 @@ class VisionClient:
         :class:`ModelNotServedError` when the server lacks the ensemble, :class:`EnsembleMismatchError`
         for an ensemble of another task or too large a batch.
         """
-        model, per_request = self.plan(task, ensemble, batch)
+        top_k = (parameters or {}).get(contract.TOP_K) if task == contract.CLASSIFICATION else None
+        model, per_request = self.plan(task, ensemble, batch, top_k=top_k)
         self.check_ready(model)
         submit, close = self._transport.submitter(model, contract.TASK_OUTPUTS[task], parameters, concurrency)
         try:
@@ -498,12 +505,13 @@ class VisionClient:
         return self._in_order(contract.SEGMENTATION, images, parameters, ensemble, batch, concurrency)
 
     # -- model_info: sources of the model files, the repository's ensembles ---------------------
-    def model_info(self, query: str) -> Any:
-        """The ``model_info`` model's JSON answer to ``query``; None if the server has no model_info."""
+    def model_info(self, query: str, *, model: str | None = None) -> Any:
+        """The ``model_info`` model's JSON answer to ``query`` (``model``: that model instead of the
+        client's own model_info); None if the server has no such model ready."""
         from tritonclient.utils import InferenceServerException
 
         try:
-            model_info = self.served_name(contract.MODEL_INFO)
+            model_info = model or self.served_name(contract.MODEL_INFO)
             if not self._client.is_model_ready(model_info):
                 return None
             tensor = self._transport.module.InferInput(contract.INFO_QUERY, [1], "BYTES")
@@ -530,17 +538,3 @@ class VisionClient:
         """A warning for each of ``models`` (names without the prefix) that is a stand-in."""
         served = tuple(self.served_name(name) for name in models)
         return [stand_in_warning(name) for name in stand_ins(served, self.model_sources())]
-
-
-def mismatch(model: str, config: EnsembleConfig, task: str) -> str:
-    """Why ``model`` cannot answer a call of ``task``."""
-    if config.task is None:
-        found = ", ".join(config.outputs) or "none"
-        return (
-            f"the '{model}' model does not answer with any task's outputs (it has {found}): "
-            f"a {task} ensemble answers {', '.join(contract.TASK_OUTPUTS[task])}"
-        )
-    return (
-        f"the '{model}' ensemble answers {config.task}, not {task}: "
-        f"use `triton-vision {COMMANDS[config.task]}` (or --ensemble NAME of a {task} ensemble)"
-    )

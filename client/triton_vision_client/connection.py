@@ -24,6 +24,9 @@ PROTOCOL_NAMES = {"grpc": "gRPC", "http": "HTTP"}
 URL_ENV = "TRITON_VISION_URL"  # the server's HOST:PORT when --url is not given
 PROTOCOL_ENV = "TRITON_VISION_PROTOCOL"  # grpc or http when --protocol is not given
 DIAGNOSE_TIMEOUT_S = 2.0
+METRICS_PEEK_BYTES = 4096  # of an answer to GET /metrics: enough to see Prometheus text's first lines
+# Triton's default ports: its layout, the same offsets from any first port (serve's free ports need not keep it).
+TRITON_PORTS = {**DEFAULT_PORTS, "metrics": contract.DEFAULT_METRICS_PORT}
 
 
 def environment_protocol(environ: Mapping[str, str] | None = None) -> str:
@@ -102,6 +105,15 @@ def _answers_http(url: str, timeout: float) -> bool:
         return False
 
 
+def _triton_http(url: str, timeout: float) -> bool:
+    """Whether Triton's HTTP answers at ``url``: its liveness route answers 200."""
+    try:
+        with urllib.request.urlopen(f"http://{url}/v2/health/live", timeout=timeout) as response:
+            return response.status == 200
+    except Exception:  # noqa: BLE001 - anything but that answer: not Triton's HTTP
+        return False
+
+
 def _answers_grpc(url: str, timeout: float) -> bool:
     import tritonclient.grpc as grpcclient
 
@@ -118,9 +130,53 @@ def _answers_grpc(url: str, timeout: float) -> bool:
         client.close()
 
 
+def is_metrics_port(url: str, timeout: float = DIAGNOSE_TIMEOUT_S) -> bool:
+    """Whether ``url`` answers ``GET /metrics`` with Prometheus text, as Triton's metrics port does."""
+    try:
+        with urllib.request.urlopen(f"http://{url}/metrics", timeout=timeout) as response:
+            text = response.read(METRICS_PEEK_BYTES).decode("utf-8", "replace")
+    except Exception:  # noqa: BLE001 - no answer, an error status, no HTTP: not a metrics port
+        return False
+    return text.startswith("# HELP") or "\n# TYPE " in text or text.startswith("# TYPE")
+
+
+def _join(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def beside(url: str, role: str, protocol: str, timeout: float = DIAGNOSE_TIMEOUT_S) -> str | None:
+    """Where Triton answers ``protocol`` if it keeps its own layout around ``url``, a ``role`` port
+    (HTTP 8000, gRPC 8001, metrics 8002: the same offsets from any first port), checked by asking
+    there; None when nothing answers it there. Never a guess: a port is named only once it answered."""
+    host, port = split_url(url)
+    if port is None:
+        return None
+    other = int(port) + TRITON_PORTS[protocol] - TRITON_PORTS[role]
+    if not 0 < other < 65536 or other == int(port):
+        return None
+    candidate = _join(host, other)
+    return candidate if (_triton_http if protocol == "http" else _answers_grpc)(candidate, timeout) else None
+
+
+def metrics_advice(url: str, protocol: str, timeout: float = DIAGNOSE_TIMEOUT_S) -> str:
+    """What to say of ``url``, a metrics port, to a client of ``protocol``: the server's port for
+    it (or for the other protocol) where one answers beside it, else which option to point where."""
+    other = "http" if protocol == "grpc" else "grpc"
+    head = f"{url} is a metrics port (Prometheus text at /metrics), not Triton's gRPC or HTTP"
+    for wanted in (protocol, other):
+        found = beside(url, "metrics", wanted, timeout)
+        if found:
+            option = f"--url {found}" + (f" --protocol {wanted}" if wanted != protocol else "")
+            return f"{head}: the server's {PROTOCOL_NAMES[wanted]} port beside it is {found} ({option})"
+    return (
+        f"{head}: point --url at the server's {PROTOCOL_NAMES[protocol]} port (or its {PROTOCOL_NAMES[other]} "
+        f"port, with --protocol {other}); `triton-vision serve` prints its ports when it is ready"
+    )
+
+
 def diagnose(url: str, protocol: str, *, timeout: float = DIAGNOSE_TIMEOUT_S) -> str | None:
     """Why ``url`` does not answer ``protocol``, as advice, or None when nothing listens there
-    (the caller then says "Is one running?")."""
+    (the caller then says "Is one running?"). A port is suggested only where one answered."""
     host, port = split_url(url)
     try:
         addresses = socket.getaddrinfo(host, int(port or 0), type=socket.SOCK_STREAM)
@@ -135,11 +191,15 @@ def diagnose(url: str, protocol: str, *, timeout: float = DIAGNOSE_TIMEOUT_S) ->
             return f"{url} does not answer within {timeout:g} s (a firewall, or the wrong address?): check --url"
         except OSError:
             return None  # refused: nothing listens there
+    if is_metrics_port(url, timeout):
+        return metrics_advice(url, protocol, timeout)
     other = "http" if protocol == "grpc" else "grpc"
     if (_answers_http if other == "http" else _answers_grpc)(url, timeout):
-        return (
-            f"{url} answers {PROTOCOL_NAMES[other]}, not {PROTOCOL_NAMES[protocol]}: "
-            f"use --protocol {other} or port {DEFAULT_PORTS[protocol]}"
+        found = beside(url, other, protocol, timeout)
+        return f"{url} answers {PROTOCOL_NAMES[other]}, not {PROTOCOL_NAMES[protocol]}: use --protocol {other}, or " + (
+            f"--url {found} (its {PROTOCOL_NAMES[protocol]} port)"
+            if found
+            else f"--url with the server's {PROTOCOL_NAMES[protocol]} port"
         )
     return (
         f"something listens on {url} but answers neither Triton's gRPC nor its HTTP: check --url "

@@ -7,7 +7,8 @@ task comes from the output names (``contract.task_of``), the batch size from the
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import math
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -27,6 +28,7 @@ class EnsembleConfig:
     max_batch_size: int
     steps: tuple[str, ...]  # the models its steps name, in order
     outputs: tuple[str, ...] = ()
+    classes: int | None = None  # a classification ensemble's class count, where a step's config says it
 
     @classmethod
     def from_json(cls, name: str, config: Mapping[str, Any]) -> EnsembleConfig:
@@ -45,8 +47,34 @@ class EnsembleConfig:
     def with_nested(self, config_of: Callable[[str], Mapping[str, Any] | None]) -> EnsembleConfig:
         """Its steps with each nested ensemble's steps after it (a generated ensemble's cached
         ``NAME_infer`` runs the guard, the preprocessing and the model); ``config_of(model)`` is the
-        server's config JSON of a step (None when it has none)."""
-        return replace(self, steps=nested_steps(self.steps, config_of, {self.name}))
+        server's config JSON of a step (None when it has none). A classification ensemble also
+        gets its class count (:func:`class_count`)."""
+        asked: dict[str, Mapping[str, Any] | None] = {}
+
+        def remembered(model: str) -> Mapping[str, Any] | None:
+            if model not in asked:
+                asked[model] = config_of(model)
+            return asked[model]
+
+        steps = nested_steps(self.steps, remembered, {self.name})
+        classes = class_count([asked[step] for step in steps if asked.get(step)])
+        return replace(self, steps=steps, classes=classes if self.task == contract.CLASSIFICATION else None)
+
+
+def class_count(step_configs: Iterable[Mapping[str, Any] | None]) -> int | None:
+    """The class count of a classification ensemble from its steps' configs: the step that answers
+    the task's outputs (the postprocessing) takes one input of fixed dims, the scores of every class
+    (None when no step says so)."""
+    for config in step_configs:
+        body = (config or {}).get("config", config or {})
+        outputs = [str(output.get("name", "")) for output in body.get("output", [])]
+        inputs = body.get("input", [])
+        if body.get("platform") == "ensemble" or contract.task_of(outputs) != contract.CLASSIFICATION:
+            continue
+        dims = [int(dim) for dim in inputs[0].get("dims", [])] if len(inputs) == 1 else []
+        if dims and min(dims) > 0:
+            return math.prod(dims)
+    return None
 
 
 def nested_steps(
@@ -105,3 +133,45 @@ def ensemble_info(
 
 def stand_in_warning(model: str) -> str:
     return f"WARNING: the served '{model}' is a stand-in with random weights: its answers are meaningless"
+
+
+def mismatch(model: str, config: EnsembleConfig, task: str) -> str:
+    """Why ``model`` cannot answer a call of ``task``."""
+    if config.task is None:
+        found = ", ".join(config.outputs) or "none"
+        return (
+            f"the '{model}' model does not answer with any task's outputs (it has {found}): "
+            f"a {task} ensemble answers {', '.join(contract.TASK_OUTPUTS[task])}"
+        )
+    return (
+        f"the '{model}' ensemble answers {config.task}, not {task}: "
+        f"use `triton-vision {COMMANDS[config.task]}` (or --ensemble NAME of a {task} ensemble)"
+    )
+
+
+def model_prefixes(names: Iterable[str]) -> list[str]:
+    """The model prefixes among a server's model names (``""``: none): what comes before each
+    model_info (an exported repository renames its own), else before a built-in ensemble's name."""
+    names = list(names)
+    found = [name[: -len(contract.MODEL_INFO)] for name in names if name.endswith(contract.MODEL_INFO)]
+    if not found:
+        found = [name[: -len(task)] for name in names for task in contract.TASKS if name.endswith(task)]
+    return list(dict.fromkeys(found))
+
+
+def prefix_advice(found: Mapping[str, Sequence[str]]) -> str | None:
+    """What to give to call the ensembles a server has under other model prefixes ({prefix:
+    ensembles}), or None when there are none."""
+    if len(found) == 1:
+        ((prefix, names),) = found.items()
+        if not prefix:
+            return f"it has {', '.join(names)}, without a prefix: leave out --model-prefix"
+        return (
+            f"it has {', '.join(names)}: give --model-prefix {prefix} "
+            f"(a repository exported with `export-repo --prefix {prefix}`)"
+        )
+    parts = [
+        f"{', '.join(names)} ({f'--model-prefix {prefix}' if prefix else 'no --model-prefix'})"
+        for prefix, names in found.items()
+    ]
+    return f"it has ensembles under other prefixes: {'; '.join(parts)}" if parts else None

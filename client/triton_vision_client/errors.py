@@ -38,12 +38,15 @@ class ServerUnreachableError(ClientError):
 
 
 class ModelNotServedError(ClientError):
-    """The server answers but does not serve (or has not loaded) the ensemble a job needs."""
+    """The server answers but does not serve (or has not loaded) the ensemble a job needs;
+    ``advice``, where the client found out what it has instead, replaces the generic advice."""
 
-    def __init__(self, url: str, model: str) -> None:
+    def __init__(self, url: str, model: str, advice: str | None = None) -> None:
         self.url, self.model = url, model
         super().__init__(
-            f"the server at {url} does not serve the '{model}' ensemble (not in its repository, or not "
+            f"the server at {url} does not serve the '{model}' ensemble; {advice}"
+            if advice
+            else f"the server at {url} does not serve the '{model}' ensemble (not in its repository, or not "
             "ready): serve a repository that has it, e.g. `triton-vision serve` from the project root"
         )
 

@@ -9,7 +9,7 @@ Exit status (also in ``triton-vision classify --help``):
 - 1: some image failed (missing, unreadable, refused by the server, ...), or none was found;
 - 2: the command line is wrong (argparse; an output that cannot be written; ``--resume`` without
   a resumable ``--output``; a malformed ``--url``; an ensemble of another task; ``--batch``
-  above the ensemble's max_batch_size);
+  above the ensemble's max_batch_size; ``--top-k`` above its class count);
 - 3: no server at the address, or it does not serve the ensemble (the job stops);
 - 130: interrupted (Ctrl-C); what was written stays, ``--resume`` continues.
 """
@@ -22,8 +22,8 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
-from pathlib import Path
+from dataclasses import dataclass, replace
+from pathlib import Path, PurePath
 from typing import Any, TextIO
 
 from .client import VisionClient
@@ -63,6 +63,7 @@ class Task:
     start: Start
     save: Save | None = None  # writes an answer's files under an output folder; returns {record field: path}
     default_concurrency: int = 4
+    out_suffix: str = ""  # the suffix of the first file ``save`` writes for an image (<stem><suffix>)
 
 
 def add_connection(parser: argparse.ArgumentParser) -> None:
@@ -175,6 +176,45 @@ def out_path(out_dir: Path, source: ImageSource, suffix: str) -> Path:
     return target
 
 
+class OutputNames:
+    """A place under ``--out`` of its own for every input of a job, so that no output overwrites
+    another written by the same run: inputs whose places would be the same (``a/kitten.jpg`` and
+    ``b/kitten.jpg`` given as files, ``kitten.jpg`` and ``kitten.png``) keep the first one's and
+    the later ones get ``kitten-2``, ``kitten-3``, ... Places are given in input order (not in the
+    order answers arrive), to every input, skipped ones too: the same inputs get the same places in
+    every run, so ``--resume`` writes where the first run would have."""
+
+    def __init__(self) -> None:
+        self.taken: set[PurePath] = set()  # places without their suffix
+        self.renamed = 0
+        self.first: tuple[str, PurePath] | None = None  # the first renamed input and its new place
+
+    def place(self, source: ImageSource) -> ImageSource:
+        relative = source.relative
+        stem, number = relative.stem, 1
+        while relative.parent / stem in self.taken:
+            number += 1
+            stem = f"{relative.stem}-{number}"
+        self.taken.add(relative.parent / stem)
+        if number == 1:
+            return source
+        self.renamed += 1
+        moved = replace(source, relative=relative.parent / f"{stem}{relative.suffix}")
+        self.first = self.first or (source.name, moved.relative)
+        return moved
+
+    def report(self, out_dir: Path, suffix: str) -> str | None:
+        """What was renamed, or None."""
+        if self.first is None:
+            return None
+        name, relative = self.first
+        first = out_dir / relative.parent / f"{relative.stem}{suffix}"
+        return (
+            f"{self.renamed} output{'' if self.renamed == 1 else 's'} renamed: their inputs share a name "
+            f"under --out (first: {name} -> {first})"
+        )
+
+
 def _nearest_existing(path: Path) -> Path:
     path = path.absolute()
     while not path.exists() and path != path.parent:
@@ -272,9 +312,13 @@ def run_job(args: argparse.Namespace, task: Task, *, stdin: TextIO | None = None
     summary = Summary(task.verb)
     taken = 0
 
+    names = OutputNames() if task.save is not None else None
+
     def sources() -> Iterator[ImageSource]:
         nonlocal taken
         for source in expand_inputs(args.images, recursive=args.recursive, stdin=stdin, stats=stats):
+            if names is not None:
+                source = names.place(source)
             if source.name in skip:
                 summary.skipped += 1
                 progress.skip()
@@ -293,7 +337,8 @@ def run_job(args: argparse.Namespace, task: Task, *, stdin: TextIO | None = None
     start = time.monotonic()
     output: TextIO | None = None
     try:
-        ensemble, _ = client.plan(task.task, args.ensemble, args.batch)  # nothing sent if it cannot work
+        top_k = getattr(args, "top_k", None)  # classify's
+        ensemble, _ = client.plan(task.task, args.ensemble, args.batch, top_k=top_k)  # nothing sent if it cannot work
         for model in client.ensemble(ensemble).stand_in:
             say(stand_in_warning(model))
         results = task.start(client, sources(), args, summary.retried)
@@ -338,6 +383,10 @@ def run_job(args: argparse.Namespace, task: Task, *, stdin: TextIO | None = None
         if output is not None and output is not sys.stdout:
             output.close()
     summary.skipped_not_images = stats.skipped_not_images
+    summary.skipped_subfolders = stats.skipped_subfolders
+    renamed = names.report(args.out, task.out_suffix) if names is not None else None
+    if renamed:
+        summary.notes.append(renamed)
     for line in summary.lines(time.monotonic() - start, stopped=stopped):
         say(line)
     if status != EXIT_OK:

@@ -48,10 +48,11 @@ class ImageSource:
 
 @dataclass
 class ExpansionStats:
-    """What expanding the inputs skipped (files in directories that are not images)."""
+    """What expanding the inputs skipped (files in directories that are not images, subfolders)."""
 
     skipped_not_images: int = 0
     skipped_hidden: int = 0
+    skipped_subfolders: int = 0  # of a directory given without ``recursive``
     examples: list[str] = field(default_factory=list)  # a few skipped names, for the summary
 
     def skip(self, name: str) -> None:
@@ -117,6 +118,8 @@ def walk_directory(directory: Path, recursive: bool, stats: ExpansionStats | Non
     if recursive:
         for sub in subdirectories:
             yield from walk_directory(Path(sub), recursive, stats)
+    elif stats is not None:
+        stats.skipped_subfolders += len(subdirectories)
 
 
 def _expand_one(argument: str, recursive: bool, stats: ExpansionStats | None) -> Iterator[ImageSource]:
@@ -153,7 +156,7 @@ def expand_inputs(
     - a glob (``'photos/**/*.jpg'``, quoted so the shell leaves it): its matching files;
     - ``-``: one path per line of ``stdin`` (each a file, directory or glob, as above).
 
-    A missing path is still yielded: reading it reports "no such file" for that image.
+    A missing path is still yielded: reading it reports "no such file or directory" for it.
     """
     for argument in arguments:
         if argument == STDIN:

@@ -105,8 +105,8 @@ def read_source(source: ImageSource, max_bytes: int = MAX_FILE_BYTES) -> bytes |
             if size > max_bytes:
                 return fail(TOO_LARGE, f"{size} bytes, more than the client's limit of {max_bytes} bytes")
             data = handle.read(max_bytes + 1)
-    except FileNotFoundError:
-        return fail(NOT_FOUND, "no such file")
+    except FileNotFoundError:  # a file or a directory: which one was meant is unknown
+        return fail(NOT_FOUND, f"no such file or directory: {source.name}")
     except IsADirectoryError:
         return fail(UNREADABLE, "is a directory (give --recursive, or a directory without it, to send its images)")
     except PermissionError:

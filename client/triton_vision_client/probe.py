@@ -32,6 +32,7 @@ import triton_vision_contract as contract
 from .client import ClientError, VisionClient
 from .errors import EnsembleMismatchError
 from .folderjob import check_protocol
+from .survey import prefix_hint
 
 # A 32x32 RGB PNG (colour gradient), 105 bytes: decodes with every decoder the ensembles use.
 PROBE_PNG = base64.b64decode(
@@ -100,8 +101,11 @@ def probe(
         else:
             tasks = {info.name: info.task for info in client.ensembles()}
         if not tasks:
+            advice = prefix_hint(client)
             raise ClientError(
-                f"the server at {client.url} serves no ensemble" + (f" named {model_prefix}*" if model_prefix else "")
+                f"the server at {client.url} serves no ensemble"
+                + (f" named {model_prefix}*" if model_prefix else "")
+                + (f"; {advice}" if advice else "")
             )
         for name, known in tasks.items():
             started = time.monotonic()

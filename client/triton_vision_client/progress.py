@@ -109,12 +109,14 @@ class Summary:
     ok: int = 0
     skipped: int = 0
     skipped_not_images: int = 0
+    skipped_subfolders: int = 0  # of folders given without -r
     failures: Counter = field(default_factory=Counter)
     examples: list[str] = field(default_factory=list)
     given: int | None = None  # images the inputs name (set when the job stopped early and they were counted)
     sent: int | None = None  # images taken from the inputs (sent, or failed before sending)
     retries: int = 0  # requests sent again after the server called them temporarily unavailable
     retry_reason: str = ""  # the first such answer
+    notes: list[str] = field(default_factory=list)  # said after the counts (outputs renamed, ...)
 
     def retried(self, message: str) -> None:
         self.retries += 1
@@ -173,6 +175,10 @@ class Summary:
             noun = "file" if self.skipped_not_images == 1 else "files"
             verb = "is not an image" if self.skipped_not_images == 1 else "are not images"
             lines.append(f"ignored {self.skipped_not_images} {noun} in the folders that {verb}")
+        if self.skipped_subfolders:
+            its = "its" if self.skipped_subfolders == 1 else "their"
+            lines.append(f"skipped {count(self.skipped_subfolders, 'subfolder')} (give -r to take {its} images too)")
+        lines.extend(self.notes)
         if self.examples:
             lines.append("failures" + (" (first few)" if self.failed > len(self.examples) else "") + ":")
             lines.extend(self.examples)

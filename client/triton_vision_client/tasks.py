@@ -15,10 +15,16 @@ from .client import VisionClient
 from .folderjob import Task, out_path
 from .jobs import ImageResult, as_source
 
+DETECTIONS_SUFFIX = ".detections.jpg"
+MASK_SUFFIX = "_mask.png"
 
-def warn_stand_ins(client: VisionClient, models: Sequence[str]) -> None:
-    for warning in client.stand_in_warnings(models):
+
+def warn_stand_ins(client: VisionClient, models: Sequence[str]) -> list[str]:
+    """A warning on stderr for each of ``models`` that is a stand-in; the warnings."""
+    warnings = client.stand_in_warnings(models)
+    for warning in warnings:
         print(warning, file=sys.stderr)
+    return warnings
 
 
 def job_options(args: argparse.Namespace, on_retry) -> dict:
@@ -52,7 +58,7 @@ def save_detect(result: ImageResult, out_dir: Path) -> dict[str, str]:
 
     from .annotate import annotate_file
 
-    target = out_path(out_dir, result.source, ".detections.jpg")
+    target = out_path(out_dir, result.source, DETECTIONS_SUFFIX)
     if result.data is None:
         raise ValueError("the image's bytes were not kept to draw on")
     if not cv2.imwrite(str(target), annotate_file(result.data, result.answer)):
@@ -69,7 +75,7 @@ def save_segment(result: ImageResult, out_dir: Path) -> dict[str, str]:
     ``out_dir``, mirroring the inputs."""
     from .segmentation import add_legend, mask_png
 
-    mask = out_path(out_dir, result.source, "_mask.png")
+    mask = out_path(out_dir, result.source, MASK_SUFFIX)
     mask.write_bytes(mask_png(result.answer.mask))
     files = {"mask": str(mask)}
     if result.answer.overlay_png:
@@ -81,10 +87,22 @@ def save_segment(result: ImageResult, out_dir: Path) -> dict[str, str]:
 
 CLASSIFY = Task(contract.CLASSIFICATION, "classified", records.CLASSIFICATION, start_classify, default_concurrency=4)
 DETECT = Task(
-    contract.DETECTION, "detected objects in", records.DETECTION, start_detect, save_detect, default_concurrency=2
+    contract.DETECTION,
+    "detected objects in",
+    records.DETECTION,
+    start_detect,
+    save_detect,
+    default_concurrency=2,
+    out_suffix=DETECTIONS_SUFFIX,
 )
 SEGMENT = Task(
-    contract.SEGMENTATION, "segmented", records.SEGMENTATION, start_segment, save_segment, default_concurrency=2
+    contract.SEGMENTATION,
+    "segmented",
+    records.SEGMENTATION,
+    start_segment,
+    save_segment,
+    default_concurrency=2,
+    out_suffix=MASK_SUFFIX,
 )
 TASKS = {task.task: task for task in (CLASSIFY, DETECT, SEGMENT)}
 

@@ -19,6 +19,7 @@ from triton_vision_client.client import DEFAULT_URLS, VisionClient, split_classi
 from triton_vision_client.errors import ClientError, ServerUnreachableError
 from triton_vision_client.jobs import MAX_FILE_BYTES
 from triton_vision_client.segmentation import split_outputs
+from triton_vision_client.survey import prefix_hint
 
 from . import render
 from .discovery import EnsembleInfo, guard_max_bytes
@@ -124,6 +125,7 @@ class Playground:
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="triton-vision-ui")
         self._connections: tuple[VisionClient, TritonReader] | None = None
         self._known: dict[str, tuple[EnsembleInfo, Limit]] = {}
+        self._advice: str | None = None  # what to give when the server has ensembles under another prefix only
 
     def _on_worker(self, call: Callable[..., Any], *args: Any) -> Any:
         return self._worker.submit(self._forgetting_unreachable, call, *args).result()
@@ -181,11 +183,13 @@ class Playground:
         client, reader = self._connected()
         reader.check_live()
         self._known = {info.name: (info, self._limit(reader, info)) for info in client.ensembles()}
+        self._advice = None if self._known else prefix_hint(client)
 
     def overview(self) -> dict[str, Any]:
-        """The server, its ensembles (task, readiness, stand-ins, upload limit) and the defaults."""
+        """The server, its ensembles (task, readiness, stand-ins, upload limit) and the defaults;
+        with no ensemble, ``advice`` where it has some under another model prefix."""
         self._on_worker(self._discover)
-        return {
+        found = {
             "server": {"url": self.url, "protocol": self.protocol},
             "ensembles": [
                 {**info.as_dict(), "max_bytes": limit.max_bytes, "limit_source": limit.source}
@@ -193,6 +197,7 @@ class Playground:
             ],
             "defaults": DEFAULTS,
         }
+        return {**found, "advice": self._advice} if self._advice else found
 
     def ensemble(self, name: str) -> tuple[EnsembleInfo, Limit]:
         if name not in self._known:

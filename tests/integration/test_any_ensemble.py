@@ -99,6 +99,35 @@ def test_ensembles_shows_every_ensemble_with_its_task_batch_size_and_stand_ins(
 
 
 @pytest.mark.parametrize("protocol", ["grpc", "http"])
+def test_without_the_prefix_every_command_names_the_prefix_and_the_ensembles_it_has(
+    prefixed_server, prefixed_repository, tmp_path, protocol
+):
+    """The exported repository served alone: `ensembles`, `probe` and `classify` without
+    --model-prefix see its prefixed ensembles (from the loaded models' statistics: `serve` keeps the
+    repository index to itself) and say which option to give."""
+    url = url_of(prefixed_server, protocol)
+    names = ", ".join(sorted(expected_ensembles(prefixed_repository)))
+    advice = (
+        f"it has {names}: give --model-prefix {PREFIX} (a repository exported with `export-repo --prefix {PREFIX}`)"
+    )
+    listed = cli("ensembles", "--url", url, "--protocol", protocol)
+    assert (listed.returncode, listed.stdout.strip()) == (0, f"the server at {url} has no ensembles; {advice}")
+    probed = cli("probe", "--url", url, "--protocol", protocol)
+    assert (probed.returncode, probed.stderr.strip()) == (
+        1,
+        f"UNHEALTHY: the server at {url} serves no ensemble; {advice}",
+    )
+    image = tmp_path / "a.png"
+    image.write_bytes(encode(bright_rectangle_image(60, 80, (10, 10, 40, 40)), ".png"))
+    classified = cli("classify", str(image), "--url", url, "--protocol", protocol)
+    assert classified.returncode == 3
+    assert (
+        classified.stderr.strip()
+        == f"error: the server at {url} does not serve the 'classification' ensemble; {advice}"
+    )
+
+
+@pytest.mark.parametrize("protocol", ["grpc", "http"])
 @pytest.mark.parametrize("command", ["classify", "detect", "segment"])
 def test_every_command_calls_the_prefixed_ensemble_of_its_task(prefixed_server, tmp_path, protocol, command):
     image = tmp_path / "box.png"
@@ -133,7 +162,7 @@ def test_a_custom_ensemble_is_called_with_its_own_batch_size(prefixed_server, tm
         "classify", str(tmp_path), "--ensemble", PETS, "--model-prefix", PREFIX, "--url", url, "--batch", "2"
     )
     assert too_many.returncode == 2
-    assert f"the '{PREFIX}{PETS}' ensemble takes at most 1 images per request" in too_many.stderr
+    assert f"the '{PREFIX}{PETS}' ensemble takes at most 1 image per request" in too_many.stderr
 
 
 def test_an_ensemble_of_another_task_is_refused_naming_the_command(prefixed_server, tmp_path, chelsea_rgb):

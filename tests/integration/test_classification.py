@@ -201,3 +201,39 @@ def test_more_images_than_max_batch_size_are_sent_in_several_requests(client, ph
     )
     for index, result in enumerate(results):
         assert result.class_ids == (png if index % 2 == 0 else jpg).class_ids
+
+
+def test_the_demo_with_a_stand_in_classifier_names_the_import_of_the_data_folders_mobilenet(tmp_path, chelsea_rgb):
+    """`triton-vision demo` as `make demo` runs it (TRITON_VISION_DATA set): under the stand-in's
+    warning, the one line that imports the real MobileNetV2; the demo does not import it."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import DATA_VARIABLE, ROOT
+    from triton_vision_authoring import models as model_files
+
+    real = shared_path("models/mobilenetv2-12-int8.onnx")
+    repository = ensemble_repository(tmp_path / "model_repository", t.CLASSIFICATION)
+    model_files.prepare(repository, model_files.CATALOGUE[t.CLASSIFIER], stand_in=True)  # no download
+    photo = tmp_path / "chelsea.png"
+    photo.write_bytes(encode(chelsea_rgb, ".png"))
+    env = {**os.environ, DATA_VARIABLE: str(real.parents[1]), "PYTHONPATH": str(ROOT)}
+    done = subprocess.run(
+        [sys.executable, "-m", "triton_vision_cli", "demo", str(photo)],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=env,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr
+    lines = done.stderr.splitlines()
+    warning = lines.index(
+        f"WARNING: the served '{t.CLASSIFIER}' is a stand-in with random weights: its answers are meaningless"
+    )
+    assert lines[warning + 1] == (
+        f"  the data folder has the real MobileNetV2: `triton-vision models prepare --model {t.CLASSIFIER} --from "
+        f"{real}` serves it in {t.CLASSIFIER}'s place (then run the demo again)"
+    )
+    assert model_files.recorded_source(repository, t.CLASSIFIER).is_stand_in  # named, not imported

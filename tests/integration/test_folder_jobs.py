@@ -124,7 +124,7 @@ def test_files_globs_and_paths_on_stdin_with_missing_ones_reported(classificatio
         str(root / "sub/deeper/small.png"),
         str(root / "sub/deeper/grey.png"),
     }
-    assert ",no such file,not found," in rows[str(root / "missing.png")]
+    assert f",no such file or directory: {root / 'missing.png'},not found," in rows[str(root / "missing.png")]
 
 
 def test_progress_line_on_a_terminal_with_rate_and_eta(classification_server, photo_tree):
@@ -219,18 +219,61 @@ def test_a_batch_above_the_ensembles_maximum_is_refused_before_sending(classific
     assert done.stdout == ""
 
 
+@pytest.mark.parametrize("protocol", ["grpc", "http"])
+def test_a_top_k_above_the_class_count_is_refused_before_sending(classification_server, tmp_path, protocol):
+    for index in range(3):
+        (tmp_path / f"{index}.png").write_bytes(encode(np.full((40, 50, 3), 60 * index, np.uint8), ".png"))
+    url = url_of(classification_server, protocol)
+    done = cli("classify", str(tmp_path), "--top-k", "5000", "--url", url, "--protocol", protocol)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.strip() == (
+        "error: the 'classification' ensemble has 1000 classes: --top-k 5000 asks for more labels than it has "
+        "(give --top-k 1000 or less)"
+    )
+    assert done.stdout == ""
+    every = cli("classify", str(tmp_path), "--top-k", "1000", "--url", url, "--protocol", protocol, "--format", "jsonl")
+    assert every.returncode == 0, every.stderr
+    assert {len(record["classes"]) for record in jsonl(every.stdout).values()} == {1000}
+
+
 def test_the_other_protocols_port_is_named_with_the_fix(classification_server, tmp_path):
+    """No port is suggested unless it answered: serve's free ports keep no layout (8000, 8001)."""
     options = classification_server.options
+    host = options.client_host
     grpc_to_http = cli("classify", "x.jpg", "--url", options.http_url)
     assert grpc_to_http.returncode == 3
+    grpc = (
+        f"--url {host}:{options.grpc_port} (its gRPC port)"
+        if options.grpc_port == options.http_port + 1
+        else "--url with the server's gRPC port"
+    )
     assert grpc_to_http.stderr.strip() == (
-        f"error: {options.http_url} answers HTTP, not gRPC: use --protocol http or port 8001"
+        f"error: {options.http_url} answers HTTP, not gRPC: use --protocol http, or {grpc}"
     )
     http_to_grpc = cli("ensembles", "--url", options.grpc_url, "--protocol", "http")
     assert http_to_grpc.returncode == 3
-    assert http_to_grpc.stderr.strip() == (
-        f"error: {options.grpc_url} answers gRPC, not HTTP: use --protocol grpc or port 8000"
+    http = (
+        f"--url {host}:{options.http_port} (its HTTP port)"
+        if options.http_port == options.grpc_port - 1
+        else "--url with the server's HTTP port"
     )
+    assert http_to_grpc.stderr.strip() == (
+        f"error: {options.grpc_url} answers gRPC, not HTTP: use --protocol grpc, or {http}"
+    )
+
+
+@pytest.mark.parametrize("protocol", ["grpc", "http"])
+def test_the_metrics_port_is_named_as_one_and_no_port_is_guessed(classification_server, protocol):
+    options = classification_server.options
+    metrics = f"{options.client_host}:{options.metrics_port}"
+    for command in (["classify", "x.jpg"], ["ensembles"], ["probe"]):
+        done = cli(*command, "--url", metrics, "--protocol", protocol)
+        assert done.returncode == (1 if command == ["probe"] else 3), done.stderr
+        line = done.stderr.strip().splitlines()[-1]
+        head = f"{metrics} is a metrics port (Prometheus text at /metrics), not Triton's gRPC or HTTP: "
+        assert line.startswith(("error: " + head, "UNHEALTHY: " + head)), line
+        if options.metrics_port - options.grpc_port != 1 and options.metrics_port - options.http_port != 2:
+            assert line.endswith("`triton-vision serve` prints its ports when it is ready"), line
 
 
 def test_detect_writes_annotated_images_mirroring_the_tree(bright_box_detection_server, tmp_path):

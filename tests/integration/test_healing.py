@@ -261,6 +261,15 @@ def test_ctrl_c_during_start_up_stops_at_once_and_leaves_nothing(classification_
     assert not list(Path("/dev/shm").glob(f"tv{process.pid}_*")), "shared-memory regions left"
 
 
+def test_ctrl_c_once_serving_exits_130_like_during_start_up(classification_repository, tmp_path):
+    with serving(classification_repository, "--probe-interval", "0", "--log-dir", str(tmp_path / "logs")) as serve:
+        serve.process.send_signal(signal.SIGINT)
+        serve.process.wait(timeout=INTERRUPT_DEADLINE_S + 30)
+        time.sleep(0.5)  # the output's last lines reach the collecting threads
+    assert serve.process.returncode == 130, serve.log()
+    assert serve.stdout[-2:] == ["interrupted: stopping tritonserver ...\n", "stopped\n"], serve.log()
+
+
 # -- a model that fails to load --------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def corrupt_detector_repository(tmp_path_factory) -> Path:

@@ -450,6 +450,47 @@ def test_a_page_opened_while_tritonserver_starts_says_so_then_lists_the_ensemble
         assert not browser.find_element(By.ID, "banner").is_displayed()
 
 
+def test_a_prefixed_repository_without_the_prefix_is_said_to_have_its_ensembles_under_it(browser):
+    """A repository exported with `export-repo --prefix tv_` (a fake Triton over HTTP here), the page
+    opened without --model-prefix: it names the ensembles it found and the option."""
+    from selenium.webdriver.common.by import By
+
+    from tests.support.fake_triton import fake_triton, repository
+
+    with fake_triton(repository("tv_")) as server, ui_command("--protocol", "http", "--url", server.url) as (url, _):
+        browser.get(url)
+        shown = wait(
+            browser,
+            lambda b: (
+                "--model-prefix" in b.find_element(By.ID, "ensembles").text and b.find_element(By.ID, "ensembles").text
+            ),
+            "no advice",
+        )
+    assert shown == (
+        "The server has no ensemble of a task the UI knows; it has tv_classification, tv_detection, "
+        "tv_segmentation: give --model-prefix tv_ (a repository exported with `export-repo --prefix tv_`)."
+    )
+
+
+def test_an_ensemble_of_one_image_per_request_says_so_in_the_singular(browser):
+    from selenium.webdriver.common.by import By
+
+    from tests.support.fake_triton import ensemble, fake_triton, repository
+
+    pets = ensemble("pets", contract.CLASSIFICATION, ["classification_infer", "classify_post"], max_batch_size=1)
+    with (
+        fake_triton([*repository(), pets]) as server,
+        ui_command("--protocol", "http", "--url", server.url) as (url, _),
+    ):
+        open_page(browser, url)
+        shown = {
+            item.get_attribute("data-ensemble"): item.text
+            for item in browser.find_elements(By.CSS_SELECTOR, "#ensembles li[data-ensemble]")
+        }
+    assert "1 image/request" in shown["pets"] and "images/request" not in shown["pets"]
+    assert "32 images/request" in shown["classification"]
+
+
 def test_ui_command_over_http_lists_the_ensembles_and_answers_like_the_grpc_client(served, client, photos):
     kitten = photos["kitten.jpg"].read_bytes()
     (expected,) = client.classify([kitten])

@@ -52,7 +52,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"  {args.model_repository / name}/")
     for name in result.shared:
         print(f"  {args.model_repository / name}/ (shared by every ensemble; the repository had none)")
-    print(f"  model: {result.batching}; {result.max_batch_size} image(s) per request")
+    images = "image" if result.max_batch_size == 1 else "images"
+    print(f"  model: {result.batching}; {result.max_batch_size} {images} per request")
     if result.source is not None:
         print(f"  {spec.model_name}/1/model.onnx: {result.source.from_origin()}")
     elif spec.model is None and not (args.model_repository / spec.model_name / "1" / "model.onnx").is_file():

@@ -46,8 +46,17 @@ def models_table(rows: Iterable[model_files.PreparedModel]) -> list[str]:
     ]
 
 
-def status(repository: ModelRepository, *, as_json: bool) -> int:
+def status(repository: ModelRepository, *, as_json: bool, models: list[str] | None = None) -> int:
     rows = model_files.prepared_models(repository)
+    if models:
+        known = [row.name for row in rows]
+        unknown = [name for name in models if name not in known]
+        if unknown:
+            raise RepositoryUnusableError(
+                f"model repository {repository.path} has no ONNX model '{unknown[0]}' "
+                f"(its ONNX models: {', '.join(known) or 'none'})"
+            )
+        rows = [row for row in rows if row.name in models]
     if as_json:
         print(json.dumps([row.as_dict() for row in rows], indent=2))
         return 0
@@ -58,7 +67,7 @@ def status(repository: ModelRepository, *, as_json: bool) -> int:
         print(line)
     for row in rows:
         if row.source is not None and row.source.is_stand_in:
-            print(f"WARNING: {row.name} is a {row.source.describe()}", file=sys.stderr)
+            print(f"WARNING: {row.name} is a {row.describe()}", file=sys.stderr)
     return 0
 
 
@@ -104,7 +113,7 @@ def prepare(repository: ModelRepository, args: argparse.Namespace) -> int:
 def run(args: argparse.Namespace) -> int:
     repository = existing_repository(args.model_repository)
     if args.action == "status":
-        return status(repository, as_json=args.json)
+        return status(repository, as_json=args.json, models=args.model)
     return prepare(repository, args)
 
 
@@ -114,13 +123,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "place; status: where each came from."
     )
     actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
-    for action, help_text, description in ACTIONS:
-        p = actions.add_parser(action, help=help_text, description=description)
-        p.add_argument("--model", action="append", help="model directory name (repeatable; default: all)")
-        p.add_argument(
-            "--from", dest="from_path", type=Path, default=None, help="import a local .onnx file (or a .pth)"
-        )
-        p.add_argument("--stand-in", action="store_true", help="random-weight stand-in with the same tensor contract")
-        p.add_argument("--force", action="store_true", help="replace a model that is already prepared")
-        p.add_argument("--json", action="store_true", help="status: one JSON list on stdout")
+    # Each action takes only the options it uses: an option it would ignore is refused (exit 2).
+    parsers = {action: actions.add_parser(action, help=h, description=d) for action, h, d in ACTIONS}
+    prepare_parser, status_parser = parsers["prepare"], parsers["status"]
+    prepare_parser.add_argument("--model", action="append", help="model directory name (repeatable; default: all)")
+    prepare_parser.add_argument(
+        "--from", dest="from_path", type=Path, default=None, help="import a local .onnx file (or a .pth)"
+    )
+    prepare_parser.add_argument(
+        "--stand-in", action="store_true", help="random-weight stand-in with the same tensor contract"
+    )
+    prepare_parser.add_argument("--force", action="store_true", help="replace a model that is already prepared")
+    status_parser.add_argument(
+        "--model", action="append", help="only this ONNX model's row (repeatable; default: every ONNX model)"
+    )
+    status_parser.add_argument("--json", action="store_true", help="one JSON list on stdout")
+    for p in parsers.values():
         add_repository(p)

@@ -11,7 +11,9 @@ with the same key after a back-off of :attr:`RestartPolicy.first_delay_s` doubli
 :attr:`RestartPolicy.max_crashes` deaths within :attr:`RestartPolicy.window_s` it gives up (exit 1)
 instead of restarting forever. A first start that fails is not retried: it is reported at once.
 
-SIGINT/SIGTERM stop it at any time, during start-up too (exit 130 then; 0 once it has served).
+SIGINT/SIGTERM stop it at any time, during start-up too. Ctrl-C (SIGINT) exits 130 whenever it
+comes, as a shell reports an interrupted command; SIGTERM exits 130 during start-up and 0 once it
+has served (a service stopped as asked: a container's or a unit's stop).
 """
 
 from __future__ import annotations
@@ -124,11 +126,14 @@ class Serve:
         self.settings = settings
         self.options = settings.options
         self.stop_requested = threading.Event()
+        self.stop_signal: int | None = None  # the first signal that asked to stop
         self.server: LocalTritonServer | None = None
         self.probe_ensembles: list[str] = []
 
     # -- signals --------------------------------------------------------------------------------
     def _on_signal(self, signum: int, _frame: object) -> None:
+        if self.stop_signal is None:
+            self.stop_signal = signum
         self.stop_requested.set()
 
     def _wait(self, seconds: float) -> None:
@@ -208,9 +213,11 @@ class Serve:
                     self._announce(supervisor.start(), generation, down_since)
                     down_since = None
                     if self._supervise(server, supervisor):
-                        say("stopping tritonserver ...")
+                        interrupted = self.stop_signal == signal.SIGINT
+                        say(f"{'interrupted: ' if interrupted else ''}stopping tritonserver ...")
                         server.stop()
-                        return 0
+                        say("stopped")
+                        return INTERRUPTED_EXIT_CODE if interrupted else 0
                     cause = f"tritonserver {server.exit_report()}"
                 except (ServerFailedError, PortInUseError) as exc:
                     if generation == 1:

@@ -107,7 +107,8 @@ function renderEnsembles() {
   const list = $("ensembles");
   list.replaceChildren();
   if (state.overview.ensembles.length === 0) {
-    list.append(el("li", { class: "muted", text: "The server has no ensemble of a task the UI knows." }));
+    const advice = state.overview.advice ? `; ${state.overview.advice}` : "";
+    list.append(el("li", { class: "muted", text: `The server has no ensemble of a task the UI knows${advice}.` }));
   }
   for (const ensemble of state.overview.ensembles) {
     const box = el("input", { type: "checkbox", checked: state.chosen.has(ensemble.name), disabled: !usable(ensemble) });
@@ -120,7 +121,7 @@ function renderEnsembles() {
       el("span", { class: `task ${ensemble.task || "unknown"}`, text: ensemble.task || "task unknown" }),
       el("span", { class: ensemble.ready ? "ready" : "not-ready", text: ensemble.ready ? "ready" : "not ready" }),
     ];
-    if (ensemble.max_batch_size) details.push(el("span", { class: "muted", text: `${ensemble.max_batch_size} images/request` }));
+    if (ensemble.max_batch_size) details.push(el("span", { class: "muted", text: `${ensemble.max_batch_size} ${ensemble.max_batch_size === 1 ? "image" : "images"}/request` }));
     const item = el("li", { "data-ensemble": ensemble.name }, el("label", {}, box, el("strong", { text: ensemble.name })), ...details);
     if (ensemble.stand_in.length) {
       item.append(el("p", { class: "warning", text: `${ensemble.stand_in.join(", ")}: stand-in with random weights, its answers are meaningless` }));

@@ -158,7 +158,7 @@ def test_the_command_prints_what_it_wrote_and_refuses_in_one_line(tmp_path, repo
     )
     assert done.returncode == 0, done.stderr
     assert f"tv: detection ensemble written to {repository}/" in done.stdout
-    assert "model: no batch dimension (one was added): max_batch_size 1; 1 image(s) per request" in done.stdout
+    assert "model: no batch dimension (one was added): max_batch_size 1; 1 image per request" in done.stdout
     again = subprocess.run(
         [*command, str(spec), "--model-repository", str(repository)], capture_output=True, text=True, cwd=ROOT
     )

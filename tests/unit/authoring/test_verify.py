@@ -89,6 +89,14 @@ def test_clearly_better_needs_more_right_a_margin_and_a_sign_test(photos, own_ri
         assert (finding.higher, finding.lower) == (higher, photos - higher)
 
 
+def test_the_fewest_photos_the_rule_can_judge_is_where_all_of_them_better_passes():
+    n = verify.MIN_PHOTOS
+    assert n == 7
+    for photos, warns in ((n - 1, False), (n, True)):
+        own = _outcome([False] * photos, [0.5] * photos, own=True)
+        assert (compare(own, _outcome([True] * photos, [0.6] * photos)) is not None) == warns
+
+
 def _names(found: list[Variant]) -> set[tuple[str, str, str]]:
     return {(v.colour, v.scaling, v.resize) for v in found}
 
@@ -202,6 +210,17 @@ def test_a_correct_spec_gets_no_warning(model, specs, photos, request):
     assert report.warnings == [] and not any(line.startswith("WARNING") for line in lines)
     assert lines[-1] == "ok: no alternative is clearly better than the spec's preprocessing"
     assert report.own.accuracy > 0.5  # real classifiers on photos they mostly get right
+
+
+def test_too_few_photos_for_the_rule_say_it_cannot_judge_not_ok(specs, photos):
+    few = verify_spec(v1_spec(specs, "v1_few"), photos, limit=1, progress=None)
+    assert few.photos == 5 and few.warnings == []
+    assert report_lines(few)[-1] == (
+        "cannot judge: 5 photos are too few for the rule to call any alternative clearly better (it needs at "
+        "least 7, each favouring it); give more photos per class (--verify-limit) or more classes"
+    )
+    enough = verify_spec(v1_spec(specs, "v1_enough"), photos, limit=2, progress=None)
+    assert enough.photos == 10 and report_lines(enough)[-1].startswith("ok: ")
 
 
 def test_channels_bgr_is_caught_and_rgb_named(specs, photos):

@@ -112,11 +112,86 @@ def silent_listener() -> Iterator[str]:
         sock.close()
 
 
-def test_grpc_to_an_http_port_says_to_use_http(http_listener):
+def test_grpc_to_an_http_port_says_to_use_http_and_guesses_no_port(http_listener):
     with VisionClient(http_listener, "grpc", timeout_s=5) as client:
         with pytest.raises(ServerUnreachableError) as info:
             client.check_server()
-    assert str(info.value) == f"{http_listener} answers HTTP, not gRPC: use --protocol http or port 8001"
+    assert str(info.value) == (
+        f"{http_listener} answers HTTP, not gRPC: use --protocol http, or --url with the server's gRPC port"
+    )
+
+
+@pytest.mark.parametrize(("protocol", "other"), [("grpc", "HTTP"), ("http", "gRPC")])
+def test_a_metrics_port_is_named_as_one_and_no_port_is_guessed(protocol, other, capsys, tmp_path):
+    from tests.support.fake_triton import fake_metrics
+    from triton_vision_cli.main import main
+
+    names = {"grpc": "gRPC", "http": "HTTP"}
+    with fake_metrics() as url:
+        expected = (
+            f"{url} is a metrics port (Prometheus text at /metrics), not Triton's gRPC or HTTP: point --url at "
+            f"the server's {names[protocol]} port (or its {other} port, with --protocol {other.lower()}); "
+            "`triton-vision serve` prints its ports when it is ready"
+        )
+        with VisionClient(url, protocol, timeout_s=5) as client:
+            with pytest.raises(ServerUnreachableError) as info:
+                client.check_server()
+        assert str(info.value) == expected
+        image = tmp_path / "a.jpg"
+        image.write_bytes(b"not sent")
+        for command in (["classify", str(image)], ["ensembles"]):
+            assert main([*command, "--url", url, "--protocol", protocol]) == 3
+            assert capsys.readouterr().err.strip().splitlines()[-1] == f"error: {expected}"
+
+
+def consecutive_free_ports(count: int) -> int:
+    """The first of ``count`` consecutive free loopback ports."""
+    for _ in range(100):
+        first = free_port()
+        if first + count >= 65536:
+            continue
+        sockets = []
+        try:
+            for port in range(first, first + count):
+                sock = socket.socket()
+                sockets.append(sock)
+                sock.bind(("127.0.0.1", port))
+            return first
+        except OSError:
+            continue
+        finally:
+            for sock in sockets:
+                sock.close()
+    raise RuntimeError("no consecutive free ports")
+
+
+def test_a_metrics_port_beside_tritons_http_port_names_that_port():
+    """Triton's own layout (HTTP 8000, gRPC 8001, metrics 8002): the HTTP port two below the metrics
+    port is named once it answers Triton's health check there."""
+    from tests.support import fake_triton
+
+    http_port = consecutive_free_ports(3)
+    metrics = http.server.ThreadingHTTPServer(("127.0.0.1", http_port + 2), fake_triton._metrics_handler())
+    triton = http.server.ThreadingHTTPServer(("127.0.0.1", http_port), fake_triton._handler(fake_triton.FakeTriton({})))
+    for server in (metrics, triton):
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"127.0.0.1:{http_port + 2}"
+        with VisionClient(url, "http", timeout_s=5) as client:
+            with pytest.raises(ServerUnreachableError) as info:
+                client.check_server()
+        assert str(info.value) == (
+            f"{url} is a metrics port (Prometheus text at /metrics), not Triton's gRPC or HTTP: the server's HTTP "
+            f"port beside it is 127.0.0.1:{http_port} (--url 127.0.0.1:{http_port})"
+        )
+        assert diagnose(url, "grpc", timeout=1.0) == (
+            f"{url} is a metrics port (Prometheus text at /metrics), not Triton's gRPC or HTTP: the server's HTTP "
+            f"port beside it is 127.0.0.1:{http_port} (--url 127.0.0.1:{http_port} --protocol http)"
+        )
+    finally:
+        for server in (metrics, triton):
+            server.shutdown()
+            server.server_close()
 
 
 def test_a_port_that_answers_neither_protocol_says_so(silent_listener):

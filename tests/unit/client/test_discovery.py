@@ -7,8 +7,7 @@ import pytest
 from tritonclient.utils import InferenceServerException
 
 from triton_vision_client.cli import ensemble_table
-from triton_vision_client.client import mismatch
-from triton_vision_client.discovery import EnsembleConfig, EnsembleInfo, ensemble_info, stand_ins
+from triton_vision_client.discovery import EnsembleConfig, EnsembleInfo, ensemble_info, mismatch, stand_ins
 from triton_vision_client.errors import ServerUnreachableError
 from triton_vision_client.jobs import REFUSED, SERVER_ERROR, TIMED_OUT, UNAVAILABLE, RequestError
 from triton_vision_client.transport import request_failure
@@ -193,3 +192,18 @@ def test_a_nested_ensembles_steps_follow_it_so_stand_ins_behind_it_are_found():
     assert stand_ins(expanded.steps, {"resnet18": {"kind": "stand-in"}}) == ("resnet18",)
     looping = {"a": config("a", ["a", "b"]), "b": {"name": "b"}}  # an ensemble naming itself ends
     assert EnsembleConfig.from_json("a", looping["a"]).with_nested(looping.get).steps == ("a", "b")
+
+
+def test_a_classification_ensembles_class_count_is_its_postprocessings_scores():
+    from tests.support.fake_triton import repository
+
+    def classes(served: dict, name: str = "classification") -> int | None:
+        return EnsembleConfig.from_json(name, served[name]).with_nested(served.get).classes
+
+    served = {config["name"]: config for config in repository(classes=37)}
+    assert classes(served) == 37
+    post = served["classify_post"]
+    grpc_post = {"config": {**post, "input": [{**post["input"][0], "dims": ["37"]}]}}  # gRPC's dims are strings
+    assert classes({**served, "classify_post": grpc_post}) == 37
+    assert classes(served, "detection") is None
+    assert classes({**served, "classify_post": {**post, "input": [{"name": "LOGITS", "dims": [-1]}]}}) is None

@@ -83,3 +83,12 @@ def test_count_matches_expansion_and_is_unknown_for_stdin(tree):
 def test_a_symlink_loop_does_not_make_the_walk_endless(tree):
     (tree / "sub" / "loop").symlink_to(tree, target_is_directory=True)
     assert len(list(expand_inputs([str(tree)], recursive=True))) == 5
+
+
+def test_a_directory_without_recursive_counts_the_subfolders_it_skips(tree):
+    stats = ExpansionStats()
+    list(expand_inputs([str(tree)], stats=stats))
+    assert stats.skipped_subfolders == 1  # sub/ (its own subfolder is not looked at)
+    deep = ExpansionStats()
+    list(expand_inputs([str(tree)], recursive=True, stats=deep))
+    assert deep.skipped_subfolders == 0

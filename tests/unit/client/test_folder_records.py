@@ -271,3 +271,11 @@ def test_resume_without_an_output_file_is_a_usage_error(capsys):
     assert "--resume needs --output" in capsys.readouterr().err
     assert main(["classify", "x.jpg", "--keep-failed", "-o", "x.jsonl", "--format", "jsonl"]) == EXIT_USAGE
     assert capsys.readouterr().err.strip() == "error: --keep-failed goes with --resume"
+
+
+def test_the_summary_says_how_many_subfolders_were_skipped_without_recursive():
+    summary = Summary("classified", skipped_subfolders=2)
+    summary.add("a.jpg", None, None)
+    assert summary.lines(1.0)[1] == "skipped 2 subfolders (give -r to take their images too)"
+    one = Summary("classified", skipped_subfolders=1)
+    assert one.lines(1.0)[-1] == "skipped 1 subfolder (give -r to take its images too)"

@@ -4,6 +4,9 @@ reports, when it restarts a dead tritonserver and when it gives up; the server c
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import signal
 import socket
 from pathlib import Path
 
@@ -44,6 +47,50 @@ def test_deaths_older_than_the_window_are_forgotten():
 
 
 # -- before starting -------------------------------------------------------------------------------
+@pytest.mark.parametrize(("sent", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 0)])
+def test_ctrl_c_after_ready_stops_tritonserver_and_exits_130_a_sigterm_0(tmp_path, monkeypatch, capsys, sent, code):
+    """Ctrl-C exits 130 whenever it comes, as during start-up; SIGTERM once serving is the service
+    stopped as asked (0). tritonserver and the supervisor are fakes: the signal comes at the first tick."""
+    from triton_vision_serving import serve as module
+
+    stopped = []
+
+    class FakeServer:
+        log_path = tmp_path / "tritonserver.log"
+
+        def wait_settled(self, timeout, should_stop) -> None:
+            pass
+
+        def exited(self) -> bool:
+            return False
+
+        def stop(self, timeout=None) -> None:
+            stopped.append(timeout)
+
+    class FakeSupervisor:
+        def __init__(self, server, **settings) -> None:
+            pass
+
+        def start(self) -> list:
+            return []
+
+        def tick(self) -> None:
+            os.kill(os.getpid(), sent)
+
+    def start(self, generation):
+        self.server = FakeServer()
+        return self.server
+
+    monkeypatch.setattr(module.Serve, "_start", start)
+    monkeypatch.setattr(module, "Supervisor", FakeSupervisor)
+    options = ServerOptions.on_free_ports(ensemble_repository(tmp_path / "repo", t.CLASSIFICATION))
+    assert module.Serve(module.ServeSettings(options)).run() == code
+    out = capsys.readouterr().out
+    assert "Ctrl-C stops the server." in out and stopped
+    stopping = "interrupted: stopping tritonserver ..." if code else "stopping tritonserver ..."
+    assert out.splitlines()[-2:] == [stopping, "stopped"]
+
+
 def test_an_empty_repository_is_refused_at_once_naming_what_to_do(tmp_path):
     with pytest.raises(RepositoryUnusableError) as refused:
         servable_repository(ServerOptions(tmp_path))
@@ -138,6 +185,46 @@ def test_demo_honours_given_ports_and_picks_free_ones_for_the_others(monkeypatch
     (options,) = seen
     assert (options.http_port, options.grpc_port) == (18000, 18001)
     assert options.metrics_port not in (0, 18000, 18001)
+
+
+def test_demo_refuses_a_missing_photo_before_preparing_or_starting_anything(tmp_path, capsys):
+    repository = ensemble_repository(tmp_path / "repo", t.CLASSIFICATION)
+    missing = tmp_path / "nosuch.jpg"
+    for argv in ([str(missing)], ["--people", str(missing)]):
+        assert main(["demo", *argv, "--model-repository", str(repository)]) == 2
+        assert capsys.readouterr().err.strip() == f"error: no such file or directory: {missing}"
+    assert not (repository / t.CLASSIFIER / "1" / "model.onnx").exists()
+
+
+def test_the_demos_stand_in_classifier_points_at_the_one_line_import_of_the_real_one(tmp_path, capsys):
+    """With the data folder's MobileNetV2 at hand, the demo names it in the command that imports it
+    (and does not import it itself); the command it prints works as printed."""
+    import shlex
+
+    from tests.conftest import SHARED
+    from triton_vision_serving.demo import REAL_CLASSIFIER, stand_in_advice
+
+    repository = ensemble_repository(tmp_path / "model_repository", t.CLASSIFICATION)
+    data = tmp_path / "data"
+    advice = stand_in_advice(repository, data)
+    assert advice == (
+        f"  `triton-vision models prepare --model {t.CLASSIFIER} --from FILE.onnx --model-repository {repository}` "
+        "serves a classifier of your own in its place (1000 ImageNet classes, 3x224x224 input)"
+    )
+    (data / "models").mkdir(parents=True)
+    (data / REAL_CLASSIFIER).write_bytes(b"not read")
+    real = data / REAL_CLASSIFIER
+    command = f"triton-vision models prepare --model {t.CLASSIFIER} --from {real} --model-repository {repository}"
+    assert stand_in_advice(repository, data) == (
+        f"  the data folder has the real MobileNetV2: `{command}` serves it in {t.CLASSIFIER}'s place "
+        "(then run the demo again)"
+    )
+    assert not (repository / t.CLASSIFIER / "1" / "model.onnx").exists()  # said, not done
+    shared = SHARED / REAL_CLASSIFIER
+    if shared.is_file():
+        printed = stand_in_advice(repository, SHARED).split("`")[1]
+        assert main(shlex.split(printed)[1:]) == 0
+        assert f"{t.CLASSIFIER}: local from {shared}" in capsys.readouterr().out
 
 
 def test_model_analyzer_is_a_subcommand_that_writes_its_config(tmp_path, chelsea_rgb, capsys):
@@ -238,6 +325,33 @@ def test_models_status_says_what_is_not_prepared_in_a_table_and_as_json(tmp_path
     assert main(["models", "status", "--json", "--model-repository", str(repository)]) == 0
     (entry,) = json.loads(capsys.readouterr().out)
     assert entry == {"model": t.SEGMENTER, "kind": "NOT PREPARED", "size": 0, "path": str(Path(entry["path"]))}
+
+
+@pytest.mark.parametrize("option", [["--from", "x.onnx"], ["--force"], ["--stand-in"]])
+def test_models_status_refuses_the_options_only_prepare_uses(tmp_path, capsys, option):
+    repository = ensemble_repository(tmp_path / "repo", t.SEGMENTATION)
+    with pytest.raises(SystemExit) as info:
+        main(["models", "status", *option, "--model-repository", str(repository)])
+    assert info.value.code == 2
+    assert f"unrecognized arguments: {' '.join(option)}" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as info:
+        main(["models", "prepare", "--json", "--model-repository", str(repository)])
+    assert info.value.code == 2
+
+
+def test_models_status_model_shows_that_models_row_and_refuses_an_unknown_one(tmp_path, capsys):
+    repository = ensemble_repository(tmp_path / "repo", t.CLASSIFICATION)
+    shutil.copytree(repository / t.CLASSIFIER, repository / "other")
+    config = repository / "other" / "config.pbtxt"
+    config.write_text(config.read_text().replace(f'name: "{t.CLASSIFIER}"', 'name: "other"'))
+    assert main(["models", "status", "--model-repository", str(repository)]) == 0
+    assert [line.split()[0] for line in capsys.readouterr().out.splitlines()[1:]] == ["other", t.CLASSIFIER]
+    assert main(["models", "status", "--model", t.CLASSIFIER, "--model-repository", str(repository)]) == 0
+    assert [line.split()[0] for line in capsys.readouterr().out.splitlines()[1:]] == [t.CLASSIFIER]
+    assert main(["models", "status", "--model", "resnet81", "--model-repository", str(repository)]) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"error: model repository {repository} has no ONNX model 'resnet81' (its ONNX models: other, {t.CLASSIFIER})"
+    )
 
 
 def test_preparing_the_detector_says_which_one_to_pick_on_a_cpu_and_on_a_gpu(tmp_path, capsys):

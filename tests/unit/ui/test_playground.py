@@ -43,3 +43,27 @@ def test_a_server_that_did_not_answer_is_connected_to_afresh_and_a_live_one_keep
     finally:
         found.close()
     assert all(connection.closed for connection in FakeConnection.made)
+
+
+def test_a_prefixed_repository_without_the_prefix_is_said_to_have_its_ensembles_under_it():
+    from tests.support.fake_triton import fake_triton, repository
+    from triton_vision_ui.playground import Playground
+
+    with fake_triton(repository("tv_")) as server:
+        found = Playground(server.url, "http")
+        try:
+            overview = found.overview()
+        finally:
+            found.close()
+        assert overview["ensembles"] == []
+        assert overview["advice"] == (
+            "it has tv_classification, tv_detection, tv_segmentation: give --model-prefix tv_ "
+            "(a repository exported with `export-repo --prefix tv_`)"
+        )
+        prefixed = Playground(server.url, "http", model_prefix="tv_")
+        try:
+            overview = prefixed.overview()
+        finally:
+            prefixed.close()
+        assert [e["name"] for e in overview["ensembles"]] == ["tv_classification", "tv_detection", "tv_segmentation"]
+        assert "advice" not in overview

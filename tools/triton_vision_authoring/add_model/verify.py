@@ -29,10 +29,11 @@ these hold (:func:`compare`):
    probability of the true class moves on every photo, so on a small set this test sees what counting
    right answers cannot; 1% per alternative keeps false alarms on a correct spec rare with ~10 compared.
 
-So at least 7 photos are needed, all of them favouring the alternative (p = 1/128), and a handful
-of photos never warns. Detection and segmentation are refused: without boxes or masks there is no
-accuracy, and a detector's confidence is no measure of right preprocessing (a wrong scaling can
-make it more confident, not less).
+So at least 7 photos are needed (:data:`MIN_PHOTOS`), all of them favouring the alternative
+(p = 1/128), and a handful of photos never warns: with fewer the report says it cannot judge, not
+"ok". Detection and segmentation are refused: without boxes or masks there is no accuracy, and a
+detector's confidence is no measure of right preprocessing (a wrong scaling can make it more
+confident, not less).
 """
 
 from __future__ import annotations
@@ -283,6 +284,19 @@ def sign_test_p(higher: int, lower: int) -> float:
     if n == 0:
         return 1.0
     return sum(math.comb(n, k) for k in range(higher, n + 1)) / 2**n
+
+
+def fewest_photos() -> int:
+    """The fewest photos on which the rule can call an alternative clearly better: all of them
+    favouring it, at least :data:`MIN_MORE_RIGHT` of them, and the sign test's p at most
+    :data:`MAX_P_VALUE` (7: p = 1/128). With fewer, "no warning" says nothing."""
+    photos = MIN_MORE_RIGHT
+    while sign_test_p(photos, 0) > MAX_P_VALUE:
+        photos += 1
+    return photos
+
+
+MIN_PHOTOS = fewest_photos()
 
 
 def compare(own: Outcome, other: Outcome) -> Finding | None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from triton_vision_authoring.add_model.verify import OWN_SCALING, RULE, SHOWN, Report, Variant, numbers
+from triton_vision_authoring.add_model.verify import MIN_PHOTOS, OWN_SCALING, RULE, SHOWN, Report, Variant, numbers
 
 
 def report_lines(report: Report) -> list[str]:
@@ -48,6 +48,13 @@ def report_lines(report: Report) -> list[str]:
             f"  own scaling: the spec's mean {numbers(pre.mean)}, std {numbers(pre.std)} ({pre.channels} order)"
         )
     lines.append(f"  rule: {RULE}")
+    if not report.warnings and report.photos < MIN_PHOTOS:
+        lines.append(
+            f"cannot judge: {report.photos} photos are too few for the rule to call any alternative clearly "
+            f"better (it needs at least {MIN_PHOTOS}, each favouring it); give more photos per class "
+            "(--verify-limit) or more classes"
+        )
+        return lines
     if not report.warnings:
         lines.append("ok: no alternative is clearly better than the spec's preprocessing")
         return lines
