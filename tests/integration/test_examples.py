@@ -97,7 +97,17 @@ def test_the_pets_example_answers_its_own_labels(workdir):
     assert (workdir / "model_repository" / "pets" / "spec.toml").is_file()
     with running_server(workdir / "model_repository") as server:
         done = run(f"{classify} --url {server.options.grpc_url}", workdir)
+        too_many = run(f"{classify} --url {server.options.grpc_url} --top-k 9", workdir)
+        other_task = run(
+            f"triton-vision detect ../shared/images/kitten.jpg --ensemble pets --url {server.options.grpc_url}", workdir
+        )
     assert done.returncode == 0, done.stderr
+    # The README quotes both refusals as the commands print them (exit 2: nothing was sent).
+    prose = " ".join((ROOT / "examples" / "pets" / "README.md").read_text().split())
+    for refused in (too_many, other_task):
+        assert refused.returncode == 2, refused.stderr
+        (line,) = refused.stderr.strip().splitlines()
+        assert f"`{line}`" in prose, line
     kitten, dog = done.stdout.split("../shared/images/dog.jpg:")
     assert "tabby" in kitten and "tiger cat" in kitten  # the README's answer: tabby 0.439, tiger cat 0.439
     assert dog.split("\n")[1].split()[-1] == "kuvasz"  # dog.jpg's top label

@@ -83,8 +83,10 @@ def test_a_folder_tree_gets_one_record_per_image_equal_to_single_requests(classi
                 np.testing.assert_allclose(scores, alone.scores, atol=SCORE_TOLERANCE, err_msg=path)
             else:
                 assert record["reason"] == reason and record["error"], record
-    assert "image 0" in records[str(root / "sub/deeper/text.jpg")]["error"]
-    assert "not a JPEG or PNG" in records[str(root / "sub/deeper/text.jpg")]["error"]
+    refused = records[str(root / "sub/deeper/text.jpg")]["error"]
+    assert "image 0" in refused and "not a JPEG or PNG" in refused
+    # docs/client.md quotes this refusal as the job prints it
+    assert f"error (refused): {refused}`" in (ROOT / "docs" / "client.md").read_text().replace("\n  ", " "), refused
     assert "corrupt" in records[str(root / "sub/corrupt.png")]["error"]
     assert "empty" in records[str(root / "empty.png")]["error"]
     # Not a terminal: no progress line, only the summary.
