@@ -102,11 +102,14 @@ def test_default_top_k_is_five_and_labels_come_from_the_label_file(client, photo
 
 
 @pytest.mark.parametrize("bad", [0, 1001, "many"])
-def test_bad_top_k_is_refused_with_a_message_naming_it(client, photos, bad):
+def test_bad_top_k_is_refused_by_the_server_with_a_message_naming_it(client, photos, bad):
     with pytest.raises(ClientError, match="top_k"):
-        client.classify([photos["chelsea.png"]], top_k=bad) if not isinstance(bad, str) else client.infer(
-            t.CLASSIFICATION, [photos["chelsea.png"]], (t.CLASS_IDS,), {t.TOP_K: bad}
-        )
+        client.infer(t.CLASSIFICATION, [photos["chelsea.png"]], (t.CLASS_IDS,), {t.TOP_K: bad})
+
+
+def test_a_top_k_above_the_classes_is_refused_by_the_client_before_sending(client, photos):
+    with pytest.raises(ValueError, match="has 1000 classes: --top-k 1001"):
+        client.classify([photos["chelsea.png"]], top_k=1001)
 
 
 def test_http_and_grpc_give_the_same_answer(classification_server, client, photos):
