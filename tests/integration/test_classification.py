@@ -240,3 +240,13 @@ def test_the_demo_with_a_stand_in_classifier_names_the_import_of_the_data_folder
         f"{real}` serves it in {t.CLASSIFIER}'s place (then run the demo again)"
     )
     assert model_files.recorded_source(repository, t.CLASSIFIER).is_stand_in  # named, not imported
+    # The README's abridged demo output quotes these lines as the demo prints them.
+    readme = (ROOT / "README.md").read_text().splitlines()
+    printed = done.stdout.splitlines() + lines[warning : warning + 1]
+    quoted = [
+        line
+        for line in printed
+        if line.startswith(("which answers are real", f"  {t.CLASSIFIER} (", f"{t.CLASSIFICATION} (", "WARNING"))
+    ]
+    assert len(quoted) == 4, printed
+    assert [line for line in quoted if line not in readme] == []
