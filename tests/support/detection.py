@@ -80,9 +80,15 @@ def bright_box_detector() -> onnx.ModelProto:
         const("score", [STAND_IN_SCORE]),
         const("label", [PERSON], np.int64),
     ]
+    return zoo_signature_model(nodes, "bright_box_detector", initializers)
+
+
+def zoo_signature_model(nodes: list, name: str, initializers: list) -> onnx.ModelProto:
+    """A checked model of the built-in detector's tensor signature: ``image`` FP32 [3, H, W] in,
+    ``6379`` boxes [n, 4], ``6381`` labels INT64 [n], ``6383`` scores [n] out."""
     graph = helper.make_graph(
         nodes,
-        "bright_box_detector",
+        name,
         [helper.make_tensor_value_info("image", TensorProto.FLOAT, [3, "height", "width"])],
         [
             helper.make_tensor_value_info("6379", TensorProto.FLOAT, ["nbox", 4]),
@@ -107,25 +113,13 @@ def empty_detector() -> onnx.ModelProto:
         helper.make_node("Slice", ["label", "zero1", "zero1"], ["6381"]),
         helper.make_node("Slice", ["score", "zero1", "zero1"], ["6383"]),
     ]
-    graph = helper.make_graph(
-        nodes,
-        "empty_detector",
-        [helper.make_tensor_value_info("image", TensorProto.FLOAT, [3, "height", "width"])],
-        [
-            helper.make_tensor_value_info("6379", TensorProto.FLOAT, ["nbox", 4]),
-            helper.make_tensor_value_info("6381", TensorProto.INT64, ["nbox"]),
-            helper.make_tensor_value_info("6383", TensorProto.FLOAT, ["nbox"]),
-        ],
-        initializer=[
-            const("box", [[1.0, 2.0, 3.0, 4.0]]),
-            const("label", [PERSON], np.int64),
-            const("score", [STAND_IN_SCORE]),
-            const("zero1", [0], np.int64),
-        ],
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
-    onnx.checker.check_model(model)
-    return model
+    initializers = [
+        const("box", [[1.0, 2.0, 3.0, 4.0]]),
+        const("label", [PERSON], np.int64),
+        const("score", [STAND_IN_SCORE]),
+        const("zero1", [0], np.int64),
+    ]
+    return zoo_signature_model(nodes, "empty_detector", initializers)
 
 
 def bright_rectangle_image(height: int, width: int, box: tuple[int, int, int, int]) -> np.ndarray:
