@@ -227,7 +227,8 @@ def _handler(server: FakeTriton) -> type[http.server.BaseHTTPRequestHandler]:
 
 
 @contextmanager
-def _serving(handler: type[http.server.BaseHTTPRequestHandler]) -> Iterator[str]:
+def serving_http(handler: type[http.server.BaseHTTPRequestHandler]) -> Iterator[str]:
+    """``handler`` on a free loopback port, in a thread; its HOST:PORT."""
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     httpd.daemon_threads = True
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
@@ -244,7 +245,7 @@ def _serving(handler: type[http.server.BaseHTTPRequestHandler]) -> Iterator[str]
 def fake_triton(models: Sequence[Mapping[str, Any]], **state: Any) -> Iterator[FakeTriton]:
     """A :class:`FakeTriton` with ``models`` (config JSON), serving HTTP until the block ends."""
     server = FakeTriton({str(config["name"]): dict(config) for config in models}, **state)
-    with _serving(_handler(server)) as url:
+    with serving_http(_handler(server)) as url:
         server.url = url
         yield server
 
@@ -287,5 +288,5 @@ def _metrics_handler() -> type[http.server.BaseHTTPRequestHandler]:
 @contextmanager
 def fake_metrics() -> Iterator[str]:
     """HOST:PORT of a Triton metrics port: Prometheus text at /metrics, 404 elsewhere."""
-    with _serving(_metrics_handler()) as url:
+    with serving_http(_metrics_handler()) as url:
         yield url

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.support.fake_triton import serving_http
 from triton_vision_client.client import VisionClient
 from triton_vision_client.connection import check_url, diagnose, environment_protocol, resolve_url
 from triton_vision_client.errors import BadURLError, ServerUnreachableError
@@ -90,14 +91,8 @@ def test_an_unknown_host_is_named():
 @pytest.fixture
 def http_listener() -> Iterator[str]:
     """A plain HTTP server (not Triton) on a free loopback port."""
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), http.server.BaseHTTPRequestHandler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serving_http(http.server.BaseHTTPRequestHandler) as url:
+        yield url
 
 
 @pytest.fixture
