@@ -160,9 +160,15 @@ def test_killed_model_process_under_load_is_healed_and_fails_only_before_readine
     heals = [line for line in log.splitlines() if f"model '{model}':" in line and "reloading it" in line]
     assert len(heals) == 1, f"healed more than once:\n{log}"
     if failures:
-        assert down, f"requests failed but /v2/health/ready never turned off: {failures[:3]}"
-        turned_off = down[0]
+        # Readiness is off while the supervisor reloads the model (0.1-0.3 s here): on a loaded machine
+        # the 0.1 s samples can miss all of it. Then serve's own lines say when it noticed the death
+        # and when the model served again.
+        noticed = serve.arrived(f"model '{model}':", "reloading it")
+        assert down or noticed, f"requests failed but readiness never turned off: {failures[:3]}\n{log}"
+        turned_off = down[0] if down else noticed
         back_on = next((when for when, ready in samples if when > turned_off and ready), float("inf"))
+        if not down:
+            back_on = serve.arrived(f"model '{model}': reloaded") or float("inf")
         print(
             f"readiness off {turned_off - killed_at:.2f} s after the kill, on again after {back_on - killed_at:.1f} s"
         )

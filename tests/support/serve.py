@@ -28,6 +28,7 @@ class Serve:
     grpc_port: int
     stdout: list[str] = field(default_factory=list)
     stderr: list[str] = field(default_factory=list)
+    arrivals: list[tuple[float, str]] = field(default_factory=list)  # (time.monotonic() read, line), both streams
 
     @property
     def grpc_url(self) -> str:
@@ -48,10 +49,15 @@ class Serve:
     def log(self) -> str:
         return "".join(self.stdout + self.stderr)
 
+    def arrived(self, *parts: str) -> float | None:
+        """When serve printed the first line that holds every one of ``parts`` (None: not yet)."""
+        return next((when for when, line in list(self.arrivals) if all(p in line for p in parts)), None)
 
-def _pump(stream, sink: list[str], event: threading.Event | None) -> None:
+
+def _pump(stream, sink: list[str], arrivals: list, event: threading.Event | None) -> None:
     for line in stream:
         sink.append(line)
+        arrivals.append((time.monotonic(), line))
         if event is not None and line.startswith("Ctrl-C stops"):
             event.set()
 
@@ -74,8 +80,8 @@ def serving(
     serve = Serve(process, ports[0], ports[1])
     started = threading.Event()
     threads = [
-        threading.Thread(target=_pump, args=(process.stdout, serve.stdout, started), daemon=True),
-        threading.Thread(target=_pump, args=(process.stderr, serve.stderr, None), daemon=True),
+        threading.Thread(target=_pump, args=(process.stdout, serve.stdout, serve.arrivals, started), daemon=True),
+        threading.Thread(target=_pump, args=(process.stderr, serve.stderr, serve.arrivals, None), daemon=True),
     ]
     for thread in threads:
         thread.start()
