@@ -185,11 +185,6 @@ def unimportable(modules: Mapping[str, str]) -> list[str]:
     return missing
 
 
-def missing_server_packages() -> list[str]:
-    """PyPI names of the server extra's packages that this Python cannot import."""
-    return unimportable(SERVER_MODULES)
-
-
 def missing_packages(extra: str) -> list[str]:
     """PyPI names of what ``extra``'s commands need and this Python cannot import."""
     missing = unimportable(EXTRA_MODULES[extra])

@@ -110,7 +110,7 @@ def test_the_server_extras_check_is_kept():
         "onnx": "onnx",
         "nvidia.dali": "nvidia-dali-cuda120",
     }
-    assert table.missing_server_packages() == []  # this environment has the server extra
+    assert table.missing_packages("server") == []  # this environment has the server extra
 
 
 # -- errors --------------------------------------------------------------------------------------------
