@@ -13,11 +13,11 @@ from __future__ import annotations
 import numpy as np
 
 from triton_vision_authoring.add_model.add_model import SPEC_FILENAME
-from triton_vision_authoring.add_model.ensemble_spec import PreprocessSpec, load_spec
-from triton_vision_authoring.add_model.preprocess import network_input
+from triton_vision_authoring.add_model.ensemble_spec import load_spec
 from triton_vision_bench.messages import BenchError, BenchUsageError
 from triton_vision_models import tensors as t
 from triton_vision_models.errors import ConfigError, ImageRejectedError
+from triton_vision_models.preprocessing import PreprocessSpec, network_input
 from triton_vision_models.repository import ModelRepository
 
 Tensors = dict[str, np.ndarray]

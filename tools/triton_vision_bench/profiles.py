@@ -16,11 +16,11 @@ from typing import Any
 
 import numpy as np
 
-from triton_vision_authoring.add_model.ensemble_spec import PreprocessSpec
 from triton_vision_authoring.repository_option import missing_repository
 from triton_vision_bench import preprocess
 from triton_vision_bench.messages import BenchUsageError
 from triton_vision_models import tensors as t
+from triton_vision_models.preprocessing import PreprocessSpec
 from triton_vision_models.repository import ONNXRUNTIME, ModelRepository
 
 

@@ -194,7 +194,7 @@ OPENCV_MEAN_TOLERANCE = 2.0
 @pytest.mark.parametrize("name", CASES)
 def test_opencv_preprocessing_follows_the_same_rules(name):
     from triton_vision_authoring.add_model.ensemble_spec import parse_spec
-    from triton_vision_authoring.add_model.preprocess import network_input
+    from triton_vision_models.preprocessing import network_input
 
     raw = CASES[name]
     post = {"format": "torchvision"} if raw["resize"] == "keep-aspect" else {"format": "class-map"}

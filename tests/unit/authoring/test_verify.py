@@ -20,7 +20,6 @@ from tests.support.verify import (
     write_photos,
 )
 from triton_vision_authoring.add_model import verify
-from triton_vision_authoring.add_model.ensemble_spec import PreprocessSpec
 from triton_vision_authoring.add_model.verify import (
     Outcome,
     Variant,
@@ -33,6 +32,7 @@ from triton_vision_authoring.add_model.verify import (
 )
 from triton_vision_authoring.add_model.verify_report import report_lines
 from triton_vision_models import geometry
+from triton_vision_models.preprocessing import PreprocessSpec
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)

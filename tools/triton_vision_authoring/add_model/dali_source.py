@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import textwrap
 
-from triton_vision_authoring.add_model.ensemble_spec import EnsembleSpec, PreprocessSpec
+from triton_vision_authoring.add_model.ensemble_spec import EnsembleSpec
 from triton_vision_models import geometry
 from triton_vision_models import tensors as t
+from triton_vision_models.preprocessing import PreprocessSpec
 
 WIDTH = 100  # docstring lines are wrapped to this width
 INTERP = {"linear": "types.INTERP_LINEAR", "cubic": "types.INTERP_CUBIC", "nearest": "types.INTERP_NN"}

@@ -40,6 +40,7 @@ from triton_vision_authoring.add_model.keys import DEFAULT_MAX_QUEUE_SIZE, DEFAU
 from triton_vision_models import geometry
 from triton_vision_models import tensors as t
 from triton_vision_models.errors import ConfigError
+from triton_vision_models.preprocessing import PreprocessSpec
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -107,21 +108,6 @@ POSTPROCESS_TASKS = {
     "max_detections": contract.DETECTION,
     "iou_threshold": contract.DETECTION,
 }
-
-
-@dataclass(frozen=True)
-class PreprocessSpec:
-    rule: geometry.ResizeRule
-    channels: str = "RGB"
-    layout: str = "NCHW"
-    dtype: str = "float32"
-    mean: tuple[float, float, float] = (0.0, 0.0, 0.0)
-    std: tuple[float, float, float] = (1.0, 1.0, 1.0)
-    interpolation: str = "linear"
-    antialias: bool = True
-    fill: float | str = "mean"
-    # The spec wrote them in 0..255 pixel units (pixel_mean/pixel_std): said so where they are described.
-    pixel_units: bool = False
 
 
 @dataclass(frozen=True)

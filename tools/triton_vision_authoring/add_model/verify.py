@@ -48,14 +48,14 @@ from pathlib import Path
 import numpy as np
 
 import triton_vision_contract as contract
-from triton_vision_authoring.add_model.ensemble_spec import EnsembleSpec, PreprocessSpec, load_spec
+from triton_vision_authoring.add_model.ensemble_spec import EnsembleSpec, load_spec
 from triton_vision_authoring.add_model.onnx_model import load_onnx, prepare_model
-from triton_vision_authoring.add_model.preprocess import decode, network_input_of, with_changes
 from triton_vision_models import geometry
 from triton_vision_models import tensors as t
 from triton_vision_models.classification import LOGITS_OUTPUT, softmax
 from triton_vision_models.errors import ConfigError, ImageRejectedError
 from triton_vision_models.labels import load_labels
+from triton_vision_models.preprocessing import PreprocessSpec, decode, network_input_of, with_changes
 from triton_vision_models.provenance import ModelSource
 
 # The rule for "clearly better" (see the module docstring).

@@ -1,5 +1,7 @@
-"""A spec's preprocessing done with OpenCV and NumPy, in-process: the bench's in-process and
-client-side paths and ``add-model --verify`` use it (the server does the same with DALI).
+"""A spec's preprocessing done with OpenCV and NumPy: the pipelines' second stage (each object's
+crop), the bench's in-process and client-side paths and ``add-model --verify`` use it; a whole
+photo's preprocessing model does the same with DALI (same geometry, its own resize: the same
+picture, not always the same bits).
 
 Geometry from :mod:`triton_vision_models.geometry` (the rules the DALI pipelines and the
 post-processing follow); OpenCV resizes (``INTER_AREA`` when an antialiased resize shrinks, as
@@ -8,13 +10,48 @@ Pillow's filters do; ``INTER_LINEAR``/``INTER_CUBIC``/``INTER_NEAREST`` otherwis
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, replace
+from typing import Any
 
 import numpy as np
 
-from triton_vision_authoring.add_model.ensemble_spec import PreprocessSpec
-from triton_vision_models import geometry
-from triton_vision_models.errors import ImageRejectedError
+from . import geometry
+from .errors import ConfigError, ImageRejectedError
+
+
+@dataclass(frozen=True)
+class PreprocessSpec:
+    """The ``[preprocess]`` table of an ensemble spec: how a decoded image becomes a network input."""
+
+    rule: geometry.ResizeRule
+    channels: str = "RGB"
+    layout: str = "NCHW"
+    dtype: str = "float32"
+    mean: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    std: tuple[float, float, float] = (1.0, 1.0, 1.0)
+    interpolation: str = "linear"
+    antialias: bool = True
+    fill: float | str = "mean"
+    # The spec wrote them in 0..255 pixel units (pixel_mean/pixel_std): said so where they are described.
+    pixel_units: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        """Plain values (a generated model's config parameter carries them)."""
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, value: Mapping[str, Any]) -> PreprocessSpec:
+        try:
+            fields = dict(value)
+            rule = dict(fields.pop("rule"))
+            if rule.get("size") is not None:
+                rule["size"] = tuple(rule["size"])
+            for key in ("mean", "std"):
+                fields[key] = tuple(fields[key])
+            return cls(rule=geometry.ResizeRule(**rule), **fields)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ConfigError(f"a preprocessing description is malformed: {exc}") from None
 
 
 @dataclass(frozen=True)
