@@ -62,11 +62,31 @@ def draw_detections(
     return canvas
 
 
+def tags(detections) -> tuple[list[str], list[float], list[int]]:
+    """Each box's label, score and colour key: the detector's, or for a pipeline's objects the second
+    stage's top answer with the detector's label after it ("tabby 0.48 (cat)")."""
+    if not detections.objects:
+        return list(detections.labels), list(detections.scores), list(detections.class_ids)
+    labels, scores, keys = [], [], []
+    for label, score, answer in zip(detections.labels, detections.scores, detections.objects, strict=True):
+        if answer.labels:
+            labels.append(f"{answer.labels[0]} ({label})")
+            scores.append(answer.scores[0])
+            keys.append(answer.class_ids[0])
+        else:
+            labels.append(label)
+            scores.append(score)
+            keys.append(0)
+    return labels, scores, keys
+
+
 def annotate_file(encoded: bytes, detections) -> np.ndarray:
-    """Decode ``encoded`` (EXIF orientation applied, like the server's decoder) and draw ``detections``."""
+    """Decode ``encoded`` (EXIF orientation applied, like the server's decoder) and draw ``detections``
+    (a pipeline's objects labelled with their second-stage answers)."""
     import cv2
 
     image = cv2.imdecode(np.frombuffer(encoded, dtype=np.uint8), cv2.IMREAD_COLOR)
     if image is None:
         raise ValueError("cannot decode the image to annotate it")
-    return draw_detections(image, detections.boxes, detections.labels, detections.scores, detections.class_ids)
+    labels, scores, keys = tags(detections)
+    return draw_detections(image, detections.boxes, labels, scores, keys)

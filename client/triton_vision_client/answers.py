@@ -7,7 +7,7 @@ its model, class count or labels, so one splitter per task serves every ensemble
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -32,6 +32,8 @@ class Detections:
     scores: tuple[float, ...]
     class_ids: tuple[int, ...]  # the model's class ids (the built-in detector: COCO's 91-id numbering)
     labels: tuple[str, ...]
+    # A pipeline's answer: each object's second-stage top-k, in the order of the boxes (else empty).
+    objects: tuple[Classification, ...] = ()
 
     def __len__(self) -> int:
         return len(self.scores)
@@ -57,6 +59,22 @@ def split_detections(out: Mapping[str, np.ndarray]) -> list[Detections]:
                 labels=tuple(decode(label) for label in out[contract.LABELS][row][:n]),
             )
         )
+    return results
+
+
+def split_pipeline(out: Mapping[str, np.ndarray]) -> list[Detections]:
+    """A pipeline's response: the detections, each with its object's second-stage answer."""
+    results = []
+    for row, found in enumerate(split_detections(out)):
+        n = len(found)
+        objects = split_classifications(
+            {
+                contract.CLASS_IDS: out[contract.OBJECT_CLASS_IDS][row][:n],
+                contract.SCORES: out[contract.OBJECT_SCORES][row][:n],
+                contract.LABELS: out[contract.OBJECT_LABELS][row][:n],
+            }
+        )
+        results.append(replace(found, objects=tuple(objects)))
     return results
 
 
@@ -107,4 +125,5 @@ SPLITTERS: dict[str, Callable[[Mapping[str, np.ndarray]], list]] = {
     contract.CLASSIFICATION: split_classifications,
     contract.DETECTION: split_detections,
     contract.SEGMENTATION: split_segmentations,
+    contract.PIPELINE: split_pipeline,
 }

@@ -1,4 +1,4 @@
-"""The client's commands: classify, detect, segment, probe, ensembles (the ``client`` extra only).
+"""The client's commands: classify, detect, segment, pipeline, probe, ensembles (the ``client`` extra only).
 
 :data:`COMMANDS` maps each name to its :class:`Command`, ``add_arguments(parser)`` and
 ``run(args) -> int``; the ``triton-vision`` command table (:mod:`triton_vision_cli.main`) names
@@ -33,7 +33,7 @@ from .folderjob import (
     run_job,
 )
 from .probe import DEFAULT_TIMEOUT_S, cmd_probe
-from .tasks import CLASSIFY, DETECT, SEGMENT
+from .tasks import CLASSIFY, DETECT, PIPELINE, SEGMENT
 
 __all__ = ["COMMANDS", "Command"]
 
@@ -189,6 +189,31 @@ def add_detect_arguments(parser: argparse.ArgumentParser) -> None:
     add_connection(parser)
 
 
+def add_pipeline_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.description = (
+        "Objects of a pipeline ensemble for each image: its detector's boxes, each object answered by its second "
+        "ensemble (one request per image; docs/pipelines.md); annotated copies under --out."
+    )
+    parser.epilog = EXIT_CODES_HELP
+    add_job_arguments(parser, task=PIPELINE.task, default_concurrency=PIPELINE.default_concurrency)
+    parser.add_argument(
+        "--threshold", type=_fraction, default=None, help="minimum detector score in [0, 1] (default: the pipeline's)"
+    )
+    parser.add_argument(
+        "--max-objects", type=positive_int, default=None, help="objects per image, >= 1 (default: the pipeline's)"
+    )
+    parser.add_argument(
+        "--top-k", type=_top_k, default=None, help="second-stage labels per object (default: its ensemble's)"
+    )
+    parser.add_argument("--out", type=Path, default=Path("out"), help="where annotated images go (default out/)")
+    parser.add_argument(
+        "--all-detections",
+        action="store_true",
+        help=f"text output: list every object (default: the first {records.TEXT_DETECTIONS}); jsonl and csv have all",
+    )
+    add_connection(parser)
+
+
 def add_probe_arguments(parser: argparse.ArgumentParser) -> None:
     parser.description = (
         "Send a tiny image through every ensemble of the server (or those named), as a health check: exit 0 "
@@ -212,6 +237,7 @@ COMMANDS = {
     "classify": Command(add_classify_arguments, job_command(CLASSIFY)),
     "detect": Command(add_detect_arguments, job_command(DETECT)),
     "segment": Command(add_segment_arguments, job_command(SEGMENT)),
+    "pipeline": Command(add_pipeline_arguments, job_command(PIPELINE)),
     "probe": Command(add_probe_arguments, cmd_probe),
     "ensembles": Command(add_ensembles_arguments, run_ensembles),
 }

@@ -274,6 +274,8 @@ class VisionClient:
         """The served ensemble and the images per request for a call of ``task``; raises
         :class:`EnsembleMismatchError` for another task's ensemble, a batch above its maximum or a
         ``top_k`` above its class count (where its config says it)."""
+        if ensemble is None and task not in contract.BUILT_IN_ENSEMBLES:
+            ensemble = survey.only_ensemble(self, task)
         model = self.served_name(ensemble or task)
         try:
             config = self._config(model)
@@ -390,6 +392,40 @@ class VisionClient:
             contract.DETECTION,
             sources,
             _detection_parameters(score_threshold, max_detections),
+            ensemble=ensemble,
+            batch=batch,
+            concurrency=concurrency,
+            keep_data=keep_data,
+            retry_for_s=retry_for_s,
+            on_retry=on_retry,
+        )
+
+    def pipeline_many(
+        self,
+        sources: Iterable[Source],
+        score_threshold: float | None = None,
+        max_objects: int | None = None,
+        top_k: int | None = None,
+        *,
+        ensemble: str | None = None,
+        batch: int | None = None,
+        concurrency: int = DEFAULT_CONCURRENCY,
+        keep_data: bool = False,
+        retry_for_s: float = DEFAULT_RETRY_BUDGET_S,
+        on_retry: Callable[[str], None] | None = None,
+    ) -> Iterator[ImageResult]:
+        """Objects of a pipeline ensemble (detect, then classify each object): each result's answer is
+        the detections with each object's second-stage top-k (``answer.objects``). Without ``ensemble``,
+        the server's only pipeline."""
+        parameters = {
+            **_detection_parameters(score_threshold, None),
+            **({contract.MAX_OBJECTS: int(max_objects)} if max_objects is not None else {}),
+            **(_classification_parameters(top_k) or {}),
+        }
+        return self.infer_many(
+            contract.PIPELINE,
+            sources,
+            parameters,
             ensemble=ensemble,
             batch=batch,
             concurrency=concurrency,

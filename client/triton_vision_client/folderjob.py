@@ -26,6 +26,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path, PurePath
 from typing import Any, TextIO
 
+import triton_vision_contract as contract
+
 from .client import VisionClient
 from .connection import DEFAULT_URLS, PROTOCOL_ENV, PROTOCOLS, URL_ENV
 from .discovery import stand_in_warning
@@ -104,7 +106,9 @@ def add_job_arguments(parser: argparse.ArgumentParser, *, task: str, default_con
         "--ensemble",
         default=None,
         metavar="NAME",
-        help=f"any {task} ensemble of the server (default: {task}; `triton-vision ensembles` lists them)",
+        help=f"any {task} ensemble of the server (default: "
+        + (task if task in contract.BUILT_IN_ENSEMBLES else f"the server's only {task}")
+        + "; `triton-vision ensembles` lists them)",
     )
     parser.add_argument("--format", choices=FORMATS, default="text", help="one record per image (default text)")
     parser.add_argument("-o", "--output", type=Path, default=None, help="write records to FILE (default stdout)")

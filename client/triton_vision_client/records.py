@@ -55,6 +55,31 @@ def detection_record(result: ImageResult, files: Mapping[str, str] | None = None
     return {"path": result.path, "detections": detections, **(files or {})}
 
 
+def pipeline_record(result: ImageResult, files: Mapping[str, str] | None = None) -> Record:
+    """The image's objects, each with its box, its detector label and its second-stage top-k."""
+    if not result.ok:
+        return _error_record(result)
+    answer = result.answer
+    objects = []
+    for box, s, i, label, second in zip(
+        answer.boxes, answer.scores, answer.class_ids, answer.labels, answer.objects, strict=True
+    ):
+        classes = [
+            {"class_id": int(c), "label": name, "score": round(float(p), 6)}
+            for c, p, name in zip(second.class_ids, second.scores, second.labels, strict=True)
+        ]
+        objects.append(
+            {
+                "label": label,
+                "class_id": int(i),
+                "score": round(float(s), 6),
+                "box": [round(float(v), 2) for v in box],
+                "classes": classes,
+            }
+        )
+    return {"path": result.path, "objects": objects, **(files or {})}
+
+
 def segmentation_record(result: ImageResult, files: Mapping[str, str] | None = None) -> Record:
     if not result.ok:
         return _error_record(result)
@@ -124,6 +149,47 @@ def detection_csv(record: Record) -> dict[str, Any]:
     }
 
 
+def _answer_text(classes: list[Record]) -> str:
+    return " | ".join(f"{c['score']:.3f} {c['label']}" for c in classes)
+
+
+def pipeline_text(record: Record, limit: int | None = TEXT_DETECTIONS) -> list[str]:
+    """Each object: its detection, then its second-stage answer (the first ``limit`` objects; None: all)."""
+    found = record["objects"]
+    lines = [f"{record['path']}: {len(found)} object{'' if len(found) == 1 else 's'}"]
+    for o in found[:limit]:
+        x1, y1, x2, y2 = o["box"]
+        lines.append(
+            f"  {o['score']:6.3f} {o['label']:<12s} [{x1:7.1f} {y1:7.1f} {x2:7.1f} {y2:7.1f}]  "
+            f"{_answer_text(o['classes'])}"
+        )
+    if limit is not None and len(found) > limit:
+        lines.append(f"  ... and {len(found) - limit} more")
+    return lines + _files_text(record, ("annotated",))
+
+
+def pipeline_csv(record: Record) -> list[dict[str, Any]]:
+    """One row per object (an image without objects: one row, its object cells empty)."""
+    rows = []
+    for index, o in enumerate(record["objects"]):
+        best = o["classes"][0] if o["classes"] else {}
+        rows.append(
+            {
+                "object": index,
+                "label": o["label"],
+                "class_id": o["class_id"],
+                "score": o["score"],
+                "box": " ".join(str(v) for v in o["box"]),
+                "answer": best.get("label", ""),
+                "answer_class_id": best.get("class_id", ""),
+                "answer_score": best.get("score", ""),
+                "answers": _joined([f"{c['label']}:{c['score']}" for c in o["classes"]]),
+                "annotated": record.get("annotated", ""),
+            }
+        )
+    return rows or [{"annotated": record.get("annotated", "")}]
+
+
 def percent(fraction: float) -> str:
     """``12.34%``, 7 wide; a fraction too small to show as one (but above 0) is ``<0.01%``."""
     return f"{'<0.01%':>7s}" if 0 < fraction < SMALLEST_FRACTION else f"{fraction:7.2%}"
@@ -151,7 +217,7 @@ class RecordKind:
 
     record: Callable[[ImageResult, Mapping[str, str] | None], Record]
     text: Callable[[Record, int | None], list[str]]  # (record, most detections listed) -> lines
-    csv: Callable[[Record], dict[str, Any]]
+    csv: Callable[[Record], dict[str, Any] | list[dict[str, Any]]]  # a row, or several (one per object)
     csv_columns: tuple[str, ...]
 
 
@@ -167,6 +233,24 @@ DETECTION = RecordKind(
     detection_text,
     detection_csv,
     (*BASE_COLUMNS, "count", "labels", "class_ids", "scores", "boxes", "annotated"),
+)
+PIPELINE = RecordKind(
+    pipeline_record,
+    pipeline_text,
+    pipeline_csv,
+    (
+        *BASE_COLUMNS,
+        "object",
+        "label",
+        "class_id",
+        "score",
+        "box",
+        "answer",
+        "answer_class_id",
+        "answer_score",
+        "answers",
+        "annotated",
+    ),
 )
 SEGMENTATION = RecordKind(
     segmentation_record,
@@ -210,9 +294,8 @@ class RecordWriter:
             return json.dumps(record, ensure_ascii=False) + "\n"
         if self.fmt == "csv":
             row = {"path": record["path"], "error": record.get("error", ""), "reason": record.get("reason", "")}
-            if not failed:
-                row.update(self.kind.csv(record))
-            return self._csv_line(row)
+            cells = [{}] if failed else self.kind.csv(record)
+            return "".join(self._csv_line({**row, **part}) for part in (cells if isinstance(cells, list) else [cells]))
         return "\n".join(_error_text(record) if failed else self.kind.text(record, self.text_limit)) + "\n"
 
     def write(self, record: Record) -> None:

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import triton_vision_contract as contract
 
 from .discovery import EnsembleConfig, EnsembleInfo, ensemble_info, model_prefixes, prefix_advice
-from .errors import ModelNotServedError
+from .errors import EnsembleMismatchError, ModelNotServedError
 
 if TYPE_CHECKING:
     from .client import VisionClient
@@ -25,7 +25,7 @@ def ensembles(client: VisionClient) -> list[EnsembleInfo]:
     client.check_server()
     listed = client.repository_ensembles()
     if listed is None:
-        names = [client.served_name(task) for task in contract.TASKS]
+        names = [client.served_name(task) for task in contract.BUILT_IN_ENSEMBLES]
         names = [name for name in names if client._has_model(name)]
     else:
         names = [name for name in listed if name.startswith(client.model_prefix)]
@@ -77,7 +77,7 @@ def other_prefixes(client: VisionClient) -> dict[str, list[str]]:
         if isinstance(listed, list):
             ensembles_found = [str(name) for name in listed if str(name).startswith(prefix)]
         else:
-            ensembles_found = [prefix + task for task in contract.TASKS if prefix + task in names]
+            ensembles_found = [prefix + task for task in contract.BUILT_IN_ENSEMBLES if prefix + task in names]
         if ensembles_found:
             found[prefix] = ensembles_found
     return found
@@ -89,6 +89,18 @@ def prefix_hint(client: VisionClient) -> str | None:
         return prefix_advice(other_prefixes(client))
     except Exception:  # noqa: BLE001 - advice only: without it the plain message stands
         return None
+
+
+def only_ensemble(client: VisionClient, task: str) -> str:
+    """The server's one ensemble of ``task`` (a task without a built-in ensemble, such as pipelines);
+    :class:`~.errors.EnsembleMismatchError` naming them when it has several, none naming what it has."""
+    found = [info.name for info in ensembles(client) if info.task == task]
+    if len(found) == 1:
+        return found[0]
+    if found:
+        names = ", ".join(found)
+        raise EnsembleMismatchError(f"the server has {len(found)} {task} ensembles: {names} (--ensemble NAME)")
+    raise not_served(client, task, task)
 
 
 def not_served(client: VisionClient, model: str, task: str) -> ModelNotServedError:

@@ -1,4 +1,4 @@
-"""The folder jobs' three tasks (classify, detect, segment): how each starts its requests and
+"""The folder jobs' tasks (classify, detect, segment, pipeline): how each starts its requests and
 saves its files (:class:`~.folderjob.Task`); answers printed as the jobs print them."""
 
 from __future__ import annotations
@@ -66,6 +66,17 @@ def save_detect(result: ImageResult, out_dir: Path) -> dict[str, str]:
     return {"annotated": str(target)}
 
 
+def start_pipeline(client: VisionClient, sources, args: argparse.Namespace, on_retry):
+    return client.pipeline_many(
+        sources,
+        score_threshold=args.threshold,
+        max_objects=args.max_objects,
+        top_k=args.top_k,
+        keep_data=True,
+        **job_options(args, on_retry),
+    )
+
+
 def start_segment(client: VisionClient, sources, args: argparse.Namespace, on_retry):
     return client.segment_many(sources, overlay=not args.no_overlay, **job_options(args, on_retry))
 
@@ -104,7 +115,16 @@ SEGMENT = Task(
     default_concurrency=2,
     out_suffix=MASK_SUFFIX,
 )
-TASKS = {task.task: task for task in (CLASSIFY, DETECT, SEGMENT)}
+PIPELINE = Task(
+    contract.PIPELINE,
+    "answered the objects in",
+    records.PIPELINE,
+    start_pipeline,
+    save_detect,
+    default_concurrency=2,
+    out_suffix=DETECTIONS_SUFFIX,
+)
+TASKS = {task.task: task for task in (CLASSIFY, DETECT, SEGMENT, PIPELINE)}
 
 
 def print_answers(

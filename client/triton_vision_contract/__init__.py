@@ -75,6 +75,18 @@ OVERLAY_PARAMETER = "overlay"  # request parameter: bool or "true"/"false" (defa
 VOC_CLASSES = 21
 SEGMENTATION_MAX_BATCH = 4  # images per request (max_batch_size of segmentation)
 
+# -- pipeline: a detection ensemble, then a second ensemble on every object ------------------------
+# The detection outputs above (BOXES ... COUNT) plus, per object, the second stage's answer, each
+# [K, ...] padded like BOXES: a classifier's top-k, or an embedder's vector.
+PIPELINE = "pipeline"
+OBJECT_CLASS_IDS = "OBJECT_CLASS_IDS"  # INT32 [K, k]: the second classifier's class ids, best first
+OBJECT_SCORES = "OBJECT_SCORES"  # FP32 [K, k]: its probabilities
+OBJECT_LABELS = "OBJECT_LABELS"  # BYTES [K, k]: its labels
+OBJECT_EMBEDDINGS = "OBJECT_EMBEDDINGS"  # FP32 [K, D]: the second embedder's vectors
+MAX_OBJECTS = "max_objects"  # request parameter, int >= 1: the highest-scored objects kept
+# The second stage's outputs under their per-object names, by the second stage's task.
+OBJECT_OUTPUTS = {CLASSIFICATION: {CLASS_IDS: OBJECT_CLASS_IDS, SCORES: OBJECT_SCORES, LABELS: OBJECT_LABELS}}
+
 # -- model_info: what the repository's ONNX files are (downloaded, imported or stand-in) ----
 MODEL_INFO = "model_info"
 INFO_QUERY = "QUERY"  # BYTES [1]: "sources" (anything else too) or "ensembles"
@@ -89,14 +101,16 @@ TASK_OUTPUTS = {
     CLASSIFICATION: (CLASS_IDS, SCORES, LABELS),
     DETECTION: (BOXES, SCORES, CLASS_IDS, LABELS, COUNT),
     SEGMENTATION: (MASK, MASK_SIZE, CLASS_FRACTIONS, LABELS, OVERLAY),
+    PIPELINE: (BOXES, SCORES, CLASS_IDS, LABELS, COUNT, *OBJECT_OUTPUTS[CLASSIFICATION].values()),
 }
-TASKS = tuple(TASK_OUTPUTS)  # the task names are the built-in ensembles' names
+TASKS = tuple(TASK_OUTPUTS)
+BUILT_IN_ENSEMBLES = (CLASSIFICATION, DETECTION, SEGMENTATION)  # named after their tasks
 
 
 def task_of(outputs: Iterable[str]) -> str | None:
     """The task whose wire contract a model's output names carry, or None (not an ensemble of ours)."""
     names = set(outputs)
-    for task in (SEGMENTATION, DETECTION, CLASSIFICATION):  # most specific first: all share LABELS
+    for task in (PIPELINE, SEGMENTATION, DETECTION, CLASSIFICATION):  # most specific first: all share LABELS
         if set(TASK_OUTPUTS[task]) <= names:
             return task
     return None

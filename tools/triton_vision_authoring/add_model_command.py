@@ -21,6 +21,9 @@ DESCRIPTION = (
 def run(args: argparse.Namespace) -> int:
     from triton_vision_authoring.add_model.add_model import add_model
 
+    pipeline = _pipeline_text(args.spec)
+    if pipeline is not None:
+        return _add_pipeline(args, pipeline)
     if args.verify_only and args.verify is None:
         print("error: --verify-only needs --verify DIR", file=sys.stderr)
         return 2
@@ -62,6 +65,35 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _pipeline_text(path: Path) -> str | None:
+    """The spec's text when it is a pipeline's (``task = "pipeline"``), else None."""
+    from triton_vision_authoring.add_model.pipeline_spec import spec_task
+    from triton_vision_contract import PIPELINE
+
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None  # add_model names the problem
+    return text if spec_task(text, path) == PIPELINE else None
+
+
+def _add_pipeline(args: argparse.Namespace, text: str) -> int:
+    from triton_vision_authoring.add_model.pipeline import add_pipeline
+
+    if args.verify is not None:
+        print("error: --verify checks a model's preprocessing; a pipeline has none of its own", file=sys.stderr)
+        return 2
+    result = add_pipeline(args.spec, text, args.model_repository, force=args.force)
+    spec = result.spec
+    print(
+        f"{spec.name}: pipeline written to {args.model_repository}/ ({spec.detect.ensemble}, then {spec.then.ensemble})"
+    )
+    for name in result.written:
+        print(f"  {args.model_repository / name}/")
+    print(f"clients: triton-vision pipeline IMAGE --ensemble {spec.name}")
+    return 0
+
+
 def _prepare_hint(model: str, repository: Path) -> str:
     """How the file of a spec that declares its tensors gets made."""
     from triton_vision_authoring.models import CATALOGUE
@@ -73,7 +105,9 @@ def _prepare_hint(model: str, repository: Path) -> str:
 
 
 def _verb(task: str) -> str:
-    return {"classification": "classify", "detection": "detect", "segmentation": "segment"}[task]
+    from triton_vision_client.discovery import COMMANDS
+
+    return COMMANDS[task]
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

@@ -35,6 +35,7 @@ from types import ModuleType
 
 from tritonclient.grpc import model_config_pb2
 
+from triton_vision_authoring.check_pipeline import check_pipeline_step, is_pipeline_step
 from triton_vision_models.dali_runner import find_autoserialized, load_pipeline_module
 from triton_vision_models.errors import ModelFileError
 from triton_vision_models.repository import (
@@ -442,6 +443,8 @@ def check_repository(repository: Path, models: Iterable[str] | None = None) -> R
             problems += check_dali(name, config, repository / name)
         elif kind == ONNXRUNTIME:
             problems += check_onnx(name, config, repository / name)
+        elif kind == PYTHON and is_pipeline_step(config):
+            problems += check_pipeline_step(name, config, configs)
         report.problems.extend(Finding(name, message) for message in problems)
         report.notes.extend(Finding(name, message) for message in notes)
     return report

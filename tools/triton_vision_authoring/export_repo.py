@@ -120,6 +120,12 @@ def rename_spec_text(text: str, renames: dict[str, str]) -> str:
         r'^((?:name|model_name)\s*=\s*)"([^"]*)"', _quoted(lambda v: renames.get(v, v)), text, flags=re.MULTILINE
     )
     rewritten = re.sub(r'^((?:model|labels)\s*=\s*)"([^"]*)"', _quoted(path), rewritten, flags=re.MULTILINE)
+    # A pipeline's stages name ensembles ([detect] and [then] ensemble = "..."); it calls no shared model.
+    rewritten = re.sub(
+        r'^(ensemble\s*=\s*)"([^"]*)"', _quoted(lambda v: renames.get(v, v)), rewritten, flags=re.MULTILINE
+    )
+    if re.search(r'^task\s*=\s*"pipeline"', rewritten, flags=re.MULTILINE):
+        return rewritten
     guard = renames.get(t.IMAGE_GUARD, t.IMAGE_GUARD)
     prefix = guard[: -len(t.IMAGE_GUARD)]
     rewritten = re.sub(r"^shared_prefix\s*=.*\n", "", rewritten, flags=re.MULTILINE)

@@ -44,6 +44,11 @@ DEFAULT_IOU_THRESHOLD = 0.45
 PARAMETERS = (t.SCORE_THRESHOLD, t.MAX_DETECTIONS)
 
 
+def request_parameters(format: str) -> tuple[str, ...]:
+    """The request parameters a detection post-processing of ``format`` takes."""
+    return PARAMETERS + ((IOU_THRESHOLD,) if format == YOLO else ())
+
+
 def parse_score_threshold(parameters: Mapping[str, Any], default: float = t.DEFAULT_SCORE_THRESHOLD) -> float:
     """The request's ``score_threshold`` parameter, checked: a number in [0, 1]."""
     return float_parameter(parameters, t.SCORE_THRESHOLD, default, minimum=0.0, maximum=1.0)
@@ -196,7 +201,7 @@ class DetectionPostprocessor:
         self.default_score_threshold = default_score_threshold
         self.default_max_detections = default_max_detections
         self.default_iou_threshold = default_iou_threshold
-        self.parameters = PARAMETERS + ((IOU_THRESHOLD,) if format == YOLO else ())
+        self.parameters = request_parameters(format)
 
     @classmethod
     def from_config(cls, config: ModelConfig) -> DetectionPostprocessor:

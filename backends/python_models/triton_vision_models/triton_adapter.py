@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import triton_python_backend_utils as pb_utils
 
-from .errors import InvalidInputError, TritonVisionError
+from .errors import InferenceError, InvalidInputError, TritonVisionError
 from .model_config import ModelConfig, RequestData, check_input
 
 Runner = Callable[[Sequence[RequestData]], Sequence["Mapping[str, np.ndarray] | Exception"]]
@@ -43,6 +43,26 @@ def request_parameters(request: Any) -> dict[str, Any]:
         return {}
     parsed = json.loads(raw) if isinstance(raw, str) else dict(raw)
     return parsed if isinstance(parsed, dict) else {}
+
+
+def bls_infer(
+    model: str, inputs: Mapping[str, np.ndarray], outputs: Sequence[str], parameters: Mapping[str, str]
+) -> dict[str, np.ndarray]:
+    """One request to another model of the server (Triton's business logic scripting), its outputs as
+    arrays: :class:`InvalidInputError` when that model refused the request as invalid (INVALID_ARG), an
+    :class:`InferenceError` with its message for any other failure (busy, failed, not loaded)."""
+    request = pb_utils.InferenceRequest(
+        model_name=model,
+        inputs=[pb_utils.Tensor(name, np.ascontiguousarray(value)) for name, value in inputs.items()],
+        requested_output_names=list(outputs),
+        parameters=dict(parameters),
+    )
+    response = request.exec()
+    if response.has_error():
+        error = response.error()
+        invalid = error.code() == pb_utils.TritonError.INVALID_ARG
+        raise (InvalidInputError if invalid else InferenceError)(error.message())
+    return {name: pb_utils.get_output_tensor_by_name(response, name).as_numpy() for name in outputs}
 
 
 class TritonModelAdapter:

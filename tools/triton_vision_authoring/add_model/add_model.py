@@ -142,7 +142,7 @@ def _install_onnx(model: onnx.ModelProto, version_dir: Path, origin: Path) -> Mo
     return source
 
 
-def _write_model(repository: Path, files: ModelFiles) -> None:
+def write_model(repository: Path, files: ModelFiles) -> None:
     directory = repository / files.name
     for relative, text in files.files.items():
         path = directory / relative
@@ -183,9 +183,9 @@ def add_model(spec_path: Path, repository: Path, *, force: bool = False) -> AddR
             _remove_except(
                 directory, served if files.name == spec.model_name and generated.onnx_model is None else None
             )
-        _write_model(repository, files)
+        write_model(repository, files)
     for files in shared:
-        _write_model(repository, files)
+        write_model(repository, files)
     source = None
     if install and generated.onnx_model is not None and spec.model is not None:
         source = _install_onnx(generated.onnx_model, served.parent, spec.model.resolve())
@@ -206,7 +206,7 @@ def _check_staged(
     if guard.is_dir() and all(files.name != guard_name for files in shared):
         shutil.copytree(guard, staging / guard_name, ignore=shutil.ignore_patterns("__pycache__"))
     for files in [*generated.models, *shared]:
-        _write_model(staging, files)
+        write_model(staging, files)
     staged = staging / generated.spec.model_name / "1" / MODEL_FILENAME
     staged.parent.mkdir(parents=True, exist_ok=True)
     if install and generated.onnx_model is not None:

@@ -78,8 +78,15 @@ def _block(keyword: str, entries: Sequence[str]) -> list[str]:
     return [f"{keyword} [", *[f"  {e}," for e in entries[:-1]], f"  {entries[-1]}", "]"]
 
 
+def _quote(value: str) -> str:
+    """A text-format string: double quotes, or single ones around a value holding double quotes (JSON)."""
+    if '"' in value and "'" in value:
+        raise ValueError(f"a parameter value holds both kinds of quotes: {value!r}")
+    return f"'{value}'" if '"' in value else f'"{value}"'
+
+
 def _parameters(items: Iterable[tuple[str, str]]) -> list[str]:
-    return [f'parameters {{ key: "{key}" value: {{ string_value: "{value}" }} }}' for key, value in items]
+    return [f'parameters {{ key: "{key}" value: {{ string_value: {_quote(value)} }} }}' for key, value in items]
 
 
 def _comment(*paragraphs: str) -> list[str]:

@@ -52,7 +52,7 @@ class SpecError(ConfigError):
     """An ensemble spec is unusable, or disagrees with its model file."""
 
 
-TASKS = contract.TASKS
+TASKS = tuple(task for task in contract.TASKS if task != contract.PIPELINE)  # pipelines: pipeline_spec.py
 CHANNELS = ("RGB", "BGR")
 LAYOUTS = ("NCHW", "NHWC")
 DTYPES = ("float32", "uint8")
@@ -193,8 +193,8 @@ class EnsembleSpec:
 
 
 # -- parsing ----------------------------------------------------------------------------------
-class _Table:
-    """One TOML table being read (its keys are known: :func:`_refuse_unknown_keys` ran first)."""
+class Table:
+    """One TOML table being read (its keys are known: :func:`refuse_unknown_keys` ran first)."""
 
     def __init__(self, data: Mapping[str, Any], path: Path, table: str) -> None:
         self.data, self.path, self.table = dict(data), path, table
@@ -241,28 +241,30 @@ def _did_you_mean(key: str, known: list[str]) -> str:
     return f"; did you mean '{close[0]}'?" if close else ""
 
 
-def _refuse_unknown_keys(data: Mapping[str, Any], path: Path) -> None:
-    """Refuse the first unknown key of any table, before any other check: a misspelt key would
-    otherwise be reported as the missing key it was meant to be."""
-    tables = [name for name in KEYS if name]
+def refuse_unknown_keys(
+    data: Mapping[str, Any], path: Path, keys: Mapping[str, Mapping[str, tuple[str, str]]] = KEYS
+) -> None:
+    """Refuse the first unknown key of any table (``keys``: every key, per table), before any other
+    check: a misspelt key would otherwise be reported as the missing key it was meant to be."""
+    tables = [name for name in keys if name]
     for table in ["", *tables]:
         values = data if not table else data.get(table)
         if not isinstance(values, dict):
             continue  # absent, or not a table: the parser names what it must be
-        known = list(KEYS[table]) + (tables if not table else [])
+        known = list(keys[table]) + (tables if not table else [])
         for key in values:
             if key in known:
                 continue
             hint = _did_you_mean(key, known)
-            owners = [name for name in KEYS if name != table and key in KEYS[name]]  # in the wrong table?
+            owners = [name for name in keys if name != table and key in keys[name]]  # in the wrong table?
             if owners:
                 where = " or ".join(f"[{name}]" if name else "the top level" for name in owners)
                 hint += f" {key!r} is a key of {where}" if hint else f"; it is a key of {where}"
-            listed = ", ".join(KEYS[table]) + ("; tables " + ", ".join(f"[{n}]" for n in tables) if not table else "")
+            listed = ", ".join(keys[table]) + ("; tables " + ", ".join(f"[{n}]" for n in tables) if not table else "")
             raise SpecError(f"{path.name}: unknown key {f'[{table}] ' if table else ''}'{key}'{hint} (known: {listed})")
 
 
-def _path(table: _Table, key: str, *, required: bool) -> Path | None:
+def _path(table: Table, key: str, *, required: bool) -> Path | None:
     value = table.get(key, str, "a path (relative to the spec file)")
     if value is None:
         if required:
@@ -272,7 +274,7 @@ def _path(table: _Table, key: str, *, required: bool) -> Path | None:
     return path if path.is_absolute() else (table.path.parent / path)
 
 
-def _preprocess(table: _Table) -> PreprocessSpec:
+def _preprocess(table: Table) -> PreprocessSpec:
     mode = table.choice("resize", geometry.RESIZE_MODES)
     if mode is None:
         raise SpecError(
@@ -333,7 +335,7 @@ def _preprocess(table: _Table) -> PreprocessSpec:
     )
 
 
-def _normalisation(table: _Table) -> tuple[tuple[float, float, float], tuple[float, float, float], bool]:
+def _normalisation(table: Table) -> tuple[tuple[float, float, float], tuple[float, float, float], bool]:
     """Mean and std in 0..1 units, and whether the spec wrote them in 0..255 pixel units (pixel_mean/pixel_std,
     as Detectron's and mmdetection's configs do)."""
     mean = table.numbers("mean", 3, (0.0, 0.0, 0.0))
@@ -357,7 +359,7 @@ def _normalisation(table: _Table) -> tuple[tuple[float, float, float], tuple[flo
     return mean, std, pixel_units
 
 
-def _postprocess(table: _Table, task: str) -> PostprocessSpec:
+def _postprocess(table: Table, task: str) -> PostprocessSpec:
     formats = FORMATS.get(task)
     output = table.choice("output", CLASSIFICATION_OUTPUTS, "logits") or "logits"
     for key, used_by in POSTPROCESS_TASKS.items():
@@ -402,7 +404,7 @@ def _postprocess(table: _Table, task: str) -> PostprocessSpec:
     )
 
 
-def _declared(table: _Table) -> DeclaredSignature:
+def _declared(table: Table) -> DeclaredSignature:
     def tensors(key: str) -> tuple[DeclaredTensor, ...]:
         items = table.get(key, list, "a list of {name, dtype, dims} tables", [])
         found = []
@@ -429,8 +431,13 @@ def parse_spec(text: str, path: Path) -> EnsembleSpec:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise SpecError(f"{path.name}: not valid TOML: {exc}") from None
-    _refuse_unknown_keys(data, path)
-    top = _Table(data, path, "")
+    if data.get("task") == contract.PIPELINE:
+        raise SpecError(
+            f'{path.name} is a pipeline spec (task = "pipeline"): it has no model of its own '
+            "(`triton-vision add-model` writes it over the ensembles it names)"
+        )
+    refuse_unknown_keys(data, path)
+    top = Table(data, path, "")
     name = top.get("name", str, "a model name")
     if name is None:
         raise SpecError(f"{path.name}: 'name' is missing (the ensemble's name)")
@@ -463,7 +470,7 @@ def parse_spec(text: str, path: Path) -> EnsembleSpec:
     tables = {}
     for key in ("preprocess", "postprocess", "inputs", "tensors"):
         value = top.get(key, dict, "a table", {})
-        tables[key] = _Table(value, path, key)
+        tables[key] = Table(value, path, key)
     if not top.has("preprocess"):
         raise SpecError(f"{path.name}: the [preprocess] table is missing (resize, size, ...)")
     preprocess = _preprocess(tables["preprocess"])

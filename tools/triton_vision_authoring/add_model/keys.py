@@ -112,10 +112,10 @@ KEYS: dict[str, dict[str, tuple[str, str]]] = {
 }
 
 
-def reference_table() -> str:
-    """The README's spec reference table, rendered from :data:`KEYS` (a test ties the two)."""
+def reference_table(tables: dict[str, dict[str, tuple[str, str]]] | None = None) -> str:
+    """A spec reference table (docs), rendered from ``tables`` (default :data:`KEYS`; a test ties the two)."""
     rows = ["| key | type | meaning |", "| --- | --- | --- |"]
-    for table, keys in KEYS.items():
+    for table, keys in (KEYS if tables is None else tables).items():
         for key, (kind, meaning) in keys.items():
             where = f"`{key}`" if not table else f"`[{table}]` `{key}`"
             rows.append(f"| {where} | {kind} | {meaning} |")
