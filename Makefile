@@ -22,8 +22,9 @@ PYVER  := $(shell $(PYTHON) -c 'import sys; print(f"{sys.version_info[0]}.{sys.v
 # Debian packages: the Python backend stub links the system libpython; perf_analyzer links libb64.
 # jemalloc: tritonserver returns the memory of floods of big requests (docs/reliability.md#bounded-bytes-and-memory).
 SYSTEM_LIBS := libpython$(PYVER).so.1.0:libpython$(PYVER) libb64.so.0d:libb64-0d libjemalloc.so.2:libjemalloc2
-# Debian packages by a file they install: the UI's browser tests drive headless Chromium.
-SYSTEM_FILES := /usr/bin/chromium:chromium /usr/bin/chromedriver:chromium-driver
+# Debian packages by a file they install: the UI's browser tests drive headless Chromium; the dashboard
+# test scrapes serve with Prometheus.
+SYSTEM_FILES := /usr/bin/chromium:chromium /usr/bin/chromedriver:chromium-driver /usr/bin/prometheus:prometheus
 
 .PHONY: help demo test unit integration chaos lint kubernetes-validate setup demo-setup export-tools system-deps \
 	clean model-analyzer-env
