@@ -151,6 +151,8 @@ class Serve:
         if self.options.cache_size > 0:
             cached = ", ".join(repository.cached_ensembles) or "none of its ensembles enables it"
             say(f"response cache: {describe_size(self.options.cache_size)} (cached: {cached})")
+        if self.options.trace is not None:
+            say(f"traces: {self.options.trace.describe()}")
         report_model_files(repository)
         self.probe_ensembles = [name for name in repository.ensembles if repository[name].task]
         check_ports(self.options.host, self.options.port_options)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import triton_vision_contract as contract
 from triton_vision_serving import access, memory
+from triton_vision_serving.tracing import TraceSettings
 
 EXIT_TIMEOUT_S = 10  # tritonserver's wait for in-flight requests on SIGTERM
 SIZE_UNITS = {"": 1, "K": 2**10, "M": 2**20, "G": 2**30}
@@ -46,6 +47,7 @@ class ServerOptions:
     allow_model_control: bool = False  # open the model-repository API to clients
     log_dir: Path | None = None  # None: logs.default_log_dir()
     cache_size: int = 0  # bytes of Triton's response cache (local); 0: no cache
+    trace: TraceSettings | None = None  # OpenTelemetry traces; None: none
     # serve's metrics endpoint holds metrics_port and adds its own metrics to Triton's, which
     # tritonserver then serves on this loopback port (None: tritonserver serves metrics_port itself).
     triton_metrics_port: int | None = None
@@ -124,5 +126,6 @@ class ServerOptions:
             f"--exit-timeout-secs={EXIT_TIMEOUT_S}",
             *memory.GRPC_ARGS,
             *self.cache_arguments(cache_dir),
+            *(self.trace.arguments() if self.trace is not None else []),
             *access.restriction_args(self.admin_key, self.restricted_apis),
         ]
