@@ -22,8 +22,9 @@ PYVER  := $(shell $(PYTHON) -c 'import sys; print(f"{sys.version_info[0]}.{sys.v
 # Debian packages: the Python backend stub links the system libpython; perf_analyzer links libb64.
 # jemalloc: tritonserver returns the memory of floods of big requests (docs/reliability.md#bounded-bytes-and-memory).
 SYSTEM_LIBS := libpython$(PYVER).so.1.0:libpython$(PYVER) libb64.so.0d:libb64-0d libjemalloc.so.2:libjemalloc2
-# Debian packages by a file they install: the UI's browser tests drive headless Chromium.
-SYSTEM_FILES := /usr/bin/chromium:chromium /usr/bin/chromedriver:chromium-driver
+# Debian packages by a file they install: the UI's browser tests drive headless Chromium; the dashboard
+# test scrapes serve with Prometheus.
+SYSTEM_FILES := /usr/bin/chromium:chromium /usr/bin/chromedriver:chromium-driver /usr/bin/prometheus:prometheus
 
 .PHONY: help demo test unit integration chaos lint kubernetes-validate setup demo-setup export-tools system-deps \
 	clean model-analyzer-env
@@ -62,9 +63,9 @@ export-tools: $(VENV)/.pip ## add torch and torchvision to the demo's environmen
 
 # Deployment files are checked offline (no Docker engine, no cluster): the model repository with
 # `triton-vision check`, the Dockerfile with hadolint, the compose file against the Compose
-# specification's schema, the Kubernetes manifests against the pinned Kubernetes version's schemas.
+# specification's schema, the Kubernetes package (every overlay rendered by `kubectl kustomize`, the
+# KServe resources) against the pinned Kubernetes version's schemas and the vendored CRD schemas.
 K8S_VERSION   ?= 1.30.0
-K8S_MANIFESTS := $(addprefix docker/kubernetes/,deployment.yaml service.yaml hpa.yaml networkpolicy.yaml)
 
 lint: $(VENV)/.installed ## ruff, mypy, the import layers, check, the deployment files (no apt)
 	$(BIN)/ruff check .
@@ -77,7 +78,7 @@ lint: $(VENV)/.installed ## ruff, mypy, the import layers, check, the deployment
 	@$(MAKE) --no-print-directory kubernetes-validate
 
 kubernetes-validate: $(VENV)/.installed
-	$(BIN)/kubernetes-validate --strict --kubernetes-version $(K8S_VERSION) $(K8S_MANIFESTS)
+	$(BIN)/python docker/kubernetes/validate.py $(K8S_VERSION)
 
 system-deps:
 	@missing=""; for pair in $(SYSTEM_LIBS); do \

@@ -13,6 +13,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -219,6 +220,8 @@ def test_killed_tritonserver_is_restarted_on_the_same_ports_and_answers_again(cl
             # answer: wait for it, within the same bound
             while time.monotonic() < killed_at + RESTART_DEADLINE_S and "tritonserver serving again" not in serve.log():
                 time.sleep(0.2)
+        metrics_url = f"http://127.0.0.1:{serve.metrics_port}/metrics"
+        metrics = urllib.request.urlopen(metrics_url, timeout=10).read().decode()
         restarted = children(serve.process.pid)
         log = serve.log()
     assert answer == baseline, f"no answer within {RESTART_DEADLINE_S} s of the kill:\n{log}"
@@ -229,6 +232,10 @@ def test_killed_tritonserver_is_restarted_on_the_same_ports_and_answers_again(cl
     assert "tritonserver killed by SIGKILL (the kernel's OOM killer, or kill -9)" in log, log
     assert "restarting tritonserver in 1 s on the same ports (death 1; serve gives up at 5 deaths within 300 s)" in log
     assert "tritonserver serving again" in log, log
+    # the metrics port stays serve's: the restart counted, the new tritonserver's metrics beside it
+    assert "\ntriton_vision_tritonserver_restarts_total 1.0\n" in metrics
+    assert "\ntriton_vision_tritonserver_up 1.0\n" in metrics
+    assert 'nv_inference_request_success{model="classification",version="1"}' in metrics
 
 
 # -- Ctrl-C while the models load ------------------------------------------------------------------

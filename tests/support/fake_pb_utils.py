@@ -69,6 +69,28 @@ class Logger:
         cls.messages.append(("info", message))
 
 
+class MetricFamily:
+    """Custom metrics as the Python backend offers them; every family's metrics' values, by labels."""
+
+    COUNTER, GAUGE = "counter", "gauge"
+    values: dict[tuple[str, tuple], float] = {}
+
+    def __init__(self, name: str, description: str, kind: str) -> None:
+        self.name = name
+
+    def Metric(self, labels: Mapping[str, str]) -> Metric:  # noqa: N802 - the backend's name
+        return Metric(self.name, tuple(sorted(labels.items())))
+
+
+class Metric:
+    def __init__(self, family: str, labels: tuple) -> None:
+        self.key = (family, labels)
+        MetricFamily.values.setdefault(self.key, 0.0)
+
+    def increment(self, value: float) -> None:
+        MetricFamily.values[self.key] += value
+
+
 class Request:
     """A request as the Python backend hands it over: named inputs and JSON parameters."""
 

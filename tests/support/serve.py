@@ -26,6 +26,7 @@ class Serve:
     process: subprocess.Popen
     http_port: int
     grpc_port: int
+    metrics_port: int
     stdout: list[str] = field(default_factory=list)
     stderr: list[str] = field(default_factory=list)
     arrivals: list[tuple[float, str]] = field(default_factory=list)  # (time.monotonic() read, line), both streams
@@ -77,7 +78,7 @@ def serving(
     command = [*program, "serve", "--model-repository", str(repository)]
     command += ["--http-port", str(ports[0]), "--grpc-port", str(ports[1]), "--metrics-port", str(ports[2]), *extra]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=cwd, env=env)
-    serve = Serve(process, ports[0], ports[1])
+    serve = Serve(process, ports[0], ports[1], ports[2])
     started = threading.Event()
     threads = [
         threading.Thread(target=_pump, args=(process.stdout, serve.stdout, serve.arrivals, started), daemon=True),

@@ -24,7 +24,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import triton_vision_contract as contract
 from triton_vision_authoring import models as model_files
@@ -36,7 +36,8 @@ from triton_vision_serving import memory
 from triton_vision_serving.admin import ModelState
 from triton_vision_serving.errors import CrashLoopError, PortInUseError, ServerFailedError, StopRequested
 from triton_vision_serving.memory import DEFAULT_TRIM_ABOVE_BYTES
-from triton_vision_serving.ports import check_ports
+from triton_vision_serving.metrics import MetricsEndpoint, ServeMetrics
+from triton_vision_serving.ports import check_ports, free_port
 from triton_vision_serving.queues import QueueBounds
 from triton_vision_serving.runtime import LocalTritonServer
 from triton_vision_serving.server_config import ServerOptions, describe_size
@@ -129,6 +130,8 @@ class Serve:
         self.stop_signal: int | None = None  # the first signal that asked to stop
         self.server: LocalTritonServer | None = None
         self.probe_ensembles: list[str] = []
+        self.metrics = ServeMetrics()
+        self.endpoint: MetricsEndpoint | None = None
 
     # -- signals --------------------------------------------------------------------------------
     def _on_signal(self, signum: int, _frame: object) -> None:
@@ -148,9 +151,13 @@ class Serve:
         if self.options.cache_size > 0:
             cached = ", ".join(repository.cached_ensembles) or "none of its ensembles enables it"
             say(f"response cache: {describe_size(self.options.cache_size)} (cached: {cached})")
+        if self.options.trace is not None:
+            say(f"traces: {self.options.trace.describe()}")
         report_model_files(repository)
         self.probe_ensembles = [name for name in repository.ensembles if repository[name].task]
         check_ports(self.options.host, self.options.port_options)
+        self.endpoint = MetricsEndpoint(self.options.host, self.options.metrics_port, self.metrics)
+        self.endpoint.start()
         previous = {sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
         try:
             return self._serve()
@@ -163,14 +170,19 @@ class Serve:
         finally:
             if self.server is not None:
                 self.server.stop()
+            self.endpoint.stop()
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
 
     def _start(self, generation: int) -> LocalTritonServer:
         if generation > 1:
             self._wait_for_ports()
-        self.server = LocalTritonServer(self.options, generation=generation)
+        # serve's endpoint holds the metrics port; tritonserver's metrics go to a fresh loopback port
+        options = replace(self.options, triton_metrics_port=free_port())
+        self.server = LocalTritonServer(options, generation=generation)
         self.server.start()
+        if self.endpoint is not None:
+            self.endpoint.triton_url = f"http://{contract.DEFAULT_HOST}:{options.triton_metrics_port}/metrics"
         say(f"tritonserver log: {self.server.log_path}")
         if generation == 1:
             say(f"memory allocator: {memory.allocator(self.server.install.environment())}")
@@ -180,7 +192,8 @@ class Serve:
         deadline = time.monotonic() + PORTS_FREE_WAIT_S
         while True:
             try:
-                check_ports(self.options.host, self.options.port_options)
+                ports = {k: v for k, v in self.options.port_options.items() if k != "--metrics-port"}  # serve's own
+                check_ports(self.options.host, ports)
                 return
             except PortInUseError:
                 if time.monotonic() > deadline:
@@ -209,8 +222,12 @@ class Serve:
                         probe_ensembles=self.probe_ensembles,
                         trim_above_bytes=self.settings.trim_above_bytes,
                         queue_bounds=self.settings.queue_bounds,
+                        on_heal=self.metrics.heal,
                     )
-                    self._announce(supervisor.start(), generation, down_since)
+                    index = supervisor.start()
+                    pid = server.process.pid if server.process is not None else None
+                    self.metrics.serving(pid, self.options.model_repository, [m.name for m in index])
+                    self._announce(index, generation, down_since)
                     down_since = None
                     if self._supervise(server, supervisor):
                         interrupted = self.stop_signal == signal.SIGINT
@@ -219,6 +236,7 @@ class Serve:
                         say("stopped")
                         return INTERRUPTED_EXIT_CODE if interrupted else 0
                     cause = f"tritonserver {server.exit_report()}"
+                    self.metrics.serving(None, self.options.model_repository)
                 except (ServerFailedError, PortInUseError) as exc:
                     if generation == 1:
                         raise  # a first start that fails is reported, not retried
@@ -236,6 +254,7 @@ class Serve:
                         f"tritonserver died {len(crashes.deaths)} times within {policy.window_s:.0f} s: serve gives "
                         f"up. The last time: {cause}"
                     )
+                self.metrics.restarts.inc()
                 LOG.warning(
                     "restarting tritonserver in %.0f s on the same ports (death %d; serve gives up at %s)",
                     delay,

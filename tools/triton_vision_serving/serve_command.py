@@ -5,11 +5,14 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from dataclasses import replace
 
+from triton_vision_contract.errors import UsageError
 from triton_vision_serving.memory import DEFAULT_TRIM_ABOVE_BYTES
 from triton_vision_serving.queues import QueueBounds
 from triton_vision_serving.serve import Serve, ServeSettings
 from triton_vision_serving.server_arguments import DEFAULT_PORTS, add_server_options, server_options
+from triton_vision_serving.tracing import DEFAULT_ENDPOINT, TraceSettings, traces_url
 from triton_vision_ui.launch import add_ui_port, with_ui
 
 DESCRIPTION = (
@@ -43,7 +46,7 @@ def non_negative_float(text: str) -> float:
 def serve(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s serve: %(message)s", stream=sys.stderr)
     settings = ServeSettings(
-        server_options(args),
+        replace(server_options(args), trace=trace_settings(args)),
         start_timeout_s=args.start_timeout,
         probe_interval_s=args.probe_interval,
         probe_timeout_s=args.probe_timeout,
@@ -51,6 +54,23 @@ def serve(args: argparse.Namespace) -> int:
         queue_bounds=QueueBounds(args.max_queue_size, args.queue_timeout_ms),
     )
     return Serve(settings).run()
+
+
+def trace_settings(args: argparse.Namespace) -> TraceSettings | None:
+    if args.trace == "off":
+        if args.trace_endpoint is not None or args.trace_rate is not None:
+            raise UsageError("--trace-endpoint and --trace-rate need --trace otel")
+        return None
+    settings = TraceSettings(args.trace_endpoint or DEFAULT_ENDPOINT, args.trace_rate or 1)
+    traces_url(settings.endpoint)  # refused here, before anything starts
+    return settings
+
+
+def positive_int(text: str) -> int:
+    value = non_negative_int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {value}")
+    return value
 
 
 run = with_ui(serve, lambda args: server_options(args).grpc_url)
@@ -100,5 +120,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=float,
         default=240.0,
         help="seconds to wait for every model to load (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--trace",
+        choices=("off", "otel"),
+        default="off",
+        help="otel: tritonserver sends an OpenTelemetry trace per sampled request (an ensemble's steps nested "
+        "inside) over OTLP/HTTP to --trace-endpoint (default: off)",
+    )
+    parser.add_argument(
+        "--trace-endpoint",
+        default=None,
+        metavar="URL",
+        help=f"a collector's OTLP/HTTP receiver, e.g. http://collector:4318 (/v1/traces is added when the URL has "
+        f"no path) (default with --trace otel: {DEFAULT_ENDPOINT})",
+    )
+    parser.add_argument(
+        "--trace-rate",
+        type=positive_int,
+        default=None,
+        metavar="N",
+        help="trace every N-th request (default with --trace otel: 1, every request)",
     )
     add_ui_port(parser)

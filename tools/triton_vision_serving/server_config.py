@@ -13,6 +13,7 @@ from pathlib import Path
 
 import triton_vision_contract as contract
 from triton_vision_serving import access, memory
+from triton_vision_serving.tracing import TraceSettings
 
 EXIT_TIMEOUT_S = 10  # tritonserver's wait for in-flight requests on SIGTERM
 SIZE_UNITS = {"": 1, "K": 2**10, "M": 2**20, "G": 2**30}
@@ -46,6 +47,10 @@ class ServerOptions:
     allow_model_control: bool = False  # open the model-repository API to clients
     log_dir: Path | None = None  # None: logs.default_log_dir()
     cache_size: int = 0  # bytes of Triton's response cache (local); 0: no cache
+    trace: TraceSettings | None = None  # OpenTelemetry traces; None: none
+    # serve's metrics endpoint holds metrics_port and adds its own metrics to Triton's, which
+    # tritonserver then serves on this loopback port (None: tritonserver serves metrics_port itself).
+    triton_metrics_port: int | None = None
     # Key of the restricted APIs; never printed, never leaves this process tree.
     admin_key: str = field(default_factory=access.new_key, repr=False)
 
@@ -83,6 +88,14 @@ class ServerOptions:
             return tuple(api for api in access.RESTRICTED_APIS if api != access.MODEL_CONTROL_API)
         return access.RESTRICTED_APIS
 
+    def metrics_arguments(self) -> list[str]:
+        """Where tritonserver serves its metrics; with latency summaries (p50/p90/p95/p99 per model)."""
+        if self.triton_metrics_port is not None:
+            where = [f"--metrics-address={contract.DEFAULT_HOST}", f"--metrics-port={self.triton_metrics_port}"]
+        else:
+            where = [f"--metrics-address={self.host}", f"--metrics-port={self.metrics_port}"]
+        return [*where, "--metrics-config=summary_latencies=true"]
+
     def cache_arguments(self, cache_dir: Path | None) -> list[str]:
         """The response cache: Triton's ``local`` cache of ``cache_size`` bytes (none when 0)."""
         if self.cache_size <= 0:
@@ -99,8 +112,7 @@ class ServerOptions:
             f"--http-port={self.http_port}",
             f"--grpc-address={self.host}",
             f"--grpc-port={self.grpc_port}",
-            f"--metrics-address={self.host}",
-            f"--metrics-port={self.metrics_port}",
+            *self.metrics_arguments(),
             "--model-control-mode=explicit",
             "--load-model=*",
             "--exit-on-error=false",
@@ -114,5 +126,6 @@ class ServerOptions:
             f"--exit-timeout-secs={EXIT_TIMEOUT_S}",
             *memory.GRPC_ARGS,
             *self.cache_arguments(cache_dir),
+            *(self.trace.arguments() if self.trace is not None else []),
             *access.restriction_args(self.admin_key, self.restricted_apis),
         ]

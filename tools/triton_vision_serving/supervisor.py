@@ -117,6 +117,7 @@ class Supervisor:
     trim_above_bytes: int = DEFAULT_TRIM_ABOVE_BYTES  # 0: never reload a model for its pool
     queue_bounds: QueueBounds = field(default_factory=QueueBounds)  # serve's overrides of the configs' queues
     heals: list[dict] = field(default_factory=list)  # what happened, for logs and tests
+    on_heal: Callable[[str, str], None] | None = None  # (model, one of metrics.HEAL_CAUSES) at each reload
     _known: dict[int, str] = field(default_factory=dict)  # pid -> model, learnt while the process lived
     _handled: set[int] = field(default_factory=set)  # dead processes already acted on
     _seen_dead: set[int] = field(default_factory=set)  # dead processes of no known model, already looked at
@@ -192,7 +193,7 @@ class Supervisor:
         self._handled &= set(processes)
         for model, pids in sorted(dead.items()):
             LOG.error("model '%s': process %s died; reloading it", model, ", ".join(map(str, pids)))
-            self.heal(model, cause=f"process {pids} died")
+            self.heal(model, cause=f"process {pids} died", kind="process_died")
         if unknown:
             self.heal_processless(unknown)
 
@@ -210,9 +211,14 @@ class Supervisor:
         for state in index:
             if state.ready and state.name not in ensembles and state.name not in live:
                 LOG.error("model '%s': no live process (processes %s died); reloading it", state.name, dead)
-                self.heal(state.name, cause=f"no live process ({dead} died)")
+                self.heal(state.name, cause=f"no live process ({dead} died)", kind="process_died")
 
-    def heal(self, model: str, cause: str) -> bool:
+    def _record(self, kind: str, **heal: object) -> None:
+        self.heals.append(heal)
+        if self.on_heal is not None:
+            self.on_heal(str(heal["model"]), kind)
+
+    def heal(self, model: str, cause: str, kind: str) -> bool:
         """Unload (not ready meanwhile) and load again; kill the old instances' leftover processes."""
         started = time.monotonic()
         old = [pid for pid, proc in self._scan_processes().items() if proc.model == model]
@@ -223,7 +229,7 @@ class Supervisor:
         ok, error = self._load(model)
         self._kill_leftovers(model, old)
         seconds = time.monotonic() - started
-        self.heals.append({"model": model, "cause": cause, "ok": ok, "seconds": round(seconds, 2), "error": error})
+        self._record(kind, model=model, cause=cause, ok=ok, seconds=round(seconds, 2), error=error)
         if ok:
             LOG.warning("model '%s': reloaded in %.1f s, serving again", model, seconds)
         else:
@@ -342,7 +348,7 @@ class Supervisor:
             else:
                 LOG.error("model '%s': the new files failed to load: %s", name, error)
                 self._retry_if_transient(name, error)  # else the new files would wait for another change
-            self.heals.append({"model": name, "cause": "files changed", "ok": ok, "error": error})
+            self._record("files_changed", model=name, cause="files changed", ok=ok, error=error)
 
     def check_pools(self) -> None:
         """Reload a model whose process's shared-memory pool is above the bound and no longer growing."""
@@ -384,7 +390,7 @@ class Supervisor:
                 "model '%s': the reload failed after %.1f s (the old process serves on): %s", pool.model, seconds, error
             )
         cause = f"shared-memory pool of {mb:.0f} MB"
-        self.heals.append({"model": pool.model, "cause": cause, "ok": ok, "seconds": round(seconds, 2), "error": error})
+        self._record("shm_pool", model=pool.model, cause=cause, ok=ok, seconds=round(seconds, 2), error=error)
 
     def load_waiting_ensembles(self, model: str) -> None:
         """Ensembles that are down and need ``model`` (never loaded because it had failed): load them."""
@@ -430,7 +436,7 @@ class Supervisor:
             return
         self._probe_failures.pop(ensemble, None)
         for model in self.suspects(ensemble, error):
-            self.heal(model, cause=f"ensemble '{ensemble}' failed its probe twice: {error[:200]}")
+            self.heal(model, cause=f"ensemble '{ensemble}' failed its probe twice: {error[:200]}", kind="probe_failed")
 
     def suspects(self, ensemble: str, error: str) -> list[str]:
         """The model a "Stub process '<model>_<n>...'" error names, else every step of the ensemble."""

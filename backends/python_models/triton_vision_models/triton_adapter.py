@@ -15,10 +15,54 @@ from typing import Any
 import numpy as np
 import triton_python_backend_utils as pb_utils
 
-from .errors import InferenceError, InvalidInputError, TritonVisionError
+from .errors import ImageRejectedError, InferenceError, InvalidInputError, InvalidParameterError, TritonVisionError
 from .model_config import ModelConfig, RequestData, check_input
 
 Runner = Callable[[Sequence[RequestData]], Sequence["Mapping[str, np.ndarray] | Exception"]]
+
+# Requests a model answered with an error, by reason, on Triton's metrics endpoint beside its own
+# counters (which count such a response as a success: the error travels in the response).
+ERRORS_METRIC = "triton_vision_request_errors_total"
+ERROR_REASONS = ("image", "parameter", "input", "internal")
+
+
+def error_reason(exc: BaseException) -> str:
+    """The ``reason`` label of :data:`ERRORS_METRIC` for the error a request was answered with."""
+    if isinstance(exc, ImageRejectedError):
+        return "image"
+    if isinstance(exc, InvalidParameterError):
+        return "parameter"
+    if isinstance(exc, InvalidInputError):
+        return "input"
+    return "internal"
+
+
+class ErrorCounter:
+    """:data:`ERRORS_METRIC` for one model, every reason present from the start (at 0)."""
+
+    def __init__(self, model: str) -> None:
+        self.metrics: dict[str, Any] = {}
+        self.family: Any = None  # kept while its metrics live: Triton refuses a metric whose family was deleted
+        family_type = getattr(pb_utils, "MetricFamily", None)
+        if family_type is None:  # a Python backend without custom metrics
+            return
+        try:
+            self.family = family = family_type(
+                name=ERRORS_METRIC,
+                description="Requests answered with an error by a triton-vision Python model, by reason",
+                kind=family_type.COUNTER,
+            )
+            self.metrics = {r: family.Metric(labels={"model": model, "reason": r}) for r in ERROR_REASONS}
+        except Exception as exc:  # noqa: BLE001 - metrics disabled in this server: the model serves without
+            pb_utils.Logger.log_warn(f"model '{model}': no {ERRORS_METRIC} ({exc})")
+
+    def count(self, exc: BaseException) -> None:
+        metric = self.metrics.get(error_reason(exc))
+        if metric is not None:
+            try:
+                metric.increment(1)
+            except Exception as failure:  # noqa: BLE001 - a metric never fails the request it counts
+                pb_utils.Logger.log_warn(f"{ERRORS_METRIC}: {failure}")
 
 
 def forget_frames(exc: BaseException) -> None:
@@ -74,6 +118,7 @@ class TritonModelAdapter:
         self.validate_inputs = validate_inputs
         self.logger = pb_utils.Logger
         self._output_dtypes = {out.name: out.dtype for out in config.outputs}
+        self.errors = ErrorCounter(config.name)
 
     # -- requests -> RequestData ------------------------------------------------------
     def read(self, request: Any) -> RequestData:
@@ -100,6 +145,7 @@ class TritonModelAdapter:
 
     def error(self, exc: BaseException) -> Any:
         forget_frames(exc)
+        self.errors.count(exc)
         if isinstance(exc, InvalidInputError):
             code = pb_utils.TritonError.INVALID_ARG
             message = str(exc)

@@ -196,3 +196,18 @@ def test_a_refused_requests_input_is_freed_when_the_execution_ends_without_the_g
     finally:
         gc.enable()
     assert error_of(response) == (pb.TritonError.INVALID_ARG, "input 'X': refused (1048576 bytes)")
+
+
+def test_each_error_response_is_counted_under_its_reason_and_every_reason_starts_at_zero(adapter_module):
+    pb.MetricFamily.values.clear()
+    config = ModelConfig(**{**CONFIG.__dict__, "name": "counted"})
+    adapter = adapter_module.TritonModelAdapter(config, Recorder(fail_when_batched_with=9))
+    adapter.execute([request(1, scale="bad"), request(2), request(3, scale="bad")])
+    adapter.execute([request(9)])  # the runner raises InferenceError: an internal failure
+    adapter.execute([request(1, dtype=np.float32)])  # wrong dtype: refused before the runner
+    counted = {
+        dict(labels)["reason"]: value
+        for (family, labels), value in pb.MetricFamily.values.items()
+        if family == "triton_vision_request_errors_total" and dict(labels)["model"] == "counted"
+    }
+    assert counted == {"image": 0, "parameter": 2, "input": 1, "internal": 1}

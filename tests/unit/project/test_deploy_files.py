@@ -9,7 +9,8 @@ import yaml
 from tests.conftest import MODEL_REPOSITORY, ROOT
 from tests.support.modelconfigs import load_config
 
-KUBERNETES = ROOT / "docker" / "kubernetes"
+PACKAGE = ROOT / "docker" / "kubernetes"
+KUBERNETES = PACKAGE / "base"
 PROBE = ["triton-vision", "probe", "--url", "127.0.0.1:8001"]
 
 
@@ -22,12 +23,12 @@ def ensembles() -> list[str]:
 
 def test_hpa_reads_the_metric_the_adapter_rule_defines():
     hpa = yaml.safe_load((KUBERNETES / "hpa.yaml").read_text())
-    (rule,) = yaml.safe_load((KUBERNETES / "prometheus-adapter-values.yaml").read_text())["rules"]["custom"]
+    (rule,) = yaml.safe_load((PACKAGE / "prometheus-adapter-values.yaml").read_text())["rules"]["custom"]
     assert hpa["spec"]["metrics"][0]["pods"]["metric"]["name"] == rule["name"]["as"]
 
 
 def test_adapter_rule_tells_ensembles_from_their_steps_with_and_without_an_export_prefix():
-    (rule,) = yaml.safe_load((KUBERNETES / "prometheus-adapter-values.yaml").read_text())["rules"]["custom"]
+    (rule,) = yaml.safe_load((PACKAGE / "prometheus-adapter-values.yaml").read_text())["rules"]["custom"]
     (pattern,) = set(re.findall(r'model[=!]~"([^"]+)"', rule["metricsQuery"]))
     names = [p.parent.name for p in MODEL_REPOSITORY.glob("*/config.pbtxt")]
     for prefix in ("", "tv_"):
@@ -56,21 +57,10 @@ def test_compose_perf_service_measures_an_ensemble_of_the_repository():
 LAUNCHER = ["python3", "-m", "triton_vision_serving.access", "tritonserver"]
 
 
-def manifests() -> list:
-    found = []
-    for path in sorted(KUBERNETES.glob("*.yaml")):
-        document = yaml.safe_load(path.read_text())
-        if isinstance(document, dict) and {"apiVersion", "kind"} <= set(document):
-            found.append((path, document))
-    return found
-
-
-def test_make_lint_validates_every_kubernetes_manifest():
-    listed = re.search(
-        r"^K8S_MANIFESTS := \$\(addprefix docker/kubernetes/,([^)]*)\)", (ROOT / "Makefile").read_text(), re.M
-    )
-    assert listed is not None
-    assert sorted(listed.group(1).split()) == sorted(path.name for path, _ in manifests())
+def test_the_base_lists_every_manifest_beside_it():
+    kustomization = yaml.safe_load((KUBERNETES / "kustomization.yaml").read_text())
+    manifests = sorted(p.name for p in KUBERNETES.glob("*.yaml") if p.name != "kustomization.yaml")
+    assert sorted(kustomization["resources"]) == manifests
 
 
 def test_image_compose_and_kubernetes_start_tritonserver_through_the_restricting_launcher():

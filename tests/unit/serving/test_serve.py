@@ -57,6 +57,7 @@ def test_ctrl_c_after_ready_stops_tritonserver_and_exits_130_a_sigterm_0(tmp_pat
 
     class FakeServer:
         log_path = tmp_path / "tritonserver.log"
+        process = None
 
         def wait_settled(self, timeout, should_stop) -> None:
             pass

@@ -234,7 +234,7 @@ def test_a_heal_whose_fresh_process_died_while_it_loaded_is_tried_again(monkeypa
     retry_ticks(case, 5.0)  # detection_postprocess and detection come back
     case.admin.loads.clear()
     case.admin.failures = [DIED_WHILE_LOADING]  # killed again, this time while the heal loads it
-    assert case.supervisor.heal("detection_postprocess", cause="process [31] died") is False
+    assert case.supervisor.heal("detection_postprocess", cause="process [31] died", kind="process_died") is False
     retry_ticks(case, 1.25)
     assert [name for name, _ in case.admin.loads] == ["detection_postprocess", "detection_postprocess"]
     assert case.admin.unloads == ["detection_postprocess"]
