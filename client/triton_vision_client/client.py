@@ -32,6 +32,7 @@ from .answers import (
     decode,
     split_classifications,
     split_detections,
+    split_pipeline,
 )
 from .connection import DEFAULT_URLS, PROTOCOLS, diagnose, is_metrics_port, metrics_advice, resolve_url
 from .discovery import EnsembleConfig, EnsembleInfo, ensemble_info, mismatch, stand_in_warning, stand_ins
@@ -62,6 +63,7 @@ __all__ = [
     "VisionClient",
     "split_classifications",
     "split_detections",
+    "split_pipeline",
 ]
 
 DEFAULT_CONCURRENCY = 4  # requests in flight for the *_many methods
@@ -84,6 +86,14 @@ def _detection_parameters(score_threshold: float | None, max_detections: int | N
     if max_detections is not None:
         parameters[contract.MAX_DETECTIONS] = int(max_detections)
     return parameters
+
+
+def _pipeline_parameters(score_threshold: float | None, max_objects: int | None, top_k: int | None) -> dict[str, Any]:
+    return {
+        **_detection_parameters(score_threshold, None),
+        **({contract.MAX_OBJECTS: int(max_objects)} if max_objects is not None else {}),
+        **(_classification_parameters(top_k) or {}),
+    }
 
 
 class VisionClient:
@@ -417,11 +427,7 @@ class VisionClient:
         """Objects of a pipeline ensemble (detect, then classify each object): each result's answer is
         the detections with each object's second-stage top-k (``answer.objects``). Without ``ensemble``,
         the server's only pipeline."""
-        parameters = {
-            **_detection_parameters(score_threshold, None),
-            **({contract.MAX_OBJECTS: int(max_objects)} if max_objects is not None else {}),
-            **(_classification_parameters(top_k) or {}),
-        }
+        parameters = _pipeline_parameters(score_threshold, max_objects, top_k)
         return self.infer_many(
             contract.PIPELINE,
             sources,
@@ -526,6 +532,22 @@ class VisionClient:
         """One :class:`Detections` per image, in order (each cut to its COUNT)."""
         parameters = _detection_parameters(score_threshold, max_detections)
         return self._in_order(contract.DETECTION, images, parameters, ensemble, batch, concurrency)
+
+    def pipeline(
+        self,
+        images: Sequence[bytes],
+        score_threshold: float | None = None,
+        max_objects: int | None = None,
+        top_k: int | None = None,
+        *,
+        ensemble: str | None = None,
+        batch: int | None = None,
+        concurrency: int = 2,
+    ) -> list[Detections]:
+        """One :class:`Detections` per image, in order, each object with its second-stage answer
+        (``objects``); without ``ensemble``, the server's only pipeline."""
+        parameters = _pipeline_parameters(score_threshold, max_objects, top_k)
+        return self._in_order(contract.PIPELINE, images, parameters, ensemble, batch, concurrency)
 
     def segment(
         self,

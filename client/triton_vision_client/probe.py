@@ -75,6 +75,9 @@ def _answer(client: VisionClient, ensemble: str, task: str | None) -> str:
     if task == contract.SEGMENTATION:
         (mask,) = client.segment([PROBE_PNG], ensemble=ensemble)
         return f"{mask.mask.shape[1]}x{mask.mask.shape[0]} mask"
+    if task == contract.PIPELINE:  # the tiny image has no object: its second ensemble is probed on its own
+        (found,) = client.pipeline([PROBE_PNG], ensemble=ensemble)
+        return f"{len(found)} object{'' if len(found) == 1 else 's'}"
     raise EnsembleMismatchError(
         f"'{ensemble}' answers with no task's outputs (not loaded, or not a triton-vision ensemble)"
     )

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 import triton_vision_contract as contract
-from triton_vision_client.annotate import annotate_file, class_colour
+from triton_vision_client.annotate import annotate_file, class_colour, tags
 from triton_vision_client.client import Classification, Detections
 from triton_vision_client.segmentation import Segmentation
 
@@ -49,23 +49,30 @@ def _encode(extension: str, image: np.ndarray, params: list[int] | None = None) 
 
 
 def detection_view(encoded: bytes, answer: Detections) -> dict[str, Any]:
-    """The detections, and the photo with them drawn as a JPEG data URL."""
+    """The detections (a pipeline's: each with its object's second-stage answer), and the photo with
+    them drawn as a JPEG data URL."""
     import cv2
 
     drawn = annotate_file(encoded, answer)
     height, width = drawn.shape[:2]
     detections = []
-    for box, score, class_id, label in zip(answer.boxes, answer.scores, answer.class_ids, answer.labels, strict=True):
-        blue, green, red = class_colour(class_id)
-        detections.append(
-            {
-                "label": label,
-                "class_id": class_id,
-                "score": score,
-                "box": [round(v, 1) for v in box],
-                "colour": hex_colour((red, green, blue)),
-            }
-        )
+    _, _, keys = tags(answer)  # a pipeline's boxes take their second-stage answer's colour
+    for index, (box, score, class_id, label) in enumerate(
+        zip(answer.boxes, answer.scores, answer.class_ids, answer.labels, strict=True)
+    ):
+        blue, green, red = class_colour(keys[index])
+        row: dict[str, Any] = {
+            "label": label,
+            "class_id": class_id,
+            "score": score,
+            "box": [round(v, 1) for v in box],
+            "colour": hex_colour((red, green, blue)),
+        }
+        if answer.objects and answer.objects[index].labels:
+            second = answer.objects[index]
+            row["answer"] = {"label": second.labels[0], "class_id": second.class_ids[0], "score": second.scores[0]}
+            row["answers"] = classification_view(second)["labels"]
+        detections.append(row)
     return {
         "width": width,
         "height": height,

@@ -214,3 +214,41 @@ def test_the_readme_command_prints_the_readmes_answers(served):
     csv_out = run(f"{command} --url {server.options.grpc_url} --format csv", folder).stdout
     assert [row.split(",")[3] for row in csv_out.splitlines()[1:]] == ["0", "0", ""]  # one row per object
     assert io.StringIO(csv_out).readline().startswith("path,error,reason,object,label")
+
+
+def test_the_playground_labels_each_box_with_its_objects_answer(served, tmp_path):
+    """`triton-vision ui` on the pipeline's server, in headless Chromium: the kitten's box is listed with
+    the classifier's top answer, as the gRPC client has it, and drawn."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    from tests.support.ui import browser_missing, start_chromium, ui_command
+
+    missing = browser_missing()
+    if missing:
+        pytest.skip(missing)
+    _, server, _ = served
+    expected = infer(server.options.grpc_url, (SHARED / "images" / "kitten.jpg").read_bytes(), {"top_k": 5})
+    top = expected["OBJECT_LABELS"][0][0][0].decode()
+    browser = start_chromium(tmp_path / "chromium-profile")
+    try:
+        with ui_command("--url", server.options.grpc_url) as (url, _):
+            browser.get(url)
+            wait = WebDriverWait(browser, 180, poll_frequency=0.2)
+            selector = '#ensembles li[data-ensemble="pets_in_scene"] input'
+            wait.until(lambda b: b.find_elements(By.CSS_SELECTOR, selector), "pets_in_scene is not listed")
+            for box in browser.find_elements(By.CSS_SELECTOR, "#ensembles li[data-ensemble]"):
+                checkbox = box.find_element(By.TAG_NAME, "input")
+                if checkbox.is_selected() != (box.get_attribute("data-ensemble") == "pets_in_scene"):
+                    checkbox.click()
+            browser.find_element(By.ID, "files").send_keys(str(SHARED / "images" / "kitten.jpg"))
+            done = '.panel[data-ensemble="pets_in_scene"][data-state="done"]'
+            wait.until(lambda b: b.find_elements(By.CSS_SELECTOR, done), "no answer shown")
+            panel = browser.find_element(By.CSS_SELECTOR, done)
+            assert panel.find_element(By.CSS_SELECTOR, ".summary").text.startswith("1 object")
+            row = panel.find_element(By.CSS_SELECTOR, "ul.detections li")
+            assert row.get_attribute("data-label") == "cat"
+            assert row.find_element(By.CSS_SELECTOR, ".answer").text.startswith(f"→ {top} ")
+            assert panel.find_element(By.CSS_SELECTOR, "img.drawn").get_attribute("src").startswith("data:image/jpeg")
+    finally:
+        browser.quit()

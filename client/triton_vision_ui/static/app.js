@@ -214,11 +214,9 @@ function ask(panel) {
 
 function parametersFor(task) {
   const query = new URLSearchParams();
-  if (task === "classification") query.set("top_k", $("top-k").value);
-  if (task === "detection") {
-    query.set("score_threshold", $("threshold").value);
-    query.set("max_detections", $("max-detections").value);
-  }
+  if (task === "classification" || task === "pipeline") query.set("top_k", $("top-k").value);
+  if (task === "detection" || task === "pipeline") query.set("score_threshold", $("threshold").value);
+  if (task === "detection") query.set("max_detections", $("max-detections").value);
   return query;
 }
 
@@ -265,7 +263,7 @@ async function showAnswer(panel, answer) {
     parts.push(el("p", { class: "warning", text: `stand-in with random weights (${answer.stand_in.join(", ")}): meaningless answers` }));
   }
   if (answer.task === "classification") parts.push(classificationView(answer));
-  else if (answer.task === "detection") parts.push(...detectionView(answer));
+  else if (answer.task === "detection" || answer.task === "pipeline") parts.push(...detectionView(answer));
   else parts.push(...(await segmentationView(panel, answer)));
   setPanel(panel, "done", ...parts);
   panel.node.querySelector(".timing").replaceChildren(...timingView(answer));
@@ -293,7 +291,7 @@ function detectionView(answer) {
   const summary = el("p", {
     class: "summary",
     "data-count": count,
-    text: `${count} detection${count === 1 ? "" : "s"}${threshold === undefined ? "" : ` with score ≥ ${threshold.toFixed(2)}`}`,
+    text: `${count} ${answer.task === "pipeline" ? "object" : "detection"}${count === 1 ? "" : "s"}${threshold === undefined ? "" : ` with score ≥ ${threshold.toFixed(2)}`}`,
   });
   const picture = el("img", { class: "drawn", src: answer.drawn, alt: `the photo with ${count} boxes drawn` });
   const list = el("ul", { class: "detections" });
@@ -306,6 +304,7 @@ function detectionView(answer) {
         el("span", { class: "label", text: row.label }),
         el("span", { class: "score", text: row.score.toFixed(2) }),
         el("span", { class: "muted", text: `[${row.box.join(", ")}]` }),
+        ...(row.answer ? [el("span", { class: "answer", text: `→ ${row.answer.label} ${percent(row.answer.score)}` })] : []),
       ),
     );
   }
@@ -410,15 +409,15 @@ function showControlValues() {
   $("opacity-value").textContent = Number($("opacity").value).toFixed(2);
 }
 
-function askAgain(task) {
-  for (const panel of state.panels) if (panel.ensemble.task === task) ask(panel);
+function askAgain(...tasks) {
+  for (const panel of state.panels) if (tasks.includes(panel.ensemble.task)) ask(panel);
 }
 
 function wire() {
   $("threshold").addEventListener("input", showControlValues);
-  $("threshold").addEventListener("change", () => askAgain("detection"));
+  $("threshold").addEventListener("change", () => askAgain("detection", "pipeline"));
   $("max-detections").addEventListener("change", () => askAgain("detection"));
-  $("top-k").addEventListener("change", () => askAgain("classification"));
+  $("top-k").addEventListener("change", () => askAgain("classification", "pipeline"));
   $("opacity").addEventListener("input", () => {
     showControlValues();
     for (const panel of state.panels) drawBlend(panel);
