@@ -252,3 +252,24 @@ def test_the_playground_labels_each_box_with_its_objects_answer(served, tmp_path
             assert panel.find_element(By.CSS_SELECTOR, "img.drawn").get_attribute("src").startswith("data:image/jpeg")
     finally:
         browser.quit()
+
+
+def test_bench_compares_the_pipeline_with_the_client_side_way(served, tmp_path):
+    """`triton-vision bench --ensemble PIPELINE`: both ways on the same photos; the pipeline's tensors
+    on the wire are the photo and the answers, the client-side way's also each crop (no time asserted)."""
+    import json
+
+    folder, server, _ = served
+    out = tmp_path / "bench"
+    photos = [str(SHARED / "images" / name) for name in ("kitten.jpg", "dog.jpg")]
+    command = ["triton-vision", "bench", "--ensemble", "pets_in_scene", "--model-repository", "model_repository"]
+    command += ["--url", server.options.grpc_url, "--images", *photos, "--pipeline-images", "4"]
+    command += ["--pipeline-rounds", "1", "--out", str(out)]
+    done = run(" ".join(command), folder)
+    assert done.returncode == 0, done.stderr
+    assert "| bytes on the wire per photo |" in done.stdout
+    report = json.loads((out / "pets_in_scene-pipeline.json").read_text())
+    pipe, peer = report["median"]["pipeline"], report["median"]["client-side"]
+    assert pipe["objects"] == peer["objects"] == 4  # one pet per photo, both ways
+    assert pipe["bytes_per_image"] < peer["bytes_per_image"]
+    assert math.isnan(pipe["server_cpu_ms_per_image"])  # a server given with --url: its CPU is not ours to read

@@ -40,11 +40,43 @@ def options_from(args: argparse.Namespace) -> BenchOptions:
     ).check()
 
 
+def _is_pipeline(repository: Path, ensemble: str) -> bool:
+    from triton_vision_bench.profiles import load_repository
+    from triton_vision_contract import PIPELINE
+
+    found = load_repository(repository)
+    return ensemble in found and found[ensemble].task == PIPELINE
+
+
+def _run_pipeline(args: argparse.Namespace) -> int:
+    """A pipeline ensemble: against the client-side way (detect, crop, re-encode, classify)."""
+    from triton_vision_bench.images import bench_images
+    from triton_vision_bench.pipeline import run_pipeline_bench
+
+    photos = [image.data for image in bench_images(args.images, args.max_images, args.photos)]
+    concurrency = parse_concurrency(args.concurrency) if args.concurrency else (2,)
+    written = run_pipeline_bench(
+        args.model_repository,
+        args.ensemble,
+        args.url,
+        photos,
+        args.out,
+        images=args.pipeline_images,
+        rounds=args.pipeline_rounds,
+        concurrency=max(concurrency),
+    )
+    for path in written:
+        print(f"wrote {path}")
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     from triton_vision_bench.render import write_report
     from triton_vision_bench.run import run_bench
 
     try:
+        if _is_pipeline(args.model_repository, args.ensemble):
+            return _run_pipeline(args)
         options = options_from(args)
         report = run_bench(options)
     except BenchUsageError as exc:
@@ -75,7 +107,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--ensemble",
         default=default.ensemble,
-        help="any ensemble of the repository whose task the bench knows (classification, detection, segmentation)",
+        help="any ensemble of the repository whose task the bench knows (classification, detection, segmentation; "
+        "a pipeline is measured against the client-side way: detect, crop, re-encode, classify)",
+    )
+    p.add_argument(
+        "--pipeline-images", type=int, default=36, help="a pipeline: photos per round and way (default %(default)s)"
+    )
+    p.add_argument(
+        "--pipeline-rounds", type=int, default=3, help="a pipeline: alternating rounds (default %(default)s)"
     )
     p.add_argument("--url", default=None, help="gRPC address of a running server (default: start one locally)")
     p.add_argument("--model-repository", type=Path, default=default.model_repository)
