@@ -39,7 +39,7 @@ PROBE_PNG = base64.b64decode(
     "iVBORw0KGgoAAAANSUhEUgAAACAAAAAgCAIAAAD8GO2jAAAAMElEQVRIx+3NMQoAIAwEsBMc+v/3FtRH2C2QPesknZqzu14wSCAQ"
     "CAQCgUAgEPxyAe8N8p52LsWdAAAAAElFTkSuQmCC"
 )
-ENSEMBLES = contract.TASKS  # the built-in ensembles (named after their tasks)
+ENSEMBLES = contract.BUILTIN_ENSEMBLES
 DEFAULT_TIMEOUT_S = 20.0
 
 
@@ -75,6 +75,9 @@ def _answer(client: VisionClient, ensemble: str, task: str | None) -> str:
     if task == contract.SEGMENTATION:
         (mask,) = client.segment([PROBE_PNG], ensemble=ensemble)
         return f"{mask.mask.shape[1]}x{mask.mask.shape[0]} mask"
+    if task == contract.EMBEDDING:
+        (embedding,) = client.embed([PROBE_PNG], ensemble=ensemble)
+        return f"{embedding.vector.shape[0]}-d embedding"
     raise EnsembleMismatchError(
         f"'{ensemble}' answers with no task's outputs (not loaded, or not a triton-vision ensemble)"
     )

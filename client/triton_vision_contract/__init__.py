@@ -75,6 +75,12 @@ OVERLAY_PARAMETER = "overlay"  # request parameter: bool or "true"/"false" (defa
 VOC_CLASSES = 21
 SEGMENTATION_MAX_BATCH = 4  # images per request (max_batch_size of segmentation)
 
+# -- embedding ---------------------------------------------------------------------------
+EMBEDDING = "embedding"  # the task
+# FP32 [D] per image: the model's embedding (a [D] or [D, 1, 1] output, or a [T, D] token output pooled
+# by the spec's rule), L2-normalised (x / max(||x||, 1e-12)) unless the spec says normalize = false.
+EMBEDDING_OUTPUT = "EMBEDDING"
+
 # -- model_info: what the repository's ONNX files are (downloaded, imported or stand-in) ----
 MODEL_INFO = "model_info"
 INFO_QUERY = "QUERY"  # BYTES [1]: "sources" (anything else too) or "ensembles"
@@ -89,14 +95,16 @@ TASK_OUTPUTS = {
     CLASSIFICATION: (CLASS_IDS, SCORES, LABELS),
     DETECTION: (BOXES, SCORES, CLASS_IDS, LABELS, COUNT),
     SEGMENTATION: (MASK, MASK_SIZE, CLASS_FRACTIONS, LABELS, OVERLAY),
+    EMBEDDING: (EMBEDDING_OUTPUT,),
 }
-TASKS = tuple(TASK_OUTPUTS)  # the task names are the built-in ensembles' names
+TASKS = tuple(TASK_OUTPUTS)
+BUILTIN_ENSEMBLES = (CLASSIFICATION, DETECTION, SEGMENTATION)  # the built-in ensembles, named after their tasks
 
 
 def task_of(outputs: Iterable[str]) -> str | None:
     """The task whose wire contract a model's output names carry, or None (not an ensemble of ours)."""
     names = set(outputs)
-    for task in (SEGMENTATION, DETECTION, CLASSIFICATION):  # most specific first: all share LABELS
+    for task in (SEGMENTATION, DETECTION, CLASSIFICATION, EMBEDDING):  # most specific first: LABELS is shared
         if set(TASK_OUTPUTS[task]) <= names:
             return task
     return None

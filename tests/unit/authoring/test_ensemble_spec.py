@@ -259,7 +259,7 @@ def test_wrong_types_and_ranges_are_refused(tables, message):
         (
             "classification",
             {"top": {"task": "detect"}},
-            "my.toml: 'task' must be one of classification, detection, segmentation, got 'detect'",
+            "my.toml: 'task' must be one of classification, detection, segmentation, embedding, got 'detect'",
         ),
         (
             "classification",
@@ -459,13 +459,14 @@ def test_keys_that_do_not_apply_to_the_task_format_or_rule_are_refused(task, tab
             "classification",
             ("task",),
             {},
-            "my.toml: 'task' is missing (one of classification, detection, segmentation)",
+            "my.toml: 'task' is missing (one of classification, detection, segmentation, embedding)",
         ),
         (
             "classification",
             ("labels",),
             {},
-            "my.toml: 'labels' is missing (one class name per line; CLASS_IDS index its lines (0-based))",
+            "my.toml: 'labels' is missing (one class name per line; CLASS_IDS index its lines (0-based); "
+            "not for embedding)",
         ),
         ("classification", ("model",), {}, "my.toml: 'model' is missing (the ONNX file, relative to the spec file)"),
         ("classification", ("preprocess",), {}, "my.toml: the [preprocess] table is missing (resize, size, ...)"),
