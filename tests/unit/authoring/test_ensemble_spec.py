@@ -299,7 +299,7 @@ def test_wrong_types_and_ranges_are_refused(tables, message):
         (
             "detection",
             {"postprocess": {"format": "ssd"}},
-            "my.toml: [postprocess] 'format' must be one of torchvision, tf-od, yolo, got 'ssd'",
+            "my.toml: [postprocess] 'format' must be one of torchvision, tf-od, yolo, yolov5, yolox, got 'ssd'",
         ),
         (
             "segmentation",
@@ -423,7 +423,8 @@ def test_values_outside_their_choices_are_refused(task, tables, message):
         (
             "detection",
             {"postprocess": {"format": "torchvision", "iou_threshold": 0.5}},
-            "my.toml: [postprocess] 'iou_threshold' applies to format 'yolo' (its NMS), not 'torchvision'",
+            "my.toml: [postprocess] 'iou_threshold' applies to formats yolo, yolov5, yolox (their NMS), "
+            "not 'torchvision'",
         ),
         (
             "segmentation",
@@ -480,7 +481,8 @@ def test_keys_that_do_not_apply_to_the_task_format_or_rule_are_refused(task, tab
             "detection",
             ("postprocess.format",),
             {},
-            "my.toml: [postprocess] 'format' is missing (for detection: one of torchvision, tf-od, yolo)",
+            "my.toml: [postprocess] 'format' is missing (for detection: one of torchvision, tf-od, yolo, "
+            "yolov5, yolox)",
         ),
         (
             "segmentation",

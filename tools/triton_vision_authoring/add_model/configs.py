@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import triton_vision_contract as contract
 from triton_vision_authoring.add_model.dali_source import describe
-from triton_vision_authoring.add_model.ensemble_spec import EnsembleSpec, QueueSpec
+from triton_vision_authoring.add_model.ensemble_spec import NMS_FORMATS, EnsembleSpec, QueueSpec
 from triton_vision_authoring.add_model.onnx_model import ModelSignature, Tensor
 from triton_vision_models import tensors as t
 
@@ -282,7 +282,7 @@ def request_parameters(spec: EnsembleSpec) -> str:
     if spec.task == contract.CLASSIFICATION:
         return contract.TOP_K
     if spec.task == contract.DETECTION:
-        extra = ", iou_threshold" if spec.postprocess.format == "yolo" else ""
+        extra = ", iou_threshold" if spec.postprocess.format in NMS_FORMATS else ""
         return f"{contract.SCORE_THRESHOLD}, {contract.MAX_DETECTIONS}{extra}"
     if spec.task == contract.EMBEDDING:
         return ""
@@ -446,7 +446,7 @@ def postprocess_parameters(spec: EnsembleSpec, model: ModelSignature) -> list[tu
             ("default_score_threshold", f"{post.score_threshold:g}"),
             ("default_max_detections", str(post.max_detections)),
         ]
-        if post.format == "yolo":
+        if post.format in NMS_FORMATS:
             items.append(("default_iou_threshold", f"{post.iou_threshold:g}"))
         return items + geometry_items
     return [*items, ("format", post.format), *geometry_items]

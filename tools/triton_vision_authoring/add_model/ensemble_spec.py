@@ -37,7 +37,7 @@ from typing import Any
 
 import triton_vision_contract as contract
 from triton_vision_authoring.add_model.keys import DEFAULT_MAX_QUEUE_SIZE, DEFAULT_QUEUE_TIMEOUT_MS, KEYS
-from triton_vision_models import geometry
+from triton_vision_models import detection, geometry
 from triton_vision_models import tensors as t
 from triton_vision_models.errors import ConfigError
 
@@ -57,7 +57,8 @@ LAYOUTS = ("NCHW", "NHWC")
 DTYPES = ("float32", "uint8")
 INTERPOLATIONS = ("linear", "cubic", "nearest")
 CLASSIFICATION_OUTPUTS = ("logits", "probabilities")
-DETECTION_FORMATS = ("torchvision", "tf-od", "yolo")
+DETECTION_FORMATS = ("torchvision", "tf-od", "yolo", "yolov5", "yolox")
+NMS_FORMATS = detection.NMS_FORMATS  # the formats whose NMS runs in the post-processing (iou_threshold)
 SEGMENTATION_FORMATS = ("logits-nchw", "logits-nhwc", "class-map")
 FORMATS = {contract.DETECTION: DETECTION_FORMATS, contract.SEGMENTATION: SEGMENTATION_FORMATS}
 NAME_PATTERN = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
@@ -87,6 +88,8 @@ ROLES: dict[str, dict[str, tuple[str, ...]]] = {
         "count": ("num_detections",),
     },
     "yolo": {"predictions": ("output0",)},
+    "yolov5": {"predictions": ("output0", "output")},
+    "yolox": {"predictions": ("output",)},
     "logits-nchw": {"logits": ("out",)},
     "logits-nhwc": {"logits": ()},
     "class-map": {"classes": ()},
@@ -411,8 +414,10 @@ def _postprocess(table: _Table, task: str) -> PostprocessSpec:
             )
     elif table.has("format"):
         raise SpecError(f"{table.where('format')} applies to detection and segmentation, not {task}")
-    if table.has("iou_threshold") and task == contract.DETECTION and fmt != "yolo":
-        raise SpecError(f"{table.where('iou_threshold')} applies to format 'yolo' (its NMS), not '{fmt}'")
+    if table.has("iou_threshold") and task == contract.DETECTION and fmt not in NMS_FORMATS:
+        raise SpecError(
+            f"{table.where('iou_threshold')} applies to formats {', '.join(NMS_FORMATS)} (their NMS), not '{fmt}'"
+        )
     label_offset = table.get("label_offset", int, "a whole number", 0)
     tensors = table.get("tensors", dict, "a table of role = tensor name", {})
     roles = ROLES[fmt or task]

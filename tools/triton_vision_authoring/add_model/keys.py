@@ -83,7 +83,7 @@ KEYS: dict[str, dict[str, tuple[str, str]]] = {
         "output": ("string", "classification: logits (softmax applied) or probabilities (default logits)"),
         "format": (
             "string",
-            "detection: torchvision, tf-od or yolo; segmentation: logits-nchw, logits-nhwc or class-map",
+            "detection: torchvision, tf-od, yolo, yolov5 or yolox; segmentation: logits-nchw, logits-nhwc or class-map",
         ),
         "label_offset": ("integer", "detection: the label of model class id c is line c + label_offset (default 0)"),
         "tensors": ("table", "the model's output tensors by role, where they are not the conventional names (below)"),
@@ -93,7 +93,10 @@ KEYS: dict[str, dict[str, tuple[str, str]]] = {
         ),
         "score_threshold": ("number", "detection: default of the score_threshold request parameter (default 0.5)"),
         "max_detections": ("integer", "detection: default of the max_detections request parameter (default 100)"),
-        "iou_threshold": ("number", "detection (yolo): default of the iou_threshold request parameter (default 0.45)"),
+        "iou_threshold": (
+            "number",
+            "detection (yolo, yolov5, yolox): default of the iou_threshold request parameter (default 0.45)",
+        ),
         "normalize": (
             "boolean",
             "embedding: EMBEDDING divided by its L2 norm, so a dot product is the cosine similarity (default true)",

@@ -41,7 +41,7 @@ from triton_vision_authoring.add_model.ensemble_spec import (
     EnsembleSpec,
     SpecError,
 )
-from triton_vision_models import geometry
+from triton_vision_models import detection, geometry
 
 ONNX_TO_TRITON: dict[int, str] = {
     TensorProto.FLOAT: "TYPE_FP32",
@@ -314,6 +314,28 @@ def check_outputs(spec: EnsembleSpec, signature: ModelSignature, labels: int, wh
         if len(class_map.shape) not in (3, 4) or class_map.dtype not in INTEGER_TYPES + ("TYPE_FP32",):
             raise refuse("classes", "[batch, height, width] class ids")
         signature.num_classes = labels
+    elif fmt in ("yolov5", "yolox"):
+        predictions = out["predictions"]
+        if len(predictions.shape) != 3:
+            raise refuse("predictions", "[batch, candidates, 5 + classes]")
+        if predictions.shape[2] > 0:
+            count = predictions.shape[2] - 5
+            if count < 1 or count + spec.postprocess.label_offset > labels:
+                raise SpecError(
+                    f"{where}: output '{predictions.name}' has {predictions.shape[2]} columns (4 box + objectness + "
+                    f"{count} classes), the label file {spec.label_name} has {labels} lines "
+                    f"(label_offset {spec.postprocess.label_offset})"
+                )
+            signature.num_classes = count
+        if fmt == "yolox" and predictions.shape[1] > 0 and spec.preprocess.rule.size is not None:
+            cells = detection.yolox_grid(spec.preprocess.rule.network)[0].shape[0]
+            if predictions.shape[1] != cells:
+                height, width = spec.preprocess.rule.network
+                raise SpecError(
+                    f"{where}: [preprocess] size = [{height}, {width}] has {cells} cells in YOLOX's stride 8/16/32 "
+                    f"grids, but output '{predictions.name}' has {predictions.shape[1]} rows (shape "
+                    f"{list(predictions.shape)}; another input size, or an export that decodes itself?)"
+                )
     elif fmt == contract.EMBEDDING:
         signature.embedding_dim = _embedding_dim(spec, out["embedding"], where)
     if spec.task == contract.SEGMENTATION and labels > 255:
