@@ -120,10 +120,27 @@ def split_segmentations(outputs: Mapping[str, np.ndarray]) -> list[Segmentation]
     return results
 
 
+@dataclass(frozen=True, eq=False)
+class Embedding:
+    """One image's embedding: ``vector`` FP32 [D] (unit length unless its ensemble's spec says normalize = false)."""
+
+    vector: np.ndarray
+
+    @property
+    def norm(self) -> float:
+        return float(np.linalg.norm(self.vector.astype(np.float64)))
+
+
+def split_embeddings(outputs: Mapping[str, np.ndarray]) -> list[Embedding]:
+    """The ensemble's EMBEDDING [B, D] -> one :class:`Embedding` per image."""
+    return [Embedding(np.ascontiguousarray(row, dtype=np.float32)) for row in outputs[contract.EMBEDDING_OUTPUT]]
+
+
 # Each task's splitter: batched outputs -> one answer per image.
 SPLITTERS: dict[str, Callable[[Mapping[str, np.ndarray]], list]] = {
     contract.CLASSIFICATION: split_classifications,
     contract.DETECTION: split_detections,
     contract.SEGMENTATION: split_segmentations,
     contract.PIPELINE: split_pipeline,
+    contract.EMBEDDING: split_embeddings,
 }

@@ -1,4 +1,5 @@
-"""The client's commands: classify, detect, segment, pipeline, probe, ensembles (the ``client`` extra only).
+"""The client's commands: classify, detect, segment, pipeline, embed, similar, probe, ensembles (the ``client``
+extra only).
 
 :data:`COMMANDS` maps each name to its :class:`Command`, ``add_arguments(parser)`` and
 ``run(args) -> int``; the ``triton-vision`` command table (:mod:`triton_vision_cli.main`) names
@@ -33,7 +34,7 @@ from .folderjob import (
     run_job,
 )
 from .probe import DEFAULT_TIMEOUT_S, cmd_probe
-from .tasks import CLASSIFY, DETECT, PIPELINE, SEGMENT
+from .tasks import CLASSIFY, DETECT, EMBED, PIPELINE, SEGMENT
 
 __all__ = ["COMMANDS", "Command"]
 
@@ -161,6 +162,47 @@ def add_segment_arguments(parser: argparse.ArgumentParser) -> None:
     add_connection(parser)
 
 
+def add_embed_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.description = (
+        "An embedding for each image from an embedding ensemble: a summary per image, <stem>.npy (FP32 [D]) "
+        "under --out mirroring the input tree, and with --format jsonl every vector in the records."
+    )
+    parser.epilog = EXIT_CODES_HELP
+    add_job_arguments(parser, task=EMBED.task, default_concurrency=EMBED.default_concurrency)
+    parser.add_argument("--out", type=Path, default=Path("out"), help="where <stem>.npy goes (default out/)")
+    add_connection(parser)
+
+
+def add_similar_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.description = (
+        "The embeddings most similar (cosine) to each QUERY among those `embed` wrote: a folder of .npy files "
+        "(--out) or a JSON Lines file (--format jsonl --output). Exact search (NumPy); no server needed."
+    )
+    parser.add_argument(
+        "queries",
+        nargs="+",
+        metavar="QUERY",
+        help="an .npy file, or a name in the index (an image path of the JSON Lines records, an .npy file's path "
+        "within the folder); itself left out of its answers",
+    )
+    parser.add_argument("--in", dest="index", type=Path, required=True, metavar="EMBEDDINGS", help="folder or .jsonl")
+    parser.add_argument("-k", type=positive_int, default=5, help="neighbours per query (default 5)")
+    parser.add_argument("--json", action="store_true", help="one JSON object per query on stdout")
+
+
+def run_similar(args: argparse.Namespace) -> int:
+    from .similar import search
+
+    for answer in search(args.queries, args.index, args.k):
+        if args.json:
+            print(json.dumps(answer, ensure_ascii=False))
+            continue
+        print(f"{answer['query']}:")
+        for found in answer["neighbours"]:
+            print(f"  {found['cosine']:7.4f}  {found['name']}")
+    return EXIT_OK
+
+
 def add_detect_arguments(parser: argparse.ArgumentParser) -> None:
     parser.description = (
         "Detections for each image from a detection ensemble; annotated copies under --out mirroring the input tree."
@@ -238,6 +280,8 @@ COMMANDS = {
     "detect": Command(add_detect_arguments, job_command(DETECT)),
     "segment": Command(add_segment_arguments, job_command(SEGMENT)),
     "pipeline": Command(add_pipeline_arguments, job_command(PIPELINE)),
+    "embed": Command(add_embed_arguments, job_command(EMBED)),
+    "similar": Command(add_similar_arguments, run_similar),
     "probe": Command(add_probe_arguments, cmd_probe),
     "ensembles": Command(add_ensembles_arguments, run_ensembles),
 }

@@ -28,6 +28,7 @@ from .answers import (
     SPLITTERS,
     Classification,
     Detections,
+    Embedding,
     Segmentation,
     decode,
     split_classifications,
@@ -465,6 +466,28 @@ class VisionClient:
             on_retry=on_retry,
         )
 
+    def embed_many(
+        self,
+        sources: Iterable[Source],
+        *,
+        ensemble: str | None = None,
+        batch: int | None = None,
+        concurrency: int = DEFAULT_CONCURRENCY,
+        retry_for_s: float = DEFAULT_RETRY_BUDGET_S,
+        on_retry: Callable[[str], None] | None = None,
+    ) -> Iterator[ImageResult]:
+        """Embed image files through an embedding ensemble, one :class:`Embedding` result per image as it completes."""
+        return self.infer_many(
+            contract.EMBEDDING,
+            sources,
+            None,
+            ensemble=ensemble,
+            batch=batch,
+            concurrency=concurrency,
+            retry_for_s=retry_for_s,
+            on_retry=on_retry,
+        )
+
     # -- encoded bytes in, answers out in order ---------------------------------------------------
     def _in_order(
         self,
@@ -561,6 +584,17 @@ class VisionClient:
         """One :class:`Segmentation` per image (mask at the image's own size), in order."""
         parameters = _segmentation_parameters(overlay)
         return self._in_order(contract.SEGMENTATION, images, parameters, ensemble, batch, concurrency)
+
+    def embed(
+        self,
+        images: Sequence[bytes],
+        *,
+        ensemble: str | None = None,
+        batch: int | None = None,
+        concurrency: int = 1,
+    ) -> list[Embedding]:
+        """One :class:`Embedding` per image, in order."""
+        return self._in_order(contract.EMBEDDING, images, None, ensemble, batch, concurrency)
 
     # -- model_info: sources of the model files, the repository's ensembles ---------------------
     def model_info(self, query: str, *, model: str | None = None) -> Any:

@@ -21,6 +21,7 @@ COMMANDS = {
     contract.DETECTION: "detect",
     contract.SEGMENTATION: "segment",
     contract.PIPELINE: "pipeline",
+    contract.EMBEDDING: "embed",
 }
 
 

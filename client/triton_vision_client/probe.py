@@ -78,6 +78,9 @@ def _answer(client: VisionClient, ensemble: str, task: str | None) -> str:
     if task == contract.PIPELINE:  # the tiny image has no object: its second ensemble is probed on its own
         (found,) = client.pipeline([PROBE_PNG], ensemble=ensemble)
         return f"{len(found)} object{'' if len(found) == 1 else 's'}"
+    if task == contract.EMBEDDING:
+        (embedding,) = client.embed([PROBE_PNG], ensemble=ensemble)
+        return f"{embedding.vector.shape[0]}-d embedding"
     raise EnsembleMismatchError(
         f"'{ensemble}' answers with no task's outputs (not loaded, or not a triton-vision ensemble)"
     )

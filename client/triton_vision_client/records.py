@@ -92,6 +92,23 @@ def segmentation_record(result: ImageResult, files: Mapping[str, str] | None = N
     return {"path": result.path, "height": int(height), "width": int(width), "classes": classes, **(files or {})}
 
 
+EMBEDDING_DECIMALS = 8  # of each value in a JSON record: a unit vector's cosines move by < 1e-7
+TEXT_VALUES = 4  # values of an embedding shown in text output
+
+
+def embedding_record(result: ImageResult, files: Mapping[str, str] | None = None) -> Record:
+    if not result.ok:
+        return _error_record(result)
+    vector = result.answer.vector
+    return {
+        "path": result.path,
+        "dim": int(vector.shape[0]),
+        "norm": round(result.answer.norm, 6),
+        "embedding": [round(float(v), EMBEDDING_DECIMALS) for v in vector],
+        **(files or {}),
+    }
+
+
 def _joined(items: list[Any]) -> str:
     return LIST_SEPARATOR.join(str(item) for item in items)
 
@@ -211,6 +228,17 @@ def segmentation_csv(record: Record) -> dict[str, Any]:
     }
 
 
+def embedding_text(record: Record, limit: int | None = None) -> list[str]:
+    shown = ", ".join(f"{v:.4f}" for v in record["embedding"][:TEXT_VALUES])
+    more = ", ..." if record["dim"] > TEXT_VALUES else ""
+    lines = [f"{record['path']}: {record['dim']}-d embedding, norm {record['norm']:.4f}  [{shown}{more}]"]
+    return lines + _files_text(record, ("npy",))
+
+
+def embedding_csv(record: Record) -> dict[str, Any]:
+    return {"dim": record["dim"], "norm": record["norm"], "npy": record.get("npy", "")}
+
+
 @dataclass(frozen=True)
 class RecordKind:
     """How one command's answers become records, text lines and CSV cells."""
@@ -257,6 +285,13 @@ SEGMENTATION = RecordKind(
     segmentation_text,
     segmentation_csv,
     (*BASE_COLUMNS, "height", "width", "classes", "mask", "overlay"),
+)
+
+EMBEDDING = RecordKind(
+    embedding_record,
+    embedding_text,
+    embedding_csv,
+    (*BASE_COLUMNS, "dim", "norm", "npy"),
 )
 
 

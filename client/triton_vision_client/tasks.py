@@ -1,4 +1,4 @@
-"""The folder jobs' tasks (classify, detect, segment, pipeline): how each starts its requests and
+"""The folder jobs' tasks (classify, detect, segment, pipeline, embed): how each starts its requests and
 saves its files (:class:`~.folderjob.Task`); answers printed as the jobs print them."""
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from .jobs import ImageResult, as_source
 
 DETECTIONS_SUFFIX = ".detections.jpg"
 MASK_SUFFIX = "_mask.png"
+EMBEDDING_SUFFIX = ".npy"
 
 
 def warn_stand_ins(client: VisionClient, models: Sequence[str]) -> list[str]:
@@ -96,6 +97,20 @@ def save_segment(result: ImageResult, out_dir: Path) -> dict[str, str]:
     return files
 
 
+def start_embed(client: VisionClient, sources, args: argparse.Namespace, on_retry):
+    return client.embed_many(sources, **job_options(args, on_retry))
+
+
+def save_embed(result: ImageResult, out_dir: Path) -> dict[str, str]:
+    """<stem>.npy (FP32 [D], numpy.save) under ``out_dir``, mirroring the inputs."""
+    import numpy as np
+
+    target = out_path(out_dir, result.source, EMBEDDING_SUFFIX)
+    with open(target, "wb") as handle:
+        np.save(handle, result.answer.vector)
+    return {"npy": str(target)}
+
+
 CLASSIFY = Task(contract.CLASSIFICATION, "classified", records.CLASSIFICATION, start_classify, default_concurrency=4)
 DETECT = Task(
     contract.DETECTION,
@@ -124,7 +139,16 @@ PIPELINE = Task(
     default_concurrency=2,
     out_suffix=DETECTIONS_SUFFIX,
 )
-TASKS = {task.task: task for task in (CLASSIFY, DETECT, SEGMENT, PIPELINE)}
+EMBED = Task(
+    contract.EMBEDDING,
+    "embedded",
+    records.EMBEDDING,
+    start_embed,
+    save_embed,
+    default_concurrency=4,
+    out_suffix=EMBEDDING_SUFFIX,
+)
+TASKS = {task.task: task for task in (CLASSIFY, DETECT, SEGMENT, PIPELINE, EMBED)}
 
 
 def print_answers(

@@ -87,6 +87,12 @@ MAX_OBJECTS = "max_objects"  # request parameter, int >= 1: the highest-scored o
 # The second stage's outputs under their per-object names, by the second stage's task.
 OBJECT_OUTPUTS = {CLASSIFICATION: {CLASS_IDS: OBJECT_CLASS_IDS, SCORES: OBJECT_SCORES, LABELS: OBJECT_LABELS}}
 
+# -- embedding ---------------------------------------------------------------------------
+EMBEDDING = "embedding"  # the task
+# FP32 [D] per image: the model's embedding (a [D] or [D, 1, 1] output, or a [T, D] token output pooled
+# by the spec's rule), L2-normalised (x / max(||x||, 1e-12)) unless the spec says normalize = false.
+EMBEDDING_OUTPUT = "EMBEDDING"
+
 # -- model_info: what the repository's ONNX files are (downloaded, imported or stand-in) ----
 MODEL_INFO = "model_info"
 INFO_QUERY = "QUERY"  # BYTES [1]: "sources" (anything else too) or "ensembles"
@@ -101,6 +107,7 @@ TASK_OUTPUTS = {
     CLASSIFICATION: (CLASS_IDS, SCORES, LABELS),
     DETECTION: (BOXES, SCORES, CLASS_IDS, LABELS, COUNT),
     SEGMENTATION: (MASK, MASK_SIZE, CLASS_FRACTIONS, LABELS, OVERLAY),
+    EMBEDDING: (EMBEDDING_OUTPUT,),
     PIPELINE: (BOXES, SCORES, CLASS_IDS, LABELS, COUNT, *OBJECT_OUTPUTS[CLASSIFICATION].values()),
 }
 TASKS = tuple(TASK_OUTPUTS)
@@ -110,7 +117,7 @@ BUILT_IN_ENSEMBLES = (CLASSIFICATION, DETECTION, SEGMENTATION)  # named after th
 def task_of(outputs: Iterable[str]) -> str | None:
     """The task whose wire contract a model's output names carry, or None (not an ensemble of ours)."""
     names = set(outputs)
-    for task in (PIPELINE, SEGMENTATION, DETECTION, CLASSIFICATION):  # most specific first: all share LABELS
+    for task in (PIPELINE, SEGMENTATION, DETECTION, CLASSIFICATION, EMBEDDING):  # most specific first: LABELS is shared
         if set(TASK_OUTPUTS[task]) <= names:
             return task
     return None

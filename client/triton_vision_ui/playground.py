@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import triton_vision_contract as contract
+from triton_vision_client.answers import split_embeddings
 from triton_vision_client.client import (
     DEFAULT_URLS,
     VisionClient,
@@ -91,6 +92,7 @@ PARAMETERS: dict[str, dict[str, Callable[[str], Any]]] = {
     contract.DETECTION: {contract.SCORE_THRESHOLD: _fraction, contract.MAX_DETECTIONS: _whole(contract.MAX_DETECTIONS)},
     contract.SEGMENTATION: {},
     contract.PIPELINE: {contract.SCORE_THRESHOLD: _fraction, contract.TOP_K: _whole(contract.TOP_K)},
+    contract.EMBEDDING: {},
 }
 FIXED_PARAMETERS: dict[str, dict[str, Any]] = {contract.SEGMENTATION: {contract.OVERLAY_PARAMETER: False}}
 SPLIT: dict[str, Callable[[Mapping[str, Any]], list[Any]]] = {
@@ -98,12 +100,14 @@ SPLIT: dict[str, Callable[[Mapping[str, Any]], list[Any]]] = {
     contract.DETECTION: split_detections,
     contract.SEGMENTATION: split_outputs,
     contract.PIPELINE: split_pipeline,
+    contract.EMBEDDING: split_embeddings,
 }
 VIEWS: dict[str, Callable[[bytes, Any], dict[str, Any]]] = {
     contract.CLASSIFICATION: lambda _data, answer: render.classification_view(answer),
     contract.DETECTION: render.detection_view,
     contract.SEGMENTATION: lambda _data, answer: render.segmentation_view(answer),
     contract.PIPELINE: render.detection_view,
+    contract.EMBEDDING: lambda _data, answer: render.embedding_view(answer),
 }
 DEFAULTS = {
     contract.TOP_K: contract.DEFAULT_TOP_K,

@@ -14,6 +14,7 @@ import numpy as np
 
 import triton_vision_contract as contract
 from triton_vision_client.annotate import annotate_file, class_colour, tags
+from triton_vision_client.answers import Embedding
 from triton_vision_client.client import Classification, Detections
 from triton_vision_client.segmentation import Segmentation
 
@@ -37,6 +38,15 @@ def classification_view(answer: Classification) -> dict[str, Any]:
             for class_id, score, label in zip(answer.class_ids, answer.scores, answer.labels, strict=True)
         ]
     }
+
+
+EMBEDDING_VALUES = 8  # values of an embedding the page shows
+
+
+def embedding_view(answer: Embedding) -> dict[str, Any]:
+    """The embedding's size, norm and first values."""
+    values = answer.vector[:EMBEDDING_VALUES]
+    return {"dim": int(answer.vector.shape[0]), "norm": answer.norm, "values": [float(v) for v in values]}
 
 
 def _encode(extension: str, image: np.ndarray, params: list[int] | None = None) -> bytes:

@@ -38,6 +38,7 @@ TASK_SETTINGS = {
     t.CLASSIFICATION: TaskSettings(8, (1, 2, 4, 8, 16), (1, 2, 4, 8, 16), 8),
     t.DETECTION: TaskSettings(1, (1, 2), (1, 2), 2),
     t.SEGMENTATION: TaskSettings(2, (1, 2, 4), (1, 2), 2),
+    t.EMBEDDING: TaskSettings(8, (1, 2, 4, 8, 16), (1, 2, 4, 8, 16), 8),  # a classifier's backbone
 }
 
 

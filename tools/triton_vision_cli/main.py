@@ -13,7 +13,7 @@ and ``run(args) -> int``, and is named for the command: ``<command>_command.py``
 drives (``triton_vision_serving.serve_command`` beside ``serve``), or ``cli`` in a package built
 around that command (``triton_vision_ui.cli``, ``triton_vision_bench.cli``), or the module itself
 where the module is nothing but the command (``triton_vision_authoring.init``). The client's
-five commands share ``triton_vision_client.cli``, which maps their names to such pairs in its
+seven commands share ``triton_vision_client.cli``, which maps their names to such pairs in its
 ``COMMANDS``. A command module imports no other command's module.
 
 Errors: a :class:`~triton_vision_contract.errors.TritonVisionError` becomes one ``error:`` line,
@@ -70,6 +70,18 @@ COMMANDS = (
     Command(
         "pipeline",
         "objects of a pipeline ensemble (detect, then classify each), recorded and drawn",
+        module="triton_vision_client.cli",
+        extra="client",
+    ),
+    Command(
+        "embed",
+        "an embedding per image: a summary, .npy files, JSON Lines",
+        module="triton_vision_client.cli",
+        extra="client",
+    ),
+    Command(
+        "similar",
+        "nearest neighbours (cosine) among the embeddings `embed` wrote",
         module="triton_vision_client.cli",
         extra="client",
     ),

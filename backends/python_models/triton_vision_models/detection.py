@@ -14,6 +14,14 @@ Config parameters (``triton-vision add-model`` writes them from the ensemble spe
   - ``yolo`` (Ultralytics v8/v11 exports): RAW_PREDICTIONS [4 + C, N] centre x, y, width, height in
     network-input pixels then C class scores; the score threshold, class-wise NMS (request parameter
     ``iou_threshold``) and ``max_detections`` are applied here;
+  - ``yolov5`` (Ultralytics YOLOv5, YOLOv7 exports): RAW_PREDICTIONS [N, 5 + C] centre x, y, width,
+    height in network-input pixels, objectness, C class probabilities; score = objectness x class
+    probability; then as ``yolo``;
+  - ``yolox`` (YOLOX exports, ``decode_in_inference`` off): RAW_PREDICTIONS [N, 5 + C], one row per
+    cell of the stride 8, 16 and 32 grids of the network input (row-major, finest first): raw x, y,
+    w, h, objectness, C class probabilities; decoded here as YOLOX's ``demo_postprocess`` does
+    (centre ``(x + grid_x) * stride``, size ``exp(w) * stride``), score = objectness x class
+    probability; then as ``yolo``;
 - ``resize``/``size``/``pad``: the preprocessing's rule (:mod:`.geometry`), to undo it: together with
   ORIGINAL_SIZE and RESIZED_SIZE (from the preprocessing) every box is mapped back to the decoded
   original image and clipped to it;
@@ -38,7 +46,11 @@ from .parameters import float_parameter, int_parameter, refuse_unknown
 TORCHVISION = "torchvision"
 TF_OD = "tf-od"
 YOLO = "yolo"
-FORMATS = (TORCHVISION, TF_OD, YOLO)
+YOLOV5 = "yolov5"
+YOLOX = "yolox"
+FORMATS = (TORCHVISION, TF_OD, YOLO, YOLOV5, YOLOX)
+NMS_FORMATS = (YOLO, YOLOV5, YOLOX)  # candidates decoded, thresholded and suppressed here (iou_threshold)
+YOLOX_STRIDES = (8, 16, 32)
 IOU_THRESHOLD = "iou_threshold"  # request parameter of the yolo format
 DEFAULT_IOU_THRESHOLD = 0.45
 PARAMETERS = (t.SCORE_THRESHOLD, t.MAX_DETECTIONS)
@@ -46,7 +58,7 @@ PARAMETERS = (t.SCORE_THRESHOLD, t.MAX_DETECTIONS)
 
 def request_parameters(format: str) -> tuple[str, ...]:
     """The request parameters a detection post-processing of ``format`` takes."""
-    return PARAMETERS + ((IOU_THRESHOLD,) if format == YOLO else ())
+    return PARAMETERS + ((IOU_THRESHOLD,) if format in NMS_FORMATS else ())
 
 
 def parse_score_threshold(parameters: Mapping[str, Any], default: float = t.DEFAULT_SCORE_THRESHOLD) -> float:
@@ -151,15 +163,61 @@ def decode_tf_od(inputs: Mapping[str, np.ndarray], index: int, network: geometry
 
 def decode_yolo(predictions: np.ndarray, threshold: float, iou_threshold: float, max_detections: int) -> Candidates:
     """[4 + C, N] (cx, cy, w, h, C scores) -> the detections above ``threshold`` after class-wise NMS."""
-    import cv2
-
     if predictions.ndim != 2 or predictions.shape[0] < 5:
         raise InvalidInputError(f"yolo predictions must be [4 + classes, candidates], got {list(predictions.shape)}")
     rows = predictions.T.astype(np.float32)
-    class_scores = rows[:, 4:]
+    return suppress(rows[:, :4], rows[:, 4:], threshold, iou_threshold, max_detections)
+
+
+def decode_yolov5(predictions: np.ndarray, threshold: float, iou_threshold: float, max_detections: int) -> Candidates:
+    """[N, 5 + C] (cx, cy, w, h, objectness, C class probabilities) -> as :func:`decode_yolo`, each
+    class's score being objectness x its probability."""
+    if predictions.ndim != 2 or predictions.shape[1] < 6:
+        raise InvalidInputError(f"yolov5 predictions must be [candidates, 5 + classes], got {list(predictions.shape)}")
+    rows = predictions.astype(np.float32)
+    return suppress(rows[:, :4], rows[:, 5:] * rows[:, 4:5], threshold, iou_threshold, max_detections)
+
+
+def yolox_grid(network: geometry.Size) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's grid cell (x, y) [N, 2] and stride [N, 1], for a network input (H, W): YOLOX's
+    ``demo_postprocess`` (strides 8, 16, 32; cells row-major, finest grid first)."""
+    cells, strides = [], []
+    for stride in YOLOX_STRIDES:
+        xs, ys = np.meshgrid(np.arange(network[1] // stride), np.arange(network[0] // stride))
+        cells.append(np.stack([xs, ys], axis=2).reshape(-1, 2))
+        strides.append(np.full((cells[-1].shape[0], 1), stride))
+    return np.concatenate(cells).astype(np.float32), np.concatenate(strides).astype(np.float32)
+
+
+def decode_yolox(
+    predictions: np.ndarray, network: geometry.Size, threshold: float, iou_threshold: float, max_detections: int
+) -> Candidates:
+    """[N, 5 + C] raw grid outputs -> centre ``(xy + cell) * stride``, size ``exp(wh) * stride``; then as
+    :func:`decode_yolov5`."""
+    cells, strides = yolox_grid(network)
+    if predictions.ndim != 2 or predictions.shape[1] < 6 or predictions.shape[0] != cells.shape[0]:
+        raise InvalidInputError(
+            f"yolox predictions for a {network[0]}x{network[1]} input must be [{cells.shape[0]} (its stride 8/16/32 "
+            f"grid cells), 5 + classes], got {list(predictions.shape)}"
+        )
+    rows = predictions.astype(np.float32)
+    with np.errstate(over="ignore"):  # a huge raw size is an infinite box, which no threshold keeps apart
+        sizes = np.exp(rows[:, 2:4]) * strides
+    boxes = np.concatenate([(rows[:, :2] + cells) * strides, sizes], axis=1)
+    return suppress(boxes, rows[:, 5:] * rows[:, 4:5], threshold, iou_threshold, max_detections)
+
+
+def suppress(
+    cxcywh: np.ndarray, class_scores: np.ndarray, threshold: float, iou_threshold: float, max_detections: int
+) -> Candidates:
+    """Candidates (centre x, y, width, height; a score per class) -> each one's best class, those at or above
+    ``threshold``, class-wise NMS, the best ``max_detections``."""
+    import cv2
+
+    rows = cxcywh.astype(np.float32)
     ids = np.argmax(class_scores, axis=1)
     scores = class_scores[np.arange(len(rows)), ids]
-    keep = np.flatnonzero(scores >= threshold)
+    keep = np.flatnonzero((scores >= threshold) & np.isfinite(rows).all(axis=1))
     if keep.size == 0:
         return Candidates(np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros(0, np.int64), True)
     cx, cy, w, h = (rows[keep, i] for i in range(4))
@@ -237,7 +295,7 @@ class DetectionPostprocessor:
         original, resized = inputs[t.ORIGINAL_SIZE], inputs[t.RESIZED_SIZE]
         batch = original.shape[0]
         shapes = {name: list(value.shape) for name, value in inputs.items()}
-        if self.format == YOLO:
+        if self.format in NMS_FORMATS:
             consistent = inputs[t.RAW_PREDICTIONS].ndim == 3 and inputs[t.RAW_PREDICTIONS].shape[0] == batch
         else:
             boxes, scores, ids = inputs[t.RAW_BOXES], inputs[t.RAW_SCORES], inputs[t.RAW_LABELS]
@@ -258,7 +316,8 @@ class DetectionPostprocessor:
         refuse_unknown(request.parameters, self.parameters)
         threshold = parse_score_threshold(request.parameters, self.default_score_threshold)
         max_detections = parse_max_detections(request.parameters, self.default_max_detections)
-        iou = parse_iou_threshold(request.parameters, self.default_iou_threshold) if self.format == YOLO else 0.0
+        nms = self.format in NMS_FORMATS
+        iou = parse_iou_threshold(request.parameters, self.default_iou_threshold) if nms else 0.0
         inputs = request.inputs
         batch = self._check(inputs)
         results = []
@@ -273,8 +332,12 @@ class DetectionPostprocessor:
                 found = decode_torchvision(inputs, i)
             elif self.format == TF_OD:
                 found = decode_tf_od(inputs, i, placement.network)
-            else:
+            elif self.format == YOLO:
                 found = decode_yolo(inputs[t.RAW_PREDICTIONS][i], threshold, iou, max_detections)
+            elif self.format == YOLOV5:
+                found = decode_yolov5(inputs[t.RAW_PREDICTIONS][i], threshold, iou, max_detections)
+            else:
+                found = decode_yolox(inputs[t.RAW_PREDICTIONS][i], placement.network, threshold, iou, max_detections)
             results.append(self.one_image(found, placement, threshold, max_detections))
         width = max((len(r[t.SCORES]) for r in results), default=0)
         return {

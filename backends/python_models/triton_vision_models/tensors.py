@@ -20,6 +20,8 @@ from triton_vision_contract import (  # noqa: F401 - re-exported: the models imp
     DETECTION,
     DETECTION_MAX_BATCH,
     DETECTOR,
+    EMBEDDING,
+    EMBEDDING_OUTPUT,
     IMAGE,
     INFO_ENSEMBLES,
     INFO_JSON,
@@ -117,6 +119,7 @@ RAW_SCORES = "RAW_SCORES"
 RAW_LABELS = "RAW_LABELS"
 RAW_COUNT = "RAW_COUNT"
 RAW_PREDICTIONS = "RAW_PREDICTIONS"  # yolo format: FP32 [4 + classes, candidates] (centre x, y, w, h, scores)
+RAW_EMBEDDING = "RAW_EMBEDDING"  # embedding: the model's output, [D], [D, 1, 1] or tokens [T, D]
 CLASS_MAP = "CLASS_MAP"  # segmentation format "class-map": the model's class ids [H, W]
 # ensemble outputs, per image, padded to the request's largest K: BOXES FP32 [K, 4] (x1 y1 x2 y2,
 # original pixels), SCORES FP32 [K], CLASS_IDS INT32 [K] (label file lines), LABELS BYTES [K],

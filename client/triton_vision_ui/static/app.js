@@ -264,6 +264,7 @@ async function showAnswer(panel, answer) {
   }
   if (answer.task === "classification") parts.push(classificationView(answer));
   else if (answer.task === "detection" || answer.task === "pipeline") parts.push(...detectionView(answer));
+  else if (answer.task === "embedding") parts.push(embeddingView(answer));
   else parts.push(...(await segmentationView(panel, answer)));
   setPanel(panel, "done", ...parts);
   panel.node.querySelector(".timing").replaceChildren(...timingView(answer));
@@ -283,6 +284,12 @@ function classificationView(answer) {
     );
   }
   return list;
+}
+
+function embeddingView(answer) {
+  const shown = answer.values.map((v) => v.toFixed(4)).join(", ");
+  const more = answer.dim > answer.values.length ? ", ..." : "";
+  return el("p", { class: "embedding", text: `${answer.dim}-d embedding, norm ${answer.norm.toFixed(4)}: [${shown}${more}]` });
 }
 
 function detectionView(answer) {

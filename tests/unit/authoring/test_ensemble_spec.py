@@ -259,7 +259,7 @@ def test_wrong_types_and_ranges_are_refused(tables, message):
         (
             "classification",
             {"top": {"task": "detect"}},
-            "my.toml: 'task' must be one of classification, detection, segmentation, got 'detect'",
+            "my.toml: 'task' must be one of classification, detection, segmentation, embedding, got 'detect'",
         ),
         (
             "classification",
@@ -299,7 +299,7 @@ def test_wrong_types_and_ranges_are_refused(tables, message):
         (
             "detection",
             {"postprocess": {"format": "ssd"}},
-            "my.toml: [postprocess] 'format' must be one of torchvision, tf-od, yolo, got 'ssd'",
+            "my.toml: [postprocess] 'format' must be one of torchvision, tf-od, yolo, yolov5, yolox, got 'ssd'",
         ),
         (
             "segmentation",
@@ -423,7 +423,8 @@ def test_values_outside_their_choices_are_refused(task, tables, message):
         (
             "detection",
             {"postprocess": {"format": "torchvision", "iou_threshold": 0.5}},
-            "my.toml: [postprocess] 'iou_threshold' applies to format 'yolo' (its NMS), not 'torchvision'",
+            "my.toml: [postprocess] 'iou_threshold' applies to formats yolo, yolov5, yolox (their NMS), "
+            "not 'torchvision'",
         ),
         (
             "segmentation",
@@ -459,13 +460,14 @@ def test_keys_that_do_not_apply_to_the_task_format_or_rule_are_refused(task, tab
             "classification",
             ("task",),
             {},
-            "my.toml: 'task' is missing (one of classification, detection, segmentation)",
+            "my.toml: 'task' is missing (one of classification, detection, segmentation, embedding)",
         ),
         (
             "classification",
             ("labels",),
             {},
-            "my.toml: 'labels' is missing (one class name per line; CLASS_IDS index its lines (0-based))",
+            "my.toml: 'labels' is missing (one class name per line; CLASS_IDS index its lines (0-based); "
+            "not for embedding)",
         ),
         ("classification", ("model",), {}, "my.toml: 'model' is missing (the ONNX file, relative to the spec file)"),
         ("classification", ("preprocess",), {}, "my.toml: the [preprocess] table is missing (resize, size, ...)"),
@@ -479,7 +481,8 @@ def test_keys_that_do_not_apply_to_the_task_format_or_rule_are_refused(task, tab
             "detection",
             ("postprocess.format",),
             {},
-            "my.toml: [postprocess] 'format' is missing (for detection: one of torchvision, tf-od, yolo)",
+            "my.toml: [postprocess] 'format' is missing (for detection: one of torchvision, tf-od, yolo, "
+            "yolov5, yolox)",
         ),
         (
             "segmentation",

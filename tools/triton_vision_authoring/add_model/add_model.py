@@ -58,7 +58,7 @@ class Generated:
 
 def generate(spec: EnsembleSpec, *, spec_text: str | None = None) -> Generated:
     """The files of ``spec``'s four models (the ONNX file is read, checked and adapted, not written)."""
-    labels = count_labels(spec.labels)
+    labels = count_labels(spec.labels) if spec.labels is not None else 0
     if spec.model is not None:
         served, model = prepare_model(spec, load_onnx(spec.model), labels)
         prepared_by = f"copied from {model.source_name} by `triton-vision add-model`"
@@ -71,10 +71,9 @@ def generate(spec: EnsembleSpec, *, spec_text: str | None = None) -> Generated:
     ensemble_files = {"config.pbtxt": configs.ensemble_config(spec, model, max_batch), KEEP: ""}
     if spec_text is not None:
         ensemble_files[SPEC_FILENAME] = spec_text
-    model_files = {
-        "config.pbtxt": configs.model_config(spec, model, max_batch, prepared_by=prepared_by),
-        spec.labels.name: spec.labels.read_text(encoding="utf-8"),
-    }
+    model_files = {"config.pbtxt": configs.model_config(spec, model, max_batch, prepared_by=prepared_by)}
+    if spec.labels is not None:
+        model_files[spec.labels.name] = spec.labels.read_text(encoding="utf-8")
     if served is None:
         model_files[KEEP] = ""
     generated.models = [ModelFiles(spec.name, ensemble_files)]
@@ -104,7 +103,7 @@ def generate(spec: EnsembleSpec, *, spec_text: str | None = None) -> Generated:
 
 def relocated_spec(spec: EnsembleSpec, text: str) -> str:
     """The spec's text as kept in ``NAME/spec.toml``: ``model`` and ``labels`` point into the repository."""
-    moves = {"labels": f"../{spec.model_name}/{spec.labels.name}"}
+    moves = {"labels": f"../{spec.model_name}/{spec.labels.name}"} if spec.labels is not None else {}
     if spec.model is not None:
         moves["model"] = f"../{spec.model_name}/1/{MODEL_FILENAME}"
     for key, value in moves.items():

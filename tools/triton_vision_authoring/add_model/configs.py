@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import triton_vision_contract as contract
 from triton_vision_authoring.add_model.dali_source import describe
-from triton_vision_authoring.add_model.ensemble_spec import EnsembleSpec, QueueSpec
+from triton_vision_authoring.add_model.ensemble_spec import NMS_FORMATS, EnsembleSpec, QueueSpec
 from triton_vision_authoring.add_model.onnx_model import ModelSignature, Tensor
 from triton_vision_models import tensors as t
 
@@ -30,6 +30,7 @@ ROLE_INPUTS = {
     "count": (t.RAW_COUNT, "raw_count"),
     "predictions": (t.RAW_PREDICTIONS, "raw_predictions"),
     "logits": (t.LOGITS, "logits"),
+    "embedding": (t.RAW_EMBEDDING, "raw_embedding"),
 }
 # The segmentation format "class-map" reads class ids, not logits.
 CLASS_MAP_INPUT = (t.CLASS_MAP, "class_map")
@@ -154,6 +155,8 @@ def ensemble_outputs(spec: EnsembleSpec, model: ModelSignature) -> list[str]:
             _tensor(t.SCORES, "TYPE_FP32", [-1]),
             _tensor(t.LABELS, "TYPE_STRING", [-1]),
         ]
+    if spec.task == contract.EMBEDDING:
+        return [_tensor(t.EMBEDDING_OUTPUT, "TYPE_FP32", [model.embedding_dim or -1])]
     if spec.task == contract.DETECTION:
         return [
             _tensor(t.BOXES, "TYPE_FP32", [-1, 4]),
@@ -187,6 +190,10 @@ TASK_NOTES = {
         "request's largest image; crop to MASK_SIZE), MASK_SIZE INT32 [2], CLASS_FRACTIONS FP32 [classes],\n"
         'LABELS BYTES [classes], OVERLAY BYTES [1] (PNG; empty unless the request parameter "overlay" is true).'
     ),
+    contract.EMBEDDING: (
+        "Output per image: EMBEDDING FP32 [D], the model's embedding (L2-normalised unless the spec says\n"
+        "normalize = false). No request parameters."
+    ),
 }
 
 
@@ -211,7 +218,7 @@ def image_outputs(spec: EnsembleSpec, model: ModelSignature) -> dict[str, str]:
     """What the post-processing reads from the image's part (guard, preprocessing, model), by the
     flat ensemble's tensor name: its name as an output of the cached ``NAME_infer`` ensemble."""
     exported = {tensor: name for name, tensor, _ in postprocess_inputs(spec, model)}
-    if spec.task != contract.CLASSIFICATION:
+    if not spec.whole_image:
         exported.update({"original_size": t.ORIGINAL_SIZE, "resized_size": t.RESIZED_SIZE})
     return exported
 
@@ -223,7 +230,7 @@ def _image_steps(spec: EnsembleSpec, model: ModelSignature, rename: dict[str, st
         return rename.get(tensor, tensor)
 
     pre_outputs = [(t.PIXELS, "pixels")]
-    if spec.task != contract.CLASSIFICATION:
+    if not spec.whole_image:
         pre_outputs += [(t.ORIGINAL_SIZE, name("original_size")), (t.RESIZED_SIZE, name("resized_size"))]
     model_inputs = [(model.image_input, "pixels")]
     if model.image_sizes_input:
@@ -248,7 +255,7 @@ def ensemble_config(spec: EnsembleSpec, model: ModelSignature, max_batch: int) -
     the four steps in one ensemble."""
     exported = image_outputs(spec, model)
     post_inputs = [(name, tensor) for name, tensor, _ in postprocess_inputs(spec, model)]
-    if spec.task != contract.CLASSIFICATION:
+    if not spec.whole_image:
         post_inputs += [(t.ORIGINAL_SIZE, "original_size"), (t.RESIZED_SIZE, "resized_size")]
     if spec.task == contract.SEGMENTATION:  # the overlay's photo; with the cache, the request's own bytes
         post_inputs.append((t.IMAGE, "checked_image" if not spec.cache else t.IMAGE))
@@ -282,9 +289,18 @@ def request_parameters(spec: EnsembleSpec) -> str:
     if spec.task == contract.CLASSIFICATION:
         return contract.TOP_K
     if spec.task == contract.DETECTION:
-        extra = ", iou_threshold" if spec.postprocess.format == "yolo" else ""
+        extra = ", iou_threshold" if spec.postprocess.format in NMS_FORMATS else ""
         return f"{contract.SCORE_THRESHOLD}, {contract.MAX_DETECTIONS}{extra}"
+    if spec.task == contract.EMBEDDING:
+        return ""
     return contract.OVERLAY_PARAMETER
+
+
+def _parameter_note(spec: EnsembleSpec) -> str:
+    parameters = request_parameters(spec)
+    if not parameters:
+        return "whose post-processing takes no request parameters but may come to"
+    return f"whose post-processing reads them ({parameters})"
 
 
 def infer_config(spec: EnsembleSpec, model: ModelSignature, max_batch: int) -> str:
@@ -293,7 +309,7 @@ def infer_config(spec: EnsembleSpec, model: ModelSignature, max_batch: int) -> s
     # A scalar per image is [1] here: an ensemble's tensors are the models' shapes as Triton serves them
     # (its reshape is the model's business).
     outputs = [_tensor(name, output.dtype, output.dims or [1]) for name, _, output in postprocess_inputs(spec, model)]
-    if spec.task != contract.CLASSIFICATION:
+    if not spec.whole_image:
         outputs += [_tensor(t.ORIGINAL_SIZE, "TYPE_INT64", [2]), _tensor(t.RESIZED_SIZE, "TYPE_INT64", [2])]
     return _write(
         [
@@ -301,7 +317,7 @@ def infer_config(spec: EnsembleSpec, model: ModelSignature, max_batch: int) -> s
                 f"The image's part of '{spec.name}': {spec.image_guard_name} -> {spec.preprocess_name} -> "
                 f"{spec.model_name}, whose answer depends on the image's bytes alone. Triton's response cache "
                 "keys an entry on the model and the input bytes, not on request parameters, so it is enabled "
-                f"here and not on '{spec.name}', whose post-processing reads them ({request_parameters(spec)}): a "
+                f"here and not on '{spec.name}', {_parameter_note(spec)}: a "
                 "repeated image skips decoding and the model, and its post-processing still follows its own "
                 "request. Used when the server has a cache (`triton-vision serve --cache-size`); without one the "
                 "setting does nothing (docs/performance.md).",
@@ -321,7 +337,7 @@ def infer_config(spec: EnsembleSpec, model: ModelSignature, max_batch: int) -> s
 def preprocess_config(spec: EnsembleSpec, model: ModelSignature, max_batch: int) -> str:
     image = model.input(model.image_input)
     outputs = [_tensor(t.PIXELS, image.dtype, pixel_dims(spec))]
-    if spec.task != contract.CLASSIFICATION:
+    if not spec.whole_image:
         outputs += [_tensor(t.ORIGINAL_SIZE, "TYPE_INT64", [2]), _tensor(t.RESIZED_SIZE, "TYPE_INT64", [2])]
     return _write(
         [
@@ -353,6 +369,7 @@ def pixel_dims(spec: EnsembleSpec) -> list[int]:
 
 def labels_path(spec: EnsembleSpec) -> str:
     """The label file's place in the repository: beside the ONNX model (``label_filename``)."""
+    assert spec.labels is not None, "a task with classes has a label file (the spec parser requires it)"
     return f"{spec.model_name}/{spec.labels.name}"
 
 
@@ -361,9 +378,10 @@ def model_config(spec: EnsembleSpec, model: ModelSignature, max_batch: int, *, p
     inputs = [
         _tensor(i.name, i.dtype, i.dims, image_format if i.name == model.image_input else "") for i in model.inputs
     ]
-    scores = model.roles.get("scores") if spec.task == contract.CLASSIFICATION else None
+    scores = model.roles.get("scores") if spec.task == contract.CLASSIFICATION and spec.labels is not None else None
+    label_file = spec.labels.name if spec.labels is not None else ""
     outputs = [
-        _tensor(o.name, o.dtype, o.dims, f' label_filename: "{spec.labels.name}"' if o.name == scores else "")
+        _tensor(o.name, o.dtype, o.dims, f' label_filename: "{label_file}"' if o.name == scores else "")
         for o in model.outputs
     ]
     lines = [
@@ -390,7 +408,7 @@ def model_config(spec: EnsembleSpec, model: ModelSignature, max_batch: int, *, p
 def onnx_instances(spec: EnsembleSpec) -> list[str]:
     """The ONNX model's instances and threads (kind left to Triton: the GPU where there is one, else
     the CPU): a classifier's batch is cheap next to its steps, a detector's or segmenter's is seconds."""
-    if spec.task != contract.CLASSIFICATION:
+    if not spec.whole_image:
         return [
             "# One instance (kind left to Triton: the GPU where there is one, else the CPU). Without it Triton",
             "# starts 2 CPU instances, each with its own ONNX Runtime thread pool of one thread per core, which",
@@ -410,6 +428,8 @@ def onnx_instances(spec: EnsembleSpec) -> list[str]:
 
 def postprocess_parameters(spec: EnsembleSpec, model: ModelSignature) -> list[tuple[str, str]]:
     post = spec.postprocess
+    if spec.task == contract.EMBEDDING:
+        return [("pooling", post.pooling), ("normalize", "true" if post.normalize else "false")]
     items = [("labels", labels_path(spec))]
     if spec.task == contract.CLASSIFICATION:
         top_k = post.top_k if post.top_k is not None else min(contract.DEFAULT_TOP_K, model.num_classes or 1000)
@@ -433,7 +453,7 @@ def postprocess_parameters(spec: EnsembleSpec, model: ModelSignature) -> list[tu
             ("default_score_threshold", f"{post.score_threshold:g}"),
             ("default_max_detections", str(post.max_detections)),
         ]
-        if post.format == "yolo":
+        if post.format in NMS_FORMATS:
             items.append(("default_iou_threshold", f"{post.iou_threshold:g}"))
         return items + geometry_items
     return [*items, ("format", post.format), *geometry_items]
@@ -442,7 +462,7 @@ def postprocess_parameters(spec: EnsembleSpec, model: ModelSignature) -> list[tu
 def postprocess_config(spec: EnsembleSpec, model: ModelSignature, max_batch: int) -> str:
     wired = postprocess_inputs(spec, model)
     inputs = [_tensor(name, output.dtype, output.dims) for name, _, output in wired]
-    if spec.task != contract.CLASSIFICATION:
+    if not spec.whole_image:
         inputs += [_tensor(t.ORIGINAL_SIZE, "TYPE_INT64", [2]), _tensor(t.RESIZED_SIZE, "TYPE_INT64", [2])]
     if spec.task == contract.SEGMENTATION:
         inputs.append(_tensor(t.IMAGE, "TYPE_UINT8", [-1], " allow_ragged_batch: true"))
@@ -452,6 +472,8 @@ def postprocess_config(spec: EnsembleSpec, model: ModelSignature, max_batch: int
         "original pixels, labels",
         contract.SEGMENTATION: f"'{spec.postprocess.format}' class ids back at each image's original size, "
         "fractions, optional overlay",
+        contract.EMBEDDING: f"the model's output as one vector per image (pooling {spec.postprocess.pooling}), "
+        + ("L2-normalised" if spec.postprocess.normalize else "its own scale (normalize = false)"),
     }[spec.task]
     return _write(
         [
@@ -475,6 +497,7 @@ RUNNERS = {
     contract.CLASSIFICATION: ("classification", "ClassificationPostprocessor", ""),
     contract.DETECTION: ("detection", "DetectionPostprocessor", ", validate_inputs=False"),
     contract.SEGMENTATION: ("segmentation", "SegmentationPostprocessor", ""),
+    contract.EMBEDDING: ("embedding", "EmbeddingPostprocessor", ""),
 }
 
 

@@ -188,7 +188,7 @@ def dali_source(spec: EnsembleSpec, max_batch: int) -> str:
     if pre.dtype == "float32":
         constants.append(f"MEAN = {_floats(mean)}  # pixel units, {pre.channels} order")
         constants.append(f"STD = {_floats(std)}")
-    outputs = ["pixels"] if spec.task == "classification" else ["pixels", "original_size", "resized_size"]
+    outputs = ["pixels"] if spec.whole_image else ["pixels", "original_size", "resized_size"]
     outputs_text = ", ".join(o.upper() for o in outputs) + (
         " (the decoded and the resized (height, width), INT64 [2] each)" if len(outputs) > 1 else ""
     )

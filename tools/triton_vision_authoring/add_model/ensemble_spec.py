@@ -2,7 +2,7 @@
 
 ```toml
 name = "pets"                       # the ensemble's name; composing models are NAME_*
-task = "classification"             # classification | detection | segmentation
+task = "classification"             # classification | detection | segmentation | embedding
 model = "pets.onnx"                 # paths relative to the spec file
 labels = "pets.txt"                 # one class name per line
 
@@ -37,7 +37,7 @@ from typing import Any
 
 import triton_vision_contract as contract
 from triton_vision_authoring.add_model.keys import DEFAULT_MAX_QUEUE_SIZE, DEFAULT_QUEUE_TIMEOUT_MS, KEYS
-from triton_vision_models import geometry
+from triton_vision_models import detection, geometry
 from triton_vision_models import tensors as t
 from triton_vision_models.errors import ConfigError
 from triton_vision_models.preprocessing import PreprocessSpec
@@ -58,13 +58,24 @@ LAYOUTS = ("NCHW", "NHWC")
 DTYPES = ("float32", "uint8")
 INTERPOLATIONS = ("linear", "cubic", "nearest")
 CLASSIFICATION_OUTPUTS = ("logits", "probabilities")
-DETECTION_FORMATS = ("torchvision", "tf-od", "yolo")
+DETECTION_FORMATS = ("torchvision", "tf-od", "yolo", "yolov5", "yolox")
+NMS_FORMATS = detection.NMS_FORMATS  # the formats whose NMS runs in the post-processing (iou_threshold)
 SEGMENTATION_FORMATS = ("logits-nchw", "logits-nhwc", "class-map")
 FORMATS = {contract.DETECTION: DETECTION_FORMATS, contract.SEGMENTATION: SEGMENTATION_FORMATS}
 NAME_PATTERN = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
 # Images per request when the spec does not say (the built-in ensembles' sizes); a model that
 # cannot batch gets 1. image_guard, shared by every ensemble, takes at most MAX_IMAGES_PER_REQUEST.
-DEFAULT_MAX_BATCH = {contract.CLASSIFICATION: 32, contract.DETECTION: 4, contract.SEGMENTATION: 4}
+DEFAULT_MAX_BATCH = {
+    contract.CLASSIFICATION: 32,
+    contract.DETECTION: 4,
+    contract.SEGMENTATION: 4,
+    contract.EMBEDDING: 32,
+}
+# Tasks whose answer is about the whole image, not its pixels: their preprocessing gives no sizes and
+# their post-processing maps nothing back; a classifier-sized backbone (its model's instances).
+WHOLE_IMAGE_TASKS = (contract.CLASSIFICATION, contract.EMBEDDING)
+# How an embedding model's output becomes one vector per image ([postprocess] pooling).
+POOLINGS = ("none", "cls", "mean")
 MAX_IMAGES_PER_REQUEST = 32
 
 # Conventional output names per role, by task and format (what an export usually calls them).
@@ -78,9 +89,12 @@ ROLES: dict[str, dict[str, tuple[str, ...]]] = {
         "count": ("num_detections",),
     },
     "yolo": {"predictions": ("output0",)},
+    "yolov5": {"predictions": ("output0", "output")},
+    "yolox": {"predictions": ("output",)},
     "logits-nchw": {"logits": ("out",)},
     "logits-nhwc": {"logits": ()},
     "class-map": {"classes": ()},
+    "embedding": {"embedding": ()},
 }
 OPTIONAL_ROLES = {("torchvision", "count")}
 # What each resize rule's sizes are, for the message when one is missing.
@@ -107,6 +121,8 @@ POSTPROCESS_TASKS = {
     "score_threshold": contract.DETECTION,
     "max_detections": contract.DETECTION,
     "iou_threshold": contract.DETECTION,
+    "normalize": contract.EMBEDDING,
+    "pooling": contract.EMBEDDING,
 }
 
 
@@ -120,6 +136,8 @@ class PostprocessSpec:
     score_threshold: float = contract.DEFAULT_SCORE_THRESHOLD
     max_detections: int = contract.DEFAULT_MAX_DETECTIONS
     iou_threshold: float = 0.45
+    normalize: bool = True  # embedding: L2-normalised
+    pooling: str = "none"  # embedding: none, cls or mean (a token output)
 
 
 @dataclass(frozen=True)
@@ -152,7 +170,7 @@ class EnsembleSpec:
     name: str
     task: str
     source: Path  # the spec file
-    labels: Path
+    labels: Path | None  # None: an embedding model (no classes)
     preprocess: PreprocessSpec
     postprocess: PostprocessSpec
     model: Path | None = None
@@ -188,8 +206,18 @@ class EnsembleSpec:
 
     @property
     def format(self) -> str:
-        """The post-processing's input format (classification: its only one)."""
-        return self.postprocess.format or contract.CLASSIFICATION
+        """The post-processing's input format (classification, embedding: the task's only one)."""
+        return self.postprocess.format or self.task
+
+    @property
+    def label_name(self) -> str:
+        """The label file's name ("" for a task without classes)."""
+        return self.labels.name if self.labels is not None else ""
+
+    @property
+    def whole_image(self) -> bool:
+        """The answer is about the whole image (no sizes from the preprocessing, nothing mapped back)."""
+        return self.task in WHOLE_IMAGE_TASKS
 
 
 # -- parsing ----------------------------------------------------------------------------------
@@ -374,11 +402,13 @@ def _postprocess(table: Table, task: str) -> PostprocessSpec:
             )
     elif table.has("format"):
         raise SpecError(f"{table.where('format')} applies to detection and segmentation, not {task}")
-    if table.has("iou_threshold") and task == contract.DETECTION and fmt != "yolo":
-        raise SpecError(f"{table.where('iou_threshold')} applies to format 'yolo' (its NMS), not '{fmt}'")
+    if table.has("iou_threshold") and task == contract.DETECTION and fmt not in NMS_FORMATS:
+        raise SpecError(
+            f"{table.where('iou_threshold')} applies to formats {', '.join(NMS_FORMATS)} (their NMS), not '{fmt}'"
+        )
     label_offset = table.get("label_offset", int, "a whole number", 0)
     tensors = table.get("tensors", dict, "a table of role = tensor name", {})
-    roles = ROLES[fmt or contract.CLASSIFICATION]
+    roles = ROLES[fmt or task]
     for role, name in tensors.items():
         if role not in roles:
             raise SpecError(
@@ -399,8 +429,19 @@ def _postprocess(table: Table, task: str) -> PostprocessSpec:
         raise table.fail("max_detections", "a whole number >= 1")
     if not 0 <= iou <= 1:
         raise table.fail("iou_threshold", "a number in [0, 1]")
+    normalize = table.get("normalize", bool, "true or false", True)
+    pooling = table.choice("pooling", POOLINGS, "none") or "none"
     return PostprocessSpec(
-        output, fmt, label_offset, dict(tensors), top_k, float(threshold), max_detections, float(iou)
+        output,
+        fmt,
+        label_offset,
+        dict(tensors),
+        top_k,
+        float(threshold),
+        max_detections,
+        float(iou),
+        normalize,
+        pooling,
     )
 
 
@@ -447,7 +488,9 @@ def parse_spec(text: str, path: Path) -> EnsembleSpec:
     if task is None:
         raise SpecError(f"{path.name}: 'task' is missing (one of {', '.join(TASKS)})")
     model = _path(top, "model", required=False)
-    labels = _path(top, "labels", required=True)
+    labels = _path(top, "labels", required=task != contract.EMBEDDING)
+    if labels is not None and task == contract.EMBEDDING:
+        raise SpecError(f"{top.where('labels')} applies to tasks with classes, not embedding (an embedding has none)")
     model_name = top.get("model_name", str, "a model name", f"{name}_model")
     if not NAME_PATTERN.fullmatch(model_name):
         raise top.fail("model_name", "letters, digits, '_', '.' and '-'")
@@ -497,7 +540,7 @@ def parse_spec(text: str, path: Path) -> EnsembleSpec:
         name=name,
         task=task,
         source=path,
-        labels=labels,  # type: ignore[arg-type]  # required above
+        labels=labels,
         preprocess=preprocess,
         postprocess=postprocess,
         model=model,

@@ -41,7 +41,7 @@ from triton_vision_authoring.add_model.ensemble_spec import (
     EnsembleSpec,
     SpecError,
 )
-from triton_vision_models import geometry
+from triton_vision_models import detection, geometry
 
 ONNX_TO_TRITON: dict[int, str] = {
     TensorProto.FLOAT: "TYPE_FP32",
@@ -85,6 +85,7 @@ class ModelSignature:
     roles: dict[str, str] = field(default_factory=dict)  # post-processing role -> output name
     source_name: str = ""  # the file the user gave (its name), where the model came from one
     num_classes: int | None = None  # from the output shape, where it tells
+    embedding_dim: int | None = None  # embedding: D, where the output's shape tells
 
     def input(self, name: str) -> Tensor:
         return next(t for t in self.inputs if t.name == name)
@@ -264,9 +265,7 @@ def check_outputs(spec: EnsembleSpec, signature: ModelSignature, labels: int, wh
 
     def classes(count: int, what: str) -> None:
         if count > 0 and count != labels:
-            raise SpecError(
-                f"{where}: {what} has {count} classes, the label file {spec.labels.name} has {labels} lines"
-            )
+            raise SpecError(f"{where}: {what} has {count} classes, the label file {spec.label_name} has {labels} lines")
         signature.num_classes = count if count > 0 else None
 
     if fmt == contract.CLASSIFICATION:
@@ -278,7 +277,7 @@ def check_outputs(spec: EnsembleSpec, signature: ModelSignature, labels: int, wh
         top_k = spec.postprocess.top_k
         if top_k is not None and top_k > labels:
             raise SpecError(
-                f"{where}: [postprocess] top_k = {top_k} but the label file {spec.labels.name} has {labels} classes"
+                f"{where}: [postprocess] top_k = {top_k} but the label file {spec.label_name} has {labels} classes"
             )
     elif fmt in ("torchvision", "tf-od"):
         boxes = out["boxes"]
@@ -298,7 +297,7 @@ def check_outputs(spec: EnsembleSpec, signature: ModelSignature, labels: int, wh
             if count < 1 or count + spec.postprocess.label_offset > labels:
                 raise SpecError(
                     f"{where}: output '{predictions.name}' has {predictions.shape[1]} rows (4 box + {count} classes), "
-                    f"the label file {spec.labels.name} has {labels} lines "
+                    f"the label file {spec.label_name} has {labels} lines "
                     f"(label_offset {spec.postprocess.label_offset})"
                 )
             signature.num_classes = count
@@ -315,8 +314,53 @@ def check_outputs(spec: EnsembleSpec, signature: ModelSignature, labels: int, wh
         if len(class_map.shape) not in (3, 4) or class_map.dtype not in INTEGER_TYPES + ("TYPE_FP32",):
             raise refuse("classes", "[batch, height, width] class ids")
         signature.num_classes = labels
+    elif fmt in ("yolov5", "yolox"):
+        predictions = out["predictions"]
+        if len(predictions.shape) != 3:
+            raise refuse("predictions", "[batch, candidates, 5 + classes]")
+        if predictions.shape[2] > 0:
+            count = predictions.shape[2] - 5
+            if count < 1 or count + spec.postprocess.label_offset > labels:
+                raise SpecError(
+                    f"{where}: output '{predictions.name}' has {predictions.shape[2]} columns (4 box + objectness + "
+                    f"{count} classes), the label file {spec.label_name} has {labels} lines "
+                    f"(label_offset {spec.postprocess.label_offset})"
+                )
+            signature.num_classes = count
+        if fmt == "yolox" and predictions.shape[1] > 0 and spec.preprocess.rule.size is not None:
+            cells = detection.yolox_grid(spec.preprocess.rule.network)[0].shape[0]
+            if predictions.shape[1] != cells:
+                height, width = spec.preprocess.rule.network
+                raise SpecError(
+                    f"{where}: [preprocess] size = [{height}, {width}] has {cells} cells in YOLOX's stride 8/16/32 "
+                    f"grids, but output '{predictions.name}' has {predictions.shape[1]} rows (shape "
+                    f"{list(predictions.shape)}; another input size, or an export that decodes itself?)"
+                )
+    elif fmt == contract.EMBEDDING:
+        signature.embedding_dim = _embedding_dim(spec, out["embedding"], where)
     if spec.task == contract.SEGMENTATION and labels > 255:
         raise SpecError(f"{where}: {labels} classes do not fit a UINT8 mask (at most 255; 255 marks void pixels)")
+
+
+def _embedding_dim(spec: EnsembleSpec, output: Tensor, where: str) -> int | None:
+    """D of an embedding output ([batch, D], [batch, D, 1, 1], or tokens [batch, T, D] with a pooling);
+    None where the file leaves it free."""
+    pooling = spec.postprocess.pooling
+    shape = list(output.shape)
+    if pooling != "none":
+        if len(shape) != 3:
+            raise SpecError(
+                f'{where}: [postprocess] pooling = "{pooling}" reads tokens [batch, tokens, dim], but output '
+                f"'{output.name}' has shape {shape}"
+            )
+        return shape[2] if shape[2] > 0 else None
+    if len(shape) == 2 or (len(shape) == 4 and all(d in (1, -1) for d in shape[2:])):
+        return shape[1] if shape[1] > 0 else None
+    hint = ' (tokens: pooling = "cls" or "mean"?)' if len(shape) == 3 else ""
+    raise SpecError(
+        f"{where}: an embedding is read from an output [batch, dim] or [batch, dim, 1, 1], but output "
+        f"'{output.name}' has shape {shape}{hint}"
+    )
 
 
 # -- batching -------------------------------------------------------------------------------------

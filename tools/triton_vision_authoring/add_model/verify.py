@@ -366,7 +366,7 @@ def verify_spec(
 ) -> Report:
     """Run ``spec_path``'s model on ``photos_dir`` under every variant; :class:`VerifyError` if it cannot."""
     spec = load_spec(spec_path)
-    if spec.task != contract.CLASSIFICATION:
+    if spec.task != contract.CLASSIFICATION or spec.labels is None:
         raise VerifyError(
             f"{spec_path.name}: --verify checks classifiers (photos of known class, top-1 accuracy); "
             f"this spec's task is {spec.task}, whose accuracy would need boxes or masks, and whose "
@@ -379,7 +379,7 @@ def verify_spec(
     if not folders:
         shown = ", ".join([*unmatched, *ambiguous][:SHOWN]) or "none"
         raise VerifyError(
-            f"--verify {photos_dir}: no folder names a label of {spec.labels.name} "
+            f"--verify {photos_dir}: no folder names a label of {spec.label_name} "
             f"(folders: {shown}; labels look like {labels[0]!r}, {labels[min(1, len(labels) - 1)]!r})"
         )
     chosen, left_over = _choose(folders, limit)

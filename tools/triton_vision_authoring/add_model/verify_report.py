@@ -18,11 +18,11 @@ def report_lines(report: Report) -> list[str]:
     if report.left_over:
         lines.append(f"  {report.left_over} more photos not used (--verify-limit {report.limit})")
     if report.unmatched:
-        lines.append(f"  folders naming no label of {spec.labels.name} (skipped): {_shown(report.unmatched)}")
+        lines.append(f"  folders naming no label of {spec.label_name} (skipped): {_shown(report.unmatched)}")
     for name, lines_of in report.ambiguous.items():
         meant = ", ".join(f"line {i + 1}" for i in lines_of)
         lines.append(
-            f"  folder '{name}' could be any of {meant} of {spec.labels.name} (skipped: name it by the whole line)"
+            f"  folder '{name}' could be any of {meant} of {spec.label_name} (skipped: name it by the whole line)"
         )
     if report.unreadable:
         shown = _shown([f"{p.parent.name}/{p.name} ({why})" for p, why in report.unreadable])
