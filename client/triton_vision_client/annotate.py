@@ -68,15 +68,17 @@ def tags(detections) -> tuple[list[str], list[float], list[int]]:
     if not detections.objects:
         return list(detections.labels), list(detections.scores), list(detections.class_ids)
     labels, scores, keys = [], [], []
-    for label, score, answer in zip(detections.labels, detections.scores, detections.objects, strict=True):
-        if answer.labels:
+    for label, score, class_id, answer in zip(
+        detections.labels, detections.scores, detections.class_ids, detections.objects, strict=True
+    ):
+        if getattr(answer, "labels", None):  # a classifier's answer (an embedder's has none to draw)
             labels.append(f"{answer.labels[0]} ({label})")
             scores.append(answer.scores[0])
             keys.append(answer.class_ids[0])
         else:
             labels.append(label)
             scores.append(score)
-            keys.append(0)
+            keys.append(0 if hasattr(answer, "labels") else class_id)
     return labels, scores, keys
 
 

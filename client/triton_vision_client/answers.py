@@ -32,8 +32,9 @@ class Detections:
     scores: tuple[float, ...]
     class_ids: tuple[int, ...]  # the model's class ids (the built-in detector: COCO's 91-id numbering)
     labels: tuple[str, ...]
-    # A pipeline's answer: each object's second-stage top-k, in the order of the boxes (else empty).
-    objects: tuple[Classification, ...] = ()
+    # A pipeline's answer: each object's second-stage answer (a classifier's top-k, an embedder's
+    # vector), in the order of the boxes (else empty).
+    objects: tuple[Classification | Embedding, ...] = ()
 
     def __len__(self) -> int:
         return len(self.scores)
@@ -67,13 +68,19 @@ def split_pipeline(out: Mapping[str, np.ndarray]) -> list[Detections]:
     results = []
     for row, found in enumerate(split_detections(out)):
         n = len(found)
-        objects = split_classifications(
-            {
-                contract.CLASS_IDS: out[contract.OBJECT_CLASS_IDS][row][:n],
-                contract.SCORES: out[contract.OBJECT_SCORES][row][:n],
-                contract.LABELS: out[contract.OBJECT_LABELS][row][:n],
-            }
-        )
+        objects: list[Classification | Embedding]
+        if contract.OBJECT_EMBEDDINGS in out:
+            objects = list(split_embeddings({contract.EMBEDDING_OUTPUT: out[contract.OBJECT_EMBEDDINGS][row][:n]}))
+        else:
+            objects = list(
+                split_classifications(
+                    {
+                        contract.CLASS_IDS: out[contract.OBJECT_CLASS_IDS][row][:n],
+                        contract.SCORES: out[contract.OBJECT_SCORES][row][:n],
+                        contract.LABELS: out[contract.OBJECT_LABELS][row][:n],
+                    }
+                )
+            )
         results.append(replace(found, objects=tuple(objects)))
     return results
 

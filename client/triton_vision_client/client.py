@@ -255,6 +255,11 @@ class VisionClient:
         the server has no such ensemble loaded."""
         return self._config(self.served_name(name)).task
 
+    def outputs_of(self, name: str) -> tuple[str, ...]:
+        """The outputs an ensemble's config lists (``name`` as served); :class:`ModelNotServedError`
+        when the server has no such ensemble loaded."""
+        return self._config(name).outputs
+
     def ensemble(self, name: str) -> EnsembleInfo:
         """One ensemble's task, images per request, readiness and stand-in steps.
 
@@ -342,7 +347,8 @@ class VisionClient:
         top_k = (parameters or {}).get(contract.TOP_K) if task == contract.CLASSIFICATION else None
         model, per_request = self.plan(task, ensemble, batch, top_k=top_k)
         self.check_ready(model)
-        submit, close = self._transport.submitter(model, contract.TASK_OUTPUTS[task], parameters, concurrency)
+        outputs = contract.outputs_to_ask(task, self._config(model).outputs)
+        submit, close = self._transport.submitter(model, outputs, parameters, concurrency)
         try:
             yield from run_requests(
                 sources,

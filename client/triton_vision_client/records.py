@@ -64,19 +64,20 @@ def pipeline_record(result: ImageResult, files: Mapping[str, str] | None = None)
     for box, s, i, label, second in zip(
         answer.boxes, answer.scores, answer.class_ids, answer.labels, answer.objects, strict=True
     ):
-        classes = [
-            {"class_id": int(c), "label": name, "score": round(float(p), 6)}
-            for c, p, name in zip(second.class_ids, second.scores, second.labels, strict=True)
-        ]
-        objects.append(
-            {
-                "label": label,
-                "class_id": int(i),
-                "score": round(float(s), 6),
-                "box": [round(float(v), 2) for v in box],
-                "classes": classes,
-            }
-        )
+        found: Record = {
+            "label": label,
+            "class_id": int(i),
+            "score": round(float(s), 6),
+            "box": [round(float(v), 2) for v in box],
+        }
+        if hasattr(second, "vector"):  # an embedder's answer
+            found["embedding"] = [round(float(v), 6) for v in second.vector]
+        else:
+            found["classes"] = [
+                {"class_id": int(c), "label": name, "score": round(float(p), 6)}
+                for c, p, name in zip(second.class_ids, second.scores, second.labels, strict=True)
+            ]
+        objects.append(found)
     return {"path": result.path, "objects": objects, **(files or {})}
 
 
@@ -166,8 +167,10 @@ def detection_csv(record: Record) -> dict[str, Any]:
     }
 
 
-def _answer_text(classes: list[Record]) -> str:
-    return " | ".join(f"{c['score']:.3f} {c['label']}" for c in classes)
+def _answer_text(found: Record) -> str:
+    if "embedding" in found:
+        return f"{len(found['embedding'])}-d embedding"
+    return " | ".join(f"{c['score']:.3f} {c['label']}" for c in found["classes"])
 
 
 def pipeline_text(record: Record, limit: int | None = TEXT_DETECTIONS) -> list[str]:
@@ -177,8 +180,7 @@ def pipeline_text(record: Record, limit: int | None = TEXT_DETECTIONS) -> list[s
     for o in found[:limit]:
         x1, y1, x2, y2 = o["box"]
         lines.append(
-            f"  {o['score']:6.3f} {o['label']:<12s} [{x1:7.1f} {y1:7.1f} {x2:7.1f} {y2:7.1f}]  "
-            f"{_answer_text(o['classes'])}"
+            f"  {o['score']:6.3f} {o['label']:<12s} [{x1:7.1f} {y1:7.1f} {x2:7.1f} {y2:7.1f}]  {_answer_text(o)}"
         )
     if limit is not None and len(found) > limit:
         lines.append(f"  ... and {len(found) - limit} more")
@@ -189,7 +191,7 @@ def pipeline_csv(record: Record) -> list[dict[str, Any]]:
     """One row per object (an image without objects: one row, its object cells empty)."""
     rows = []
     for index, o in enumerate(record["objects"]):
-        best = o["classes"][0] if o["classes"] else {}
+        best = o["classes"][0] if o.get("classes") else {}
         rows.append(
             {
                 "object": index,
@@ -200,7 +202,8 @@ def pipeline_csv(record: Record) -> list[dict[str, Any]]:
                 "answer": best.get("label", ""),
                 "answer_class_id": best.get("class_id", ""),
                 "answer_score": best.get("score", ""),
-                "answers": _joined([f"{c['label']}:{c['score']}" for c in o["classes"]]),
+                "answers": _joined([f"{c['label']}:{c['score']}" for c in o.get("classes", [])]),
+                "embedding": " ".join(str(v) for v in o.get("embedding", [])),
                 "annotated": record.get("annotated", ""),
             }
         )
@@ -277,6 +280,7 @@ PIPELINE = RecordKind(
         "answer_class_id",
         "answer_score",
         "answers",
+        "embedding",
         "annotated",
     ),
 )

@@ -75,6 +75,12 @@ OVERLAY_PARAMETER = "overlay"  # request parameter: bool or "true"/"false" (defa
 VOC_CLASSES = 21
 SEGMENTATION_MAX_BATCH = 4  # images per request (max_batch_size of segmentation)
 
+# -- embedding ---------------------------------------------------------------------------
+EMBEDDING = "embedding"  # the task
+# FP32 [D] per image: the model's embedding (a [D] or [D, 1, 1] output, or a [T, D] token output pooled
+# by the spec's rule), L2-normalised (x / max(||x||, 1e-12)) unless the spec says normalize = false.
+EMBEDDING_OUTPUT = "EMBEDDING"
+
 # -- pipeline: a detection ensemble, then a second ensemble on every object ------------------------
 # The detection outputs above (BOXES ... COUNT) plus, per object, the second stage's answer, each
 # [K, ...] padded like BOXES: a classifier's top-k, or an embedder's vector.
@@ -85,13 +91,11 @@ OBJECT_LABELS = "OBJECT_LABELS"  # BYTES [K, k]: its labels
 OBJECT_EMBEDDINGS = "OBJECT_EMBEDDINGS"  # FP32 [K, D]: the second embedder's vectors
 MAX_OBJECTS = "max_objects"  # request parameter, int >= 1: the highest-scored objects kept
 # The second stage's outputs under their per-object names, by the second stage's task.
-OBJECT_OUTPUTS = {CLASSIFICATION: {CLASS_IDS: OBJECT_CLASS_IDS, SCORES: OBJECT_SCORES, LABELS: OBJECT_LABELS}}
-
-# -- embedding ---------------------------------------------------------------------------
-EMBEDDING = "embedding"  # the task
-# FP32 [D] per image: the model's embedding (a [D] or [D, 1, 1] output, or a [T, D] token output pooled
-# by the spec's rule), L2-normalised (x / max(||x||, 1e-12)) unless the spec says normalize = false.
-EMBEDDING_OUTPUT = "EMBEDDING"
+OBJECT_OUTPUTS = {
+    CLASSIFICATION: {CLASS_IDS: OBJECT_CLASS_IDS, SCORES: OBJECT_SCORES, LABELS: OBJECT_LABELS},
+    EMBEDDING: {EMBEDDING_OUTPUT: OBJECT_EMBEDDINGS},
+}
+OBJECT_NAMES = frozenset(name for outputs in OBJECT_OUTPUTS.values() for name in outputs.values())
 
 # -- model_info: what the repository's ONNX files are (downloaded, imported or stand-in) ----
 MODEL_INFO = "model_info"
@@ -108,7 +112,8 @@ TASK_OUTPUTS = {
     DETECTION: (BOXES, SCORES, CLASS_IDS, LABELS, COUNT),
     SEGMENTATION: (MASK, MASK_SIZE, CLASS_FRACTIONS, LABELS, OVERLAY),
     EMBEDDING: (EMBEDDING_OUTPUT,),
-    PIPELINE: (BOXES, SCORES, CLASS_IDS, LABELS, COUNT, *OBJECT_OUTPUTS[CLASSIFICATION].values()),
+    # and the per-object outputs of its second stage's task (OBJECT_OUTPUTS): see outputs_to_ask
+    PIPELINE: (BOXES, SCORES, CLASS_IDS, LABELS, COUNT),
 }
 TASKS = tuple(TASK_OUTPUTS)
 BUILT_IN_ENSEMBLES = (CLASSIFICATION, DETECTION, SEGMENTATION)  # named after their tasks
@@ -117,10 +122,19 @@ BUILT_IN_ENSEMBLES = (CLASSIFICATION, DETECTION, SEGMENTATION)  # named after th
 def task_of(outputs: Iterable[str]) -> str | None:
     """The task whose wire contract a model's output names carry, or None (not an ensemble of ours)."""
     names = set(outputs)
-    for task in (PIPELINE, SEGMENTATION, DETECTION, CLASSIFICATION, EMBEDDING):  # most specific first: LABELS is shared
+    if set(TASK_OUTPUTS[PIPELINE]) <= names and names & OBJECT_NAMES:
+        return PIPELINE
+    for task in (SEGMENTATION, DETECTION, CLASSIFICATION, EMBEDDING):  # most specific first: LABELS is shared
         if set(TASK_OUTPUTS[task]) <= names:
             return task
     return None
+
+
+def outputs_to_ask(task: str, served: Iterable[str]) -> tuple[str, ...]:
+    """The outputs to request from an ensemble of ``task`` whose config lists ``served``: the task's,
+    and a pipeline's per-object outputs of its second stage."""
+    extra = tuple(name for name in served if name in OBJECT_NAMES) if task == PIPELINE else ()
+    return TASK_OUTPUTS[task] + extra
 
 
 # Each built-in ensemble's images per request, by ensemble name (the server's tools read it; a client

@@ -234,7 +234,8 @@ class Playground:
         client, reader = self._connected()
         before, problem = self._statistics(reader)
         start = time.perf_counter()
-        outputs = client.infer(info.name, [data], contract.TASK_OUTPUTS[task], parameters)
+        asked = contract.outputs_to_ask(task, client.outputs_of(info.name))
+        outputs = client.infer(info.name, [data], asked, parameters)
         latency_ms = (time.perf_counter() - start) * 1000.0
         timing: Timing | None = None
         if before is not None:

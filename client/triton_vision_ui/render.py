@@ -78,8 +78,8 @@ def detection_view(encoded: bytes, answer: Detections) -> dict[str, Any]:
             "box": [round(v, 1) for v in box],
             "colour": hex_colour((red, green, blue)),
         }
-        if answer.objects and answer.objects[index].labels:
-            second = answer.objects[index]
+        second = answer.objects[index] if answer.objects else None
+        if isinstance(second, Classification) and second.labels:
             row["answer"] = {"label": second.labels[0], "class_id": second.class_ids[0], "score": second.scores[0]}
             row["answers"] = classification_view(second)["labels"]
         detections.append(row)

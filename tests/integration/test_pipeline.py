@@ -83,8 +83,8 @@ def reference_detections(session, rgb: np.ndarray) -> list[tuple[np.ndarray, flo
     return sorted(found, key=lambda item: -item[1])
 
 
-def reference_pets(session, rgb: np.ndarray, box: np.ndarray) -> np.ndarray:
-    """The pets classifier's probabilities for the crop of ``box``: torchvision's own preprocessing."""
+def reference_logits(session, rgb: np.ndarray, box: np.ndarray) -> np.ndarray:
+    """The pets model's output for the crop of ``box``: torchvision's own preprocessing."""
     from PIL import Image
     from torchvision import transforms
 
@@ -99,7 +99,13 @@ def reference_pets(session, rgb: np.ndarray, box: np.ndarray) -> np.ndarray:
         ]
     )(Image.fromarray(crop))
     (logits,) = session.run(None, {"input": tensor.numpy()[None]})
-    exp = np.exp(logits[0] - logits[0].max())
+    return logits[0]
+
+
+def reference_pets(session, rgb: np.ndarray, box: np.ndarray) -> np.ndarray:
+    """The pets classifier's probabilities for the crop of ``box``."""
+    logits = reference_logits(session, rgb, box)
+    exp = np.exp(logits - logits.max())
     return exp / exp.sum()
 
 
@@ -273,3 +279,53 @@ def test_bench_compares_the_pipeline_with_the_client_side_way(served, tmp_path):
     assert pipe["objects"] == peer["objects"] == 4  # one pet per photo, both ways
     assert pipe["bytes_per_image"] < peer["bytes_per_image"]
     assert math.isnan(pipe["server_cpu_ms_per_image"])  # a server given with --url: its CPU is not ours to read
+
+
+EMBED_SPEC = """
+name = "pets_embed"
+task = "embedding"
+model = "../pets/pets.onnx"   # its 5 logits as a vector: an embedder's contract, [B, D]
+
+[preprocess]
+resize = "shorter-crop"
+size = [224, 224]
+shorter = 256
+mean = [0.485, 0.456, 0.406]
+std = [0.229, 0.224, 0.225]
+"""
+
+
+def test_an_embedding_second_stage_answers_each_objects_vector(served):
+    """A pipeline over the same detector and an embedding ensemble: each object's OBJECT_EMBEDDINGS is the
+    reference's output for its crop, L2-normalised (cosine)."""
+    import onnxruntime as ort
+    import tritonclient.grpc as grpc
+
+    folder, _, _ = served
+    examples = folder / "examples" / "pets_in_scene"
+    (examples / "pets_embed.toml").write_text(EMBED_SPEC)
+    pipeline = (examples / "pets_in_scene.toml").read_text().replace('"pets_in_scene"', '"pets_vectors"')
+    (examples / "pets_vectors.toml").write_text(pipeline.replace('ensemble = "pets"', 'ensemble = "pets_embed"'))
+    for spec in ("pets_embed.toml", "pets_vectors.toml"):
+        done = run(f"triton-vision add-model examples/pets_in_scene/{spec}", folder)
+        assert done.returncode == 0, done.stderr
+    pets = ort.InferenceSession(str(folder / "examples" / "pets" / "pets.onnx"), providers=["CPUExecutionProvider"])
+    with running_server(folder / "model_repository") as server:
+        client = grpc.InferenceServerClient(server.options.grpc_url)
+        cosines = []
+        for name in ("kitten.jpg", "dog.jpg"):
+            data = (SHARED / "images" / name).read_bytes()
+            image = np.frombuffer(data, np.uint8)[None]
+            tensor = grpc.InferInput("IMAGE", list(image.shape), "UINT8")
+            tensor.set_data_from_numpy(image)
+            asked = [grpc.InferRequestedOutput(n) for n in ("BOXES", "COUNT", "OBJECT_EMBEDDINGS")]
+            result = client.infer("pets_vectors", [tensor], outputs=asked)
+            rgb = cv2.cvtColor(cv2.imdecode(image[0], cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+            for box, vector in zip(result.as_numpy("BOXES")[0], result.as_numpy("OBJECT_EMBEDDINGS")[0], strict=True):
+                expected = reference_logits(pets, rgb, box)
+                assert abs(float(np.linalg.norm(vector)) - 1.0) < 1e-5
+                cosines.append(float(vector @ expected / np.linalg.norm(expected)))
+        url = server.options.grpc_url
+        done = run(f"triton-vision pipeline ../shared/images/kitten.jpg --ensemble pets_vectors --url {url}", folder)
+    assert len(cosines) == 2 and min(cosines) >= 0.999, cosines
+    assert done.returncode == 0 and "5-d embedding" in done.stdout, done.stderr

@@ -79,9 +79,16 @@ def _request(client, model: str, rows: Sequence[bytes], outputs: Sequence[str], 
 @dataclass(frozen=True)
 class Ways:
     spec: PipelineSpec
+    stage_task: str  # the second ensemble's: classification (asked for its top-1) or embedding
+
+    @property
+    def stage_parameters(self) -> dict:
+        return {contract.TOP_K: 1} if self.stage_task == contract.CLASSIFICATION else {}
 
     def pipeline(self, client, data: bytes, wire: Wire) -> int:
-        answer = _request(client, self.spec.name, [data], contract.TASK_OUTPUTS[contract.PIPELINE], {"top_k": 1}, wire)
+        objects = tuple(contract.OBJECT_OUTPUTS[self.stage_task].values())
+        outputs = [*contract.TASK_OUTPUTS[contract.PIPELINE], *objects]
+        answer = _request(client, self.spec.name, [data], outputs, self.stage_parameters, wire)
         return int(answer[contract.COUNT][0, 0])
 
     def client_side(self, client, data: bytes, wire: Wire) -> int:
@@ -107,8 +114,8 @@ class Ways:
             if not ok:
                 raise RuntimeError("OpenCV cannot encode a crop")
             crops.append(encoded.tobytes())
-        outputs = list(contract.TASK_OUTPUTS[contract.CLASSIFICATION])
-        _request(client, self.spec.then.ensemble, crops, outputs, {"top_k": 1}, wire)
+        outputs = list(contract.TASK_OUTPUTS[self.stage_task])
+        _request(client, self.spec.then.ensemble, crops, outputs, self.stage_parameters, wire)
         return len(keep)
 
 
@@ -152,6 +159,7 @@ def measure(way: Callable, url: str, server_pid: int | None, images: Sequence[by
 
 def compare(
     spec: PipelineSpec,
+    stage_task: str,
     url: str,
     server_pid: int | None,
     photos: Sequence[bytes],
@@ -161,7 +169,7 @@ def compare(
     concurrency: int,
 ) -> dict[str, Any]:
     """Both ways, ``rounds`` alternating rounds of ``images`` photos each: every round, and the medians."""
-    ways = Ways(spec)
+    ways = Ways(spec, stage_task)
     run = {"pipeline": ways.pipeline, "client-side": ways.client_side}
     sent = [photos[i % len(photos)] for i in range(images)]
     for way in run.values():  # warm-up: every model loaded and run once
@@ -208,14 +216,23 @@ def run_pipeline_bench(
     concurrency: int = 2,
 ) -> list[Path]:
     """Compare, print the table, write ``out/<ensemble>-pipeline.{json,md}``; the files written."""
+    from triton_vision_bench.profiles import load_repository
     from triton_vision_bench.run import local_server
 
     spec = pipeline_spec(repository, ensemble)
+    found = load_repository(repository)
+    stage_task = found[spec.then.ensemble].task if spec.then.ensemble in found else None
+    if stage_task not in contract.OBJECT_OUTPUTS:
+        raise BenchUsageError(
+            f"pipeline '{ensemble}': its second ensemble '{spec.then.ensemble}' is not in {repository}"
+        )
     with contextlib.ExitStack() as stack:
         server_pid = None
         if url is None:
             url, server_pid = stack.enter_context(local_server(repository))
-        report = compare(spec, url, server_pid, photos, images=images, rounds=rounds, concurrency=concurrency)
+        report = compare(
+            spec, stage_task, url, server_pid, photos, images=images, rounds=rounds, concurrency=concurrency
+        )
     lines = [
         f"{ensemble}: {images} photos x {rounds} rounds at concurrency {concurrency} (medians): the pipeline against "
         f"'{spec.detect.ensemble}', crops re-encoded, '{spec.then.ensemble}'",

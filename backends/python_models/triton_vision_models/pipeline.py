@@ -13,8 +13,9 @@ detector's raw outputs and:
    height on each side, clipped to the image) and preprocesses each crop by the second ensemble's own
    rule (:mod:`.preprocessing`: its resize, colour order, layout and normalisation);
 4. runs the second ensemble's model on all crops of the request at once (split at its
-   max_batch_size), then its post-processing (``top_k`` passes through), and answers the detections
-   with each object's answer under its per-object name (``OBJECT_*``).
+   max_batch_size), then its post-processing (a classifier's ``top_k`` passes through), and answers
+   the detections with each object's answer under its per-object name (``OBJECT_*``: a classifier's
+   top-k, an embedder's vector).
 
 Config parameters (``triton-vision add-model`` writes them from the pipeline spec): ``pipeline``,
 ``detector`` (names, for messages), ``detector_postprocess`` (a model), ``detector_parameters``
@@ -49,8 +50,8 @@ from .preprocessing import PreprocessSpec, batch, decode, network_input_of
 Infer = Callable[[str, Mapping[str, np.ndarray], Sequence[str], Mapping[str, str]], dict[str, np.ndarray]]
 
 DETECTION_OUTPUTS = (t.BOXES, t.SCORES, t.CLASS_IDS, t.LABELS, t.COUNT)
-STAGE_OUTPUTS = {t.CLASSIFICATION: t.OBJECT_OUTPUTS[t.CLASSIFICATION]}  # the second stage's outputs, renamed
-STAGE_PARAMETERS = {t.CLASSIFICATION: (t.TOP_K,)}  # request parameters the second stage takes
+STAGE_OUTPUTS = t.OBJECT_OUTPUTS  # the second stage's outputs, renamed, by its task
+STAGE_PARAMETERS = {t.CLASSIFICATION: (t.TOP_K,), t.EMBEDDING: ()}  # request parameters the second stage takes
 
 
 def crop_window(box: Sequence[float], margin: float, height: int, width: int) -> tuple[int, int, int, int]:
@@ -149,7 +150,7 @@ class PipelineObjects:
                 classes=config.int_setting("stage_classes", 0),
                 default_top_k=config.int_setting("stage_default_top_k", t.DEFAULT_TOP_K),
             )
-            embedding = [o for o in config.outputs if o.name not in DETECTION_OUTPUTS and o.dims and o.dims[-1] > 0]
+            embedding = [o for o in config.outputs if o.name == t.OBJECT_EMBEDDINGS and o.dims and o.dims[-1] > 0]
             return cls(
                 infer,
                 stage,

@@ -156,3 +156,19 @@ def test_the_docs_spec_table_is_the_specs_own_reference():
     page = (MODEL_REPOSITORY.parent / "docs" / "pipelines.md").read_text()
     table = page.split("<!-- spec-keys -->\n", 1)[1].split("\n<!-- /spec-keys -->", 1)[0]
     assert table == reference_table(PIPELINE_KEYS)
+
+
+def test_an_embedding_ensemble_can_be_the_second_stage(tmp_path, repository):
+    from tests.support.embedders import TOKEN_DIM, write_embedders
+    from triton_vision_authoring.add_model.add_model import add_model
+
+    (spec,) = write_embedders(tmp_path, resnet=False)
+    add_model(spec, repository)
+    add(tmp_path, repository, SPEC.replace('ensemble = "classification"', 'ensemble = "token_embed"'))
+    ensemble = load_config(repository / "scene")
+    (objects,) = [o for o in ensemble.output if o.name.startswith("OBJECT_")]
+    assert (objects.name, list(objects.dims)) == ("OBJECT_EMBEDDINGS", [-1, TOKEN_DIM])
+    settings = {k: v.string_value for k, v in load_config(repository / "scene_objects").parameters.items()}
+    assert (settings["stage_task"], settings["stage_model"]) == ("embedding", "token_embed_model")
+    assert "top_k" not in (repository / "scene" / "config.pbtxt").read_text()
+    assert check_repository(repository).ok

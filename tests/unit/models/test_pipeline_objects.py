@@ -203,3 +203,35 @@ def test_the_preprocessing_rule_survives_its_trip_through_a_config_parameter():
     )
     assert PreprocessSpec.from_json(json.loads(json.dumps(rule.to_json()))) == rule
     assert math.isclose(PreprocessSpec.from_json(rule.to_json()).mean[1], 0.5)
+
+
+def test_an_embedders_vectors_come_back_per_object():
+    server = Server([[0, 0, 40, 60], [40, 0, 80, 60]], [0.9, 0.8], [0, 1])
+    stage = Stage(
+        name="vectors",
+        task=t.EMBEDDING,
+        model="stage_model",
+        input="pixels",
+        output="scores",
+        max_batch=8,
+        postprocess="embed_post",
+        postprocess_input=t.RAW_EMBEDDING,
+        postprocess_max_batch=32,
+        preprocess=STRETCH_4,
+    )
+
+    def infer(model, inputs, outputs, parameters):
+        if model == "embed_post":
+            assert parameters == {}  # no top_k for an embedder
+            raw = inputs[t.RAW_EMBEDDING]
+            return {t.EMBEDDING_OUTPUT: raw / np.linalg.norm(raw, axis=1, keepdims=True)}
+        return server.infer(model, inputs, outputs, parameters)
+
+    runner = PipelineObjects(
+        infer, stage, pipeline="scene", detector="det", detector_postprocess="det_post", embedding_dims=3
+    )
+    out = runner.run_one(server.request())
+    np.testing.assert_allclose(out[t.OBJECT_EMBEDDINGS][0], [[1, 0, 0], [0, 0, 1]], atol=1e-6)
+    with pytest.raises(InvalidParameterError, match="unknown request parameter 'top_k'"):
+        runner.run_one(server.request({t.TOP_K: 1}))
+    assert runner.run_one(server.request({t.SCORE_THRESHOLD: 0.99}))[t.OBJECT_EMBEDDINGS].shape == (1, 0, 3)

@@ -47,13 +47,19 @@ from triton_vision_models.repository import ModelRepository, RepositoryModel
 SPEC_FILENAME = "spec.toml"
 KEEP = "1/.gitkeep"
 DETECTORS = (contract.DETECTION,)  # tasks whose ensembles can be a pipeline's [detect]
-SECOND_STAGES = (contract.CLASSIFICATION,)  # tasks whose ensembles can be its [then]
+SECOND_STAGES = (contract.CLASSIFICATION, contract.EMBEDDING)  # tasks whose ensembles can be its [then]
+# Each second-stage task's per-object outputs: (name, type); their dims are [K, k] or [K, D].
 OBJECT_OUTPUTS = {
     contract.CLASSIFICATION: [
         (t.OBJECT_CLASS_IDS, "TYPE_INT32"),
         (t.OBJECT_SCORES, "TYPE_FP32"),
         (t.OBJECT_LABELS, "TYPE_STRING"),
     ],
+    contract.EMBEDDING: [(t.OBJECT_EMBEDDINGS, "TYPE_FP32")],
+}
+STAGE_NOTES = {
+    contract.CLASSIFICATION: "OBJECT_CLASS_IDS INT32 [K, k], OBJECT_SCORES FP32 [K, k], OBJECT_LABELS BYTES [K, k]",
+    contract.EMBEDDING: "OBJECT_EMBEDDINGS FP32 [K, D] (its embedding of each object)",
 }
 
 
@@ -76,6 +82,7 @@ class Wiring:
     detector_postprocess: RepositoryModel
     parameters: list[tuple[str, str]]
     stage_task: str
+    stage_dims: int  # an embedder's D (-1 where its config does not say), else -1
 
 
 def _where(spec: PipelineSpec, table: str) -> str:
@@ -142,8 +149,8 @@ def _detector(repo: ModelRepository, spec: PipelineSpec) -> tuple[RepositoryMode
     return detector, steps[:-1], post_step, repo[post_step.model_name]
 
 
-def _second_stage(repo: ModelRepository, spec: PipelineSpec) -> tuple[str, list[tuple[str, str]]]:
-    """The second ensemble's task and the objects step's parameters that describe it."""
+def _second_stage(repo: ModelRepository, spec: PipelineSpec) -> tuple[str, int, list[tuple[str, str]]]:
+    """The second ensemble's task, an embedder's D, and the objects step's parameters that describe it."""
     stage = _ensemble_of(repo, spec, "then", SECOND_STAGES)
     kept = stage.directory / SPEC_FILENAME
     if not kept.is_file():
@@ -164,20 +171,29 @@ def _second_stage(repo: ModelRepository, spec: PipelineSpec) -> tuple[str, list[
         )
     post_input = post.config.input[0]
     classes = math.prod(post_input.dims) if post_input.dims and min(post_input.dims) > 0 else 0
-    return stage.task or "", [
-        ("stage", stage.name),
-        ("stage_task", stage.task or ""),
-        ("stage_model", model.name),
-        ("stage_input", next(iter(model_step.input_map))),
-        ("stage_output", next(iter(model_step.output_map))),
-        ("stage_max_batch", str(max(1, model.max_batch_size))),
-        ("stage_postprocess", post.name),
-        ("stage_postprocess_input", post_input.name),
-        ("stage_postprocess_max_batch", str(max(1, post.max_batch_size))),
-        ("stage_classes", str(classes)),
-        ("stage_default_top_k", post.setting("default_top_k", str(contract.DEFAULT_TOP_K))),
-        ("stage_preprocess", json.dumps(stage_spec.preprocess.to_json(), sort_keys=True, separators=(",", ":"))),
-    ]
+    dims = -1
+    if stage.task == contract.EMBEDDING:
+        classes = 0
+        answer = [o for o in post.config.output if o.name == t.EMBEDDING_OUTPUT]
+        dims = int(answer[0].dims[-1]) if answer and answer[0].dims else -1
+    return (
+        stage.task or "",
+        dims,
+        [
+            ("stage", stage.name),
+            ("stage_task", stage.task or ""),
+            ("stage_model", model.name),
+            ("stage_input", next(iter(model_step.input_map))),
+            ("stage_output", next(iter(model_step.output_map))),
+            ("stage_max_batch", str(max(1, model.max_batch_size))),
+            ("stage_postprocess", post.name),
+            ("stage_postprocess_input", post_input.name),
+            ("stage_postprocess_max_batch", str(max(1, post.max_batch_size))),
+            ("stage_classes", str(classes)),
+            ("stage_default_top_k", post.setting("default_top_k", str(contract.DEFAULT_TOP_K))),
+            ("stage_preprocess", json.dumps(stage_spec.preprocess.to_json(), sort_keys=True, separators=(",", ":"))),
+        ],
+    )
 
 
 def wiring(spec: PipelineSpec, repository: Path) -> Wiring:
@@ -197,7 +213,7 @@ def wiring(spec: PipelineSpec, repository: Path) -> Wiring:
             f"{_where(spec, 'detect')} '{detector.name}' has no label file: [detect] classes cannot be read"
         )
     classes = _class_ids(spec, labels)
-    stage_task, stage_parameters = _second_stage(repo, spec)
+    stage_task, stage_dims, stage_parameters = _second_stage(repo, spec)
     parameters = [
         ("pipeline", spec.name),
         ("detector", detector.name),
@@ -209,18 +225,19 @@ def wiring(spec: PipelineSpec, repository: Path) -> Wiring:
         ("margin", f"{spec.then.margin:g}"),
         *stage_parameters,
     ]
-    return Wiring(detector, image_steps, post_step, post, parameters, stage_task)
+    return Wiring(detector, image_steps, post_step, post, parameters, stage_task, stage_dims)
 
 
 # -- the files -------------------------------------------------------------------------------------------
-def _outputs(stage_task: str) -> list[str]:
+def _outputs(stage_task: str, dims: int) -> list[str]:
+    per_object = -1 if stage_task == contract.CLASSIFICATION else dims
     return [
         _tensor(t.BOXES, "TYPE_FP32", [-1, 4]),
         _tensor(t.SCORES, "TYPE_FP32", [-1]),
         _tensor(t.CLASS_IDS, "TYPE_INT32", [-1]),
         _tensor(t.LABELS, "TYPE_STRING", [-1]),
         _tensor(t.COUNT, "TYPE_INT32", [1]),
-        *(_tensor(name, dtype, [-1, -1]) for name, dtype in OBJECT_OUTPUTS[stage_task]),
+        *(_tensor(name, dtype, [-1, per_object]) for name, dtype in OBJECT_OUTPUTS[stage_task]),
     ]
 
 
@@ -248,17 +265,18 @@ def ensemble_config(spec: PipelineSpec, wired: Wiring) -> str:
                 or f"Encoded image bytes in; objects of '{wired.detector.name}', each answered by '{then}'.",
                 GENERATED.format(spec=f"{spec.name}/spec.toml"),
                 "IMAGE: one encoded JPEG/PNG per row, UINT8 [batch, bytes] (rows zero-padded to the longest).",
-                "Outputs per image, best first, padded to K = the largest COUNT of the request: the detection\n"
-                "outputs (BOXES FP32 [K, 4] in the original image's pixels, SCORES, CLASS_IDS, LABELS, COUNT) and\n"
-                "each object's second-stage answer: OBJECT_CLASS_IDS INT32 [K, k], OBJECT_SCORES FP32 [K, k],\n"
-                "OBJECT_LABELS BYTES [K, k]. Request parameters: score_threshold, max_objects, top_k (and the\n"
-                "detector's own, e.g. iou_threshold).",
+                "Outputs per image, best first, padded to K = the largest COUNT of the request: the detection "
+                "outputs (BOXES FP32 [K, 4] in the original image's pixels, SCORES, CLASS_IDS, LABELS, COUNT) and "
+                f"each object's second-stage answer: {STAGE_NOTES[wired.stage_task]}. Request parameters: "
+                "score_threshold, max_objects"
+                + (", top_k" if wired.stage_task == contract.CLASSIFICATION else "")
+                + " (and the detector's own, e.g. iou_threshold).",
             ),
             f'name: "{spec.name}"',
             'platform: "ensemble"',
             f"max_batch_size: {wired.detector.max_batch_size}",
             *_block("input", [_tensor(t.IMAGE, "TYPE_UINT8", [-1])]),
-            *_block("output", _outputs(wired.stage_task)),
+            *_block("output", _outputs(wired.stage_task, wired.stage_dims)),
             *_scheduling(_steps(spec, wired)),
         ]
     )
@@ -280,7 +298,7 @@ def objects_config(spec: PipelineSpec, wired: Wiring) -> str:
             'backend: "python"',
             f"max_batch_size: {wired.detector.max_batch_size}",
             *_block("input", inputs),
-            *_block("output", _outputs(wired.stage_task)),
+            *_block("output", _outputs(wired.stage_task, wired.stage_dims)),
             *OBJECTS_INSTANCES,
             *dynamic_batching(spec.queue),
             *_parameters(wired.parameters),

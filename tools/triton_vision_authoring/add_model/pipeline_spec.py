@@ -68,7 +68,8 @@ PIPELINE_KEYS: dict[str, dict[str, tuple[str, str]]] = {
     "then": {
         "ensemble": (
             "string",
-            "a classification ensemble of the repository, run on every object's crop with its own preprocessing",
+            "a classification or embedding ensemble of the repository, run on every object's crop with its own "
+            "preprocessing",
         ),
         "margin": (
             "number",
