@@ -7,10 +7,14 @@
 - the storm: CLIENTS concurrent requests of one photo through the classification ensemble (the
   ResNet-18 stand-in), each sent again as soon as it is answered or refused, for SECONDS; a
   `triton-vision probe` of the ensemble every 0.5 s; the latency of lone requests before and
-  right after;
+  right after; an *ordinary* probe (the same photo, no priority, as any client) every 0.5 s beside
+  the priority probe; per composing model, the requests it queued and their mean wait (Triton's
+  statistics), which says in which steps a request waited;
 - the flood: FLOOD concurrent gRPC requests of 32 rows x 8 MB (a JPEG header, then non-zero
   padding: no end marker) beside a client classifying the photo every 0.1 s; the server's memory
-  (PSS of tritonserver and its model processes) before, at peak and 10 s after; lone latency after.
+  (PSS of tritonserver and its model processes) before, at peak and 10 s after; lone latency after;
+- memory: the server's PSS before the storm, and 10 s and 20 s after the flood against it, with
+  each process's share, which says what holds memory afterwards.
 
 Each figure is printed with the load average (/proc/loadavg) beside it: other jobs share the cores.
 """
@@ -31,7 +35,7 @@ import tritonclient.grpc as grpcclient
 import triton_vision_contract as contract
 from tests.conftest import ROOT, SHARED, ensemble_repository
 from tests.integration.test_overload import flood_rows, image_input
-from tests.support.processes import server_pss_mb
+from tests.support.processes import server_pss_by_process, server_pss_mb
 from tests.support.serve import serving
 from triton_vision_client.probe import probe
 
@@ -58,6 +62,44 @@ def lone(url: str, photo: bytes, count: int, every: float = 0.25) -> list[float]
         found.append(round(time.monotonic() - started, 3))
         time.sleep(every)
     client.close()
+    return found
+
+
+def queue_figures(url: str) -> dict[str, tuple[int, int, int, int]]:
+    """Per model, from Triton's statistics: requests that left its queue and the nanoseconds they waited
+    there; requests answered and the nanoseconds from their arrival to their answer (an ensemble's:
+    the whole request inside the server)."""
+    client = grpcclient.InferenceServerClient(url)
+    try:
+        stats = client.get_inference_statistics(as_json=True)["model_stats"]
+    finally:
+        client.close()
+    return {
+        m["name"]: (
+            int(m["inference_stats"]["queue"].get("count", 0)),
+            int(m["inference_stats"]["queue"].get("ns", 0)),
+            int(m["inference_stats"]["success"].get("count", 0)),
+            int(m["inference_stats"]["success"].get("ns", 0)),
+        )
+        for m in stats
+        if "queue" in m.get("inference_stats", {})
+    }
+
+
+def queue_waits(
+    before: dict[str, tuple[int, int, int, int]], after: dict[str, tuple[int, int, int, int]]
+) -> dict[str, dict]:
+    found = {}
+    for name, (count, ns, answered, answered_ns) in after.items():
+        count_0, ns_0, answered_0, answered_ns_0 = before.get(name, (0, 0, 0, 0))
+        figures: dict[str, float] = {}
+        if count > count_0:
+            figures.update(queued=count - count_0, mean_wait_s=round((ns - ns_0) / (count - count_0) / 1e9, 3))
+        if answered > answered_0:
+            mean = (answered_ns - answered_ns_0) / (answered - answered_0) / 1e9
+            figures.update(answered=answered - answered_0, mean_in_server_s=round(mean, 3))
+        if figures:
+            found[name] = figures
     return found
 
 
@@ -100,18 +142,39 @@ def storm(url: str, photo: bytes, clients: int, seconds: float) -> dict:
             probes.append((time.monotonic() - started, result.ok, result.detail[:80]))
             stop.wait(max(0.0, 0.5 - (time.monotonic() - started)))
 
-    watcher = threading.Thread(target=prober)
+    ordinary: list[tuple[float, str]] = []  # (seconds, "ok" / "busy" / the error)
+
+    def ordinary_prober() -> None:
+        own = grpcclient.InferenceServerClient(url)
+        while not stop.is_set():
+            started = time.monotonic()
+            try:
+                own.infer(contract.CLASSIFICATION, [image_input(grpcclient, row)], client_timeout=DEADLINE_S)
+                outcome = "ok"
+            except Exception as exc:  # noqa: BLE001 - counted and shown
+                outcome = "busy" if contract.is_busy(str(exc)) else str(exc)[:160]
+            ordinary.append((time.monotonic() - started, outcome))
+            stop.wait(max(0.0, 0.5 - (time.monotonic() - started)))
+        own.close()
+
+    watchers = [threading.Thread(target=prober), threading.Thread(target=ordinary_prober)]
     figures: dict = {"load_before": load()}
-    watcher.start()
+    queued_before = queue_figures(url)
+    for watcher in watchers:
+        watcher.start()
     for _ in range(clients):
         send()
     for _ in range(clients):
         finished.acquire(timeout=seconds + DEADLINE_S + 30)
     stop.set()
-    watcher.join()
+    for watcher in watchers:
+        watcher.join()
     client.close()
+    waits = queue_waits(queued_before, queue_figures(url))
     after = lone(url, photo, 20)
     probe_s = [seconds for seconds, _, _ in probes]
+    ordinary_ok = [seconds for seconds, outcome in ordinary if outcome == "ok"]
+    ordinary_busy = [seconds for seconds, outcome in ordinary if outcome == "busy"]
     figures.update(
         {
             "load_after": load(),
@@ -132,6 +195,15 @@ def storm(url: str, photo: bytes, clients: int, seconds: float) -> dict:
             "probe_p50_s": percentile(probe_s, 50),
             "probe_p95_s": percentile(probe_s, 95),
             "probe_max_s": percentile(probe_s, 100),
+            "ordinary_probes": len(ordinary),
+            "ordinary_answered_p50_s": percentile(ordinary_ok, 50),
+            "ordinary_answered_p95_s": percentile(ordinary_ok, 95),
+            "ordinary_answered_max_s": percentile(ordinary_ok, 100),
+            "ordinary_refused": len(ordinary_busy),
+            "ordinary_refused_max_s": percentile(ordinary_busy, 100),
+            "ordinary_other": [outcome for _, outcome in ordinary if outcome not in ("ok", "busy")][:5],
+            "ordinary_all_p95_s": percentile([seconds for seconds, _ in ordinary], 95),
+            "queue_waits": waits,
             "lone_after_s": after,
         }
     )
@@ -234,6 +306,10 @@ def main() -> int:
         with serving(repository, "--probe-interval", "0", *args.serve_arg) as serve:
             url = serve.grpc_url
             usual = lone(url, photo, 20)
+            time.sleep(2.0)
+            pid = serve.tritonserver_pid()
+            start_mb = server_pss_mb(pid)
+            report["memory_start"] = {"pss_mb": round(start_mb), "by_process": server_pss_by_process(pid)}
             report["lone_before_s"] = usual
             report["lone_before_median_s"] = statistics.median(usual)
             report["storm"] = storm(url, photo, args.clients, args.seconds)
@@ -241,6 +317,14 @@ def main() -> int:
             if args.flood:
                 report["flood"] = flood(url, serve.tritonserver_pid(), photo, args.flood)
                 print(json.dumps({"flood": report["flood"]}), flush=True)
+            else:
+                time.sleep(10.0)
+            # The flood's own figures are against its start; this is against the start of everything.
+            report["memory_end"] = {
+                "over_start_mb": round(server_pss_mb(pid) - start_mb),
+                "by_process": server_pss_by_process(pid),
+            }
+            print(json.dumps({"memory": [report["memory_start"], report["memory_end"]]}), flush=True)
             report["serve_log"] = [line for line in serve.log().splitlines() if "serve:" in line][-10:]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n")

@@ -86,6 +86,20 @@ def server_pss_mb(pid: int) -> float:
     return total
 
 
+def server_pss_by_process(pid: int) -> dict[str, float]:
+    """PSS in MB per process of the server: ``tritonserver`` and each model process by its model's name."""
+    found: dict[str, float] = defaultdict(float)
+    for child, kind in server_processes(pid).items():
+        try:
+            args = Path(f"/proc/{child}/cmdline").read_bytes().split(b"\0")
+            stub = kind == "stub" and len(args) > 1
+            name = Path(args[1].decode(errors="replace")).parent.parent.name if stub else kind
+            found[name] += round(pss_mb(child), 1)
+        except OSError:
+            continue
+    return dict(found)
+
+
 def stop(process: subprocess.Popen, sig: int = signal.SIGTERM, timeout_s: float = 60.0) -> None:
     """Send ``sig`` to a child that is still running, wait for it, kill it if it outlasts ``timeout_s``."""
     if process.poll() is not None:
