@@ -63,7 +63,7 @@ export-tools: $(VENV)/.pip ## add torch and torchvision to the demo's environmen
 
 # Deployment files are checked offline (no Docker engine, no cluster): the model repository with
 # `triton-vision check`, the Dockerfile with hadolint, the compose file against the Compose
-# specification's schema, the Kubernetes package (every overlay rendered by `kubectl kustomize`, the
+# specification's schema, the Kubernetes package (every overlay and example overlay rendered by `kubectl kustomize`, the
 # KServe resources) against the pinned Kubernetes version's schemas and the vendored CRD schemas.
 K8S_VERSION   ?= 1.30.0
 
