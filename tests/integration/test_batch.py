@@ -153,3 +153,18 @@ def test_a_killed_batch_resumes_without_redoing_an_image(photos, two_servers, ra
     paths = [r["path"] for r in final]
     assert len(paths) == len(set(paths)) == PHOTOS + 1, "every image once"
     assert {Path(r["path"]).name for r in final if "error" in r} == {BROKEN}
+
+
+def test_without_a_cluster_the_command_starts_a_local_ray(photos, two_servers, tmp_path):
+    few = tmp_path / "few"
+    few.mkdir()
+    for path in sorted(photos.glob("photo-00*.jpg"))[:12]:
+        (few / path.name).write_bytes(path.read_bytes())
+    out = tmp_path / "parquet"
+    urls = [arg for server in two_servers for arg in ("--url", server.options.grpc_url)]
+    env_free = cli("batch", "classify", str(few), "-o", str(out), *urls, "--chunk", "4", "--actors", "2")
+    assert env_free.returncode == 0, env_free.stderr
+    assert sorted(r["path"] for r in PartStore(str(out), CLASSIFICATION).records()) == sorted(
+        str(p) for p in few.iterdir()
+    )
+    assert "wrote 3 Parquet parts" in env_free.stderr
