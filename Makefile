@@ -63,8 +63,9 @@ export-tools: $(VENV)/.pip ## add torch and torchvision to the demo's environmen
 
 # Deployment files are checked offline (no Docker engine, no cluster): the model repository with
 # `triton-vision check`, the Dockerfile with hadolint, the compose file against the Compose
-# specification's schema, the Kubernetes package (every overlay rendered by `kubectl kustomize`, the
-# KServe resources) against the pinned Kubernetes version's schemas and the vendored CRD schemas.
+# specification's schema, the Kubernetes package (every overlay and example overlay rendered by
+# `kubectl kustomize`, the KServe resources) against the pinned Kubernetes version's schemas and the
+# vendored CRD schemas.
 K8S_VERSION   ?= 1.30.0
 
 lint: $(VENV)/.installed ## ruff, mypy, the import layers, check, the deployment files (no apt)

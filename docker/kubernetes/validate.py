@@ -1,6 +1,7 @@
-"""``make lint``'s check of the Kubernetes package, offline: every overlay rendered with Kustomize
-(``kubectl kustomize``) and the KServe resources, each resource validated strictly (unknown fields
-are errors) against the pinned Kubernetes version's schemas, or, for custom resources (PodMonitor,
+"""``make lint``'s check of the Kubernetes package, offline: every overlay and example overlay (the
+optional components: traces, a ServiceMonitor) rendered with Kustomize (``kubectl kustomize``) and
+the KServe resources, each resource validated strictly (unknown fields are errors) against the
+pinned Kubernetes version's schemas, or, for custom resources (PodMonitor, ServiceMonitor,
 ServingRuntime, InferenceService), against the schema their project publishes in its CRD
 (``schemas/``, derived by ``schemas/derive.py``).
 
@@ -19,7 +20,9 @@ import kubernetes_validate
 import yaml
 
 HERE = Path(__file__).resolve().parent
-RENDERED = sorted(p for p in (HERE / "overlays").iterdir() if (p / "kustomization.yaml").exists())
+RENDERED = sorted(
+    p for folder in ("overlays", "examples") for p in (HERE / folder).iterdir() if (p / "kustomization.yaml").exists()
+)
 PLAIN = sorted((HERE / "kserve").glob("*.yaml"))
 
 

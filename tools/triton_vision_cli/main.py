@@ -45,7 +45,7 @@ class Command:
     name: str
     help: str  # one line: the top-level help, and the command's description unless its module sets one
     module: str
-    extra: str  # the install extra it needs: client, ui, server or dev
+    extra: str  # the install extra it needs: client, ui, batch, server or dev
 
 
 COMMANDS = (
@@ -96,6 +96,12 @@ COMMANDS = (
         "a server's ensembles: task, images per request, state, stand-ins",
         module="triton_vision_client.cli",
         extra="client",
+    ),
+    Command(
+        "batch",
+        "a folder job on a Ray cluster: images from folders or object storage to Parquet",
+        module="triton_vision_batch.cli",
+        extra="batch",
     ),
     Command(
         "ui",
@@ -178,14 +184,22 @@ SERVER_MODULES = {
 }
 # Measuring: a server to measure, bench's plot, perf_analyzer's CUDA runtime (libcudart.so.12).
 BENCH_MODULES = {**SERVER_MODULES, "matplotlib": "matplotlib", "nvidia.cuda_runtime": "nvidia-cuda-runtime-cu12"}
-EXTRA_MODULES = {"client": CLIENT_MODULES, "ui": CLIENT_MODULES, "server": SERVER_MODULES, "bench": BENCH_MODULES}
+# Batch jobs: the client, Ray, Parquet and fsspec (an object store's backend is the user's to add).
+BATCH_MODULES = {**CLIENT_MODULES, "ray": "ray", "pyarrow": "pyarrow", "fsspec": "fsspec"}
+EXTRA_MODULES = {
+    "client": CLIENT_MODULES,
+    "ui": CLIENT_MODULES,
+    "server": SERVER_MODULES,
+    "bench": BENCH_MODULES,
+    "batch": BATCH_MODULES,
+}
 
 DESCRIPTION = (
     "Query the image ensembles of an NVIDIA Triton server: encoded image bytes in, answers out. "
     "With the server extra, serve a model repository and build your own."
 )
 EPILOG = (
-    "The commands marked [ui], [server] or [bench] need that install extra (pip install "
+    "The commands marked [ui], [batch], [server] or [bench] need that install extra (pip install "
     "'triton-vision[server]'), the others the client extra. triton-vision COMMAND --help describes one."
 )
 

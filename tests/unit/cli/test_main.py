@@ -74,7 +74,7 @@ def test_a_command_imports_its_own_module_and_no_other_commands(command):
 
 def test_the_command_names_are_unique_and_the_extras_known():
     assert len({c.name for c in COMMANDS}) == len(COMMANDS)
-    assert {c.extra for c in COMMANDS} == set(table.EXTRA_MODULES) == {"client", "ui", "server", "bench"}
+    assert {c.extra for c in COMMANDS} == set(table.EXTRA_MODULES) == {"client", "ui", "batch", "server", "bench"}
 
 
 @pytest.mark.parametrize("command", COMMANDS, ids=lambda c: c.name)

@@ -5,6 +5,7 @@ monitoring ships the dashboard the dashboard test checks, and the KServe resourc
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 
@@ -13,6 +14,7 @@ import yaml
 
 from tests.conftest import ROOT
 from triton_vision_serving.server_config import ServerOptions
+from triton_vision_serving.tracing import TraceSettings, traces_url
 
 PACKAGE = ROOT / "docker" / "kubernetes"
 ACCELERATORS = {"cpu": {}, "gpu": {"nvidia.com/gpu": 1}, "mig": {"nvidia.com/mig-1g.10gb": 1}}
@@ -93,3 +95,43 @@ def test_the_kserve_inference_services_run_on_the_serving_runtime_with_the_v2_pr
     assert base["metadata"]["name"] == canary["metadata"]["name"]  # applied over the running one
     assert 0 < canary["spec"]["predictor"]["canaryTrafficPercent"] < 100
     assert canary["spec"]["predictor"]["model"]["storageUri"] != base["spec"]["predictor"]["model"]["storageUri"]
+
+
+def render_all(folder) -> list[dict]:
+    if shutil.which("kubectl") is None:
+        pytest.skip("kubectl is not installed (it renders the overlays: `kubectl kustomize`)")
+    out = subprocess.run(["kubectl", "kustomize", str(folder)], capture_output=True, text=True, check=True).stdout
+    return [doc for doc in yaml.safe_load_all(out) if doc]
+
+
+def test_the_tracing_component_passes_serves_trace_arguments_with_the_overlays_values():
+    docs = render_all(PACKAGE / "examples" / "gpu-traces")
+    (deployment,) = [d for d in docs if d["kind"] == "Deployment"]
+    (triton,) = deployment["spec"]["template"]["spec"]["containers"]
+    maps = {d["metadata"]["name"]: d.get("data", {}) for d in docs if d["kind"] == "ConfigMap"}
+    from_maps = [e for e in triton["env"] if "configMapKeyRef" in e.get("valueFrom", {})]
+    refs = {e["name"]: e["valueFrom"]["configMapKeyRef"] for e in from_maps}
+    values = {name: maps[ref["name"]][ref["key"]] for name, ref in refs.items()}  # as Kubernetes expands $(NAME)
+    expanded = [re.sub(r"\$\((\w+)\)", lambda m: values[m.group(1)], arg) for arg in triton["args"]]
+    endpoint, rate = values["TRITON_VISION_TRACE_ENDPOINT"], values["TRITON_VISION_TRACE_RATE"]
+    assert (endpoint, rate) == ("http://otel-collector.observability:4318/v1/traces", "1000"), "the overlay's values"
+    assert endpoint == traces_url(endpoint), "Triton's exporter needs the full /v1/traces URL"
+    traced = [arg for arg in expanded if arg.startswith("--trace-config")]
+    assert traced == TraceSettings(endpoint=endpoint, rate=int(rate)).arguments(), "what `serve --trace otel` passes"
+    assert expanded[:4] == LAUNCHER and "--model-repository=/models" in expanded
+    component = yaml.safe_load((PACKAGE / "components" / "tracing" / "kustomization.yaml").read_text())
+    (defaults,) = component["configMapGenerator"]
+    default_endpoint = dict(item.split("=", 1) for item in defaults["literals"])["endpoint"]
+    assert default_endpoint == traces_url(default_endpoint)
+
+
+def test_the_service_monitor_replaces_the_pod_monitor_on_the_services_metrics_port():
+    docs = render_all(PACKAGE / "examples" / "gpu-traces")
+    kinds = [d["kind"] for d in docs]
+    assert "PodMonitor" not in kinds and kinds.count("ServiceMonitor") == 1
+    (monitor,) = [d for d in docs if d["kind"] == "ServiceMonitor"]
+    (service,) = [d for d in docs if d["kind"] == "Service"]
+    assert monitor["spec"]["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()
+    ports = {p["name"] for p in service["spec"]["ports"]}
+    assert {e["port"] for e in monitor["spec"]["endpoints"]} == {"metrics"} <= ports
+    assert any(d["kind"] == "ConfigMap" and "triton-vision-dashboard.json" in d.get("data", {}) for d in docs)
