@@ -80,7 +80,17 @@ SCHEMAS: Mapping[str, pa.Schema] = {
 
 def as_record(row: Mapping[str, Any]) -> dict[str, Any]:
     """A Parquet row as the folder job's record: the fields it has (an answer's or a failure's)."""
-    return {key: value for key, value in row.items() if value is not None}
+    return {key: _without_nulls(value) for key, value in row.items() if value is not None}
+
+
+def _without_nulls(value: Any) -> Any:
+    """Lists and structs as the records have them: a struct's null fields (a pipeline object's
+    ``classes`` or ``embedding``, whichever its second stage does not answer) left out."""
+    if isinstance(value, list):
+        return [_without_nulls(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _without_nulls(item) for key, item in value.items() if item is not None}
+    return value
 
 
 class PartStore:
