@@ -102,9 +102,44 @@ def split_segmentations(outputs: Mapping[str, np.ndarray]) -> list[Segmentation]
     return results
 
 
+@dataclass(frozen=True, eq=False)
+class Instances:
+    """One image's instances: its detections (best first) and ``instance_map`` UINT16 [H, W] at the size of
+    the image sent, ``k`` where detection ``k - 1`` (0-based, in the detections' order) covers the pixel and
+    no better one does, 0 elsewhere."""
+
+    detections: Detections
+    instance_map: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.detections)
+
+    def mask(self, index: int) -> np.ndarray:
+        """Detection ``index``'s (0-based) pixels, where no better detection covers them."""
+        return self.instance_map == index + 1
+
+
+def own_size(padded: np.ndarray, pad: int) -> tuple[int, int]:
+    """The image's own (height, width) in a map padded bottom/right with ``pad`` (its own pixels never are)."""
+    if padded.size == 0:
+        return 0, 0
+    return int(np.count_nonzero(padded[:, 0] != pad)), int(np.count_nonzero(padded[0, :] != pad))
+
+
+def split_instances(out: Mapping[str, np.ndarray]) -> list[Instances]:
+    """An instance-segmentation response (B images) as B :class:`Instances`, maps cropped to each image."""
+    results = []
+    for row, detections in enumerate(split_detections(out)):
+        padded = out[contract.INSTANCE_MAP][row]
+        height, width = own_size(padded, contract.INSTANCE_PAD)
+        results.append(Instances(detections, np.ascontiguousarray(padded[:height, :width])))
+    return results
+
+
 # Each task's splitter: batched outputs -> one answer per image.
 SPLITTERS: dict[str, Callable[[Mapping[str, np.ndarray]], list]] = {
     contract.CLASSIFICATION: split_classifications,
     contract.DETECTION: split_detections,
     contract.SEGMENTATION: split_segmentations,
+    contract.INSTANCE_SEGMENTATION: split_instances,
 }

@@ -16,7 +16,12 @@ import triton_vision_contract as contract
 
 STAND_IN = "stand-in"  # model_info's "kind" of a random-weight model
 # The command that calls each task's ensembles.
-COMMANDS = {contract.CLASSIFICATION: "classify", contract.DETECTION: "detect", contract.SEGMENTATION: "segment"}
+COMMANDS = {
+    contract.CLASSIFICATION: "classify",
+    contract.DETECTION: "detect",
+    contract.SEGMENTATION: "segment",
+    contract.INSTANCE_SEGMENTATION: "instances",
+}
 
 
 @dataclass(frozen=True)
@@ -155,7 +160,7 @@ def model_prefixes(names: Iterable[str]) -> list[str]:
     names = list(names)
     found = [name[: -len(contract.MODEL_INFO)] for name in names if name.endswith(contract.MODEL_INFO)]
     if not found:
-        found = [name[: -len(task)] for name in names for task in contract.TASKS if name.endswith(task)]
+        found = [name[: -len(task)] for name in names for task in contract.BUILTIN_ENSEMBLES if name.endswith(task)]
     return list(dict.fromkeys(found))
 
 

@@ -39,7 +39,7 @@ PROBE_PNG = base64.b64decode(
     "iVBORw0KGgoAAAANSUhEUgAAACAAAAAgCAIAAAD8GO2jAAAAMElEQVRIx+3NMQoAIAwEsBMc+v/3FtRH2C2QPesknZqzu14wSCAQ"
     "CAQCgUAgEPxyAe8N8p52LsWdAAAAAElFTkSuQmCC"
 )
-ENSEMBLES = contract.TASKS  # the built-in ensembles (named after their tasks)
+ENSEMBLES = contract.BUILTIN_ENSEMBLES
 DEFAULT_TIMEOUT_S = 20.0
 
 

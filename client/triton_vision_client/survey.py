@@ -25,7 +25,7 @@ def ensembles(client: VisionClient) -> list[EnsembleInfo]:
     client.check_server()
     listed = client.repository_ensembles()
     if listed is None:
-        names = [client.served_name(task) for task in contract.TASKS]
+        names = [client.served_name(task) for task in contract.BUILTIN_ENSEMBLES]
         names = [name for name in names if client._has_model(name)]
     else:
         names = [name for name in listed if name.startswith(client.model_prefix)]
@@ -77,7 +77,7 @@ def other_prefixes(client: VisionClient) -> dict[str, list[str]]:
         if isinstance(listed, list):
             ensembles_found = [str(name) for name in listed if str(name).startswith(prefix)]
         else:
-            ensembles_found = [prefix + task for task in contract.TASKS if prefix + task in names]
+            ensembles_found = [prefix + task for task in contract.BUILTIN_ENSEMBLES if prefix + task in names]
         if ensembles_found:
             found[prefix] = ensembles_found
     return found

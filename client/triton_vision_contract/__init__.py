@@ -75,6 +75,14 @@ OVERLAY_PARAMETER = "overlay"  # request parameter: bool or "true"/"false" (defa
 VOC_CLASSES = 21
 SEGMENTATION_MAX_BATCH = 4  # images per request (max_batch_size of segmentation)
 
+# -- instance segmentation: the detection outputs plus one map of instances per image -----------
+INSTANCE_SEGMENTATION = "instance-segmentation"  # the task
+# UINT16 [H, W] at the image's original size: k (1..COUNT) where detection k (BOXES order, best first)
+# covers the pixel and no higher-scored one does, 0 elsewhere; a batch's rows are padded with
+# INSTANCE_PAD to the request's largest H and W (bottom/right, so the image's own rows hold no INSTANCE_PAD).
+INSTANCE_MAP = "INSTANCE_MAP"
+INSTANCE_PAD = 65535
+
 # -- model_info: what the repository's ONNX files are (downloaded, imported or stand-in) ----
 MODEL_INFO = "model_info"
 INFO_QUERY = "QUERY"  # BYTES [1]: "sources" (anything else too) or "ensembles"
@@ -89,14 +97,17 @@ TASK_OUTPUTS = {
     CLASSIFICATION: (CLASS_IDS, SCORES, LABELS),
     DETECTION: (BOXES, SCORES, CLASS_IDS, LABELS, COUNT),
     SEGMENTATION: (MASK, MASK_SIZE, CLASS_FRACTIONS, LABELS, OVERLAY),
+    INSTANCE_SEGMENTATION: (BOXES, SCORES, CLASS_IDS, LABELS, COUNT, INSTANCE_MAP),
 }
-TASKS = tuple(TASK_OUTPUTS)  # the task names are the built-in ensembles' names
+TASKS = tuple(TASK_OUTPUTS)
+BUILTIN_ENSEMBLES = (CLASSIFICATION, DETECTION, SEGMENTATION)  # the built-in ensembles, named after their tasks
 
 
 def task_of(outputs: Iterable[str]) -> str | None:
     """The task whose wire contract a model's output names carry, or None (not an ensemble of ours)."""
     names = set(outputs)
-    for task in (SEGMENTATION, DETECTION, CLASSIFICATION):  # most specific first: all share LABELS
+    # most specific first: all share LABELS, and instance segmentation answers detection's outputs too
+    for task in (INSTANCE_SEGMENTATION, SEGMENTATION, DETECTION, CLASSIFICATION):
         if set(TASK_OUTPUTS[task]) <= names:
             return task
     return None

@@ -73,7 +73,12 @@ def _prepare_hint(model: str, repository: Path) -> str:
 
 
 def _verb(task: str) -> str:
-    return {"classification": "classify", "detection": "detect", "segmentation": "segment"}[task]
+    return {
+        "classification": "classify",
+        "detection": "detect",
+        "segmentation": "segment",
+        "instance-segmentation": "instances",
+    }[task]
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

@@ -14,6 +14,10 @@ Config parameters (``triton-vision add-model`` writes them from the ensemble spe
   - ``yolo`` (Ultralytics v8/v11 exports): RAW_PREDICTIONS [4 + C, N] centre x, y, width, height in
     network-input pixels then C class scores; the score threshold, class-wise NMS (request parameter
     ``iou_threshold``) and ``max_detections`` are applied here;
+  - instance segmentation (:mod:`.instances`; the answer gains INSTANCE_MAP): ``yolo-seg`` (Ultralytics'
+    segment exports), ``yolo``'s RAW_PREDICTIONS with M mask coefficients after the class scores
+    [4 + C + M, N] and RAW_PROTOTYPES [M, h, w]; ``torchvision-maskrcnn``, ``torchvision``'s tensors and
+    RAW_MASKS [K, 1, H, W] probabilities over the network input;
 - ``resize``/``size``/``pad``: the preprocessing's rule (:mod:`.geometry`), to undo it: together with
   ORIGINAL_SIZE and RESIZED_SIZE (from the preprocessing) every box is mapped back to the decoded
   original image and clipped to it;
@@ -23,12 +27,12 @@ Config parameters (``triton-vision add-model`` writes them from the ensemble spe
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 
-from . import geometry
+from . import geometry, instances
 from . import tensors as t
 from .errors import ConfigError, InferenceError, InvalidInputError, InvalidParameterError
 from .labels import labels_of
@@ -38,7 +42,12 @@ from .parameters import float_parameter, int_parameter, refuse_unknown
 TORCHVISION = "torchvision"
 TF_OD = "tf-od"
 YOLO = "yolo"
-FORMATS = (TORCHVISION, TF_OD, YOLO)
+YOLO_SEG = "yolo-seg"
+MASKRCNN = "torchvision-maskrcnn"
+FORMATS = (TORCHVISION, TF_OD, YOLO, YOLO_SEG, MASKRCNN)
+INSTANCE_FORMATS = (YOLO_SEG, MASKRCNN)  # their answer gains INSTANCE_MAP
+NMS_FORMATS = (YOLO, YOLO_SEG)  # decoded with NMS here (request parameter iou_threshold)
+MASK_THRESHOLD = 0.5  # a pixel is an instance's where its mask's probability is above it
 IOU_THRESHOLD = "iou_threshold"  # request parameter of the yolo format
 DEFAULT_IOU_THRESHOLD = 0.45
 PARAMETERS = (t.SCORE_THRESHOLD, t.MAX_DETECTIONS)
@@ -114,6 +123,7 @@ class Candidates:
     scores: np.ndarray  # [n]
     class_ids: np.ndarray  # [n] int64, the model's own ids
     ranked: bool = False  # already thresholded, suppressed and cut (yolo)
+    masks: instances.MaskSource | None = None  # instance formats: each candidate's mask
 
 
 def _count(counts: np.ndarray | None, index: int, rows: int) -> int:
@@ -144,19 +154,30 @@ def decode_tf_od(inputs: Mapping[str, np.ndarray], index: int, network: geometry
     return Candidates(xyxy, scores[:n], np.rint(ids[:n]).astype(np.int64))
 
 
-def decode_yolo(predictions: np.ndarray, threshold: float, iou_threshold: float, max_detections: int) -> Candidates:
-    """[4 + C, N] (cx, cy, w, h, C scores) -> the detections above ``threshold`` after class-wise NMS."""
+def decode_yolo(
+    predictions: np.ndarray,
+    threshold: float,
+    iou_threshold: float,
+    max_detections: int,
+    prototypes: np.ndarray | None = None,
+) -> Candidates:
+    """[4 + C, N] (cx, cy, w, h, C scores) -> the detections above ``threshold`` after class-wise NMS;
+    with ``prototypes`` [M, h, w] (yolo-seg) the rows end with M mask coefficients, [4 + C + M, N]."""
     import cv2
 
-    if predictions.ndim != 2 or predictions.shape[0] < 5:
-        raise InvalidInputError(f"yolo predictions must be [4 + classes, candidates], got {list(predictions.shape)}")
+    extra = 0 if prototypes is None else prototypes.shape[0]
+    if predictions.ndim != 2 or predictions.shape[0] < 5 + extra:
+        wanted = "[4 + classes, candidates]" if prototypes is None else f"[4 + classes + {extra}, candidates]"
+        raise InvalidInputError(f"yolo predictions must be {wanted}, got {list(predictions.shape)}")
     rows = predictions.T.astype(np.float32)
-    class_scores = rows[:, 4:]
+    class_scores = rows[:, 4 : rows.shape[1] - extra]
     ids = np.argmax(class_scores, axis=1)
     scores = class_scores[np.arange(len(rows)), ids]
     keep = np.flatnonzero(scores >= threshold)
+    coefficients = rows[keep, rows.shape[1] - extra :]
+    masks = None if prototypes is None else instances.MaskSource(0.0, True, coefficients, prototypes)
     if keep.size == 0:
-        return Candidates(np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros(0, np.int64), True)
+        return Candidates(np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros(0, np.int64), True, masks)
     cx, cy, w, h = (rows[keep, i] for i in range(4))
     xywh = np.stack([cx - w / 2, cy - h / 2, w, h], axis=1)
     # OpenCV keeps classes apart by shifting class c's boxes by c * (largest coordinate + 1), which only
@@ -170,7 +191,9 @@ def decode_yolo(predictions: np.ndarray, threshold: float, iou_threshold: float,
     # Best first (NMSBoxesBatched returns them so; a stable sort keeps that order among ties).
     chosen = chosen[np.argsort(-scores[keep][chosen], kind="stable")][:max_detections]
     boxes = np.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], axis=1)[chosen]
-    return Candidates(boxes, scores[keep][chosen], ids[keep][chosen].astype(np.int64), True)
+    if masks is not None:  # the chosen candidates' coefficients, in the detections' order
+        masks = instances.MaskSource(0.0, True, masks.coefficients[chosen], prototypes)  # type: ignore[index]
+    return Candidates(boxes, scores[keep][chosen], ids[keep][chosen].astype(np.int64), True, masks)
 
 
 class DetectionPostprocessor:
@@ -196,7 +219,7 @@ class DetectionPostprocessor:
         self.default_score_threshold = default_score_threshold
         self.default_max_detections = default_max_detections
         self.default_iou_threshold = default_iou_threshold
-        self.parameters = PARAMETERS + ((IOU_THRESHOLD,) if format == YOLO else ())
+        self.parameters = PARAMETERS + ((IOU_THRESHOLD,) if format in NMS_FORMATS else ())
 
     @classmethod
     def from_config(cls, config: ModelConfig) -> DetectionPostprocessor:
@@ -232,8 +255,11 @@ class DetectionPostprocessor:
         original, resized = inputs[t.ORIGINAL_SIZE], inputs[t.RESIZED_SIZE]
         batch = original.shape[0]
         shapes = {name: list(value.shape) for name, value in inputs.items()}
-        if self.format == YOLO:
+        if self.format in NMS_FORMATS:
             consistent = inputs[t.RAW_PREDICTIONS].ndim == 3 and inputs[t.RAW_PREDICTIONS].shape[0] == batch
+            if self.format == YOLO_SEG:
+                prototypes = inputs[t.RAW_PROTOTYPES]
+                consistent = consistent and prototypes.ndim == 4 and prototypes.shape[0] == batch
         else:
             boxes, scores, ids = inputs[t.RAW_BOXES], inputs[t.RAW_SCORES], inputs[t.RAW_LABELS]
             consistent = (
@@ -244,6 +270,9 @@ class DetectionPostprocessor:
                 and ids.shape == boxes.shape[:2]
                 and (t.RAW_COUNT not in inputs or inputs[t.RAW_COUNT].shape[0] == batch)
             )
+            if self.format == MASKRCNN:
+                masks = inputs[t.RAW_MASKS]
+                consistent = consistent and masks.ndim in (4, 5) and masks.shape[:2] == boxes.shape[:2]
         if not consistent or original.shape != (batch, 2) or resized.shape != (batch, 2):
             raise InvalidInputError(f"detection_postprocess: inconsistent inputs ({shapes})")
         return batch
@@ -253,7 +282,7 @@ class DetectionPostprocessor:
         refuse_unknown(request.parameters, self.parameters)
         threshold = parse_score_threshold(request.parameters, self.default_score_threshold)
         max_detections = parse_max_detections(request.parameters, self.default_max_detections)
-        iou = parse_iou_threshold(request.parameters, self.default_iou_threshold) if self.format == YOLO else 0.0
+        iou = parse_iou_threshold(request.parameters, self.default_iou_threshold) if self.format in NMS_FORMATS else 0.0
         inputs = request.inputs
         batch = self._check(inputs)
         results = []
@@ -266,16 +295,26 @@ class DetectionPostprocessor:
             placement = self.rule.placement((int(original[0]), int(original[1])), (int(resized[0]), int(resized[1])))
             if self.format == TORCHVISION:
                 found = decode_torchvision(inputs, i)
+            elif self.format == MASKRCNN:
+                found = decode_torchvision(inputs, i)
+                masks = inputs[t.RAW_MASKS][i]
+                fields = masks.reshape(masks.shape[0], *masks.shape[-2:])[: len(found.scores)]
+                found = replace(found, masks=instances.MaskSource(MASK_THRESHOLD, False, masks=fields))
             elif self.format == TF_OD:
                 found = decode_tf_od(inputs, i, placement.network)
             else:
-                found = decode_yolo(inputs[t.RAW_PREDICTIONS][i], threshold, iou, max_detections)
+                prototypes = inputs[t.RAW_PROTOTYPES][i] if self.format == YOLO_SEG else None
+                found = decode_yolo(inputs[t.RAW_PREDICTIONS][i], threshold, iou, max_detections, prototypes)
             results.append(self.one_image(found, placement, threshold, max_detections))
         width = max((len(r[t.SCORES]) for r in results), default=0)
-        return {
+        batched = {
             name: np.stack([r[name] if name == t.COUNT else pad_rows(r[name], width) for r in results])
             for name in (results[0] if results else ())
+            if name != t.INSTANCE_MAP
         }
+        if self.format in INSTANCE_FORMATS:
+            batched[t.INSTANCE_MAP] = instances.pad_maps([r[t.INSTANCE_MAP] for r in results], t.INSTANCE_PAD)
+        return batched
 
     def one_image(
         self, found: Candidates, placement: geometry.Placement, threshold: float, max_detections: int
@@ -284,10 +323,17 @@ class DetectionPostprocessor:
             np.arange(len(found.scores)) if found.ranked else select_detections(found.scores, threshold, max_detections)
         )
         class_ids = (found.class_ids[keep] + self.label_offset).astype(np.int32)
-        return {
-            t.BOXES: geometry.boxes_to_original(found.boxes[keep], placement),
+        boxes = geometry.boxes_to_original(found.boxes[keep], placement)
+        answer = {
+            t.BOXES: boxes,
             t.SCORES: found.scores[keep].astype(np.float32),
             t.CLASS_IDS: class_ids,
             t.LABELS: label_names(class_ids, self.labels),
             t.COUNT: np.array([len(keep)], dtype=np.int32),
         }
+        if self.format in INSTANCE_FORMATS:
+            masks = found.masks
+            if masks is None:
+                raise InferenceError(f"format '{self.format}' decoded no masks")
+            answer[t.INSTANCE_MAP] = instances.instance_map(boxes, masks.fields(keep), masks, placement)
+        return answer

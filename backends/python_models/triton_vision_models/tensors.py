@@ -24,6 +24,9 @@ from triton_vision_contract import (  # noqa: F401 - re-exported: the models imp
     INFO_ENSEMBLES,
     INFO_JSON,
     INFO_QUERY,
+    INSTANCE_MAP,
+    INSTANCE_PAD,
+    INSTANCE_SEGMENTATION,
     LABELS,
     MASK,
     MASK_PAD,
@@ -110,6 +113,11 @@ RAW_SCORES = "RAW_SCORES"
 RAW_LABELS = "RAW_LABELS"
 RAW_COUNT = "RAW_COUNT"
 RAW_PREDICTIONS = "RAW_PREDICTIONS"  # yolo format: FP32 [4 + classes, candidates] (centre x, y, w, h, scores)
+# Instance segmentation: yolo-seg's RAW_PREDICTIONS rows end with M mask coefficients, and RAW_PROTOTYPES FP32
+# [M, h, w] are its mask prototypes over the network input; torchvision-maskrcnn's RAW_MASKS FP32 [K, 1, H, W]
+# are per-detection probabilities over the network input.
+RAW_PROTOTYPES = "RAW_PROTOTYPES"
+RAW_MASKS = "RAW_MASKS"
 CLASS_MAP = "CLASS_MAP"  # segmentation format "class-map": the model's class ids [H, W]
 # ensemble outputs, per image, padded to the request's largest K: BOXES FP32 [K, 4] (x1 y1 x2 y2,
 # original pixels), SCORES FP32 [K], CLASS_IDS INT32 [K] (label file lines), LABELS BYTES [K],

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import triton_vision_contract as contract
 from triton_vision_authoring.add_model.dali_source import describe
-from triton_vision_authoring.add_model.ensemble_spec import EnsembleSpec, QueueSpec
+from triton_vision_authoring.add_model.ensemble_spec import DETECTION_TASKS, NMS_FORMATS, EnsembleSpec, QueueSpec
 from triton_vision_authoring.add_model.onnx_model import ModelSignature, Tensor
 from triton_vision_models import tensors as t
 
@@ -29,6 +29,8 @@ ROLE_INPUTS = {
     "classes": (t.RAW_LABELS, "raw_labels"),
     "count": (t.RAW_COUNT, "raw_count"),
     "predictions": (t.RAW_PREDICTIONS, "raw_predictions"),
+    "prototypes": (t.RAW_PROTOTYPES, "raw_prototypes"),
+    "masks": (t.RAW_MASKS, "raw_masks"),
     "logits": (t.LOGITS, "logits"),
 }
 # The segmentation format "class-map" reads class ids, not logits.
@@ -147,13 +149,15 @@ def ensemble_outputs(spec: EnsembleSpec, model: ModelSignature) -> list[str]:
             _tensor(t.SCORES, "TYPE_FP32", [-1]),
             _tensor(t.LABELS, "TYPE_STRING", [-1]),
         ]
-    if spec.task == contract.DETECTION:
+    if spec.task in DETECTION_TASKS:
+        instances = [_tensor(t.INSTANCE_MAP, "TYPE_UINT16", [-1, -1])] if spec.task != contract.DETECTION else []
         return [
             _tensor(t.BOXES, "TYPE_FP32", [-1, 4]),
             _tensor(t.SCORES, "TYPE_FP32", [-1]),
             _tensor(t.CLASS_IDS, "TYPE_INT32", [-1]),
             _tensor(t.LABELS, "TYPE_STRING", [-1]),
             _tensor(t.COUNT, "TYPE_INT32", [1]),
+            *instances,
         ]
     return [
         _tensor(t.MASK, "TYPE_UINT8", [-1, -1]),
@@ -174,6 +178,12 @@ TASK_NOTES = {
         "(x1, y1, x2, y2 in pixels of the decoded original image, clipped), SCORES FP32 [K], CLASS_IDS INT32\n"
         "[K] (line numbers of the label file), LABELS BYTES [K], COUNT INT32 [1] (rows beyond it are padding).\n"
         'Request parameters "score_threshold" and "max_detections" reach the post-processing.'
+    ),
+    contract.INSTANCE_SEGMENTATION: (
+        "Outputs per image: detection's (BOXES, SCORES, CLASS_IDS, LABELS, COUNT, best first, padded to the\n"
+        "request's largest COUNT) and INSTANCE_MAP UINT16 [H, W] at the image's original size: k (1..COUNT) where\n"
+        "detection k covers the pixel and no better one does, 0 elsewhere, padded with 65535 to the request's\n"
+        'largest image. Request parameters "score_threshold" and "max_detections" reach the post-processing.'
     ),
     contract.SEGMENTATION: (
         "Outputs per image: MASK UINT8 [H, W] (class ids at the image's own size, padded with 255 to the\n"
@@ -274,8 +284,8 @@ def request_parameters(spec: EnsembleSpec) -> str:
     """The request parameters the post-processing reads, for comments."""
     if spec.task == contract.CLASSIFICATION:
         return contract.TOP_K
-    if spec.task == contract.DETECTION:
-        extra = ", iou_threshold" if spec.postprocess.format == "yolo" else ""
+    if spec.task in DETECTION_TASKS:
+        extra = ", iou_threshold" if spec.postprocess.format in NMS_FORMATS else ""
         return f"{contract.SCORE_THRESHOLD}, {contract.MAX_DETECTIONS}{extra}"
     return contract.OVERLAY_PARAMETER
 
@@ -419,14 +429,14 @@ def postprocess_parameters(spec: EnsembleSpec, model: ModelSignature) -> list[tu
         geometry_items.append(("size_divisible", str(rule.size_divisible)))
     if rule.mode == "letterbox":
         geometry_items.append(("pad", rule.pad))
-    if spec.task == contract.DETECTION:
+    if spec.task in DETECTION_TASKS:
         items += [
             ("format", post.format),
             ("label_offset", str(post.label_offset)),
             ("default_score_threshold", f"{post.score_threshold:g}"),
             ("default_max_detections", str(post.max_detections)),
         ]
-        if post.format == "yolo":
+        if post.format in NMS_FORMATS:
             items.append(("default_iou_threshold", f"{post.iou_threshold:g}"))
         return items + geometry_items
     return [*items, ("format", post.format), *geometry_items]
@@ -445,6 +455,8 @@ def postprocess_config(spec: EnsembleSpec, model: ModelSignature, max_batch: int
         "original pixels, labels",
         contract.SEGMENTATION: f"'{spec.postprocess.format}' class ids back at each image's original size, "
         "fractions, optional overlay",
+        contract.INSTANCE_SEGMENTATION: f"'{spec.postprocess.format}' detections above the threshold, boxes back "
+        "to the original pixels, labels, and their masks as one map of instances at the original size",
     }[spec.task]
     return _write(
         [
@@ -468,6 +480,7 @@ RUNNERS = {
     contract.CLASSIFICATION: ("classification", "ClassificationPostprocessor", ""),
     contract.DETECTION: ("detection", "DetectionPostprocessor", ", validate_inputs=False"),
     contract.SEGMENTATION: ("segmentation", "SegmentationPostprocessor", ""),
+    contract.INSTANCE_SEGMENTATION: ("detection", "DetectionPostprocessor", ", validate_inputs=False"),
 }
 
 

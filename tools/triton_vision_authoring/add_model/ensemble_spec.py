@@ -2,7 +2,7 @@
 
 ```toml
 name = "pets"                       # the ensemble's name; composing models are NAME_*
-task = "classification"             # classification | detection | segmentation
+task = "classification"             # classification | detection | segmentation | instance-segmentation
 model = "pets.onnx"                 # paths relative to the spec file
 labels = "pets.txt"                 # one class name per line
 
@@ -59,11 +59,24 @@ INTERPOLATIONS = ("linear", "cubic", "nearest")
 CLASSIFICATION_OUTPUTS = ("logits", "probabilities")
 DETECTION_FORMATS = ("torchvision", "tf-od", "yolo")
 SEGMENTATION_FORMATS = ("logits-nchw", "logits-nhwc", "class-map")
-FORMATS = {contract.DETECTION: DETECTION_FORMATS, contract.SEGMENTATION: SEGMENTATION_FORMATS}
+INSTANCE_FORMATS = ("yolo-seg", "torchvision-maskrcnn")
+FORMATS = {
+    contract.DETECTION: DETECTION_FORMATS,
+    contract.SEGMENTATION: SEGMENTATION_FORMATS,
+    contract.INSTANCE_SEGMENTATION: INSTANCE_FORMATS,
+}
+# Tasks whose answer is detections (boxes, scores, classes): the detection keys apply to them all.
+DETECTION_TASKS = (contract.DETECTION, contract.INSTANCE_SEGMENTATION)
+NMS_FORMATS = ("yolo", "yolo-seg")  # decoded with NMS by the post-processing (iou_threshold)
 NAME_PATTERN = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
 # Images per request when the spec does not say (the built-in ensembles' sizes); a model that
 # cannot batch gets 1. image_guard, shared by every ensemble, takes at most MAX_IMAGES_PER_REQUEST.
-DEFAULT_MAX_BATCH = {contract.CLASSIFICATION: 32, contract.DETECTION: 4, contract.SEGMENTATION: 4}
+DEFAULT_MAX_BATCH = {
+    contract.CLASSIFICATION: 32,
+    contract.DETECTION: 4,
+    contract.SEGMENTATION: 4,
+    contract.INSTANCE_SEGMENTATION: 4,
+}
 MAX_IMAGES_PER_REQUEST = 32
 
 # Conventional output names per role, by task and format (what an export usually calls them).
@@ -77,11 +90,19 @@ ROLES: dict[str, dict[str, tuple[str, ...]]] = {
         "count": ("num_detections",),
     },
     "yolo": {"predictions": ("output0",)},
+    "yolo-seg": {"predictions": ("output0",), "prototypes": ("output1",)},
+    "torchvision-maskrcnn": {
+        "boxes": ("boxes",),
+        "scores": ("scores",),
+        "labels": ("labels",),
+        "masks": ("masks",),
+        "count": ("count",),
+    },
     "logits-nchw": {"logits": ("out",)},
     "logits-nhwc": {"logits": ()},
     "class-map": {"classes": ()},
 }
-OPTIONAL_ROLES = {("torchvision", "count")}
+OPTIONAL_ROLES = {("torchvision", "count"), ("torchvision-maskrcnn", "count")}
 # What each resize rule's sizes are, for the message when one is missing.
 RULE_KEY_HINTS = {
     "size": "the network input's [height, width]",
@@ -98,14 +119,14 @@ RULE_KEYS = {
     "max_size": geometry.KEEP_ASPECT,
     "size_divisible": geometry.KEEP_ASPECT,
 }
-# [postprocess] keys that only one task reads (iou_threshold: detection format yolo only).
-POSTPROCESS_TASKS = {
-    "output": contract.CLASSIFICATION,
-    "top_k": contract.CLASSIFICATION,
-    "label_offset": contract.DETECTION,
-    "score_threshold": contract.DETECTION,
-    "max_detections": contract.DETECTION,
-    "iou_threshold": contract.DETECTION,
+# [postprocess] keys that only some tasks read (iou_threshold: the NMS formats only).
+POSTPROCESS_TASKS: dict[str, tuple[str, ...]] = {
+    "output": (contract.CLASSIFICATION,),
+    "top_k": (contract.CLASSIFICATION,),
+    "label_offset": DETECTION_TASKS,
+    "score_threshold": DETECTION_TASKS,
+    "max_detections": DETECTION_TASKS,
+    "iou_threshold": DETECTION_TASKS,
 }
 
 
@@ -375,8 +396,8 @@ def _postprocess(table: _Table, task: str) -> PostprocessSpec:
     formats = FORMATS.get(task)
     output = table.choice("output", CLASSIFICATION_OUTPUTS, "logits") or "logits"
     for key, used_by in POSTPROCESS_TASKS.items():
-        if table.has(key) and task != used_by:
-            raise SpecError(f"{table.where(key)} applies to task {used_by}, not {task}")
+        if table.has(key) and task not in used_by:
+            raise SpecError(f"{table.where(key)} applies to task {' and '.join(used_by)}, not {task}")
     fmt = ""
     if formats is not None:
         fmt = table.choice("format", formats) or ""
@@ -385,9 +406,12 @@ def _postprocess(table: _Table, task: str) -> PostprocessSpec:
                 f"{table.path.name}: [postprocess] 'format' is missing (for {task}: one of {', '.join(formats)})"
             )
     elif table.has("format"):
-        raise SpecError(f"{table.where('format')} applies to detection and segmentation, not {task}")
-    if table.has("iou_threshold") and task == contract.DETECTION and fmt != "yolo":
-        raise SpecError(f"{table.where('iou_threshold')} applies to format 'yolo' (its NMS), not '{fmt}'")
+        raise SpecError(f"{table.where('format')} applies to {', '.join(FORMATS)}, not {task}")
+    if table.has("iou_threshold") and fmt not in NMS_FORMATS:
+        raise SpecError(
+            f"{table.where('iou_threshold')} applies to format {' and '.join(map(repr, NMS_FORMATS))} (their NMS), "
+            f"not '{fmt}'"
+        )
     label_offset = table.get("label_offset", int, "a whole number", 0)
     tensors = table.get("tensors", dict, "a table of role = tensor name", {})
     roles = ROLES[fmt or contract.CLASSIFICATION]
@@ -485,8 +509,8 @@ def parse_spec(text: str, path: Path) -> EnsembleSpec:
     inputs = tables["inputs"]
     image_input = inputs.get("image", str, "an input name")
     image_sizes = inputs.get("image_sizes", str, "an input name")
-    if image_sizes is not None and task != contract.DETECTION:
-        raise SpecError(f"{inputs.where('image_sizes')} applies to task detection, not {task}")
+    if image_sizes is not None and task not in DETECTION_TASKS:
+        raise SpecError(f"{inputs.where('image_sizes')} applies to task {' and '.join(DETECTION_TASKS)}, not {task}")
     declared = _declared(tables["tensors"]) if top.has("tensors") else None
     if model is None and declared is None:
         raise SpecError(f"{path.name}: 'model' is missing (the ONNX file, relative to the spec file)")
@@ -494,6 +518,11 @@ def parse_spec(text: str, path: Path) -> EnsembleSpec:
         raise SpecError(
             f"{path.name}: [preprocess] resize 'keep-aspect' gives images of different sizes; "
             "a classifier needs a fixed size (shorter-crop, stretch or letterbox)"
+        )
+    if preprocess.rule.mode == geometry.KEEP_ASPECT and postprocess.format == "yolo-seg":
+        raise SpecError(
+            f"{path.name}: [postprocess] format 'yolo-seg' gives mask prototypes over the whole network input, "
+            "whose size resize 'keep-aspect' leaves to each batch (its largest image): use letterbox"
         )
     if preprocess.rule.mode == geometry.KEEP_ASPECT and postprocess.format == "tf-od":
         raise SpecError(

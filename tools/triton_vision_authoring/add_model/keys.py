@@ -18,7 +18,7 @@ KEYS: dict[str, dict[str, tuple[str, str]]] = {
             "string",
             "the ensemble's name; its composing models are NAME_preprocess, NAME_model, NAME_postprocess",
         ),
-        "task": ("string", "classification, detection or segmentation"),
+        "task": ("string", "classification, detection, segmentation or instance-segmentation (detection's keys apply)"),
         "model": ("path", "the ONNX file, relative to the spec file (copied into NAME_model/1/model.onnx)"),
         "labels": ("path", "one class name per line; CLASS_IDS index its lines (0-based)"),
         "model_name": ("string", "the ONNX model's name in the repository (default NAME_model)"),
@@ -83,7 +83,8 @@ KEYS: dict[str, dict[str, tuple[str, str]]] = {
         "output": ("string", "classification: logits (softmax applied) or probabilities (default logits)"),
         "format": (
             "string",
-            "detection: torchvision, tf-od or yolo; segmentation: logits-nchw, logits-nhwc or class-map",
+            "detection: torchvision, tf-od or yolo; segmentation: logits-nchw, logits-nhwc or class-map; "
+            "instance-segmentation: yolo-seg or torchvision-maskrcnn",
         ),
         "label_offset": ("integer", "detection: the label of model class id c is line c + label_offset (default 0)"),
         "tensors": ("table", "the model's output tensors by role, where they are not the conventional names (below)"),
@@ -93,7 +94,10 @@ KEYS: dict[str, dict[str, tuple[str, str]]] = {
         ),
         "score_threshold": ("number", "detection: default of the score_threshold request parameter (default 0.5)"),
         "max_detections": ("integer", "detection: default of the max_detections request parameter (default 100)"),
-        "iou_threshold": ("number", "detection (yolo): default of the iou_threshold request parameter (default 0.45)"),
+        "iou_threshold": (
+            "number",
+            "detection (yolo, yolo-seg): default of the iou_threshold request parameter (default 0.45)",
+        ),
     },
     "inputs": {
         "image": ("string", "the model input that takes the pixels (default: the only image-shaped input)"),

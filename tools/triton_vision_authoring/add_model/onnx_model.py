@@ -35,6 +35,7 @@ from triton_vision_authoring.add_model.batching import (
 )
 from triton_vision_authoring.add_model.ensemble_spec import (
     DEFAULT_MAX_BATCH,
+    DETECTION_TASKS,
     DTYPES,
     OPTIONAL_ROLES,
     ROLES,
@@ -154,7 +155,7 @@ def find_image_input(spec: EnsembleSpec, inputs: Sequence[Tensor], where: str) -
                 f"{where}: [inputs] image_sizes = '{spec.image_sizes_input}' is not an input of the file "
                 f"(inputs: {', '.join(names)})"
             )
-    elif len(others) == 1 and spec.task == contract.DETECTION and others[0].dtype in ("TYPE_INT64", "TYPE_INT32"):
+    elif len(others) == 1 and spec.task in DETECTION_TASKS and others[0].dtype in ("TYPE_INT64", "TYPE_INT32"):
         sizes = others[0]
     remaining = [t.name for t in others if sizes is None or t.name != sizes.name]
     if remaining:
@@ -280,7 +281,7 @@ def check_outputs(spec: EnsembleSpec, signature: ModelSignature, labels: int, wh
             raise SpecError(
                 f"{where}: [postprocess] top_k = {top_k} but the label file {spec.labels.name} has {labels} classes"
             )
-    elif fmt in ("torchvision", "tf-od"):
+    elif fmt in ("torchvision", "tf-od", "torchvision-maskrcnn"):
         boxes = out["boxes"]
         if len(boxes.shape) != 3 or boxes.shape[-1] not in (4, -1):
             raise refuse("boxes", "[batch, detections, 4]")
@@ -289,19 +290,10 @@ def check_outputs(spec: EnsembleSpec, signature: ModelSignature, labels: int, wh
                 raise refuse(role, "[batch, detections]")
         if "count" in out and len(out["count"].shape) not in (1, 2):
             raise refuse("count", "[batch] or [batch, 1]")
-    elif fmt == "yolo":
-        predictions = out["predictions"]
-        if len(predictions.shape) != 3:
-            raise refuse("predictions", "[batch, 4 + classes, candidates]")
-        if predictions.shape[1] > 0:
-            count = predictions.shape[1] - 4
-            if count < 1 or count + spec.postprocess.label_offset > labels:
-                raise SpecError(
-                    f"{where}: output '{predictions.name}' has {predictions.shape[1]} rows (4 box + {count} classes), "
-                    f"the label file {spec.labels.name} has {labels} lines "
-                    f"(label_offset {spec.postprocess.label_offset})"
-                )
-            signature.num_classes = count
+        if "masks" in out and len(out["masks"].shape) not in (4, 5):
+            raise refuse("masks", "[batch, detections, 1, height, width] probabilities")
+    elif fmt in ("yolo", "yolo-seg"):
+        check_yolo(spec, signature, out, labels, where, refuse)
     elif fmt in ("logits-nchw", "logits-nhwc"):
         logits = out["logits"]
         if len(logits.shape) != 4:
@@ -317,6 +309,38 @@ def check_outputs(spec: EnsembleSpec, signature: ModelSignature, labels: int, wh
         signature.num_classes = labels
     if spec.task == contract.SEGMENTATION and labels > 255:
         raise SpecError(f"{where}: {labels} classes do not fit a UINT8 mask (at most 255; 255 marks void pixels)")
+
+
+def check_yolo(spec: EnsembleSpec, signature: ModelSignature, out: dict[str, Tensor], labels: int, where: str, refuse):
+    """Ultralytics' outputs: rows of 4 box + C classes (+ M mask coefficients, M = the prototypes')."""
+    predictions, fmt = out["predictions"], spec.format
+    prototypes = out.get("prototypes")
+    masks = 0
+    if prototypes is not None:
+        if len(prototypes.shape) != 4 or prototypes.shape[1] < 1:
+            raise refuse("prototypes", "[batch, masks, height, width]")
+        masks = prototypes.shape[1]
+    if len(predictions.shape) != 3:
+        raise refuse("predictions", f"[batch, 4 + classes{' + masks' if masks else ''}, candidates]")
+    if predictions.shape[1] <= 0:
+        return
+    count = predictions.shape[1] - 4 - masks
+    if count >= 1 and count + spec.postprocess.label_offset <= labels:
+        signature.num_classes = count
+        return
+    extra = f" + {masks} mask coefficients" if masks else ""
+    hint = ""
+    others = [t for t in signature.outputs if t.name != predictions.name and len(t.shape) == 4]
+    if fmt == "yolo" and others and others[0].shape[1] > 0 and count - others[0].shape[1] == labels:
+        hint = (
+            f"; output '{others[0].name}' {list(others[0].shape)} looks like a segment model's mask prototypes: "
+            'task = "instance-segmentation", format = "yolo-seg"'
+        )
+    raise SpecError(
+        f"{where}: format '{fmt}' reads output '{predictions.name}' {list(predictions.shape)} as 4 box + {count} "
+        f"classes{extra}, the label file {spec.labels.name} has {labels} lines "
+        f"(label_offset {spec.postprocess.label_offset}){hint}"
+    )
 
 
 # -- batching -------------------------------------------------------------------------------------

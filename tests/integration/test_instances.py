@@ -1,0 +1,103 @@
+"""The real Ultralytics YOLOv8n-seg (int8 ONNX, ../shared) added by add-model and served by the real
+tritonserver, against Ultralytics' documented rules run in-process (tests/support/ultralytics_reference.py:
+OpenCV INTER_LINEAR letterbox, ONNX Runtime, NMS, process_mask, scale_image) on real photos.
+
+Targets: every reference detection scoring >= 0.5 answered with the same class at box IoU >= 0.7, and its
+instance (the pixels it owns in INSTANCE_MAP, the reference painted by the same rule) at IoU >= 0.85.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import triton_vision_contract as contract
+from tests.conftest import ROOT, shared_path
+from tests.integration.conftest import running_server
+from tests.support import reference
+from tests.support import ultralytics_reference as ultra
+from tests.support.detection import encode
+from triton_vision_client.answers import split_instances
+from triton_vision_client.client import ClientError, VisionClient
+
+pytestmark = pytest.mark.integration
+
+OUTPUTS = contract.TASK_OUTPUTS[contract.INSTANCE_SEGMENTATION]
+SPEC = """name = "yolo_seg"
+task = "instance-segmentation"
+model = "{model}"
+labels = "coco80.txt"
+
+[preprocess]
+resize = "letterbox"
+size = [320, 320]
+fill = 114
+antialias = false
+
+[postprocess]
+format = "yolo-seg"
+score_threshold = 0.25
+"""
+
+
+@pytest.fixture(scope="module")
+def seg_model() -> Path:
+    return shared_path("models/yolov8n-seg_int8_320.onnx")
+
+
+@pytest.fixture(scope="module")
+def client(tmp_path_factory, seg_model):
+    from triton_vision_authoring.add_model.add_model import add_model
+
+    work = tmp_path_factory.mktemp("instances")
+    shutil.copy(ROOT / "examples" / "yolo" / "coco80.txt", work / "coco80.txt")
+    (work / "yolo_seg.toml").write_text(SPEC.format(model=seg_model))
+    repository = work / "repository"
+    repository.mkdir()
+    add_model(work / "yolo_seg.toml", repository)
+    with running_server(repository) as server, VisionClient(server.options.grpc_url, "grpc") as connected:
+        yield connected
+
+
+def photos() -> dict[str, bytes]:
+    from skimage import data
+
+    found = {f"{name}.jpg": shared_path(f"images/{name}.jpg").read_bytes() for name in ("kitten", "dog", "persons")}
+    found.update({f"{name}.png": encode(getattr(data, name)(), ".png") for name in ("astronaut", "coffee", "chelsea")})
+    return found
+
+
+def test_instances_match_ultralytics_rules_on_real_photos(client, seg_model):
+    labels = (ROOT / "examples" / "yolo" / "coco80.txt").read_text().splitlines()
+    judged, box_ious, mask_ious = 0, [], []
+    for name, data in photos().items():
+        rgb = reference.decode_rgb(data)
+        want = ultra.segment(seg_model, rgb)
+        (got,) = split_instances(client.infer("yolo_seg", [data], OUTPUTS))
+        assert got.instance_map.shape == rgb.shape[:2], name
+        assert got.instance_map.max() <= len(got)
+        want_map = ultra.paint(want.masks, rgb.shape[:2])
+        for j in np.flatnonzero(want.scores >= 0.5):
+            label = labels[want.class_ids[j]]
+            same = [k for k in range(len(got)) if got.detections.class_ids[k] == want.class_ids[j]]
+            assert same, f"{name}: {label} {want.scores[j]:.2f} not answered"
+            k = max(same, key=lambda k: ultra.box_iou(np.array(got.detections.boxes[k]), want.boxes[j]))
+            box_ious.append(ultra.box_iou(np.array(got.detections.boxes[k]), want.boxes[j]))
+            mask_ious.append(ultra.mask_iou(got.mask(k), want_map == j + 1))
+            assert box_ious[-1] >= 0.7, f"{name}: {label} box IoU {box_ious[-1]:.3f}"
+            assert mask_ious[-1] >= 0.85, f"{name}: {label} instance IoU {mask_ious[-1]:.3f}"
+            judged += 1
+    print(
+        f"{judged} instances: box IoU min {min(box_ious):.3f}, mask IoU min {min(mask_ious):.3f} "
+        f"median {float(np.median(mask_ious)):.3f}"
+    )
+    assert judged >= 9
+
+
+def test_a_bad_request_parameter_is_refused_naming_it(client):
+    data = shared_path("images/kitten.jpg").read_bytes()
+    with pytest.raises(ClientError, match="iou_threshold"):
+        client.infer("yolo_seg", [data], OUTPUTS, {"iou_threshold": 2.0})
