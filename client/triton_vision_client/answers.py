@@ -118,6 +118,20 @@ class Instances:
         """Detection ``index``'s (0-based) pixels, where no better detection covers them."""
         return self.instance_map == index + 1
 
+    def pixels(self) -> list[int]:
+        """Each detection's number of pixels in the map."""
+        counts = np.bincount(self.instance_map.reshape(-1), minlength=len(self) + 1)
+        return [int(c) for c in counts[1 : len(self) + 1]]
+
+    def polygons(self, index: int) -> list[list[tuple[int, int]]]:
+        """Detection ``index``'s outlines (OpenCV's ``findContours``, outer boundaries, simplified): each a
+        list of (x, y) pixel corners, largest first."""
+        import cv2
+
+        contours, _ = cv2.findContours(self.mask(index).astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+        ordered = sorted(contours, key=lambda c: -cv2.contourArea(c))
+        return [[(int(x), int(y)) for x, y in contour.reshape(-1, 2)] for contour in ordered]
+
 
 def own_size(padded: np.ndarray, pad: int) -> tuple[int, int]:
     """The image's own (height, width) in a map padded bottom/right with ``pad`` (its own pixels never are)."""

@@ -33,7 +33,7 @@ from .folderjob import (
     run_job,
 )
 from .probe import DEFAULT_TIMEOUT_S, cmd_probe
-from .tasks import CLASSIFY, DETECT, SEGMENT
+from .tasks import CLASSIFY, DETECT, INSTANCES, SEGMENT
 
 __all__ = ["COMMANDS", "Command"]
 
@@ -161,12 +161,25 @@ def add_segment_arguments(parser: argparse.ArgumentParser) -> None:
     add_connection(parser)
 
 
+def add_instances_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.description = (
+        "Instances for each image from an instance-segmentation ensemble: detections with each one's pixels and "
+        "outline polygons (jsonl, csv), annotated copies (masks coloured per instance) under --out."
+    )
+    add_detection_arguments(parser, INSTANCES)
+
+
 def add_detect_arguments(parser: argparse.ArgumentParser) -> None:
     parser.description = (
         "Detections for each image from a detection ensemble; annotated copies under --out mirroring the input tree."
     )
+    add_detection_arguments(parser, DETECT)
+
+
+def add_detection_arguments(parser: argparse.ArgumentParser, task: Task) -> None:
+    """The arguments of the tasks whose answers are detections."""
     parser.epilog = EXIT_CODES_HELP
-    add_job_arguments(parser, task=DETECT.task, default_concurrency=DETECT.default_concurrency)
+    add_job_arguments(parser, task=task.task, default_concurrency=task.default_concurrency)
     parser.add_argument(
         "--threshold",
         type=_fraction,
@@ -212,6 +225,7 @@ COMMANDS = {
     "classify": Command(add_classify_arguments, job_command(CLASSIFY)),
     "detect": Command(add_detect_arguments, job_command(DETECT)),
     "segment": Command(add_segment_arguments, job_command(SEGMENT)),
+    "instances": Command(add_instances_arguments, job_command(INSTANCES)),
     "probe": Command(add_probe_arguments, cmd_probe),
     "ensembles": Command(add_ensembles_arguments, run_ensembles),
 }

@@ -274,7 +274,7 @@ class VisionClient:
         """The served ensemble and the images per request for a call of ``task``; raises
         :class:`EnsembleMismatchError` for another task's ensemble, a batch above its maximum or a
         ``top_k`` above its class count (where its config says it)."""
-        model = self.served_name(ensemble or task)
+        model = self.served_name(ensemble or survey.only_ensemble_of(self, task))
         try:
             config = self._config(model)
         except ModelNotServedError:

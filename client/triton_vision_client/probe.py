@@ -75,6 +75,10 @@ def _answer(client: VisionClient, ensemble: str, task: str | None) -> str:
     if task == contract.SEGMENTATION:
         (mask,) = client.segment([PROBE_PNG], ensemble=ensemble)
         return f"{mask.mask.shape[1]}x{mask.mask.shape[0]} mask"
+    if task == contract.INSTANCE_SEGMENTATION:
+        (instances,) = client._in_order(task, [PROBE_PNG], {}, ensemble, None, 1)
+        height, width = instances.instance_map.shape
+        return f"{len(instances)} instance{'' if len(instances) == 1 else 's'}, {width}x{height} map"
     raise EnsembleMismatchError(
         f"'{ensemble}' answers with no task's outputs (not loaded, or not a triton-vision ensemble)"
     )

@@ -124,6 +124,42 @@ def detection_csv(record: Record) -> dict[str, Any]:
     }
 
 
+def instance_record(result: ImageResult, files: Mapping[str, str] | None = None) -> Record:
+    """Detections with each instance's pixel count and outline polygons ([[x, y], ...] per outer boundary)."""
+    if not result.ok:
+        return _error_record(result)
+    answer = result.answer
+    record = detection_record(ImageResult(result.source, answer.detections), files)
+    for index, (detection, pixels) in enumerate(zip(record["detections"], answer.pixels(), strict=True)):
+        detection["pixels"] = pixels
+        detection["polygons"] = [[[x, y] for x, y in polygon] for polygon in answer.polygons(index)]
+    height, width = answer.instance_map.shape
+    return {**record, "height": int(height), "width": int(width)}
+
+
+def instance_text(record: Record, limit: int | None = TEXT_DETECTIONS) -> list[str]:
+    found = record["detections"]
+    lines = [f"{record['path']}: {len(found)} instance{'' if len(found) == 1 else 's'}"]
+    for d in found[:limit]:
+        x1, y1, x2, y2 = d["box"]
+        share = d["pixels"] / max(1, record["width"] * record["height"])
+        lines.append(
+            f"  {d['score']:6.3f}  {d['class_id']:3d} {d['label']:<16s} [{x1:7.1f} {y1:7.1f} {x2:7.1f} {y2:7.1f}]"
+            f" {d['pixels']:8d} px {percent(share)}"
+        )
+    if limit is not None and len(found) > limit:
+        lines.append(f"  ... and {len(found) - limit} more")
+    return lines + _files_text(record, ("annotated",))
+
+
+def instance_csv(record: Record) -> dict[str, Any]:
+    """Detection's cells, plus each instance's pixels and polygons (polygons of one instance split by ';',
+    points as "x y" pairs, all space-separated)."""
+    found = record["detections"]
+    polygons = [";".join(" ".join(f"{x} {y}" for x, y in poly) for poly in d["polygons"]) for d in found]
+    return {**detection_csv(record), "pixels": _joined([d["pixels"] for d in found]), "polygons": _joined(polygons)}
+
+
 def percent(fraction: float) -> str:
     """``12.34%``, 7 wide; a fraction too small to show as one (but above 0) is ``<0.01%``."""
     return f"{'<0.01%':>7s}" if 0 < fraction < SMALLEST_FRACTION else f"{fraction:7.2%}"
@@ -167,6 +203,12 @@ DETECTION = RecordKind(
     detection_text,
     detection_csv,
     (*BASE_COLUMNS, "count", "labels", "class_ids", "scores", "boxes", "annotated"),
+)
+INSTANCES = RecordKind(
+    instance_record,
+    instance_text,
+    instance_csv,
+    (*BASE_COLUMNS, "count", "labels", "class_ids", "scores", "boxes", "pixels", "polygons", "annotated"),
 )
 SEGMENTATION = RecordKind(
     segmentation_record,

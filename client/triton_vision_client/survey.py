@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import triton_vision_contract as contract
 
 from .discovery import EnsembleConfig, EnsembleInfo, ensemble_info, model_prefixes, prefix_advice
-from .errors import ModelNotServedError
+from .errors import EnsembleMismatchError, ModelNotServedError
 
 if TYPE_CHECKING:
     from .client import VisionClient
@@ -89,6 +89,19 @@ def prefix_hint(client: VisionClient) -> str | None:
         return prefix_advice(other_prefixes(client))
     except Exception:  # noqa: BLE001 - advice only: without it the plain message stands
         return None
+
+
+def only_ensemble_of(client: VisionClient, task: str) -> str:
+    """The ensemble a call of ``task`` goes to without --ensemble: the built-in one named after it, else the
+    server's only ready ensemble of that task (several: :class:`EnsembleMismatchError` naming them)."""
+    if task in contract.BUILTIN_ENSEMBLES:
+        return task
+    ready = [info.name for info in ensembles(client) if info.task == task and info.ready]
+    if len(ready) > 1:
+        raise EnsembleMismatchError(
+            f"the server has {len(ready)} {task} ensembles ({', '.join(ready)}): --ensemble NAME"
+        )
+    return ready[0].removeprefix(client.model_prefix) if ready else task
 
 
 def not_served(client: VisionClient, model: str, task: str) -> ModelNotServedError:

@@ -1,4 +1,4 @@
-"""The folder jobs' three tasks (classify, detect, segment): how each starts its requests and
+"""The folder jobs' tasks (classify, detect, segment, instances): how each starts its requests and
 saves its files (:class:`~.folderjob.Task`); answers printed as the jobs print them."""
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from .jobs import ImageResult, as_source
 
 DETECTIONS_SUFFIX = ".detections.jpg"
 MASK_SUFFIX = "_mask.png"
+INSTANCES_SUFFIX = ".instances.jpg"
 
 
 def warn_stand_ins(client: VisionClient, models: Sequence[str]) -> list[str]:
@@ -66,6 +67,31 @@ def save_detect(result: ImageResult, out_dir: Path) -> dict[str, str]:
     return {"annotated": str(target)}
 
 
+def start_instances(client: VisionClient, sources, args: argparse.Namespace, on_retry):
+    parameters = {
+        name: value
+        for name, value in ((contract.SCORE_THRESHOLD, args.threshold), (contract.MAX_DETECTIONS, args.max_detections))
+        if value is not None
+    }
+    return client.infer_many(
+        contract.INSTANCE_SEGMENTATION, sources, parameters, keep_data=True, **job_options(args, on_retry)
+    )
+
+
+def save_instances(result: ImageResult, out_dir: Path) -> dict[str, str]:
+    """The image with each instance's mask (a colour per instance) and box drawn, as <stem>.instances.jpg."""
+    import cv2
+
+    from .annotate import annotate_instances_file
+
+    target = out_path(out_dir, result.source, INSTANCES_SUFFIX)
+    if result.data is None:
+        raise ValueError("the image's bytes were not kept to draw on")
+    if not cv2.imwrite(str(target), annotate_instances_file(result.data, result.answer)):
+        raise OSError(f"cannot write {target}")
+    return {"annotated": str(target)}
+
+
 def start_segment(client: VisionClient, sources, args: argparse.Namespace, on_retry):
     return client.segment_many(sources, overlay=not args.no_overlay, **job_options(args, on_retry))
 
@@ -104,7 +130,16 @@ SEGMENT = Task(
     default_concurrency=2,
     out_suffix=MASK_SUFFIX,
 )
-TASKS = {task.task: task for task in (CLASSIFY, DETECT, SEGMENT)}
+INSTANCES = Task(
+    contract.INSTANCE_SEGMENTATION,
+    "found instances in",
+    records.INSTANCES,
+    start_instances,
+    save_instances,
+    default_concurrency=2,
+    out_suffix=INSTANCES_SUFFIX,
+)
+TASKS = {task.task: task for task in (CLASSIFY, DETECT, SEGMENT, INSTANCES)}
 
 
 def print_answers(

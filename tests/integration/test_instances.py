@@ -2,6 +2,9 @@
 tritonserver, against Ultralytics' documented rules run in-process (tests/support/ultralytics_reference.py:
 OpenCV INTER_LINEAR letterbox, ONNX Runtime, NMS, process_mask, scale_image) on real photos.
 
+The same file is also added with no spec at all (`add-model MODEL.onnx`: the spec from its Ultralytics
+metadata) and asked through the `triton-vision instances` command.
+
 Targets: every reference detection scoring >= 0.5 answered with the same class at box IoU >= 0.7, and its
 instance (the pixels it owns in INSTANCE_MAP, the reference painted by the same rule) at IoU >= 0.85.
 """
@@ -19,6 +22,7 @@ from tests.conftest import ROOT, shared_path
 from tests.integration.conftest import running_server
 from tests.support import reference
 from tests.support import ultralytics_reference as ultra
+from tests.support.cli import cli, jsonl
 from tests.support.detection import encode
 from triton_vision_client.answers import split_instances
 from triton_vision_client.client import ClientError, VisionClient
@@ -49,7 +53,9 @@ def seg_model() -> Path:
 
 
 @pytest.fixture(scope="module")
-def client(tmp_path_factory, seg_model):
+def added(tmp_path_factory, seg_model):
+    """A repository with 'yolo_seg' (the spec above) and 'described' (add-model on the file alone, the CLI's
+    output kept)."""
     from triton_vision_authoring.add_model.add_model import add_model
 
     work = tmp_path_factory.mktemp("instances")
@@ -58,7 +64,20 @@ def client(tmp_path_factory, seg_model):
     repository = work / "repository"
     repository.mkdir()
     add_model(work / "yolo_seg.toml", repository)
-    with running_server(repository) as server, VisionClient(server.options.grpc_url, "grpc") as connected:
+    described = cli("add-model", str(seg_model), "--name", "described", "--model-repository", str(repository))
+    assert described.returncode == 0, described.stderr
+    return repository, described.stdout
+
+
+@pytest.fixture(scope="module")
+def server(added):
+    with running_server(added[0]) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def client(server):
+    with VisionClient(server.options.grpc_url, "grpc") as connected:
         yield connected
 
 
@@ -101,3 +120,34 @@ def test_a_bad_request_parameter_is_refused_naming_it(client):
     data = shared_path("images/kitten.jpg").read_bytes()
     with pytest.raises(ClientError, match="iou_threshold"):
         client.infer("yolo_seg", [data], OUTPUTS, {"iou_threshold": 2.0})
+
+
+def test_add_model_on_the_file_alone_prints_the_spec_it_wrote_from_the_metadata(added):
+    repository, printed = added
+    kept = (repository / "described" / "spec.toml").read_text()
+    assert 'task = "instance-segmentation"' in kept and 'format = "yolo-seg"' in kept and "size = [320, 320]" in kept
+    assert "antialias = false" in kept and "fill = 114" in kept
+    assert all(line.strip() in printed for line in kept.splitlines() if line.strip())
+    labels = (repository / "described_model" / "described.labels.txt").read_text().splitlines()
+    assert labels == (ROOT / "examples" / "yolo" / "coco80.txt").read_text().splitlines()
+
+
+def test_the_instances_command_prints_records_polygons_and_draws(server, seg_model, tmp_path):
+    kitten, persons = shared_path("images/kitten.jpg"), shared_path("images/persons.jpg")
+    url = server.options.grpc_url
+    text = cli("instances", str(kitten), "--ensemble", "described", "--url", url, "--out", str(tmp_path))
+    assert text.returncode == 0, text.stderr
+    assert text.stdout.splitlines()[0] == f"{kitten}: 1 instance"
+    assert " cat " in text.stdout.splitlines()[1] and (tmp_path / "kitten.instances.jpg").is_file()
+    records = cli("instances", str(persons), "--ensemble", "described", "--url", url, "--format", "jsonl")
+    assert records.returncode == 0, records.stderr
+    (record,) = jsonl(records.stdout).values()
+    want = ultra.segment(seg_model, reference.decode_rgb(persons.read_bytes()), iou=0.7)
+    assert [d["label"] for d in record["detections"]] == ["person"] * 4 + [d["label"] for d in record["detections"][4:]]
+    assert len(record["detections"]) == len(want.scores)
+    for detection in record["detections"]:
+        assert detection["pixels"] > 0 and detection["polygons"]
+        x1, y1, x2, y2 = detection["box"]
+        points = np.array([p for polygon in detection["polygons"] for p in polygon])
+        assert points[:, 0].min() >= x1 - 1 and points[:, 0].max() <= x2 + 1
+        assert points[:, 1].min() >= y1 - 1 and points[:, 1].max() <= y2 + 1

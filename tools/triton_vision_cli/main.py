@@ -68,6 +68,12 @@ COMMANDS = (
         extra="client",
     ),
     Command(
+        "instances",
+        "instances for image files and folders: detections, masks and outlines, drawn",
+        module="triton_vision_client.cli",
+        extra="client",
+    ),
+    Command(
         "probe",
         "a health check: a tiny image through every ensemble; exit 1 naming those that fail",
         module="triton_vision_client.cli",
