@@ -150,10 +150,43 @@ def split_instances(out: Mapping[str, np.ndarray]) -> list[Instances]:
     return results
 
 
+@dataclass(frozen=True, eq=False)
+class Keypoints:
+    """One image's detections (best first) and each one's keypoints: ``points`` FP32 [K, J, 3] (x, y in the
+    image's pixels, confidence), the keypoints' ``names`` and the ``skeleton``'s index pairs."""
+
+    detections: Detections
+    points: np.ndarray
+    names: tuple[str, ...]
+    skeleton: tuple[tuple[int, int], ...]
+
+    def __len__(self) -> int:
+        return len(self.detections)
+
+
+SHOWN_CONFIDENCE = 0.5  # a keypoint is drawn, and counted as seen, at or above it
+
+
+def split_keypoints(out: Mapping[str, np.ndarray]) -> list[Keypoints]:
+    """A keypoints response (B images) as B :class:`Keypoints`, each cut to its COUNT."""
+    results = []
+    for row, detections in enumerate(split_detections(out)):
+        results.append(
+            Keypoints(
+                detections,
+                np.ascontiguousarray(out[contract.KEYPOINTS][row][: len(detections)]),
+                tuple(decode(name) for name in out[contract.KEYPOINT_NAMES][row]),
+                tuple((int(a), int(b)) for a, b in out[contract.SKELETON][row].reshape(-1, 2)),
+            )
+        )
+    return results
+
+
 # Each task's splitter: batched outputs -> one answer per image.
 SPLITTERS: dict[str, Callable[[Mapping[str, np.ndarray]], list]] = {
     contract.CLASSIFICATION: split_classifications,
     contract.DETECTION: split_detections,
     contract.SEGMENTATION: split_segmentations,
     contract.INSTANCE_SEGMENTATION: split_instances,
+    contract.KEYPOINT_TASK: split_keypoints,
 }

@@ -33,7 +33,7 @@ from .folderjob import (
     run_job,
 )
 from .probe import DEFAULT_TIMEOUT_S, cmd_probe
-from .tasks import CLASSIFY, DETECT, INSTANCES, SEGMENT
+from .tasks import CLASSIFY, DETECT, INSTANCES, KEYPOINTS, SEGMENT
 
 __all__ = ["COMMANDS", "Command"]
 
@@ -169,6 +169,14 @@ def add_instances_arguments(parser: argparse.ArgumentParser) -> None:
     add_detection_arguments(parser, INSTANCES)
 
 
+def add_keypoints_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.description = (
+        "Keypoints for each image from a keypoints ensemble: detections with each one's keypoints (x, y, "
+        "confidence; text lists those >= 0.5), annotated copies with skeletons under --out."
+    )
+    add_detection_arguments(parser, KEYPOINTS)
+
+
 def add_detect_arguments(parser: argparse.ArgumentParser) -> None:
     parser.description = (
         "Detections for each image from a detection ensemble; annotated copies under --out mirroring the input tree."
@@ -226,6 +234,7 @@ COMMANDS = {
     "detect": Command(add_detect_arguments, job_command(DETECT)),
     "segment": Command(add_segment_arguments, job_command(SEGMENT)),
     "instances": Command(add_instances_arguments, job_command(INSTANCES)),
+    "keypoints": Command(add_keypoints_arguments, job_command(KEYPOINTS)),
     "probe": Command(add_probe_arguments, cmd_probe),
     "ensembles": Command(add_ensembles_arguments, run_ensembles),
 }

@@ -21,6 +21,7 @@ COMMANDS = {
     contract.DETECTION: "detect",
     contract.SEGMENTATION: "segment",
     contract.INSTANCE_SEGMENTATION: "instances",
+    contract.KEYPOINT_TASK: "keypoints",
 }
 
 

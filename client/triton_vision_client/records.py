@@ -24,6 +24,7 @@ FORMATS = ("text", "jsonl", "csv")
 RESUMABLE_FORMATS = ("jsonl", "csv")
 LIST_SEPARATOR = "|"  # between the items of a list in one CSV cell
 TEXT_DETECTIONS = 10  # detections listed per image in text output (the rest counted); jsonl/csv keep all
+KEYPOINT_SHOWN = 0.5  # text output lists a keypoint at or above this confidence (jsonl/csv keep all)
 SMALLEST_FRACTION = 0.00005  # text output: a class below it would print as 0.00%: shown as <0.01%
 
 Record = dict[str, Any]
@@ -160,6 +161,40 @@ def instance_csv(record: Record) -> dict[str, Any]:
     return {**detection_csv(record), "pixels": _joined([d["pixels"] for d in found]), "polygons": _joined(polygons)}
 
 
+def keypoint_record(result: ImageResult, files: Mapping[str, str] | None = None) -> Record:
+    """Detections with each one's keypoints, [x, y, confidence] in ``keypoint_names`` order."""
+    if not result.ok:
+        return _error_record(result)
+    answer = result.answer
+    record = detection_record(ImageResult(result.source, answer.detections), files)
+    for detection, points in zip(record["detections"], answer.points, strict=True):
+        detection["keypoints"] = [
+            [round(float(v), 2) for v in point[:2]] + [round(float(point[2]), 4)] for point in points
+        ]
+    return {**record, "keypoint_names": list(answer.names), "skeleton": [list(pair) for pair in answer.skeleton]}
+
+
+def keypoint_text(record: Record, limit: int | None = TEXT_DETECTIONS) -> list[str]:
+    """Each detection as detect prints it, then its keypoints seen (confidence >= 0.5) by name."""
+    names = record["keypoint_names"]
+    lines = detection_text(record, limit)
+    shown = record["detections"][:limit]
+    files = [line for line in lines if line.startswith("  wrote ")]
+    out = [lines[0]]
+    for line, d in zip(lines[1 : 1 + len(shown)], shown, strict=True):
+        seen = [(n, p) for n, p in zip(names, d["keypoints"], strict=True) if p[2] >= KEYPOINT_SHOWN]
+        out.append(f"{line} {len(seen)}/{len(names)} keypoints")
+        out += [f"      {n:<16s} {p[0]:7.1f} {p[1]:7.1f}  {p[2]:.2f}" for n, p in seen]
+    return out + [line for line in lines[1 + len(shown) :] if line not in files] + files
+
+
+def keypoint_csv(record: Record) -> dict[str, Any]:
+    """Detection's cells, plus each detection's keypoints as "x y confidence" triples, space-separated."""
+    found = record["detections"]
+    points = [" ".join(" ".join(str(v) for v in p) for p in d["keypoints"]) for d in found]
+    return {**detection_csv(record), "keypoint_names": _joined(record["keypoint_names"]), "keypoints": _joined(points)}
+
+
 def percent(fraction: float) -> str:
     """``12.34%``, 7 wide; a fraction too small to show as one (but above 0) is ``<0.01%``."""
     return f"{'<0.01%':>7s}" if 0 < fraction < SMALLEST_FRACTION else f"{fraction:7.2%}"
@@ -209,6 +244,12 @@ INSTANCES = RecordKind(
     instance_text,
     instance_csv,
     (*BASE_COLUMNS, "count", "labels", "class_ids", "scores", "boxes", "pixels", "polygons", "annotated"),
+)
+KEYPOINTS = RecordKind(
+    keypoint_record,
+    keypoint_text,
+    keypoint_csv,
+    (*BASE_COLUMNS, "count", "labels", "class_ids", "scores", "boxes", "keypoint_names", "keypoints", "annotated"),
 )
 SEGMENTATION = RecordKind(
     segmentation_record,

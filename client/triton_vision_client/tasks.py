@@ -18,6 +18,7 @@ from .jobs import ImageResult, as_source
 DETECTIONS_SUFFIX = ".detections.jpg"
 MASK_SUFFIX = "_mask.png"
 INSTANCES_SUFFIX = ".instances.jpg"
+KEYPOINTS_SUFFIX = ".keypoints.jpg"
 
 
 def warn_stand_ins(client: VisionClient, models: Sequence[str]) -> list[str]:
@@ -67,27 +68,48 @@ def save_detect(result: ImageResult, out_dir: Path) -> dict[str, str]:
     return {"annotated": str(target)}
 
 
+def detection_parameters(args: argparse.Namespace) -> dict:
+    """The request parameters of the tasks whose answers are detections, as given."""
+    given = ((contract.SCORE_THRESHOLD, args.threshold), (contract.MAX_DETECTIONS, args.max_detections))
+    return {name: value for name, value in given if value is not None}
+
+
 def start_instances(client: VisionClient, sources, args: argparse.Namespace, on_retry):
-    parameters = {
-        name: value
-        for name, value in ((contract.SCORE_THRESHOLD, args.threshold), (contract.MAX_DETECTIONS, args.max_detections))
-        if value is not None
-    }
     return client.infer_many(
-        contract.INSTANCE_SEGMENTATION, sources, parameters, keep_data=True, **job_options(args, on_retry)
+        contract.INSTANCE_SEGMENTATION,
+        sources,
+        detection_parameters(args),
+        keep_data=True,
+        **job_options(args, on_retry),
     )
 
 
 def save_instances(result: ImageResult, out_dir: Path) -> dict[str, str]:
     """The image with each instance's mask (a colour per instance) and box drawn, as <stem>.instances.jpg."""
-    import cv2
-
     from .annotate import annotate_instances_file
 
-    target = out_path(out_dir, result.source, INSTANCES_SUFFIX)
+    return save_drawing(result, out_path(out_dir, result.source, INSTANCES_SUFFIX), annotate_instances_file)
+
+
+def start_keypoints(client: VisionClient, sources, args: argparse.Namespace, on_retry):
+    return client.infer_many(
+        contract.KEYPOINT_TASK, sources, detection_parameters(args), keep_data=True, **job_options(args, on_retry)
+    )
+
+
+def save_keypoints(result: ImageResult, out_dir: Path) -> dict[str, str]:
+    """The image with each detection's box, skeleton and keypoints drawn, as <stem>.keypoints.jpg."""
+    from .annotate import annotate_keypoints_file
+
+    return save_drawing(result, out_path(out_dir, result.source, KEYPOINTS_SUFFIX), annotate_keypoints_file)
+
+
+def save_drawing(result: ImageResult, target: Path, draw) -> dict[str, str]:
+    import cv2
+
     if result.data is None:
         raise ValueError("the image's bytes were not kept to draw on")
-    if not cv2.imwrite(str(target), annotate_instances_file(result.data, result.answer)):
+    if not cv2.imwrite(str(target), draw(result.data, result.answer)):
         raise OSError(f"cannot write {target}")
     return {"annotated": str(target)}
 
@@ -139,7 +161,16 @@ INSTANCES = Task(
     default_concurrency=2,
     out_suffix=INSTANCES_SUFFIX,
 )
-TASKS = {task.task: task for task in (CLASSIFY, DETECT, SEGMENT, INSTANCES)}
+KEYPOINTS = Task(
+    contract.KEYPOINT_TASK,
+    "found keypoints in",
+    records.KEYPOINTS,
+    start_keypoints,
+    save_keypoints,
+    default_concurrency=2,
+    out_suffix=KEYPOINTS_SUFFIX,
+)
+TASKS = {task.task: task for task in (CLASSIFY, DETECT, SEGMENT, INSTANCES, KEYPOINTS)}
 
 
 def print_answers(

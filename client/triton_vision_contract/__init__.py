@@ -83,6 +83,15 @@ INSTANCE_SEGMENTATION = "instance-segmentation"  # the task
 INSTANCE_MAP = "INSTANCE_MAP"
 INSTANCE_PAD = 65535
 
+# -- keypoints: the detection outputs plus each detection's keypoints ----------------------------
+KEYPOINT_TASK = "keypoints"  # the task
+# FP32 [K, J, 3]: per detection (BOXES order, rows padded with zeros like BOXES) its J keypoints' x, y in
+# original pixels and confidence (the model's own: yolo-pose's visibility probability, 1 where its export has
+# none; torchvision-keypointrcnn's keypoint heatmap score, unbounded).
+KEYPOINTS = "KEYPOINTS"
+KEYPOINT_NAMES = "KEYPOINT_NAMES"  # BYTES [J]: the keypoints' names, in KEYPOINTS order
+SKELETON = "SKELETON"  # INT32 [E, 2]: pairs of keypoint indices joined when drawn (E may be 0)
+
 # -- model_info: what the repository's ONNX files are (downloaded, imported or stand-in) ----
 MODEL_INFO = "model_info"
 INFO_QUERY = "QUERY"  # BYTES [1]: "sources" (anything else too) or "ensembles"
@@ -98,6 +107,7 @@ TASK_OUTPUTS = {
     DETECTION: (BOXES, SCORES, CLASS_IDS, LABELS, COUNT),
     SEGMENTATION: (MASK, MASK_SIZE, CLASS_FRACTIONS, LABELS, OVERLAY),
     INSTANCE_SEGMENTATION: (BOXES, SCORES, CLASS_IDS, LABELS, COUNT, INSTANCE_MAP),
+    KEYPOINT_TASK: (BOXES, SCORES, CLASS_IDS, LABELS, COUNT, KEYPOINTS, KEYPOINT_NAMES, SKELETON),
 }
 TASKS = tuple(TASK_OUTPUTS)
 BUILTIN_ENSEMBLES = (CLASSIFICATION, DETECTION, SEGMENTATION)  # the built-in ensembles, named after their tasks
@@ -106,8 +116,8 @@ BUILTIN_ENSEMBLES = (CLASSIFICATION, DETECTION, SEGMENTATION)  # the built-in en
 def task_of(outputs: Iterable[str]) -> str | None:
     """The task whose wire contract a model's output names carry, or None (not an ensemble of ours)."""
     names = set(outputs)
-    # most specific first: all share LABELS, and instance segmentation answers detection's outputs too
-    for task in (INSTANCE_SEGMENTATION, SEGMENTATION, DETECTION, CLASSIFICATION):
+    # most specific first: all share LABELS, and instances and keypoints answer detection's outputs too
+    for task in (INSTANCE_SEGMENTATION, KEYPOINT_TASK, SEGMENTATION, DETECTION, CLASSIFICATION):
         if set(TASK_OUTPUTS[task]) <= names:
             return task
     return None

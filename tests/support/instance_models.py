@@ -1,6 +1,7 @@
-"""Tiny ONNX graphs with the published tensor contracts of instance-segmentation exports (constant answers
-added to 0 x the input, so they run on any image): Ultralytics' segment head (``output0`` [B, 4 + C + M, N],
-``output1`` [B, M, h, w])."""
+"""Tiny ONNX graphs with the published tensor contracts of instance-segmentation and keypoint exports
+(constant answers added to 0 x the input, so they run on any image): Ultralytics' segment head (``output0``
+[B, 4 + C + M, N], ``output1`` [B, M, h, w]) and pose head (``output0`` [B, 4 + C + J x 3, N]), torchvision's
+Keypoint R-CNN outputs (``boxes``, ``labels``, ``scores``, ``keypoints``, ``keypoints_scores``)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ from onnx import TensorProto, helper, numpy_helper
 
 
 def constant_outputs_model(name: str, size: tuple[int, int], outputs: dict[str, np.ndarray]) -> onnx.ModelProto:
-    """``images`` float [batch, 3, H, W] -> each of ``outputs`` (a per-image array), tiled over the batch."""
+    """``images`` float [batch, 3, H, W] -> each of ``outputs`` (a per-image array, float32 or int64), tiled
+    over the batch."""
     nodes = [
         helper.make_node("ReduceMean", ["images"], ["mean"], axes=[1, 2, 3], keepdims=0),  # [batch]
         helper.make_node("Mul", ["mean", "zero"], ["zeros"]),
@@ -24,12 +26,15 @@ def constant_outputs_model(name: str, size: tuple[int, int], outputs: dict[str, 
             numpy_helper.from_array(value[None].astype(np.float32), const),
             numpy_helper.from_array(np.arange(1, value.ndim + 1, dtype=np.int64), axes),
         ]
+        integer = value.dtype == np.int64
         nodes += [
             helper.make_node("Unsqueeze", ["zeros", axes], [f"shaped{index}"]),  # [batch, 1, ...]
-            helper.make_node("Add", [f"shaped{index}", const], [out]),
+            helper.make_node("Add", [f"shaped{index}", const], [f"sum{index}" if integer else out]),
         ]
+        if integer:
+            nodes.append(helper.make_node("Cast", [f"sum{index}"], [out], to=TensorProto.INT64))
         dims: list[str | int] = ["batch", *(int(d) for d in value.shape)]
-        infos.append(helper.make_tensor_value_info(out, TensorProto.FLOAT, dims))
+        infos.append(helper.make_tensor_value_info(out, TensorProto.INT64 if integer else TensorProto.FLOAT, dims))
     graph = helper.make_graph(
         nodes,
         name,
@@ -50,3 +55,45 @@ def yolo_seg_model(
     output0 = rng.uniform(0, 1, (4 + classes + masks, candidates)).astype(np.float32)
     output1 = rng.normal(0, 1, (masks, proto, proto)).astype(np.float32)
     return constant_outputs_model("tiny_yolo_seg", size, {"output0": output0, "output1": output1})
+
+
+# yolo-pose candidates in a 64 x 64 network input: (x1, y1, x2, y2), class scores (2 classes), then 3 keypoints
+# (x, y, visibility). The second overlaps the first (IoU 0.76: suppressed at 0.45), the third stands apart.
+POSE_CANDIDATES = (
+    ((8.0, 10.0, 30.0, 50.0), (0.9, 0.1), ((12.0, 14.0, 0.95), (20.5, 30.25, 0.3), (28.0, 48.0, 0.7))),
+    ((10.0, 12.0, 32.0, 52.0), (0.8, 0.0), ((1.0, 1.0, 0.9), (2.0, 2.0, 0.9), (3.0, 3.0, 0.9))),
+    ((40.0, 20.0, 60.0, 44.0), (0.2, 0.6), ((41.0, 21.0, 0.6), (59.0, 43.0, 0.99), (50.0, 30.0, 0.1))),
+)
+
+
+def yolo_pose_model(size: tuple[int, int] = (64, 64)) -> onnx.ModelProto:
+    columns = []
+    for (x1, y1, x2, y2), scores, points in POSE_CANDIDATES:
+        flat = [v for point in points for v in point]
+        columns.append([(x1 + x2) / 2, (y1 + y2) / 2, x2 - x1, y2 - y1, *scores, *flat])
+    output0 = np.array(columns, np.float32).T  # [4 + 2 + 9, 3]
+    return constant_outputs_model("tiny_yolo_pose", size, {"output0": output0})
+
+
+# Keypoint R-CNN rows in a 48 x 64 (height, width) network input: 3 detections (the last below 0.5) of 2
+# keypoints each.
+KEYPOINTRCNN_ROWS = (
+    ((4.0, 6.0, 30.0, 40.0), 1, 0.95, ((10.0, 12.0), (20.0, 35.5)), (3.5, -1.0)),
+    ((33.0, 2.0, 60.0, 46.0), 1, 0.7, ((40.0, 5.0), (59.5, 45.0)), (0.2, 7.0)),
+    ((0.0, 0.0, 5.0, 5.0), 1, 0.3, ((1.0, 1.0), (2.0, 2.0)), (1.0, 1.0)),
+)
+
+
+def keypointrcnn_model(size: tuple[int, int] = (48, 64)) -> onnx.ModelProto:
+    rows = KEYPOINTRCNN_ROWS
+    return constant_outputs_model(
+        "tiny_keypointrcnn",
+        size,
+        {
+            "boxes": np.array([r[0] for r in rows], np.float32),
+            "labels": np.array([r[1] for r in rows], np.int64),
+            "scores": np.array([r[2] for r in rows], np.float32),
+            "keypoints": np.array([[[x, y, 1.0] for x, y in r[3]] for r in rows], np.float32),
+            "keypoints_scores": np.array([r[4] for r in rows], np.float32),
+        },
+    )

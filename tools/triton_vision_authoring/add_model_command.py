@@ -95,6 +95,7 @@ def _verb(task: str) -> str:
         "detection": "detect",
         "segmentation": "segment",
         "instance-segmentation": "instances",
+        "keypoints": "keypoints",
     }[task]
 
 

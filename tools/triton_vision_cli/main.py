@@ -74,6 +74,12 @@ COMMANDS = (
         extra="client",
     ),
     Command(
+        "keypoints",
+        "keypoints for image files and folders: detections, keypoints and skeletons, drawn",
+        module="triton_vision_client.cli",
+        extra="client",
+    ),
+    Command(
         "probe",
         "a health check: a tiny image through every ensemble; exit 1 naming those that fail",
         module="triton_vision_client.cli",

@@ -18,6 +18,10 @@ Config parameters (``triton-vision add-model`` writes them from the ensemble spe
     segment exports), ``yolo``'s RAW_PREDICTIONS with M mask coefficients after the class scores
     [4 + C + M, N] and RAW_PROTOTYPES [M, h, w]; ``torchvision-maskrcnn``, ``torchvision``'s tensors and
     RAW_MASKS [K, 1, H, W] probabilities over the network input;
+  - keypoints (:mod:`.keypoints`; the answer gains KEYPOINTS, KEYPOINT_NAMES, SKELETON): ``yolo-pose``
+    (Ultralytics' pose exports), ``yolo``'s rows followed by J x (x, y[, visibility]);
+    ``torchvision-keypointrcnn``, ``torchvision``'s tensors and RAW_KEYPOINTS [K, J, 3],
+    RAW_KEYPOINT_SCORES [K, J];
 - ``resize``/``size``/``pad``: the preprocessing's rule (:mod:`.geometry`), to undo it: together with
   ORIGINAL_SIZE and RESIZED_SIZE (from the preprocessing) every box is mapped back to the decoded
   original image and clipped to it;
@@ -32,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-from . import geometry, instances
+from . import geometry, instances, keypoints
 from . import tensors as t
 from .errors import ConfigError, InferenceError, InvalidInputError, InvalidParameterError
 from .labels import labels_of
@@ -44,9 +48,14 @@ TF_OD = "tf-od"
 YOLO = "yolo"
 YOLO_SEG = "yolo-seg"
 MASKRCNN = "torchvision-maskrcnn"
-FORMATS = (TORCHVISION, TF_OD, YOLO, YOLO_SEG, MASKRCNN)
+YOLO_POSE = "yolo-pose"
+KEYPOINTRCNN = "torchvision-keypointrcnn"
+FORMATS = (TORCHVISION, TF_OD, YOLO, YOLO_SEG, MASKRCNN, YOLO_POSE, KEYPOINTRCNN)
 INSTANCE_FORMATS = (YOLO_SEG, MASKRCNN)  # their answer gains INSTANCE_MAP
-NMS_FORMATS = (YOLO, YOLO_SEG)  # decoded with NMS here (request parameter iou_threshold)
+KEYPOINT_FORMATS = (YOLO_POSE, KEYPOINTRCNN)  # their answer gains KEYPOINTS, KEYPOINT_NAMES, SKELETON
+NMS_FORMATS = (YOLO, YOLO_SEG, YOLO_POSE)  # decoded with NMS here (request parameter iou_threshold)
+TORCHVISION_FORMATS = (TORCHVISION, MASKRCNN, KEYPOINTRCNN)  # torchvision's boxes, scores, labels (count)
+SAME_FOR_EVERY_IMAGE = (t.COUNT, t.KEYPOINT_NAMES, t.SKELETON)  # not padded to the request's largest COUNT
 MASK_THRESHOLD = 0.5  # a pixel is an instance's where its mask's probability is above it
 IOU_THRESHOLD = "iou_threshold"  # request parameter of the yolo format
 DEFAULT_IOU_THRESHOLD = 0.45
@@ -124,6 +133,7 @@ class Candidates:
     class_ids: np.ndarray  # [n] int64, the model's own ids
     ranked: bool = False  # already thresholded, suppressed and cut (yolo)
     masks: instances.MaskSource | None = None  # instance formats: each candidate's mask
+    keypoints: np.ndarray | None = None  # keypoint formats: [n, J, 3] x, y in network-input pixels, confidence
 
 
 def _count(counts: np.ndarray | None, index: int, rows: int) -> int:
@@ -160,14 +170,16 @@ def decode_yolo(
     iou_threshold: float,
     max_detections: int,
     prototypes: np.ndarray | None = None,
+    pose: keypoints.KeypointSpec | None = None,
 ) -> Candidates:
     """[4 + C, N] (cx, cy, w, h, C scores) -> the detections above ``threshold`` after class-wise NMS;
-    with ``prototypes`` [M, h, w] (yolo-seg) the rows end with M mask coefficients, [4 + C + M, N]."""
+    with ``prototypes`` [M, h, w] (yolo-seg) the rows end with M mask coefficients, [4 + C + M, N]; with
+    ``pose`` (yolo-pose) with J x D keypoint values."""
     import cv2
 
-    extra = 0 if prototypes is None else prototypes.shape[0]
+    extra = prototypes.shape[0] if prototypes is not None else pose.count * pose.dims if pose is not None else 0
     if predictions.ndim != 2 or predictions.shape[0] < 5 + extra:
-        wanted = "[4 + classes, candidates]" if prototypes is None else f"[4 + classes + {extra}, candidates]"
+        wanted = f"[4 + classes + {extra}, candidates]" if extra else "[4 + classes, candidates]"
         raise InvalidInputError(f"yolo predictions must be {wanted}, got {list(predictions.shape)}")
     rows = predictions.T.astype(np.float32)
     class_scores = rows[:, 4 : rows.shape[1] - extra]
@@ -177,7 +189,10 @@ def decode_yolo(
     coefficients = rows[keep, rows.shape[1] - extra :]
     masks = None if prototypes is None else instances.MaskSource(0.0, True, coefficients, prototypes)
     if keep.size == 0:
-        return Candidates(np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros(0, np.int64), True, masks)
+        empty = np.zeros((0, pose.count, 3), np.float32) if pose is not None else None
+        return Candidates(
+            np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros(0, np.int64), True, masks, empty
+        )
     cx, cy, w, h = (rows[keep, i] for i in range(4))
     xywh = np.stack([cx - w / 2, cy - h / 2, w, h], axis=1)
     # OpenCV keeps classes apart by shifting class c's boxes by c * (largest coordinate + 1), which only
@@ -193,7 +208,8 @@ def decode_yolo(
     boxes = np.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], axis=1)[chosen]
     if masks is not None:  # the chosen candidates' coefficients, in the detections' order
         masks = instances.MaskSource(0.0, True, masks.coefficients[chosen], prototypes)  # type: ignore[index]
-    return Candidates(boxes, scores[keep][chosen], ids[keep][chosen].astype(np.int64), True, masks)
+    points = keypoints.split_yolo_pose(rows[keep][chosen], pose) if pose is not None else None
+    return Candidates(boxes, scores[keep][chosen], ids[keep][chosen].astype(np.int64), True, masks, points)
 
 
 class DetectionPostprocessor:
@@ -209,9 +225,13 @@ class DetectionPostprocessor:
         default_score_threshold: float = t.DEFAULT_SCORE_THRESHOLD,
         default_max_detections: int = t.DEFAULT_MAX_DETECTIONS,
         default_iou_threshold: float = DEFAULT_IOU_THRESHOLD,
+        keypoint_spec: keypoints.KeypointSpec | None = None,
     ) -> None:
         if format not in FORMATS:
             raise ConfigError(f"parameter 'format' must be one of {', '.join(FORMATS)}, got '{format}'")
+        if format in KEYPOINT_FORMATS and keypoint_spec is None:
+            raise ConfigError(f"format '{format}' needs the keypoints' names (parameter 'keypoint_names')")
+        self.keypoint_spec = keypoint_spec
         self.labels = label_table(labels)
         self.format = format
         self.label_offset = label_offset
@@ -244,6 +264,7 @@ class DetectionPostprocessor:
                 default_score_threshold=threshold,
                 default_max_detections=max_detections,
                 default_iou_threshold=iou,
+                keypoint_spec=keypoint_spec_of(config),
             )
         except ConfigError as exc:
             raise ConfigError(f"model '{config.name}': {exc}") from None
@@ -273,6 +294,11 @@ class DetectionPostprocessor:
             if self.format == MASKRCNN:
                 masks = inputs[t.RAW_MASKS]
                 consistent = consistent and masks.ndim in (4, 5) and masks.shape[:2] == boxes.shape[:2]
+            if self.format == KEYPOINTRCNN and self.keypoint_spec is not None:
+                points, point_scores = inputs[t.RAW_KEYPOINTS], inputs[t.RAW_KEYPOINT_SCORES]
+                joints = self.keypoint_spec.count
+                consistent = consistent and points.shape == (*boxes.shape[:2], joints, 3)
+                consistent = consistent and point_scores.shape == (*boxes.shape[:2], joints)
         if not consistent or original.shape != (batch, 2) or resized.shape != (batch, 2):
             raise InvalidInputError(f"detection_postprocess: inconsistent inputs ({shapes})")
         return batch
@@ -300,15 +326,22 @@ class DetectionPostprocessor:
                 masks = inputs[t.RAW_MASKS][i]
                 fields = masks.reshape(masks.shape[0], *masks.shape[-2:])[: len(found.scores)]
                 found = replace(found, masks=instances.MaskSource(MASK_THRESHOLD, False, masks=fields))
+            elif self.format == KEYPOINTRCNN:
+                found = decode_torchvision(inputs, i)
+                n = len(found.scores)
+                points = inputs[t.RAW_KEYPOINTS][i][:n, :, :2]
+                confidence = inputs[t.RAW_KEYPOINT_SCORES][i][:n, :, None]
+                found = replace(found, keypoints=np.concatenate([points, confidence], axis=2).astype(np.float32))
             elif self.format == TF_OD:
                 found = decode_tf_od(inputs, i, placement.network)
             else:
                 prototypes = inputs[t.RAW_PROTOTYPES][i] if self.format == YOLO_SEG else None
-                found = decode_yolo(inputs[t.RAW_PREDICTIONS][i], threshold, iou, max_detections, prototypes)
+                pose = self.keypoint_spec if self.format == YOLO_POSE else None
+                found = decode_yolo(inputs[t.RAW_PREDICTIONS][i], threshold, iou, max_detections, prototypes, pose)
             results.append(self.one_image(found, placement, threshold, max_detections))
         width = max((len(r[t.SCORES]) for r in results), default=0)
         batched = {
-            name: np.stack([r[name] if name == t.COUNT else pad_rows(r[name], width) for r in results])
+            name: np.stack([r[name] if name in SAME_FOR_EVERY_IMAGE else pad_rows(r[name], width) for r in results])
             for name in (results[0] if results else ())
             if name != t.INSTANCE_MAP
         }
@@ -336,4 +369,20 @@ class DetectionPostprocessor:
             if masks is None:
                 raise InferenceError(f"format '{self.format}' decoded no masks")
             answer[t.INSTANCE_MAP] = instances.instance_map(boxes, masks.fields(keep), masks, placement)
+        if self.format in KEYPOINT_FORMATS and self.keypoint_spec is not None:
+            if found.keypoints is None:
+                raise InferenceError(f"format '{self.format}' decoded no keypoints")
+            answer[t.KEYPOINTS] = keypoints.to_original(found.keypoints[keep], placement)
+            answer[t.KEYPOINT_NAMES] = self.keypoint_spec.names_table()
+            answer[t.SKELETON] = self.keypoint_spec.skeleton_table()
         return answer
+
+
+def keypoint_spec_of(config: ModelConfig) -> keypoints.KeypointSpec | None:
+    """The keypoints' names, skeleton and row shape from the config's parameters (None without names)."""
+    names = config.setting("keypoint_names", "")
+    if not names:
+        return None
+    return keypoints.keypoint_spec(
+        names, config.setting("skeleton", "[]"), config.setting("keypoint_shape", ""), f"model '{config.name}'"
+    )

@@ -86,3 +86,18 @@ def test_a_pose_model_must_say_its_keypoints():
 def test_the_default_name_is_the_file_stem_as_a_model_name(tmp_path):
     assert default_name(tmp_path / "yolov8n-seg_int8_320.onnx") == "yolov8n-seg_int8_320"
     assert default_name(tmp_path / "my model (v2).onnx") == "my_model__v2_"
+
+
+def test_a_pose_export_is_served_as_keypoints_from_its_metadata(tmp_path):
+    from tests.support.instance_models import yolo_pose_model
+
+    props = {**ULTRALYTICS, "task": "pose", "kpt_shape": "[3, 3]", "names": "{0: 'person', 1: 'robot'}"}
+    path = tmp_path / "pose.onnx"
+    onnx.save(described(yolo_pose_model(), **props), str(path))
+    repository = tmp_path / "repo"
+    repository.mkdir()
+    result, kept = add_described_model(path, repository)
+    assert (result.spec.task, result.spec.postprocess.format) == ("keypoints", "yolo-pose")
+    assert "keypoint_shape = [3, 3]" in kept.text
+    config = (repository / "pose_postprocess" / "config.pbtxt").read_text()
+    assert 'key: "keypoint_shape" value: { string_value: "3,3" }' in config

@@ -8,6 +8,7 @@ deterministic: the committed built-in ensembles are compared with it by a unit t
 
 from __future__ import annotations
 
+import json
 import textwrap
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -31,6 +32,8 @@ ROLE_INPUTS = {
     "predictions": (t.RAW_PREDICTIONS, "raw_predictions"),
     "prototypes": (t.RAW_PROTOTYPES, "raw_prototypes"),
     "masks": (t.RAW_MASKS, "raw_masks"),
+    "keypoints": (t.RAW_KEYPOINTS, "raw_keypoints"),
+    "keypoint_scores": (t.RAW_KEYPOINT_SCORES, "raw_keypoint_scores"),
     "logits": (t.LOGITS, "logits"),
 }
 # The segmentation format "class-map" reads class ids, not logits.
@@ -150,7 +153,15 @@ def ensemble_outputs(spec: EnsembleSpec, model: ModelSignature) -> list[str]:
             _tensor(t.LABELS, "TYPE_STRING", [-1]),
         ]
     if spec.task in DETECTION_TASKS:
-        instances = [_tensor(t.INSTANCE_MAP, "TYPE_UINT16", [-1, -1])] if spec.task != contract.DETECTION else []
+        instances = {
+            contract.DETECTION: [],
+            contract.INSTANCE_SEGMENTATION: [_tensor(t.INSTANCE_MAP, "TYPE_UINT16", [-1, -1])],
+            contract.KEYPOINT_TASK: [
+                _tensor(t.KEYPOINTS, "TYPE_FP32", [-1, len(model.keypoint_names), 3]),
+                _tensor(t.KEYPOINT_NAMES, "TYPE_STRING", [len(model.keypoint_names)]),
+                _tensor(t.SKELETON, "TYPE_INT32", [-1, 2]),
+            ],
+        }[spec.task]
         return [
             _tensor(t.BOXES, "TYPE_FP32", [-1, 4]),
             _tensor(t.SCORES, "TYPE_FP32", [-1]),
@@ -184,6 +195,12 @@ TASK_NOTES = {
         "request's largest COUNT) and INSTANCE_MAP UINT16 [H, W] at the image's original size: k (1..COUNT) where\n"
         "detection k covers the pixel and no better one does, 0 elsewhere, padded with 65535 to the request's\n"
         'largest image. Request parameters "score_threshold" and "max_detections" reach the post-processing.'
+    ),
+    contract.KEYPOINT_TASK: (
+        "Outputs per image: detection's (BOXES, SCORES, CLASS_IDS, LABELS, COUNT, best first, padded to the\n"
+        "request's largest COUNT), KEYPOINTS FP32 [K, J, 3] (each detection's keypoints: x, y in original pixels,\n"
+        "confidence), KEYPOINT_NAMES BYTES [J], SKELETON INT32 [E, 2] (keypoint pairs joined when drawn).\n"
+        'Request parameters "score_threshold" and "max_detections" reach the post-processing.'
     ),
     contract.SEGMENTATION: (
         "Outputs per image: MASK UINT8 [H, W] (class ids at the image's own size, padded with 255 to the\n"
@@ -438,8 +455,26 @@ def postprocess_parameters(spec: EnsembleSpec, model: ModelSignature) -> list[tu
         ]
         if post.format in NMS_FORMATS:
             items.append(("default_iou_threshold", f"{post.iou_threshold:g}"))
+        if spec.task == contract.KEYPOINT_TASK:
+            items += keypoint_parameters(model)
         return items + geometry_items
     return [*items, ("format", post.format), *geometry_items]
+
+
+def keypoint_parameters(model: ModelSignature) -> list[tuple[str, str]]:
+    """The keypoints' names and skeleton as JSON (quotes escaped for the config's text), and yolo-pose's row
+    shape."""
+
+    def text(value: object) -> str:
+        return json.dumps(value, separators=(",", ":")).replace("\\", "\\\\").replace('"', '\\"')
+
+    items = [
+        ("keypoint_names", text(list(model.keypoint_names))),
+        ("skeleton", text([list(p) for p in model.skeleton])),
+    ]
+    if model.keypoint_shape is not None:
+        items.append(("keypoint_shape", f"{model.keypoint_shape[0]},{model.keypoint_shape[1]}"))
+    return items
 
 
 def postprocess_config(spec: EnsembleSpec, model: ModelSignature, max_batch: int) -> str:
@@ -457,6 +492,8 @@ def postprocess_config(spec: EnsembleSpec, model: ModelSignature, max_batch: int
         "fractions, optional overlay",
         contract.INSTANCE_SEGMENTATION: f"'{spec.postprocess.format}' detections above the threshold, boxes back "
         "to the original pixels, labels, and their masks as one map of instances at the original size",
+        contract.KEYPOINT_TASK: f"'{spec.postprocess.format}' detections above the threshold, boxes and keypoints "
+        "back to the original pixels, labels, the keypoints' names and skeleton",
     }[spec.task]
     return _write(
         [
@@ -481,6 +518,7 @@ RUNNERS = {
     contract.DETECTION: ("detection", "DetectionPostprocessor", ", validate_inputs=False"),
     contract.SEGMENTATION: ("segmentation", "SegmentationPostprocessor", ""),
     contract.INSTANCE_SEGMENTATION: ("detection", "DetectionPostprocessor", ", validate_inputs=False"),
+    contract.KEYPOINT_TASK: ("detection", "DetectionPostprocessor", ", validate_inputs=False"),
 }
 
 

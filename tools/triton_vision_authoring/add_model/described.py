@@ -116,6 +116,12 @@ def spec_text(description: Description, name: str, model: str, labels: str) -> s
         f"iou_threshold = {IOU}",
         f"max_detections = {MAX_DET}",
     ]
+    if description.keypoints is not None:
+        joints, values = description.keypoints
+        lines += [
+            f"keypoint_shape = [{joints}, {values}]   # kpt_shape: keypoints, values each (x, y[, visibility])",
+            "# keypoint_names = [...] and skeleton = [[a, b], ...] name and join them (default: COCO's for 17)",
+        ]
     return "\n".join(lines) + "\n"
 
 

@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 import triton_vision_contract as contract
+from triton_vision_authoring.add_model.keypoint_keys import KeypointKeys, parse_keypoint_keys
 from triton_vision_authoring.add_model.keys import DEFAULT_MAX_QUEUE_SIZE, DEFAULT_QUEUE_TIMEOUT_MS, KEYS
 from triton_vision_models import geometry
 from triton_vision_models import tensors as t
@@ -60,14 +61,16 @@ CLASSIFICATION_OUTPUTS = ("logits", "probabilities")
 DETECTION_FORMATS = ("torchvision", "tf-od", "yolo")
 SEGMENTATION_FORMATS = ("logits-nchw", "logits-nhwc", "class-map")
 INSTANCE_FORMATS = ("yolo-seg", "torchvision-maskrcnn")
+KEYPOINT_FORMATS = ("yolo-pose", "torchvision-keypointrcnn")
 FORMATS = {
     contract.DETECTION: DETECTION_FORMATS,
     contract.SEGMENTATION: SEGMENTATION_FORMATS,
     contract.INSTANCE_SEGMENTATION: INSTANCE_FORMATS,
+    contract.KEYPOINT_TASK: KEYPOINT_FORMATS,
 }
 # Tasks whose answer is detections (boxes, scores, classes): the detection keys apply to them all.
-DETECTION_TASKS = (contract.DETECTION, contract.INSTANCE_SEGMENTATION)
-NMS_FORMATS = ("yolo", "yolo-seg")  # decoded with NMS by the post-processing (iou_threshold)
+DETECTION_TASKS = (contract.DETECTION, contract.INSTANCE_SEGMENTATION, contract.KEYPOINT_TASK)
+NMS_FORMATS = ("yolo", "yolo-seg", "yolo-pose")  # decoded with NMS by the post-processing (iou_threshold)
 NAME_PATTERN = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
 # Images per request when the spec does not say (the built-in ensembles' sizes); a model that
 # cannot batch gets 1. image_guard, shared by every ensemble, takes at most MAX_IMAGES_PER_REQUEST.
@@ -76,6 +79,7 @@ DEFAULT_MAX_BATCH = {
     contract.DETECTION: 4,
     contract.SEGMENTATION: 4,
     contract.INSTANCE_SEGMENTATION: 4,
+    contract.KEYPOINT_TASK: 4,
 }
 MAX_IMAGES_PER_REQUEST = 32
 
@@ -91,6 +95,15 @@ ROLES: dict[str, dict[str, tuple[str, ...]]] = {
     },
     "yolo": {"predictions": ("output0",)},
     "yolo-seg": {"predictions": ("output0",), "prototypes": ("output1",)},
+    "yolo-pose": {"predictions": ("output0",)},
+    "torchvision-keypointrcnn": {
+        "boxes": ("boxes",),
+        "scores": ("scores",),
+        "labels": ("labels",),
+        "keypoints": ("keypoints",),
+        "keypoint_scores": ("keypoints_scores",),
+        "count": ("count",),
+    },
     "torchvision-maskrcnn": {
         "boxes": ("boxes",),
         "scores": ("scores",),
@@ -102,7 +115,7 @@ ROLES: dict[str, dict[str, tuple[str, ...]]] = {
     "logits-nhwc": {"logits": ()},
     "class-map": {"classes": ()},
 }
-OPTIONAL_ROLES = {("torchvision", "count"), ("torchvision-maskrcnn", "count")}
+OPTIONAL_ROLES = {("torchvision", "count"), ("torchvision-maskrcnn", "count"), ("torchvision-keypointrcnn", "count")}
 # What each resize rule's sizes are, for the message when one is missing.
 RULE_KEY_HINTS = {
     "size": "the network input's [height, width]",
@@ -127,6 +140,9 @@ POSTPROCESS_TASKS: dict[str, tuple[str, ...]] = {
     "score_threshold": DETECTION_TASKS,
     "max_detections": DETECTION_TASKS,
     "iou_threshold": DETECTION_TASKS,
+    "keypoint_names": (contract.KEYPOINT_TASK,),
+    "skeleton": (contract.KEYPOINT_TASK,),
+    "keypoint_shape": (contract.KEYPOINT_TASK,),
 }
 
 
@@ -155,6 +171,7 @@ class PostprocessSpec:
     score_threshold: float = contract.DEFAULT_SCORE_THRESHOLD
     max_detections: int = contract.DEFAULT_MAX_DETECTIONS
     iou_threshold: float = 0.45
+    keypoints: KeypointKeys = field(default_factory=KeypointKeys)
 
 
 @dataclass(frozen=True)
@@ -269,6 +286,11 @@ class _Table:
         if len(value) != count or any(isinstance(v, bool) or not isinstance(v, allowed) for v in value):
             raise self.fail(key, wanted)
         return tuple(int(v) if integers else float(v) for v in value)
+
+
+def _listed(items: tuple[str, ...]) -> str:
+    """'a', 'a and b', 'a, b and c'."""
+    return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} and {items[-1]}"
 
 
 def _did_you_mean(key: str, known: list[str]) -> str:
@@ -397,7 +419,7 @@ def _postprocess(table: _Table, task: str) -> PostprocessSpec:
     output = table.choice("output", CLASSIFICATION_OUTPUTS, "logits") or "logits"
     for key, used_by in POSTPROCESS_TASKS.items():
         if table.has(key) and task not in used_by:
-            raise SpecError(f"{table.where(key)} applies to task {' and '.join(used_by)}, not {task}")
+            raise SpecError(f"{table.where(key)} applies to task {_listed(used_by)}, not {task}")
     fmt = ""
     if formats is not None:
         fmt = table.choice("format", formats) or ""
@@ -409,7 +431,7 @@ def _postprocess(table: _Table, task: str) -> PostprocessSpec:
         raise SpecError(f"{table.where('format')} applies to {', '.join(FORMATS)}, not {task}")
     if table.has("iou_threshold") and fmt not in NMS_FORMATS:
         raise SpecError(
-            f"{table.where('iou_threshold')} applies to format {' and '.join(map(repr, NMS_FORMATS))} (their NMS), "
+            f"{table.where('iou_threshold')} applies to format {', '.join(map(repr, NMS_FORMATS))} (their NMS), "
             f"not '{fmt}'"
         )
     label_offset = table.get("label_offset", int, "a whole number", 0)
@@ -435,8 +457,11 @@ def _postprocess(table: _Table, task: str) -> PostprocessSpec:
         raise table.fail("max_detections", "a whole number >= 1")
     if not 0 <= iou <= 1:
         raise table.fail("iou_threshold", "a number in [0, 1]")
+    keypoints = parse_keypoint_keys(table)
+    if keypoints.shape is not None and fmt != "yolo-pose":
+        raise SpecError(f"{table.where('keypoint_shape')} applies to format 'yolo-pose' (its rows), not '{fmt}'")
     return PostprocessSpec(
-        output, fmt, label_offset, dict(tensors), top_k, float(threshold), max_detections, float(iou)
+        output, fmt, label_offset, dict(tensors), top_k, float(threshold), max_detections, float(iou), keypoints
     )
 
 
@@ -510,7 +535,7 @@ def parse_spec(text: str, path: Path) -> EnsembleSpec:
     image_input = inputs.get("image", str, "an input name")
     image_sizes = inputs.get("image_sizes", str, "an input name")
     if image_sizes is not None and task not in DETECTION_TASKS:
-        raise SpecError(f"{inputs.where('image_sizes')} applies to task {' and '.join(DETECTION_TASKS)}, not {task}")
+        raise SpecError(f"{inputs.where('image_sizes')} applies to task {_listed(DETECTION_TASKS)}, not {task}")
     declared = _declared(tables["tensors"]) if top.has("tensors") else None
     if model is None and declared is None:
         raise SpecError(f"{path.name}: 'model' is missing (the ONNX file, relative to the spec file)")

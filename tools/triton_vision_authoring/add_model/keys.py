@@ -18,7 +18,11 @@ KEYS: dict[str, dict[str, tuple[str, str]]] = {
             "string",
             "the ensemble's name; its composing models are NAME_preprocess, NAME_model, NAME_postprocess",
         ),
-        "task": ("string", "classification, detection, segmentation or instance-segmentation (detection's keys apply)"),
+        "task": (
+            "string",
+            "classification, detection, segmentation, instance-segmentation or keypoints (detection's keys apply to "
+            "the last two)",
+        ),
         "model": ("path", "the ONNX file, relative to the spec file (copied into NAME_model/1/model.onnx)"),
         "labels": ("path", "one class name per line; CLASS_IDS index its lines (0-based)"),
         "model_name": ("string", "the ONNX model's name in the repository (default NAME_model)"),
@@ -84,7 +88,7 @@ KEYS: dict[str, dict[str, tuple[str, str]]] = {
         "format": (
             "string",
             "detection: torchvision, tf-od or yolo; segmentation: logits-nchw, logits-nhwc or class-map; "
-            "instance-segmentation: yolo-seg or torchvision-maskrcnn",
+            "instance-segmentation: yolo-seg or torchvision-maskrcnn; keypoints: yolo-pose or torchvision-keypointrcnn",
         ),
         "label_offset": ("integer", "detection: the label of model class id c is line c + label_offset (default 0)"),
         "tensors": ("table", "the model's output tensors by role, where they are not the conventional names (below)"),
@@ -96,7 +100,22 @@ KEYS: dict[str, dict[str, tuple[str, str]]] = {
         "max_detections": ("integer", "detection: default of the max_detections request parameter (default 100)"),
         "iou_threshold": (
             "number",
-            "detection (yolo, yolo-seg): default of the iou_threshold request parameter (default 0.45)",
+            "detection (yolo, yolo-seg, yolo-pose): default of the iou_threshold request parameter (default 0.45)",
+        ),
+        "keypoint_names": (
+            "list of strings",
+            "keypoints: the keypoints' names in the model's order (default: COCO's 17 for 17 keypoints, "
+            "else keypoint0, ...)",
+        ),
+        "skeleton": (
+            "list of [a, b]",
+            "keypoints: pairs of keypoint indices (0-based) joined when drawn (default: COCO's for 17 "
+            "keypoints, else none)",
+        ),
+        "keypoint_shape": (
+            "[keypoints, 2 or 3]",
+            "keypoints (yolo-pose): keypoints per detection and values per keypoint (x, y[, visibility]); default: the "
+            "file's Ultralytics metadata kpt_shape",
         ),
     },
     "inputs": {

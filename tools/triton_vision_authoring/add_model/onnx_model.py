@@ -33,6 +33,7 @@ from triton_vision_authoring.add_model.batching import (
     add_batch_dimension,
     free_batch_dimension,
 )
+from triton_vision_authoring.add_model.detection_outputs import check_keypointrcnn, check_yolo, file_keypoint_shape
 from triton_vision_authoring.add_model.ensemble_spec import (
     DEFAULT_MAX_BATCH,
     DETECTION_TASKS,
@@ -86,6 +87,10 @@ class ModelSignature:
     roles: dict[str, str] = field(default_factory=dict)  # post-processing role -> output name
     source_name: str = ""  # the file the user gave (its name), where the model came from one
     num_classes: int | None = None  # from the output shape, where it tells
+    file_keypoint_shape: tuple[int, int] | None = None  # the file's own word (Ultralytics' kpt_shape metadata)
+    keypoint_shape: tuple[int, int] | None = None  # keypoints: (J, values per keypoint in yolo-pose's rows)
+    keypoint_names: tuple[str, ...] = ()
+    skeleton: tuple[tuple[int, int], ...] = ()
 
     def input(self, name: str) -> Tensor:
         return next(t for t in self.inputs if t.name == name)
@@ -281,7 +286,7 @@ def check_outputs(spec: EnsembleSpec, signature: ModelSignature, labels: int, wh
             raise SpecError(
                 f"{where}: [postprocess] top_k = {top_k} but the label file {spec.labels.name} has {labels} classes"
             )
-    elif fmt in ("torchvision", "tf-od", "torchvision-maskrcnn"):
+    elif fmt in ("torchvision", "tf-od", "torchvision-maskrcnn", "torchvision-keypointrcnn"):
         boxes = out["boxes"]
         if len(boxes.shape) != 3 or boxes.shape[-1] not in (4, -1):
             raise refuse("boxes", "[batch, detections, 4]")
@@ -292,7 +297,9 @@ def check_outputs(spec: EnsembleSpec, signature: ModelSignature, labels: int, wh
             raise refuse("count", "[batch] or [batch, 1]")
         if "masks" in out and len(out["masks"].shape) not in (4, 5):
             raise refuse("masks", "[batch, detections, 1, height, width] probabilities")
-    elif fmt in ("yolo", "yolo-seg"):
+        if fmt == "torchvision-keypointrcnn":
+            check_keypointrcnn(spec, signature, out, where, refuse)
+    elif fmt in ("yolo", "yolo-seg", "yolo-pose"):
         check_yolo(spec, signature, out, labels, where, refuse)
     elif fmt in ("logits-nchw", "logits-nhwc"):
         logits = out["logits"]
@@ -309,38 +316,6 @@ def check_outputs(spec: EnsembleSpec, signature: ModelSignature, labels: int, wh
         signature.num_classes = labels
     if spec.task == contract.SEGMENTATION and labels > 255:
         raise SpecError(f"{where}: {labels} classes do not fit a UINT8 mask (at most 255; 255 marks void pixels)")
-
-
-def check_yolo(spec: EnsembleSpec, signature: ModelSignature, out: dict[str, Tensor], labels: int, where: str, refuse):
-    """Ultralytics' outputs: rows of 4 box + C classes (+ M mask coefficients, M = the prototypes')."""
-    predictions, fmt = out["predictions"], spec.format
-    prototypes = out.get("prototypes")
-    masks = 0
-    if prototypes is not None:
-        if len(prototypes.shape) != 4 or prototypes.shape[1] < 1:
-            raise refuse("prototypes", "[batch, masks, height, width]")
-        masks = prototypes.shape[1]
-    if len(predictions.shape) != 3:
-        raise refuse("predictions", f"[batch, 4 + classes{' + masks' if masks else ''}, candidates]")
-    if predictions.shape[1] <= 0:
-        return
-    count = predictions.shape[1] - 4 - masks
-    if count >= 1 and count + spec.postprocess.label_offset <= labels:
-        signature.num_classes = count
-        return
-    extra = f" + {masks} mask coefficients" if masks else ""
-    hint = ""
-    others = [t for t in signature.outputs if t.name != predictions.name and len(t.shape) == 4]
-    if fmt == "yolo" and others and others[0].shape[1] > 0 and count - others[0].shape[1] == labels:
-        hint = (
-            f"; output '{others[0].name}' {list(others[0].shape)} looks like a segment model's mask prototypes: "
-            'task = "instance-segmentation", format = "yolo-seg"'
-        )
-    raise SpecError(
-        f"{where}: format '{fmt}' reads output '{predictions.name}' {list(predictions.shape)} as 4 box + {count} "
-        f"classes{extra}, the label file {spec.labels.name} has {labels} lines "
-        f"(label_offset {spec.postprocess.label_offset}){hint}"
-    )
 
 
 # -- batching -------------------------------------------------------------------------------------
@@ -413,6 +388,7 @@ def prepare_model(spec: EnsembleSpec, model: onnx.ModelProto, labels: int) -> tu
         image_sizes_input=sizes.name if sizes is not None else None,
     )
     result.roles = find_roles(spec, outputs, where)
+    result.file_keypoint_shape = file_keypoint_shape(marks)
     check_outputs(spec, result, labels, where)
     result.source_name = marks.get(SOURCE_KEY) or (spec.model.name if spec.model else "")
     _mark(model, {BATCHING_KEY: batching, SOURCE_KEY: result.source_name})
