@@ -2,6 +2,10 @@
 tritonserver, against Ultralytics' documented rules run in-process (tests/support/ultralytics_reference.py:
 OpenCV INTER_LINEAR letterbox, ONNX Runtime, NMS, process_mask, scale_image) on real photos.
 
+A graph with torchvision's Mask R-CNN export signature (unbatched: add-model adds the batch dimension) is
+served beside it, against its masks resized as the rule says (OpenCV INTER_LINEAR to the original size: each
+pixel centre sampled bilinearly) and thresholded at 0.5.
+
 The same file is also added with no spec at all (`add-model MODEL.onnx`: the spec from its Ultralytics
 metadata) and asked through the `triton-vision instances` command.
 
@@ -20,6 +24,8 @@ import pytest
 import triton_vision_contract as contract
 from tests.conftest import ROOT, shared_path
 from tests.integration.conftest import running_server
+from tests.support import format_models as fs
+from tests.support import instance_models as im
 from tests.support import reference
 from tests.support import ultralytics_reference as ultra
 from tests.support.cli import cli, jsonl
@@ -64,6 +70,16 @@ def added(tmp_path_factory, seg_model):
     repository = work / "repository"
     repository.mkdir()
     add_model(work / "yolo_seg.toml", repository)
+    maskrcnn = fs.write_case(
+        work,
+        "tvmask",
+        "instance-segmentation",
+        im.maskrcnn_model(),
+        ("background", "cat", "dog"),
+        {"resize": "stretch", "size": [48, 64]},
+        {"format": "torchvision-maskrcnn"},
+    )
+    add_model(maskrcnn, repository)
     described = cli("add-model", str(seg_model), "--name", "described", "--model-repository", str(repository))
     assert described.returncode == 0, described.stderr
     return repository, described.stdout
@@ -151,3 +167,20 @@ def test_the_instances_command_prints_records_polygons_and_draws(server, seg_mod
         points = np.array([p for polygon in detection["polygons"] for p in polygon])
         assert points[:, 0].min() >= x1 - 1 and points[:, 0].max() <= x2 + 1
         assert points[:, 1].min() >= y1 - 1 and points[:, 1].max() <= y2 + 1
+
+
+def test_maskrcnn_masks_are_the_probabilities_above_one_half_at_the_original_size(client):
+    import cv2
+
+    for name, data in photos().items():
+        rgb = reference.decode_rgb(data)
+        h, w = rgb.shape[:2]
+        (got,) = split_instances(client.infer("tvmask", [data], OUTPUTS))
+        assert list(got.detections.scores) == pytest.approx(im.MASKRCNN_SCORES)
+        scale = np.array([w / 64, h / 48] * 2)
+        np.testing.assert_allclose(got.detections.boxes, np.array(im.MASKRCNN_BOXES) * scale, rtol=1e-5)
+        masks = [cv2.resize(m[0], (w, h), interpolation=cv2.INTER_LINEAR) > 0.5 for m in im.maskrcnn_masks()]
+        want = ultra.paint(np.array(masks), (h, w))
+        for k in range(3):
+            assert ultra.mask_iou(got.mask(k), want == k + 1) >= 0.99, f"{name}: instance {k}"
+        assert np.mean(got.instance_map == want) >= 0.999, name

@@ -97,3 +97,60 @@ def keypointrcnn_model(size: tuple[int, int] = (48, 64)) -> onnx.ModelProto:
             "keypoints_scores": np.array([r[4] for r in rows], np.float32),
         },
     )
+
+
+def unbatched_constant_model(name: str, outputs: dict[str, np.ndarray]) -> onnx.ModelProto:
+    """torchvision's single-image export signature: ``images`` float [3, H, W] (any size) -> each of
+    ``outputs`` (float32 or int64) as is, its first dimension free (torchvision's detection count)."""
+    nodes = [
+        helper.make_node("ReduceMean", ["images"], ["mean"], axes=[0, 1, 2], keepdims=0),  # a scalar
+        helper.make_node("Mul", ["mean", "zero"], ["zeros"]),
+    ]
+    initialisers = [numpy_helper.from_array(np.array(0.0, np.float32), "zero")]
+    infos = []
+    for index, (out, value) in enumerate(outputs.items()):
+        const = f"value{index}"
+        initialisers.append(numpy_helper.from_array(value.astype(np.float32), const))
+        integer = value.dtype == np.int64
+        nodes.append(helper.make_node("Add", ["zeros", const], [f"sum{index}" if integer else out]))
+        if integer:
+            nodes.append(helper.make_node("Cast", [f"sum{index}"], [out], to=TensorProto.INT64))
+        dims: list[str | int] = ["n", *(int(d) for d in value.shape[1:])]
+        infos.append(helper.make_tensor_value_info(out, TensorProto.INT64 if integer else TensorProto.FLOAT, dims))
+    graph = helper.make_graph(
+        nodes, name, [helper.make_tensor_value_info("images", TensorProto.FLOAT, [3, "h", "w"])], infos, initialisers
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    return model
+
+
+def maskrcnn_masks(size: tuple[int, int] = (48, 64)) -> np.ndarray:
+    """[3, 1, H, W] probabilities: a hard rectangle, a smooth blob (its 0.5 contour an ellipse), and one
+    overlapping both."""
+    height, width = size
+    ys, xs = np.mgrid[0:height, 0:width].astype(np.float32) + 0.5
+    masks = np.zeros((3, 1, height, width), np.float32)
+    masks[0, 0, 6:30, 4:28] = 0.9
+    masks[1, 0] = np.exp(-(((xs - 44) / 12) ** 2 + ((ys - 24) / 9) ** 2))  # 0.5 where the ellipse's ... = ln 2
+    masks[2, 0, 20:44, 20:50] = 0.7
+    return masks
+
+
+MASKRCNN_BOXES = ((4.0, 6.0, 28.0, 30.0), (32.0, 14.0, 56.0, 34.0), (20.0, 20.0, 50.0, 44.0))
+MASKRCNN_SCORES = (0.95, 0.85, 0.6)
+
+
+def maskrcnn_model() -> onnx.ModelProto:
+    """torchvision's Mask R-CNN export signature (``boxes``, ``labels``, ``scores``, ``masks`` [K, 1, H, W])
+    with three fixed detections over a 48 x 64 network input."""
+    return unbatched_constant_model(
+        "tiny_maskrcnn",
+        {
+            "boxes": np.array(MASKRCNN_BOXES, np.float32),
+            "labels": np.array([1, 2, 1], np.int64),
+            "scores": np.array(MASKRCNN_SCORES, np.float32),
+            "masks": maskrcnn_masks(),
+        },
+    )
