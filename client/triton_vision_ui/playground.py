@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import triton_vision_contract as contract
+from triton_vision_client.answers import split_instances, split_keypoints
 from triton_vision_client.client import DEFAULT_URLS, VisionClient, split_classifications, split_detections
 from triton_vision_client.errors import ClientError, ServerUnreachableError
 from triton_vision_client.jobs import MAX_FILE_BYTES
@@ -85,16 +86,23 @@ PARAMETERS: dict[str, dict[str, Callable[[str], Any]]] = {
     contract.DETECTION: {contract.SCORE_THRESHOLD: _fraction, contract.MAX_DETECTIONS: _whole(contract.MAX_DETECTIONS)},
     contract.SEGMENTATION: {},
 }
+# The tasks whose answers are detections take detection's parameters and are drawn like it.
+for _task in (contract.INSTANCE_SEGMENTATION, contract.KEYPOINT_TASK):
+    PARAMETERS[_task] = PARAMETERS[contract.DETECTION]
 FIXED_PARAMETERS: dict[str, dict[str, Any]] = {contract.SEGMENTATION: {contract.OVERLAY_PARAMETER: False}}
 SPLIT: dict[str, Callable[[Mapping[str, Any]], list[Any]]] = {
     contract.CLASSIFICATION: split_classifications,
     contract.DETECTION: split_detections,
     contract.SEGMENTATION: split_outputs,
+    contract.INSTANCE_SEGMENTATION: split_instances,
+    contract.KEYPOINT_TASK: split_keypoints,
 }
 VIEWS: dict[str, Callable[[bytes, Any], dict[str, Any]]] = {
     contract.CLASSIFICATION: lambda _data, answer: render.classification_view(answer),
     contract.DETECTION: render.detection_view,
     contract.SEGMENTATION: lambda _data, answer: render.segmentation_view(answer),
+    contract.INSTANCE_SEGMENTATION: render.instances_view,
+    contract.KEYPOINT_TASK: render.keypoints_view,
 }
 DEFAULTS = {
     contract.TOP_K: contract.DEFAULT_TOP_K,

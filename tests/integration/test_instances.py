@@ -184,3 +184,18 @@ def test_maskrcnn_masks_are_the_probabilities_above_one_half_at_the_original_siz
         for k in range(3):
             assert ultra.mask_iou(got.mask(k), want == k + 1) >= 0.99, f"{name}: instance {k}"
         assert np.mean(got.instance_map == want) >= 0.999, name
+
+
+def test_the_playground_draws_the_instances(server):
+    from triton_vision_ui.playground import Playground
+
+    playground = Playground(server.options.grpc_url, "grpc")
+    try:
+        answer = playground.answer(
+            "described", shared_path("images/kitten.jpg").read_bytes(), {"score_threshold": "0.5"}
+        )
+    finally:
+        playground.close()
+    assert answer["task"] == contract.INSTANCE_SEGMENTATION and answer["parameters"] == {"score_threshold": 0.5}
+    assert [row["label"] for row in answer["detections"]] == ["cat"] and answer["detections"][0]["pixels"] > 100000
+    assert answer["drawn"].startswith("data:image/jpeg;base64,")

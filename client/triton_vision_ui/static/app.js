@@ -212,10 +212,13 @@ function ask(panel) {
   drain();
 }
 
+// The tasks whose answers are detections (instances and keypoints drawn on the photo by the server).
+const DETECTION_TASKS = ["detection", "instance-segmentation", "keypoints"];
+
 function parametersFor(task) {
   const query = new URLSearchParams();
   if (task === "classification") query.set("top_k", $("top-k").value);
-  if (task === "detection") {
+  if (DETECTION_TASKS.includes(task)) {
     query.set("score_threshold", $("threshold").value);
     query.set("max_detections", $("max-detections").value);
   }
@@ -265,7 +268,7 @@ async function showAnswer(panel, answer) {
     parts.push(el("p", { class: "warning", text: `stand-in with random weights (${answer.stand_in.join(", ")}): meaningless answers` }));
   }
   if (answer.task === "classification") parts.push(classificationView(answer));
-  else if (answer.task === "detection") parts.push(...detectionView(answer));
+  else if (DETECTION_TASKS.includes(answer.task)) parts.push(...detectionView(answer));
   else parts.push(...(await segmentationView(panel, answer)));
   setPanel(panel, "done", ...parts);
   panel.node.querySelector(".timing").replaceChildren(...timingView(answer));
@@ -306,6 +309,8 @@ function detectionView(answer) {
         el("span", { class: "label", text: row.label }),
         el("span", { class: "score", text: row.score.toFixed(2) }),
         el("span", { class: "muted", text: `[${row.box.join(", ")}]` }),
+        ...(row.pixels === undefined ? [] : [el("span", { class: "muted", text: `${row.pixels} px` })]),
+        ...(row.keypoints === undefined ? [] : [el("span", { class: "muted", text: `${row.keypoints_seen}/${row.keypoints} keypoints` })]),
       ),
     );
   }
@@ -410,14 +415,14 @@ function showControlValues() {
   $("opacity-value").textContent = Number($("opacity").value).toFixed(2);
 }
 
-function askAgain(task) {
-  for (const panel of state.panels) if (panel.ensemble.task === task) ask(panel);
+function askAgain(...tasks) {
+  for (const panel of state.panels) if (tasks.includes(panel.ensemble.task)) ask(panel);
 }
 
 function wire() {
   $("threshold").addEventListener("input", showControlValues);
-  $("threshold").addEventListener("change", () => askAgain("detection"));
-  $("max-detections").addEventListener("change", () => askAgain("detection"));
+  $("threshold").addEventListener("change", () => askAgain(...DETECTION_TASKS));
+  $("max-detections").addEventListener("change", () => askAgain(...DETECTION_TASKS));
   $("top-k").addEventListener("change", () => askAgain("classification"));
   $("opacity").addEventListener("input", () => {
     showControlValues();
