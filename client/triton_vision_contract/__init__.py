@@ -111,6 +111,14 @@ TASK_OUTPUTS = {
 }
 TASKS = tuple(TASK_OUTPUTS)
 BUILTIN_ENSEMBLES = (CLASSIFICATION, DETECTION, SEGMENTATION)  # the built-in ensembles, named after their tasks
+# The `triton-vision` command that asks an ensemble of each task.
+TASK_COMMANDS = {
+    CLASSIFICATION: "classify",
+    DETECTION: "detect",
+    SEGMENTATION: "segment",
+    INSTANCE_SEGMENTATION: "instances",
+    KEYPOINT_TASK: "keypoints",
+}
 
 
 def task_of(outputs: Iterable[str]) -> str | None:

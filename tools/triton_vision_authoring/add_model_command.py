@@ -90,13 +90,9 @@ def _prepare_hint(model: str, repository: Path) -> str:
 
 
 def _verb(task: str) -> str:
-    return {
-        "classification": "classify",
-        "detection": "detect",
-        "segmentation": "segment",
-        "instance-segmentation": "instances",
-        "keypoints": "keypoints",
-    }[task]
+    import triton_vision_contract as contract
+
+    return contract.TASK_COMMANDS[task]
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

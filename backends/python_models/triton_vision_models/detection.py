@@ -383,6 +383,4 @@ def keypoint_spec_of(config: ModelConfig) -> keypoints.KeypointSpec | None:
     names = config.setting("keypoint_names", "")
     if not names:
         return None
-    return keypoints.keypoint_spec(
-        names, config.setting("skeleton", "[]"), config.setting("keypoint_shape", ""), f"model '{config.name}'"
-    )
+    return keypoints.keypoint_spec(names, config.setting("skeleton", "[]"), config.setting("keypoint_shape", ""), "")

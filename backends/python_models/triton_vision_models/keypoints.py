@@ -40,30 +40,32 @@ class KeypointSpec:
 
 
 def keypoint_spec(names_json: str, skeleton_json: str, shape: str, where: str) -> KeypointSpec:
-    """The keypoints' description from config parameter text; :class:`ConfigError` naming the parameter."""
+    """The keypoints' description from config parameter text; :class:`ConfigError` naming the parameter
+    (after ``where``, where given)."""
+    where = f"{where}: " if where else ""
     try:
         names = json.loads(names_json)
         skeleton = json.loads(skeleton_json or "[]")
     except json.JSONDecodeError as exc:
-        raise ConfigError(f"{where}: parameters 'keypoint_names' and 'skeleton' must be JSON: {exc}") from None
+        raise ConfigError(f"{where}parameters 'keypoint_names' and 'skeleton' must be JSON: {exc}") from None
     if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
-        raise ConfigError(f"{where}: parameter 'keypoint_names' must be a JSON list of names, got {names_json!r}")
+        raise ConfigError(f"{where}parameter 'keypoint_names' must be a JSON list of names, got {names_json!r}")
     pairs = []
     for pair in skeleton if isinstance(skeleton, list) else [None]:
         if not (isinstance(pair, list) and len(pair) == 2 and all(isinstance(i, int) for i in pair)):
-            raise ConfigError(f"{where}: parameter 'skeleton' must be a JSON list of [a, b] pairs, got {pair!r}")
+            raise ConfigError(f"{where}parameter 'skeleton' must be a JSON list of [a, b] pairs, got {pair!r}")
         if not all(0 <= i < len(names) for i in pair):
-            raise ConfigError(f"{where}: skeleton pair {pair} names a keypoint beyond the {len(names)} keypoints")
+            raise ConfigError(f"{where}skeleton pair {pair} names a keypoint beyond the {len(names)} keypoints")
         pairs.append((pair[0], pair[1]))
     dims = 3
     if shape:
         try:
             count, dims = (int(v) for v in shape.split(","))
         except ValueError:
-            raise ConfigError(f"{where}: parameter 'keypoint_shape' must be 'J,D', got {shape!r}") from None
+            raise ConfigError(f"{where}parameter 'keypoint_shape' must be 'J,D', got {shape!r}") from None
         if count != len(names) or dims not in (2, 3):
             raise ConfigError(
-                f"{where}: parameter 'keypoint_shape' {shape!r} must be {len(names)} keypoints (the names), "
+                f"{where}parameter 'keypoint_shape' {shape!r} must be {len(names)} keypoints (the names), "
                 "each 2 or 3 values"
             )
     return KeypointSpec(tuple(names), tuple(pairs), dims)

@@ -106,3 +106,21 @@ def test_keypoint_keys_belong_to_the_keypoints_task(tmp_path):
     )
     with pytest.raises(SpecError, match=r"'keypoint_shape' applies to task keypoints, not detection"):
         load_spec(path)
+
+
+def test_check_sets_the_post_processing_up_from_its_config(tmp_path):
+    from triton_vision_authoring.add_model.add_model import add_model
+    from triton_vision_authoring.check import check_repository
+
+    spec = {"format": "yolo-pose", "keypoint_shape": [3, 3], "skeleton": [[0, 1]]}
+    repository = tmp_path / "repo"
+    repository.mkdir()
+    add_model(case(tmp_path, yolo_pose_model(), spec), repository)
+    assert check_repository(repository).ok
+    config = repository / "c_postprocess" / "config.pbtxt"
+    config.write_text(config.read_text().replace("[[0,1]]", "[[0,7]]"))
+    (problem,) = check_repository(repository).problems
+    assert str(problem) == (
+        "c_postprocess: its post-processing cannot start from its config: model 'c_postprocess': skeleton pair "
+        "[0, 7] names a keypoint beyond the 3 keypoints"
+    )
