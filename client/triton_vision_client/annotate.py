@@ -1,4 +1,5 @@
-"""Draw detections on an image with OpenCV: one colour per class, labels on filled backgrounds."""
+"""Draw detections on an image with OpenCV: one colour per class, labels on filled backgrounds; instance
+masks filled in one colour per instance."""
 
 from __future__ import annotations
 
@@ -92,3 +93,61 @@ def annotate_file(encoded: bytes, detections) -> np.ndarray:
         raise ValueError("cannot decode the image to annotate it")
     labels, scores, keys = tags(detections)
     return draw_detections(image, detections.boxes, labels, scores, keys)
+
+
+def draw_instances(image_bgr: np.ndarray, instance_map: np.ndarray, alpha: float = 0.5) -> np.ndarray:
+    """A copy of ``image_bgr`` with each instance's pixels (value k of ``instance_map``) blended with a
+    colour of its own (hues spread by the golden ratio from k), ``alpha`` of the colour."""
+    canvas = image_bgr.astype(np.float32)
+    count = int(instance_map.max()) if instance_map.size else 0
+    palette = np.array([(0, 0, 0)] + [class_colour(k) for k in range(1, count + 1)], dtype=np.float32)
+    covered = (instance_map > 0) & (instance_map <= count)
+    canvas[covered] = (1 - alpha) * canvas[covered] + alpha * palette[instance_map[covered]]
+    return np.clip(np.rint(canvas), 0, 255).astype(np.uint8)
+
+
+def annotate_instances_file(encoded: bytes, instances) -> np.ndarray:
+    """Decode ``encoded`` and draw each instance's mask, then its box and tag."""
+    import cv2
+
+    image = cv2.imdecode(np.frombuffer(encoded, dtype=np.uint8), cv2.IMREAD_COLOR)
+    if image is None:
+        raise ValueError("cannot decode the image to annotate it")
+    if image.shape[:2] != instances.instance_map.shape:
+        raise ValueError(
+            f"the instance map is {list(instances.instance_map.shape)}, the decoded image {list(image.shape[:2])}"
+        )
+    d = instances.detections
+    return draw_detections(draw_instances(image, instances.instance_map), d.boxes, d.labels, d.scores, d.class_ids)
+
+
+def draw_keypoints(image_bgr: np.ndarray, answer, shown: float = 0.5) -> np.ndarray:
+    """``image_bgr`` with each detection's skeleton (lines between keypoints both at or above ``shown``) and its
+    keypoints at or above ``shown`` drawn in its class colour, over its box and tag."""
+    import cv2
+
+    d = answer.detections
+    canvas = draw_detections(image_bgr, d.boxes, d.labels, d.scores, d.class_ids)
+    radius = max(2, round(min(canvas.shape[:2]) / 200))
+    for class_id, points in zip(d.class_ids, answer.points, strict=True):
+        colour = class_colour(class_id)
+        for a, b in answer.skeleton:
+            if points[a][2] >= shown and points[b][2] >= shown:
+                start = (int(round(points[a][0])), int(round(points[a][1])))
+                end = (int(round(points[b][0])), int(round(points[b][1])))
+                cv2.line(canvas, start, end, colour, max(1, radius // 2 + 1), cv2.LINE_AA)
+        for x, y, confidence in points:
+            if confidence >= shown:
+                cv2.circle(canvas, (int(round(x)), int(round(y))), radius, text_colour(colour), -1, cv2.LINE_AA)
+                cv2.circle(canvas, (int(round(x)), int(round(y))), radius, colour, 1, cv2.LINE_AA)
+    return canvas
+
+
+def annotate_keypoints_file(encoded: bytes, answer) -> np.ndarray:
+    """Decode ``encoded`` and draw each detection's box, skeleton and keypoints."""
+    import cv2
+
+    image = cv2.imdecode(np.frombuffer(encoded, dtype=np.uint8), cv2.IMREAD_COLOR)
+    if image is None:
+        raise ValueError("cannot decode the image to annotate it")
+    return draw_keypoints(image, answer)

@@ -143,6 +143,86 @@ def split_embeddings(outputs: Mapping[str, np.ndarray]) -> list[Embedding]:
     return [Embedding(np.ascontiguousarray(row, dtype=np.float32)) for row in outputs[contract.EMBEDDING_OUTPUT]]
 
 
+@dataclass(frozen=True, eq=False)
+class Instances:
+    """One image's instances: its detections (best first) and ``instance_map`` UINT16 [H, W] at the size of
+    the image sent, ``k`` where detection ``k - 1`` (0-based, in the detections' order) covers the pixel and
+    no better one does, 0 elsewhere."""
+
+    detections: Detections
+    instance_map: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.detections)
+
+    def mask(self, index: int) -> np.ndarray:
+        """Detection ``index``'s (0-based) pixels, where no better detection covers them."""
+        return self.instance_map == index + 1
+
+    def pixels(self) -> list[int]:
+        """Each detection's number of pixels in the map."""
+        counts = np.bincount(self.instance_map.reshape(-1), minlength=len(self) + 1)
+        return [int(c) for c in counts[1 : len(self) + 1]]
+
+    def polygons(self, index: int) -> list[list[tuple[int, int]]]:
+        """Detection ``index``'s outlines (OpenCV's ``findContours``, outer boundaries, simplified): each a
+        list of (x, y) pixel corners, largest first."""
+        import cv2
+
+        contours, _ = cv2.findContours(self.mask(index).astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+        ordered = sorted(contours, key=lambda c: -cv2.contourArea(c))
+        return [[(int(x), int(y)) for x, y in contour.reshape(-1, 2)] for contour in ordered]
+
+
+def own_size(padded: np.ndarray, pad: int) -> tuple[int, int]:
+    """The image's own (height, width) in a map padded bottom/right with ``pad`` (its own pixels never are)."""
+    if padded.size == 0:
+        return 0, 0
+    return int(np.count_nonzero(padded[:, 0] != pad)), int(np.count_nonzero(padded[0, :] != pad))
+
+
+def split_instances(out: Mapping[str, np.ndarray]) -> list[Instances]:
+    """An instance-segmentation response (B images) as B :class:`Instances`, maps cropped to each image."""
+    results = []
+    for row, detections in enumerate(split_detections(out)):
+        padded = out[contract.INSTANCE_MAP][row]
+        height, width = own_size(padded, contract.INSTANCE_PAD)
+        results.append(Instances(detections, np.ascontiguousarray(padded[:height, :width])))
+    return results
+
+
+@dataclass(frozen=True, eq=False)
+class Keypoints:
+    """One image's detections (best first) and each one's keypoints: ``points`` FP32 [K, J, 3] (x, y in the
+    image's pixels, confidence), the keypoints' ``names`` and the ``skeleton``'s index pairs."""
+
+    detections: Detections
+    points: np.ndarray
+    names: tuple[str, ...]
+    skeleton: tuple[tuple[int, int], ...]
+
+    def __len__(self) -> int:
+        return len(self.detections)
+
+
+SHOWN_CONFIDENCE = 0.5  # a keypoint is drawn, and counted as seen, at or above it
+
+
+def split_keypoints(out: Mapping[str, np.ndarray]) -> list[Keypoints]:
+    """A keypoints response (B images) as B :class:`Keypoints`, each cut to its COUNT."""
+    results = []
+    for row, detections in enumerate(split_detections(out)):
+        results.append(
+            Keypoints(
+                detections,
+                np.ascontiguousarray(out[contract.KEYPOINTS][row][: len(detections)]),
+                tuple(decode(name) for name in out[contract.KEYPOINT_NAMES][row]),
+                tuple((int(a), int(b)) for a, b in out[contract.SKELETON][row].reshape(-1, 2)),
+            )
+        )
+    return results
+
+
 # Each task's splitter: batched outputs -> one answer per image.
 SPLITTERS: dict[str, Callable[[Mapping[str, np.ndarray]], list]] = {
     contract.CLASSIFICATION: split_classifications,
@@ -150,4 +230,6 @@ SPLITTERS: dict[str, Callable[[Mapping[str, np.ndarray]], list]] = {
     contract.SEGMENTATION: split_segmentations,
     contract.PIPELINE: split_pipeline,
     contract.EMBEDDING: split_embeddings,
+    contract.INSTANCE_SEGMENTATION: split_instances,
+    contract.KEYPOINT_TASK: split_keypoints,
 }

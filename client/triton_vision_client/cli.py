@@ -34,7 +34,7 @@ from .folderjob import (
     run_job,
 )
 from .probe import DEFAULT_TIMEOUT_S, cmd_probe
-from .tasks import CLASSIFY, DETECT, EMBED, PIPELINE, SEGMENT
+from .tasks import CLASSIFY, DETECT, EMBED, INSTANCES, KEYPOINTS, PIPELINE, SEGMENT
 
 __all__ = ["COMMANDS", "Command"]
 
@@ -203,12 +203,33 @@ def run_similar(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def add_instances_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.description = (
+        "Instances for each image from an instance-segmentation ensemble: detections with each one's pixels and "
+        "outline polygons (jsonl, csv), annotated copies (masks coloured per instance) under --out."
+    )
+    add_detection_arguments(parser, INSTANCES)
+
+
+def add_keypoints_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.description = (
+        "Keypoints for each image from a keypoints ensemble: detections with each one's keypoints (x, y, "
+        "confidence; text lists those >= 0.5), annotated copies with skeletons under --out."
+    )
+    add_detection_arguments(parser, KEYPOINTS)
+
+
 def add_detect_arguments(parser: argparse.ArgumentParser) -> None:
     parser.description = (
         "Detections for each image from a detection ensemble; annotated copies under --out mirroring the input tree."
     )
+    add_detection_arguments(parser, DETECT)
+
+
+def add_detection_arguments(parser: argparse.ArgumentParser, task: Task) -> None:
+    """The arguments of the tasks whose answers are detections."""
     parser.epilog = EXIT_CODES_HELP
-    add_job_arguments(parser, task=DETECT.task, default_concurrency=DETECT.default_concurrency)
+    add_job_arguments(parser, task=task.task, default_concurrency=task.default_concurrency)
     parser.add_argument(
         "--threshold",
         type=_fraction,
@@ -282,6 +303,8 @@ COMMANDS = {
     "pipeline": Command(add_pipeline_arguments, job_command(PIPELINE)),
     "embed": Command(add_embed_arguments, job_command(EMBED)),
     "similar": Command(add_similar_arguments, run_similar),
+    "instances": Command(add_instances_arguments, job_command(INSTANCES)),
+    "keypoints": Command(add_keypoints_arguments, job_command(KEYPOINTS)),
     "probe": Command(add_probe_arguments, cmd_probe),
     "ensembles": Command(add_ensembles_arguments, run_ensembles),
 }

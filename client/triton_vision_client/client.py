@@ -290,9 +290,7 @@ class VisionClient:
         """The served ensemble and the images per request for a call of ``task``; raises
         :class:`EnsembleMismatchError` for another task's ensemble, a batch above its maximum or a
         ``top_k`` above its class count (where its config says it)."""
-        if ensemble is None and task not in contract.BUILT_IN_ENSEMBLES:
-            ensemble = survey.only_ensemble(self, task)
-        model = self.served_name(ensemble or task)
+        model = self.served_name(ensemble or survey.only_ensemble_of(self, task))
         try:
             config = self._config(model)
         except ModelNotServedError:

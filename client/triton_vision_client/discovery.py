@@ -16,13 +16,7 @@ import triton_vision_contract as contract
 
 STAND_IN = "stand-in"  # model_info's "kind" of a random-weight model
 # The command that calls each task's ensembles.
-COMMANDS = {
-    contract.CLASSIFICATION: "classify",
-    contract.DETECTION: "detect",
-    contract.SEGMENTATION: "segment",
-    contract.PIPELINE: "pipeline",
-    contract.EMBEDDING: "embed",
-}
+COMMANDS = contract.TASK_COMMANDS
 
 
 @dataclass(frozen=True)

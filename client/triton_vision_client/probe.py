@@ -81,6 +81,13 @@ def _answer(client: VisionClient, ensemble: str, task: str | None) -> str:
     if task == contract.EMBEDDING:
         (embedding,) = client.embed([PROBE_PNG], ensemble=ensemble)
         return f"{embedding.vector.shape[0]}-d embedding"
+    if task == contract.INSTANCE_SEGMENTATION:
+        (instances,) = client._in_order(task, [PROBE_PNG], {}, ensemble, None, 1)
+        height, width = instances.instance_map.shape
+        return f"{len(instances)} instance{'' if len(instances) == 1 else 's'}, {width}x{height} map"
+    if task == contract.KEYPOINT_TASK:
+        (found,) = client._in_order(task, [PROBE_PNG], {}, ensemble, None, 1)
+        return f"{len(found)} detection{'' if len(found) == 1 else 's'} of {len(found.names)} keypoints"
     raise EnsembleMismatchError(
         f"'{ensemble}' answers with no task's outputs (not loaded, or not a triton-vision ensemble)"
     )

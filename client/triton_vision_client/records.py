@@ -24,6 +24,7 @@ FORMATS = ("text", "jsonl", "csv")
 RESUMABLE_FORMATS = ("jsonl", "csv")
 LIST_SEPARATOR = "|"  # between the items of a list in one CSV cell
 TEXT_DETECTIONS = 10  # detections listed per image in text output (the rest counted); jsonl/csv keep all
+KEYPOINT_SHOWN = 0.5  # text output lists a keypoint at or above this confidence (jsonl/csv keep all)
 SMALLEST_FRACTION = 0.00005  # text output: a class below it would print as 0.00%: shown as <0.01%
 
 Record = dict[str, Any]
@@ -187,6 +188,34 @@ def pipeline_text(record: Record, limit: int | None = TEXT_DETECTIONS) -> list[s
     return lines + _files_text(record, ("annotated",))
 
 
+def instance_record(result: ImageResult, files: Mapping[str, str] | None = None) -> Record:
+    """Detections with each instance's pixel count and outline polygons ([[x, y], ...] per outer boundary)."""
+    if not result.ok:
+        return _error_record(result)
+    answer = result.answer
+    record = detection_record(ImageResult(result.source, answer.detections), files)
+    for index, (detection, pixels) in enumerate(zip(record["detections"], answer.pixels(), strict=True)):
+        detection["pixels"] = pixels
+        detection["polygons"] = [[[x, y] for x, y in polygon] for polygon in answer.polygons(index)]
+    height, width = answer.instance_map.shape
+    return {**record, "height": int(height), "width": int(width)}
+
+
+def instance_text(record: Record, limit: int | None = TEXT_DETECTIONS) -> list[str]:
+    found = record["detections"]
+    lines = [f"{record['path']}: {len(found)} instance{'' if len(found) == 1 else 's'}"]
+    for d in found[:limit]:
+        x1, y1, x2, y2 = d["box"]
+        share = d["pixels"] / max(1, record["width"] * record["height"])
+        lines.append(
+            f"  {d['score']:6.3f}  {d['class_id']:3d} {d['label']:<16s} [{x1:7.1f} {y1:7.1f} {x2:7.1f} {y2:7.1f}]"
+            f" {d['pixels']:8d} px {percent(share)}"
+        )
+    if limit is not None and len(found) > limit:
+        lines.append(f"  ... and {len(found) - limit} more")
+    return lines + _files_text(record, ("annotated",))
+
+
 def pipeline_csv(record: Record) -> list[dict[str, Any]]:
     """One row per object (an image without objects: one row, its object cells empty)."""
     rows = []
@@ -208,6 +237,48 @@ def pipeline_csv(record: Record) -> list[dict[str, Any]]:
             }
         )
     return rows or [{"annotated": record.get("annotated", "")}]
+
+
+def instance_csv(record: Record) -> dict[str, Any]:
+    """Detection's cells, plus each instance's pixels and polygons (polygons of one instance split by ';',
+    points as "x y" pairs, all space-separated)."""
+    found = record["detections"]
+    polygons = [";".join(" ".join(f"{x} {y}" for x, y in poly) for poly in d["polygons"]) for d in found]
+    return {**detection_csv(record), "pixels": _joined([d["pixels"] for d in found]), "polygons": _joined(polygons)}
+
+
+def keypoint_record(result: ImageResult, files: Mapping[str, str] | None = None) -> Record:
+    """Detections with each one's keypoints, [x, y, confidence] in ``keypoint_names`` order."""
+    if not result.ok:
+        return _error_record(result)
+    answer = result.answer
+    record = detection_record(ImageResult(result.source, answer.detections), files)
+    for detection, points in zip(record["detections"], answer.points, strict=True):
+        detection["keypoints"] = [
+            [round(float(v), 2) for v in point[:2]] + [round(float(point[2]), 4)] for point in points
+        ]
+    return {**record, "keypoint_names": list(answer.names), "skeleton": [list(pair) for pair in answer.skeleton]}
+
+
+def keypoint_text(record: Record, limit: int | None = TEXT_DETECTIONS) -> list[str]:
+    """Each detection as detect prints it, then its keypoints seen (confidence >= 0.5) by name."""
+    names = record["keypoint_names"]
+    lines = detection_text(record, limit)
+    shown = record["detections"][:limit]
+    files = [line for line in lines if line.startswith("  wrote ")]
+    out = [lines[0]]
+    for line, d in zip(lines[1 : 1 + len(shown)], shown, strict=True):
+        seen = [(n, p) for n, p in zip(names, d["keypoints"], strict=True) if p[2] >= KEYPOINT_SHOWN]
+        out.append(f"{line} {len(seen)}/{len(names)} keypoints")
+        out += [f"      {n:<16s} {p[0]:7.1f} {p[1]:7.1f}  {p[2]:.2f}" for n, p in seen]
+    return out + [line for line in lines[1 + len(shown) :] if line not in files] + files
+
+
+def keypoint_csv(record: Record) -> dict[str, Any]:
+    """Detection's cells, plus each detection's keypoints as "x y confidence" triples, space-separated."""
+    found = record["detections"]
+    points = [" ".join(" ".join(str(v) for v in p) for p in d["keypoints"]) for d in found]
+    return {**detection_csv(record), "keypoint_names": _joined(record["keypoint_names"]), "keypoints": _joined(points)}
 
 
 def percent(fraction: float) -> str:
@@ -283,6 +354,18 @@ PIPELINE = RecordKind(
         "embedding",
         "annotated",
     ),
+)
+INSTANCES = RecordKind(
+    instance_record,
+    instance_text,
+    instance_csv,
+    (*BASE_COLUMNS, "count", "labels", "class_ids", "scores", "boxes", "pixels", "polygons", "annotated"),
+)
+KEYPOINTS = RecordKind(
+    keypoint_record,
+    keypoint_text,
+    keypoint_csv,
+    (*BASE_COLUMNS, "count", "labels", "class_ids", "scores", "boxes", "keypoint_names", "keypoints", "annotated"),
 )
 SEGMENTATION = RecordKind(
     segmentation_record,

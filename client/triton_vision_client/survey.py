@@ -91,16 +91,17 @@ def prefix_hint(client: VisionClient) -> str | None:
         return None
 
 
-def only_ensemble(client: VisionClient, task: str) -> str:
-    """The server's one ensemble of ``task`` (a task without a built-in ensemble, such as pipelines);
-    :class:`~.errors.EnsembleMismatchError` naming them when it has several, none naming what it has."""
-    found = [info.name for info in ensembles(client) if info.task == task]
-    if len(found) == 1:
-        return found[0]
-    if found:
-        names = ", ".join(found)
-        raise EnsembleMismatchError(f"the server has {len(found)} {task} ensembles: {names} (--ensemble NAME)")
-    raise not_served(client, task, task)
+def only_ensemble_of(client: VisionClient, task: str) -> str:
+    """The ensemble a call of ``task`` goes to without --ensemble: the built-in one named after it, else the
+    server's only ready ensemble of that task (several: :class:`EnsembleMismatchError` naming them)."""
+    if task in contract.BUILT_IN_ENSEMBLES:
+        return task
+    ready = [info.name for info in ensembles(client) if info.task == task and info.ready]
+    if len(ready) > 1:
+        raise EnsembleMismatchError(
+            f"the server has {len(ready)} {task} ensembles ({', '.join(ready)}): --ensemble NAME"
+        )
+    return ready[0].removeprefix(client.model_prefix) if ready else task
 
 
 def not_served(client: VisionClient, model: str, task: str) -> ModelNotServedError:

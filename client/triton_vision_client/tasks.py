@@ -1,4 +1,5 @@
-"""The folder jobs' tasks (classify, detect, segment, pipeline, embed): how each starts its requests and
+"""The folder jobs' tasks (classify, detect, segment, pipeline, embed, instances, keypoints): how each starts its
+requests and
 saves its files (:class:`~.folderjob.Task`); answers printed as the jobs print them."""
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from .jobs import ImageResult, as_source
 DETECTIONS_SUFFIX = ".detections.jpg"
 MASK_SUFFIX = "_mask.png"
 EMBEDDING_SUFFIX = ".npy"
+INSTANCES_SUFFIX = ".instances.jpg"
+KEYPOINTS_SUFFIX = ".keypoints.jpg"
 
 
 def warn_stand_ins(client: VisionClient, models: Sequence[str]) -> list[str]:
@@ -67,6 +70,22 @@ def save_detect(result: ImageResult, out_dir: Path) -> dict[str, str]:
     return {"annotated": str(target)}
 
 
+def detection_parameters(args: argparse.Namespace) -> dict:
+    """The request parameters of the tasks whose answers are detections, as given."""
+    given = ((contract.SCORE_THRESHOLD, args.threshold), (contract.MAX_DETECTIONS, args.max_detections))
+    return {name: value for name, value in given if value is not None}
+
+
+def start_instances(client: VisionClient, sources, args: argparse.Namespace, on_retry):
+    return client.infer_many(
+        contract.INSTANCE_SEGMENTATION,
+        sources,
+        detection_parameters(args),
+        keep_data=True,
+        **job_options(args, on_retry),
+    )
+
+
 def start_pipeline(client: VisionClient, sources, args: argparse.Namespace, on_retry):
     return client.pipeline_many(
         sources,
@@ -76,6 +95,36 @@ def start_pipeline(client: VisionClient, sources, args: argparse.Namespace, on_r
         keep_data=True,
         **job_options(args, on_retry),
     )
+
+
+def save_instances(result: ImageResult, out_dir: Path) -> dict[str, str]:
+    """The image with each instance's mask (a colour per instance) and box drawn, as <stem>.instances.jpg."""
+    from .annotate import annotate_instances_file
+
+    return save_drawing(result, out_path(out_dir, result.source, INSTANCES_SUFFIX), annotate_instances_file)
+
+
+def start_keypoints(client: VisionClient, sources, args: argparse.Namespace, on_retry):
+    return client.infer_many(
+        contract.KEYPOINT_TASK, sources, detection_parameters(args), keep_data=True, **job_options(args, on_retry)
+    )
+
+
+def save_keypoints(result: ImageResult, out_dir: Path) -> dict[str, str]:
+    """The image with each detection's box, skeleton and keypoints drawn, as <stem>.keypoints.jpg."""
+    from .annotate import annotate_keypoints_file
+
+    return save_drawing(result, out_path(out_dir, result.source, KEYPOINTS_SUFFIX), annotate_keypoints_file)
+
+
+def save_drawing(result: ImageResult, target: Path, draw) -> dict[str, str]:
+    import cv2
+
+    if result.data is None:
+        raise ValueError("the image's bytes were not kept to draw on")
+    if not cv2.imwrite(str(target), draw(result.data, result.answer)):
+        raise OSError(f"cannot write {target}")
+    return {"annotated": str(target)}
 
 
 def start_segment(client: VisionClient, sources, args: argparse.Namespace, on_retry):
@@ -148,7 +197,25 @@ EMBED = Task(
     default_concurrency=4,
     out_suffix=EMBEDDING_SUFFIX,
 )
-TASKS = {task.task: task for task in (CLASSIFY, DETECT, SEGMENT, PIPELINE, EMBED)}
+INSTANCES = Task(
+    contract.INSTANCE_SEGMENTATION,
+    "found instances in",
+    records.INSTANCES,
+    start_instances,
+    save_instances,
+    default_concurrency=2,
+    out_suffix=INSTANCES_SUFFIX,
+)
+KEYPOINTS = Task(
+    contract.KEYPOINT_TASK,
+    "found keypoints in",
+    records.KEYPOINTS,
+    start_keypoints,
+    save_keypoints,
+    default_concurrency=2,
+    out_suffix=KEYPOINTS_SUFFIX,
+)
+TASKS = {task.task: task for task in (CLASSIFY, DETECT, SEGMENT, PIPELINE, EMBED, INSTANCES, KEYPOINTS)}
 
 
 def print_answers(

@@ -97,6 +97,23 @@ OBJECT_OUTPUTS = {
 }
 OBJECT_NAMES = frozenset(name for outputs in OBJECT_OUTPUTS.values() for name in outputs.values())
 
+# -- instance segmentation: the detection outputs plus one map of instances per image -----------
+INSTANCE_SEGMENTATION = "instance-segmentation"  # the task
+# UINT16 [H, W] at the image's original size: k (1..COUNT) where detection k (BOXES order, best first)
+# covers the pixel and no higher-scored one does, 0 elsewhere; a batch's rows are padded with
+# INSTANCE_PAD to the request's largest H and W (bottom/right, so the image's own rows hold no INSTANCE_PAD).
+INSTANCE_MAP = "INSTANCE_MAP"
+INSTANCE_PAD = 65535
+
+# -- keypoints: the detection outputs plus each detection's keypoints ----------------------------
+KEYPOINT_TASK = "keypoints"  # the task
+# FP32 [K, J, 3]: per detection (BOXES order, rows padded with zeros like BOXES) its J keypoints' x, y in
+# original pixels and confidence (the model's own: yolo-pose's visibility probability, 1 where its export has
+# none; torchvision-keypointrcnn's keypoint heatmap score, unbounded).
+KEYPOINTS = "KEYPOINTS"
+KEYPOINT_NAMES = "KEYPOINT_NAMES"  # BYTES [J]: the keypoints' names, in KEYPOINTS order
+SKELETON = "SKELETON"  # INT32 [E, 2]: pairs of keypoint indices joined when drawn (E may be 0)
+
 # -- model_info: what the repository's ONNX files are (downloaded, imported or stand-in) ----
 MODEL_INFO = "model_info"
 INFO_QUERY = "QUERY"  # BYTES [1]: "sources" (anything else too) or "ensembles"
@@ -112,11 +129,23 @@ TASK_OUTPUTS = {
     DETECTION: (BOXES, SCORES, CLASS_IDS, LABELS, COUNT),
     SEGMENTATION: (MASK, MASK_SIZE, CLASS_FRACTIONS, LABELS, OVERLAY),
     EMBEDDING: (EMBEDDING_OUTPUT,),
+    INSTANCE_SEGMENTATION: (BOXES, SCORES, CLASS_IDS, LABELS, COUNT, INSTANCE_MAP),
+    KEYPOINT_TASK: (BOXES, SCORES, CLASS_IDS, LABELS, COUNT, KEYPOINTS, KEYPOINT_NAMES, SKELETON),
     # and the per-object outputs of its second stage's task (OBJECT_OUTPUTS): see outputs_to_ask
     PIPELINE: (BOXES, SCORES, CLASS_IDS, LABELS, COUNT),
 }
 TASKS = tuple(TASK_OUTPUTS)
 BUILT_IN_ENSEMBLES = (CLASSIFICATION, DETECTION, SEGMENTATION)  # named after their tasks
+# The `triton-vision` command that asks an ensemble of each task.
+TASK_COMMANDS = {
+    CLASSIFICATION: "classify",
+    DETECTION: "detect",
+    SEGMENTATION: "segment",
+    EMBEDDING: "embed",
+    INSTANCE_SEGMENTATION: "instances",
+    KEYPOINT_TASK: "keypoints",
+    PIPELINE: "pipeline",
+}
 
 
 def task_of(outputs: Iterable[str]) -> str | None:
@@ -124,7 +153,8 @@ def task_of(outputs: Iterable[str]) -> str | None:
     names = set(outputs)
     if set(TASK_OUTPUTS[PIPELINE]) <= names and names & OBJECT_NAMES:
         return PIPELINE
-    for task in (SEGMENTATION, DETECTION, CLASSIFICATION, EMBEDDING):  # most specific first: LABELS is shared
+    # most specific first: all share LABELS, and instances and keypoints answer detection's outputs too
+    for task in (INSTANCE_SEGMENTATION, KEYPOINT_TASK, SEGMENTATION, DETECTION, CLASSIFICATION, EMBEDDING):
         if set(TASK_OUTPUTS[task]) <= names:
             return task
     return None

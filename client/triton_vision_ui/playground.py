@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import triton_vision_contract as contract
-from triton_vision_client.answers import split_embeddings
+from triton_vision_client.answers import split_embeddings, split_instances, split_keypoints
 from triton_vision_client.client import (
     DEFAULT_URLS,
     VisionClient,
@@ -94,6 +94,9 @@ PARAMETERS: dict[str, dict[str, Callable[[str], Any]]] = {
     contract.PIPELINE: {contract.SCORE_THRESHOLD: _fraction, contract.TOP_K: _whole(contract.TOP_K)},
     contract.EMBEDDING: {},
 }
+# The tasks whose answers are detections take detection's parameters and are drawn like it.
+for _task in (contract.INSTANCE_SEGMENTATION, contract.KEYPOINT_TASK):
+    PARAMETERS[_task] = PARAMETERS[contract.DETECTION]
 FIXED_PARAMETERS: dict[str, dict[str, Any]] = {contract.SEGMENTATION: {contract.OVERLAY_PARAMETER: False}}
 SPLIT: dict[str, Callable[[Mapping[str, Any]], list[Any]]] = {
     contract.CLASSIFICATION: split_classifications,
@@ -101,6 +104,8 @@ SPLIT: dict[str, Callable[[Mapping[str, Any]], list[Any]]] = {
     contract.SEGMENTATION: split_outputs,
     contract.PIPELINE: split_pipeline,
     contract.EMBEDDING: split_embeddings,
+    contract.INSTANCE_SEGMENTATION: split_instances,
+    contract.KEYPOINT_TASK: split_keypoints,
 }
 VIEWS: dict[str, Callable[[bytes, Any], dict[str, Any]]] = {
     contract.CLASSIFICATION: lambda _data, answer: render.classification_view(answer),
@@ -108,6 +113,8 @@ VIEWS: dict[str, Callable[[bytes, Any], dict[str, Any]]] = {
     contract.SEGMENTATION: lambda _data, answer: render.segmentation_view(answer),
     contract.PIPELINE: render.detection_view,
     contract.EMBEDDING: lambda _data, answer: render.embedding_view(answer),
+    contract.INSTANCE_SEGMENTATION: render.instances_view,
+    contract.KEYPOINT_TASK: render.keypoints_view,
 }
 DEFAULTS = {
     contract.TOP_K: contract.DEFAULT_TOP_K,

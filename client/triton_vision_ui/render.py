@@ -13,8 +13,14 @@ from typing import Any
 import numpy as np
 
 import triton_vision_contract as contract
-from triton_vision_client.annotate import annotate_file, class_colour, tags
-from triton_vision_client.answers import Embedding
+from triton_vision_client.annotate import (
+    annotate_file,
+    annotate_instances_file,
+    annotate_keypoints_file,
+    class_colour,
+    tags,
+)
+from triton_vision_client.answers import SHOWN_CONFIDENCE, Embedding, Instances, Keypoints
 from triton_vision_client.client import Classification, Detections
 from triton_vision_client.segmentation import Segmentation
 
@@ -61,9 +67,31 @@ def _encode(extension: str, image: np.ndarray, params: list[int] | None = None) 
 def detection_view(encoded: bytes, answer: Detections) -> dict[str, Any]:
     """The detections (a pipeline's: each with its object's second-stage answer), and the photo with
     them drawn as a JPEG data URL."""
+    return drawn_detections_view(annotate_file(encoded, answer), answer)
+
+
+def instances_view(encoded: bytes, answer: Instances) -> dict[str, Any]:
+    """detection's view, the photo drawn with each instance's mask in a colour of its own; each row has its
+    pixel count."""
+    view = drawn_detections_view(annotate_instances_file(encoded, answer), answer.detections)
+    for row, pixels in zip(view["detections"], answer.pixels(), strict=True):
+        row["pixels"] = pixels
+    return view
+
+
+def keypoints_view(encoded: bytes, answer: Keypoints) -> dict[str, Any]:
+    """detection's view, the photo drawn with each detection's skeleton; each row has its keypoints seen."""
+    view = drawn_detections_view(annotate_keypoints_file(encoded, answer), answer.detections)
+    for row, points in zip(view["detections"], answer.points, strict=True):
+        row["keypoints_seen"] = int((points[:, 2] >= SHOWN_CONFIDENCE).sum())
+        row["keypoints"] = len(answer.names)
+    return view
+
+
+def drawn_detections_view(drawn: np.ndarray, answer: Detections) -> dict[str, Any]:
+    """The detections' rows and ``drawn`` (the photo with them) as a JPEG data URL."""
     import cv2
 
-    drawn = annotate_file(encoded, answer)
     height, width = drawn.shape[:2]
     detections = []
     _, _, keys = tags(answer)  # a pipeline's boxes take their second-stage answer's colour

@@ -499,7 +499,6 @@ def test_ui_command_over_http_lists_the_ensembles_and_answers_like_the_grpc_clie
             overview = json.load(response)
         status, answer = post(url, kitten, {"Content-Type": "application/octet-stream"})
     assert {e["name"]: e["task"] for e in overview["ensembles"]} == {name: name for name in contract.BUILT_IN_ENSEMBLES}
-    assert {e["name"]: e["task"] for e in overview["ensembles"]} == {name: name for name in contract.BUILT_IN_ENSEMBLES}
     assert overview["server"]["protocol"] == "http" and "over http" in "".join(lines)
     assert status == 200 and [row["label"] for row in answer["labels"]] == list(expected.labels)
 

@@ -1,4 +1,4 @@
-"""``triton-vision add-model SPEC.toml [--model-repository REPO] [--force] [--verify DIR]``."""
+"""``triton-vision add-model SPEC.toml|MODEL.onnx [--name NAME] [--model-repository REPO] [--force] [--verify DIR]``."""
 
 from __future__ import annotations
 
@@ -12,9 +12,11 @@ DEFAULT_VERIFY_LIMIT = 50  # photos per class
 DESCRIPTION = (
     "Make an ONNX classifier, detector or segmenter an encoded-bytes ensemble: write NAME, NAME_preprocess "
     "(DALI), the ONNX model and NAME_postprocess into the repository from an ensemble spec (TOML; every "
-    "key: docs/add-model.md). With --verify DIR (a classifier's photos, one folder per class), first run "
-    "the model in-process under the spec's preprocessing and its usual alternatives (colour order, scaling, "
-    "resize), print their accuracies, and write nothing when one is clearly better."
+    "key: docs/add-model.md), or from a model file that describes itself (an Ultralytics detect, segment or "
+    "pose export: the spec is written from its metadata, printed and kept as NAME/spec.toml). With --verify "
+    "DIR (a classifier's photos, one folder per class), first run the model in-process under the spec's "
+    "preprocessing and its usual alternatives (colour order, scaling, resize), print their accuracies, and "
+    "write nothing when one is clearly better."
 )
 
 
@@ -48,7 +50,22 @@ def run(args: argparse.Namespace) -> int:
             return 1
         if args.verify_only:
             return 0
-    result = add_model(args.spec, args.model_repository, force=args.force)
+    if args.spec.suffix.lower() == ".onnx":
+        if args.verify is not None:
+            print("error: --verify takes a spec (add-model prints the one it writes for MODEL.onnx)", file=sys.stderr)
+            return 2
+        from triton_vision_authoring.add_model.described import add_described_model
+
+        result, described = add_described_model(args.spec, args.model_repository, name=args.name, force=args.force)
+        print(
+            f"{described.spec_path}: written from the metadata of {args.spec.name} (edit it and run add-model on it):"
+        )
+        print("  " + described.text.rstrip("\n").replace("\n", "\n  "))
+    elif args.name is not None:
+        print("error: --name is for MODEL.onnx (a spec names its ensemble: name = ...)", file=sys.stderr)
+        return 2
+    else:
+        result = add_model(args.spec, args.model_repository, force=args.force)
     spec = result.spec
     print(f"{spec.name}: {spec.task} ensemble written to {args.model_repository}/")
     for name in result.written:
@@ -105,14 +122,22 @@ def _prepare_hint(model: str, repository: Path) -> str:
 
 
 def _verb(task: str) -> str:
-    from triton_vision_client.discovery import COMMANDS
+    import triton_vision_contract as contract
 
-    return COMMANDS[task]
+    return contract.TASK_COMMANDS[task]
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.description = DESCRIPTION
-    p.add_argument("spec", type=Path, help="the model spec (TOML); its paths are relative to it")
+    p.add_argument(
+        "spec",
+        type=Path,
+        help="the model spec (TOML; its paths are relative to it), or a model file that describes itself (an "
+        "Ultralytics ONNX export: the spec is written from its metadata)",
+    )
+    p.add_argument(
+        "--name", default=None, help="MODEL.onnx: the ensemble's name (default: the file's name without .onnx)"
+    )
     add_repository(p)
     p.add_argument("--force", action="store_true", help="replace the ensemble's models if the repository has them")
     p.add_argument(

@@ -15,7 +15,10 @@ Each problem names the model, the tensor (or file), what was expected and what w
 - ONNX models: a present ``model.onnx`` has the config's tensor names, dtypes and ranks (fixed
   dimensions must agree); an absent one is a note (model files are prepared, never committed);
 - Python models: ``model.py`` exists; label files exist (``label_filename`` next to the config,
-  and the ``labels`` parameter, a path relative to the repository);
+  and the ``labels`` parameter, a path relative to the repository); a post-processing model of this
+  project (its ``model.py`` builds a runner of :data:`POSTPROCESS_MODULES`) is set up from its config
+  as Triton would, so a parameter it cannot take (an unknown format, keypoint names that are not a JSON
+  list, a skeleton beyond them, ...) is a problem here, not a model that fails to load;
 - GPU configuration is accepted: ``instance_group`` kinds, and ONNX Runtime's execution
   accelerators (``gpu_execution_accelerator`` ``tensorrt``/``cuda``, ``cpu_execution_accelerator``
   ``openvino``); an accelerator name the backend does not know is a problem.
@@ -26,6 +29,9 @@ The offline config tests (``tests/unit/authoring/test_configs.py``) use the same
 from __future__ import annotations
 
 import contextlib
+import importlib
+import json
+import re
 import sys
 import tempfile
 from collections.abc import Iterable, Iterator
@@ -56,6 +62,9 @@ from triton_vision_models.repository import (
 DALI_PIPELINE_FILENAME = DEFAULT_MODEL_FILENAMES[DALI]
 PYTHON_MODEL_FILENAME = DEFAULT_MODEL_FILENAMES[PYTHON]
 ONNX_MODEL_FILENAME = DEFAULT_MODEL_FILENAMES[ONNXRUNTIME]
+# The post-processing runners check loads from a Python model's config (``model.py``: ``python_model(X.from_config``).
+POSTPROCESS_MODULES = ("classification", "detection", "segmentation")
+RUNNER_SOURCE = re.compile(r"from triton_vision_models\.(\w+) import (\w+)\b.*python_model\(\2\.from_config", re.S)
 # Parameters of this project's Python models that name a file, relative to the repository root.
 FILE_PARAMETERS = ("labels",)
 # Execution accelerators Triton's ONNX Runtime backend knows (onnxruntime_backend README).
@@ -416,6 +425,34 @@ def check_onnx(name: str, config: ModelConfig, model_dir: Path) -> list[str]:
 
 
 # -- the repository ---------------------------------------------------------------------------
+def check_postprocess(name: str, config: ModelConfig, model_dir: Path) -> list[str]:
+    """A post-processing model of this project set up from its config as Triton would set it up."""
+    from google.protobuf import json_format
+
+    from triton_vision_models.errors import ConfigError
+    from triton_vision_models.model_config import ModelConfig as RunnerConfig
+
+    for version in version_dirs(model_dir):
+        source = version / (config.default_model_filename or PYTHON_MODEL_FILENAME)
+        found = RUNNER_SOURCE.search(source.read_text(encoding="utf-8")) if source.is_file() else None
+        if found is None or found.group(1) not in POSTPROCESS_MODULES:
+            continue
+        runner = getattr(importlib.import_module(f"triton_vision_models.{found.group(1)}"), found.group(2), None)
+        if runner is None:
+            module = f"triton_vision_models.{found.group(1)}"
+            return [f"{version.name}/{source.name} names {found.group(2)}, which {module} lacks"]
+        args = {
+            "model_config": json.dumps(json_format.MessageToDict(config, preserving_proto_field_name=True)),
+            "model_repository": str(model_dir),
+            "model_version": version.name,
+        }
+        try:
+            runner.from_config(RunnerConfig.from_triton_args(args))
+        except ConfigError as exc:
+            return [f"its post-processing cannot start from its config: {exc}"]
+    return []
+
+
 def check_repository(repository: Path, models: Iterable[str] | None = None) -> Report:
     """Check every model of ``repository`` (or only ``models``; the others are read for wiring)."""
     report = Report(repository=repository)
@@ -445,6 +482,8 @@ def check_repository(repository: Path, models: Iterable[str] | None = None) -> R
             problems += check_onnx(name, config, repository / name)
         elif kind == PYTHON and is_pipeline_step(config):
             problems += check_pipeline_step(name, config, configs)
+        elif kind == PYTHON and not problems:
+            problems += check_postprocess(name, config, repository / name)
         report.problems.extend(Finding(name, message) for message in problems)
         report.notes.extend(Finding(name, message) for message in notes)
     return report

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+import triton_vision_contract as contract
 from triton_vision_authoring.check_report import print_report, quiet_check
 from triton_vision_authoring.export_repo import export_repository
 from triton_vision_authoring.init import repository_or_builtin
@@ -23,9 +24,10 @@ def run(args: argparse.Namespace) -> int:
     copied = ModelRepository.load(args.dest)
     ensembles = [m.name for m in exported if m.name in copied.ensembles]
     if args.prefix and ensembles:
+        verb = contract.TASK_COMMANDS.get(copied[ensembles[0]].task or "", "classify")
         print(
             f"clients call the ensembles by their new names ({', '.join(ensembles)}): "
-            f"triton-vision classify IMAGE --model-prefix {args.prefix}"
+            f"triton-vision {verb} IMAGE --model-prefix {args.prefix}"
         )
     return 0 if report.ok else 1
 

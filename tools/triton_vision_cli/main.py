@@ -74,6 +74,12 @@ COMMANDS = (
         extra="client",
     ),
     Command(
+        "instances",
+        "instances for image files and folders: detections, masks and outlines, drawn",
+        module="triton_vision_client.cli",
+        extra="client",
+    ),
+    Command(
         "embed",
         "an embedding per image: a summary, .npy files, JSON Lines",
         module="triton_vision_client.cli",
@@ -82,6 +88,12 @@ COMMANDS = (
     Command(
         "similar",
         "nearest neighbours (cosine) among the embeddings `embed` wrote",
+        module="triton_vision_client.cli",
+        extra="client",
+    ),
+    Command(
+        "keypoints",
+        "keypoints for image files and folders: detections, keypoints and skeletons, drawn",
         module="triton_vision_client.cli",
         extra="client",
     ),

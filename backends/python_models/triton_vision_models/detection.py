@@ -22,6 +22,14 @@ Config parameters (``triton-vision add-model`` writes them from the ensemble spe
     w, h, objectness, C class probabilities; decoded here as YOLOX's ``demo_postprocess`` does
     (centre ``(x + grid_x) * stride``, size ``exp(w) * stride``), score = objectness x class
     probability; then as ``yolo``;
+  - instance segmentation (:mod:`.instances`; the answer gains INSTANCE_MAP): ``yolo-seg`` (Ultralytics'
+    segment exports), ``yolo``'s RAW_PREDICTIONS with M mask coefficients after the class scores
+    [4 + C + M, N] and RAW_PROTOTYPES [M, h, w]; ``torchvision-maskrcnn``, ``torchvision``'s tensors and
+    RAW_MASKS [K, 1, H, W] probabilities over the network input;
+  - keypoints (:mod:`.keypoints`; the answer gains KEYPOINTS, KEYPOINT_NAMES, SKELETON): ``yolo-pose``
+    (Ultralytics' pose exports), ``yolo``'s rows followed by J x (x, y[, visibility]);
+    ``torchvision-keypointrcnn``, ``torchvision``'s tensors and RAW_KEYPOINTS [K, J, 3],
+    RAW_KEYPOINT_SCORES [K, J];
 - ``resize``/``size``/``pad``: the preprocessing's rule (:mod:`.geometry`), to undo it: together with
   ORIGINAL_SIZE and RESIZED_SIZE (from the preprocessing) every box is mapped back to the decoded
   original image and clipped to it;
@@ -31,12 +39,12 @@ Config parameters (``triton-vision add-model`` writes them from the ensemble spe
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 
-from . import geometry
+from . import geometry, instances, keypoints
 from . import tensors as t
 from .errors import ConfigError, InferenceError, InvalidInputError, InvalidParameterError
 from .labels import labels_of
@@ -48,8 +56,18 @@ TF_OD = "tf-od"
 YOLO = "yolo"
 YOLOV5 = "yolov5"
 YOLOX = "yolox"
-FORMATS = (TORCHVISION, TF_OD, YOLO, YOLOV5, YOLOX)
-NMS_FORMATS = (YOLO, YOLOV5, YOLOX)  # candidates decoded, thresholded and suppressed here (iou_threshold)
+YOLO_SEG = "yolo-seg"
+MASKRCNN = "torchvision-maskrcnn"
+YOLO_POSE = "yolo-pose"
+KEYPOINTRCNN = "torchvision-keypointrcnn"
+FORMATS = (TORCHVISION, TF_OD, YOLO, YOLOV5, YOLOX, YOLO_SEG, MASKRCNN, YOLO_POSE, KEYPOINTRCNN)
+INSTANCE_FORMATS = (YOLO_SEG, MASKRCNN)  # their answer gains INSTANCE_MAP
+KEYPOINT_FORMATS = (YOLO_POSE, KEYPOINTRCNN)  # their answer gains KEYPOINTS, KEYPOINT_NAMES, SKELETON
+# Candidates decoded, thresholded and suppressed here (request parameter iou_threshold).
+NMS_FORMATS = (YOLO, YOLOV5, YOLOX, YOLO_SEG, YOLO_POSE)
+TORCHVISION_FORMATS = (TORCHVISION, MASKRCNN, KEYPOINTRCNN)  # torchvision's boxes, scores, labels (count)
+SAME_FOR_EVERY_IMAGE = (t.COUNT, t.KEYPOINT_NAMES, t.SKELETON)  # not padded to the request's largest COUNT
+MASK_THRESHOLD = 0.5  # a pixel is an instance's where its mask's probability is above it
 YOLOX_STRIDES = (8, 16, 32)
 IOU_THRESHOLD = "iou_threshold"  # request parameter of the yolo format
 DEFAULT_IOU_THRESHOLD = 0.45
@@ -131,6 +149,8 @@ class Candidates:
     scores: np.ndarray  # [n]
     class_ids: np.ndarray  # [n] int64, the model's own ids
     ranked: bool = False  # already thresholded, suppressed and cut (yolo)
+    masks: instances.MaskSource | None = None  # instance formats: each candidate's mask
+    keypoints: np.ndarray | None = None  # keypoint formats: [n, J, 3] x, y in network-input pixels, confidence
 
 
 def _count(counts: np.ndarray | None, index: int, rows: int) -> int:
@@ -161,12 +181,32 @@ def decode_tf_od(inputs: Mapping[str, np.ndarray], index: int, network: geometry
     return Candidates(xyxy, scores[:n], np.rint(ids[:n]).astype(np.int64))
 
 
-def decode_yolo(predictions: np.ndarray, threshold: float, iou_threshold: float, max_detections: int) -> Candidates:
-    """[4 + C, N] (cx, cy, w, h, C scores) -> the detections above ``threshold`` after class-wise NMS."""
-    if predictions.ndim != 2 or predictions.shape[0] < 5:
-        raise InvalidInputError(f"yolo predictions must be [4 + classes, candidates], got {list(predictions.shape)}")
+def decode_yolo(
+    predictions: np.ndarray,
+    threshold: float,
+    iou_threshold: float,
+    max_detections: int,
+    prototypes: np.ndarray | None = None,
+    pose: keypoints.KeypointSpec | None = None,
+) -> Candidates:
+    """[4 + C, N] (cx, cy, w, h, C scores) -> the detections above ``threshold`` after class-wise NMS;
+    with ``prototypes`` [M, h, w] (yolo-seg) the rows end with M mask coefficients, [4 + C + M, N]; with
+    ``pose`` (yolo-pose) with J x D keypoint values."""
+    extra = prototypes.shape[0] if prototypes is not None else pose.count * pose.dims if pose is not None else 0
+    if predictions.ndim != 2 or predictions.shape[0] < 5 + extra:
+        wanted = f"[4 + classes + {extra}, candidates]" if extra else "[4 + classes, candidates]"
+        raise InvalidInputError(f"yolo predictions must be {wanted}, got {list(predictions.shape)}")
     rows = predictions.T.astype(np.float32)
-    return suppress(rows[:, :4], rows[:, 4:], threshold, iou_threshold, max_detections)
+    classes_end = rows.shape[1] - extra
+    found, chosen = suppress(rows[:, :4], rows[:, 4:classes_end], threshold, iou_threshold, max_detections)
+    masks = None if prototypes is None else instances.MaskSource(0.0, True, rows[chosen, classes_end:], prototypes)
+    if pose is None:
+        points = None
+    elif chosen.size:
+        points = keypoints.split_yolo_pose(rows[chosen], pose)
+    else:
+        points = np.zeros((0, pose.count, 3), np.float32)
+    return replace(found, masks=masks, keypoints=points)
 
 
 def decode_yolov5(predictions: np.ndarray, threshold: float, iou_threshold: float, max_detections: int) -> Candidates:
@@ -175,7 +215,7 @@ def decode_yolov5(predictions: np.ndarray, threshold: float, iou_threshold: floa
     if predictions.ndim != 2 or predictions.shape[1] < 6:
         raise InvalidInputError(f"yolov5 predictions must be [candidates, 5 + classes], got {list(predictions.shape)}")
     rows = predictions.astype(np.float32)
-    return suppress(rows[:, :4], rows[:, 5:] * rows[:, 4:5], threshold, iou_threshold, max_detections)
+    return suppress(rows[:, :4], rows[:, 5:] * rows[:, 4:5], threshold, iou_threshold, max_detections)[0]
 
 
 def yolox_grid(network: geometry.Size) -> tuple[np.ndarray, np.ndarray]:
@@ -204,14 +244,14 @@ def decode_yolox(
     with np.errstate(over="ignore"):  # a huge raw size is an infinite box, which no threshold keeps apart
         sizes = np.exp(rows[:, 2:4]) * strides
     boxes = np.concatenate([(rows[:, :2] + cells) * strides, sizes], axis=1)
-    return suppress(boxes, rows[:, 5:] * rows[:, 4:5], threshold, iou_threshold, max_detections)
+    return suppress(boxes, rows[:, 5:] * rows[:, 4:5], threshold, iou_threshold, max_detections)[0]
 
 
 def suppress(
     cxcywh: np.ndarray, class_scores: np.ndarray, threshold: float, iou_threshold: float, max_detections: int
-) -> Candidates:
+) -> tuple[Candidates, np.ndarray]:
     """Candidates (centre x, y, width, height; a score per class) -> each one's best class, those at or above
-    ``threshold``, class-wise NMS, the best ``max_detections``."""
+    ``threshold``, class-wise NMS, the best ``max_detections``; and the kept candidates' row indices."""
     import cv2
 
     rows = cxcywh.astype(np.float32)
@@ -219,7 +259,8 @@ def suppress(
     scores = class_scores[np.arange(len(rows)), ids]
     keep = np.flatnonzero((scores >= threshold) & np.isfinite(rows).all(axis=1))
     if keep.size == 0:
-        return Candidates(np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros(0, np.int64), True)
+        empty = Candidates(np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros(0, np.int64), True)
+        return empty, keep
     cx, cy, w, h = (rows[keep, i] for i in range(4))
     xywh = np.stack([cx - w / 2, cy - h / 2, w, h], axis=1)
     # OpenCV keeps classes apart by shifting class c's boxes by c * (largest coordinate + 1), which only
@@ -233,7 +274,8 @@ def suppress(
     # Best first (NMSBoxesBatched returns them so; a stable sort keeps that order among ties).
     chosen = chosen[np.argsort(-scores[keep][chosen], kind="stable")][:max_detections]
     boxes = np.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], axis=1)[chosen]
-    return Candidates(boxes, scores[keep][chosen], ids[keep][chosen].astype(np.int64), True)
+    found = Candidates(boxes, scores[keep][chosen], ids[keep][chosen].astype(np.int64), True)
+    return found, keep[chosen]
 
 
 class DetectionPostprocessor:
@@ -249,9 +291,13 @@ class DetectionPostprocessor:
         default_score_threshold: float = t.DEFAULT_SCORE_THRESHOLD,
         default_max_detections: int = t.DEFAULT_MAX_DETECTIONS,
         default_iou_threshold: float = DEFAULT_IOU_THRESHOLD,
+        keypoint_spec: keypoints.KeypointSpec | None = None,
     ) -> None:
         if format not in FORMATS:
             raise ConfigError(f"parameter 'format' must be one of {', '.join(FORMATS)}, got '{format}'")
+        if format in KEYPOINT_FORMATS and keypoint_spec is None:
+            raise ConfigError(f"format '{format}' needs the keypoints' names (parameter 'keypoint_names')")
+        self.keypoint_spec = keypoint_spec
         self.labels = label_table(labels)
         self.format = format
         self.label_offset = label_offset
@@ -284,6 +330,7 @@ class DetectionPostprocessor:
                 default_score_threshold=threshold,
                 default_max_detections=max_detections,
                 default_iou_threshold=iou,
+                keypoint_spec=keypoint_spec_of(config),
             )
         except ConfigError as exc:
             raise ConfigError(f"model '{config.name}': {exc}") from None
@@ -297,6 +344,9 @@ class DetectionPostprocessor:
         shapes = {name: list(value.shape) for name, value in inputs.items()}
         if self.format in NMS_FORMATS:
             consistent = inputs[t.RAW_PREDICTIONS].ndim == 3 and inputs[t.RAW_PREDICTIONS].shape[0] == batch
+            if self.format == YOLO_SEG:
+                prototypes = inputs[t.RAW_PROTOTYPES]
+                consistent = consistent and prototypes.ndim == 4 and prototypes.shape[0] == batch
         else:
             boxes, scores, ids = inputs[t.RAW_BOXES], inputs[t.RAW_SCORES], inputs[t.RAW_LABELS]
             consistent = (
@@ -307,6 +357,14 @@ class DetectionPostprocessor:
                 and ids.shape == boxes.shape[:2]
                 and (t.RAW_COUNT not in inputs or inputs[t.RAW_COUNT].shape[0] == batch)
             )
+            if self.format == MASKRCNN:
+                masks = inputs[t.RAW_MASKS]
+                consistent = consistent and masks.ndim in (4, 5) and masks.shape[:2] == boxes.shape[:2]
+            if self.format == KEYPOINTRCNN and self.keypoint_spec is not None:
+                points, point_scores = inputs[t.RAW_KEYPOINTS], inputs[t.RAW_KEYPOINT_SCORES]
+                joints = self.keypoint_spec.count
+                consistent = consistent and points.shape == (*boxes.shape[:2], joints, 3)
+                consistent = consistent and point_scores.shape == (*boxes.shape[:2], joints)
         if not consistent or original.shape != (batch, 2) or resized.shape != (batch, 2):
             raise InvalidInputError(f"detection_postprocess: inconsistent inputs ({shapes})")
         return batch
@@ -330,20 +388,37 @@ class DetectionPostprocessor:
             placement = self.rule.placement((int(original[0]), int(original[1])), (int(resized[0]), int(resized[1])))
             if self.format == TORCHVISION:
                 found = decode_torchvision(inputs, i)
+            elif self.format == MASKRCNN:
+                found = decode_torchvision(inputs, i)
+                masks = inputs[t.RAW_MASKS][i]
+                fields = masks.reshape(masks.shape[0], *masks.shape[-2:])[: len(found.scores)]
+                found = replace(found, masks=instances.MaskSource(MASK_THRESHOLD, False, masks=fields))
+            elif self.format == KEYPOINTRCNN:
+                found = decode_torchvision(inputs, i)
+                n = len(found.scores)
+                points = inputs[t.RAW_KEYPOINTS][i][:n, :, :2]
+                confidence = inputs[t.RAW_KEYPOINT_SCORES][i][:n, :, None]
+                found = replace(found, keypoints=np.concatenate([points, confidence], axis=2).astype(np.float32))
             elif self.format == TF_OD:
                 found = decode_tf_od(inputs, i, placement.network)
-            elif self.format == YOLO:
-                found = decode_yolo(inputs[t.RAW_PREDICTIONS][i], threshold, iou, max_detections)
             elif self.format == YOLOV5:
                 found = decode_yolov5(inputs[t.RAW_PREDICTIONS][i], threshold, iou, max_detections)
-            else:
+            elif self.format == YOLOX:
                 found = decode_yolox(inputs[t.RAW_PREDICTIONS][i], placement.network, threshold, iou, max_detections)
+            else:
+                prototypes = inputs[t.RAW_PROTOTYPES][i] if self.format == YOLO_SEG else None
+                pose = self.keypoint_spec if self.format == YOLO_POSE else None
+                found = decode_yolo(inputs[t.RAW_PREDICTIONS][i], threshold, iou, max_detections, prototypes, pose)
             results.append(self.one_image(found, placement, threshold, max_detections))
         width = max((len(r[t.SCORES]) for r in results), default=0)
-        return {
-            name: np.stack([r[name] if name == t.COUNT else pad_rows(r[name], width) for r in results])
+        batched = {
+            name: np.stack([r[name] if name in SAME_FOR_EVERY_IMAGE else pad_rows(r[name], width) for r in results])
             for name in (results[0] if results else ())
+            if name != t.INSTANCE_MAP
         }
+        if self.format in INSTANCE_FORMATS:
+            batched[t.INSTANCE_MAP] = instances.pad_maps([r[t.INSTANCE_MAP] for r in results], t.INSTANCE_PAD)
+        return batched
 
     def one_image(
         self, found: Candidates, placement: geometry.Placement, threshold: float, max_detections: int
@@ -352,10 +427,31 @@ class DetectionPostprocessor:
             np.arange(len(found.scores)) if found.ranked else select_detections(found.scores, threshold, max_detections)
         )
         class_ids = (found.class_ids[keep] + self.label_offset).astype(np.int32)
-        return {
-            t.BOXES: geometry.boxes_to_original(found.boxes[keep], placement),
+        boxes = geometry.boxes_to_original(found.boxes[keep], placement)
+        answer = {
+            t.BOXES: boxes,
             t.SCORES: found.scores[keep].astype(np.float32),
             t.CLASS_IDS: class_ids,
             t.LABELS: label_names(class_ids, self.labels),
             t.COUNT: np.array([len(keep)], dtype=np.int32),
         }
+        if self.format in INSTANCE_FORMATS:
+            masks = found.masks
+            if masks is None:
+                raise InferenceError(f"format '{self.format}' decoded no masks")
+            answer[t.INSTANCE_MAP] = instances.instance_map(boxes, masks.fields(keep), masks, placement)
+        if self.format in KEYPOINT_FORMATS and self.keypoint_spec is not None:
+            if found.keypoints is None:
+                raise InferenceError(f"format '{self.format}' decoded no keypoints")
+            answer[t.KEYPOINTS] = keypoints.to_original(found.keypoints[keep], placement)
+            answer[t.KEYPOINT_NAMES] = self.keypoint_spec.names_table()
+            answer[t.SKELETON] = self.keypoint_spec.skeleton_table()
+        return answer
+
+
+def keypoint_spec_of(config: ModelConfig) -> keypoints.KeypointSpec | None:
+    """The keypoints' names, skeleton and row shape from the config's parameters (None without names)."""
+    names = config.setting("keypoint_names", "")
+    if not names:
+        return None
+    return keypoints.keypoint_spec(names, config.setting("skeleton", "[]"), config.setting("keypoint_shape", ""), "")

@@ -26,6 +26,12 @@ from triton_vision_contract import (  # noqa: F401 - re-exported: the models imp
     INFO_ENSEMBLES,
     INFO_JSON,
     INFO_QUERY,
+    INSTANCE_MAP,
+    INSTANCE_PAD,
+    INSTANCE_SEGMENTATION,
+    KEYPOINT_NAMES,
+    KEYPOINT_TASK,
+    KEYPOINTS,
     LABELS,
     MASK,
     MASK_PAD,
@@ -47,6 +53,7 @@ from triton_vision_contract import (  # noqa: F401 - re-exported: the models imp
     SEGMENTATION,
     SEGMENTATION_MAX_BATCH,
     SEGMENTER,
+    SKELETON,
     TOP_K,
     VOC_CLASSES,
 )
@@ -120,6 +127,15 @@ RAW_LABELS = "RAW_LABELS"
 RAW_COUNT = "RAW_COUNT"
 RAW_PREDICTIONS = "RAW_PREDICTIONS"  # yolo format: FP32 [4 + classes, candidates] (centre x, y, w, h, scores)
 RAW_EMBEDDING = "RAW_EMBEDDING"  # embedding: the model's output, [D], [D, 1, 1] or tokens [T, D]
+# Instance segmentation: yolo-seg's RAW_PREDICTIONS rows end with M mask coefficients, and RAW_PROTOTYPES FP32
+# [M, h, w] are its mask prototypes over the network input; torchvision-maskrcnn's RAW_MASKS FP32 [K, 1, H, W]
+# are per-detection probabilities over the network input.
+RAW_PROTOTYPES = "RAW_PROTOTYPES"
+RAW_MASKS = "RAW_MASKS"
+# Keypoints: yolo-pose's RAW_PREDICTIONS rows end with J x (x, y[, confidence]) in network-input pixels;
+# torchvision-keypointrcnn's RAW_KEYPOINTS FP32 [K, J, 3] (x, y, visibility) and RAW_KEYPOINT_SCORES [K, J].
+RAW_KEYPOINTS = "RAW_KEYPOINTS"
+RAW_KEYPOINT_SCORES = "RAW_KEYPOINT_SCORES"
 CLASS_MAP = "CLASS_MAP"  # segmentation format "class-map": the model's class ids [H, W]
 # ensemble outputs, per image, padded to the request's largest K: BOXES FP32 [K, 4] (x1 y1 x2 y2,
 # original pixels), SCORES FP32 [K], CLASS_IDS INT32 [K] (label file lines), LABELS BYTES [K],

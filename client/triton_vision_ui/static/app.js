@@ -212,11 +212,16 @@ function ask(panel) {
   drain();
 }
 
+// The tasks whose answers are detections (instances and keypoints drawn on the photo by the server).
+const DETECTION_TASKS = ["detection", "instance-segmentation", "keypoints"];
+// The tasks drawn as boxes on the photo: those, and pipelines (each box with its object's answer).
+const DRAWN_TASKS = [...DETECTION_TASKS, "pipeline"];
+
 function parametersFor(task) {
   const query = new URLSearchParams();
   if (task === "classification" || task === "pipeline") query.set("top_k", $("top-k").value);
-  if (task === "detection" || task === "pipeline") query.set("score_threshold", $("threshold").value);
-  if (task === "detection") query.set("max_detections", $("max-detections").value);
+  if (DRAWN_TASKS.includes(task)) query.set("score_threshold", $("threshold").value);
+  if (DETECTION_TASKS.includes(task)) query.set("max_detections", $("max-detections").value);
   return query;
 }
 
@@ -263,7 +268,7 @@ async function showAnswer(panel, answer) {
     parts.push(el("p", { class: "warning", text: `stand-in with random weights (${answer.stand_in.join(", ")}): meaningless answers` }));
   }
   if (answer.task === "classification") parts.push(classificationView(answer));
-  else if (answer.task === "detection" || answer.task === "pipeline") parts.push(...detectionView(answer));
+  else if (DRAWN_TASKS.includes(answer.task)) parts.push(...detectionView(answer));
   else if (answer.task === "embedding") parts.push(embeddingView(answer));
   else parts.push(...(await segmentationView(panel, answer)));
   setPanel(panel, "done", ...parts);
@@ -312,6 +317,8 @@ function detectionView(answer) {
         el("span", { class: "score", text: row.score.toFixed(2) }),
         el("span", { class: "muted", text: `[${row.box.join(", ")}]` }),
         ...(row.answer ? [el("span", { class: "answer", text: `→ ${row.answer.label} ${percent(row.answer.score)}` })] : []),
+        ...(row.pixels === undefined ? [] : [el("span", { class: "muted", text: `${row.pixels} px` })]),
+        ...(row.keypoints === undefined ? [] : [el("span", { class: "muted", text: `${row.keypoints_seen}/${row.keypoints} keypoints` })]),
       ),
     );
   }
@@ -422,8 +429,8 @@ function askAgain(...tasks) {
 
 function wire() {
   $("threshold").addEventListener("input", showControlValues);
-  $("threshold").addEventListener("change", () => askAgain("detection", "pipeline"));
-  $("max-detections").addEventListener("change", () => askAgain("detection"));
+  $("threshold").addEventListener("change", () => askAgain(...DRAWN_TASKS));
+  $("max-detections").addEventListener("change", () => askAgain(...DETECTION_TASKS));
   $("top-k").addEventListener("change", () => askAgain("classification", "pipeline"));
   $("opacity").addEventListener("input", () => {
     showControlValues();

@@ -259,7 +259,8 @@ def test_wrong_types_and_ranges_are_refused(tables, message):
         (
             "classification",
             {"top": {"task": "detect"}},
-            "my.toml: 'task' must be one of classification, detection, segmentation, embedding, got 'detect'",
+            "my.toml: 'task' must be one of classification, detection, segmentation, embedding, "
+            "instance-segmentation, keypoints, got 'detect'",
         ),
         (
             "classification",
@@ -403,33 +404,41 @@ def test_values_outside_their_choices_are_refused(task, tables, message):
         (
             "classification",
             {"postprocess": {"format": "yolo"}},
-            "my.toml: [postprocess] 'format' applies to detection and segmentation, not classification",
+            "my.toml: [postprocess] 'format' applies to detection, segmentation, instance-segmentation, keypoints, not "
+            "classification",
         ),
         (
             "segmentation",
             {"postprocess": {"label_offset": 1}},
-            "my.toml: [postprocess] 'label_offset' applies to task detection, not segmentation",
+            "my.toml: [postprocess] 'label_offset' applies to task detection, instance-segmentation and keypoints, "
+            "not "
+            "segmentation",
         ),
         (
             "segmentation",
             {"postprocess": {"score_threshold": 0.3}},
-            "my.toml: [postprocess] 'score_threshold' applies to task detection, not segmentation",
+            "my.toml: [postprocess] 'score_threshold' applies to task detection, instance-segmentation and keypoints, "
+            "not "
+            "segmentation",
         ),
         (
             "classification",
             {"postprocess": {"max_detections": 3}},
-            "my.toml: [postprocess] 'max_detections' applies to task detection, not classification",
+            "my.toml: [postprocess] 'max_detections' applies to task detection, instance-segmentation and keypoints, "
+            "not "
+            "classification",
         ),
         (
             "detection",
             {"postprocess": {"format": "torchvision", "iou_threshold": 0.5}},
-            "my.toml: [postprocess] 'iou_threshold' applies to formats yolo, yolov5, yolox (their NMS), "
-            "not 'torchvision'",
+            "my.toml: [postprocess] 'iou_threshold' applies to format 'yolo', 'yolov5', 'yolox', 'yolo-seg', "
+            "'yolo-pose' (their NMS), not 'torchvision'",
         ),
         (
             "segmentation",
             {"inputs": {"image_sizes": "sizes"}},
-            "my.toml: [inputs] 'image_sizes' applies to task detection, not segmentation",
+            "my.toml: [inputs] 'image_sizes' applies to task detection, instance-segmentation and keypoints, not "
+            "segmentation",
         ),
         (
             "classification",
@@ -460,7 +469,8 @@ def test_keys_that_do_not_apply_to_the_task_format_or_rule_are_refused(task, tab
             "classification",
             ("task",),
             {},
-            "my.toml: 'task' is missing (one of classification, detection, segmentation, embedding)",
+            "my.toml: 'task' is missing (one of classification, detection, segmentation, embedding, "
+            "instance-segmentation, keypoints)",
         ),
         (
             "classification",

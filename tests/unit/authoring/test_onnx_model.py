@@ -106,8 +106,8 @@ def test_yolo_rows_against_the_label_lines(tmp_path):
         labels=("red",),
     )
     assert refusal(path) == (
-        "c.toml vs c.onnx: output 'output0' has 6 rows (4 box + 2 classes), the label file c.txt has 1 lines "
-        "(label_offset 0)"
+        "c.toml vs c.onnx: format 'yolo' reads output 'output0' [-1, 6, 5] as 4 box + 2 classes, the label file "
+        "c.txt has 1 lines (label_offset 0)"
     )
 
 

@@ -88,3 +88,35 @@ def test_the_legend_lists_the_classes_present_largest_first_with_their_fractions
     assert [row["class_id"] for row in legend] == [0, VOC_PERSON, VOC_CAT]
     assert [row["fraction"] for row in legend] == pytest.approx([1 - 450 / 2400, 300 / 2400, 150 / 2400])
     assert legend[1]["colour"] == "#c08080" and legend[1]["drawn"] and not legend[0]["drawn"]
+
+
+def test_instances_are_filled_on_the_photo_and_rows_count_their_pixels():
+    from triton_vision_client.answers import Instances
+    from triton_vision_ui.render import instances_view
+
+    photo = np.full((60, 80, 3), 128, np.uint8)
+    encoded = cv2.imencode(".png", photo)[1].tobytes()
+    instance_map = np.zeros((60, 80), np.uint16)
+    instance_map[30:50, 40:70] = 1
+    answer = Instances(Detections(((5.0, 5.0, 20.0, 20.0),), (0.9,), (0,), ("cat",)), instance_map)
+    view = instances_view(encoded, answer)
+    drawn = decoded(view["drawn"], cv2.IMREAD_COLOR).astype(int)
+    assert view["detections"][0]["pixels"] == 600
+    inside = np.abs(drawn[35:45, 45:65] - 128).sum(axis=2)
+    outside = np.abs(drawn[52:58, 72:78] - 128).sum(axis=2)
+    assert np.median(inside) > 60 and np.median(outside) < 15
+
+
+def test_keypoint_rows_say_how_many_keypoints_are_seen():
+    from triton_vision_client.answers import Keypoints
+    from triton_vision_ui.render import keypoints_view
+
+    encoded = cv2.imencode(".png", np.zeros((60, 80, 3), np.uint8))[1].tobytes()
+    points = np.array([[[10, 10, 0.9], [50, 40, 0.8], [70, 5, 0.1]]], np.float32)
+    answer = Keypoints(
+        Detections(((5.0, 5.0, 60.0, 50.0),), (0.9,), (0,), ("person",)), points, ("a", "b", "c"), ((0, 1),)
+    )
+    view = keypoints_view(encoded, answer)
+    assert (view["detections"][0]["keypoints_seen"], view["detections"][0]["keypoints"]) == (2, 3)
+    drawn = decoded(view["drawn"], cv2.IMREAD_COLOR)
+    assert drawn[25, 30].any()  # on the limb from (10, 10) to (50, 40)

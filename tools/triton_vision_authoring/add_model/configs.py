@@ -8,13 +8,14 @@ deterministic: the committed built-in ensembles are compared with it by a unit t
 
 from __future__ import annotations
 
+import json
 import textwrap
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import triton_vision_contract as contract
 from triton_vision_authoring.add_model.dali_source import describe
-from triton_vision_authoring.add_model.ensemble_spec import NMS_FORMATS, EnsembleSpec, QueueSpec
+from triton_vision_authoring.add_model.ensemble_spec import DETECTION_TASKS, NMS_FORMATS, EnsembleSpec, QueueSpec
 from triton_vision_authoring.add_model.onnx_model import ModelSignature, Tensor
 from triton_vision_models import tensors as t
 
@@ -29,6 +30,10 @@ ROLE_INPUTS = {
     "classes": (t.RAW_LABELS, "raw_labels"),
     "count": (t.RAW_COUNT, "raw_count"),
     "predictions": (t.RAW_PREDICTIONS, "raw_predictions"),
+    "prototypes": (t.RAW_PROTOTYPES, "raw_prototypes"),
+    "masks": (t.RAW_MASKS, "raw_masks"),
+    "keypoints": (t.RAW_KEYPOINTS, "raw_keypoints"),
+    "keypoint_scores": (t.RAW_KEYPOINT_SCORES, "raw_keypoint_scores"),
     "logits": (t.LOGITS, "logits"),
     "embedding": (t.RAW_EMBEDDING, "raw_embedding"),
 }
@@ -157,13 +162,23 @@ def ensemble_outputs(spec: EnsembleSpec, model: ModelSignature) -> list[str]:
         ]
     if spec.task == contract.EMBEDDING:
         return [_tensor(t.EMBEDDING_OUTPUT, "TYPE_FP32", [model.embedding_dim or -1])]
-    if spec.task == contract.DETECTION:
+    if spec.task in DETECTION_TASKS:
+        instances = {
+            contract.DETECTION: [],
+            contract.INSTANCE_SEGMENTATION: [_tensor(t.INSTANCE_MAP, "TYPE_UINT16", [-1, -1])],
+            contract.KEYPOINT_TASK: [
+                _tensor(t.KEYPOINTS, "TYPE_FP32", [-1, len(model.keypoint_names), 3]),
+                _tensor(t.KEYPOINT_NAMES, "TYPE_STRING", [len(model.keypoint_names)]),
+                _tensor(t.SKELETON, "TYPE_INT32", [-1, 2]),
+            ],
+        }[spec.task]
         return [
             _tensor(t.BOXES, "TYPE_FP32", [-1, 4]),
             _tensor(t.SCORES, "TYPE_FP32", [-1]),
             _tensor(t.CLASS_IDS, "TYPE_INT32", [-1]),
             _tensor(t.LABELS, "TYPE_STRING", [-1]),
             _tensor(t.COUNT, "TYPE_INT32", [1]),
+            *instances,
         ]
     return [
         _tensor(t.MASK, "TYPE_UINT8", [-1, -1]),
@@ -183,6 +198,18 @@ TASK_NOTES = {
         "Outputs per image, best first, padded to K = the largest COUNT of the request: BOXES FP32 [K, 4]\n"
         "(x1, y1, x2, y2 in pixels of the decoded original image, clipped), SCORES FP32 [K], CLASS_IDS INT32\n"
         "[K] (line numbers of the label file), LABELS BYTES [K], COUNT INT32 [1] (rows beyond it are padding).\n"
+        'Request parameters "score_threshold" and "max_detections" reach the post-processing.'
+    ),
+    contract.INSTANCE_SEGMENTATION: (
+        "Outputs per image: detection's (BOXES, SCORES, CLASS_IDS, LABELS, COUNT, best first, padded to the\n"
+        "request's largest COUNT) and INSTANCE_MAP UINT16 [H, W] at the image's original size: k (1..COUNT) where\n"
+        "detection k covers the pixel and no better one does, 0 elsewhere, padded with 65535 to the request's\n"
+        'largest image. Request parameters "score_threshold" and "max_detections" reach the post-processing.'
+    ),
+    contract.KEYPOINT_TASK: (
+        "Outputs per image: detection's (BOXES, SCORES, CLASS_IDS, LABELS, COUNT, best first, padded to the\n"
+        "request's largest COUNT), KEYPOINTS FP32 [K, J, 3] (each detection's keypoints: x, y in original pixels,\n"
+        "confidence), KEYPOINT_NAMES BYTES [J], SKELETON INT32 [E, 2] (keypoint pairs joined when drawn).\n"
         'Request parameters "score_threshold" and "max_detections" reach the post-processing.'
     ),
     contract.SEGMENTATION: (
@@ -288,7 +315,7 @@ def request_parameters(spec: EnsembleSpec) -> str:
     """The request parameters the post-processing reads, for comments."""
     if spec.task == contract.CLASSIFICATION:
         return contract.TOP_K
-    if spec.task == contract.DETECTION:
+    if spec.task in DETECTION_TASKS:
         extra = ", iou_threshold" if spec.postprocess.format in NMS_FORMATS else ""
         return f"{contract.SCORE_THRESHOLD}, {contract.MAX_DETECTIONS}{extra}"
     if spec.task == contract.EMBEDDING:
@@ -446,7 +473,7 @@ def postprocess_parameters(spec: EnsembleSpec, model: ModelSignature) -> list[tu
         geometry_items.append(("size_divisible", str(rule.size_divisible)))
     if rule.mode == "letterbox":
         geometry_items.append(("pad", rule.pad))
-    if spec.task == contract.DETECTION:
+    if spec.task in DETECTION_TASKS:
         items += [
             ("format", post.format),
             ("label_offset", str(post.label_offset)),
@@ -455,8 +482,26 @@ def postprocess_parameters(spec: EnsembleSpec, model: ModelSignature) -> list[tu
         ]
         if post.format in NMS_FORMATS:
             items.append(("default_iou_threshold", f"{post.iou_threshold:g}"))
+        if spec.task == contract.KEYPOINT_TASK:
+            items += keypoint_parameters(model)
         return items + geometry_items
     return [*items, ("format", post.format), *geometry_items]
+
+
+def keypoint_parameters(model: ModelSignature) -> list[tuple[str, str]]:
+    """The keypoints' names and skeleton as JSON (quotes escaped for the config's text), and yolo-pose's row
+    shape."""
+
+    def text(value: object) -> str:
+        return json.dumps(value, separators=(",", ":")).replace("\\", "\\\\").replace('"', '\\"')
+
+    items = [
+        ("keypoint_names", text(list(model.keypoint_names))),
+        ("skeleton", text([list(p) for p in model.skeleton])),
+    ]
+    if model.keypoint_shape is not None:
+        items.append(("keypoint_shape", f"{model.keypoint_shape[0]},{model.keypoint_shape[1]}"))
+    return items
 
 
 def postprocess_config(spec: EnsembleSpec, model: ModelSignature, max_batch: int) -> str:
@@ -474,6 +519,10 @@ def postprocess_config(spec: EnsembleSpec, model: ModelSignature, max_batch: int
         "fractions, optional overlay",
         contract.EMBEDDING: f"the model's output as one vector per image (pooling {spec.postprocess.pooling}), "
         + ("L2-normalised" if spec.postprocess.normalize else "its own scale (normalize = false)"),
+        contract.INSTANCE_SEGMENTATION: f"'{spec.postprocess.format}' detections above the threshold, boxes back "
+        "to the original pixels, labels, and their masks as one map of instances at the original size",
+        contract.KEYPOINT_TASK: f"'{spec.postprocess.format}' detections above the threshold, boxes and keypoints "
+        "back to the original pixels, labels, the keypoints' names and skeleton",
     }[spec.task]
     return _write(
         [
@@ -498,6 +547,8 @@ RUNNERS = {
     contract.DETECTION: ("detection", "DetectionPostprocessor", ", validate_inputs=False"),
     contract.SEGMENTATION: ("segmentation", "SegmentationPostprocessor", ""),
     contract.EMBEDDING: ("embedding", "EmbeddingPostprocessor", ""),
+    contract.INSTANCE_SEGMENTATION: ("detection", "DetectionPostprocessor", ", validate_inputs=False"),
+    contract.KEYPOINT_TASK: ("detection", "DetectionPostprocessor", ", validate_inputs=False"),
 }
 
 

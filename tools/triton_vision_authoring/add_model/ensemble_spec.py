@@ -2,7 +2,8 @@
 
 ```toml
 name = "pets"                       # the ensemble's name; composing models are NAME_*
-task = "classification"             # classification | detection | segmentation | embedding
+task = "classification"             # classification | detection | segmentation | embedding |
+                                    # instance-segmentation | keypoints
 model = "pets.onnx"                 # paths relative to the spec file
 labels = "pets.txt"                 # one class name per line
 
@@ -36,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 import triton_vision_contract as contract
+from triton_vision_authoring.add_model.keypoint_keys import KeypointKeys, parse_keypoint_keys
 from triton_vision_authoring.add_model.keys import DEFAULT_MAX_QUEUE_SIZE, DEFAULT_QUEUE_TIMEOUT_MS, KEYS
 from triton_vision_models import detection, geometry
 from triton_vision_models import tensors as t
@@ -61,7 +63,16 @@ CLASSIFICATION_OUTPUTS = ("logits", "probabilities")
 DETECTION_FORMATS = ("torchvision", "tf-od", "yolo", "yolov5", "yolox")
 NMS_FORMATS = detection.NMS_FORMATS  # the formats whose NMS runs in the post-processing (iou_threshold)
 SEGMENTATION_FORMATS = ("logits-nchw", "logits-nhwc", "class-map")
-FORMATS = {contract.DETECTION: DETECTION_FORMATS, contract.SEGMENTATION: SEGMENTATION_FORMATS}
+INSTANCE_FORMATS = ("yolo-seg", "torchvision-maskrcnn")
+KEYPOINT_FORMATS = ("yolo-pose", "torchvision-keypointrcnn")
+FORMATS = {
+    contract.DETECTION: DETECTION_FORMATS,
+    contract.SEGMENTATION: SEGMENTATION_FORMATS,
+    contract.INSTANCE_SEGMENTATION: INSTANCE_FORMATS,
+    contract.KEYPOINT_TASK: KEYPOINT_FORMATS,
+}
+# Tasks whose answer is detections (boxes, scores, classes): the detection keys apply to them all.
+DETECTION_TASKS = (contract.DETECTION, contract.INSTANCE_SEGMENTATION, contract.KEYPOINT_TASK)
 NAME_PATTERN = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
 # Images per request when the spec does not say (the built-in ensembles' sizes); a model that
 # cannot batch gets 1. image_guard, shared by every ensemble, takes at most MAX_IMAGES_PER_REQUEST.
@@ -70,6 +81,8 @@ DEFAULT_MAX_BATCH = {
     contract.DETECTION: 4,
     contract.SEGMENTATION: 4,
     contract.EMBEDDING: 32,
+    contract.INSTANCE_SEGMENTATION: 4,
+    contract.KEYPOINT_TASK: 4,
 }
 # Tasks whose answer is about the whole image, not its pixels: their preprocessing gives no sizes and
 # their post-processing maps nothing back; a classifier-sized backbone (its model's instances).
@@ -91,12 +104,29 @@ ROLES: dict[str, dict[str, tuple[str, ...]]] = {
     "yolo": {"predictions": ("output0",)},
     "yolov5": {"predictions": ("output0", "output")},
     "yolox": {"predictions": ("output",)},
+    "yolo-seg": {"predictions": ("output0",), "prototypes": ("output1",)},
+    "yolo-pose": {"predictions": ("output0",)},
+    "torchvision-keypointrcnn": {
+        "boxes": ("boxes",),
+        "scores": ("scores",),
+        "labels": ("labels",),
+        "keypoints": ("keypoints",),
+        "keypoint_scores": ("keypoints_scores",),
+        "count": ("count",),
+    },
+    "torchvision-maskrcnn": {
+        "boxes": ("boxes",),
+        "scores": ("scores",),
+        "labels": ("labels",),
+        "masks": ("masks",),
+        "count": ("count",),
+    },
     "logits-nchw": {"logits": ("out",)},
     "logits-nhwc": {"logits": ()},
     "class-map": {"classes": ()},
     "embedding": {"embedding": ()},
 }
-OPTIONAL_ROLES = {("torchvision", "count")}
+OPTIONAL_ROLES = {("torchvision", "count"), ("torchvision-maskrcnn", "count"), ("torchvision-keypointrcnn", "count")}
 # What each resize rule's sizes are, for the message when one is missing.
 RULE_KEY_HINTS = {
     "size": "the network input's [height, width]",
@@ -113,16 +143,19 @@ RULE_KEYS = {
     "max_size": geometry.KEEP_ASPECT,
     "size_divisible": geometry.KEEP_ASPECT,
 }
-# [postprocess] keys that only one task reads (iou_threshold: detection format yolo only).
-POSTPROCESS_TASKS = {
-    "output": contract.CLASSIFICATION,
-    "top_k": contract.CLASSIFICATION,
-    "label_offset": contract.DETECTION,
-    "score_threshold": contract.DETECTION,
-    "max_detections": contract.DETECTION,
-    "iou_threshold": contract.DETECTION,
-    "normalize": contract.EMBEDDING,
-    "pooling": contract.EMBEDDING,
+# [postprocess] keys that only some tasks read (iou_threshold: the NMS formats only).
+POSTPROCESS_TASKS: dict[str, tuple[str, ...]] = {
+    "output": (contract.CLASSIFICATION,),
+    "top_k": (contract.CLASSIFICATION,),
+    "label_offset": DETECTION_TASKS,
+    "score_threshold": DETECTION_TASKS,
+    "max_detections": DETECTION_TASKS,
+    "iou_threshold": DETECTION_TASKS,
+    "keypoint_names": (contract.KEYPOINT_TASK,),
+    "skeleton": (contract.KEYPOINT_TASK,),
+    "keypoint_shape": (contract.KEYPOINT_TASK,),
+    "normalize": (contract.EMBEDDING,),
+    "pooling": (contract.EMBEDDING,),
 }
 
 
@@ -138,6 +171,7 @@ class PostprocessSpec:
     iou_threshold: float = 0.45
     normalize: bool = True  # embedding: L2-normalised
     pooling: str = "none"  # embedding: none, cls or mean (a token output)
+    keypoints: KeypointKeys = field(default_factory=KeypointKeys)
 
 
 @dataclass(frozen=True)
@@ -262,6 +296,11 @@ class Table:
         if len(value) != count or any(isinstance(v, bool) or not isinstance(v, allowed) for v in value):
             raise self.fail(key, wanted)
         return tuple(int(v) if integers else float(v) for v in value)
+
+
+def _listed(items: tuple[str, ...]) -> str:
+    """'a', 'a and b', 'a, b and c'."""
+    return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} and {items[-1]}"
 
 
 def _did_you_mean(key: str, known: list[str]) -> str:
@@ -391,8 +430,8 @@ def _postprocess(table: Table, task: str) -> PostprocessSpec:
     formats = FORMATS.get(task)
     output = table.choice("output", CLASSIFICATION_OUTPUTS, "logits") or "logits"
     for key, used_by in POSTPROCESS_TASKS.items():
-        if table.has(key) and task != used_by:
-            raise SpecError(f"{table.where(key)} applies to task {used_by}, not {task}")
+        if table.has(key) and task not in used_by:
+            raise SpecError(f"{table.where(key)} applies to task {_listed(used_by)}, not {task}")
     fmt = ""
     if formats is not None:
         fmt = table.choice("format", formats) or ""
@@ -401,10 +440,11 @@ def _postprocess(table: Table, task: str) -> PostprocessSpec:
                 f"{table.path.name}: [postprocess] 'format' is missing (for {task}: one of {', '.join(formats)})"
             )
     elif table.has("format"):
-        raise SpecError(f"{table.where('format')} applies to detection and segmentation, not {task}")
-    if table.has("iou_threshold") and task == contract.DETECTION and fmt not in NMS_FORMATS:
+        raise SpecError(f"{table.where('format')} applies to {', '.join(FORMATS)}, not {task}")
+    if table.has("iou_threshold") and fmt not in NMS_FORMATS:
         raise SpecError(
-            f"{table.where('iou_threshold')} applies to formats {', '.join(NMS_FORMATS)} (their NMS), not '{fmt}'"
+            f"{table.where('iou_threshold')} applies to format {', '.join(map(repr, NMS_FORMATS))} (their NMS), "
+            f"not '{fmt}'"
         )
     label_offset = table.get("label_offset", int, "a whole number", 0)
     tensors = table.get("tensors", dict, "a table of role = tensor name", {})
@@ -431,6 +471,9 @@ def _postprocess(table: Table, task: str) -> PostprocessSpec:
         raise table.fail("iou_threshold", "a number in [0, 1]")
     normalize = table.get("normalize", bool, "true or false", True)
     pooling = table.choice("pooling", POOLINGS, "none") or "none"
+    keypoints = parse_keypoint_keys(table)
+    if keypoints.shape is not None and fmt != "yolo-pose":
+        raise SpecError(f"{table.where('keypoint_shape')} applies to format 'yolo-pose' (its rows), not '{fmt}'")
     return PostprocessSpec(
         output,
         fmt,
@@ -442,6 +485,7 @@ def _postprocess(table: Table, task: str) -> PostprocessSpec:
         float(iou),
         normalize,
         pooling,
+        keypoints,
     )
 
 
@@ -521,8 +565,8 @@ def parse_spec(text: str, path: Path) -> EnsembleSpec:
     inputs = tables["inputs"]
     image_input = inputs.get("image", str, "an input name")
     image_sizes = inputs.get("image_sizes", str, "an input name")
-    if image_sizes is not None and task != contract.DETECTION:
-        raise SpecError(f"{inputs.where('image_sizes')} applies to task detection, not {task}")
+    if image_sizes is not None and task not in DETECTION_TASKS:
+        raise SpecError(f"{inputs.where('image_sizes')} applies to task {_listed(DETECTION_TASKS)}, not {task}")
     declared = _declared(tables["tensors"]) if top.has("tensors") else None
     if model is None and declared is None:
         raise SpecError(f"{path.name}: 'model' is missing (the ONNX file, relative to the spec file)")
@@ -530,6 +574,11 @@ def parse_spec(text: str, path: Path) -> EnsembleSpec:
         raise SpecError(
             f"{path.name}: [preprocess] resize 'keep-aspect' gives images of different sizes; "
             "a classifier needs a fixed size (shorter-crop, stretch or letterbox)"
+        )
+    if preprocess.rule.mode == geometry.KEEP_ASPECT and postprocess.format == "yolo-seg":
+        raise SpecError(
+            f"{path.name}: [postprocess] format 'yolo-seg' gives mask prototypes over the whole network input, "
+            "whose size resize 'keep-aspect' leaves to each batch (its largest image): use letterbox"
         )
     if preprocess.rule.mode == geometry.KEEP_ASPECT and postprocess.format == "tf-od":
         raise SpecError(

@@ -18,7 +18,11 @@ KEYS: dict[str, dict[str, tuple[str, str]]] = {
             "string",
             "the ensemble's name; its composing models are NAME_preprocess, NAME_model, NAME_postprocess",
         ),
-        "task": ("string", "classification, detection, segmentation or embedding"),
+        "task": (
+            "string",
+            "classification, detection, segmentation, embedding, instance-segmentation or keypoints (detection's "
+            "keys apply to the last two)",
+        ),
         "model": ("path", "the ONNX file, relative to the spec file (copied into NAME_model/1/model.onnx)"),
         "labels": ("path", "one class name per line; CLASS_IDS index its lines (0-based); not for embedding"),
         "model_name": ("string", "the ONNX model's name in the repository (default NAME_model)"),
@@ -83,7 +87,9 @@ KEYS: dict[str, dict[str, tuple[str, str]]] = {
         "output": ("string", "classification: logits (softmax applied) or probabilities (default logits)"),
         "format": (
             "string",
-            "detection: torchvision, tf-od, yolo, yolov5 or yolox; segmentation: logits-nchw, logits-nhwc or class-map",
+            "detection: torchvision, tf-od, yolo, yolov5 or yolox; segmentation: logits-nchw, logits-nhwc or "
+            "class-map; instance-segmentation: yolo-seg or torchvision-maskrcnn; keypoints: yolo-pose or "
+            "torchvision-keypointrcnn",
         ),
         "label_offset": ("integer", "detection: the label of model class id c is line c + label_offset (default 0)"),
         "tensors": ("table", "the model's output tensors by role, where they are not the conventional names (below)"),
@@ -95,7 +101,8 @@ KEYS: dict[str, dict[str, tuple[str, str]]] = {
         "max_detections": ("integer", "detection: default of the max_detections request parameter (default 100)"),
         "iou_threshold": (
             "number",
-            "detection (yolo, yolov5, yolox): default of the iou_threshold request parameter (default 0.45)",
+            "detection (yolo, yolov5, yolox, yolo-seg, yolo-pose): default of the iou_threshold request parameter "
+            "(default 0.45)",
         ),
         "normalize": (
             "boolean",
@@ -105,6 +112,21 @@ KEYS: dict[str, dict[str, tuple[str, str]]] = {
             "string",
             "embedding: none (an output [D] or [D, 1, 1] per image), or for a token output [T, D]: cls (its first "
             "token) or mean (the mean of all T tokens); default none",
+        ),
+        "keypoint_names": (
+            "list of strings",
+            "keypoints: the keypoints' names in the model's order (default: COCO's 17 for 17 keypoints, "
+            "else keypoint0, ...)",
+        ),
+        "skeleton": (
+            "list of [a, b]",
+            "keypoints: pairs of keypoint indices (0-based) joined when drawn (default: COCO's for 17 "
+            "keypoints, else none)",
+        ),
+        "keypoint_shape": (
+            "[keypoints, 2 or 3]",
+            "keypoints (yolo-pose): keypoints per detection and values per keypoint (x, y[, visibility]); default: the "
+            "file's Ultralytics metadata kpt_shape",
         ),
     },
     "inputs": {

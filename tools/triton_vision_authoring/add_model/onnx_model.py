@@ -33,8 +33,10 @@ from triton_vision_authoring.add_model.batching import (
     add_batch_dimension,
     free_batch_dimension,
 )
+from triton_vision_authoring.add_model.detection_outputs import check_keypointrcnn, check_yolo, file_keypoint_shape
 from triton_vision_authoring.add_model.ensemble_spec import (
     DEFAULT_MAX_BATCH,
+    DETECTION_TASKS,
     DTYPES,
     OPTIONAL_ROLES,
     ROLES,
@@ -86,6 +88,10 @@ class ModelSignature:
     source_name: str = ""  # the file the user gave (its name), where the model came from one
     num_classes: int | None = None  # from the output shape, where it tells
     embedding_dim: int | None = None  # embedding: D, where the output's shape tells
+    file_keypoint_shape: tuple[int, int] | None = None  # the file's own word (Ultralytics' kpt_shape metadata)
+    keypoint_shape: tuple[int, int] | None = None  # keypoints: (J, values per keypoint in yolo-pose's rows)
+    keypoint_names: tuple[str, ...] = ()
+    skeleton: tuple[tuple[int, int], ...] = ()
 
     def input(self, name: str) -> Tensor:
         return next(t for t in self.inputs if t.name == name)
@@ -155,7 +161,7 @@ def find_image_input(spec: EnsembleSpec, inputs: Sequence[Tensor], where: str) -
                 f"{where}: [inputs] image_sizes = '{spec.image_sizes_input}' is not an input of the file "
                 f"(inputs: {', '.join(names)})"
             )
-    elif len(others) == 1 and spec.task == contract.DETECTION and others[0].dtype in ("TYPE_INT64", "TYPE_INT32"):
+    elif len(others) == 1 and spec.task in DETECTION_TASKS and others[0].dtype in ("TYPE_INT64", "TYPE_INT32"):
         sizes = others[0]
     remaining = [t.name for t in others if sizes is None or t.name != sizes.name]
     if remaining:
@@ -279,7 +285,7 @@ def check_outputs(spec: EnsembleSpec, signature: ModelSignature, labels: int, wh
             raise SpecError(
                 f"{where}: [postprocess] top_k = {top_k} but the label file {spec.label_name} has {labels} classes"
             )
-    elif fmt in ("torchvision", "tf-od"):
+    elif fmt in ("torchvision", "tf-od", "torchvision-maskrcnn", "torchvision-keypointrcnn"):
         boxes = out["boxes"]
         if len(boxes.shape) != 3 or boxes.shape[-1] not in (4, -1):
             raise refuse("boxes", "[batch, detections, 4]")
@@ -288,19 +294,12 @@ def check_outputs(spec: EnsembleSpec, signature: ModelSignature, labels: int, wh
                 raise refuse(role, "[batch, detections]")
         if "count" in out and len(out["count"].shape) not in (1, 2):
             raise refuse("count", "[batch] or [batch, 1]")
-    elif fmt == "yolo":
-        predictions = out["predictions"]
-        if len(predictions.shape) != 3:
-            raise refuse("predictions", "[batch, 4 + classes, candidates]")
-        if predictions.shape[1] > 0:
-            count = predictions.shape[1] - 4
-            if count < 1 or count + spec.postprocess.label_offset > labels:
-                raise SpecError(
-                    f"{where}: output '{predictions.name}' has {predictions.shape[1]} rows (4 box + {count} classes), "
-                    f"the label file {spec.label_name} has {labels} lines "
-                    f"(label_offset {spec.postprocess.label_offset})"
-                )
-            signature.num_classes = count
+        if "masks" in out and len(out["masks"].shape) not in (4, 5):
+            raise refuse("masks", "[batch, detections, 1, height, width] probabilities")
+        if fmt == "torchvision-keypointrcnn":
+            check_keypointrcnn(spec, signature, out, where, refuse)
+    elif fmt in ("yolo", "yolo-seg", "yolo-pose"):
+        check_yolo(spec, signature, out, labels, where, refuse)
     elif fmt in ("logits-nchw", "logits-nhwc"):
         logits = out["logits"]
         if len(logits.shape) != 4:
@@ -433,6 +432,7 @@ def prepare_model(spec: EnsembleSpec, model: onnx.ModelProto, labels: int) -> tu
         image_sizes_input=sizes.name if sizes is not None else None,
     )
     result.roles = find_roles(spec, outputs, where)
+    result.file_keypoint_shape = file_keypoint_shape(marks)
     check_outputs(spec, result, labels, where)
     result.source_name = marks.get(SOURCE_KEY) or (spec.model.name if spec.model else "")
     _mark(model, {BATCHING_KEY: batching, SOURCE_KEY: result.source_name})
