@@ -46,7 +46,9 @@ from triton_vision_models.repository import ModelRepository, RepositoryModel
 
 SPEC_FILENAME = "spec.toml"
 KEEP = "1/.gitkeep"
-DETECTORS = (contract.DETECTION,)  # tasks whose ensembles can be a pipeline's [detect]
+# Tasks whose ensembles can be a pipeline's [detect]: those answering detections (their own extra
+# outputs, an instance map or keypoints, stay with the detector ensemble).
+DETECTORS = (contract.DETECTION, contract.INSTANCE_SEGMENTATION, contract.KEYPOINT_TASK)
 SECOND_STAGES = (contract.CLASSIFICATION, contract.EMBEDDING)  # tasks whose ensembles can be its [then]
 # Each second-stage task's per-object outputs: (name, type); their dims are [K, k] or [K, D].
 OBJECT_OUTPUTS = {

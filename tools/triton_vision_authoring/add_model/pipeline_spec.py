@@ -54,7 +54,11 @@ PIPELINE_KEYS: dict[str, dict[str, tuple[str, str]]] = {
         "queue_timeout_ms": ("integer", "a request that waited this long at the objects step is refused (0: no limit)"),
     },
     "detect": {
-        "ensemble": ("string", "a detection ensemble of the repository: its image part runs, then its post-processing"),
+        "ensemble": (
+            "string",
+            "a detection (or instance-segmentation, keypoints) ensemble of the repository: its image part runs, "
+            "then its post-processing",
+        ),
         "classes": ("list of strings", "the detector's labels whose objects go on (default: all)"),
         "score_threshold": (
             "number",
