@@ -2,8 +2,9 @@
 client-side paths and ``add-model --verify`` use it (the server does the same with DALI).
 
 Geometry from :mod:`triton_vision_models.geometry` (the rules the DALI pipelines and the
-post-processing follow); OpenCV resizes (``INTER_AREA`` when an antialiased resize shrinks, as
-Pillow's filters do; ``INTER_LINEAR``/``INTER_CUBIC``/``INTER_NEAREST`` otherwise).
+post-processing follow); the resize of the spec's ``resize_like`` library exactly (as the server's
+CPU path), or with ``resize_like = "dali"`` OpenCV's (``INTER_AREA`` when an antialiased resize
+shrinks, as Pillow's filters do; ``INTER_LINEAR``/``INTER_CUBIC``/``INTER_NEAREST`` otherwise).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from triton_vision_authoring.add_model.ensemble_spec import PreprocessSpec
-from triton_vision_models import geometry
+from triton_vision_models import exact_resize, geometry
 from triton_vision_models.errors import ImageRejectedError
 
 
@@ -38,6 +39,8 @@ def _resize(image: np.ndarray, size: geometry.Size, pre: PreprocessSpec) -> np.n
     import cv2
 
     height, width = size
+    if pre.resize_like != exact_resize.DALI:
+        return exact_resize.resize(image, size, pre.resize_like, pre.interpolation)
     shrinking = height < image.shape[0] or width < image.shape[1]
     if pre.interpolation == "nearest":
         flag = cv2.INTER_NEAREST
