@@ -176,24 +176,39 @@ def add_embed_arguments(parser: argparse.ArgumentParser) -> None:
 def add_similar_arguments(parser: argparse.ArgumentParser) -> None:
     parser.description = (
         "The embeddings most similar (cosine) to each QUERY among those `embed` wrote: a folder of .npy files "
-        "(--out) or a JSON Lines file (--format jsonl --output). Exact search (NumPy); no server needed."
+        "(--out) or a JSON Lines file (--format jsonl --output). Exact search (NumPy); a server only to embed "
+        "an image QUERY (--ensemble)."
     )
     parser.add_argument(
         "queries",
         nargs="+",
         metavar="QUERY",
-        help="an .npy file, or a name in the index (an image path of the JSON Lines records, an .npy file's path "
-        "within the folder); itself left out of its answers",
+        help="an .npy file, a name in the index (an image path of the JSON Lines records, an .npy file's path "
+        "within the folder; itself left out of its answers), or with --ensemble an image file",
+    )
+    parser.add_argument(
+        "--ensemble", default=None, metavar="NAME", help="the embedding ensemble that embeds an image QUERY"
     )
     parser.add_argument("--in", dest="index", type=Path, required=True, metavar="EMBEDDINGS", help="folder or .jsonl")
     parser.add_argument("-k", type=positive_int, default=5, help="neighbours per query (default 5)")
     parser.add_argument("--json", action="store_true", help="one JSON object per query on stdout")
+    add_connection(parser)
 
 
 def run_similar(args: argparse.Namespace) -> int:
     from .similar import search
 
-    for answer in search(args.queries, args.index, args.k):
+    if args.ensemble is None:
+        answers = search(args.queries, args.index, args.k)
+    else:
+        check_protocol(args.protocol)
+        with VisionClient(args.url, args.protocol, model_prefix=args.model_prefix) as client:
+
+            def embed(path: Path):
+                return client.embed([path.read_bytes()], ensemble=args.ensemble)[0].vector
+
+            answers = search(args.queries, args.index, args.k, embed)
+    for answer in answers:
         if args.json:
             print(json.dumps(answer, ensure_ascii=False))
             continue

@@ -12,7 +12,7 @@ approximate answers without a gain at that size.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -86,9 +86,15 @@ def load_index(source: Path) -> EmbeddingIndex:
     return _stack(names, vectors, source)
 
 
-def query_vector(query: str, index: EmbeddingIndex, source: Path) -> tuple[np.ndarray, str | None]:
+Embed = Callable[[Path], np.ndarray]  # an image file -> its embedding (through a server's ensemble)
+
+
+def query_vector(
+    query: str, index: EmbeddingIndex, source: Path, embed: Embed | None = None
+) -> tuple[np.ndarray, str | None]:
     """The query's vector, and its name in ``index`` (left out of its answers) where it is one of them:
-    a name of the index, or an .npy file (one of the index's own when it lies in the index's folder)."""
+    a name of the index, an .npy file (one of the index's own when it lies in the index's folder), or
+    with ``embed`` an image file, embedded."""
     if query in index.names:
         return index.vectors[index.names.index(query)], query
     path = Path(query)
@@ -98,8 +104,11 @@ def query_vector(query: str, index: EmbeddingIndex, source: Path) -> tuple[np.nd
         if source.is_dir() and path.resolve().is_relative_to(source.resolve()):
             own = path.resolve().relative_to(source.resolve()).as_posix()
         return vector, own if own in index.names else None
+    if embed is not None and path.is_file():
+        return _vector(embed(path), query), None
     shown = ", ".join(index.names[:3]) + (", ..." if len(index) > 3 else "")
-    raise UsageError(f"{query}: neither an .npy file nor a name in the index (its names: {shown})")
+    also = ", nor an image file" if embed is not None else " (an image needs --ensemble: it is embedded first)"
+    raise UsageError(f"{query}: neither an .npy file nor a name in the index{also} (its names: {shown})")
 
 
 def nearest(index: EmbeddingIndex, query: np.ndarray, k: int, *, exclude: str | None = None) -> list[tuple[str, float]]:
@@ -120,12 +129,12 @@ def nearest(index: EmbeddingIndex, query: np.ndarray, k: int, *, exclude: str | 
     return [(index.names[i], float(similarity[i])) for i in order[:k]]
 
 
-def search(queries: Sequence[str], source: Path, k: int) -> list[dict]:
+def search(queries: Sequence[str], source: Path, k: int, embed: Embed | None = None) -> list[dict]:
     """For each query, {"query", "neighbours": [{"name", "cosine"}]} over the index at ``source``."""
     index = load_index(source)
     answers = []
     for query in queries:
-        vector, own = query_vector(query, index, source)
+        vector, own = query_vector(query, index, source, embed)
         found = nearest(index, vector, k, exclude=own)
         answers.append(
             {"query": query, "neighbours": [{"name": name, "cosine": round(value, 6)} for name, value in found]}

@@ -151,5 +151,14 @@ def test_embed_and_similar_from_the_command_line(server, photos, tmp_path: Path)
     assert neighbour["cosine"] == pytest.approx(
         cosine(vectors[str(folder / "coffee.png")], vectors[str(folder / "coffee.jpg")]), abs=1e-5
     )
+    # An image QUERY is embedded by the ensemble first: a copy of coffee.jpg finds it at cosine 1.
+    query = tmp_path / "query.jpg"
+    query.write_bytes(photos["coffee.jpg"])
+    by_image = cli(
+        "similar", str(query), "--in", str(records), "-k", "1", "--json", "--ensemble", "resnet_embed", "--url", url
+    )
+    assert by_image.returncode == 0, by_image.stderr
+    (neighbour,) = json.loads(by_image.stdout)["neighbours"]
+    assert neighbour["name"] == str(folder / "coffee.jpg") and neighbour["cosine"] == pytest.approx(1.0, abs=1e-5)
     probe = cli("probe", "--url", url, "--ensemble", "token_embed")
     assert probe.returncode == 0 and "48-d embedding" in probe.stdout, probe.stdout + probe.stderr

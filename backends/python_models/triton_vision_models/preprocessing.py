@@ -1,11 +1,12 @@
-"""A spec's preprocessing done with OpenCV and NumPy: the pipelines' second stage (each object's
-crop), the bench's in-process and client-side paths and ``add-model --verify`` use it; a whole
-photo's preprocessing model does the same with DALI (same geometry, its own resize: the same
-picture, not always the same bits).
+"""A spec's preprocessing done with OpenCV, Pillow and NumPy: the pipelines' second stage (each
+object's crop), the bench's in-process and client-side paths and ``add-model --verify`` use it; a
+whole photo's preprocessing model does the same in its DALI pipeline (the same geometry, and the
+same resize on the CPU path).
 
 Geometry from :mod:`triton_vision_models.geometry` (the rules the DALI pipelines and the
-post-processing follow); OpenCV resizes (``INTER_AREA`` when an antialiased resize shrinks, as
-Pillow's filters do; ``INTER_LINEAR``/``INTER_CUBIC``/``INTER_NEAREST`` otherwise).
+post-processing follow); the resize of the spec's ``resize_like`` library exactly (as the server's
+CPU path), or with ``resize_like = "dali"`` OpenCV's (``INTER_AREA`` when an antialiased resize
+shrinks, as Pillow's filters do; ``INTER_LINEAR``/``INTER_CUBIC``/``INTER_NEAREST`` otherwise).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from . import geometry
+from . import exact_resize, geometry
 from .errors import ConfigError, ImageRejectedError
 
 
@@ -33,6 +34,8 @@ class PreprocessSpec:
     interpolation: str = "linear"
     antialias: bool = True
     fill: float | str = "mean"
+    # Whose resize and rounding the CPU path reproduces exactly: pillow, opencv, or dali (DALI's own).
+    resize_like: str = exact_resize.DALI
     # The spec wrote them in 0..255 pixel units (pixel_mean/pixel_std): said so where they are described.
     pixel_units: bool = False
 
@@ -75,6 +78,8 @@ def _resize(image: np.ndarray, size: geometry.Size, pre: PreprocessSpec) -> np.n
     import cv2
 
     height, width = size
+    if pre.resize_like != exact_resize.DALI:
+        return exact_resize.resize(image, size, pre.resize_like, pre.interpolation)
     shrinking = height < image.shape[0] or width < image.shape[1]
     if pre.interpolation == "nearest":
         flag = cv2.INTER_NEAREST

@@ -2,10 +2,11 @@
 edit the spec, not this file (a unit test compares the committed files with the generator's).
 
 Encoded JPEG/PNG -> RGB -> shorter side to 256 (longer side truncated, as torchvision's Resize),
-centre crop 224x224 (offset rounded half to even, as torchvision's CenterCrop) (linear, antialiased)
--> (x/255 - mean) / std (mean [0.485, 0.456, 0.406], std [0.229, 0.224, 0.225]) float32, CHW.
-Outputs PIXELS. Decodes on "mixed" (nvJPEG) when the pipeline has a GPU, on "cpu" otherwise. Follows
-the DALI backend's autoserialization convention; imports nothing but DALI.
+centre crop 224x224 (offset rounded half to even, as torchvision's CenterCrop) (linear, antialiased;
+on the CPU exactly as Pillow) -> (x/255 - mean) / std (mean [0.485, 0.456, 0.406], std [0.229,
+0.224, 0.225]) float32, CHW. Outputs PIXELS. Decodes on "mixed" (nvJPEG) when the pipeline has a
+GPU, on "cpu" otherwise. Follows the DALI backend's autoserialization convention; imports nothing
+but DALI.
 """
 
 from nvidia.dali import Pipeline, fn, pipeline_def, types
@@ -13,8 +14,16 @@ from nvidia.dali.plugin.triton import autoserialize
 
 SIZE = (224, 224)  # the network input's (height, width)
 SHORTER = 256  # the shorter side before the crop
+RESIZE_LIKE = "pillow"  # whose resize the CPU path reproduces
 MEAN = [123.675, 116.28, 103.53]  # pixel units, RGB order
 STD = [58.395, 57.12, 57.375]
+
+
+def exact_resize(image, size):
+    """One HWC image to size (height, width) by RESIZE_LIKE's own code (imported only where it runs)."""
+    from triton_vision_models.exact_resize import resize
+
+    return resize(image, size, RESIZE_LIKE, "linear")
 
 
 @autoserialize
@@ -30,12 +39,25 @@ def classification_preprocess():
     # int(SHORTER * longer / shorter), i.e. SHORTER * side // shorter in integers.
     height_width = shape[0:2]
     resized_size = height_width * SHORTER // fn.reductions.min(height_width)
-    pixels = fn.resize(
-        images,
-        size=fn.cast(resized_size, dtype=types.FLOAT),
-        interp_type=types.INTERP_LINEAR,
-        antialias=True,
-    )
+    if decoder == "cpu" and not Pipeline.current().exec_pipelined:
+        # Pillow's own resize and rounding, exactly (DALI runs Python only
+        # unpipelined, as this project's DALI backend does on the CPU).
+        pixels = fn.python_function(
+            images,
+            resized_size,
+            function=exact_resize,
+            batch_processing=False,
+            output_layouts="HWC",
+        )
+    else:
+        # DALI's own resize (a GPU, the native DALI backend): one level from
+        # Pillow's on a few percent of pixels (docs/add-model.md#resize-rules).
+        pixels = fn.resize(
+            images,
+            size=fn.cast(resized_size, dtype=types.FLOAT),
+            interp_type=types.INTERP_LINEAR,
+            antialias=True,
+        )
     # torchvision's CenterCrop: start = round((resized - SIZE) / 2) with halves to even, i.e.
     # half + (excess & 1 & half) with half = excess // 2, in integers.
     excess = resized_size - types.Constant(list(SIZE), dtype=types.INT64)

@@ -2,19 +2,27 @@
 edit the spec, not this file (a unit test compares the committed files with the generator's).
 
 Encoded JPEG/PNG -> RGB -> resized to fit 520x520 (aspect kept, sides rounded half up), placed at
-the top-left in a 520x520 canvas (linear, antialiased) -> (x/255 - mean) / std (mean [0.485, 0.456,
-0.406], std [0.229, 0.224, 0.225]) float32, CHW. Outputs PIXELS, ORIGINAL_SIZE, RESIZED_SIZE (the
-decoded and the resized (height, width), INT64 [2] each). Decodes on "mixed" (nvJPEG) when the
-pipeline has a GPU, on "cpu" otherwise. Follows the DALI backend's autoserialization convention;
-imports nothing but DALI.
+the top-left in a 520x520 canvas (linear, antialiased; on the CPU exactly as Pillow) -> (x/255 -
+mean) / std (mean [0.485, 0.456, 0.406], std [0.229, 0.224, 0.225]) float32, CHW. Outputs PIXELS,
+ORIGINAL_SIZE, RESIZED_SIZE (the decoded and the resized (height, width), INT64 [2] each). Decodes
+on "mixed" (nvJPEG) when the pipeline has a GPU, on "cpu" otherwise. Follows the DALI backend's
+autoserialization convention; imports nothing but DALI.
 """
 
 from nvidia.dali import Pipeline, fn, math, pipeline_def, types
 from nvidia.dali.plugin.triton import autoserialize
 
 SIZE = (520, 520)  # the network input's (height, width)
+RESIZE_LIKE = "pillow"  # whose resize the CPU path reproduces
 MEAN = [123.675, 116.28, 103.53]  # pixel units, RGB order
 STD = [58.395, 57.12, 57.375]
+
+
+def exact_resize(image, size):
+    """One HWC image to size (height, width) by RESIZE_LIKE's own code (imported only where it runs)."""
+    from triton_vision_models.exact_resize import resize
+
+    return resize(image, size, RESIZE_LIKE, "linear")
 
 
 @autoserialize
@@ -32,12 +40,25 @@ def segmentation_preprocess():
     scale = math.min(SIZE[0] / height, SIZE[1] / width)
     out_height = math.min(float(SIZE[0]), math.max(1.0, math.floor(height * scale + 0.5)))
     out_width = math.min(float(SIZE[1]), math.max(1.0, math.floor(width * scale + 0.5)))
-    pixels = fn.resize(
-        images,
-        size=fn.stack(fn.cast(out_height, dtype=types.FLOAT), fn.cast(out_width, dtype=types.FLOAT)),
-        interp_type=types.INTERP_LINEAR,
-        antialias=True,
-    )
+    if decoder == "cpu" and not Pipeline.current().exec_pipelined:
+        # Pillow's own resize and rounding, exactly (DALI runs Python only
+        # unpipelined, as this project's DALI backend does on the CPU).
+        pixels = fn.python_function(
+            images,
+            fn.cast(fn.stack(out_height, out_width), dtype=types.INT64),
+            function=exact_resize,
+            batch_processing=False,
+            output_layouts="HWC",
+        )
+    else:
+        # DALI's own resize (a GPU, the native DALI backend): one level from
+        # Pillow's on a few percent of pixels (docs/add-model.md#resize-rules).
+        pixels = fn.resize(
+            images,
+            size=fn.stack(fn.cast(out_height, dtype=types.FLOAT), fn.cast(out_width, dtype=types.FLOAT)),
+            interp_type=types.INTERP_LINEAR,
+            antialias=True,
+        )
     pixels = fn.crop_mirror_normalize(pixels, mean=MEAN, std=STD, dtype=types.FLOAT, output_layout="CHW")
     start = types.Constant([0, 0], dtype=types.INT32)
     pixels = fn.slice(

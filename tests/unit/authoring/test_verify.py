@@ -252,10 +252,11 @@ def test_a_wrong_scaling_is_caught_and_the_right_one_named(specs, photos):
 
 
 def _reference(photos: Path, channels: str, mean: float, std: float) -> tuple[int, int, float]:
-    """MobileNet v1 by hand: OpenCV decode, area-resize to 224x224 (antialiased shrink), (x/255 - mean)/std,
-    NHWC, the ONNX file as it is: (right, photos, mean probability of the true class)."""
+    """MobileNet v1 by hand: OpenCV decode, Pillow's bilinear resize to 224x224 (a stretch follows Pillow),
+    (x/255 - mean)/std, NHWC, the ONNX file as it is: (right, photos, mean probability of the true class)."""
     import cv2
     import onnxruntime as ort
+    from PIL import Image
 
     session = ort.InferenceSession(str(shared_path(MOBILENET_V1)), providers=["CPUExecutionProvider"])
     labels = [line.split(",")[0] for line in shared_path(LABELS_1001).read_text(encoding="utf-8").splitlines()]
@@ -266,8 +267,7 @@ def _reference(photos: Path, channels: str, mean: float, std: float) -> tuple[in
             image = cv2.imread(str(path))
             if channels == "RGB":
                 image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
-            assert max(image.shape[:2]) > 224  # every view shrinks on one side at least: INTER_AREA
-            image = cv2.resize(image, (224, 224), interpolation=cv2.INTER_AREA)
+            image = np.asarray(Image.fromarray(image).resize((224, 224), Image.Resampling.BILINEAR))
             x = ((image.astype(np.float32) / 255 - mean) / std)[None]
             (p,) = session.run(None, {"input": x})
             right += int(np.argmax(p[0]) == truth)

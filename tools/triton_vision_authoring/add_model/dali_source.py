@@ -13,12 +13,13 @@ from __future__ import annotations
 import textwrap
 
 from triton_vision_authoring.add_model.ensemble_spec import EnsembleSpec
-from triton_vision_models import geometry
+from triton_vision_models import exact_resize, geometry
 from triton_vision_models import tensors as t
 from triton_vision_models.preprocessing import PreprocessSpec
 
 WIDTH = 100  # docstring lines are wrapped to this width
 INTERP = {"linear": "types.INTERP_LINEAR", "cubic": "types.INTERP_CUBIC", "nearest": "types.INTERP_NN"}
+LIBRARY_NAMES = {exact_resize.PILLOW: "Pillow", exact_resize.OPENCV: "OpenCV"}
 
 
 def _rounded(values) -> list[float]:
@@ -68,6 +69,8 @@ def describe(pre: PreprocessSpec) -> str:
             f"floor(side x scale) in float64 (torchvision's GeneralizedRCNNTransform), {padding}"
         )
     filter_ = f"{pre.interpolation}{', antialiased' if pre.antialias else ''}"
+    if pre.resize_like != exact_resize.DALI:
+        filter_ += f"; on the CPU exactly as {LIBRARY_NAMES[pre.resize_like]}"
     if pre.dtype == "uint8":
         values = "raw 0..255 pixels (uint8)"
     elif pre.pixel_units:
@@ -114,18 +117,45 @@ def _shorter_crop_lines(pre: PreprocessSpec) -> list[str]:
         "    # int(SHORTER * longer / shorter), i.e. SHORTER * side // shorter in integers.",
         "    height_width = shape[0:2]",
         "    resized_size = height_width * SHORTER // fn.reductions.min(height_width)",
-        "    pixels = fn.resize(",
-        "        images,",
-        "        size=fn.cast(resized_size, dtype=types.FLOAT),",
-        f"        interp_type={INTERP[pre.interpolation]},",
-        f"        antialias={pre.antialias},",
-        "    )",
+        *_resize_lines(pre, "fn.cast(resized_size, dtype=types.FLOAT)", "resized_size"),
         "    # torchvision's CenterCrop: start = round((resized - SIZE) / 2) with halves to even, i.e.",
         "    # half + (excess & 1 & half) with half = excess // 2, in integers.",
         "    excess = resized_size - types.Constant(list(SIZE), dtype=types.INT64)",
         "    half = excess // 2",
         "    start = fn.cast(half + (excess & 1 & half), dtype=types.INT32)",
         '    pixels = fn.slice(pixels, start=start, shape=list(SIZE), axis_names="HW")',
+    ]
+
+
+def _resize_lines(pre: PreprocessSpec, float_size: str, int_size: str) -> list[str]:
+    """``pixels`` = ``images`` resized: DALI's resize, or with ``resize_like`` a library's own where the
+    pipeline can run Python (the CPU decoder, unpipelined: this project's DALI backend)."""
+    dali = [
+        "pixels = fn.resize(",
+        "    images,",
+        f"    size={float_size},",
+        f"    interp_type={INTERP[pre.interpolation]},",
+        f"    antialias={pre.antialias},",
+        *(["    dtype=types.FLOAT,"] if pre.rule.mode == geometry.KEEP_ASPECT and pre.dtype == "float32" else []),
+        ")",
+    ]
+    if pre.resize_like == exact_resize.DALI:
+        return [f"    {line}" for line in dali]
+    return [
+        '    if decoder == "cpu" and not Pipeline.current().exec_pipelined:',
+        f"        # {LIBRARY_NAMES[pre.resize_like]}'s own resize and rounding, exactly (DALI runs Python only",
+        "        # unpipelined, as this project's DALI backend does on the CPU).",
+        "        pixels = fn.python_function(",
+        "            images,",
+        f"            {int_size},",
+        "            function=exact_resize,",
+        "            batch_processing=False,",
+        '            output_layouts="HWC",',
+        "        )",
+        "    else:",
+        "        # DALI's own resize (a GPU, the native DALI backend): one level from",
+        f"        # {LIBRARY_NAMES[pre.resize_like]}'s on a few percent of pixels (docs/add-model.md#resize-rules).",
+        *[f"        {line}" for line in dali],
     ]
 
 
@@ -185,6 +215,8 @@ def dali_source(spec: EnsembleSpec, max_batch: int) -> str:
         constants.append(f"MAX_SIZE = {float(rule.max_size or 0)!r}")
         if rule.size_divisible > 1:
             constants.append(f"SIZE_DIVISIBLE = {rule.size_divisible}  # padded height and width are multiples of it")
+    if pre.resize_like != exact_resize.DALI:
+        constants.append(f'RESIZE_LIKE = "{pre.resize_like}"  # whose resize the CPU path reproduces')
     if pre.dtype == "float32":
         constants.append(f"MEAN = {_floats(mean)}  # pixel units, {pre.channels} order")
         constants.append(f"STD = {_floats(std)}")
@@ -212,6 +244,16 @@ def dali_source(spec: EnsembleSpec, max_batch: int) -> str:
         *constants,
         "",
     ]
+    if pre.resize_like != exact_resize.DALI:
+        lines += [
+            "",
+            "def exact_resize(image, size):",
+            '    """One HWC image to size (height, width) by RESIZE_LIKE\'s own code (imported only where it runs)."""',
+            "    from triton_vision_models.exact_resize import resize",
+            "",
+            f'    return resize(image, size, RESIZE_LIKE, "{pre.interpolation}")',
+            "",
+        ]
     lines += [
         "",
         "@autoserialize",
@@ -231,13 +273,11 @@ def dali_source(spec: EnsembleSpec, max_batch: int) -> str:
             "    height = fn.cast(shape[0], dtype=types.FLOAT64)",
             "    width = fn.cast(shape[1], dtype=types.FLOAT64)",
             *_size_lines(rule),
-            "    pixels = fn.resize(",
-            "        images,",
-            "        size=fn.stack(fn.cast(out_height, dtype=types.FLOAT), fn.cast(out_width, dtype=types.FLOAT)),",
-            f"        interp_type={INTERP[pre.interpolation]},",
-            f"        antialias={pre.antialias},",
-            *(["        dtype=types.FLOAT,"] if rule.mode == geometry.KEEP_ASPECT and pre.dtype == "float32" else []),
-            "    )",
+            *_resize_lines(
+                pre,
+                "fn.stack(fn.cast(out_height, dtype=types.FLOAT), fn.cast(out_width, dtype=types.FLOAT))",
+                "fn.cast(fn.stack(out_height, out_width), dtype=types.INT64)",
+            ),
         ]
     if pre.dtype == "float32":
         lines.append(

@@ -39,7 +39,7 @@ from typing import Any
 import triton_vision_contract as contract
 from triton_vision_authoring.add_model.keypoint_keys import KeypointKeys, parse_keypoint_keys
 from triton_vision_authoring.add_model.keys import DEFAULT_MAX_QUEUE_SIZE, DEFAULT_QUEUE_TIMEOUT_MS, KEYS
-from triton_vision_models import detection, geometry
+from triton_vision_models import detection, exact_resize, geometry
 from triton_vision_models import tensors as t
 from triton_vision_models.errors import ConfigError
 from triton_vision_models.preprocessing import PreprocessSpec
@@ -388,6 +388,7 @@ def _preprocess(table: Table) -> PreprocessSpec:
         raise table.fail("fill", 'a pixel value 0..255 or "mean"')
     if fill == "mean" and dtype == "uint8":
         raise table.fail("fill", "a pixel value 0..255 (dtype uint8 has no mean)")
+    resize_like, antialias = _resize_like(table, rule.mode)
     return PreprocessSpec(
         rule=rule,
         channels=table.choice("channels", CHANNELS, "RGB") or "RGB",
@@ -396,10 +397,44 @@ def _preprocess(table: Table) -> PreprocessSpec:
         mean=mean,
         std=std,
         interpolation=table.choice("interpolation", INTERPOLATIONS, "linear") or "linear",
-        antialias=table.get("antialias", bool, "true or false", True),
+        antialias=antialias,
+        resize_like=resize_like,
         fill=fill if isinstance(fill, str) else float(fill),
         pixel_units=pixel_units,
     )
+
+
+# The library each rule comes from, whose resize it follows unless the spec says (keep-aspect resizes
+# float pixels as torchvision's detection transform: DALI's float resize, nothing to reproduce).
+RESIZE_LIKE_DEFAULTS = {
+    geometry.SHORTER_CROP: exact_resize.PILLOW,  # torchvision's Resize on PIL images
+    geometry.STRETCH: exact_resize.PILLOW,
+    geometry.LETTERBOX: exact_resize.OPENCV,  # Ultralytics' and YOLOX's letterbox
+    geometry.KEEP_ASPECT: exact_resize.DALI,
+}
+
+
+def _resize_like(table: Table, mode: str) -> tuple[str, bool]:
+    """``resize_like`` and ``antialias``: a library's resize filters as that library does (Pillow always
+    when shrinking, OpenCV's INTER_LINEAR never), so a contradicting ``antialias`` is refused."""
+    default = RESIZE_LIKE_DEFAULTS[mode]
+    library = table.choice("resize_like", exact_resize.LIBRARIES, default) or default
+    if mode == geometry.KEEP_ASPECT and library != exact_resize.DALI:
+        raise SpecError(
+            f"{table.where('resize_like')}: resize 'keep-aspect' resizes float pixels (torchvision's detection "
+            "transform), with DALI's resize on every path; resize_like applies to shorter-crop, stretch and letterbox"
+        )
+    antialias = table.get("antialias", bool, "true or false")
+    if library in exact_resize.ANTIALIASES:
+        own = exact_resize.ANTIALIASES[library]
+        if antialias is not None and antialias != own:
+            does = "always filters when shrinking" if own else "never filters (INTER_LINEAR)"
+            raise SpecError(
+                f'{table.where("antialias")} = {str(antialias).lower()} contradicts resize_like = "{library}": '
+                f'its resize {does}; leave antialias out, or resize_like = "dali" for DALI\'s resize'
+            )
+        return library, own
+    return library, True if antialias is None else antialias
 
 
 def _normalisation(table: Table) -> tuple[tuple[float, float, float], tuple[float, float, float], bool]:

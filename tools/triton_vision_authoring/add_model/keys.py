@@ -81,7 +81,16 @@ KEYS: dict[str, dict[str, tuple[str, str]]] = {
         ),
         "pixel_std": ("[3 numbers]", "see pixel_mean (default 1)"),
         "interpolation": ("string", "linear, cubic or nearest (default linear)"),
-        "antialias": ("boolean", "filter when shrinking, as Pillow/torchvision do (default true)"),
+        "antialias": (
+            "boolean",
+            "filter when shrinking (default: as resize_like's library does: pillow true, opencv false; dali true)",
+        ),
+        "resize_like": (
+            "string",
+            "whose resize and rounding the CPU path reproduces exactly: pillow (Image.resize, torchvision's), "
+            "opencv (cv2.resize, Ultralytics' and YOLOX's) or dali (DALI's own, as on a GPU); default pillow for "
+            "shorter-crop and stretch, opencv for letterbox, dali for keep-aspect (see Resize rules)",
+        ),
     },
     "postprocess": {
         "output": ("string", "classification: logits (softmax applied) or probabilities (default logits)"),
