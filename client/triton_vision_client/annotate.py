@@ -65,7 +65,7 @@ def draw_detections(
 
 def tags(detections) -> tuple[list[str], list[float], list[int]]:
     """Each box's label, score and colour key: the detector's, or for a pipeline's objects the second
-    stage's top answer with the detector's label after it ("tabby 0.48 (cat)")."""
+    stage's top answer with the detector's label after it ("tabby (cat)", drawn with its score)."""
     if not detections.objects:
         return list(detections.labels), list(detections.scores), list(detections.class_ids)
     labels, scores, keys = [], [], []
