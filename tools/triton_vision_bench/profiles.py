@@ -39,6 +39,9 @@ TASK_SETTINGS = {
     t.DETECTION: TaskSettings(1, (1, 2), (1, 2), 2),
     t.SEGMENTATION: TaskSettings(2, (1, 2, 4), (1, 2), 2),
     t.EMBEDDING: TaskSettings(8, (1, 2, 4, 8, 16), (1, 2, 4, 8, 16), 8),  # a classifier's backbone
+    # Detectors with more to say per detection: detection's settings.
+    t.INSTANCE_SEGMENTATION: TaskSettings(1, (1, 2), (1, 2), 2),
+    t.KEYPOINT_TASK: TaskSettings(1, (1, 2), (1, 2), 2),
 }
 
 
