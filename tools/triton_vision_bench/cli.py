@@ -36,6 +36,7 @@ def options_from(args: argparse.Namespace) -> BenchOptions:
         else None,
         peer=not args.no_peer,
         peer_workers=args.peer_workers,
+        peer_device=args.peer_device,
         compare_onnx=args.compare_onnx,
         out=args.out,
         note=args.note,
@@ -169,6 +170,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--peer-workers", type=int, default=default.peer_workers, help="the peer's processes (default %(default)s)"
+    )
+    p.add_argument(
+        "--peer-device",
+        choices=("cpu", "cuda"),
+        default="cpu",
+        help="the peer's ONNX Runtime device (cuda: a GPU machine's onnxruntime-gpu; default %(default)s)",
     )
     p.add_argument(
         "--compare-onnx",

@@ -33,6 +33,7 @@ class BenchOptions:
     repeat_concurrency: tuple[int, ...] | None = None  # None: 1 and the sweep's highest
     peer: bool = True  # the server a user would write instead (:mod:`.peer`), same photos and concurrencies
     peer_workers: int = 2
+    peer_device: str = "cpu"  # "cuda": the peer's ONNX Runtime on CUDA's execution provider
     compare_onnx: Path | None = None  # detection: another detector to compare in-process (speed, boxes)
     out: Path = Path("out/bench")
     note: str = ""

@@ -9,7 +9,8 @@ runner from :mod:`triton_vision_models`, configured by the ensemble's post-proce
 answers JSON. The handler is ``async`` and does its work inline: one request at a time per worker,
 so N workers are N images in flight, each on one core; that is what the forty-line server does.
 
-Run: ``python -m triton_vision_bench.peer --repository DIR --ensemble NAME --port P [--workers 2]``.
+Run: ``python -m triton_vision_bench.peer --repository DIR --ensemble NAME --port P [--workers 2]
+[--device cuda]`` (``cuda``: ONNX Runtime's CUDA execution provider; OpenCV still decodes on the CPU).
 What the handler does is :meth:`PeerModel.answer`: pure apart from the session it is given.
 """
 
@@ -156,15 +157,24 @@ class PeerModel:
         return 200, {name: jsonable(value[0]) for name, value in answer.items()}
 
 
-def ort_session(path: Path, threads: int) -> Session:
-    """ONNX Runtime on the CPU with ``threads`` intra-op threads: inputs -> {output name: array}."""
+DEVICES = ("cpu", "cuda")
+
+
+def ort_session(path: Path, threads: int, device: str = "cpu") -> Session:
+    """ONNX Runtime with ``threads`` intra-op threads, on the CPU or (``cuda``) CUDA's execution provider
+    first: inputs -> {output name: array}."""
     import onnxruntime as ort
 
+    providers = ["CPUExecutionProvider"]
+    if device == "cuda":
+        if "CUDAExecutionProvider" not in ort.get_available_providers():
+            raise RuntimeError("the peer was asked for CUDA, and this onnxruntime has no CUDAExecutionProvider")
+        providers.insert(0, "CUDAExecutionProvider")
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
     options.log_severity_level = 3
-    session = ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
+    session = ort.InferenceSession(str(path), sess_options=options, providers=providers)
     names = [o.name for o in session.get_outputs()]
 
     def run(inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -173,14 +183,14 @@ def ort_session(path: Path, threads: int) -> Session:
     return run
 
 
-def load_peer(repository_path: Path, ensemble: str, threads: int = 1) -> PeerModel:
+def load_peer(repository_path: Path, ensemble: str, threads: int = 1, device: str = "cpu") -> PeerModel:
     from triton_vision_bench.profiles import profile
 
     repository = ModelRepository.load(repository_path)
     chosen = profile(repository, ensemble)
     wired = wiring(repository, ensemble, chosen.model, chosen.model_path, chosen.model_inputs)
     post = postprocessor(chosen.task, model_config(repository, wired.post_model))
-    return PeerModel(chosen.pre, wired, ort_session(chosen.model_path, threads), post)
+    return PeerModel(chosen.pre, wired, ort_session(chosen.model_path, threads, device), post)
 
 
 def create_app():
@@ -191,7 +201,9 @@ def create_app():
     from starlette.routing import Route
 
     settings = json.loads(os.environ[ENV])
-    peer = load_peer(Path(settings["repository"]), settings["ensemble"], int(settings.get("threads", 1)))
+    peer = load_peer(
+        Path(settings["repository"]), settings["ensemble"], int(settings.get("threads", 1)), settings["device"]
+    )
 
     async def infer(request: Request) -> JSONResponse:
         status, body = peer.answer(await request.body())
@@ -213,8 +225,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--threads", type=int, default=1, help="ONNX Runtime intra-op threads per worker")
+    parser.add_argument("--device", choices=DEVICES, default="cpu", help="ONNX Runtime's device (cuda: ORT CUDA)")
     args = parser.parse_args(argv)
-    settings = {"repository": str(args.repository.resolve()), "ensemble": args.ensemble, "threads": args.threads}
+    settings = {
+        "repository": str(args.repository.resolve()),
+        "ensemble": args.ensemble,
+        "threads": args.threads,
+        "device": args.device,
+    }
     os.environ[ENV] = json.dumps(settings)
     uvicorn.run(
         "triton_vision_bench.peer:create_app",

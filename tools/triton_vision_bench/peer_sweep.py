@@ -46,11 +46,11 @@ def source(workers: int) -> str:
 
 
 @contextlib.contextmanager
-def peer_server(repository: Path, ensemble: str, workers: int) -> Iterator[tuple[str, int]]:
+def peer_server(repository: Path, ensemble: str, workers: int, device: str = "cpu") -> Iterator[tuple[str, int]]:
     """The peer on a free loopback port: (its URL, its main process id); stopped afterwards."""
     port = free_port()
     command = [sys.executable, "-m", "triton_vision_bench.peer", "--repository", str(repository)]
-    command += ["--ensemble", ensemble, "--port", str(port), "--workers", str(workers)]
+    command += ["--ensemble", ensemble, "--port", str(port), "--workers", str(workers), "--device", device]
     progress(f"starting the peer on 127.0.0.1:{port} ({workers} workers) ...")
     process = subprocess.Popen(command, stdin=subprocess.DEVNULL, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
@@ -180,5 +180,8 @@ def peer_path(
     repository: Path, ensemble: str, options: BenchOptions, images: Sequence[BenchImage], concurrencies: Sequence[int]
 ) -> dict[str, Any]:
     """The peer started, measured over ``concurrencies`` and stopped: the report's path."""
-    with peer_server(repository, ensemble, options.peer_workers) as (url, pid):
-        return asyncio.run(sweep(url, pid, options, images, concurrencies, options.peer_workers))
+    with peer_server(repository, ensemble, options.peer_workers, options.peer_device) as (url, pid):
+        found = asyncio.run(sweep(url, pid, options, images, concurrencies, options.peer_workers))
+    if options.peer_device != "cpu":
+        found["label"] += f", ONNX Runtime on {options.peer_device.upper()}"
+    return found
