@@ -121,3 +121,15 @@ def test_the_summary_states_ensemble_over_peer_at_each_ones_best_point_and_at_th
     missing = br.peer_summary(ensemble, [{"concurrency": 2, "images_per_s": 5.0, "p50_ms": 1.0}])
     assert math.isnan(missing["server_cpu_ratio"]) and missing["lowest_concurrency"] is None  # none shared
     assert math.isnan(missing["p50_at_lowest_ratio"]) and missing["images_per_s_ratio"] == pytest.approx(8.0)
+
+
+def test_a_committed_report_with_the_peer_renders_its_section():
+    import json
+
+    from tests.conftest import ROOT
+    from triton_vision_bench.render import render_markdown
+
+    report = json.loads((ROOT / "docs/bench/peer-mobilenetv2/bench-classification.json").read_text())
+    text = render_markdown(report)
+    assert "## Against the server a user would write instead (the peer)" in text
+    assert text.count("ensemble / peer =") == 3
