@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -102,7 +103,25 @@ def test_bench_starts_its_server_and_writes_markdown_json_and_png(classification
     assert lowest["concurrency"] == 1 and lowest["cached_models"] == ["classification_infer"]
     assert lowest["repeats"] >= 1 and lowest["cache_hits"] == lowest["repeats"] and lowest["repeat_p50_ms"] > 0
 
+    # The peer (the HTTP server a user would write instead), at the ensemble's concurrencies, in the
+    # same run: its figures and the ratios are there and finite (never a timed bound).
+    peer = report["paths"]["peer"]
+    assert [p["concurrency"] for p in peer["points"]] == [1, 2], peer["error"]
+    mean_bytes = report["images_mean_bytes"]
+    for point in peer["points"]:
+        assert point["errors"] == 0 and point["images_per_s"] > 0 and point["p50_ms"] <= point["p99_ms"]
+        assert point["server_cpu_ms_per_image"] > 0 and point["response_bytes_per_image"] > 0
+        assert mean_bytes < point["request_bytes_per_image"] < mean_bytes + 1024
+        workers = {row["process"]: row["processes"] for row in point["server_processes"]}
+        assert workers["peer: worker"] == 2
+    versus = report["summary"]["peer"]
+    for key in ("images_per_s_ratio", "server_cpu_ratio", "p50_at_lowest_ratio", "total_cpu_ratio"):
+        assert math.isfinite(versus[key]) and versus[key] > 0, key
+    assert {"ensemble / peer, best images/s"} <= {row["target"] for row in report["targets"]}
+    assert "ensemble / peer =" in run.stdout
+
     markdown = (out / "bench-classification.md").read_text()
+    assert "## Against the server a user would write instead (the peer)" in markdown
     headings = ("## Summary", "## Against the project's goals", "## Where the time goes", "## Where the cycles go")
     for heading in (*headings, "## Repeated"):
         assert heading in markdown
@@ -118,7 +137,7 @@ def test_bench_measures_an_ensemble_renamed_by_export_repo(classification_reposi
     out = tmp_path / "bench"
     command = [triton_vision(), "bench", "--ensemble", "tv_classification", "--model-repository", str(repository)]
     command += ["--duration", "0.3", "--warmup", "0.2", "--concurrency", "1", "--baseline-concurrency", "1"]
-    command += ["--no-perf-analyzer", "--no-repeats", "--max-images", "2", "--out", str(out)]
+    command += ["--no-perf-analyzer", "--no-repeats", "--no-peer", "--max-images", "2", "--out", str(out)]
     run = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=BENCH_TIMEOUT_S, check=False)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     report = json.loads((out / "bench-tv_classification.json").read_text())

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from triton_vision_bench.messages import BenchUsageError
 from triton_vision_bench.options import BenchOptions, parse_cache_size, parse_concurrency
-from triton_vision_bench.render import goal_word
+from triton_vision_bench.render import goal_word, peer_lines
 
 
 def options_from(args: argparse.Namespace) -> BenchOptions:
@@ -34,6 +34,9 @@ def options_from(args: argparse.Namespace) -> BenchOptions:
         repeat_concurrency=parse_concurrency(args.repeat_concurrency, "--repeat-concurrency")
         if args.repeat_concurrency
         else None,
+        peer=not args.no_peer,
+        peer_workers=args.peer_workers,
+        peer_device=args.peer_device,
         compare_onnx=args.compare_onnx,
         out=args.out,
         note=args.note,
@@ -89,6 +92,8 @@ def run(args: argparse.Namespace) -> int:
         f"(c={summary['ensemble_best_concurrency']}), baseline {summary['baseline_best_images_per_s']:.2f}, "
         f"in-process {summary['in_process_images_per_s']:.2f}, work bound {summary['work_bound_images_per_s']:.2f}"
     )
+    for line in peer_lines(summary.get("peer") or {}):
+        print(f"  {line}")
     for row in report["targets"]:
         reached = f"reached: {goal_word(row['met'])}"
         print(f"  {row['target']}: {row['measured']:.3f} (goal {row['goal']}; {reached})")
@@ -99,8 +104,9 @@ def run(args: argparse.Namespace) -> int:
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.description = (
-        "Measure an ensemble on the same real photos four ways: served (a concurrency sweep), the client "
-        "preprocessing and sending tensors to the bare model, in-process, and the work bound; write a "
+        "Measure an ensemble on the same real photos: served (a concurrency sweep), the client preprocessing "
+        "and sending tensors to the bare model, the HTTP server a user would write instead (the peer), "
+        "in-process, and the work bound; write a "
         "Markdown report, its JSON and a PNG plot."
     )
     default = BenchOptions()
@@ -156,6 +162,20 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--repeat-concurrency", default=None, help="its concurrency levels (default: 1 and the sweep's highest)"
+    )
+    p.add_argument(
+        "--no-peer",
+        action="store_true",
+        help="skip the peer: the HTTP server a user would write instead (uvicorn workers, OpenCV, ONNX Runtime)",
+    )
+    p.add_argument(
+        "--peer-workers", type=int, default=default.peer_workers, help="the peer's processes (default %(default)s)"
+    )
+    p.add_argument(
+        "--peer-device",
+        choices=("cpu", "cuda"),
+        default="cpu",
+        help="the peer's ONNX Runtime device (cuda: a GPU machine's onnxruntime-gpu; default %(default)s)",
     )
     p.add_argument(
         "--compare-onnx",

@@ -31,6 +31,9 @@ class BenchOptions:
     repeats: bool = True  # the repeated-image workload, on a server with a response cache
     cache_size: int = DEFAULT_CACHE_SIZE
     repeat_concurrency: tuple[int, ...] | None = None  # None: 1 and the sweep's highest
+    peer: bool = True  # the server a user would write instead (:mod:`.peer`), same photos and concurrencies
+    peer_workers: int = 2
+    peer_device: str = "cpu"  # "cuda": the peer's ONNX Runtime on CUDA's execution provider
     compare_onnx: Path | None = None  # detection: another detector to compare in-process (speed, boxes)
     out: Path = Path("out/bench")
     note: str = ""
@@ -43,6 +46,8 @@ class BenchOptions:
             raise BenchUsageError(f"--warmup must not be negative, got {self.warmup_s:g}")
         if self.max_images < 1:
             raise BenchUsageError(f"--max-images must be at least 1, got {self.max_images}")
+        if self.peer_workers < 1:
+            raise BenchUsageError(f"--peer-workers must be at least 1, got {self.peer_workers}")
         if self.compare_onnx is not None and not self.compare_onnx.is_file():
             raise BenchUsageError(f"--compare-onnx {self.compare_onnx}: no such file")
         if self.repeats and self.cache_size <= 0 and self.url is None:

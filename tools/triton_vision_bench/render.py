@@ -108,6 +108,8 @@ def render_markdown(report: Mapping[str, Any]) -> str:
         f" {_fmt(summary.get('baseline_cpu_ms_per_image'))} ms at its best point"
         f" ({_fmt(summary.get('baseline_work_efficiency'), 2)}).",
         "",
+        *_peer_section(report)[1:],
+        "",
         "## Against the project's goals",
         "",
         "The project's own goals for an ensemble of this task (docs/performance.md says where each comes",
@@ -160,6 +162,47 @@ def render_markdown(report: Mapping[str, Any]) -> str:
     if report.get("notes"):
         lines += ["", "## Notes", ""] + [f"- {note}" for note in report["notes"]]
     return "\n".join(lines) + "\n"
+
+
+def peer_lines(peer: Mapping[str, Any]) -> list[str]:
+    """The ensemble against the peer in three plain sentences (empty without a peer)."""
+    if not peer:
+        return []
+    low = peer["lowest_concurrency"]
+    return [
+        f"best images/s: the ensemble {_fmt(peer['ensemble_best_images_per_s'])}"
+        f" (c={peer['ensemble_best_concurrency']}),"
+        f" the peer {_fmt(peer['peer_best_images_per_s'])} (c={peer['peer_best_concurrency']}):"
+        f" ensemble / peer = {_fmt(peer['images_per_s_ratio'], 2)}x",
+        f"server CPU per image at those points: the ensemble {_fmt(peer['ensemble_server_cpu_ms_per_image'])} ms,"
+        f" the peer {_fmt(peer['peer_server_cpu_ms_per_image'])} ms: ensemble / peer ="
+        f" {_fmt(peer['server_cpu_ratio'], 2)}x (with the client: {_fmt(peer['total_cpu_ratio'], 2)}x)",
+        f"p50 at concurrency {low}: the ensemble {_fmt(peer['ensemble_p50_at_lowest_ms'])} ms, the peer"
+        f" {_fmt(peer['peer_p50_at_lowest_ms'])} ms: ensemble / peer = {_fmt(peer['p50_at_lowest_ratio'], 2)}x",
+    ]
+
+
+def _peer_section(report: Mapping[str, Any]) -> list[str]:
+    peer = report["summary"].get("peer") or {}
+    if not peer:
+        return []
+    summary = report["summary"]
+    lines = [
+        "",
+        "## Against the server a user would write instead (the peer)",
+        "",
+        f"{report['paths']['peer']['label']}: the same photos, the same ONNX file, the same concurrencies, in"
+        " the same run (its own sweep below).",
+        "",
+    ]
+    lines += [f"- {line}" for line in peer_lines(peer)]
+    lines.append(
+        f"- p50 at concurrency {peer['lowest_concurrency']} against in-process single image"
+        f" ({_fmt(summary['in_process_single_image_ms'])} ms): the ensemble"
+        f" +{_fmt(summary['p50_above_in_process_ms'])} ms (goal: +3 ms), the peer"
+        f" +{_fmt(peer['peer_p50_at_lowest_ms'] - summary['in_process_single_image_ms'])} ms"
+    )
+    return lines
 
 
 def _step_line(concurrency: int, s: Mapping[str, Any]) -> str:

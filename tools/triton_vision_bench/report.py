@@ -239,10 +239,49 @@ def summarise(report: Mapping[str, Any]) -> dict[str, Any]:
     summary["work_cpu_ms_per_image"] = work_ms if work_ms is not None else math.nan
     summary["wire_to_encoded"] = ratio(wire[0] if wire else None, encoded)
     summary["repeats"] = repeats_summary(paths.get("repeats", {}).get("points", []))
+    summary["peer"] = peer_summary(ensemble, paths.get("peer", {}).get("points", []))
     summary["cpu_per_process"] = {
         key: cpu_per_process(path["points"]) for key, path in paths.items() if cpu_per_process(path["points"])
     }
     return summary
+
+
+def _server_cpu(point: Mapping[str, Any] | None) -> float:
+    value = point.get("server_cpu_ms_per_image") if point else None
+    return math.nan if value is None else float(value)
+
+
+def peer_summary(ensemble: Sequence[Mapping[str, Any]], peer: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """The ensemble against the peer (the server a user would write instead), each at its own best point
+    and both at the lowest concurrency they share: images/s, server CPU per image, p50; ensemble / peer.
+    Empty without peer points."""
+    if not peer:
+        return {}
+    best, best_peer = best_point(ensemble), best_point(peer)
+    shared = sorted({p["concurrency"] for p in ensemble} & {p["concurrency"] for p in peer})
+    low = shared[0] if shared else None
+    first = point_at(ensemble, low) if low is not None else None
+    first_peer = point_at(peer, low) if low is not None else None
+    found = {
+        "ensemble_best_images_per_s": best["images_per_s"] if best else math.nan,
+        "ensemble_best_concurrency": best["concurrency"] if best else None,
+        "peer_best_images_per_s": best_peer["images_per_s"] if best_peer else math.nan,
+        "peer_best_concurrency": best_peer["concurrency"] if best_peer else None,
+        "ensemble_server_cpu_ms_per_image": _server_cpu(best),
+        "peer_server_cpu_ms_per_image": _server_cpu(best_peer),
+        "ensemble_total_cpu_ms_per_image": cpu_ms_per_image(best) if best else math.nan,
+        "peer_total_cpu_ms_per_image": cpu_ms_per_image(best_peer) if best_peer else math.nan,
+        "lowest_concurrency": low,
+        "ensemble_p50_at_lowest_ms": first["p50_ms"] if first else math.nan,
+        "peer_p50_at_lowest_ms": first_peer["p50_ms"] if first_peer else math.nan,
+        "ensemble_server_cpu_at_lowest_ms": _server_cpu(first),
+        "peer_server_cpu_at_lowest_ms": _server_cpu(first_peer),
+    }
+    found["images_per_s_ratio"] = ratio(found["ensemble_best_images_per_s"], found["peer_best_images_per_s"])
+    found["server_cpu_ratio"] = ratio(found["ensemble_server_cpu_ms_per_image"], found["peer_server_cpu_ms_per_image"])
+    found["total_cpu_ratio"] = ratio(found["ensemble_total_cpu_ms_per_image"], found["peer_total_cpu_ms_per_image"])
+    found["p50_at_lowest_ratio"] = ratio(found["ensemble_p50_at_lowest_ms"], found["peer_p50_at_lowest_ms"])
+    return found
 
 
 def repeats_summary(points: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
@@ -296,6 +335,15 @@ def targets(task: str, summary: Mapping[str, Any]) -> list[dict[str, Any]]:
     else:
         alone = summary["ratio_to_model_alone"]
         rows.append(row("ensemble / model alone (in-process)", alone, ">= 0.95", alone >= 0.95))
+    peer = summary.get("peer") or {}
+    if peer:
+        rate = peer["images_per_s_ratio"]
+        rows.append(row("ensemble / peer, best images/s", rate, ">= 1.0", rate >= 1.0))
+        server = peer["server_cpu_ratio"]
+        rows.append(row("ensemble / peer, server CPU per image (best points)", server, "<= 1.05", server <= 1.05))
+        if task != "classification":
+            above = summary["p50_above_in_process_ms"]
+            rows.append(row("p50 at concurrency 1 minus in-process single image (ms)", above, "<= 3", above <= 3.0))
     wire = summary["wire_to_encoded"]
     rows.append(row("wire bytes per image / encoded file", wire, "<= 1.02", wire <= 1.02))
     repeats = summary.get("repeats") or []

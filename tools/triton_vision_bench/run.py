@@ -19,6 +19,8 @@ from triton_vision_bench.in_process import in_process
 from triton_vision_bench.machine import machine_description, read_loadavg, versions
 from triton_vision_bench.messages import BenchError, progress
 from triton_vision_bench.options import BenchOptions
+from triton_vision_bench.peer import TASKS as PEER_TASKS
+from triton_vision_bench.peer_sweep import PEER, peer_path
 from triton_vision_bench.perf_analyzer import perf_analyzer_path
 from triton_vision_bench.profiles import Profile, load_repository, profile
 from triton_vision_bench.repository import bench_repository
@@ -123,6 +125,9 @@ def run_bench(options: BenchOptions) -> dict[str, Any]:
         paths, url, how, served = _served_paths(options, chosen, images, served_repository)
         if options.repeats:
             paths[REPEATS] = _repeats_path(options, chosen, images, served_repository, url)
+        if options.peer and chosen.task in PEER_TASKS:
+            concurrencies = options.concurrency or chosen.settings.concurrency
+            paths[PEER] = peer_path(repository, chosen.ensemble, options, images, concurrencies)
     finally:
         if workdir is not None:
             workdir.cleanup()

@@ -102,11 +102,14 @@ def encoded_length(row: np.ndarray) -> int:
     """Length of the file in a zero-padded row (valid JPEG and PNG files end in non-zero bytes),
     read from the row's end block by block: a row that is not padded costs one byte's look."""
     end = int(row.shape[0])
+    if end and row[end - 1]:  # not padded (one image per request): no scan at all
+        return end
     while end > 0:
         start = max(0, end - LENGTH_BLOCK)
-        nonzero = np.flatnonzero(row[start:end])
-        if nonzero.size:
-            return start + int(nonzero[-1]) + 1
+        backwards = row[start:end][::-1] != 0
+        last = int(backwards.argmax())  # the first True from the end; 0 also when there is none
+        if backwards[last]:
+            return end - last
         end = start
     return 0
 

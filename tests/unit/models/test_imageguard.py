@@ -177,3 +177,12 @@ def test_encoded_length_finds_the_end_across_blocks_of_padding():
     assert encoded_length(row) == LENGTH_BLOCK
     row[2 * LENGTH_BLOCK] = 9
     assert encoded_length(row) == 2 * LENGTH_BLOCK + 1
+
+
+@pytest.mark.parametrize(
+    "values",
+    [[], [0], [0, 0, 0], [5], [1, 0, 2], [1, 2, 0, 0], [0, 0, 3, 0], [9] * 70_000, [9] * 70_000 + [0] * 3],
+)
+def test_encoded_length_is_the_row_without_its_trailing_zeros(values):
+    row = np.array(values, np.uint8)
+    assert encoded_length(row) == len(row.tobytes().rstrip(b"\0"))  # the rule, written independently
