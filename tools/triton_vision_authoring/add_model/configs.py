@@ -152,6 +152,17 @@ def postprocess_inputs(spec: EnsembleSpec, model: ModelSignature) -> list[tuple[
     return wired
 
 
+def detection_outputs() -> list[str]:
+    """The detection outputs every detector's (and pipeline's) ensemble answers, as config entries."""
+    return [
+        _tensor(t.BOXES, "TYPE_FP32", [-1, 4]),
+        _tensor(t.SCORES, "TYPE_FP32", [-1]),
+        _tensor(t.CLASS_IDS, "TYPE_INT32", [-1]),
+        _tensor(t.LABELS, "TYPE_STRING", [-1]),
+        _tensor(t.COUNT, "TYPE_INT32", [1]),
+    ]
+
+
 def ensemble_outputs(spec: EnsembleSpec, model: ModelSignature) -> list[str]:
     classes = model.num_classes or -1
     if spec.task == contract.CLASSIFICATION:
@@ -172,14 +183,7 @@ def ensemble_outputs(spec: EnsembleSpec, model: ModelSignature) -> list[str]:
                 _tensor(t.SKELETON, "TYPE_INT32", [-1, 2]),
             ],
         }[spec.task]
-        return [
-            _tensor(t.BOXES, "TYPE_FP32", [-1, 4]),
-            _tensor(t.SCORES, "TYPE_FP32", [-1]),
-            _tensor(t.CLASS_IDS, "TYPE_INT32", [-1]),
-            _tensor(t.LABELS, "TYPE_STRING", [-1]),
-            _tensor(t.COUNT, "TYPE_INT32", [1]),
-            *instances,
-        ]
+        return [*detection_outputs(), *instances]
     return [
         _tensor(t.MASK, "TYPE_UINT8", [-1, -1]),
         _tensor(t.MASK_SIZE, "TYPE_INT32", [2]),

@@ -545,6 +545,19 @@ def _declared(table: Table) -> DeclaredSignature:
     return DeclaredSignature(inputs, outputs, max_batch, batch_added)
 
 
+def parse_queue(top: Table) -> QueueSpec:
+    """The top-level ``max_queue_size`` and ``queue_timeout_ms`` (a spec's or a pipeline spec's)."""
+    queue = QueueSpec(
+        top.get("max_queue_size", int, "a whole number >= 0", DEFAULT_MAX_QUEUE_SIZE),
+        top.get("queue_timeout_ms", int, "a whole number of milliseconds >= 0", DEFAULT_QUEUE_TIMEOUT_MS),
+    )
+    if queue.max_size < 0:
+        raise top.fail("max_queue_size", "a whole number >= 0")
+    if queue.timeout_ms < 0:
+        raise top.fail("queue_timeout_ms", "a whole number of milliseconds >= 0")
+    return queue
+
+
 def parse_spec(text: str, path: Path) -> EnsembleSpec:
     """A spec from TOML ``text`` (``path`` resolves its relative paths and names it in errors)."""
     try:
@@ -581,14 +594,7 @@ def parse_spec(text: str, path: Path) -> EnsembleSpec:
     shared_prefix = top.get("shared_prefix", str, "a model-name prefix", "")
     if shared_prefix and not NAME_PATTERN.fullmatch(shared_prefix):
         raise top.fail("shared_prefix", "letters, digits, '_', '.' and '-'")
-    queue = QueueSpec(
-        top.get("max_queue_size", int, "a whole number >= 0", DEFAULT_MAX_QUEUE_SIZE),
-        top.get("queue_timeout_ms", int, "a whole number of milliseconds >= 0", DEFAULT_QUEUE_TIMEOUT_MS),
-    )
-    if queue.max_size < 0:
-        raise top.fail("max_queue_size", "a whole number >= 0")
-    if queue.timeout_ms < 0:
-        raise top.fail("queue_timeout_ms", "a whole number of milliseconds >= 0")
+    queue = parse_queue(top)
     tables = {}
     for key in ("preprocess", "postprocess", "inputs", "tensors"):
         value = top.get(key, dict, "a table", {})

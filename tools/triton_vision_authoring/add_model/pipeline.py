@@ -33,6 +33,7 @@ from triton_vision_authoring.add_model.configs import (
     _step,
     _tensor,
     _write,
+    detection_outputs,
     dynamic_batching,
     python_model_source,
 )
@@ -234,11 +235,7 @@ def wiring(spec: PipelineSpec, repository: Path) -> Wiring:
 def _outputs(stage_task: str, dims: int) -> list[str]:
     per_object = -1 if stage_task == contract.CLASSIFICATION else dims
     return [
-        _tensor(t.BOXES, "TYPE_FP32", [-1, 4]),
-        _tensor(t.SCORES, "TYPE_FP32", [-1]),
-        _tensor(t.CLASS_IDS, "TYPE_INT32", [-1]),
-        _tensor(t.LABELS, "TYPE_STRING", [-1]),
-        _tensor(t.COUNT, "TYPE_INT32", [1]),
+        *detection_outputs(),
         *(_tensor(name, dtype, [-1, per_object]) for name, dtype in OBJECT_OUTPUTS[stage_task]),
     ]
 

@@ -31,9 +31,9 @@ from triton_vision_authoring.add_model.ensemble_spec import (
     QueueSpec,
     SpecError,
     Table,
+    parse_queue,
     refuse_unknown_keys,
 )
-from triton_vision_authoring.add_model.keys import DEFAULT_MAX_QUEUE_SIZE, DEFAULT_QUEUE_TIMEOUT_MS
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -162,14 +162,7 @@ def parse_pipeline_spec(text: str, path: Path) -> PipelineSpec:
     margin = then.get("margin", (int, float), "a number in [0, 1]", 0.0)
     if not 0 <= margin <= 1:
         raise then.fail("margin", "a number in [0, 1]")
-    queue = QueueSpec(
-        top.get("max_queue_size", int, "a whole number >= 0", DEFAULT_MAX_QUEUE_SIZE),
-        top.get("queue_timeout_ms", int, "a whole number of milliseconds >= 0", DEFAULT_QUEUE_TIMEOUT_MS),
-    )
-    if queue.max_size < 0:
-        raise top.fail("max_queue_size", "a whole number >= 0")
-    if queue.timeout_ms < 0:
-        raise top.fail("queue_timeout_ms", "a whole number of milliseconds >= 0")
+    queue = parse_queue(top)
     return PipelineSpec(
         name=name,
         source=path,
