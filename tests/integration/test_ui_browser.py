@@ -425,13 +425,44 @@ def test_an_unreachable_server_is_a_clear_message_on_the_page(browser):
         screenshot(browser, "unreachable")
 
 
+# A Python model whose loading waits until a file exists (at most 120 s): tritonserver listens only once
+# every model is loaded, so the test decides when the server answers.
+GATE_CONFIG = """name: "startup_gate"
+backend: "python"
+max_batch_size: 0
+input [ { name: "X" data_type: TYPE_UINT8 dims: [ 1 ] } ]
+output [ { name: "Y" data_type: TYPE_UINT8 dims: [ 1 ] } ]
+"""
+GATE_MODEL = """import os
+import time
+
+
+class TritonPythonModel:
+    def initialize(self, args):
+        deadline = time.monotonic() + 120
+        while not os.path.exists({path!r}) and time.monotonic() < deadline:
+            time.sleep(0.1)
+
+    def execute(self, requests):
+        return []
+"""
+
+
 def test_a_page_opened_while_tritonserver_starts_says_so_then_lists_the_ensembles_by_itself(browser, tmp_path):
-    """`serve --ui-port` starts the page first: it says no server answers yet, and asks again."""
+    """`serve --ui-port` starts the page first: it says no server answers yet, and asks again. A model
+    whose loading waits for the test holds tritonserver's start, so the page is seen before the server
+    answers however loaded the machine is."""
     from selenium.webdriver.common.by import By
 
     from triton_vision_serving.runtime import free_port
 
-    options = ServerOptions.on_free_ports(three_ensemble_repository(tmp_path))
+    repository = three_ensemble_repository(tmp_path)
+    opened = tmp_path / "page-seen"
+    gate = repository / "startup_gate"
+    (gate / "1").mkdir(parents=True)
+    (gate / "config.pbtxt").write_text(GATE_CONFIG)
+    (gate / "1" / "model.py").write_text(GATE_MODEL.format(path=str(opened)))
+    options = ServerOptions.on_free_ports(repository)
     with running(serve_args(options, free_port()), UI_LINE) as lines:
         browser.get(ui_url(lines))
         first = wait(
@@ -442,8 +473,8 @@ def test_a_page_opened_while_tritonserver_starts_says_so_then_lists_the_ensemble
             ),
             "the page shows neither the ensembles nor why not",
         )
-        # tritonserver listens only once its models are loaded, long after the page's first question.
         assert first is True and "cannot reach a triton-vision server" in browser.find_element(By.ID, "banner").text
+        opened.touch()  # now tritonserver may finish loading and listen
         wait(
             browser, lambda b: len(b.find_elements(By.CSS_SELECTOR, "#ensembles li[data-ensemble]")) == 3, "not listed"
         )
