@@ -229,7 +229,7 @@ def run_pipeline_bench(
     with contextlib.ExitStack() as stack:
         server_pid = None
         if url is None:
-            url, server_pid = stack.enter_context(local_server(repository))
+            url, server_pid, _ = stack.enter_context(local_server(repository))
         report = compare(
             spec, stage_task, url, server_pid, photos, images=images, rounds=rounds, concurrency=concurrency
         )

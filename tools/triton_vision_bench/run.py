@@ -32,8 +32,9 @@ SERVER_START_TIMEOUT_S = 300
 
 
 @contextlib.contextmanager
-def local_server(served_repository: Path, cache_size: int = 0) -> Iterator[tuple[str, int | None]]:
-    """A local tritonserver on ``served_repository``: (its gRPC address, its pid); stopped afterwards."""
+def local_server(served_repository: Path, cache_size: int = 0) -> Iterator[tuple[str, int | None, Path]]:
+    """A local tritonserver on ``served_repository``: (its gRPC address, its pid, the repository it
+    loads: the fused one); stopped afterwards."""
     from triton_vision_serving.runtime import LocalTritonServer, ServerOptions
 
     server_options = ServerOptions.on_free_ports(served_repository, cache_size=cache_size)
@@ -42,7 +43,7 @@ def local_server(served_repository: Path, cache_size: int = 0) -> Iterator[tuple
     server = LocalTritonServer(server_options).start()
     try:
         server.wait_ready(timeout=SERVER_START_TIMEOUT_S)
-        yield server_options.grpc_url, server.process.pid if server.process else None
+        yield server_options.grpc_url, server.process.pid if server.process else None, server.served_repository
     finally:
         progress("stopping tritonserver ...")
         server.stop()
@@ -54,13 +55,14 @@ def _served_paths(
     """The ensemble's sweep, perf_analyzer's points and the baseline, on one server (no cache)."""
     steps = list(chosen.steps)
     with contextlib.ExitStack() as stack:
+        loaded: Path | None = None
         if served_repository is None:
             url, server_pid, how = str(options.url), None, "given with --url"
         else:
-            url, server_pid = stack.enter_context(local_server(served_repository))
-            how = "started by the bench: the local runtime, this repository's configs"
+            url, server_pid, loaded = stack.enter_context(local_server(served_repository))
+            how = "started by the bench: the local runtime, this repository's configs, each ensemble fused"
         served = served_configs(url, [chosen.ensemble, *steps])
-        sweep = Sweep(url, options, images, chosen, server_pid, served_repository)
+        sweep = Sweep(url, options, images, chosen, server_pid, loaded)
         paths: dict[str, dict] = {}
         paths[ENSEMBLE] = asyncio.run(
             sweep.run(
@@ -90,10 +92,10 @@ def _repeats_path(
     concurrency = options.repeat_concurrency or (1, max(options.concurrency or chosen.settings.concurrency))
     label = f"the `{chosen.ensemble}` ensemble, half the requests repeating an image (response cache)"
     with contextlib.ExitStack() as stack:
-        server_pid = None
+        server_pid, loaded = None, None
         if served_repository is not None:
-            url, server_pid = stack.enter_context(local_server(served_repository, options.cache_size))
-        sweep = Sweep(url, options, images, chosen, server_pid, served_repository)
+            url, server_pid, loaded = stack.enter_context(local_server(served_repository, options.cache_size))
+        sweep = Sweep(url, options, images, chosen, server_pid, loaded)
         return asyncio.run(sweep.run(REPEATS, tuple(sorted(set(concurrency))), label, list(chosen.steps)))
 
 

@@ -22,7 +22,7 @@ from pathlib import Path
 from triton_vision_authoring.errors import RuntimeMissingError
 from triton_vision_serving.memory import allocator_environment
 
-PYTHON_BASED_BACKENDS = ("onnxruntime", "dali")
+PYTHON_BASED_BACKENDS = ("onnxruntime", "dali", "fused_ensemble")
 BACKENDS_PACKAGE = "triton_vision_backends"  # backends/ in a checkout, package data in the wheel
 
 

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from triton_vision_authoring.errors import RuntimeMissingError
-from triton_vision_serving import logs, readiness, shm
+from triton_vision_serving import fusion, logs, readiness, shm
 from triton_vision_serving.admin import AdminClient, ModelState
 from triton_vision_serving.errors import ServerFailedError
 from triton_vision_serving.install import TritonInstall, assemble_backend_dir
@@ -80,12 +80,26 @@ class LocalTritonServer:
         self.returncode: int | None = None
         self.log_path: Path | None = None
         self._workdir: tempfile.TemporaryDirectory | None = None
+        self.overlay: fusion.Overlay | None = None  # the fused repository tritonserver is given
+
+    @property
+    def served_repository(self) -> Path:
+        """The repository tritonserver loads: the fused one (:mod:`.fusion`) or the model repository."""
+        return self.overlay.path if self.overlay is not None else self.options.model_repository
 
     def command(self, backend_dir: Path) -> list[str]:
         arguments = self.options.arguments(
-            backend_dir=backend_dir, shm_prefix=self.shm_prefix, cache_dir=self.install.caches
+            backend_dir=backend_dir,
+            shm_prefix=self.shm_prefix,
+            cache_dir=self.install.caches,
+            repository=self.served_repository,
         )
         return [str(self.install.binary), *arguments]
+
+    def refresh_model(self, name: str) -> None:
+        """Bring the fused repository's entry for ``name`` up to date with the model repository."""
+        if self.overlay is not None:
+            fusion.refresh(self.overlay, name)
 
     def start(self) -> LocalTritonServer:
         self.install.check_numpy()
@@ -98,6 +112,12 @@ class LocalTritonServer:
         self.log_path = logs.new_log_path(log_dir, self.options.grpc_port, self.generation)
         self._workdir = tempfile.TemporaryDirectory(prefix="triton-vision-")
         backend_dir = assemble_backend_dir(self.install, Path(self._workdir.name) / "backends")
+        if self.options.fuse:
+            self.overlay = fusion.build_overlay(
+                self.options.model_repository,
+                Path(self._workdir.name) / "repository",
+                cached=self.options.cache_size > 0,
+            )
         shm.remove_stale_regions()
         with self.log_path.open("w") as log:  # the child keeps its own descriptor
             self.process = subprocess.Popen(
@@ -159,6 +179,7 @@ class LocalTritonServer:
         if self._workdir is not None:
             self._workdir.cleanup()
             self._workdir = None
+            self.overlay = None
         return self.returncode
 
     def kill_group(self) -> None:

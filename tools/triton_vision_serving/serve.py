@@ -143,6 +143,16 @@ class Serve:
         if self.stop_requested.wait(seconds):
             raise StopRequested("stopped while waiting to restart tritonserver")
 
+    def _announce_fusion(self, server: LocalTritonServer) -> None:
+        overlay = server.overlay
+        if overlay is None:
+            say("ensembles: each step its own model process (--separate-steps)")
+            return
+        if overlay.fused:
+            say(f"fused (each ensemble's steps in one process): {', '.join(overlay.fused)}")
+        for ensemble, why in sorted(overlay.kept.items()):
+            say(f"separate steps: {ensemble}: {why}")
+
     # -- the run --------------------------------------------------------------------------------
     def run(self) -> int:
         repository = servable_repository(self.options)
@@ -226,7 +236,9 @@ class Serve:
                     )
                     index = supervisor.start()
                     pid = server.process.pid if server.process is not None else None
-                    self.metrics.serving(pid, self.options.model_repository, [m.name for m in index])
+                    self.metrics.serving(pid, server.served_repository, [m.name for m in index])
+                    if generation == 1:
+                        self._announce_fusion(server)
                     self._announce(index, generation, down_since)
                     down_since = None
                     if self._supervise(server, supervisor):

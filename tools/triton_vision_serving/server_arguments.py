@@ -50,6 +50,13 @@ def add_server_options(parser: argparse.ArgumentParser, *, ports: tuple[int | No
         help="memory of Triton's response cache, e.g. 256M: a repeated image is answered without decoding "
         "or the model, its post-processing still following its request (default: 0, no cache)",
     )
+    parser.add_argument(
+        "--separate-steps",
+        action="store_true",
+        help="serve each step of an ensemble as its own model process, as Triton's ensemble scheduler runs "
+        "them (default: each ensemble's steps run in one process, fused: fewer copies, one queue; "
+        "docs/performance.md)",
+    )
 
 
 def server_options(args: argparse.Namespace) -> ServerOptions:
@@ -63,4 +70,5 @@ def server_options(args: argparse.Namespace) -> ServerOptions:
         allow_model_control=args.allow_model_control,
         log_dir=args.log_dir,
         cache_size=args.cache_size,
+        fuse=not args.separate_steps,
     )

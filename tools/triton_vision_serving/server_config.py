@@ -47,6 +47,9 @@ class ServerOptions:
     allow_model_control: bool = False  # open the model-repository API to clients
     log_dir: Path | None = None  # None: logs.default_log_dir()
     cache_size: int = 0  # bytes of Triton's response cache (local); 0: no cache
+    # each ensemble served in one process (the fused_ensemble backend: :mod:`.fusion`); False: each
+    # composing model its own process, as Triton's ensemble scheduler runs them
+    fuse: bool = True
     trace: TraceSettings | None = None  # OpenTelemetry traces; None: none
     # serve's metrics endpoint holds metrics_port and adds its own metrics to Triton's, which
     # tritonserver then serves on this loopback port (None: tritonserver serves metrics_port itself).
@@ -103,10 +106,13 @@ class ServerOptions:
         where = [f"--cache-directory={cache_dir}"] if cache_dir is not None else []
         return [*where, f"--cache-config=local,size={self.cache_size}"]
 
-    def arguments(self, *, backend_dir: Path, shm_prefix: str, cache_dir: Path | None = None) -> list[str]:
-        """tritonserver's arguments (without the binary)."""
+    def arguments(
+        self, *, backend_dir: Path, shm_prefix: str, cache_dir: Path | None = None, repository: Path | None = None
+    ) -> list[str]:
+        """tritonserver's arguments (without the binary); ``repository``: the one tritonserver is given
+        (the fused one, :mod:`.fusion`) where it is not :attr:`model_repository`."""
         return [
-            f"--model-repository={self.model_repository.resolve()}",
+            f"--model-repository={(repository or self.model_repository).resolve()}",
             f"--backend-directory={backend_dir}",
             f"--http-address={self.host}",
             f"--http-port={self.http_port}",

@@ -135,7 +135,8 @@ class Supervisor:
 
     @property
     def repository(self) -> Path:
-        return self.server.options.model_repository
+        """The repository tritonserver serves (its model processes run from there): the fused one."""
+        return self.server.served_repository
 
     def start(self) -> list[ModelState]:
         """Take stock after start-up: model processes, file signatures; report models that are down."""
@@ -152,7 +153,8 @@ class Supervisor:
         return index
 
     def _model_dirs(self) -> list[Path]:
-        return [model.directory for model in ModelRepository.load(self.repository)]
+        """The model folders of the model repository (the user's files, not the fused links)."""
+        return [model.directory for model in ModelRepository.load(self.server.options.model_repository)]
 
     def _scan_processes(self) -> dict[int, ModelProcess]:
         if self.server.process is None:
@@ -341,10 +343,12 @@ class Supervisor:
             self._signatures[name] = signature
             LOG.warning("model '%s': files changed; loading the new version (the old one answers meanwhile)", name)
             started = time.monotonic()
+            self.server.refresh_model(name)
             ok, error = self._load(name)
             if ok:
                 LOG.warning("model '%s': new files serving after %.1f s", name, time.monotonic() - started)
                 self.load_waiting_ensembles(name)
+                self.reload_fused_users(name)
             else:
                 LOG.error("model '%s': the new files failed to load: %s", name, error)
                 self._retry_if_transient(name, error)  # else the new files would wait for another change
@@ -391,6 +395,17 @@ class Supervisor:
             )
         cause = f"shared-memory pool of {mb:.0f} MB"
         self._record("shm_pool", model=pool.model, cause=cause, ok=ok, seconds=round(seconds, 2), error=error)
+
+    def reload_fused_users(self, model: str) -> None:
+        """Fused ensembles run ``model``'s files in their own process: new instances load them too."""
+        if self.server.overlay is None:
+            return
+        for ensemble in self.server.overlay.fused_using(model):
+            if ensemble != model:
+                ok, error = self._load(ensemble, fresh=True)
+                LOG.warning(
+                    "ensemble '%s': %s", ensemble, f"runs the new '{model}'" if ok else f"reload failed: {error}"
+                )
 
     def load_waiting_ensembles(self, model: str) -> None:
         """Ensembles that are down and need ``model`` (never loaded because it had failed): load them."""
@@ -440,7 +455,8 @@ class Supervisor:
 
     def suspects(self, ensemble: str, error: str) -> list[str]:
         """The model a "Stub process '<model>_<n>...'" error names, else every step of the ensemble."""
-        steps = self.server.admin.ensemble_steps(ensemble)
+        # a fused ensemble (no steps in Triton's view of its config) runs them all in its own process
+        steps = self.server.admin.ensemble_steps(ensemble) or [ensemble]
         if "Stub process '" in error:
             instance = error.split("Stub process '", 1)[1].split("'", 1)[0]
             named = [m for m in steps if instance.startswith(m + "_")]

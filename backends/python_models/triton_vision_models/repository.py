@@ -33,6 +33,10 @@ DALI = "dali"
 ONNXRUNTIME = "onnxruntime"
 # The file each backend loads from a version folder unless ``default_model_filename`` names another.
 DEFAULT_MODEL_FILENAMES = {PYTHON: "model.py", DALI: "dali.py", ONNXRUNTIME: "model.onnx"}
+# An ensemble served in one process on the local runtime (``serve``'s fused repository): its folder
+# holds a config of this backend, and the ensemble's own config under ENSEMBLE_CONFIG_FILE.
+FUSED_BACKEND = "fused_ensemble"
+ENSEMBLE_CONFIG_FILE = "ensemble.pbtxt"
 
 
 # -- one config -----------------------------------------------------------------------------
@@ -46,13 +50,21 @@ def parse_config(text: str) -> ModelConfig:
     return config
 
 
-def load_config(model_dir: Path) -> ModelConfig:
+def load_config(model_dir: Path, filename: str = CONFIG_FILENAME) -> ModelConfig:
     """``model_dir/config.pbtxt`` parsed; :class:`ConfigError` if it is missing or does not parse."""
     try:
-        text = (model_dir / CONFIG_FILENAME).read_text(encoding="utf-8")
+        text = (model_dir / filename).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{CONFIG_FILENAME} does not parse: {exc}") from None
+        raise ConfigError(f"{filename} does not parse: {exc}") from None
     return parse_config(text)
+
+
+def load_model_config(model_dir: Path) -> ModelConfig:
+    """What the model in ``model_dir`` is: its config, or for a fused ensemble the ensemble's."""
+    config = load_config(model_dir)
+    if config.backend == FUSED_BACKEND and (model_dir / ENSEMBLE_CONFIG_FILE).is_file():
+        return load_config(model_dir, ENSEMBLE_CONFIG_FILE)
+    return config
 
 
 def kind_of(config: ModelConfig) -> str:
@@ -165,7 +177,9 @@ class ModelRepository:
                 repository.unreadable[model_dir.name] = f"no {CONFIG_FILENAME}"
                 continue
             try:
-                repository.models[model_dir.name] = RepositoryModel(model_dir.name, model_dir, load_config(model_dir))
+                repository.models[model_dir.name] = RepositoryModel(
+                    model_dir.name, model_dir, load_model_config(model_dir)
+                )
             except ConfigError as exc:
                 repository.unreadable[model_dir.name] = str(exc)
         return repository

@@ -202,4 +202,7 @@ def python_model(load_runner: Callable[[ModelConfig], Runner], *, validate_input
         def execute(self, requests: Sequence[Any]) -> list[Any]:
             return self.adapter.execute(requests)
 
+    # what a fused ensemble (:mod:`.fused`) loads to run this model inside its own process
+    TritonPythonModel.load_runner = staticmethod(load_runner)  # type: ignore[attr-defined]
+    TritonPythonModel.validate_inputs = validate_inputs  # type: ignore[attr-defined]
     return TritonPythonModel

@@ -58,6 +58,8 @@ def test_ctrl_c_after_ready_stops_tritonserver_and_exits_130_a_sigterm_0(tmp_pat
     class FakeServer:
         log_path = tmp_path / "tritonserver.log"
         process = None
+        served_repository = tmp_path
+        overlay = None
 
         def wait_settled(self, timeout, should_stop) -> None:
             pass

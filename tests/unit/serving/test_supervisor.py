@@ -36,7 +36,12 @@ class FakeAdmin:
 def running_server(admin: FakeAdmin) -> Any:
     """A stand-in for a running LocalTritonServer on the project's repository, with ``admin`` as its API."""
     return SimpleNamespace(
-        options=SimpleNamespace(model_repository=MODEL_REPOSITORY), process=SimpleNamespace(pid=1), admin=admin
+        options=SimpleNamespace(model_repository=MODEL_REPOSITORY),
+        served_repository=MODEL_REPOSITORY,
+        overlay=None,
+        refresh_model=lambda name: None,
+        process=SimpleNamespace(pid=1),
+        admin=admin,
     )
 
 
@@ -47,7 +52,12 @@ def supervisor(monkeypatch, tmp_path):
     pools: list[list[ModelPool]] = []
     monkeypatch.setattr(memory, "model_pools", lambda processes, cmdlines, shm_dir: pools.pop(0))
     server = SimpleNamespace(
-        options=SimpleNamespace(model_repository=MODEL_REPOSITORY), process=None, admin=FakeAdmin()
+        options=SimpleNamespace(model_repository=MODEL_REPOSITORY),
+        served_repository=MODEL_REPOSITORY,
+        overlay=None,
+        refresh_model=lambda name: None,
+        process=None,
+        admin=FakeAdmin(),
     )
     clock = [1000.0]
     monkeypatch.setattr(module.time, "monotonic", lambda: clock[0])
