@@ -35,7 +35,7 @@ class EnsembleConfig:
         """From Triton's config JSON (HTTP's answer, or gRPC's ``{"config": ...}``)."""
         body = config.get("config", config)
         outputs = [str(output.get("name", "")) for output in body.get("output", [])]
-        steps = [str(step.get("model_name", "")) for step in body.get("ensemble_scheduling", {}).get("step", [])]
+        steps = contract.ensemble_steps(body)
         return cls(
             name=str(body.get("name") or name),
             task=contract.task_of(outputs),
@@ -69,7 +69,7 @@ def class_count(step_configs: Iterable[Mapping[str, Any] | None]) -> int | None:
         body = (config or {}).get("config", config or {})
         outputs = [str(output.get("name", "")) for output in body.get("output", [])]
         inputs = body.get("input", [])
-        if body.get("platform") == "ensemble" or contract.task_of(outputs) != contract.CLASSIFICATION:
+        if contract.is_ensemble_config(body) or contract.task_of(outputs) != contract.CLASSIFICATION:
             continue
         dims = [int(dim) for dim in inputs[0].get("dims", [])] if len(inputs) == 1 else []
         if dims and min(dims) > 0:
@@ -85,7 +85,7 @@ def nested_steps(
         found.append(step)
         config = config_of(step) if step not in seen else None
         body = config.get("config", config) if config is not None else {}
-        if body.get("platform") == "ensemble":
+        if contract.is_ensemble_config(body):
             inner = EnsembleConfig.from_json(step, body).steps
             found.extend(nested_steps(inner, config_of, seen | {step}))
     return tuple(dict.fromkeys(found))

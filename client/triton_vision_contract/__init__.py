@@ -18,6 +18,29 @@ DEFAULT_METRICS_PORT = 8002
 
 # -- every ensemble ------------------------------------------------------------------------
 IMAGE = "IMAGE"  # UINT8 [batch, bytes]: one encoded JPEG/PNG per row, zero-padded to the longest
+# `triton-vision serve` serves each ensemble *fused* (its steps in one process) by a Python-based
+# backend of this name; the config names the ensemble's steps in the parameter ENSEMBLE_STEPS
+# (comma-separated), where Triton's own ensembles have ``ensemble_scheduling``.
+FUSED_BACKEND = "fused_ensemble"
+ENSEMBLE_STEPS = "ensemble_steps"
+
+
+def is_ensemble_config(config: dict) -> bool:
+    """Whether a server's model config (Triton's JSON) is an ensemble's: Triton's or a fused one."""
+    return config.get("platform") == "ensemble" or config.get("backend") == FUSED_BACKEND
+
+
+def ensemble_steps(config: dict) -> list[str]:
+    """The models an ensemble's config names as its steps, in order, each once ([] for other models)."""
+    if config.get("platform") == "ensemble":
+        names = [str(step.get("model_name", "")) for step in config.get("ensemble_scheduling", {}).get("step", [])]
+    elif config.get("backend") == FUSED_BACKEND:
+        raw = config.get("parameters", {}).get(ENSEMBLE_STEPS, {})
+        names = str(raw.get("string_value", "") if isinstance(raw, dict) else raw).split(",")
+    else:
+        names = []
+    return list(dict.fromkeys(name for name in names if name))
+
 
 # -- overload: bounded queues, and a way past them for health probes ----------------------------
 # Every composing model's dynamic batcher has two priority levels (Triton: 1 is served first).

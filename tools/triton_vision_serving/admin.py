@@ -14,6 +14,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 
+import triton_vision_contract as contract
 from triton_vision_serving.access import ADMIN_HEADER
 from triton_vision_serving.errors import AdminRequestError
 
@@ -107,5 +108,4 @@ class AdminClient:
         status, body, _ = self._call(f"/v2/models/{ensemble}/config", timeout=INDEX_TIMEOUT_S)
         if status != 200 or not isinstance(body, dict):
             return []
-        steps = body.get("ensemble_scheduling", {}).get("step", [])
-        return list(dict.fromkeys(step.get("model_name", "") for step in steps if step.get("model_name")))
+        return contract.ensemble_steps(body)

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from google.protobuf import text_format
 
+import triton_vision_contract as contract
 from triton_vision_models import repository as repo
 from triton_vision_models.fused import ENSEMBLE_CONFIG_KEY
 
@@ -48,15 +49,16 @@ class Overlay:
 def not_fusable(repository: repo.ModelRepository, ensemble: str, *, cached: bool = False) -> str | None:
     """Why ``ensemble`` cannot be fused (None when it can): a step that is missing, of a backend
     other than python/dali/onnxruntime, or a Python model not built on the project's adapter; with a
-    response cache (``cached``), a nested ensemble whose answers are cached (it is fused on its own,
-    cache and all, and this ensemble calls it as a step)."""
-    for name in repository.composing_models(ensemble, nested=True):
+    response cache (``cached``), its answers or a nested ensemble's are cached: Triton's cache keeps
+    the answers of an ensemble's image part, and a fused model's refusals did not pass through it
+    (an ensemble step's error answer came back cached as an answer without outputs)."""
+    for name in [ensemble, *repository.composing_models(ensemble, nested=True)]:
         model = repository.models.get(name)
         if model is None:
             return f"its step '{name}' is not in the repository"
         if model.is_ensemble:
             if cached and model.config.response_cache.enable:
-                return f"its step '{name}' is cached (--cache-size): its answers are reused"
+                return f"'{name}' is cached (--cache-size): the cache keeps Triton's ensemble"
             continue
         if model.kind not in FUSABLE_KINDS:
             return f"its step '{name}' runs on the '{model.kind}' backend"
@@ -73,7 +75,8 @@ def leaf_steps(repository: repo.ModelRepository, ensemble: str) -> list[repo.Rep
 
 def fused_config(repository: repo.ModelRepository, ensemble: str) -> repo.ModelConfig:
     """The config of ``ensemble`` served by the ``fused_ensemble`` backend: its inputs and outputs,
-    the entrance step's queue, as many instances as its busiest step, its response cache setting."""
+    the entrance step's queue, as many instances as its busiest step (no response cache:
+    :func:`not_fusable`)."""
     source = repository[ensemble].config
     steps = leaf_steps(repository, ensemble)
     config = repo.new_config()
@@ -94,11 +97,10 @@ def fused_config(repository: repo.ModelRepository, ensemble: str) -> repo.ModelC
     entrance = next((s for s in steps if s.config.HasField("dynamic_batching")), None)
     if entrance is not None:
         config.dynamic_batching.CopyFrom(entrance.config.dynamic_batching)
-    if source.HasField("response_cache"):
-        config.response_cache.CopyFrom(source.response_cache)
     for key, value in source.parameters.items():
         config.parameters[key].CopyFrom(value)
     config.parameters[ENSEMBLE_CONFIG_KEY].string_value = ENSEMBLE_CONFIG_FILE
+    config.parameters[contract.ENSEMBLE_STEPS].string_value = ",".join(repository[ensemble].steps)
     for key, value in STEP_SETTINGS.items():
         config.parameters[key].string_value = value
     return config

@@ -35,7 +35,7 @@ ONNXRUNTIME = "onnxruntime"
 DEFAULT_MODEL_FILENAMES = {PYTHON: "model.py", DALI: "dali.py", ONNXRUNTIME: "model.onnx"}
 # An ensemble served in one process on the local runtime (``serve``'s fused repository): its folder
 # holds a config of this backend, and the ensemble's own config under ENSEMBLE_CONFIG_FILE.
-FUSED_BACKEND = "fused_ensemble"
+FUSED_BACKEND = contract.FUSED_BACKEND
 ENSEMBLE_CONFIG_FILE = "ensemble.pbtxt"
 
 
