@@ -16,14 +16,17 @@ SERVER_START_TIMEOUT_S = 240.0
 
 @contextlib.contextmanager
 def running_server(
-    repository: Path, *, allow_model_control: bool = False, cache_size: int = 0
+    repository: Path, *, allow_model_control: bool = False, cache_size: int = 0, fuse: bool = True
 ) -> Iterator[LocalTritonServer]:
     """A LocalTritonServer on free loopback ports, ready, stopped afterwards (``allow_model_control``:
     clients may load and unload models, as with ``serve --allow-model-control``; ``cache_size``: bytes
-    of response cache, as ``serve --cache-size``)."""
+    of response cache, as ``serve --cache-size``; ``fuse=False``: each ensemble's steps as separate
+    models, as ``serve --separate-steps`` and the NGC container run them)."""
     from triton_vision_serving.server_config import ServerOptions
 
-    options = ServerOptions.on_free_ports(repository, allow_model_control=allow_model_control, cache_size=cache_size)
+    options = ServerOptions.on_free_ports(
+        repository, allow_model_control=allow_model_control, cache_size=cache_size, fuse=fuse
+    )
     server = LocalTritonServer(options)
     server.start()
     try:

@@ -45,7 +45,8 @@ def photo_path(tmp_path_factory, chelsea_rgb) -> Path:
 @pytest.fixture(scope="module")
 def prefixed_server(classification_repository, tmp_path_factory):
     """export-repo --prefix tv_ --models classification into a repository that already holds a
-    user's model named 'classification' (it must stay theirs), served by the real tritonserver."""
+    user's model named 'classification' (it must stay theirs), served by the real tritonserver with
+    each step a model of its own, as the NGC container in a deployment serves it (per-step metrics)."""
     from triton_vision_authoring.check import check_repository
     from triton_vision_authoring.export_repo import export_repository
 
@@ -57,7 +58,7 @@ def prefixed_server(classification_repository, tmp_path_factory):
     export_repository(classification_repository, dest, prefix=PREFIX, models=[t.CLASSIFICATION])
     export_repository(classification_repository, dest, prefix=METRICS_PREFIX, models=[t.CLASSIFICATION])
     assert check_repository(dest).problems == []
-    with running_server(dest) as server:
+    with running_server(dest, fuse=False) as server:
         yield server, dest
 
 

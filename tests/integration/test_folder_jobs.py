@@ -498,7 +498,9 @@ def test_ctrl_c_keeps_whole_records_and_resume_finishes_the_job(tiny_classificat
 # -- a job while the server reloads a model ---------------------------------------------------------
 @pytest.fixture
 def reloadable_tiny_server(tmp_path):
-    """The tiny classifier on a private server whose models the test may unload and load."""
+    """The tiny classifier on a private server whose models the test may unload and load (its
+    ensemble's steps as separate models: unloading the classifier takes the ensemble down, as in
+    the NGC container)."""
     import onnx
 
     from triton_vision_authoring import models as model_files
@@ -507,7 +509,7 @@ def reloadable_tiny_server(tmp_path):
     path = tmp_path / "tiny.onnx"
     onnx.save(tiny_classifier(), str(path))
     model_files.prepare(repository, model_files.CATALOGUE[t.CLASSIFIER], from_path=path)
-    with running_server(repository, allow_model_control=True) as server:
+    with running_server(repository, allow_model_control=True, fuse=False) as server:
         yield server
 
 

@@ -34,6 +34,7 @@ def options_from(args: argparse.Namespace) -> BenchOptions:
         repeat_concurrency=parse_concurrency(args.repeat_concurrency, "--repeat-concurrency")
         if args.repeat_concurrency
         else None,
+        separate_steps=args.separate_steps,
         peer=not args.no_peer,
         peer_workers=args.peer_workers,
         peer_device=args.peer_device,
@@ -162,6 +163,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--repeat-concurrency", default=None, help="its concurrency levels (default: 1 and the sweep's highest)"
+    )
+    p.add_argument(
+        "--separate-steps",
+        action="store_true",
+        help="the bench's server runs each step of the ensemble as its own model process (serve "
+        "--separate-steps: per-step statistics; default: fused, as serve runs it)",
     )
     p.add_argument(
         "--no-peer",

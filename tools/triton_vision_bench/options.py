@@ -31,6 +31,7 @@ class BenchOptions:
     repeats: bool = True  # the repeated-image workload, on a server with a response cache
     cache_size: int = DEFAULT_CACHE_SIZE
     repeat_concurrency: tuple[int, ...] | None = None  # None: 1 and the sweep's highest
+    separate_steps: bool = False  # the bench's server runs each ensemble's steps as separate models
     peer: bool = True  # the server a user would write instead (:mod:`.peer`), same photos and concurrencies
     peer_workers: int = 2
     peer_device: str = "cpu"  # "cuda": the peer's ONNX Runtime on CUDA's execution provider

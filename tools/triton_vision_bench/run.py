@@ -12,6 +12,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import triton_vision_contract as contract
 from triton_vision_bench import report as br
 from triton_vision_bench.agreement import compare_detectors
 from triton_vision_bench.images import BenchImage, bench_images, median_jpeg
@@ -32,12 +33,14 @@ SERVER_START_TIMEOUT_S = 300
 
 
 @contextlib.contextmanager
-def local_server(served_repository: Path, cache_size: int = 0) -> Iterator[tuple[str, int | None, Path]]:
+def local_server(
+    served_repository: Path, cache_size: int = 0, *, fuse: bool = True
+) -> Iterator[tuple[str, int | None, Path]]:
     """A local tritonserver on ``served_repository``: (its gRPC address, its pid, the repository it
     loads: the fused one); stopped afterwards."""
     from triton_vision_serving.runtime import LocalTritonServer, ServerOptions
 
-    server_options = ServerOptions.on_free_ports(served_repository, cache_size=cache_size)
+    server_options = ServerOptions.on_free_ports(served_repository, cache_size=cache_size, fuse=fuse)
     cache = f", response cache {describe_size(cache_size)}" if cache_size else ""
     progress(f"starting tritonserver on {server_options.grpc_url}{cache} ...")
     server = LocalTritonServer(server_options).start()
@@ -47,6 +50,15 @@ def local_server(served_repository: Path, cache_size: int = 0) -> Iterator[tuple
     finally:
         progress("stopping tritonserver ...")
         server.stop()
+
+
+def is_fused(url: str, ensemble: str) -> bool:
+    """Whether the server runs ``ensemble`` fused (``serve``'s default: one model, no step statistics)."""
+    import tritonclient.grpc as grpcclient
+
+    with grpcclient.InferenceServerClient(url) as client:
+        config = client.get_model_config(ensemble, as_json=True).get("config", {})
+    return config.get("backend") == contract.FUSED_BACKEND
 
 
 def _served_paths(
@@ -59,10 +71,14 @@ def _served_paths(
         if served_repository is None:
             url, server_pid, how = str(options.url), None, "given with --url"
         else:
-            url, server_pid, loaded = stack.enter_context(local_server(served_repository))
-            how = "started by the bench: the local runtime, this repository's configs, each ensemble fused"
+            fuse = not options.separate_steps
+            url, server_pid, loaded = stack.enter_context(local_server(served_repository, fuse=fuse))
+            shape = "each ensemble fused (its steps in one process)" if fuse else "each step its own process"
+            how = f"started by the bench: the local runtime, this repository's configs, {shape}"
         served = served_configs(url, [chosen.ensemble, *steps])
-        sweep = Sweep(url, options, images, chosen, server_pid, loaded)
+        if is_fused(url, chosen.ensemble):  # the steps run inside the ensemble's own model
+            steps = [chosen.ensemble]
+        sweep = Sweep(url, options, images, chosen, server_pid, loaded, process_order=steps)
         paths: dict[str, dict] = {}
         paths[ENSEMBLE] = asyncio.run(
             sweep.run(
@@ -94,7 +110,10 @@ def _repeats_path(
     with contextlib.ExitStack() as stack:
         server_pid, loaded = None, None
         if served_repository is not None:
-            url, server_pid, loaded = stack.enter_context(local_server(served_repository, options.cache_size))
+            fuse = not options.separate_steps
+            url, server_pid, loaded = stack.enter_context(
+                local_server(served_repository, options.cache_size, fuse=fuse)
+            )
         sweep = Sweep(url, options, images, chosen, server_pid, loaded)
         return asyncio.run(sweep.run(REPEATS, tuple(sorted(set(concurrency))), label, list(chosen.steps)))
 

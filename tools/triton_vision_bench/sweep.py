@@ -81,8 +81,11 @@ class Sweep:
         profile: Profile,
         server_pid: int | None,
         served_repository: Path | None = None,
+        *,
+        process_order: Sequence[str] | None = None,  # the processes listed first (default: the steps)
     ) -> None:
         self.url = url
+        self.process_order = list(process_order) if process_order is not None else list(profile.steps)
         self.server_pid = server_pid
         self.served_repository = served_repository
         self.options = options
@@ -193,7 +196,7 @@ class Sweep:
             point["client_rss_mb"] = client.rss_bytes / 2**20
         before, after = snapshots.get("open_processes"), snapshots.get("close_processes")
         if before is not None and after is not None and images:
-            point["server_processes"] = cpu.per_image(before, after, images, order=self.profile.steps)
+            point["server_processes"] = cpu.per_image(before, after, images, order=self.process_order)
             point["server_cpu_ms_per_image"] = sum(row["cpu_ms_per_image"] for row in point["server_processes"])
         for kind, latencies in result.latencies_by_kind.items():
             point[kind] = {"requests": len(latencies), **br.latency_summary(latencies)}

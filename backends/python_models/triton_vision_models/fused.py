@@ -20,7 +20,7 @@ import importlib.util
 import json
 import sys
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +46,7 @@ class FusedStep:
     validate_inputs: bool
     input_map: Mapping[str, str]  # the step's input -> the ensemble's tensor
     output_map: Mapping[str, str]  # the step's output -> the ensemble's tensor
+    within: tuple[str, ...] = ()  # the ensembles it runs in, outermost first (for error messages)
 
 
 def implementation(model_dir: Path, version: str, kind: str, config: Any) -> Path:
@@ -110,6 +111,7 @@ def load_steps(
         kind = repo.kind_of(config)
         if kind == repo.ENSEMBLE:
             inner = load_steps(root, config, overrides, (*seen, ensemble.name))
+            inner = [replace(s, within=(ensemble.name, *s.within)) for s in inner]
             steps.extend(renamed(inner, dict(step.input_map), dict(step.output_map), name))
             continue
         version = latest_version(model_dir, step.model_version)
@@ -125,6 +127,7 @@ def load_steps(
                 validate_inputs=bool(getattr(model_class, "validate_inputs", True)),
                 input_map=dict(step.input_map),
                 output_map=dict(step.output_map),
+                within=(ensemble.name,),
             )
         )
     return steps
@@ -150,6 +153,7 @@ def renamed(
             validate_inputs=s.validate_inputs,
             input_map={k: outer(v) for k, v in s.input_map.items()},
             output_map={k: outer(v) for k, v in s.output_map.items()},
+            within=s.within,
         )
         for s in inner
     ]
@@ -201,12 +205,12 @@ class FusedEnsemble:
                     batch.append(self.step_request(step, tensors[index], requests[index].parameters))
                     running.append(index)
                 except Exception as exc:  # noqa: BLE001 - a request that does not fit the step fails alone
-                    results[index] = exc
+                    results[index] = as_ensembles_say(exc, step.within)
             answers = run_isolated(step, batch) if batch else []
             alive = []
             for index, answer in zip(running, answers, strict=True):
                 if isinstance(answer, Exception):
-                    results[index] = answer
+                    results[index] = as_ensembles_say(answer, step.within)
                     continue
                 for output, tensor in step.output_map.items():
                     tensors[index][tensor] = as_declared(step.config, output, answer)
@@ -224,6 +228,21 @@ class FusedEnsemble:
                 check_input(step.config, step.config.input(name), array)
             inputs[name] = array
         return RequestData(inputs=inputs, parameters=parameters)
+
+
+def as_ensembles_say(exc: Exception, within: Sequence[str]) -> Exception:
+    """A step's error as Triton's ensemble scheduler passes it on: ``in ensemble 'NAME', `` before the
+    step's message for each ensemble it runs in (outermost first), the same kind of error (so the
+    same status), so that a client reads the same words from a fused ensemble and from Triton's."""
+    prefix = "".join(f"in ensemble '{name}', " for name in within)
+    if not prefix:
+        return exc
+    try:
+        wrapped = type(exc)(prefix + str(exc))
+    except Exception:  # noqa: BLE001 - an exception that takes other arguments keeps its own message
+        return exc
+    wrapped.__cause__ = exc.__cause__
+    return wrapped
 
 
 def as_declared(config: ModelConfig, output: str, answer: Mapping[str, np.ndarray]) -> np.ndarray:

@@ -125,7 +125,9 @@ def test_tensors_pass_from_step_to_step_through_a_nested_ensemble(repository):
 def test_a_refused_request_fails_alone_with_its_steps_message(repository):
     with pb.installed():
         answers = fused(repository)([request([1, 1, 1]), request([-1, 0, 0]), request([2, 2, 2])])
-    assert str(answers[1]) == "model 'double': negative input"
+    # in Triton's words for an ensemble step's error: each ensemble it runs in, outermost first
+    assert str(answers[1]) == "in ensemble 'top', in ensemble 'inner', model 'double': negative input"
+    assert type(answers[1]).__name__ == "InvalidInputError"  # the same status (INVALID_ARG)
     np.testing.assert_array_equal(answers[0]["OUT"], [[3, 3, 3]])
     np.testing.assert_array_equal(answers[2]["OUT"], [[5, 5, 5]])
 
@@ -146,7 +148,9 @@ def test_a_request_that_does_not_fit_a_step_is_refused_naming_the_step(repositor
     with pb.installed():
         answers = fused(repository)([RequestData({"IN": np.zeros((1, 4), np.float32)}), request([1, 1, 1])])
     assert isinstance(answers[0], InvalidInputError)
-    assert "model 'double', input 'A': expected dims [3], got [4]" in str(answers[0])
+    assert str(answers[0]) == (
+        "in ensemble 'top', in ensemble 'inner', model 'double', input 'A': expected dims [3], got [4] (axis 0)"
+    )
     np.testing.assert_array_equal(answers[1]["OUT"], [[3, 3, 3]])
 
 
