@@ -29,6 +29,7 @@ class EnsembleConfig:
     steps: tuple[str, ...]  # the models its steps name, in order
     outputs: tuple[str, ...] = ()
     classes: int | None = None  # a classification ensemble's class count, where a step's config says it
+    fused: bool = False  # served fused (serve's): its steps run inside its own model, not as models
 
     @classmethod
     def from_json(cls, name: str, config: Mapping[str, Any]) -> EnsembleConfig:
@@ -42,6 +43,7 @@ class EnsembleConfig:
             max_batch_size=int(body.get("max_batch_size", 0) or 0),
             steps=tuple(dict.fromkeys(step for step in steps if step)),
             outputs=tuple(outputs),
+            fused=body.get("backend") == contract.FUSED_BACKEND,
         )
 
     def with_nested(self, config_of: Callable[[str], Mapping[str, Any] | None]) -> EnsembleConfig:
@@ -101,6 +103,12 @@ class EnsembleInfo:
     ready: bool  # the server says it can answer now
     stand_in: tuple[str, ...] = ()  # its step models that are random-weight stand-ins
     steps: tuple[str, ...] = ()  # the models its steps name (empty when not loaded)
+    fused: bool = False  # its steps run inside its own model (serve's fused ensembles)
+
+    @property
+    def timed(self) -> tuple[str, ...]:
+        """The models whose statistics say where its time goes: its steps, or itself when fused."""
+        return (self.name,) if self.fused else self.steps
 
     @property
     def state(self) -> str:
@@ -128,7 +136,9 @@ def ensemble_info(
     """An ensemble's info from its config (None: the server has none loaded), readiness and sources."""
     if config is None:
         return EnsembleInfo(name, None, None, ready)
-    return EnsembleInfo(name, config.task, config.max_batch_size, ready, stand_ins(config.steps, sources), config.steps)
+    return EnsembleInfo(
+        name, config.task, config.max_batch_size, ready, stand_ins(config.steps, sources), config.steps, config.fused
+    )
 
 
 def stand_in_warning(model: str) -> str:

@@ -52,8 +52,8 @@ PROBE_PRIORITY = 1
 DEFAULT_PRIORITY = 2
 # What Triton answers (UNAVAILABLE over gRPC, 503 over HTTP) when a composing model refuses a
 # request for load: its queue holds max_queue_size requests, or the request waited its queue
-# timeout. The message names the ensemble, not the step or the limit
-# (docs/reliability.md#bounded-queues-and-overload).
+# timeout. Triton's ensemble scheduler puts "in ensemble 'NAME', " before it; a fused ensemble's
+# queue (serve's) refuses in a model's words, without it (docs/reliability.md#bounded-queues-and-overload).
 QUEUE_FULL_PHRASE = "Exceeds maximum queue size"
 QUEUE_TIMEOUT_PHRASE = "Request timeout expired"
 BUSY_PHRASES = (QUEUE_FULL_PHRASE, QUEUE_TIMEOUT_PHRASE)

@@ -248,12 +248,12 @@ class Playground:
         if before is not None:
             after, problem = self._statistics(reader)
             for _ in range(SETTLE_READS):
-                if after is None or not unsettled([info.name, *info.steps], before, after):
+                if after is None or not unsettled([info.name, *info.timed], before, after):
                     break
                 time.sleep(SETTLE_PAUSE_S)
                 after, problem = self._statistics(reader)
             if after is not None:
-                timing = step_times(info.name, info.steps, before, after)
+                timing = step_times(info.name, info.timed, before, after)
         timing_json = timing.as_dict() if timing else {"steps": [], "note": f"no per-step times: {problem}"}
         return outputs, latency_ms, timing_json
 

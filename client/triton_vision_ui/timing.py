@@ -123,19 +123,20 @@ def step_times(
     the ``before`` and ``after`` readings."""
     rows = []
     others = 0
-    for model in [ensemble, *steps]:
+    for model in dict.fromkeys([ensemble, *steps]):
         delta = after.get(model, Counters()) - before.get(model, Counters())
         others = max(others, delta.requests - expected)
-        if model != ensemble:
-            rows.append(
-                StepTime(
-                    model,
-                    delta.requests,
-                    delta.request_ns / NS_PER_MS,
-                    delta.queue_ns / NS_PER_MS,
-                    delta.compute_ns / NS_PER_MS,
-                )
+    for model in steps:  # a fused ensemble is its own one step
+        delta = after.get(model, Counters()) - before.get(model, Counters())
+        rows.append(
+            StepTime(
+                model,
+                delta.requests,
+                delta.request_ns / NS_PER_MS,
+                delta.queue_ns / NS_PER_MS,
+                delta.compute_ns / NS_PER_MS,
             )
+        )
     whole = after.get(ensemble, Counters()) - before.get(ensemble, Counters())
     return Timing(
         steps=tuple(rows),

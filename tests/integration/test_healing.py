@@ -111,7 +111,8 @@ def readiness(serve: Serve, stop: threading.Event, samples: list[tuple[float, bo
 
 
 # -- a killed model process ---------------------------------------------------------------------
-@pytest.mark.parametrize("model", [t.CLASSIFIER, t.CLASSIFICATION_POSTPROCESS])
+# the fused ensemble's process (the traffic's: serve runs each ensemble fused) and a step's own (idle)
+@pytest.mark.parametrize("model", [t.CLASSIFICATION, t.CLASSIFICATION_POSTPROCESS])
 def test_killed_model_process_under_load_is_healed_and_fails_only_before_readiness_turns_off(
     classification_repository, photo, model
 ):
@@ -157,7 +158,8 @@ def test_killed_model_process_under_load_is_healed_and_fails_only_before_readine
     print(f"{model}: healed in {heal_s:.1f} s; {len(failures)} of {len(outcomes)} requests failed; ", end="")
     assert all(o.answer == baseline for o in outcomes if o.answer), "an answer changed"
     assert max(o.ended - o.started for o in outcomes) < REQUEST_TIMEOUT_S + HANG_SLACK_S, "a request hung"
-    assert f"model '{model}': process {victim} died" in log and f"model '{model}': reloaded" in log, log
+    died = (f"model '{model}': process {victim} died", f"model '{model}': no live process ({[victim]} died)")
+    assert any(line in log for line in died) and f"model '{model}': reloaded" in log, log
     heals = [line for line in log.splitlines() if f"model '{model}':" in line and "reloading it" in line]
     assert len(heals) == 1, f"healed more than once:\n{log}"
     if failures:

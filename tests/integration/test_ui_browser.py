@@ -203,19 +203,14 @@ def test_classification_shows_the_grpc_clients_top_label_with_bars_and_each_step
     assert rows[0].find_element(By.CSS_SELECTOR, ".label").text == expected.labels[0]
     bars = [float(row.find_element(By.TAG_NAME, "meter").get_attribute("value")) for row in rows]
     np.testing.assert_allclose(bars, expected.scores, atol=1e-6)
-    # Where the time went: one row per step of the ensemble's config, each counted our one request.
+    # Where the time went: one row per model that ran it, each counted our one request: the served
+    # ensemble itself when fused (serve's way: its steps run in its process), else each step.
     import tritonclient.grpc as grpcclient
 
-    def served_steps(triton, ensemble: str) -> list[str]:  # a nested ensemble, then its own steps
-        found = []
-        for step in triton.get_model_config(ensemble, as_json=True)["config"]["ensemble_scheduling"]["step"]:
-            found.append(step["model_name"])
-            if triton.get_model_config(step["model_name"], as_json=True)["config"].get("platform") == "ensemble":
-                found += served_steps(triton, step["model_name"])
-        return found
-
     with grpcclient.InferenceServerClient(served[0].grpc_url) as triton:
-        steps = served_steps(triton, contract.CLASSIFICATION)
+        config = triton.get_model_config(contract.CLASSIFICATION, as_json=True)["config"]
+    assert config["backend"] == contract.FUSED_BACKEND
+    steps = [contract.CLASSIFICATION]
     table = shown.find_elements(By.CSS_SELECTOR, ".steps tbody tr")
     assert [row.get_attribute("data-model") for row in table] == steps
     assert [row.find_elements(By.TAG_NAME, "td")[1].text for row in table] == ["1"] * len(steps)

@@ -133,10 +133,14 @@ def refresh(overlay: Overlay, name: str) -> None:
 
 
 def _write_entry(overlay: Overlay, repository: repo.ModelRepository, model_dir: Path) -> None:
+    """Link ``model_dir``, or write its fused model: an ensemble clients call (a nested one, such as
+    the cached ``NAME_infer``, runs inside the ensemble that calls it and stays Triton's, so its
+    models are not loaded a third time)."""
     name = model_dir.name
     model = repository.models.get(name)
-    why = not_fusable(repository, name, cached=overlay.cached) if model is not None and model.is_ensemble else ""
-    if model is None or not model.is_ensemble or why is not None:
+    candidate = model is not None and model.is_ensemble and name in repository.ensembles
+    why = not_fusable(repository, name, cached=overlay.cached) if candidate else ""
+    if not candidate or why is not None:
         os.symlink(model_dir.resolve(), overlay.path / name, target_is_directory=True)
         if why:
             overlay.kept[name] = why

@@ -146,7 +146,8 @@ class Serve:
     def _announce_fusion(self, server: LocalTritonServer) -> None:
         overlay = server.overlay
         if overlay is None:
-            say("ensembles: each step its own model process (--separate-steps)")
+            why = "--separate-steps" if not self.options.fuse else "--trace: a span for each step"
+            say(f"ensembles: each step its own model process ({why})")
             return
         if overlay.fused:
             say(f"fused (each ensemble's steps in one process): {', '.join(overlay.fused)}")

@@ -50,6 +50,12 @@ class ServerOptions:
     # each ensemble served in one process (the fused_ensemble backend: :mod:`.fusion`); False: each
     # composing model its own process, as Triton's ensemble scheduler runs them
     fuse: bool = True
+
+    @property
+    def fused(self) -> bool:
+        """Whether ensembles run fused: asked for, and no traces (a trace shows each step's span)."""
+        return self.fuse and self.trace is None
+
     trace: TraceSettings | None = None  # OpenTelemetry traces; None: none
     # serve's metrics endpoint holds metrics_port and adds its own metrics to Triton's, which
     # tritonserver then serves on this loopback port (None: tritonserver serves metrics_port itself).

@@ -210,6 +210,8 @@ class Supervisor:
             LOG.warning("processes %s died; the repository index is not available (%s)", dead, exc)
             return
         ensembles = set(ModelRepository.load(self.repository).of_kind(ENSEMBLE))  # nested ones too: no process
+        if self.server.overlay is not None:  # a fused ensemble is a model process of its own
+            ensembles -= set(self.server.overlay.fused)
         for state in index:
             if state.ready and state.name not in ensembles and state.name not in live:
                 LOG.error("model '%s': no live process (processes %s died); reloading it", state.name, dead)

@@ -24,8 +24,9 @@ def test_every_ensemble_is_fused_and_still_reads_as_the_ensemble_it_is(source, t
     overlay = fusion.build_overlay(source, tmp_path / "served")
     original = repo.ModelRepository.load(source)
     served = repo.ModelRepository.load(overlay.path)
-    assert sorted(overlay.fused) == sorted(n for n in original.models if original[n].is_ensemble)
+    assert sorted(overlay.fused) == original.ensembles  # the ones clients call; NAME_infer runs inside them
     assert overlay.kept == {}
+    assert repo.load_config(overlay.path / "classification_infer").platform == "ensemble"
     assert served.ensembles == original.ensembles
     assert {n: served[n].task for n in served.ensembles} == {n: original[n].task for n in original.ensembles}
     assert sorted(served.models) == sorted(original.models)
@@ -48,7 +49,6 @@ def test_a_fused_config_has_the_ensembles_tensors_the_entrance_queue_and_the_bus
     assert config.parameters["ensemble_config"].string_value == repo.ENSEMBLE_CONFIG_FILE
     assert config.parameters["dali.num_threads"].string_value == "1"
     assert not config.response_cache.enable  # its post-processing reads request parameters
-    assert not repo.load_config(overlay.path / "classification_infer").response_cache.enable  # no cache here
     assert (overlay.path / "classification" / "spec.toml").read_text() == (
         source / "classification" / "spec.toml"
     ).read_text()
@@ -57,7 +57,8 @@ def test_a_fused_config_has_the_ensembles_tensors_the_entrance_queue_and_the_bus
 def test_with_a_response_cache_the_cached_ensembles_stay_triton_ensembles(source, tmp_path):
     overlay = fusion.build_overlay(source, tmp_path / "served", cached=True)
     why = "'classification_infer' is cached (--cache-size): the cache keeps Triton's ensemble"
-    assert overlay.kept["classification"] == overlay.kept["classification_infer"] == why
+    assert overlay.kept["classification"] == why
+    assert "classification_infer" not in overlay.fused
     assert repo.load_config(overlay.path / "classification").platform == "ensemble"
     assert repo.load_config(overlay.path / "classification_infer").response_cache.enable
 
@@ -66,7 +67,7 @@ def test_an_ensemble_with_a_python_model_of_its_own_runs_as_separate_steps(sourc
     (source / "classification_postprocess" / "1" / "model.py").write_text("class TritonPythonModel:\n    pass\n")
     overlay = fusion.build_overlay(source, tmp_path / "served")
     assert overlay.kept["classification"] == "its step 'classification_postprocess' is a Python model of its own"
-    assert "classification_infer" in overlay.fused  # its own steps are all fusable
+    assert "detection" in overlay.fused
 
 
 def test_refresh_follows_a_changed_ensemble_and_a_new_model(source, tmp_path):
@@ -84,7 +85,7 @@ def test_refresh_follows_a_changed_ensemble_and_a_new_model(source, tmp_path):
 
 def test_the_fused_ensembles_that_run_a_model_are_named(source, tmp_path):
     overlay = fusion.build_overlay(source, tmp_path / "served")
-    assert sorted(overlay.fused_using("resnet18")) == ["classification", "classification_infer"]
+    assert overlay.fused_using("resnet18") == ["classification"]
     assert sorted(overlay.fused_using("image_guard")) == sorted(
         n for n in overlay.fused if n.startswith(("classification", "detection", "segmentation"))
     )
