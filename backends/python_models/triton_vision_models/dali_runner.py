@@ -18,9 +18,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
-import importlib.util
 import inspect
-import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import ModuleType
@@ -31,6 +29,7 @@ import numpy as np
 from . import tensors as t
 from .errors import ConfigError, ImageRejectedError, InferenceError, ModelFileError
 from .imageguard import declared_pixels
+from .imports import import_file
 from .model_config import ModelConfig, RequestData
 
 DEFAULT_PIPELINE_FILENAME = "dali.py"
@@ -74,15 +73,7 @@ def release_heap() -> None:
 
 
 def load_pipeline_module(path: Path, module_name: str) -> ModuleType:
-    if not path.is_file():
-        raise ModelFileError(f"DALI pipeline file {path} does not exist")
-    module_spec = importlib.util.spec_from_file_location(module_name, path)
-    if module_spec is None or module_spec.loader is None:
-        raise ModelFileError(f"cannot import DALI pipeline file {path}")
-    module = importlib.util.module_from_spec(module_spec)
-    sys.modules[module_name] = module
-    module_spec.loader.exec_module(module)
-    return module
+    return import_file(path, module_name, "DALI pipeline file", ModelFileError)
 
 
 def find_autoserialized(module: ModuleType, where: Path | str) -> Callable:

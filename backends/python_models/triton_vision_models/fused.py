@@ -16,9 +16,7 @@ every step of one kind: ``parameters { key: "dali.num_threads" value: { string_v
 from __future__ import annotations
 
 import importlib.resources
-import importlib.util
 import json
-import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -29,6 +27,7 @@ from google.protobuf import json_format
 
 from . import repository as repo
 from .errors import ConfigError
+from .imports import import_file
 from .model_config import ModelConfig, RequestData, check_input
 
 Runner = Callable[[Sequence[RequestData]], Sequence["Mapping[str, np.ndarray] | Exception"]]
@@ -58,14 +57,7 @@ def implementation(model_dir: Path, version: str, kind: str, config: Any) -> Pat
 
 
 def load_model_class(path: Path, module_name: str) -> Any:
-    if not path.is_file():
-        raise ConfigError(f"{path} does not exist")
-    spec = importlib.util.spec_from_file_location(module_name, path)
-    if spec is None or spec.loader is None:
-        raise ConfigError(f"{path} cannot be imported")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[module_name] = module
-    spec.loader.exec_module(module)
+    module = import_file(path, module_name, "model file", ConfigError)
     model_class = getattr(module, "TritonPythonModel", None)
     if model_class is None or not hasattr(model_class, "load_runner"):
         raise ConfigError(f"{path} is not a triton-vision model (no TritonPythonModel.load_runner)")
