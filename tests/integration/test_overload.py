@@ -74,6 +74,13 @@ class Outcome:
     class_ids: list[int] | None = None
 
 
+def queued(url: str) -> dict[str, int]:
+    """Requests each loaded model has queued so far (Triton's statistics: ``queue`` count)."""
+    with grpcclient.InferenceServerClient(url) as client:
+        stats = client.get_inference_statistics(as_json=True)["model_stats"]
+    return {s["name"]: int(s.get("inference_stats", {}).get("queue", {}).get("count", 0)) for s in stats}
+
+
 def grpc_storm(url: str, photo: bytes, clients: int, seconds: float, limit: int) -> list[Outcome]:
     """``clients`` requests in flight over one channel, each sent again as soon as it is answered."""
     client = grpcclient.InferenceServerClient(url)
@@ -169,6 +176,7 @@ def test_a_storm_is_refused_at_once_by_the_bounded_queues_while_answers_stay_rig
         ),
         threading.Thread(target=folder_job),
     ]
+    queued_before = queued(url)
     for watcher in watchers:
         watcher.start()
     try:
@@ -187,6 +195,11 @@ def test_a_storm_is_refused_at_once_by_the_bounded_queues_while_answers_stay_rig
     assert {o.status for o in refused} == {"StatusCode.UNAVAILABLE"}, {o.status for o in refused}
     # refused at the fused ensemble's one queue, in Triton's words for a model's (NGC: "in ensemble ...")
     assert all(contract.is_busy(o.message) for o in refused), refused[0]
+    assert not [o for o in outcomes if "DEADLINE" in o.status]  # answered or refused, never left to time out
+    # One wait, at the entrance: every request queued once, in the fused ensemble's queue; no step queued any
+    waited = {model: count - queued_before.get(model, 0) for model, count in queued(url).items()}
+    assert waited.pop(contract.CLASSIFICATION) >= len(answered), waited
+    assert set(waited.values()) == {0}, waited
     # Probes go at the probe priority, past the bounded queues: answered, never refused.
     assert probes and all(r.ok and not r.detail.startswith("busy") for (r,) in probes), probes
     # The folder job backs off and retries what the storm got refused, and ends with every image answered.
