@@ -30,6 +30,16 @@ FUSABLE_KINDS = (repo.PYTHON, repo.DALI, repo.ONNXRUNTIME)
 STEP_SETTINGS = {"dali.num_threads": "1"}
 
 
+GPU_DEVICE = Path("/dev/nvidiactl")  # present where an NVIDIA driver is loaded
+
+
+def gpu_present(device: Path = GPU_DEVICE) -> bool:
+    """Whether this machine has an NVIDIA GPU: Triton then gives models without an instance group
+    GPU instances (DALI's nvJPEG, ONNX Runtime's CUDA), which a fused ensemble, run on the CPU, would
+    not use; so ensembles run as separate steps there."""
+    return device.exists()
+
+
 @dataclass
 class Overlay:
     """What :func:`build_overlay` made: the repository's path, and the ensembles it fused or not."""
@@ -62,6 +72,8 @@ def not_fusable(repository: repo.ModelRepository, ensemble: str, *, cached: bool
             continue
         if model.kind not in FUSABLE_KINDS:
             return f"its step '{name}' runs on the '{model.kind}' backend"
+        if any(group.kind == group.KIND_GPU for group in model.config.instance_group):
+            return f"its step '{name}' runs on a GPU (a fused ensemble runs on the CPU)"
         if model.kind == repo.PYTHON:
             files = model.model_files()
             if not files or "python_model(" not in files[-1].read_text(encoding="utf-8", errors="replace"):

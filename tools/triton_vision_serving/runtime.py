@@ -112,7 +112,7 @@ class LocalTritonServer:
         self.log_path = logs.new_log_path(log_dir, self.options.grpc_port, self.generation)
         self._workdir = tempfile.TemporaryDirectory(prefix="triton-vision-")
         backend_dir = assemble_backend_dir(self.install, Path(self._workdir.name) / "backends")
-        if self.options.fused:
+        if self.options.fused and not fusion.gpu_present():
             self.overlay = fusion.build_overlay(
                 self.options.model_repository,
                 Path(self._workdir.name) / "repository",

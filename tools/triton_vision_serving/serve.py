@@ -146,7 +146,12 @@ class Serve:
     def _announce_fusion(self, server: LocalTritonServer) -> None:
         overlay = server.overlay
         if overlay is None:
-            why = "--separate-steps" if not self.options.fuse else "--trace: a span for each step"
+            if not self.options.fuse:
+                why = "--separate-steps"
+            elif self.options.trace is not None:
+                why = "--trace: a span for each step"
+            else:
+                why = "a GPU: each step runs where its config says"
             say(f"ensembles: each step its own model process ({why})")
             return
         if overlay.fused:

@@ -89,3 +89,18 @@ def test_the_fused_ensembles_that_run_a_model_are_named(source, tmp_path):
     assert sorted(overlay.fused_using("image_guard")) == sorted(
         n for n in overlay.fused if n.startswith(("classification", "detection", "segmentation"))
     )
+
+
+def test_an_ensemble_with_a_step_on_a_gpu_runs_as_separate_steps(source, tmp_path):
+    config = source / "resnet18" / "config.pbtxt"
+    config.write_text(
+        config.read_text().replace("instance_group [ { count: 2 } ]", "instance_group [ { kind: KIND_GPU } ]")
+    )
+    overlay = fusion.build_overlay(source, tmp_path / "served")
+    assert overlay.kept["classification"] == "its step 'resnet18' runs on a GPU (a fused ensemble runs on the CPU)"
+
+
+def test_a_machine_with_a_gpu_is_told_by_its_driver_device(tmp_path):
+    assert not fusion.gpu_present(tmp_path / "nvidiactl")
+    (tmp_path / "nvidiactl").touch()
+    assert fusion.gpu_present(tmp_path / "nvidiactl")
