@@ -35,6 +35,7 @@ from typing import Any
 
 from .errors import ClientError
 from .inputs import ImageSource
+from .interrupts import held
 
 # Why an image failed (the summary counts failures by these).
 NOT_FOUND = "not found"
@@ -198,7 +199,8 @@ def run_requests(
             completions.put((request, outputs, error))
 
         try:
-            submit([data for _, data in request.items], done)
+            with held():  # a Ctrl-C meanwhile is raised once the request is handed over
+                submit([data for _, data in request.items], done)
         except Exception as exc:  # noqa: BLE001 - a failure to send is this request's outcome
             done(None, exc)
 
