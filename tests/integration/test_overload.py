@@ -25,6 +25,7 @@ from tests.support.serve import Serve, serving
 from triton_vision_client.client import ClientError, VisionClient
 from triton_vision_client.inputs import ImageSource
 from triton_vision_client.probe import probe
+from triton_vision_client.transport import NOT_LOADED_PHRASE
 
 pytestmark = pytest.mark.integration
 
@@ -295,11 +296,14 @@ def test_a_flood_of_oversized_requests_is_refused_naming_the_limit_and_its_memor
     assert all(
         "StatusCode.INVALID_ARGUMENT" in o and limit in o and "above the limit of 67108864" in o for o in outcomes
     )
-    # Normal requests keep being answered, right; one may be refused for load while the guard copies a flood
-    # request (its queue timeout), which the client's jobs retry: never any other failure.
+    # Normal requests keep being answered, right; one may be refused for load while a flood request is
+    # copied (its queue timeout), or meet the moment of serve's reload for the pool in which Triton has
+    # no version ready (docs/performance.md, "A reload's window"): both temporary, which the client's
+    # jobs retry. Never any other failure.
     answered = [ids for ids in normal if not isinstance(ids, str)]
     assert answered and all(ids == expected for ids in answered), [ids for ids in answered if ids != expected][:3]
-    assert all(contract.is_busy(ids) for ids in normal if isinstance(ids, str)), normal
+    failed = [ids for ids in normal if isinstance(ids, str)]
+    assert all(contract.is_busy(ids) or NOT_LOADED_PHRASE in ids for ids in failed), failed
     assert figures["peak_over_mb"] < FLOOD_PEAK_MB, figures
     assert figures["after_over_mb"] < FLOOD_AFTER_MB, (figures, default_serve.log()[-2000:])
     assert TRIMMED in default_serve.log()
